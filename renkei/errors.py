@@ -47,9 +47,7 @@ class RenkeiError(Exception):
         )
         detail = any_pb2.Any()
         detail.Pack(info)
-        proto = status_pb2.Status(
-            code=self.code.value[0], message=self.message, details=[detail]
-        )
+        proto = status_pb2.Status(code=self.code.value[0], message=self.message, details=[detail])
         return rpc_status.to_status(proto)
 
 

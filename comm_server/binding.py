@@ -1,0 +1,39 @@
+"""Binding an agency's records to its link codes (R13, R15), the simple way.
+
+The ID issuer seals each person's ID code to the hub for this agency; the hub
+turns it into this agency's link code; the correspondence table keeps it.
+The agency never sees an ID code. (Four-fact matching replaces how the sealed
+ID codes are chosen, not this path.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from comm_server.hub_client import HubClient
+from comm_server.store import AsyncCommStore
+from renkei import validate
+
+
+@dataclass(frozen=True)
+class BindOutcome:
+    local_person_id: str
+    key_version: int
+    newly_bound: bool
+
+
+async def bind(
+    store: AsyncCommStore,
+    hub: HubClient,
+    local_person_id: str,
+    sealed_id_code: bytes,
+    *,
+    timeout: float = 5.0,
+) -> BindOutcome:
+    validate.text("local_person_id", local_person_id, max_chars=64)
+    link_code, version = await hub.issue_link_code(sealed_id_code, timeout=timeout)
+    fresh = await store.run(
+        store.store.bind, local_person_id, link_code, version, datetime.now(UTC)
+    )
+    return BindOutcome(local_person_id, version, fresh)

@@ -1,0 +1,80 @@
+"""A communication server's configuration: one TOML file per agency, paths relative to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from renkei.config_util import ConfigError, load_toml, required, resolve, table
+from renkei.pki import TlsFiles, validate_agency_id
+
+
+@dataclass(frozen=True)
+class LegacyConfig:
+    kind: str  # "jsonl": JSON lines over TCP (legacy_stubs.jsonl_records)
+    host: str
+    port: int
+
+
+@dataclass(frozen=True)
+class CommConfig:
+    agency_id: str
+    listen: str
+    hub_endpoint: str
+    database_url: str
+    keys_path: Path
+    legacy: LegacyConfig
+    tls: TlsFiles | None
+    insecure_development: bool = False
+    # Provider side: the legacy system must answer within this (R28).
+    answer_timeout_seconds: float = 2.0
+    # Requester side: a whole linkage, hub and provider included.
+    query_timeout_seconds: float = 5.0
+    # Who answers as provider (R23 (8), (10)): the automated responder and this server.
+    responder_staff_id: str = "auto-responder"
+    responder_terminal_id: str = ""
+    shutdown_grace_seconds: float = 5.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def load(cls, path: Path) -> CommConfig:
+        data = load_toml(path)
+        base = path.parent
+        comm = table(data, "comm", path)
+        legacy = table(data, "legacy", path)
+        tls = table(data, "tls", path)
+        where = f"{path}: [comm]"
+        agency_id = str(required(comm, "agency_id", where))
+        try:
+            validate_agency_id(agency_id)
+        except ValueError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        kind = str(legacy.get("kind", "jsonl"))
+        if kind != "jsonl":
+            raise ConfigError(f"{path}: [legacy] kind {kind!r} is unknown; known: 'jsonl'")
+        return cls(
+            agency_id=agency_id,
+            listen=str(comm.get("listen", "127.0.0.1:0")),
+            hub_endpoint=str(required(comm, "hub_endpoint", where)),
+            database_url=str(required(comm, "database_url", where)).replace(
+                "{config_dir}", str(base)
+            ),
+            keys_path=resolve(base, str(required(comm, "keys", where))),
+            legacy=LegacyConfig(
+                kind,
+                str(legacy.get("host", "127.0.0.1")),
+                int(required(legacy, "port", f"{path}: [legacy]")),
+            ),
+            tls=TlsFiles(
+                resolve(base, tls["ca_cert"]), resolve(base, tls["cert"]), resolve(base, tls["key"])
+            )
+            if tls
+            else None,
+            insecure_development=bool(comm.get("insecure_development", False)),
+            answer_timeout_seconds=float(comm.get("answer_timeout_seconds", 2.0)),
+            query_timeout_seconds=float(comm.get("query_timeout_seconds", 5.0)),
+            responder_staff_id=str(comm.get("responder_staff_id", "auto-responder")),
+            responder_terminal_id=str(comm.get("responder_terminal_id", f"comm-{agency_id}")),
+            shutdown_grace_seconds=float(comm.get("shutdown_grace_seconds", 5.0)),
+            log_level=str(comm.get("log_level", "INFO")),
+        )

@@ -1,0 +1,99 @@
+"""The communication server's calls to the hub, and a cache of the hub's directory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+from renkei.errors import RenkeiError, from_rpc_error
+from renkei.grpcutil.client import channel
+from renkei.grpcutil.handlers import outgoing_metadata
+from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
+from renkei.pki import TlsFiles
+
+
+@dataclass(frozen=True)
+class RelayAnswer:
+    serial: int
+    legal_basis_item: str
+    policy_version: str
+    sealed_answer: bytes
+
+
+def _hub_error(err: grpc.aio.AioRpcError) -> RenkeiError:
+    fallback = (
+        "HUB_DEADLINE_EXCEEDED"
+        if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        else "HUB_UNAVAILABLE"
+    )
+    return from_rpc_error(err, fallback_reason=fallback)
+
+
+class HubClient:
+    def __init__(
+        self, endpoint: str, tls: TlsFiles | None, *, insecure_development: bool = False
+    ) -> None:
+        self._channel = channel(endpoint, tls, insecure_development=insecure_development)
+        self._stub = hub_pb2_grpc.HubServiceAsyncStub(self._channel)
+        self._sealing_keys: dict[str, bytes] = {}
+
+    async def relay(
+        self,
+        *,
+        provider_agency_id: str,
+        info_kind: str,
+        legal_basis_item: str,
+        link_code: str,
+        sealed_query: bytes,
+        timeout: float,
+    ) -> RelayAnswer:
+        try:
+            response = await self._stub.Relay(
+                hub_pb2.RelayRequest(
+                    provider_agency_id=provider_agency_id,
+                    info_kind=info_kind,
+                    legal_basis_item=legal_basis_item,
+                    link_code=link_code,
+                    sealed_query=sealed_query,
+                ),
+                timeout=timeout,
+                metadata=outgoing_metadata(),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise _hub_error(err) from None
+        return RelayAnswer(
+            response.serial,
+            response.citation.item,
+            response.citation.policy_version,
+            bytes(response.sealed_answer),
+        )
+
+    async def sealing_key(self, agency_id: str, *, timeout: float) -> bytes:
+        """An agency's public sealing key, from the hub's directory (cached)."""
+        key = self._sealing_keys.get(agency_id)
+        if key is None:
+            try:
+                response = await self._stub.GetAgency(
+                    hub_pb2.GetAgencyRequest(agency_id=agency_id),
+                    timeout=timeout,
+                    metadata=outgoing_metadata(),
+                )
+            except grpc.aio.AioRpcError as err:
+                raise _hub_error(err) from None
+            key = self._sealing_keys[agency_id] = bytes(response.agency.sealing_public_key)
+        return key
+
+    async def issue_link_code(self, sealed_id_code: bytes, *, timeout: float) -> tuple[str, int]:
+        try:
+            response = await self._stub.IssueLinkCode(
+                hub_pb2.IssueLinkCodeRequest(sealed_id_code=sealed_id_code),
+                timeout=timeout,
+                metadata=outgoing_metadata(),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise _hub_error(err) from None
+        return response.link_code, response.key_version
+
+    async def close(self) -> None:
+        await self._channel.close(None)

@@ -1,0 +1,114 @@
+"""ProviderService (for the hub) and RequesterService (for the agency's legacy side)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from comm_server.exchange import Exchange, LocalQuery, ProvideCall
+from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
+from renkei.errors import PermissionDenied, Unauthenticated
+from renkei.grpcutil.handlers import metadata_value, rpc
+from renkei.pki import PeerIdentity, peer_identity
+
+Context = grpc.aio.ServicerContext[Any, Any]
+DEV_PARTY_HEADER = "x-renkei-dev-party"  # "hub" or "agency:<id>"; development ports only
+
+
+class CallerCheck:
+    def __init__(self, agency_id: str, *, insecure_development: bool) -> None:
+        self._agency_id = agency_id
+        self._insecure = insecure_development
+
+    def identity(self, context: Context) -> PeerIdentity:
+        identity = peer_identity(context)
+        if identity is None and self._insecure:
+            claimed = metadata_value(context, DEV_PARTY_HEADER) or ""
+            if claimed == "hub":
+                identity = PeerIdentity("hub", "hub")
+            elif claimed.startswith("agency:"):
+                identity = PeerIdentity("agency", claimed.removeprefix("agency:"))
+        if identity is None:
+            raise Unauthenticated(
+                "CLIENT_CERT_REQUIRED", "this server knows callers only by client certificate"
+            )
+        return identity
+
+    def require_hub(self, context: Context) -> None:
+        if self.identity(context).kind != "hub":
+            raise PermissionDenied("CALLER_NOT_HUB", "only the hub may ask this server to provide")
+
+    def require_own_agency(self, context: Context) -> None:
+        identity = self.identity(context)
+        if identity.kind != "agency" or identity.party_id != self._agency_id:
+            raise PermissionDenied(
+                "CALLER_NOT_OWN_AGENCY",
+                f"only agency {self._agency_id}'s own systems may query through this server",
+            )
+
+
+def _timestamp(ts: timestamp_pb2.Timestamp) -> datetime:
+    return ts.ToDatetime(tzinfo=UTC)
+
+
+class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
+    def __init__(self, exchange: Exchange, callers: CallerCheck) -> None:
+        self._exchange = exchange
+        self._callers = callers
+
+    @rpc("Provide")
+    async def Provide(  # gRPC method names are PascalCase
+        self, request: comm_pb2.ProvideRequest, context: Context
+    ) -> comm_pb2.ProvideResponse:
+        self._callers.require_hub(context)
+        sealed = await self._exchange.provide(
+            ProvideCall(
+                serial=request.serial,
+                time=_timestamp(request.time),
+                requester_agency_id=request.requester_agency_id,
+                info_kind=request.info_kind,
+                legal_basis_item=request.legal_basis_item,
+                link_code=request.link_code,
+                sealed_query=request.sealed_query,
+                requester_sealing_public_key=request.requester_sealing_public_key,
+            ),
+            context.time_remaining(),
+        )
+        return comm_pb2.ProvideResponse(sealed_answer=sealed)
+
+
+class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
+    def __init__(self, exchange: Exchange, callers: CallerCheck) -> None:
+        self._exchange = exchange
+        self._callers = callers
+
+    @rpc("Query")
+    async def Query(  # gRPC method names are PascalCase
+        self, request: comm_pb2.QueryRequest, context: Context
+    ) -> comm_pb2.QueryResponse:
+        self._callers.require_own_agency(context)
+        result = await self._exchange.query(
+            LocalQuery(
+                local_person_id=request.local_person_id,
+                provider_agency_id=request.provider_agency_id,
+                info_kind=request.info_kind,
+                legal_basis_item=request.legal_basis_item,
+                purpose=request.purpose,
+                staff_id=request.staff_id,
+                terminal_id=request.terminal_id,
+                query=request.query,
+            ),
+            context.time_remaining(),
+        )
+        when = timestamp_pb2.Timestamp()
+        when.FromDatetime(result.time)
+        return comm_pb2.QueryResponse(
+            serial=result.serial,
+            time=when,
+            legal_basis_item=result.legal_basis_item,
+            policy_version=result.policy_version,
+            answer=result.answer,
+        )

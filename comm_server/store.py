@@ -1,0 +1,158 @@
+"""The agency's stores: its correspondence table (R15) and its share of the access log (R24).
+
+Requester rows hold (7) staff, (9) terminal, (11) content and (12) purpose;
+provider rows hold (8) staff, (10) terminal and (11) content. Both carry the
+hub's serial number, so the three shares of one exchange join on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from renkei.errors import FailedPrecondition
+
+metadata = sa.MetaData()
+
+correspondence = sa.Table(
+    "correspondence",
+    metadata,
+    sa.Column("local_person_id", sa.String(64), primary_key=True),
+    sa.Column("link_code", sa.String(128), nullable=False, unique=True),
+    sa.Column("key_version", sa.Integer, nullable=False),
+    sa.Column("bound_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+agency_log = sa.Table(
+    "agency_log",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("serial", sa.BigInteger, nullable=True, index=True),
+    sa.Column("role", sa.String(16), nullable=False),  # requester | provider
+    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("counterpart_agency_id", sa.String(64), nullable=False),
+    sa.Column("info_kind", sa.String(200), nullable=False),
+    sa.Column("legal_basis_item", sa.String(32), nullable=False),
+    sa.Column("local_person_id", sa.String(64), nullable=True, index=True),
+    sa.Column("staff_id", sa.String(64), nullable=False),
+    sa.Column("terminal_id", sa.String(64), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("purpose", sa.String(400), nullable=True),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    serial: int | None
+    role: str
+    logged_at: datetime
+    counterpart_agency_id: str
+    info_kind: str
+    legal_basis_item: str
+    local_person_id: str | None
+    staff_id: str
+    terminal_id: str
+    content: str
+    purpose: str | None
+    outcome: str
+    reason: str
+
+
+class CommStore:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        metadata.create_all(engine)
+
+    # -- correspondence table ----------------------------------------------
+
+    def bind(self, local_person_id: str, link_code: str, key_version: int, at: datetime) -> bool:
+        """Record a binding; False if it was already there. Refuses a conflicting one."""
+        with self._engine.begin() as conn:
+            row = conn.execute(
+                sa.select(correspondence.c.local_person_id, correspondence.c.link_code).where(
+                    sa.or_(
+                        correspondence.c.local_person_id == local_person_id,
+                        correspondence.c.link_code == link_code,
+                    )
+                )
+            ).first()
+            if row is not None:
+                if row.local_person_id == local_person_id and row.link_code == link_code:
+                    return False
+                if row.local_person_id == local_person_id:
+                    raise FailedPrecondition(
+                        "LOCAL_PERSON_ALREADY_BOUND",
+                        f"local person {local_person_id!r} is bound to another link code",
+                        {"local_person_id": local_person_id},
+                    )
+                raise FailedPrecondition(
+                    "LINK_CODE_ALREADY_BOUND",
+                    f"that person is already bound to local person {row.local_person_id!r}",
+                    {"local_person_id": local_person_id},
+                )
+            conn.execute(
+                correspondence.insert().values(
+                    local_person_id=local_person_id,
+                    link_code=link_code,
+                    key_version=key_version,
+                    bound_at=at,
+                )
+            )
+            return True
+
+    def link_code_for(self, local_person_id: str) -> str | None:
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                sa.select(correspondence.c.link_code).where(
+                    correspondence.c.local_person_id == local_person_id
+                )
+            ).scalar()
+            return None if value is None else str(value)
+
+    def local_person_for(self, link_code: str) -> str | None:
+        with self._engine.connect() as conn:
+            value = conn.execute(
+                sa.select(correspondence.c.local_person_id).where(
+                    correspondence.c.link_code == link_code
+                )
+            ).scalar()
+            return None if value is None else str(value)
+
+    # -- the agency's share of the log -------------------------------------
+
+    def append_log(self, record: LogRecord) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(agency_log.insert().values(**record.__dict__))
+
+    def log_rows(self, limit: int = 1000) -> list[LogRecord]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(agency_log).order_by(agency_log.c.id).limit(limit)
+            ).mappings()
+            return [LogRecord(**{k: v for k, v in r.items() if k != "id"}) for r in rows]
+
+
+T = TypeVar("T")
+
+
+class AsyncCommStore:
+    """The store's blocking calls, run on a small pool off the event loop."""
+
+    def __init__(self, store: CommStore, workers: int = 1) -> None:
+        self.store = store
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="comm-store")
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

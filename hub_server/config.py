@@ -1,0 +1,53 @@
+"""The hub's configuration: one TOML file, paths relative to it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from renkei.config_util import load_toml, required, resolve, table
+from renkei.pki import TlsFiles
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    listen: str
+    database_url: str
+    directory_path: Path
+    policy_path: Path
+    keys_path: Path
+    tls: TlsFiles | None
+    insecure_development: bool = False
+    # Upper bound for one relay when the caller sets no deadline.
+    relay_ceiling_seconds: float = 10.0
+    # Seconds kept back from the caller's deadline to write the log row.
+    log_margin_seconds: float = 0.05
+    shutdown_grace_seconds: float = 5.0
+    log_level: str = "INFO"
+
+    @classmethod
+    def load(cls, path: Path) -> HubConfig:
+        data = load_toml(path)
+        base = path.parent
+        hub = table(data, "hub", path)
+        tls = table(data, "tls", path)
+        where = f"{path}: [hub]"
+        return cls(
+            listen=str(hub.get("listen", "127.0.0.1:50051")),
+            database_url=str(required(hub, "database_url", where)).replace(
+                "{config_dir}", str(base)
+            ),
+            directory_path=resolve(base, str(required(hub, "directory", where))),
+            policy_path=resolve(base, str(required(hub, "policy", where))),
+            keys_path=resolve(base, str(required(hub, "keys", where))),
+            tls=TlsFiles(
+                resolve(base, tls["ca_cert"]), resolve(base, tls["cert"]), resolve(base, tls["key"])
+            )
+            if tls
+            else None,
+            insecure_development=bool(hub.get("insecure_development", False)),
+            relay_ceiling_seconds=float(hub.get("relay_ceiling_seconds", 10.0)),
+            log_margin_seconds=float(hub.get("log_margin_seconds", 0.05)),
+            shutdown_grace_seconds=float(hub.get("shutdown_grace_seconds", 5.0)),
+            log_level=str(hub.get("log_level", "INFO")),
+        )

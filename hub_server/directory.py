@@ -1,0 +1,77 @@
+"""The hub's agency directory: who the agencies are, where they answer, their sealing keys."""
+
+from __future__ import annotations
+
+import base64
+import re
+import tomllib
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from renkei.errors import NotFound, invalid_field
+
+AGENCY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Agency:
+    agency_id: str
+    display_name: str
+    classes: frozenset[str]
+    endpoint: str
+    sealing_public_key: bytes
+
+
+def check_agency_id(value: str, field: str) -> str:
+    if not value:
+        raise invalid_field(field, "is required")
+    if not AGENCY_ID_RE.match(value):
+        raise invalid_field(field, "must be 1-64 letters, digits, '.', '_' or '-'")
+    return value
+
+
+class Directory:
+    def __init__(self, agencies: Iterable[Agency]) -> None:
+        self._by_id: Mapping[str, Agency] = {a.agency_id: a for a in agencies}
+
+    def __contains__(self, agency_id: object) -> bool:
+        return agency_id in self._by_id
+
+    def __iter__(self) -> Iterator[Agency]:
+        return iter(self._by_id.values())
+
+    def get(self, agency_id: str, *, field: str = "agency_id") -> Agency:
+        check_agency_id(agency_id, field)
+        agency = self._by_id.get(agency_id)
+        if agency is None:
+            raise NotFound(
+                "AGENCY_UNKNOWN",
+                f"{field}: no agency {agency_id!r} in the hub's directory",
+                {"field": field, "agency_id": agency_id},
+            )
+        return agency
+
+    @classmethod
+    def load(cls, path: Path) -> Directory:
+        """Read ``[[agency]]`` tables: id, name, classes, endpoint, sealing_public_key (base64)."""
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+        agencies = []
+        for i, entry in enumerate(data.get("agency", [])):
+            where = f"{path}: agency[{i}]"
+            try:
+                key = base64.b64decode(entry["sealing_public_key"], validate=True)
+                agency = Agency(
+                    agency_id=str(entry["id"]),
+                    display_name=str(entry.get("name", entry["id"])),
+                    classes=frozenset(entry.get("classes", [])),
+                    endpoint=str(entry["endpoint"]),
+                    sealing_public_key=key,
+                )
+            except (KeyError, ValueError) as err:
+                raise ValueError(f"{where}: {err}") from None
+            if not AGENCY_ID_RE.match(agency.agency_id) or len(key) != 32:
+                raise ValueError(f"{where}: bad id or sealing key")
+            agencies.append(agency)
+        return cls(agencies)

@@ -1,0 +1,184 @@
+"""The hub's share of the access log (R23 fields 1-6, R24) behind a small repository.
+
+A row never holds a link code, a Number, a resident code or payload bytes. It
+is keyed by ``person_key``, an HMAC of the ID code under the hub's log index
+key, so a person's rows can be found later while the table alone reveals no
+identifier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+metadata = sa.MetaData()
+
+hub_log = sa.Table(
+    "hub_log",
+    metadata,
+    sa.Column("serial", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("legal_basis_item", sa.String(32), nullable=False),
+    sa.Column("requester_agency_id", sa.String(64), nullable=False),
+    sa.Column("provider_agency_id", sa.String(64), nullable=False),
+    sa.Column("info_kind", sa.String(200), nullable=False),
+    sa.Column("policy_version", sa.String(64), nullable=False),
+    sa.Column("person_key", sa.String(64), nullable=True, index=True),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+PENDING = "PENDING"
+OK = "OK"
+DENIED = "DENIED"
+INTERRUPTED = "INTERRUPTED"
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    logged_at: datetime
+    legal_basis_item: str
+    requester_agency_id: str
+    provider_agency_id: str
+    info_kind: str
+    policy_version: str
+    person_key: str | None
+
+
+@dataclass(frozen=True)
+class LogRow:
+    serial: int
+    entry: LogEntry
+    outcome: str
+    reason: str
+    completed_at: datetime | None
+
+
+class HubLogRepository(Protocol):
+    def begin(self, entry: LogEntry) -> int: ...
+    def finish(self, serial: int, outcome: str, reason: str) -> None: ...
+    def record(self, entry: LogEntry, outcome: str, reason: str) -> int: ...
+    def rows_for_person(self, person_key: str) -> list[LogRow]: ...
+    def rows(self, limit: int = 1000) -> list[LogRow]: ...
+    def mark_interrupted(self) -> int: ...
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqlHubLog:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        metadata.create_all(engine)
+
+    def begin(self, entry: LogEntry) -> int:
+        return self._insert(entry, PENDING, "", None)
+
+    def record(self, entry: LogEntry, outcome: str, reason: str) -> int:
+        return self._insert(entry, outcome, reason, _now())
+
+    def _insert(
+        self, entry: LogEntry, outcome: str, reason: str, completed: datetime | None
+    ) -> int:
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                hub_log.insert().values(
+                    logged_at=entry.logged_at,
+                    legal_basis_item=entry.legal_basis_item,
+                    requester_agency_id=entry.requester_agency_id,
+                    provider_agency_id=entry.provider_agency_id,
+                    info_kind=entry.info_kind,
+                    policy_version=entry.policy_version,
+                    person_key=entry.person_key,
+                    outcome=outcome,
+                    reason=reason,
+                    completed_at=completed,
+                )
+            )
+            key = result.inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def finish(self, serial: int, outcome: str, reason: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                hub_log.update()
+                .where(hub_log.c.serial == serial, hub_log.c.outcome == PENDING)
+                .values(outcome=outcome, reason=reason, completed_at=_now())
+            )
+
+    def mark_interrupted(self) -> int:
+        """Close rows a crash left pending: the exchange's outcome is unknown to the hub."""
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                hub_log.update()
+                .where(hub_log.c.outcome == PENDING)
+                .values(outcome=INTERRUPTED, reason="HUB_RESTARTED", completed_at=_now())
+            )
+            return int(result.rowcount)
+
+    def rows_for_person(self, person_key: str) -> list[LogRow]:
+        return self._select(
+            sa.select(hub_log).where(hub_log.c.person_key == person_key).order_by(hub_log.c.serial)
+        )
+
+    def rows(self, limit: int = 1000) -> list[LogRow]:
+        return self._select(sa.select(hub_log).order_by(hub_log.c.serial).limit(limit))
+
+    def _select(self, query: sa.Select[tuple[object, ...]]) -> list[LogRow]:
+        with self._engine.connect() as conn:
+            return [_row(r) for r in conn.execute(query).mappings()]
+
+
+def _row(r: sa.RowMapping) -> LogRow:
+    return LogRow(
+        serial=int(r["serial"]),
+        entry=LogEntry(
+            logged_at=r["logged_at"],
+            legal_basis_item=r["legal_basis_item"],
+            requester_agency_id=r["requester_agency_id"],
+            provider_agency_id=r["provider_agency_id"],
+            info_kind=r["info_kind"],
+            policy_version=r["policy_version"],
+            person_key=r["person_key"],
+        ),
+        outcome=r["outcome"],
+        reason=r["reason"],
+        completed_at=r["completed_at"],
+    )
+
+
+class AsyncHubLog:
+    """Runs the blocking repository off the event loop.
+
+    One writer thread for SQLite (its writers serialise anyway; one thread
+    avoids lock waits), a few for a server database.
+    """
+
+    def __init__(self, repo: HubLogRepository, writers: int = 1) -> None:
+        self.repo = repo
+        self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="hub-log")
+
+    async def begin(self, entry: LogEntry) -> int:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.repo.begin, entry)
+
+    async def finish(self, serial: int, outcome: str, reason: str) -> None:
+        await asyncio.get_running_loop().run_in_executor(
+            self._pool, self.repo.finish, serial, outcome, reason
+        )
+
+    async def record(self, entry: LogEntry, outcome: str, reason: str) -> int:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self.repo.record, entry, outcome, reason
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)

@@ -1,0 +1,62 @@
+"""Forwarding to providers' communication servers over mutual TLS."""
+
+from __future__ import annotations
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from hub_server.directory import Agency
+from hub_server.linkage import ProvideCall
+from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
+from renkei.errors import from_rpc_error
+from renkei.grpcutil.client import channel
+from renkei.grpcutil.handlers import outgoing_metadata
+from renkei.pki import TlsFiles
+
+
+class GrpcProviderGateway:
+    def __init__(self, tls: TlsFiles | None, *, insecure_development: bool = False) -> None:
+        self._tls = tls
+        self._insecure = insecure_development
+        self._stubs: dict[str, comm_pb2_grpc.ProviderServiceAsyncStub] = {}
+        self._channels: list[grpc.aio.Channel] = []
+
+    def _stub(self, endpoint: str) -> comm_pb2_grpc.ProviderServiceAsyncStub:
+        stub = self._stubs.get(endpoint)
+        if stub is None:
+            ch = channel(endpoint, self._tls, insecure_development=self._insecure)
+            self._channels.append(ch)
+            stub = self._stubs[endpoint] = comm_pb2_grpc.ProviderServiceAsyncStub(ch)
+        return stub
+
+    async def provide(self, provider: Agency, call: ProvideCall, timeout: float) -> bytes:
+        when = timestamp_pb2.Timestamp()
+        when.FromDatetime(call.time)
+        request = comm_pb2.ProvideRequest(
+            serial=call.serial,
+            time=when,
+            requester_agency_id=call.requester_agency_id,
+            info_kind=call.info_kind,
+            legal_basis_item=call.legal_basis_item,
+            link_code=call.link_code,
+            sealed_query=call.sealed_query,
+            requester_sealing_public_key=call.requester_sealing_public_key,
+        )
+        try:
+            response = await self._stub(provider.endpoint).Provide(
+                request, timeout=timeout, metadata=outgoing_metadata()
+            )
+        except grpc.aio.AioRpcError as err:
+            fallback = (
+                "PROVIDER_DEADLINE_EXCEEDED"
+                if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+                else "PROVIDER_UNAVAILABLE"
+            )
+            raise from_rpc_error(err, fallback_reason=fallback) from None
+        return bytes(response.sealed_answer)
+
+    async def close(self) -> None:
+        for ch in self._channels:
+            await ch.close(None)
+        self._channels.clear()
+        self._stubs.clear()

@@ -1,0 +1,112 @@
+"""HubService: proto <-> domain, nothing more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from hub_server.linkage import Hub, RelayRequest
+from hub_server.policy import Decision
+from renkei.grpcutil.handlers import metadata_value, rpc
+from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
+from renkei.pki import peer_identity
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+# Honoured only on a server started with the insecure development flag.
+DEV_AGENCY_HEADER = "x-renkei-dev-agency"
+
+
+def _citation(decision: Decision) -> hub_pb2.Citation:
+    return hub_pb2.Citation(
+        item=decision.item, affair=decision.affair, policy_version=decision.policy_version
+    )
+
+
+class HubServicer(hub_pb2_grpc.HubServiceServicer):
+    def __init__(self, hub: Hub, *, insecure_development: bool = False) -> None:
+        self._hub = hub
+        self._insecure = insecure_development
+
+    def _caller_id(self, context: Context) -> str | None:
+        identity = peer_identity(context)
+        if identity is not None:
+            return identity.party_id if identity.kind == "agency" else None
+        return metadata_value(context, DEV_AGENCY_HEADER) if self._insecure else None
+
+    @rpc("Approve")
+    async def Approve(  # gRPC method names are PascalCase
+        self, request: hub_pb2.ApproveRequest, context: Context
+    ) -> hub_pb2.ApproveResponse:
+        caller = self._hub.caller(self._caller_id(context))
+        decision = self._hub.approve(
+            caller, request.provider_agency_id, request.info_kind, request.legal_basis_item
+        )
+        return hub_pb2.ApproveResponse(
+            decision=hub_pb2.DECISION_APPROVED if decision.approved else hub_pb2.DECISION_DENIED,
+            reason=decision.reason,
+            message=decision.message,
+            citation=_citation(decision),
+        )
+
+    @rpc("Translate")
+    async def Translate(  # gRPC method names are PascalCase
+        self, request: hub_pb2.TranslateRequest, context: Context
+    ) -> hub_pb2.TranslateResponse:
+        caller = self._hub.caller(self._caller_id(context))
+        result = self._hub.translate(caller, request.provider_agency_id, request.link_code)
+        return hub_pb2.TranslateResponse(
+            provider_agency_id=result.provider_agency_id,
+            link_code_key_version=result.link_code_key_version,
+            current_key_version=result.current_key_version,
+        )
+
+    @rpc("Relay")
+    async def Relay(  # gRPC method names are PascalCase
+        self, request: hub_pb2.RelayRequest, context: Context
+    ) -> hub_pb2.RelayResponse:
+        caller = self._hub.caller(self._caller_id(context))
+        result = await self._hub.relay(
+            caller,
+            RelayRequest(
+                provider_agency_id=request.provider_agency_id,
+                info_kind=request.info_kind,
+                legal_basis_item=request.legal_basis_item,
+                link_code=request.link_code,
+                sealed_query=request.sealed_query,
+            ),
+            context.time_remaining(),
+        )
+        when = timestamp_pb2.Timestamp()
+        when.FromDatetime(result.time)
+        return hub_pb2.RelayResponse(
+            serial=result.serial,
+            time=when,
+            citation=_citation(result.decision),
+            sealed_answer=result.sealed_answer,
+        )
+
+    @rpc("IssueLinkCode")
+    async def IssueLinkCode(  # gRPC method names are PascalCase
+        self, request: hub_pb2.IssueLinkCodeRequest, context: Context
+    ) -> hub_pb2.IssueLinkCodeResponse:
+        caller = self._hub.caller(self._caller_id(context))
+        link_code, version = self._hub.issue_link_code(caller, request.sealed_id_code)
+        return hub_pb2.IssueLinkCodeResponse(link_code=link_code, key_version=version)
+
+    @rpc("GetAgency")
+    async def GetAgency(  # gRPC method names are PascalCase
+        self, request: hub_pb2.GetAgencyRequest, context: Context
+    ) -> hub_pb2.GetAgencyResponse:
+        self._hub.caller(self._caller_id(context))
+        agency = self._hub.directory.get(request.agency_id)
+        return hub_pb2.GetAgencyResponse(
+            agency=hub_pb2.Agency(
+                agency_id=agency.agency_id,
+                display_name=agency.display_name,
+                sealing_public_key=agency.sealing_public_key,
+                classes=sorted(agency.classes),
+            )
+        )

@@ -1,0 +1,187 @@
+"""ID codes and link codes (R4, R5, R7, R9).
+
+- ID code: AES-SIV (deterministic authenticated encryption) of the 11-digit
+  resident code under the ID key. Reversible by the ID key's holder only.
+- Link code: AES-SIV of the ID code under one agency's key, with the agency id
+  and the key version as associated data, so a code is bound to its agency and
+  key. Printed as ``<version>.<base64url>``; the version travels in the clear
+  so the hub picks the right key without trial decryption.
+
+Decoding is strict: any altered character, a code made for another agency or
+under an unknown key fails authentication or parsing and is refused with a
+reason. A code never translates to a wrong person.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
+
+from renkei.errors import InvalidArgument, PermissionDenied
+
+ID_CODE_AD = b"renkei/id-code/v1"
+RESIDENT_CODE_RE = re.compile(r"^[0-9]{11}$")
+SIV_KEY_BYTES = 64  # AES-256-SIV
+_SIV_TAG = 16
+ID_CODE_BYTES = _SIV_TAG + 11
+LINK_CODE_BYTES = _SIV_TAG + ID_CODE_BYTES
+_LINK_CODE_RE = re.compile(r"^([1-9][0-9]{0,5})\.([A-Za-z0-9_-]+)$")
+MAX_LINK_CODE_CHARS = 128
+
+
+def new_key() -> bytes:
+    return AESSIV.generate_key(SIV_KEY_BYTES * 8)
+
+
+class IdCodeIssuer:
+    """Resident code <-> ID code under the ID key."""
+
+    def __init__(self, id_key: bytes) -> None:
+        self._siv = AESSIV(id_key)
+
+    def issue(self, resident_code: str) -> bytes:
+        if not RESIDENT_CODE_RE.match(resident_code):
+            raise InvalidArgument(
+                "RESIDENT_CODE_MALFORMED",
+                "resident code must be 11 ASCII digits",
+                {"field": "resident_code"},
+            )
+        return self._siv.encrypt(resident_code.encode("ascii"), [ID_CODE_AD])
+
+    def resident_code(self, id_code: bytes) -> str:
+        try:
+            return self._siv.decrypt(id_code, [ID_CODE_AD]).decode("ascii")
+        except InvalidTag:
+            raise InvalidArgument("ID_CODE_INVALID", "ID code does not authenticate") from None
+
+
+def _b64encode(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _b64decode_canonical(text: str) -> bytes | None:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    # Unused low bits of the last character would let two spellings decode alike.
+    return raw if _b64encode(raw) == text else None
+
+
+def format_link_code(version: int, ciphertext: bytes) -> str:
+    return f"{version}.{_b64encode(ciphertext)}"
+
+
+def parse_link_code(link_code: str) -> tuple[int, bytes]:
+    """Split a printed link code into (key version, ciphertext); refuse malformed ones."""
+    if len(link_code) > MAX_LINK_CODE_CHARS:
+        raise InvalidArgument(
+            "LINK_CODE_MALFORMED",
+            f"link_code is {len(link_code)} characters; at most {MAX_LINK_CODE_CHARS}",
+            {"field": "link_code"},
+        )
+    match = _LINK_CODE_RE.match(link_code)
+    raw = _b64decode_canonical(match.group(2)) if match else None
+    if match is None or raw is None or len(raw) != LINK_CODE_BYTES:
+        raise InvalidArgument(
+            "LINK_CODE_MALFORMED",
+            "link_code is not '<key version>.<base64url>' of the expected length",
+            {"field": "link_code"},
+        )
+    return int(match.group(1)), raw
+
+
+def _associated_data(agency_id: str, version: int) -> list[bytes]:
+    return [b"renkei/link-code/v1", agency_id.encode("utf-8"), str(version).encode("ascii")]
+
+
+@dataclass
+class AgencyKeys:
+    """One agency's link-code keys by version, and the version new codes use."""
+
+    current: int
+    keys: Mapping[int, bytes]
+    _ciphers: dict[int, AESSIV] = field(default_factory=dict, repr=False)
+
+    def cipher(self, version: int) -> AESSIV | None:
+        siv = self._ciphers.get(version)
+        if siv is None and version in self.keys:
+            siv = self._ciphers[version] = AESSIV(self.keys[version])
+        return siv
+
+
+class LinkCodec:
+    """ID code <-> each agency's link code. Lives inside the hub only."""
+
+    def __init__(self, keyring: Mapping[str, AgencyKeys]) -> None:
+        self._keyring = dict(keyring)
+
+    def agencies(self) -> frozenset[str]:
+        return frozenset(self._keyring)
+
+    def current_version(self, agency_id: str) -> int:
+        return self._agency(agency_id).current
+
+    def _agency(self, agency_id: str) -> AgencyKeys:
+        keys = self._keyring.get(agency_id)
+        if keys is None:
+            raise PermissionDenied(
+                "AGENCY_HAS_NO_KEY",
+                f"agency {agency_id!r} has no link-code key at the hub",
+                {"agency_id": agency_id},
+            )
+        return keys
+
+    def encode(self, agency_id: str, id_code: bytes) -> str:
+        keys = self._agency(agency_id)
+        siv = keys.cipher(keys.current)
+        assert siv is not None, "current key version must be present"
+        return format_link_code(
+            keys.current, siv.encrypt(id_code, _associated_data(agency_id, keys.current))
+        )
+
+    def decode(self, agency_id: str, link_code: str) -> tuple[bytes, int]:
+        """The ID code behind ``agency_id``'s link code, and the key version it used."""
+        version, ciphertext = parse_link_code(link_code)
+        siv = self._agency(agency_id).cipher(version)
+        if siv is None:
+            raise InvalidArgument(
+                "LINK_CODE_KEY_UNKNOWN",
+                f"link_code names key version {version}, which agency {agency_id!r} does not have",
+                {"field": "link_code", "key_version": str(version)},
+            )
+        try:
+            return siv.decrypt(ciphertext, _associated_data(agency_id, version)), version
+        except InvalidTag:
+            pass
+        if self._belongs_to_another(agency_id, version, ciphertext):
+            raise PermissionDenied(
+                "LINK_CODE_FOREIGN",
+                "link_code was issued to another agency; an agency may present only its own",
+                {"field": "link_code"},
+            )
+        raise InvalidArgument(
+            "LINK_CODE_CORRUPT",
+            "link_code does not authenticate: altered or damaged",
+            {"field": "link_code"},
+        )
+
+    def _belongs_to_another(self, agency_id: str, version: int, ciphertext: bytes) -> bool:
+        # Only on the failure path: tells misuse of a foreign code (a security
+        # event worth its own reason) from damage, without saying whose it is.
+        for other, keys in self._keyring.items():
+            siv = keys.cipher(version) if other != agency_id else None
+            if siv is None:
+                continue
+            try:
+                siv.decrypt(ciphertext, _associated_data(other, version))
+            except InvalidTag:
+                continue
+            return True
+        return False

@@ -1,0 +1,1 @@
+"""gRPC plumbing shared by every renkei server and client."""

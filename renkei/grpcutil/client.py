@@ -1,0 +1,26 @@
+"""Client channels to renkei servers: mutual TLS unless development says otherwise."""
+
+from __future__ import annotations
+
+import grpc
+
+from renkei.grpcutil.server import MAX_MESSAGE_BYTES
+from renkei.pki import TlsFiles
+
+_OPTIONS = [
+    ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+    ("grpc.keepalive_time_ms", 30_000),
+]
+
+
+def channel(
+    target: str, tls: TlsFiles | None, *, insecure_development: bool = False
+) -> grpc.aio.Channel:
+    if tls is not None:
+        return grpc.aio.secure_channel(target, tls.channel_credentials(), options=_OPTIONS)
+    if not insecure_development:
+        raise ValueError(
+            f"no TLS files for {target}; a plaintext channel needs the insecure development flag"
+        )
+    return grpc.aio.insecure_channel(target, options=_OPTIONS)

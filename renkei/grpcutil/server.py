@@ -1,0 +1,85 @@
+"""Starting and stopping an aio gRPC server with health, reflection and mTLS."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer as AioHealthServicer  # what health.aio names
+from grpc_reflection.v1alpha import reflection
+
+from renkei.logs import event
+from renkei.pki import TlsFiles
+
+_log = logging.getLogger("renkei.server")
+
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+class InsecurePortRefused(RuntimeError):
+    pass
+
+
+@dataclass
+class ServerHandle:
+    server: grpc.aio.Server
+    port: int
+    health: AioHealthServicer
+    services: tuple[str, ...]
+    name: str
+
+    async def stop(self, grace: float) -> None:
+        """Graceful shutdown: health goes NOT_SERVING first, then in-flight calls get ``grace``."""
+        await self.health.enter_graceful_shutdown()
+        event(_log, "stopping", server=self.name, grace_s=grace)
+        await self.server.stop(grace)
+
+
+async def start_server(
+    *,
+    name: str,
+    bind: str,
+    tls: TlsFiles | None,
+    register: Callable[[grpc.aio.Server], None],
+    services: Sequence[str],
+    insecure_development: bool = False,
+    require_client_auth: bool = True,
+) -> ServerHandle:
+    """Serve ``register``'s services on ``bind`` (``host:port``, port 0 picks one).
+
+    Without ``tls`` the port is plaintext, which is refused unless the caller
+    explicitly asks for ``insecure_development``.
+    """
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    register(server)
+    health_servicer = AioHealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names = (*services, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(names, server)
+    if tls is not None:
+        port = server.add_secure_port(
+            bind, tls.server_credentials(require_client_auth=require_client_auth)
+        )
+    elif insecure_development:
+        port = server.add_insecure_port(bind)
+    else:
+        raise InsecurePortRefused(
+            f"{name}: no TLS files configured; a plaintext port needs the explicit "
+            "insecure development flag"
+        )
+    if port == 0:
+        raise OSError(f"{name}: could not bind {bind}")
+    await server.start()
+    for service in ("", *services):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    event(_log, "serving", server=name, bind=bind, port=port, tls=tls is not None)
+    return ServerHandle(server, port, health_servicer, tuple(services), name)

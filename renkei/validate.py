@@ -1,0 +1,25 @@
+"""Field checks shared by every entry point: each failure names its field."""
+
+from __future__ import annotations
+
+from renkei.errors import invalid_field
+
+
+def text(field: str, value: str, *, max_chars: int, required: bool = True) -> str:
+    if not value:
+        if required:
+            raise invalid_field(field, "is required")
+        return value
+    if len(value) > max_chars:
+        raise invalid_field(field, f"is {len(value)} characters; at most {max_chars}")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        raise invalid_field(field, "contains control characters")
+    return value
+
+
+def blob(field: str, value: bytes, *, max_bytes: int, required: bool = False) -> bytes:
+    if required and not value:
+        raise invalid_field(field, "is required")
+    if len(value) > max_bytes:
+        raise invalid_field(field, f"is {len(value)} bytes; at most {max_bytes}")
+    return value
