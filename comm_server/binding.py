@@ -8,11 +8,13 @@ ID codes are chosen, not this path.)
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
-from comm_server.store import AsyncCommStore
+from comm_server.store import AsyncCommStore, open_store
 from renkei import validate
 
 
@@ -37,3 +39,18 @@ async def bind(
         store.store.bind, local_person_id, link_code, version, datetime.now(UTC)
     )
     return BindOutcome(local_person_id, version, fresh)
+
+
+async def bind_all(
+    config: CommConfig, items: Iterable[tuple[str, bytes]], *, timeout: float = 5.0
+) -> list[BindOutcome]:
+    """Bind many records with this agency's own store and certificate (``renkei comm bind``)."""
+    store = open_store(config)
+    hub = HubClient(
+        config.hub_endpoint, config.tls, insecure_development=config.insecure_development
+    )
+    try:
+        return [await bind(store, hub, local, sealed, timeout=timeout) for local, sealed in items]
+    finally:
+        await hub.close()
+        store.close()

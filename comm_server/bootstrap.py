@@ -11,8 +11,7 @@ from comm_server.hub_client import HubClient
 from comm_server.keys import load_sealing_key
 from comm_server.legacy import JsonlLegacyClient, LegacyClient
 from comm_server.servicers import CallerCheck, ProviderServicer, RequesterServicer
-from comm_server.store import AsyncCommStore, CommStore
-from renkei import db
+from comm_server.store import AsyncCommStore, open_store
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.grpcutil.server import ServerHandle, start_server
 from renkei.runner import run_until_signalled
@@ -41,11 +40,6 @@ class CommServer:
         await self.hub.close()
         await self.legacy.aclose()
         self.store.close()
-
-
-def open_store(config: CommConfig) -> AsyncCommStore:
-    engine = db.create_engine(config.database_url)
-    return AsyncCommStore(CommStore(engine), workers=1 if engine.dialect.name == "sqlite" else 4)
 
 
 async def create_server(config: CommConfig) -> CommServer:

@@ -26,6 +26,8 @@ class CommConfig:
     legacy: LegacyConfig
     tls: TlsFiles | None
     insecure_development: bool = False
+    # PostgreSQL: the schema this party's tables live in (parties may share a database).
+    database_schema: str | None = None
     # Provider side: the legacy system must answer within this (R28).
     answer_timeout_seconds: float = 2.0
     # Requester side: a whole linkage, hub and provider included.
@@ -71,6 +73,7 @@ class CommConfig:
             if tls
             else None,
             insecure_development=bool(comm.get("insecure_development", False)),
+            database_schema=comm.get("database_schema"),
             answer_timeout_seconds=float(comm.get("answer_timeout_seconds", 2.0)),
             query_timeout_seconds=float(comm.get("query_timeout_seconds", 5.0)),
             responder_staff_id=str(comm.get("responder_staff_id", "auto-responder")),

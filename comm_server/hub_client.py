@@ -35,7 +35,7 @@ class HubClient:
         self, endpoint: str, tls: TlsFiles | None, *, insecure_development: bool = False
     ) -> None:
         self._channel = channel(endpoint, tls, insecure_development=insecure_development)
-        self._stub = hub_pb2_grpc.HubServiceAsyncStub(self._channel)
+        self._stub = hub_pb2_grpc.HubServiceStub(self._channel)
         self._sealing_keys: dict[str, bytes] = {}
 
     async def relay(

@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from comm_server.config import CommConfig
+from renkei import db
 from renkei.errors import FailedPrecondition
 
 metadata = sa.MetaData()
@@ -156,3 +158,8 @@ class AsyncCommStore:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+def open_store(config: CommConfig) -> AsyncCommStore:
+    engine = db.create_engine(config.database_url, schema=config.database_schema)
+    return AsyncCommStore(CommStore(engine), workers=1 if engine.dialect.name == "sqlite" else 4)

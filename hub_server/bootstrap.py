@@ -45,7 +45,7 @@ class HubServer:
 async def create_server(config: HubConfig) -> HubServer:
     keys = HubKeys.load(config.keys_path)
     directory = Directory.load(config.directory_path)
-    engine = db.create_engine(config.database_url)
+    engine = db.create_engine(config.database_url, schema=config.database_schema)
     repo = SqlHubLog(engine)
     interrupted = repo.mark_interrupted()
     if interrupted:

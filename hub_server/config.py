@@ -18,6 +18,8 @@ class HubConfig:
     keys_path: Path
     tls: TlsFiles | None
     insecure_development: bool = False
+    # PostgreSQL: the schema this party's tables live in (parties may share a database).
+    database_schema: str | None = None
     # Upper bound for one relay when the caller sets no deadline.
     relay_ceiling_seconds: float = 10.0
     # Seconds kept back from the caller's deadline to write the log row.
@@ -46,6 +48,7 @@ class HubConfig:
             if tls
             else None,
             insecure_development=bool(hub.get("insecure_development", False)),
+            database_schema=hub.get("database_schema"),
             relay_ceiling_seconds=float(hub.get("relay_ceiling_seconds", 10.0)),
             log_margin_seconds=float(hub.get("log_margin_seconds", 0.05)),
             shutdown_grace_seconds=float(hub.get("shutdown_grace_seconds", 5.0)),

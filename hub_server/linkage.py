@@ -29,6 +29,7 @@ from renkei.errors import (
     RenkeiError,
     Unauthenticated,
 )
+from renkei.id_issuer import id_code_sealing_info
 from renkei.logs import event
 
 _log = logging.getLogger("hub_server.linkage")
@@ -78,11 +79,6 @@ class ProviderGateway(Protocol):
     async def provide(self, provider: Agency, call: ProvideCall, timeout: float) -> bytes:
         """The provider's sealed answer; raises RenkeiError on refusal or failure."""
         ...
-
-
-def id_code_sealing_info(agency_id: str) -> bytes:
-    """Binds a sealed ID code to the one agency it is meant for."""
-    return sealing.exchange_info("id-code", agency_id)
 
 
 class Hub:

@@ -26,7 +26,7 @@ class GrpcProviderGateway:
         if stub is None:
             ch = channel(endpoint, self._tls, insecure_development=self._insecure)
             self._channels.append(ch)
-            stub = self._stubs[endpoint] = comm_pb2_grpc.ProviderServiceAsyncStub(ch)
+            stub = self._stubs[endpoint] = comm_pb2_grpc.ProviderServiceStub(ch)
         return stub
 
     async def provide(self, provider: Agency, call: ProvideCall, timeout: float) -> bytes:

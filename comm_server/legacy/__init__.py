@@ -25,7 +25,7 @@ class LegacyClient(Protocol):
         info_kind: str,
         query: bytes,
         *,
-        timeout: float,  # noqa: ASYNC109 - part of the interface: the caller's remaining deadline
+        timeout: float,
     ) -> bytes:
         """The record as canonical JSON bytes (sorted keys, compact, UTF-8)."""
         ...

@@ -90,7 +90,7 @@ def decode_response(line: bytes, request_id: str) -> bytes:
             legacy_message=message if isinstance(message, str) else repr(message),
             level=logging.WARNING,
         )
-        raise Unavailable("LEGACY_ERROR", "the legacy system refused the request as malformed")
+        raise Unavailable("LEGACY_ERROR", "the legacy system answered the request with an error")
     raise _garbage(line, "unknown status")
 
 
@@ -154,7 +154,7 @@ class JsonlLegacyClient:
         info_kind: str,
         query: bytes,
         *,
-        timeout: float,  # noqa: ASYNC109 - part of the interface: the caller's remaining deadline
+        timeout: float,
     ) -> bytes:
         """The record of ``info_kind`` for the person, as canonical JSON bytes.
 

@@ -25,7 +25,7 @@ from renkei.errors import DeadlineExceeded, NotFound, RenkeiError, Unavailable
 
 T = TypeVar("T")
 
-RECORDS = {
+RECORDS: dict[str, dict[str, dict[str, Any]]] = {
     "P1": {"tax": {"year": 2024, "income": 5_000_000, "name": "山田太郎"}},
     "P2": {"tax": {"year": 2024, "income": 0}, "address": {"pref": "大阪府"}},
 }

@@ -138,7 +138,7 @@ def test_client_and_stub_agree_on_the_line_limit() -> None:
 # --- store ------------------------------------------------------------------
 
 
-RECORDS = {
+RECORDS: dict[str, dict[str, dict[str, Any]]] = {
     "P1": {"tax": {"year": 2024, "income": 5_000_000}, "address": {"pref": "東京都"}},
     "P2": {"tax": {"year": 2024, "income": 0}},
 }

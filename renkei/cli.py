@@ -1,0 +1,179 @@
+"""`renkei`: the one command operators use, with a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from renkei import logs
+
+
+def _agency_spec(text: str) -> object:
+    from renkei.deploy import AgencySpec
+
+    parts = text.split("=")
+    if len(parts) != 3 or not parts[0]:
+        raise argparse.ArgumentTypeError(f"expected ID=NAME=CLASS[,CLASS...], got {text!r}")
+    return AgencySpec(parts[0], parts[1] or parts[0], tuple(c for c in parts[2].split(",") if c))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="renkei", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    pki = sub.add_parser("pki", help="certificates").add_subparsers(dest="action", required=True)
+    p = pki.add_parser("init", help="make a CA, the hub's certificate and one per agency")
+    p.add_argument("--dir", type=Path, required=True)
+    p.add_argument("--agency", action="append", default=[], metavar="ID", required=True)
+
+    dep = sub.add_parser("deploy", help="deployment folders").add_subparsers(
+        dest="action", required=True
+    )
+    p = dep.add_parser("init", help="PKI, keys, directory, policy and configs for every party")
+    p.add_argument("--dir", type=Path, required=True)
+    p.add_argument(
+        "--agency",
+        action="append",
+        type=_agency_spec,
+        metavar="ID=NAME=CLASSES",
+        help="an agency (repeatable); default: the demo's three",
+    )
+    p.add_argument("--base-port", type=int, default=50051, help="hub port; others follow it")
+    p.add_argument("--database-url", help="one database for all parties, a schema each")
+
+    for party in ("hub", "comm"):
+        group = sub.add_parser(party, help=f"the {party} server").add_subparsers(
+            dest="action", required=True
+        )
+        p = group.add_parser("serve", help="run until SIGTERM")
+        p.add_argument("--config", type=Path, required=True)
+        p.add_argument("--port-file", type=Path, help="write the bound port here when serving")
+        if party == "comm":
+            p = group.add_parser("bind", help="bind records to link codes (JSON lines input)")
+            p.add_argument("--config", type=Path, required=True)
+            p.add_argument(
+                "--input",
+                type=Path,
+                required=True,
+                help='lines of {"local_person_id": ..., "sealed_id_code": base64}',
+            )
+
+    idi = sub.add_parser("id-issuer", help="the ID issuer").add_subparsers(
+        dest="action", required=True
+    )
+    p = idi.add_parser("seal", help="seal ID codes to the hub for one agency (JSON lines)")
+    p.add_argument("--keys", type=Path, required=True)
+    p.add_argument("--agency", required=True)
+    p.add_argument(
+        "--input", type=Path, required=True, help='lines of {"local_person_id", "resident_code"}'
+    )
+
+    p = sub.add_parser("demo", help="run the whole system on loopback and print what happened")
+    p.add_argument("--state-dir", type=Path, default=Path("demo-state"))
+
+    p = sub.add_parser("bench", help="linkages per second through the hub vs a bare relay")
+    p.add_argument("--state-dir", type=Path, default=Path("bench-state"))
+    p.add_argument("--requests", type=int, default=3000)
+    p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--output", type=Path, help="also write the table as JSON here")
+    return parser
+
+
+def _serve(party: str, config: Path, port_file: Path | None) -> int:
+    if party == "hub":
+        from hub_server.bootstrap import serve as serve_hub
+        from hub_server.config import HubConfig
+
+        logs.configure("hub", HubConfig.load(config).log_level)
+        asyncio.run(serve_hub(config, port_file))
+    else:
+        from comm_server.bootstrap import serve as serve_comm
+        from comm_server.config import CommConfig
+
+        cfg = CommConfig.load(config)
+        logs.configure(f"comm:{cfg.agency_id}", cfg.log_level)
+        asyncio.run(serve_comm(config, port_file))
+    return 0
+
+
+def _read_jsonl(path: Path) -> list[dict[str, str]]:
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as err:
+                raise SystemExit(f"{path}:{n}: not JSON: {err}") from None
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "pki":
+        from renkei.pki import init_pki
+
+        pki = init_pki(args.dir, args.agency)
+        print(f"CA {pki.ca_cert}; hub and {len(args.agency)} agency certificates")
+        return 0
+    if args.command == "deploy":
+        from renkei.deploy import DEMO_AGENCIES, Endpoints, Settings, init_deployment
+
+        agencies = args.agency or list(DEMO_AGENCIES)
+        base = args.base_port
+        endpoints = Endpoints(
+            base,
+            {a.agency_id: base + 1 + i for i, a in enumerate(agencies)},
+            {a.agency_id: base + 101 + i for i, a in enumerate(agencies)},
+        )
+        layout = init_deployment(
+            args.dir, agencies, endpoints, Settings(database_url=args.database_url)
+        )
+        print(f"deployment in {layout.root}: hub config {layout.hub_config}")
+        return 0
+    if args.command in ("hub", "comm") and args.action == "serve":
+        return _serve(args.command, args.config, args.port_file)
+    if args.command == "comm" and args.action == "bind":
+        from comm_server.binding import bind_all
+        from comm_server.config import CommConfig
+
+        items = [
+            (r["local_person_id"], base64.b64decode(r["sealed_id_code"]))
+            for r in _read_jsonl(args.input)
+        ]
+        outcomes = asyncio.run(bind_all(CommConfig.load(args.config), items))
+        fresh = sum(o.newly_bound for o in outcomes)
+        print(f"bound {fresh} new, {len(outcomes) - fresh} already bound")
+        return 0
+    if args.command == "id-issuer":
+        from renkei.id_issuer import IdIssuer
+
+        issuer = IdIssuer.load(args.keys)
+        for r in _read_jsonl(args.input):
+            sealed = issuer.sealed_id_code(r["resident_code"], args.agency)
+            print(
+                json.dumps(
+                    {
+                        "local_person_id": r["local_person_id"],
+                        "sealed_id_code": base64.b64encode(sealed).decode(),
+                    }
+                )
+            )
+        return 0
+    if args.command == "demo":
+        from renkei.demo import main as demo_main
+
+        return demo_main(args.state_dir)
+    if args.command == "bench":
+        from renkei.bench import main as bench_main
+
+        return int(bench_main(args))
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The demo's small world: three residents, what each agency's legacy system holds, the queries."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Resident:
+    resident_code: str
+    name: str
+    kana: str
+    # Each agency's own number for this person (宛名番号, 基礎年金番号, ...).
+    local_ids: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DemoQuery:
+    title: str
+    requester: str
+    local_person_id: str
+    provider: str
+    info_kind: str
+    item: str
+    purpose: str
+    staff_id: str
+    terminal_id: str
+    query: bytes = b""
+    slow_provider_ms: int = 0
+
+
+def residents(seed: int = 2026) -> list[Resident]:
+    rng = random.Random(seed)
+
+    def code() -> str:
+        return "".join(rng.choice("0123456789") for _ in range(11))
+
+    return [
+        Resident(
+            code(),
+            "山田 太郎",
+            "ヤマダ タロウ",
+            {"141003": "A0001001", "nenkin": "1234-567890", "mhlw": "K-0001"},
+        ),
+        Resident(
+            code(),
+            "佐藤 花子",
+            "サトウ ハナコ",
+            {"141003": "A0001002", "nenkin": "2345-678901", "mhlw": "K-0002"},
+        ),
+        Resident(code(), "鈴木 一郎", "スズキ イチロウ", {"141003": "A0001003"}),
+    ]
+
+
+def legacy_records(people: list[Resident]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """Per agency: local id -> kind of information -> record."""
+    city: dict[str, dict[str, dict[str, Any]]] = {}
+    pension: dict[str, dict[str, dict[str, Any]]] = {}
+    for n, person in enumerate(people):
+        city[person.local_ids["141003"]] = {
+            "地方税関係情報": {
+                "課税年度": 2026,
+                "総所得金額": 3_850_000 + 410_000 * n,
+                "市町村民税所得割額": 231_000 + 24_600 * n,
+                "非課税": False,
+            },
+            "住民票関係情報": {
+                "氏名": person.name,
+                "住所": f"神奈川県横浜市中区港町{n + 1}丁目{n + 2}番{n + 3}号",
+                "世帯主": n != 1,
+            },
+        }
+        if "nenkin" in person.local_ids:
+            pension[person.local_ids["nenkin"]] = {
+                "年金給付関係情報": {
+                    "年金種別": "老齢基礎年金",
+                    "年金額": 795_000 - 12_000 * n,
+                    "支給開始年月": f"202{4 - n}-04",
+                }
+            }
+    return {"141003": city, "nenkin": pension, "mhlw": {}}
+
+
+def queries(people: list[Resident]) -> list[DemoQuery]:
+    yamada, sato, suzuki = people
+    return [
+        DemoQuery(
+            "lawful: the city asks the pension service (item 二十七)",
+            "141003",
+            yamada.local_ids["141003"],
+            "nenkin",
+            "年金給付関係情報",
+            "二十七",
+            "令和8年度 市町村民税の賦課",
+            "Y-1203",
+            "YOK-TAX-07",
+        ),
+        DemoQuery(
+            "lawful: the minister asks the city (item 四十八)",
+            "mhlw",
+            sato.local_ids["mhlw"],
+            "141003",
+            "地方税関係情報",
+            "四十八",
+            "国民年金保険料の免除審査",
+            "M-0420",
+            "MHLW-NP-02",
+            query=b"fiscal_year=2026",
+        ),
+        DemoQuery(
+            "unlawful: the pension service asks the city under the minister's item",
+            "nenkin",
+            yamada.local_ids["nenkin"],
+            "141003",
+            "地方税関係情報",
+            "四十八",
+            "(none given)",
+            "N-7781",
+            "NK-OPS-11",
+        ),
+        DemoQuery(
+            "no record: the pension service has nobody bound for this person",
+            "141003",
+            suzuki.local_ids["141003"],
+            "nenkin",
+            "年金給付関係情報",
+            "二十七",
+            "令和8年度 市町村民税の賦課",
+            "Y-1203",
+            "YOK-TAX-07",
+        ),
+        DemoQuery(
+            "slow legacy system: the pension service's records answer too late",
+            "141003",
+            sato.local_ids["141003"],
+            "nenkin",
+            "年金給付関係情報",
+            "二十七",
+            "令和8年度 市町村民税の賦課",
+            "Y-1203",
+            "YOK-TAX-07",
+            slow_provider_ms=3000,
+        ),
+    ]
