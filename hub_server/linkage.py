@@ -135,7 +135,7 @@ class Hub:
 
     def translate(self, requester: Agency, provider_id: str, link_code: str) -> Translation:
         provider = self.directory.get(provider_id, field="provider_agency_id")
-        validate.text("link_code", link_code, max_chars=codes.MAX_LINK_CODE_CHARS)
+        validate.text("link_code", link_code, max_chars=0xFFFF)  # its own parser checks the rest
         id_code, version = self._codec.decode(requester.agency_id, link_code)
         self._codec.encode(provider.agency_id, id_code)  # proves the provider side translates
         return Translation(
@@ -155,7 +155,7 @@ class Hub:
         provider = self.directory.get(req.provider_agency_id, field="provider_agency_id")
         validate.text("info_kind", req.info_kind, max_chars=MAX_INFO_KIND)
         validate.text("legal_basis_item", req.legal_basis_item, max_chars=MAX_ITEM)
-        validate.text("link_code", req.link_code, max_chars=codes.MAX_LINK_CODE_CHARS)
+        validate.text("link_code", req.link_code, max_chars=0xFFFF)  # its own parser checks the rest
         validate.blob("sealed_query", req.sealed_query, max_bytes=MAX_SEALED_BYTES)
         started = self._clock()
         entry = LogEntry(

@@ -1,0 +1,1 @@
+"""Test support: an event loop in a thread, and the demo topology in one process."""

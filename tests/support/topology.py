@@ -1,0 +1,138 @@
+"""The demo's three agencies, hub and legacy stubs, in one process on loopback ports.
+
+Every server is the real one from its ``create_server(config)``, reading the
+files ``renkei.deploy`` wrote, over mutual TLS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from comm_server import bootstrap as comm_bootstrap
+from comm_server.binding import bind_all
+from comm_server.config import CommConfig
+from comm_server.store import CommStore
+from hub_server import bootstrap as hub_bootstrap
+from hub_server.config import HubConfig
+from hub_server.log_store import SqlHubLog
+from legacy_stubs.jsonl_records.server import StubServer
+from legacy_stubs.jsonl_records.store import RecordStore
+from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
+from renkei.demo_data import Resident, legacy_records, residents
+from renkei.deploy import (
+    DEMO_AGENCIES,
+    Endpoints,
+    Layout,
+    Settings,
+    init_deployment,
+    pick_endpoints,
+)
+from renkei.hub.v1 import hub_pb2_grpc
+from renkei.id_issuer import IdIssuer
+from renkei.pki import TlsFiles
+
+CITY, PENSION, MINISTER = (a.agency_id for a in DEMO_AGENCIES)
+
+
+@dataclass
+class Topology:
+    layout: Layout
+    endpoints: Endpoints
+    hub: hub_bootstrap.HubServer
+    comms: dict[str, comm_bootstrap.CommServer]
+    stubs: dict[str, StubServer]
+    people: list[Resident]
+
+    def tls(self, party: str) -> TlsFiles:
+        return self.layout.pki.hub() if party == "hub" else self.layout.pki.agency(party)
+
+    def channel(self, target: str, as_party: str) -> grpc.aio.Channel:
+        """A channel to 'hub' or an agency's comm server, with ``as_party``'s certificate."""
+        port = self.hub.port if target == "hub" else self.comms[target].port
+        return grpc.aio.secure_channel(
+            f"127.0.0.1:{port}", self.tls(as_party).channel_credentials()
+        )
+
+    def hub_stub(self, channel: grpc.aio.Channel) -> hub_pb2_grpc.HubServiceAsyncStub:
+        return hub_pb2_grpc.HubServiceStub(channel)  # type: ignore[return-value]
+
+    def requester_stub(self, channel: grpc.aio.Channel) -> comm_pb2_grpc.RequesterServiceAsyncStub:
+        return comm_pb2_grpc.RequesterServiceStub(channel)  # type: ignore[return-value]
+
+    def provider_stub(self, channel: grpc.aio.Channel) -> comm_pb2_grpc.ProviderServiceAsyncStub:
+        return comm_pb2_grpc.ProviderServiceStub(channel)  # type: ignore[return-value]
+
+    def store(self, agency_id: str) -> CommStore:
+        return self.comms[agency_id].store.store
+
+    def hub_log(self) -> SqlHubLog:
+        repo = self.hub.log.repo
+        assert isinstance(repo, SqlHubLog)
+        return repo
+
+    def link_code(self, agency_id: str, person: int) -> str:
+        code = self.store(agency_id).link_code_for(self.people[person].local_ids[agency_id])
+        assert code is not None
+        return code
+
+    async def stop(self) -> None:
+        for comm in self.comms.values():
+            await comm.stop(0)
+        await self.hub.stop(0)
+        for stub in self.stubs.values():
+            await stub.stop()
+
+
+def query(
+    requester: str,
+    person: Resident,
+    provider: str,
+    info_kind: str,
+    item: str,
+    **overrides: object,
+) -> comm_pb2.QueryRequest:
+    fields: dict[str, object] = {
+        "local_person_id": person.local_ids[requester],
+        "provider_agency_id": provider,
+        "info_kind": info_kind,
+        "legal_basis_item": item,
+        "purpose": "test",
+        "staff_id": "S-1",
+        "terminal_id": "T-1",
+        **overrides,
+    }
+    return comm_pb2.QueryRequest(**fields)  # type: ignore[arg-type]
+
+
+async def start_topology(root: Path, settings: Settings | None = None) -> Topology:
+    settings = settings or Settings(answer_timeout_seconds=0.5, query_timeout_seconds=3.0)
+    endpoints = pick_endpoints(DEMO_AGENCIES)
+    layout = init_deployment(root, DEMO_AGENCIES, endpoints, settings)
+    people = residents()
+    stubs = {}
+    for agency_id, records in legacy_records(people).items():
+        stub = StubServer(RecordStore(records), port=endpoints.legacy_ports[agency_id])
+        await stub.start()
+        stubs[agency_id] = stub
+    hub = await hub_bootstrap.create_server(HubConfig.load(layout.hub_config))
+    issuer = IdIssuer.load(layout.id_issuer_keys)
+    for agency in DEMO_AGENCIES:
+        aid = agency.agency_id
+        await bind_all(
+            CommConfig.load(layout.comm_config(aid)),
+            [
+                (p.local_ids[aid], issuer.sealed_id_code(p.resident_code, aid))
+                for p in people
+                if aid in p.local_ids
+            ],
+        )
+    comms = {
+        a.agency_id: await comm_bootstrap.create_server(
+            CommConfig.load(layout.comm_config(a.agency_id))
+        )
+        for a in DEMO_AGENCIES
+    }
+    return Topology(layout, endpoints, hub, comms, stubs, people)
