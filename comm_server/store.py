@@ -74,6 +74,10 @@ class CommStore:
         self._engine = engine
         metadata.create_all(engine)
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
     # -- correspondence table ----------------------------------------------
 
     def bind(self, local_person_id: str, link_code: str, key_version: int, at: datetime) -> bool:

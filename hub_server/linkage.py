@@ -155,7 +155,9 @@ class Hub:
         provider = self.directory.get(req.provider_agency_id, field="provider_agency_id")
         validate.text("info_kind", req.info_kind, max_chars=MAX_INFO_KIND)
         validate.text("legal_basis_item", req.legal_basis_item, max_chars=MAX_ITEM)
-        validate.text("link_code", req.link_code, max_chars=0xFFFF)  # its own parser checks the rest
+        validate.text(
+            "link_code", req.link_code, max_chars=0xFFFF
+        )  # its own parser checks the rest
         validate.blob("sealed_query", req.sealed_query, max_bytes=MAX_SEALED_BYTES)
         started = self._clock()
         entry = LogEntry(

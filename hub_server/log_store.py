@@ -79,6 +79,10 @@ class SqlHubLog:
         self._engine = engine
         metadata.create_all(engine)
 
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
     def begin(self, entry: LogEntry) -> int:
         return self._insert(entry, PENDING, "", None)
 

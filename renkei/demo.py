@@ -133,7 +133,8 @@ class Demo:
         if q.slow_provider_ms:
             set_faults(self.endpoints.legacy_ports[q.provider], q.slow_provider_ms)
             c.print(
-                f"  (the {NAMES[q.provider]} legacy system now answers after {q.slow_provider_ms} ms)"
+                f"  (the {NAMES[q.provider]} legacy system now answers"
+                f" after {q.slow_provider_ms} ms)"
             )
         serial, outcome = self.ask(layout, q)
         if q.slow_provider_ms:
@@ -147,7 +148,8 @@ class Demo:
         )
         c.print(
             f"  {NAMES[q.requester]}'s comm server: {q.local_person_id} -> its link code"
-            f" {short(requester.link_code_for(q.local_person_id))}; query sealed to {NAMES[q.provider]}"
+            f" {short(requester.link_code_for(q.local_person_id))};"
+            f" query sealed to {NAMES[q.provider]}"
         )
         hub_row = next((r for r in self.hub_log(layout).rows() if r.serial == serial), None)
         if hub_row is not None:
@@ -264,7 +266,7 @@ class Demo:
             "name": [p.name for p in self.people] + [p.name.replace(" ", "") for p in self.people],
             "payload": payloads,
         }
-        findings = scan(self.hub_log(layout)._engine, forbidden)
+        findings = scan(self.hub_log(layout).engine, forbidden)
         self.console.rule("[bold]Scan of the hub's store")
         counts = ", ".join(f"{len(list(v))} {k}s" for k, v in forbidden.items())
         if findings:

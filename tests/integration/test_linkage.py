@@ -43,7 +43,8 @@ def test_lawful_query_returns_the_providers_record_and_logs_three_shares(
     assert (hub_row.outcome, hub_row.entry.requester_agency_id) == ("OK", CITY)
     assert (hub_row.entry.provider_agency_id, hub_row.entry.info_kind) == (PENSION, PENSION_INFO)
     assert hub_row.entry.legal_basis_item == "二十七"
-    assert hub_row.entry.person_key and len(hub_row.entry.person_key) == 64
+    assert hub_row.entry.person_key is not None
+    assert len(hub_row.entry.person_key) == 64
 
     asked = [r for r in topo.store(CITY).log_rows() if r.serial == serial]
     assert [(r.role, r.staff_id, r.purpose, r.outcome) for r in asked] == [
@@ -326,3 +327,44 @@ def test_only_the_agency_itself_may_query_through_its_server(
         grpc.StatusCode.PERMISSION_DENIED,
         "CALLER_NOT_OWN_AGENCY",
     )
+
+
+def test_the_callers_deadline_travels_to_the_provider(loop: LoopThread, topo: Topology) -> None:
+    stub = topo.stubs[PENSION]
+    stub.faults.delay_ms = 2000
+    before = {r.serial for r in topo.store(PENSION).log_rows()}
+    try:
+        request = query(CITY, topo.people[0], PENSION, PENSION_INFO, "二十七")
+        refusal = loop.run(refused(_query(topo, CITY, request, timeout=0.4)))
+    finally:
+        stub.faults.delay_ms = 0
+    assert refusal.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    provided = [r for r in topo.store(PENSION).log_rows() if r.serial not in before]
+    assert [(r.role, r.outcome) for r in provided] == [("provider", "DEADLINE_EXCEEDED")]
+
+
+def test_hub_store_holds_no_link_code_resident_code_local_number_or_payload(
+    topo: Topology,
+) -> None:
+    """Runs last in this module, after every exchange above."""
+    from renkei.audit import scan
+
+    link_codes = [
+        topo.store(agency).link_code_for(local)
+        for person in topo.people
+        for agency, local in person.local_ids.items()
+    ]
+    payloads = [r.content for a in (CITY, PENSION, MINISTER) for r in topo.store(a).log_rows()]
+    forbidden = {
+        "link code": [c for c in link_codes if c],
+        "resident code": [p.resident_code for p in topo.people],
+        "local number": [lid for p in topo.people for lid in p.local_ids.values()],
+        "name": [p.name for p in topo.people],
+        "payload": [c for c in payloads if c],
+    }
+    assert len(forbidden["link code"]) == 7
+    assert forbidden["payload"]
+    assert scan(topo.hub_log().engine, forbidden) == []
+    # The scanner does find what is there: the agencies' own stores hold their link codes.
+    city_store = topo.store(CITY).engine
+    assert scan(city_store, {"link code": forbidden["link code"]})

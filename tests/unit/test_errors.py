@@ -98,7 +98,7 @@ async def _failures(behaviours: Sequence[Behaviour], *, timeout: float) -> list[
     await server.start()
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            call = channel.unary_unary(METHOD)
+            call = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=None)
             found: list[grpc.RpcError] = []
             for i in range(len(behaviours)):
                 with pytest.raises(grpc.aio.AioRpcError) as info:
@@ -299,7 +299,7 @@ def test_internal_and_unknown_from_peer_become_unavailable() -> None:
 
     renkei_internal = RenkeiError("DB_DOWN", "database down", {"k": "v"})
     failures = _through_server(internal, unknown, raises, _abort_with(renkei_internal.to_status()))
-    assert [f.code() for f in failures] == [  # type: ignore[attr-defined]
+    assert [f.code() for f in failures] == [
         grpc.StatusCode.INTERNAL,
         grpc.StatusCode.UNKNOWN,
         grpc.StatusCode.UNKNOWN,
@@ -329,12 +329,10 @@ def test_client_deadline_gets_fallback_reason() -> None:
 # ------------------------------------------------------------------ sync-style errors
 
 
-class _SyncError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+class _SyncError(grpc.RpcError):
     """Stands in for a sync channel's _InactiveRpcError (code, details, trailers)."""
 
-    def __init__(
-        self, code: grpc.StatusCode, details: str, trailers: tuple[tuple[str, Any], ...] | None
-    ) -> None:
+    def __init__(self, code: grpc.StatusCode, details: str, trailers: Any) -> None:
         self._code, self._details, self._trailers = code, details, trailers
 
     def code(self) -> grpc.StatusCode:
@@ -343,23 +341,8 @@ class _SyncError(grpc.RpcError, grpc.Call):  # type: ignore[misc]
     def details(self) -> str:
         return self._details
 
-    def trailing_metadata(self) -> tuple[tuple[str, Any], ...] | None:
+    def trailing_metadata(self) -> Any:
         return self._trailers
-
-    def initial_metadata(self) -> None:
-        return None
-
-    def is_active(self) -> bool:
-        return False
-
-    def time_remaining(self) -> None:
-        return None
-
-    def cancel(self) -> bool:
-        return False
-
-    def add_callback(self, callback: Any) -> bool:
-        return False
 
 
 def test_sync_style_error_round_trip() -> None:

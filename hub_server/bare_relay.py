@@ -1,0 +1,144 @@
+"""The benchmark's baseline: HubService.Relay doing nothing but the hops.
+
+    python -m hub_server.bare_relay --config HUB.toml --provider ID --link-code CODE
+        [--port-file PATH]
+
+Same process shape, same mutual TLS (the hub's own certificate, so providers
+accept it), same channel to the provider as the hub. What it leaves out is
+exactly the hub's work: no approval, no link-code translation (every call
+carries one provider link code computed in advance), no log rows and no
+serial (always 0). Never deploy it: it forwards for anyone with a certificate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from hub_server.config import HubConfig
+from hub_server.directory import Agency, Directory
+from renkei import logs
+from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
+from renkei.grpcutil.client import channel
+from renkei.grpcutil.server import ServerHandle, start_server
+from renkei.hub.v1 import hub_pb2
+from renkei.pki import peer_identity
+from renkei.runner import run_until_signalled
+
+SERVICE_NAME = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
+
+
+class BareRelay:
+    def __init__(
+        self,
+        directory: Directory,
+        provider: Agency,
+        link_code: str,
+        stub: comm_pb2_grpc.ProviderServiceAsyncStub,
+    ) -> None:
+        self._directory = directory
+        self._provider = provider
+        self._link_code = link_code
+        self._stub = stub
+
+    async def relay(
+        self, request: hub_pb2.RelayRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> hub_pb2.RelayResponse:
+        # The requester still comes from its certificate: the provider seals the
+        # answer to that agency's key, so without it the answer could not open.
+        identity = peer_identity(context)
+        if (
+            identity is None
+            or identity.kind != "agency"
+            or identity.party_id not in self._directory
+        ):
+            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "an agency certificate is needed")
+            raise AssertionError("unreachable: abort raises")
+        requester = self._directory.get(identity.party_id)
+        try:
+            response = await self._stub.Provide(
+                comm_pb2.ProvideRequest(
+                    serial=0,
+                    requester_agency_id=requester.agency_id,
+                    info_kind=request.info_kind,
+                    legal_basis_item=request.legal_basis_item,
+                    link_code=self._link_code,
+                    sealed_query=request.sealed_query,
+                    requester_sealing_public_key=requester.sealing_public_key,
+                ),
+                timeout=context.time_remaining(),
+            )
+        except grpc.aio.AioRpcError as err:
+            await context.abort(err.code(), err.details() or "")
+            raise AssertionError("unreachable: abort raises") from None
+        return hub_pb2.RelayResponse(serial=0, sealed_answer=response.sealed_answer)
+
+
+async def create_server(config: HubConfig, provider_id: str, link_code: str) -> ServerHandle:
+    directory = Directory.load(config.directory_path)
+    provider = directory.get(provider_id, field="provider")
+    to_provider = channel(
+        provider.endpoint, config.tls, insecure_development=config.insecure_development
+    )
+    stub: comm_pb2_grpc.ProviderServiceAsyncStub = comm_pb2_grpc.ProviderServiceStub(to_provider)
+    relay = BareRelay(directory, provider, link_code, stub)
+
+    def register(server: grpc.aio.Server) -> None:
+        # A generic handler serves Relay alone; every other method is UNIMPLEMENTED.
+        handler = grpc.unary_unary_rpc_method_handler(
+            relay.relay,
+            request_deserializer=hub_pb2.RelayRequest.FromString,
+            response_serializer=hub_pb2.RelayResponse.SerializeToString,
+        )
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Relay": handler}),)
+        )
+
+    return await start_server(
+        name="bare-relay",
+        bind="127.0.0.1:0",  # never the hub's port: both run side by side
+        tls=config.tls,
+        register=register,
+        services=[SERVICE_NAME],
+        insecure_development=config.insecure_development,
+    )
+
+
+async def serve(
+    config: HubConfig, provider_id: str, link_code: str, port_file: Path | None
+) -> None:
+    handle: ServerHandle | None = None
+
+    async def start() -> int:
+        nonlocal handle
+        handle = await create_server(config, provider_id, link_code)
+        return handle.port
+
+    async def stop() -> None:
+        if handle is not None:
+            await handle.stop(config.shutdown_grace_seconds)
+
+    await run_until_signalled(start, stop, port_file)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hub_server.bare_relay", description=__doc__)
+    parser.add_argument("--config", type=Path, required=True, help="the hub's hub.toml")
+    parser.add_argument("--provider", required=True, help="agency id every call goes to")
+    parser.add_argument("--link-code", required=True, help="the provider's link code to send")
+    parser.add_argument("--port-file", type=Path, help="write the bound port here when serving")
+    args = parser.parse_args(argv)
+    config = HubConfig.load(args.config)
+    logs.configure("bare-relay", config.log_level)
+    asyncio.run(serve(config, args.provider, args.link_code, args.port_file))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
