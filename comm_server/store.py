@@ -29,7 +29,7 @@ correspondence = sa.Table(
     sa.Column("local_person_id", sa.String(64), primary_key=True),
     sa.Column("link_code", sa.String(128), nullable=False, unique=True),
     sa.Column("key_version", sa.Integer, nullable=False),
-    sa.Column("bound_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("bound_at", db.UtcDateTime(), nullable=False),
 )
 
 agency_log = sa.Table(
@@ -38,7 +38,7 @@ agency_log = sa.Table(
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
     sa.Column("serial", sa.BigInteger, nullable=True, index=True),
     sa.Column("role", sa.String(16), nullable=False),  # requester | provider
-    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("logged_at", db.UtcDateTime(), nullable=False),
     sa.Column("counterpart_agency_id", sa.String(64), nullable=False),
     sa.Column("info_kind", sa.String(200), nullable=False),
     sa.Column("legal_basis_item", sa.String(32), nullable=False),

@@ -17,13 +17,15 @@ from typing import Protocol
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from renkei.db import UtcDateTime
+
 metadata = sa.MetaData()
 
 hub_log = sa.Table(
     "hub_log",
     metadata,
     sa.Column("serial", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
-    sa.Column("logged_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("logged_at", UtcDateTime(), nullable=False),
     sa.Column("legal_basis_item", sa.String(32), nullable=False),
     sa.Column("requester_agency_id", sa.String(64), nullable=False),
     sa.Column("provider_agency_id", sa.String(64), nullable=False),
@@ -32,7 +34,7 @@ hub_log = sa.Table(
     sa.Column("person_key", sa.String(64), nullable=True, index=True),
     sa.Column("outcome", sa.String(32), nullable=False),
     sa.Column("reason", sa.String(64), nullable=False),
-    sa.Column("completed_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("completed_at", UtcDateTime(), nullable=True),
 )
 
 PENDING = "PENDING"

@@ -50,6 +50,14 @@ class Item:
     provisions: tuple[Provision, ...]
 
 
+def _names(entry: dict[str, object], key: str) -> frozenset[str]:
+    """A list of names; a bare string would otherwise become a set of characters."""
+    value = entry[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise TypeError(f"{key} must be a list of non-empty strings, got {value!r}")
+    return frozenset(value)
+
+
 class TablePolicy:
     """Items of the form: requester class, affair, (provider classes, kinds of information)."""
 
@@ -64,7 +72,10 @@ class TablePolicy:
     @classmethod
     def load(cls, path: Path) -> TablePolicy:
         raw = path.read_bytes()
-        data = tomllib.loads(raw.decode("utf-8"))
+        try:
+            data = tomllib.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+            raise ValueError(f"{path}: {err}") from None
         items = []
         for n, entry in enumerate(data.get("item", [])):
             try:
@@ -72,15 +83,17 @@ class TablePolicy:
                     Item(
                         item=str(entry["item"]),
                         affair=str(entry["affair"]),
-                        requester_classes=frozenset(entry["requester"]),
+                        requester_classes=_names(entry, "requester"),
                         provisions=tuple(
-                            Provision(frozenset(p["provider"]), frozenset(p["info"]))
+                            Provision(_names(p, "provider"), _names(p, "info"))
                             for p in entry["provides"]
                         ),
                     )
                 )
-            except (KeyError, TypeError) as err:
+            except KeyError as err:
                 raise ValueError(f"{path}: item[{n}] lacks {err}") from None
+            except TypeError as err:
+                raise ValueError(f"{path}: item[{n}]: {err}") from None
         if not items:
             raise ValueError(f"{path}: no [[item]] tables")
         return cls(items, "sha256:" + hashlib.sha256(raw).hexdigest()[:16])

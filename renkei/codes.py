@@ -26,12 +26,12 @@ from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from renkei.errors import InvalidArgument, PermissionDenied
 
 ID_CODE_AD = b"renkei/id-code/v1"
-RESIDENT_CODE_RE = re.compile(r"^[0-9]{11}$")
+RESIDENT_CODE_RE = re.compile(r"[0-9]{11}", re.ASCII)
 SIV_KEY_BYTES = 64  # AES-256-SIV
 _SIV_TAG = 16
 ID_CODE_BYTES = _SIV_TAG + 11
 LINK_CODE_BYTES = _SIV_TAG + ID_CODE_BYTES
-_LINK_CODE_RE = re.compile(r"^([1-9][0-9]{0,5})\.([A-Za-z0-9_-]+)$")
+_LINK_CODE_RE = re.compile(r"([1-9][0-9]{0,5})\.([A-Za-z0-9_-]+)", re.ASCII)
 MAX_LINK_CODE_CHARS = 128
 
 
@@ -46,7 +46,7 @@ class IdCodeIssuer:
         self._siv = AESSIV(id_key)
 
     def issue(self, resident_code: str) -> bytes:
-        if not RESIDENT_CODE_RE.match(resident_code):
+        if not RESIDENT_CODE_RE.fullmatch(resident_code):
             raise InvalidArgument(
                 "RESIDENT_CODE_MALFORMED",
                 "resident code must be 11 ASCII digits",
@@ -86,7 +86,7 @@ def parse_link_code(link_code: str) -> tuple[int, bytes]:
             f"link_code is {len(link_code)} characters; at most {MAX_LINK_CODE_CHARS}",
             {"field": "link_code"},
         )
-    match = _LINK_CODE_RE.match(link_code)
+    match = _LINK_CODE_RE.fullmatch(link_code)
     raw = _b64decode_canonical(match.group(2)) if match else None
     if match is None or raw is None or len(raw) != LINK_CODE_BYTES:
         raise InvalidArgument(

@@ -50,12 +50,26 @@ def load_public_key(raw: bytes, *, field: str = "public_key") -> x25519.X25519Pu
 
 
 def exchange_info(purpose: str, *parts: object) -> bytes:
-    """Context string a sealed payload is bound to, e.g. ('answer', serial, requester, ...)."""
-    return "|".join(["renkei/v1", purpose, *(str(p) for p in parts)]).encode("utf-8")
+    """Context a sealed payload is bound to, e.g. ('answer', serial, requester, ...).
+
+    Each part is length-prefixed, so no two different lists of parts give the
+    same bytes, whatever characters the parts contain.
+    """
+    out = bytearray(b"renkei/v1")
+    for part in (purpose, *parts):
+        raw = str(part).encode("utf-8")
+        out += len(raw).to_bytes(4, "big") + raw
+    return bytes(out)
 
 
 def seal(plaintext: bytes, recipient: x25519.X25519PublicKey, info: bytes) -> bytes:
-    return _SUITE.encrypt(plaintext, recipient, info=info)
+    try:
+        return _SUITE.encrypt(plaintext, recipient, info=info)
+    except ValueError:
+        # A low-order X25519 point (e.g. all zeros) gives no shared secret.
+        raise InvalidArgument(
+            "SEALING_KEY_INVALID", "the recipient's sealing key is not a usable X25519 key"
+        ) from None
 
 
 def open_sealed(

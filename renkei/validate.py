@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from renkei.errors import invalid_field
 
 
@@ -12,7 +14,7 @@ def text(field: str, value: str, *, max_chars: int, required: bool = True) -> st
         return value
     if len(value) > max_chars:
         raise invalid_field(field, f"is {len(value)} characters; at most {max_chars}")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if any(unicodedata.category(c) == "Cc" for c in value):
         raise invalid_field(field, "contains control characters")
     return value
 

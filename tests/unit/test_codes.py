@@ -122,12 +122,6 @@ def test_malformed_resident_codes_are_refused(resident: str) -> None:
     assert info.value.metadata == {"field": "resident_code"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG renkei/codes.py:29 RESIDENT_CODE_RE uses '$', which also matches before a "
-    "trailing newline: '12345678901\\n' is accepted and yields a second, 28-byte ID code "
-    "for the same person",
-)
 def test_resident_code_with_trailing_newline_is_refused() -> None:
     with pytest.raises(InvalidArgument) as info:
         IdCodeIssuer(ID_KEY).issue(RESIDENT + "\n")
@@ -365,11 +359,6 @@ def test_malformed_shapes_are_refused(make: Callable[[str], str]) -> None:
     assert err.metadata.get("field") == "link_code"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG renkei/codes.py:34 _LINK_CODE_RE uses '$', which also matches before a "
-    "trailing newline: '<valid code>\\n' decodes successfully, a second spelling of one code",
-)
 def test_link_code_with_trailing_newline_is_refused() -> None:
     codec = _codec()
     link = codec.encode("city-001", _id_code())

@@ -88,7 +88,6 @@ def _entry(person_key: str | None = "pk-alice", **changes: object) -> LogEntry:
 
 
 def _utc(value: datetime) -> datetime:
-    # SQLite hands back naive datetimes (see the xfail below); read them as UTC.
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -288,16 +287,6 @@ def test_table_has_no_identifier_columns(engine: Engine) -> None:
 def test_logged_at_keeps_the_instant(
     request: pytest.FixtureRequest, engine: Engine, repo: SqlHubLog
 ) -> None:
-    if engine.dialect.name == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="BUG hub_server/log_store.py:26,35 DateTime(timezone=True) is not "
-                "honoured on SQLite: the offset is dropped and the wall time stored, so "
-                "09:30Z and 18:30+09:00 (the same instant) read back as two different naive "
-                "datetimes",
-            )
-        )
     jst = timezone(timedelta(hours=9))
     a = repo.begin(_entry(logged_at=T0))
     b = repo.begin(_entry(logged_at=T0.astimezone(jst)))

@@ -74,11 +74,6 @@ def test_text_length_is_checked_before_control_characters() -> None:
     assert "at most 4" in err.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG renkei/validate.py:15 only C0 controls and DEL are refused; C1 controls "
-    "U+0080-U+009F (e.g. U+0085 NEL, U+009B CSI) are Unicode control characters (Cc) and pass",
-)
 @pytest.mark.parametrize("code", [0x80, 0x85, 0x9B, 0x9F])
 def test_text_c1_control_characters(code: int) -> None:
     with pytest.raises(InvalidArgument):
