@@ -71,6 +71,13 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def host_ticks() -> tuple[int, int]:
+    """(busy, total) clock ticks of every CPU since boot, whoever used them."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle and iowait
+    return sum(values) - idle, sum(values)
+
+
 @dataclass
 class RoundResult:
     path: str
@@ -79,6 +86,8 @@ class RoundResult:
     seconds: float
     histogram: HdrHistogram
     cpu: dict[str, float]
+    host_busy_ticks: int = 0
+    host_total_ticks: int = 0
     first_error: str = ""
 
 
@@ -112,6 +121,11 @@ class PathResult:
     def percentile_ms(self, p: float) -> float:
         return float(self.histogram().get_value_at_percentile(p)) / 1000
 
+    def host_busy(self) -> float:
+        """Share of all CPUs busy during this path's rounds, other programs included."""
+        total = sum(r.host_total_ticks for r in self.rounds)
+        return sum(r.host_busy_ticks for r in self.rounds) / total if total else 0.0
+
     def cpu_ms_per_linkage(self) -> dict[str, float]:
         if not self.requests:
             return {name: 0.0 for name in SERVER_COLUMNS}
@@ -131,6 +145,7 @@ class PathResult:
             "p99_ms": self.percentile_ms(99),
             "max_ms": self.histogram().get_max_value() / 1000,
             "cpu_ms_per_linkage": {k: round(v, 3) for k, v in self.cpu_ms_per_linkage().items()},
+            "host_cpu_busy": round(self.host_busy(), 3),
             "rounds": [
                 {
                     "requests": r.requests,
@@ -199,11 +214,15 @@ class Driver:
 
         pids = {**self.pids, "relay": target.pid}
         before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        host_before = host_ticks()
         wall = time.perf_counter()
         stubs = target.stubs
         await asyncio.gather(*(worker(stubs[i % len(stubs)]) for i in range(self.concurrency)))
         result.seconds = time.perf_counter() - wall
         result.cpu = {name: cpu_seconds(pid) - before[name] for name, pid in pids.items()}
+        host_after = host_ticks()
+        result.host_busy_ticks = host_after[0] - host_before[0]
+        result.host_total_ticks = host_after[1] - host_before[1]
         return result
 
 
@@ -378,6 +397,7 @@ def report(
         "provider comm",
         "legacy stub",
         "driver",
+        "host busy",
         title="lawful linkages, city -> pension service",
     )
     for path in (BARE, HUB):
@@ -391,6 +411,7 @@ def report(
             f"{r.percentile_ms(50):.2f}",
             f"{r.percentile_ms(99):.2f}",
             *(f"{cpu[name]:.2f}" for name in SERVER_COLUMNS),
+            f"{r.host_busy():.0%}",
         )
     console.print(table)
     hub, bare = results[HUB], results[BARE]
