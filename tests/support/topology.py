@@ -6,7 +6,7 @@ files ``renkei.deploy`` wrote, over mutual TLS.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -17,6 +17,7 @@ from comm_server.config import CommConfig
 from comm_server.store import CommStore
 from hub_server import bootstrap as hub_bootstrap
 from hub_server.config import HubConfig
+from hub_server.directory import Directory
 from hub_server.log_store import SqlHubLog
 from legacy_stubs.jsonl_records.server import StubServer
 from legacy_stubs.jsonl_records.store import RecordStore
@@ -28,7 +29,6 @@ from renkei.deploy import (
     Layout,
     Settings,
     init_deployment,
-    pick_endpoints,
 )
 from renkei.hub.v1 import hub_pb2_grpc
 from renkei.id_issuer import IdIssuer
@@ -108,31 +108,41 @@ def query(
 
 
 async def start_topology(root: Path, settings: Settings | None = None) -> Topology:
+    """Every server binds port 0; configs and the directory learn the real ports after."""
     settings = settings or Settings(answer_timeout_seconds=0.5, query_timeout_seconds=3.0)
-    endpoints = pick_endpoints(DEMO_AGENCIES)
-    layout = init_deployment(root, DEMO_AGENCIES, endpoints, settings)
     people = residents()
     stubs = {}
     for agency_id, records in legacy_records(people).items():
-        stub = StubServer(RecordStore(records), port=endpoints.legacy_ports[agency_id])
+        stub = StubServer(RecordStore(records), port=0)
         await stub.start()
         stubs[agency_id] = stub
+    endpoints = Endpoints(
+        0,
+        {a.agency_id: 0 for a in DEMO_AGENCIES},
+        {aid: stub.port for aid, stub in stubs.items()},
+    )
+    layout = init_deployment(root, DEMO_AGENCIES, endpoints, settings)
     hub = await hub_bootstrap.create_server(HubConfig.load(layout.hub_config))
+    hub_endpoint = f"127.0.0.1:{hub.port}"
+    configs = {
+        a.agency_id: replace(
+            CommConfig.load(layout.comm_config(a.agency_id)), hub_endpoint=hub_endpoint
+        )
+        for a in DEMO_AGENCIES
+    }
     issuer = IdIssuer.load(layout.id_issuer_keys)
-    for agency in DEMO_AGENCIES:
-        aid = agency.agency_id
+    for aid, config in configs.items():
         await bind_all(
-            CommConfig.load(layout.comm_config(aid)),
+            config,
             [
                 (p.local_ids[aid], issuer.sealed_id_code(p.resident_code, aid))
                 for p in people
                 if aid in p.local_ids
             ],
         )
-    comms = {
-        a.agency_id: await comm_bootstrap.create_server(
-            CommConfig.load(layout.comm_config(a.agency_id))
-        )
-        for a in DEMO_AGENCIES
-    }
+    comms = {aid: await comm_bootstrap.create_server(c) for aid, c in configs.items()}
+    hub.hub.directory = Directory(
+        replace(agency, endpoint=f"127.0.0.1:{comms[agency.agency_id].port}")
+        for agency in hub.hub.directory
+    )
     return Topology(layout, endpoints, hub, comms, stubs, people)

@@ -1,0 +1,81 @@
+"""No plaintext port without the explicit development flag; the operator CLI's setup commands."""
+
+from __future__ import annotations
+
+import asyncio
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+
+import grpc
+import pytest
+
+from hub_server import bootstrap
+from hub_server.config import HubConfig
+from renkei.cli import main
+from renkei.deploy import DEMO_AGENCIES, Endpoints, init_deployment
+from renkei.grpcutil.server import InsecurePortRefused
+from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
+
+
+def _hub_config(tmp_path: Path) -> HubConfig:
+    ids = [a.agency_id for a in DEMO_AGENCIES]
+    layout = init_deployment(
+        tmp_path, DEMO_AGENCIES, Endpoints(0, dict.fromkeys(ids, 0), dict.fromkeys(ids, 1))
+    )
+    return HubConfig.load(layout.hub_config)
+
+
+def test_a_hub_without_tls_refuses_to_start_unless_told_it_is_development(
+    tmp_path: Path,
+) -> None:
+    config = replace(_hub_config(tmp_path), tls=None)
+    with pytest.raises(InsecurePortRefused, match="insecure development"):
+        asyncio.run(bootstrap.create_server(config))
+
+
+def test_development_mode_serves_plaintext_and_takes_the_caller_from_a_header(
+    tmp_path: Path,
+) -> None:
+    config = replace(_hub_config(tmp_path), tls=None, insecure_development=True)
+
+    async def scenario() -> tuple[int, grpc.StatusCode]:
+        server = await bootstrap.create_server(config)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{server.port}") as ch:
+                stub = hub_pb2_grpc.HubServiceStub(ch)
+                request = hub_pb2.ApproveRequest(
+                    provider_agency_id="nenkin",
+                    info_kind="年金給付関係情報",
+                    legal_basis_item="二十七",
+                )
+                ok = await stub.Approve(
+                    request, metadata=(("x-renkei-dev-agency", "141003"),), timeout=5
+                )
+                try:
+                    await stub.Approve(request, timeout=5)
+                    code = grpc.StatusCode.OK
+                except grpc.aio.AioRpcError as err:
+                    code = err.code()
+                return ok.decision, code
+        finally:
+            await server.stop(0)
+
+    decision, anonymous = asyncio.run(scenario())
+    assert decision == hub_pb2.DECISION_APPROVED
+    assert anonymous == grpc.StatusCode.UNAUTHENTICATED
+
+
+def test_cli_pki_init_and_deploy_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["pki", "init", "--dir", str(tmp_path / "pki"), "--agency", "a1"]) == 0
+    assert (tmp_path / "pki" / "agencies" / "a1.pem").exists()
+    assert (tmp_path / "pki" / "hub.pem").exists()
+    deployment = tmp_path / "deploy"
+    assert main(["deploy", "init", "--dir", str(deployment), "--agency", "x1=名=市町村長"]) == 0
+    hub = tomllib.loads((deployment / "hub" / "hub.toml").read_text())
+    assert hub["hub"]["listen"] == "127.0.0.1:50051"
+    comm = tomllib.loads((deployment / "agencies" / "x1" / "comm.toml").read_text())
+    assert comm["comm"]["hub_endpoint"] == "127.0.0.1:50051"
+    assert comm["legacy"]["port"] == 50152
+    assert HubConfig.load(deployment / "hub" / "hub.toml").tls is not None
+    assert "deployment in" in capsys.readouterr().out
