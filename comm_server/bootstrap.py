@@ -14,7 +14,7 @@ from comm_server.servicers import CallerCheck, ProviderServicer, RequesterServic
 from comm_server.store import AsyncCommStore, open_store
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.grpcutil.server import ServerHandle, start_server
-from renkei.runner import run_until_signalled
+from renkei.runner import serve_until_signalled
 
 SERVICES = [
     comm_pb2.DESCRIPTOR.services_by_name["ProviderService"].full_name,
@@ -80,15 +80,4 @@ async def create_server(config: CommConfig) -> CommServer:
 
 async def serve(config_path: Path, port_file: Path | None = None) -> None:
     config = CommConfig.load(config_path)
-    server: CommServer | None = None
-
-    async def start() -> int:
-        nonlocal server
-        server = await create_server(config)
-        return server.port
-
-    async def stop() -> None:
-        if server is not None:
-            await server.stop()
-
-    await run_until_signalled(start, stop, port_file)
+    await serve_until_signalled(lambda: create_server(config), port_file)

@@ -18,7 +18,7 @@ from renkei import codes, db
 from renkei.grpcutil.server import ServerHandle, start_server
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
 from renkei.logs import event
-from renkei.runner import run_until_signalled
+from renkei.runner import serve_until_signalled
 
 _log = logging.getLogger("hub_server")
 SERVICE_NAME = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
@@ -77,15 +77,4 @@ async def create_server(config: HubConfig) -> HubServer:
 
 async def serve(config_path: Path, port_file: Path | None = None) -> None:
     config = HubConfig.load(config_path)
-    server: HubServer | None = None
-
-    async def start() -> int:
-        nonlocal server
-        server = await create_server(config)
-        return server.port
-
-    async def stop() -> None:
-        if server is not None:
-            await server.stop()
-
-    await run_until_signalled(start, stop, port_file)
+    await serve_until_signalled(lambda: create_server(config), port_file)

@@ -154,7 +154,7 @@ class Demo:
         hub_row = next((r for r in self.hub_log(layout).rows() if r.serial == serial), None)
         if hub_row is not None:
             seen = (
-                "approved nothing: refused before any translation"
+                "link code -> ID code (to log the person), then refused: no provider link code made"
                 if hub_row.outcome == "DENIED"
                 else f"link code -> ID code -> {NAMES[q.provider]}'s link code, none kept"
             )

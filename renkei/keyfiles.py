@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from renkei.files import atomic_write
 
 
 def b64(raw: bytes) -> str:
@@ -26,18 +26,7 @@ def unb64(text: str, *, where: str) -> bytes:
 
 
 def write_secret_json(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=True)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True).encode("utf-8"), 0o600)
 
 
 def read_json(path: Path, expected_format: str) -> dict[str, Any]:

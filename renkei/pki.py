@@ -14,13 +14,10 @@ Only ``cryptography`` and ``grpc`` are used; keys are EC P-256, written 0600.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
 import functools
 import ipaddress
-import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +28,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from renkei.files import atomic_write
 
 HUB_ID = "hub"
 SAN_PREFIX_AGENCY = "urn:renkei:agency:"
@@ -160,8 +159,8 @@ def init_pki(
         _write_leaf(layout.agency(agency_id), *leaf)
     # The CA goes last: if anything above failed there is no ca.key yet, so a
     # rerun is allowed and overwrites the partial leftovers.
-    _write_atomic(layout.ca_cert, _cert_pem(ca_cert), 0o644)
-    _write_atomic(layout.ca_key, _key_pem(ca_key), 0o600)
+    atomic_write(layout.ca_cert, _cert_pem(ca_cert), 0o644)
+    atomic_write(layout.ca_key, _key_pem(ca_key), 0o600)
     return layout
 
 
@@ -317,24 +316,8 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
 
 
 def _write_leaf(files: TlsFiles, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> None:
-    _write_atomic(files.key, _key_pem(key), 0o600)
-    _write_atomic(files.cert, _cert_pem(cert), 0o644)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write via a temp file in the same dir + os.replace; ``mode`` is set before any data."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)  # mkstemp gives 0600; certs get widened here
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
+    atomic_write(files.key, _key_pem(key), 0o600)
+    atomic_write(files.cert, _cert_pem(cert), 0o644)
 
 
 # ----------------------------------------------------------------------- identity

@@ -3,36 +3,40 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Protocol
+
+from renkei.files import atomic_write
 
 
 def write_port_file(path: Path, port: int) -> None:
     """Atomically, so a watcher never reads half a number."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(f"{port}\n")
-    os.replace(tmp, path)
+    atomic_write(path, f"{port}\n".encode())
 
 
-async def run_until_signalled(
-    start: Callable[[], Awaitable[int]],
-    stop: Callable[[], Awaitable[None]],
-    port_file: Path | None = None,
+class Server(Protocol):
+    @property
+    def port(self) -> int: ...
+
+    async def stop(self, grace: float | None = None) -> None: ...
+
+
+async def serve_until_signalled(
+    create: Callable[[], Awaitable[Server]], port_file: Path | None = None
 ) -> None:
+    """Start a server, announce its port, wait for SIGTERM or SIGINT, stop it gracefully."""
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping.set)
-    port = await start()
+    server = await create()
     try:
         if port_file is not None:
-            write_port_file(port_file, port)
+            write_port_file(port_file, server.port)
         await stopping.wait()
     finally:
-        await stop()
+        await server.stop()
         if port_file is not None:
             port_file.unlink(missing_ok=True)  # noqa: ASYNC240  # once, at shutdown

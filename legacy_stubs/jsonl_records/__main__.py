@@ -22,10 +22,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from renkei import logs
+from renkei.files import atomic_write
 
 from .protocol import MAX_DELAY_MS
 from .server import Faults, serve
-from .store import RecordStore, atomic_write
+from .store import RecordStore
 
 logger = logging.getLogger("legacy_stubs.jsonl_records")
 

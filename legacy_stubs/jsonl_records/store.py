@@ -7,14 +7,14 @@ File layout::
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
+
+from renkei.files import atomic_write
 
 Records = Mapping[str, Mapping[str, Mapping[str, Any]]]
 """local_person_id -> info_kind -> record."""
@@ -87,26 +87,6 @@ def load_records(path: str | os.PathLike[str]) -> dict[str, dict[str, dict[str, 
         return validate_records(parsed)
     except ValueError as exc:
         raise ValueError(f"{os.fspath(path)}: {exc}") from None
-
-
-def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the whole new one.
-
-    The bytes go to a temporary file in the same directory, are flushed to
-    disk, and the file is renamed over ``path``.
-    """
-    target = Path(path)
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
 
 
 def write_records(path: str | os.PathLike[str], records: Records) -> None:
