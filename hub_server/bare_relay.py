@@ -7,7 +7,8 @@ Same process shape, same mutual TLS (the hub's own certificate, so providers
 accept it), same channel to the provider as the hub. What it leaves out is
 exactly the hub's work: no approval, no link-code translation (every call
 carries one provider link code computed in advance), no log rows and no
-serial (always 0). Never deploy it: it forwards for anyone with a certificate.
+serial (always 0). Every call goes to the one provider it was started for,
+whatever the request names. Never deploy it: it forwards for anyone with a certificate.
 """
 
 from __future__ import annotations
@@ -16,20 +17,21 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import grpc
 
 from hub_server.config import HubConfig
-from hub_server.directory import Agency, Directory
+from hub_server.directory import Directory
 from renkei import logs
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.grpcutil.client import channel
 from renkei.grpcutil.server import ServerHandle, start_server
 from renkei.hub.v1 import hub_pb2
 from renkei.pki import peer_identity
-from renkei.runner import run_until_signalled
+from renkei.runner import serve_until_signalled
 
 SERVICE_NAME = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
 
@@ -38,12 +40,10 @@ class BareRelay:
     def __init__(
         self,
         directory: Directory,
-        provider: Agency,
         link_code: str,
         stub: comm_pb2_grpc.ProviderServiceAsyncStub,
     ) -> None:
         self._directory = directory
-        self._provider = provider
         self._link_code = link_code
         self._stub = stub
 
@@ -80,14 +80,27 @@ class BareRelay:
         return hub_pb2.RelayResponse(serial=0, sealed_answer=response.sealed_answer)
 
 
-async def create_server(config: HubConfig, provider_id: str, link_code: str) -> ServerHandle:
+@dataclass
+class BareRelayServer:
+    handle: ServerHandle
+    grace: float
+
+    @property
+    def port(self) -> int:
+        return self.handle.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.handle.stop(self.grace if grace is None else grace)
+
+
+async def create_server(config: HubConfig, provider_id: str, link_code: str) -> BareRelayServer:
     directory = Directory.load(config.directory_path)
     provider = directory.get(provider_id, field="provider")
     to_provider = channel(
         provider.endpoint, config.tls, insecure_development=config.insecure_development
     )
     stub: comm_pb2_grpc.ProviderServiceAsyncStub = comm_pb2_grpc.ProviderServiceStub(to_provider)
-    relay = BareRelay(directory, provider, link_code, stub)
+    relay = BareRelay(directory, link_code, stub)
 
     def register(server: grpc.aio.Server) -> None:
         # A generic handler serves Relay alone; every other method is UNIMPLEMENTED.
@@ -100,7 +113,7 @@ async def create_server(config: HubConfig, provider_id: str, link_code: str) -> 
             (grpc.method_handlers_generic_handler(SERVICE_NAME, {"Relay": handler}),)
         )
 
-    return await start_server(
+    handle = await start_server(
         name="bare-relay",
         bind="127.0.0.1:0",  # never the hub's port: both run side by side
         tls=config.tls,
@@ -108,23 +121,7 @@ async def create_server(config: HubConfig, provider_id: str, link_code: str) -> 
         services=[SERVICE_NAME],
         insecure_development=config.insecure_development,
     )
-
-
-async def serve(
-    config: HubConfig, provider_id: str, link_code: str, port_file: Path | None
-) -> None:
-    handle: ServerHandle | None = None
-
-    async def start() -> int:
-        nonlocal handle
-        handle = await create_server(config, provider_id, link_code)
-        return handle.port
-
-    async def stop() -> None:
-        if handle is not None:
-            await handle.stop(config.shutdown_grace_seconds)
-
-    await run_until_signalled(start, stop, port_file)
+    return BareRelayServer(handle, config.shutdown_grace_seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -136,7 +133,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = HubConfig.load(args.config)
     logs.configure("bare-relay", config.log_level)
-    asyncio.run(serve(config, args.provider, args.link_code, args.port_file))
+    asyncio.run(
+        serve_until_signalled(
+            lambda: create_server(config, args.provider, args.link_code), args.port_file
+        )
+    )
     return 0
 
 

@@ -400,12 +400,12 @@ def report(
         "linkages/s",
         "p50 ms",
         "p99 ms",
-        "CPU ms/linkage: hub or relay",
-        "provider comm",
-        "legacy stub",
-        "driver",
+        "hub/relay CPU",
+        "provider comm CPU",
+        "legacy stub CPU",
+        "driver CPU",
         "host busy (others)",
-        title="lawful linkages, city -> pension service",
+        title="lawful linkages, city -> pension service (CPU: ms per linkage)",
     )
     for path in (BARE, HUB):
         r = results[path]
