@@ -33,6 +33,7 @@ typecheck: $(STAMP)
 test: $(STAMP)
 	$(BIN)/buf lint
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -135,7 +135,7 @@ class Hub:
 
     def translate(self, requester: Agency, provider_id: str, link_code: str) -> Translation:
         provider = self.directory.get(provider_id, field="provider_agency_id")
-        validate.text("link_code", link_code, max_chars=0xFFFF)  # its own parser checks the rest
+        validate.required("link_code", link_code)
         id_code, version = self._codec.decode(requester.agency_id, link_code)
         self._codec.encode(provider.agency_id, id_code)  # proves the provider side translates
         return Translation(
@@ -155,9 +155,7 @@ class Hub:
         provider = self.directory.get(req.provider_agency_id, field="provider_agency_id")
         validate.text("info_kind", req.info_kind, max_chars=MAX_INFO_KIND)
         validate.text("legal_basis_item", req.legal_basis_item, max_chars=MAX_ITEM)
-        validate.text(
-            "link_code", req.link_code, max_chars=0xFFFF
-        )  # its own parser checks the rest
+        validate.required("link_code", req.link_code)
         validate.blob("sealed_query", req.sealed_query, max_bytes=MAX_SEALED_BYTES)
         started = self._clock()
         entry = LogEntry(
@@ -175,7 +173,7 @@ class Hub:
             # A foreign or damaged link code is a security event: it is logged, without a person.
             err.metadata["serial"] = str(await self._log.record(entry, err.code.name, err.reason))
             raise
-        entry = LogEntry(**{**entry.__dict__, "person_key": self.person_key(id_code)})
+        entry = replace(entry, person_key=self.person_key(id_code))
         decision = self.policy.decide(requester, provider, req.info_kind, req.legal_basis_item)
         if not decision.approved:
             serial = await self._log.record(entry, DENIED, decision.reason)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
-from renkei.errors import InvalidArgument, PermissionDenied
+from renkei.errors import FailedPrecondition, InvalidArgument, PermissionDenied
 
 ID_CODE_AD = b"renkei/id-code/v1"
 RESIDENT_CODE_RE = re.compile(r"[0-9]{11}", re.ASCII)
@@ -131,7 +131,7 @@ class LinkCodec:
     def _agency(self, agency_id: str) -> AgencyKeys:
         keys = self._keyring.get(agency_id)
         if keys is None:
-            raise PermissionDenied(
+            raise FailedPrecondition(
                 "AGENCY_HAS_NO_KEY",
                 f"agency {agency_id!r} has no link-code key at the hub",
                 {"agency_id": agency_id},

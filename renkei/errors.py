@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 DOMAIN = "renkei"
@@ -137,6 +137,3 @@ def from_rpc_error(err: grpc.RpcError, *, fallback_reason: str) -> RenkeiError:
     if info is not None and info.domain == DOMAIN:
         return cls(info.reason, details or info.reason, dict(info.metadata), code=code)
     return cls(fallback_reason, details or fallback_reason, code=code)
-
-
-assert code_pb2.OK == 0  # google.rpc.Code and grpc.StatusCode share numbering

@@ -7,6 +7,13 @@ import unicodedata
 from renkei.errors import invalid_field
 
 
+def required(field: str, value: str) -> str:
+    """Present; its own parser checks the rest (link codes, for one)."""
+    if not value:
+        raise invalid_field(field, "is required")
+    return value
+
+
 def text(field: str, value: str, *, max_chars: int, required: bool = True) -> str:
     if not value:
         if required:

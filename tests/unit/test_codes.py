@@ -26,7 +26,7 @@ from renkei.codes import (
     new_key,
     parse_link_code,
 )
-from renkei.errors import InvalidArgument, PermissionDenied, RenkeiError
+from renkei.errors import FailedPrecondition, InvalidArgument, PermissionDenied, RenkeiError
 
 ALPHABET = string.digits + string.ascii_uppercase + string.ascii_lowercase + "_-."
 B64_ALPHABET = string.ascii_uppercase + string.ascii_lowercase + string.digits + "-_"
@@ -207,7 +207,7 @@ def test_codec_agencies_and_current_version() -> None:
     assert codec.agencies() == frozenset({"city-001", "pension"})
     assert codec.current_version("city-001") == 2
     assert codec.current_version("pension") == 1
-    with pytest.raises(PermissionDenied) as info:
+    with pytest.raises(FailedPrecondition) as info:
         codec.current_version("nobody")
     assert info.value.reason == "AGENCY_HAS_NO_KEY"
 
@@ -395,12 +395,12 @@ def test_unknown_key_version() -> None:
 def test_agency_without_keys() -> None:
     codec = _codec()
     link = codec.encode("city-001", _id_code())
-    with pytest.raises(PermissionDenied) as info:
+    with pytest.raises(FailedPrecondition) as info:
         codec.encode("unknown-agency", _id_code())
     assert info.value.reason == "AGENCY_HAS_NO_KEY"
     assert info.value.metadata == {"agency_id": "unknown-agency"}
     err = _refusal(codec, "unknown-agency", link)
-    assert isinstance(err, PermissionDenied)
+    assert isinstance(err, FailedPrecondition)
     assert err.reason == "AGENCY_HAS_NO_KEY"
     assert LinkCodec({}).agencies() == frozenset()
 
