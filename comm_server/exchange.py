@@ -27,6 +27,7 @@ PROVIDER = "provider"
 OK = "OK"
 MAX_QUERY_BYTES = 64 * 1024
 MAX_ID = 64
+SAFETY_NET_SECONDS = 0.05
 
 
 def query_info(requester: str, provider: str, info_kind: str, item: str) -> bytes:
@@ -141,7 +142,11 @@ class Exchange:
                     "correspondence table",
                     {"field": "local_person_id"},
                 )
-            async with asyncio.timeout(timeout):
+            # The hub gets what is left of one deadline, so its own (serial-carrying)
+            # refusal arrives before this server's safety net fires.
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + timeout
+            async with asyncio.timeout_at(deadline + SAFETY_NET_SECONDS):
                 provider_key = await self._hub.sealing_key(q.provider_agency_id, timeout=timeout)
                 sealed_query = sealing.seal(
                     q.query,
@@ -156,7 +161,7 @@ class Exchange:
                     legal_basis_item=q.legal_basis_item,
                     link_code=link_code,
                     sealed_query=sealed_query,
-                    timeout=timeout,
+                    timeout=max(0.001, deadline - loop.time()),
                 )
             del link_code
             plaintext = sealing.open_sealed(

@@ -82,6 +82,13 @@ class CommStore:
 
     def bind(self, local_person_id: str, link_code: str, key_version: int, at: datetime) -> bool:
         """Record a binding; False if it was already there. Refuses a conflicting one."""
+        try:
+            return self._bind(local_person_id, link_code, key_version, at)
+        except sa.exc.IntegrityError:
+            # A concurrent binding won the race; judge ours against what it wrote.
+            return self._bind(local_person_id, link_code, key_version, at)
+
+    def _bind(self, local_person_id: str, link_code: str, key_version: int, at: datetime) -> bool:
         with self._engine.begin() as conn:
             row = conn.execute(
                 sa.select(correspondence.c.local_person_id, correspondence.c.link_code).where(

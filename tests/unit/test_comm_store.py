@@ -1,0 +1,75 @@
+"""The agency's correspondence table and log share, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from conftest import POSTGRES_URL, drop_schemas, postgres_reachable
+
+from comm_server.store import CommStore, LogRecord
+from renkei import db
+from renkei.errors import FailedPrecondition
+
+NOW = datetime(2026, 4, 1, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CommStore]:
+    if request.param == "sqlite":
+        yield CommStore(db.create_engine(db.sqlite_url(str(tmp_path / "comm.db"))))
+        return
+    if not postgres_reachable():
+        pytest.skip("PostgreSQL does not answer at 127.0.0.1:5432")
+    schema = f"t{tmp_path.name[-20:].lower().replace('-', '_')}_comm"
+    engine = db.create_engine(POSTGRES_URL, schema=schema)
+    yield CommStore(engine)
+    engine.dispose()
+    drop_schemas(schema)
+
+
+def test_bind_is_idempotent_and_finds_both_ways(store: CommStore) -> None:
+    assert store.bind("A1", "1.code-a", 1, NOW) is True
+    assert store.bind("A1", "1.code-a", 1, NOW) is False
+    assert store.link_code_for("A1") == "1.code-a"
+    assert store.local_person_for("1.code-a") == "A1"
+    assert store.link_code_for("nobody") is None
+    assert store.local_person_for("1.nothing") is None
+
+
+def test_conflicting_bindings_are_refused_and_change_nothing(store: CommStore) -> None:
+    store.bind("A1", "1.code-a", 1, NOW)
+    with pytest.raises(FailedPrecondition) as err:
+        store.bind("A1", "1.code-b", 1, NOW)
+    assert err.value.reason == "LOCAL_PERSON_ALREADY_BOUND"
+    with pytest.raises(FailedPrecondition) as err:
+        store.bind("A2", "1.code-a", 1, NOW)
+    assert err.value.reason == "LINK_CODE_ALREADY_BOUND"
+    assert store.link_code_for("A1") == "1.code-a"
+    assert store.link_code_for("A2") is None
+
+
+def test_log_rows_keep_every_field_and_the_instant(store: CommStore) -> None:
+    jst = timezone(timedelta(hours=9))
+    record = LogRecord(
+        serial=7,
+        role="requester",
+        logged_at=NOW.astimezone(jst),
+        counterpart_agency_id="nenkin",
+        info_kind="年金給付関係情報",
+        legal_basis_item="二十七",
+        local_person_id="A1",
+        staff_id="Y-1",
+        terminal_id="T-1",
+        content='{"年金額":1}',
+        purpose="賦課",
+        outcome="OK",
+        reason="",
+    )
+    store.append_log(record)
+    [row] = store.log_rows()
+    assert row.logged_at == NOW
+    assert row.logged_at.tzinfo is not None
+    assert row == LogRecord(**{**record.__dict__, "logged_at": row.logged_at})
