@@ -2,44 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+from support.databases import POSTGRES_URL, drop_schemas, postgres_reachable
 
-POSTGRES_URL = os.environ.get(
-    "RENKEI_TEST_POSTGRES_URL", "postgresql+psycopg://root@127.0.0.1:5432/test"
-)
-_postgres_ok: bool | None = None
-
-
-def postgres_reachable() -> bool:
-    """Whether PostgreSQL answers; asked once per run, within 2 s."""
-    global _postgres_ok
-    if _postgres_ok is None:
-        try:
-            engine = sa.create_engine(POSTGRES_URL, connect_args={"connect_timeout": 2})
-            with engine.connect() as conn:
-                conn.execute(sa.text("select 1"))
-            engine.dispose()
-            _postgres_ok = True
-        except Exception:
-            _postgres_ok = False
-    return _postgres_ok
-
-
-def drop_schemas(prefix: str) -> None:
-    engine = sa.create_engine(POSTGRES_URL)
-    with engine.begin() as conn:
-        names = conn.execute(
-            sa.text("select nspname from pg_namespace where nspname like :p"),
-            {"p": prefix + "%"},
-        ).scalars()
-        for name in list(names):
-            conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
-    engine.dispose()
+from renkei import db
 
 
 @pytest.fixture(
@@ -55,3 +26,20 @@ def database(request: pytest.FixtureRequest) -> Iterator[tuple[str | None, str]]
         pytest.skip("PostgreSQL does not answer at 127.0.0.1:5432")
     yield POSTGRES_URL, prefix
     drop_schemas(prefix)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """A fresh, empty database for one test: a SQLite file, or a PostgreSQL schema."""
+    if request.param == "sqlite":
+        eng = db.create_engine(db.sqlite_url(str(tmp_path / "test.db")))
+        yield eng
+        eng.dispose()
+        return
+    if not postgres_reachable():
+        pytest.skip("PostgreSQL does not answer at 127.0.0.1:5432")
+    schema = f"t{uuid.uuid4().hex[:12]}"
+    eng = db.create_engine(POSTGRES_URL, schema=schema)
+    yield eng
+    eng.dispose()
+    drop_schemas(schema)

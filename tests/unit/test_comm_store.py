@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
-from conftest import POSTGRES_URL, drop_schemas, postgres_reachable
+from sqlalchemy.engine import Engine
 
 from comm_server.store import CommStore, LogRecord
-from renkei import db
 from renkei.errors import FailedPrecondition
 
 NOW = datetime(2026, 4, 1, 9, 30, tzinfo=UTC)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[CommStore]:
-    if request.param == "sqlite":
-        yield CommStore(db.create_engine(db.sqlite_url(str(tmp_path / "comm.db"))))
-        return
-    if not postgres_reachable():
-        pytest.skip("PostgreSQL does not answer at 127.0.0.1:5432")
-    schema = f"t{tmp_path.name[-20:].lower().replace('-', '_')}_comm"
-    engine = db.create_engine(POSTGRES_URL, schema=schema)
-    yield CommStore(engine)
-    engine.dispose()
-    drop_schemas(schema)
+@pytest.fixture
+def store(engine: Engine) -> CommStore:
+    return CommStore(engine)
 
 
 def test_bind_is_idempotent_and_finds_both_ways(store: CommStore) -> None:

@@ -6,14 +6,9 @@ The PostgreSQL variant uses a throw-away schema per test, dropped afterwards.
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
-from uuid import uuid4
 
-import psycopg
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -29,44 +24,8 @@ from hub_server.log_store import (
     LogRow,
     SqlHubLog,
 )
-from renkei.db import create_engine
-
-PG_URL = "postgresql+psycopg://root@127.0.0.1:5432/test"
-PG_CONNINFO = "host=127.0.0.1 port=5432 user=root dbname=test"
 
 T0 = datetime(2025, 4, 1, 9, 30, 15, 123456, tzinfo=UTC)
-
-
-@functools.cache
-def _postgres_unreachable() -> str | None:
-    try:
-        with psycopg.connect(PG_CONNINFO, connect_timeout=2):
-            pass
-    except psycopg.Error as err:
-        return f"PostgreSQL at 127.0.0.1:5432 does not answer: {err}"
-    return None
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        eng = create_engine("sqlite:///" + str(tmp_path / "hub_log.sqlite"))
-        try:
-            yield eng
-        finally:
-            eng.dispose()
-        return
-    unreachable = _postgres_unreachable()
-    if unreachable:
-        pytest.skip(unreachable)
-    schema = "t_" + uuid4().hex[:12]
-    eng = create_engine(PG_URL, schema=schema)
-    try:
-        yield eng
-    finally:
-        eng.dispose()
-        with psycopg.connect(PG_CONNINFO, connect_timeout=2, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 @pytest.fixture
