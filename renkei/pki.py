@@ -34,6 +34,9 @@ from renkei.files import atomic_write
 HUB_ID = "hub"
 SAN_PREFIX_AGENCY = "urn:renkei:agency:"
 SAN_HUB = "urn:renkei:hub"
+# Parties that are neither the hub nor an agency: the numbering agency, the
+# resident registry, the ID issuer. Each is a separate key holder (R2).
+SAN_PREFIX_SERVICE = "urn:renkei:service:"
 
 DEFAULT_VALIDITY_DAYS = 825
 _AGENCY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -107,6 +110,29 @@ class PkiLayout:
             self.agencies_dir / f"{agency_id}.key",
         )
 
+    @property
+    def services_dir(self) -> Path:
+        return self.root / "services"
+
+    def service(self, name: str) -> TlsFiles:
+        validate_agency_id(name)
+        return TlsFiles(
+            self.ca_cert, self.services_dir / f"{name}.pem", self.services_dir / f"{name}.key"
+        )
+
+    def issue_service(self, name: str) -> TlsFiles:
+        """Issue (or overwrite) the certificate of a service party with the existing CA."""
+        files = self.service(name)
+        key, cert = _issue_leaf(
+            _load_ca(self),
+            _party_subject("service", name),
+            SAN_PREFIX_SERVICE + name,
+            DEFAULT_VALIDITY_DAYS,
+        )
+        self.services_dir.mkdir(parents=True, exist_ok=True)
+        _write_leaf(files, key, cert)
+        return files
+
     def issue_agency(self, agency_id: str) -> TlsFiles:
         """Issue (or overwrite) the certificate of one agency with the existing CA."""
         files = self.agency(agency_id)
@@ -128,6 +154,7 @@ def init_pki(
     *,
     validity_days: int = DEFAULT_VALIDITY_DAYS,
     common_name: str = "renkei demo CA",
+    services: Sequence[str] = (),
 ) -> PkiLayout:
     """Create a fresh CA plus hub and agency certificates under ``root``.
 
@@ -157,6 +184,13 @@ def init_pki(
             ca, _agency_subject(agency_id), SAN_PREFIX_AGENCY + agency_id, validity_days
         )
         _write_leaf(layout.agency(agency_id), *leaf)
+    if services:
+        layout.services_dir.mkdir(parents=True, exist_ok=True)
+    for name in dict.fromkeys(validate_agency_id(s) for s in services):
+        leaf = _issue_leaf(
+            ca, _party_subject("service", name), SAN_PREFIX_SERVICE + name, validity_days
+        )
+        _write_leaf(layout.service(name), *leaf)
     # The CA goes last: if anything above failed there is no ca.key yet, so a
     # rerun is allowed and overwrites the partial leftovers.
     atomic_write(layout.ca_cert, _cert_pem(ca_cert), 0o644)
@@ -193,6 +227,16 @@ def _hub_subject() -> x509.Name:
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "renkei"),
             x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "hub"),
             x509.NameAttribute(NameOID.COMMON_NAME, HUB_ID),
+        ]
+    )
+
+
+def _party_subject(kind: str, name: str) -> x509.Name:
+    return x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "renkei"),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, kind),
+            x509.NameAttribute(NameOID.COMMON_NAME, name),
         ]
     )
 
@@ -327,8 +371,8 @@ def _write_leaf(files: TlsFiles, key: ec.EllipticCurvePrivateKey, cert: x509.Cer
 class PeerIdentity:
     """Who is on the other end of a verified mTLS connection."""
 
-    kind: Literal["hub", "agency"]
-    party_id: str  # HUB_ID for the hub, else the agency id
+    kind: Literal["hub", "agency", "service"]
+    party_id: str  # HUB_ID for the hub, else the agency id or service name
 
 
 def _identity_from_uris(uris: Iterable[str]) -> PeerIdentity | None:
@@ -341,6 +385,10 @@ def _identity_from_uris(uris: Iterable[str]) -> PeerIdentity | None:
             agency_id = uri.removeprefix(SAN_PREFIX_AGENCY)
             if _AGENCY_ID_RE.fullmatch(agency_id):
                 found.add(PeerIdentity("agency", agency_id))
+        elif uri.startswith(SAN_PREFIX_SERVICE):
+            name = uri.removeprefix(SAN_PREFIX_SERVICE)
+            if _AGENCY_ID_RE.fullmatch(name):
+                found.add(PeerIdentity("service", name))
     return found.pop() if len(found) == 1 else None
 
 

@@ -86,6 +86,12 @@ def test_hub_identity(layout: PkiLayout) -> None:
     assert answer == "hub:hub"
 
 
+def test_service_identity(layout: PkiLayout) -> None:
+    numbering = layout.issue_service("numbering")
+    answer = _ask(layout.hub().server_credentials(), numbering.channel_credentials())
+    assert answer == "service:numbering"
+
+
 def test_client_from_foreign_ca_rejected(layout: PkiLayout, foreign: PkiLayout) -> None:
     other = foreign.agency(AGENCY)
     # Trusts our CA (so the server cert is fine) but presents a foreign client cert:
