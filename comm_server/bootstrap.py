@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from comm_server import keys
 from comm_server.config import CommConfig
 from comm_server.exchange import Exchange
 from comm_server.hub_client import HubClient
-from comm_server.keys import load_sealing_key
 from comm_server.legacy import JsonlLegacyClient, LegacyClient
 from comm_server.servicers import CallerCheck, ProviderServicer, RequesterServicer
-from comm_server.store import AsyncCommStore, open_store
+from comm_server.store import AsyncCommStore, open_key_store, open_store
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.grpcutil.server import ServerHandle, start_server
 from renkei.runner import serve_until_signalled
@@ -53,7 +53,7 @@ async def create_server(config: CommConfig) -> CommServer:
         store=store,
         hub=hub,
         legacy=legacy,
-        sealing_key=load_sealing_key(config.keys_path),
+        sealing_key=keys.sealing_key(open_key_store(config, store)),
         answer_timeout=config.answer_timeout_seconds,
         query_timeout=config.query_timeout_seconds,
         responder_staff_id=config.responder_staff_id,

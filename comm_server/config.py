@@ -5,7 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from renkei.config_util import ConfigError, load_toml, required, resolve, table
+from renkei.config_util import (
+    ConfigError,
+    load_toml,
+    master_key_spec,
+    required,
+    resolve,
+    table,
+)
 from renkei.pki import TlsFiles, validate_agency_id
 
 
@@ -22,7 +29,8 @@ class CommConfig:
     listen: str
     hub_endpoint: str
     database_url: str
-    keys_path: Path
+    # Where the master key comes from: file:PATH, env:NAME or pkcs11:... (renkei.keystore).
+    master_key: str
     legacy: LegacyConfig
     tls: TlsFiles | None
     insecure_development: bool = False
@@ -61,7 +69,7 @@ class CommConfig:
             database_url=str(required(comm, "database_url", where)).replace(
                 "{config_dir}", str(base)
             ),
-            keys_path=resolve(base, str(required(comm, "keys", where))),
+            master_key=master_key_spec(str(required(comm, "master_key", where)), base),
             legacy=LegacyConfig(
                 kind,
                 str(legacy.get("host", "127.0.0.1")),

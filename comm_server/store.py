@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from comm_server.config import CommConfig
 from renkei import db
 from renkei.errors import FailedPrecondition
+from renkei.keystore import KeyStore, load_master_key
 
 metadata = sa.MetaData()
 
@@ -174,3 +175,13 @@ class AsyncCommStore:
 def open_store(config: CommConfig) -> AsyncCommStore:
     engine = db.create_engine(config.database_url, schema=config.database_schema)
     return AsyncCommStore(CommStore(engine), workers=1 if engine.dialect.name == "sqlite" else 4)
+
+
+def open_key_store(config: CommConfig, store: AsyncCommStore | None = None) -> KeyStore:
+    """The agency's key store, in the same database as its other tables."""
+    engine = (
+        store.store.engine
+        if store is not None
+        else db.create_engine(config.database_url, schema=config.database_schema)
+    )
+    return KeyStore(engine, load_master_key(config.master_key))

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from hub_server import keys
 from hub_server.config import HubConfig
 from hub_server.directory import Directory
-from hub_server.keys import HubKeys
 from hub_server.linkage import Hub
 from hub_server.log_store import AsyncHubLog, SqlHubLog
 from hub_server.policy import TablePolicy
@@ -17,11 +20,32 @@ from hub_server.servicer import HubServicer
 from renkei import codes, db
 from renkei.grpcutil.server import ServerHandle, start_server
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
+from renkei.keystore import KeyStore, load_master_key
 from renkei.logs import event
 from renkei.runner import serve_until_signalled
 
 _log = logging.getLogger("hub_server")
 SERVICE_NAME = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
+
+
+class StoreKeyAdmin:
+    """The hub's key store, used off the event loop."""
+
+    def __init__(self, store: KeyStore, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self._clock = clock
+
+    async def make_current(self, agency_id: str, version: int) -> datetime | None:
+        return await asyncio.to_thread(
+            self.store.make_current, keys.LINK_PREFIX + agency_id, version, now=self._clock()
+        )
+
+    async def codec(self) -> codes.LinkCodec:
+        keyring = await asyncio.to_thread(keys.link_keyring, self.store)
+        return codes.LinkCodec(keyring, self._clock)
+
+    async def generation(self) -> int:
+        return await asyncio.to_thread(self.store.generation)
 
 
 @dataclass
@@ -31,21 +55,41 @@ class HubServer:
     handle: ServerHandle
     log: AsyncHubLog
     gateway: GrpcProviderGateway
+    key_admin: StoreKeyAdmin
+    refresher: asyncio.Task[None]
 
     @property
     def port(self) -> int:
         return self.handle.port
 
     async def stop(self, grace: float | None = None) -> None:
+        self.refresher.cancel()
         await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
         await self.gateway.close()
         self.log.close()
 
 
+async def refresh_keys(hub: Hub, admin: StoreKeyAdmin, every: float) -> None:
+    """Pick up key changes made by an operator (a rotation) while the hub runs."""
+    seen = await admin.generation()
+    while True:
+        await asyncio.sleep(every)
+        try:
+            now = await admin.generation()
+            if now != seen:
+                hub.codec, seen = await admin.codec(), now
+                event(_log, "reloaded keys", generation=now)
+        except Exception:
+            _log.exception("key refresh failed; keeping the keys in memory")
+
+
 async def create_server(config: HubConfig) -> HubServer:
-    keys = HubKeys.load(config.keys_path)
     directory = Directory.load(config.directory_path)
     engine = db.create_engine(config.database_url, schema=config.database_schema)
+    store = KeyStore(engine, load_master_key(config.master_key))
+    keys.provision(store, [a.agency_id for a in directory])
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731  # one shared clock
+    key_admin = StoreKeyAdmin(store, clock)
     repo = SqlHubLog(engine)
     interrupted = repo.mark_interrupted()
     if interrupted:
@@ -55,11 +99,13 @@ async def create_server(config: HubConfig) -> HubServer:
     hub = Hub(
         directory=directory,
         policy=TablePolicy.load(config.policy_path),
-        codec=codes.LinkCodec(keys.link_keys),
+        codec=await key_admin.codec(),
         log=log,
         gateway=gateway,
-        log_index_key=keys.log_index_key,
-        sealing_key=keys.sealing_key,
+        key_admin=key_admin,
+        log_index_key=keys.log_index_key(store),
+        sealing_key=keys.sealing_key(store),
+        clock=clock,
         relay_ceiling=config.relay_ceiling_seconds,
         log_margin=config.log_margin_seconds,
     )
@@ -72,7 +118,8 @@ async def create_server(config: HubConfig) -> HubServer:
         services=[SERVICE_NAME],
         insecure_development=config.insecure_development,
     )
-    return HubServer(config, hub, handle, log, gateway)
+    refresher = asyncio.create_task(refresh_keys(hub, key_admin, config.key_refresh_seconds))
+    return HubServer(config, hub, handle, log, gateway, key_admin, refresher)
 
 
 async def serve(config_path: Path, port_file: Path | None = None) -> None:

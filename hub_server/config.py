@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from renkei.config_util import load_toml, required, resolve, table
+from renkei.config_util import load_toml, master_key_spec, required, resolve, table
 from renkei.pki import TlsFiles
 
 
@@ -15,7 +15,8 @@ class HubConfig:
     database_url: str
     directory_path: Path
     policy_path: Path
-    keys_path: Path
+    # Where the master key comes from: file:PATH, env:NAME or pkcs11:... (renkei.keystore).
+    master_key: str
     tls: TlsFiles | None
     insecure_development: bool = False
     # PostgreSQL: the schema this party's tables live in (parties may share a database).
@@ -26,6 +27,8 @@ class HubConfig:
     log_margin_seconds: float = 0.05
     shutdown_grace_seconds: float = 5.0
     log_level: str = "INFO"
+    # How often a running hub looks for key changes (a rotation, a completed re-key).
+    key_refresh_seconds: float = 5.0
 
     @classmethod
     def load(cls, path: Path) -> HubConfig:
@@ -41,7 +44,7 @@ class HubConfig:
             ),
             directory_path=resolve(base, str(required(hub, "directory", where))),
             policy_path=resolve(base, str(required(hub, "policy", where))),
-            keys_path=resolve(base, str(required(hub, "keys", where))),
+            master_key=master_key_spec(str(required(hub, "master_key", where)), base),
             tls=TlsFiles(
                 resolve(base, tls["ca_cert"]), resolve(base, tls["cert"]), resolve(base, tls["key"])
             )
@@ -53,4 +56,5 @@ class HubConfig:
             log_margin_seconds=float(hub.get("log_margin_seconds", 0.05)),
             shutdown_grace_seconds=float(hub.get("shutdown_grace_seconds", 5.0)),
             log_level=str(hub.get("log_level", "INFO")),
+            key_refresh_seconds=float(hub.get("key_refresh_seconds", 5.0)),
         )

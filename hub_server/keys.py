@@ -1,66 +1,62 @@
-"""The hub's secrets: agency link-code keys, the log index key, its sealing key."""
+"""The hub's keys, in its key store: link-code keys per agency, the log index key, its sealing key.
+
+Names: ``link/<agency id>`` (AES-256-SIV, 64 bytes, versioned and rotated per
+agency, R11), ``log-index`` (HMAC key for person keys), ``hub-sealing``
+(X25519 private key that sealed ID codes are opened with).
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Iterable
+from datetime import timedelta
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from renkei import codes, sealing
-from renkei.keyfiles import b64, read_json, unb64, write_secret_json
+from renkei.keystore import KeyStore
 
-FORMAT = "renkei-hub-keys/1"
+LINK_PREFIX = "link/"
+LOG_INDEX = "log-index"
+SEALING = "hub-sealing"
 
 
-@dataclass
-class HubKeys:
-    link_keys: dict[str, codes.AgencyKeys]
-    log_index_key: bytes
-    sealing_key: x25519.X25519PrivateKey
+def provision(store: KeyStore, agency_ids: Iterable[str]) -> None:
+    """Create whatever key is missing (first start, or a newly registered agency)."""
+    names = {v.name for v in store.all()}
+    if LOG_INDEX not in names:
+        store.create(LOG_INDEX)
+    if SEALING not in names:
+        store.create(SEALING, sealing.private_key_bytes(sealing.generate_private_key()))
+    for agency_id in agency_ids:
+        if LINK_PREFIX + agency_id not in names:
+            store.create(LINK_PREFIX + agency_id, size=codes.SIV_KEY_BYTES)
 
-    @classmethod
-    def generate(cls, agency_ids: list[str]) -> HubKeys:
-        return cls(
-            {a: codes.AgencyKeys(1, {1: codes.new_key()}) for a in agency_ids},
-            os.urandom(32),
-            sealing.generate_private_key(),
-        )
 
-    def save(self, path: Path) -> None:
-        write_secret_json(
-            path,
-            {
-                "format": FORMAT,
-                "log_index_key": b64(self.log_index_key),
-                "sealing_private_key": b64(sealing.private_key_bytes(self.sealing_key)),
-                "link_keys": {
-                    agency: {
-                        "current": k.current,
-                        "keys": {str(v): b64(key) for v, key in k.keys.items()},
-                    }
-                    for agency, k in self.link_keys.items()
-                },
-            },
-        )
+def link_keyring(store: KeyStore) -> dict[str, codes.AgencyKeys]:
+    by_agency: dict[str, codes.AgencyKeys] = {}
+    for version in store.all(LINK_PREFIX):
+        agency = version.name.removeprefix(LINK_PREFIX)
+        keys = by_agency.setdefault(agency, codes.AgencyKeys(0, {}, {}))
+        keys.keys[version.version] = version.material
+        if version.current:
+            keys.current = version.version
+        elif version.accept_until is not None:
+            keys.accept_until[version.version] = version.accept_until
+    return by_agency
 
-    @classmethod
-    def load(cls, path: Path) -> HubKeys:
-        data = read_json(path, FORMAT)
-        link_keys = {}
-        for agency, entry in data["link_keys"].items():
-            keys = {
-                int(v): unb64(k, where=f"{path}: link_keys.{agency}.{v}")
-                for v, k in entry["keys"].items()
-            }
-            if int(entry["current"]) not in keys:
-                raise ValueError(f"{path}: {agency}'s current key version is missing")
-            link_keys[agency] = codes.AgencyKeys(int(entry["current"]), keys)
-        return cls(
-            link_keys,
-            unb64(data["log_index_key"], where=f"{path}: log_index_key"),
-            sealing.load_private_key(
-                unb64(data["sealing_private_key"], where=f"{path}: sealing_private_key")
-            ),
-        )
+
+def rotate_link_key(store: KeyStore, agency_id: str, window: timedelta) -> int:
+    """A new version for the agency; current once its re-key job completes (R11)."""
+    if not store.versions(LINK_PREFIX + agency_id):
+        raise KeyError(f"no link-code key for agency {agency_id!r}")
+    return store.create(
+        LINK_PREFIX + agency_id, size=codes.SIV_KEY_BYTES, current=False, window=window
+    )
+
+
+def log_index_key(store: KeyStore) -> bytes:
+    return store.current(LOG_INDEX).material
+
+
+def sealing_key(store: KeyStore) -> x25519.X25519PrivateKey:
+    return sealing.load_private_key(store.current(SEALING).material)

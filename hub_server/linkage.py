@@ -24,6 +24,7 @@ from hub_server.policy import Decision, LegalBasisPolicy
 from renkei import codes, sealing, validate
 from renkei.errors import (
     DeadlineExceeded,
+    FailedPrecondition,
     InvalidArgument,
     PermissionDenied,
     RenkeiError,
@@ -37,6 +38,7 @@ _log = logging.getLogger("hub_server.linkage")
 MAX_INFO_KIND = 200
 MAX_ITEM = 32
 MAX_SEALED_BYTES = 256 * 1024
+MAX_REKEY_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,24 @@ class Translation:
     provider_agency_id: str
 
 
+@dataclass(frozen=True)
+class Rekeyed:
+    link_code: str
+    error_reason: str
+
+
+class KeyAdmin(Protocol):
+    """Changes to the hub's keys, made durable before they take effect."""
+
+    async def make_current(self, agency_id: str, version: int) -> datetime | None:
+        """Make ``version`` current; the old one's acceptance limit (None: already current)."""
+        ...
+
+    async def codec(self) -> codes.LinkCodec:
+        """A codec reflecting the key store as it is now."""
+        ...
+
+
 class ProviderGateway(Protocol):
     async def provide(self, provider: Agency, call: ProvideCall, timeout: float) -> bytes:
         """The provider's sealed answer; raises RenkeiError on refusal or failure."""
@@ -90,6 +110,7 @@ class Hub:
         codec: codes.LinkCodec,
         log: AsyncHubLog,
         gateway: ProviderGateway,
+        key_admin: KeyAdmin | None = None,
         log_index_key: bytes,
         sealing_key: x25519.X25519PrivateKey,
         relay_ceiling: float = 10.0,
@@ -98,7 +119,8 @@ class Hub:
     ) -> None:
         self.directory = directory
         self.policy = policy
-        self._codec = codec
+        self.codec = codec
+        self._key_admin = key_admin
         self._log = log
         self._gateway = gateway
         self._log_index_key = log_index_key
@@ -136,10 +158,10 @@ class Hub:
     def translate(self, requester: Agency, provider_id: str, link_code: str) -> Translation:
         provider = self.directory.get(provider_id, field="provider_agency_id")
         validate.required("link_code", link_code)
-        id_code, version = self._codec.decode(requester.agency_id, link_code)
-        self._codec.encode(provider.agency_id, id_code)  # proves the provider side translates
+        id_code, version = self.codec.decode(requester.agency_id, link_code)
+        self.codec.encode(provider.agency_id, id_code)  # proves the provider side translates
         return Translation(
-            version, self._codec.current_version(requester.agency_id), provider.agency_id
+            version, self.codec.current_version(requester.agency_id), provider.agency_id
         )
 
     def person_key(self, id_code: bytes) -> str:
@@ -168,7 +190,7 @@ class Hub:
             person_key=None,
         )
         try:
-            id_code, _ = self._codec.decode(requester.agency_id, req.link_code)
+            id_code, _ = self.codec.decode(requester.agency_id, req.link_code)
         except RenkeiError as err:
             # A foreign or damaged link code is a security event: it is logged, without a person.
             err.metadata["serial"] = str(await self._log.record(entry, err.code.name, err.reason))
@@ -187,7 +209,7 @@ class Hub:
                     "policy_version": decision.policy_version,
                 },
             )
-        provider_link_code = self._codec.encode(provider.agency_id, id_code)
+        provider_link_code = self.codec.encode(provider.agency_id, id_code)
         serial = await self._log.begin(entry)
         try:
             # The provider gets the caller's deadline less the time kept to log the outcome.
@@ -239,5 +261,47 @@ class Hub:
                 f"sealed_id_code holds {len(id_code)} bytes; an ID code has {codes.ID_CODE_BYTES}",
                 {"field": "sealed_id_code"},
             )
-        link_code = self._codec.encode(requester.agency_id, id_code)
-        return link_code, self._codec.current_version(requester.agency_id)
+        link_code = self.codec.encode(requester.agency_id, id_code)
+        return link_code, self.codec.current_version(requester.agency_id)
+
+    # -- re-keying (R11) ---------------------------------------------------
+
+    def rekey_link_codes(
+        self, requester: Agency, link_codes: list[str]
+    ) -> tuple[list[Rekeyed], int, int]:
+        """(results, newest version, current version) for a batch of the caller's codes."""
+        if len(link_codes) > MAX_REKEY_BATCH:
+            raise InvalidArgument(
+                "INVALID_FIELD",
+                f"link_codes: {len(link_codes)} codes; at most {MAX_REKEY_BATCH} per call",
+                {"field": "link_codes"},
+            )
+        codec = self.codec
+        results = []
+        for code in link_codes:
+            try:
+                new_code, _ = codec.rekey(requester.agency_id, code)
+                results.append(Rekeyed(new_code, ""))
+            except RenkeiError as err:
+                results.append(Rekeyed("", err.reason))
+        return (
+            results,
+            codec.newest_version(requester.agency_id),
+            codec.current_version(requester.agency_id),
+        )
+
+    async def complete_rekey(self, requester: Agency, version: int) -> tuple[int, datetime | None]:
+        """Make ``version`` the caller's current link-code key version."""
+        newest = self.codec.newest_version(requester.agency_id)
+        if version != newest:
+            raise FailedPrecondition(
+                "REKEY_VERSION_NOT_NEWEST",
+                f"key_version {version} is not the newest version ({newest}) of the caller's key",
+                {"field": "key_version", "newest_key_version": str(newest)},
+            )
+        if self._key_admin is None:
+            raise FailedPrecondition("KEYS_READ_ONLY", "this hub cannot change its keys")
+        until = await self._key_admin.make_current(requester.agency_id, version)
+        self.codec = await self._key_admin.codec()
+        event(_log, "re-key completed", agency_id=requester.agency_id, key_version=version)
+        return version, until

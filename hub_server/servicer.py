@@ -110,3 +110,29 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                 classes=sorted(agency.classes),
             )
         )
+
+    @rpc("RekeyLinkCodes")
+    async def RekeyLinkCodes(  # gRPC method names are PascalCase
+        self, request: hub_pb2.RekeyLinkCodesRequest, context: Context
+    ) -> hub_pb2.RekeyLinkCodesResponse:
+        caller = self._hub.caller(self._caller_id(context))
+        results, newest, current = self._hub.rekey_link_codes(caller, list(request.link_codes))
+        return hub_pb2.RekeyLinkCodesResponse(
+            results=[
+                hub_pb2.RekeyedLinkCode(link_code=r.link_code, error_reason=r.error_reason)
+                for r in results
+            ],
+            newest_key_version=newest,
+            current_key_version=current,
+        )
+
+    @rpc("CompleteRekey")
+    async def CompleteRekey(  # gRPC method names are PascalCase
+        self, request: hub_pb2.CompleteRekeyRequest, context: Context
+    ) -> hub_pb2.CompleteRekeyResponse:
+        caller = self._hub.caller(self._caller_id(context))
+        current, until = await self._hub.complete_rekey(caller, request.key_version)
+        response = hub_pb2.CompleteRekeyResponse(current_key_version=current)
+        if until is not None:
+            response.previous_accepted_until.FromDatetime(until)
+        return response

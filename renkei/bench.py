@@ -36,8 +36,8 @@ from rich.table import Table
 from comm_server.binding import bind_all
 from comm_server.config import CommConfig
 from comm_server.exchange import answer_info, query_info
-from comm_server.keys import load_sealing_key
-from comm_server.store import CommStore
+from comm_server.keys import sealing_key as agency_sealing_key
+from comm_server.store import CommStore, open_key_store
 from legacy_stubs.jsonl_records.store import write_records
 from renkei import db, sealing
 from renkei.demo_data import Resident, legacy_records, residents
@@ -281,7 +281,7 @@ async def run_load(
         )
         driver = Driver(
             request,
-            load_sealing_key(layout.agency_dir(CITY) / "keys.json"),
+            agency_sealing_key(open_key_store(CommConfig.load(layout.comm_config(CITY)))),
             concurrency,
             pids,
         )
@@ -332,7 +332,7 @@ def deploy(state_dir: Path, people: list[Resident]) -> Layout:
 
 def bind(layout: Layout, people: list[Resident]) -> None:
     """Every demo agency's records, through the running hub, as the demo binds them."""
-    issuer = IdIssuer.load(layout.id_issuer_keys)
+    issuer = IdIssuer.load(layout.id_issuer_config)
     for agency in DEMO_AGENCIES:
         aid = agency.agency_id
         items = [

@@ -67,10 +67,27 @@ def build_parser() -> argparse.ArgumentParser:
         dest="action", required=True
     )
     p = idi.add_parser("seal", help="seal ID codes to the hub for one agency (JSON lines)")
-    p.add_argument("--keys", type=Path, required=True)
+    p.add_argument("--config", type=Path, required=True, help="the issuer's issuer.toml")
     p.add_argument("--agency", required=True)
     p.add_argument(
         "--input", type=Path, required=True, help='lines of {"local_person_id", "resident_code"}'
+    )
+    p = idi.add_parser("rotate", help="a new ID key version for new ID codes")
+    p.add_argument("--config", type=Path, required=True)
+
+    keys = sub.add_parser("keys", help="the hub's keys").add_subparsers(
+        dest="action", required=True
+    )
+    p = keys.add_parser("list", help="key versions, their state and window (no material)")
+    p.add_argument("--config", type=Path, required=True, help="hub.toml")
+    p = keys.add_parser("rotate-link", help="prepare a new link-code key version for an agency")
+    p.add_argument("--config", type=Path, required=True, help="hub.toml")
+    p.add_argument("--agency", required=True)
+    p.add_argument(
+        "--window-days",
+        type=float,
+        required=True,
+        help="how long old link codes stay accepted after the agency completes its re-key",
     )
 
     p = sub.add_parser("demo", help="run the whole system on loopback and print what happened")
@@ -112,6 +129,35 @@ def _read_jsonl(path: Path) -> list[dict[str, str]]:
     return rows
 
 
+def _keys(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from hub_server import keys
+    from hub_server.config import HubConfig
+    from renkei import db
+    from renkei.keystore import KeyStore, load_master_key
+
+    config = HubConfig.load(args.config)
+    store = KeyStore(
+        db.create_engine(config.database_url, schema=config.database_schema),
+        load_master_key(config.master_key),
+    )
+    if args.action == "rotate-link":
+        version = keys.rotate_link_key(store, args.agency, timedelta(days=args.window_days))
+        print(
+            f"link-code key version {version} made for {args.agency}; it becomes current when"
+            f" the agency's re-key job completes, and version {version - 1} codes then stay"
+            f" accepted for {args.window_days:g} days"
+        )
+        return 0
+    for v in store.all():
+        state = "current" if v.current else "next" if v.accept_until is None else "old"
+        until = f" accepted until {v.accept_until.isoformat()}" if v.accept_until else ""
+        window = f" window {v.window}" if v.window else ""
+        print(f"{v.name} v{v.version}: {state}{until}{window}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "pki":
@@ -150,9 +196,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bound {fresh} new, {len(outcomes) - fresh} already bound")
         return 0
     if args.command == "id-issuer":
-        from renkei.id_issuer import IdIssuer
+        from renkei import id_issuer
 
-        issuer = IdIssuer.load(args.keys)
+        if args.action == "rotate":
+            store, _ = id_issuer.open_key_store(args.config)
+            print(f"ID key version {id_issuer.rotate(store)} is now current")
+            return 0
+        issuer = id_issuer.IdIssuer.load(args.config)
         for r in _read_jsonl(args.input):
             sealed = issuer.sealed_id_code(r["resident_code"], args.agency)
             print(
@@ -164,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             )
         return 0
+    if args.command == "keys":
+        return _keys(args)
     if args.command == "demo":
         from renkei.demo import main as demo_main
 

@@ -1,7 +1,8 @@
 """ID codes and link codes (R4, R5, R7, R9).
 
-- ID code: AES-SIV (deterministic authenticated encryption) of the 11-digit
-  resident code under the ID key. Reversible by the ID key's holder only.
+- ID code: the ID key's version (one byte) and AES-SIV (deterministic
+  authenticated encryption) of the 11-digit resident code under that version
+  of the ID key. Reversible by the ID key's holder only.
 - Link code: AES-SIV of the ID code under one agency's key, with the agency id
   and the key version as associated data, so a code is bound to its agency and
   key. Printed as ``<version>.<base64url>``; the version travels in the clear
@@ -17,8 +18,9 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
@@ -29,7 +31,7 @@ ID_CODE_AD = b"renkei/id-code/v1"
 RESIDENT_CODE_RE = re.compile(r"[0-9]{11}", re.ASCII)
 SIV_KEY_BYTES = 64  # AES-256-SIV
 _SIV_TAG = 16
-ID_CODE_BYTES = _SIV_TAG + 11
+ID_CODE_BYTES = 1 + _SIV_TAG + 11
 LINK_CODE_BYTES = _SIV_TAG + ID_CODE_BYTES
 _LINK_CODE_RE = re.compile(r"([1-9][0-9]{0,5})\.([A-Za-z0-9_-]+)", re.ASCII)
 MAX_LINK_CODE_CHARS = 128
@@ -40,10 +42,13 @@ def new_key() -> bytes:
 
 
 class IdCodeIssuer:
-    """Resident code <-> ID code under the ID key."""
+    """Resident code <-> ID code under the versioned ID key (R4, R7)."""
 
-    def __init__(self, id_key: bytes) -> None:
-        self._siv = AESSIV(id_key)
+    def __init__(self, keys: Mapping[int, bytes], current: int) -> None:
+        if current not in keys or not all(1 <= v <= 255 for v in keys):
+            raise ValueError("ID key versions must be 1-255 and include the current one")
+        self._sivs = {v: AESSIV(k) for v, k in keys.items()}
+        self.current = current
 
     def issue(self, resident_code: str) -> bytes:
         if not RESIDENT_CODE_RE.fullmatch(resident_code):
@@ -52,13 +57,27 @@ class IdCodeIssuer:
                 "resident code must be 11 ASCII digits",
                 {"field": "resident_code"},
             )
-        return self._siv.encrypt(resident_code.encode("ascii"), [ID_CODE_AD])
+        version = self.current
+        return bytes([version]) + self._sivs[version].encrypt(
+            resident_code.encode("ascii"), _id_code_ad(version)
+        )
 
     def resident_code(self, id_code: bytes) -> str:
+        siv = self._sivs.get(id_code[0]) if len(id_code) == ID_CODE_BYTES else None
+        if siv is None:
+            raise InvalidArgument("ID_CODE_INVALID", "not an ID code of a known ID key version")
         try:
-            return self._siv.decrypt(id_code, [ID_CODE_AD]).decode("ascii")
+            return siv.decrypt(id_code[1:], _id_code_ad(id_code[0])).decode("ascii")
         except InvalidTag:
             raise InvalidArgument("ID_CODE_INVALID", "ID code does not authenticate") from None
+
+    def reissue(self, id_code: bytes) -> bytes:
+        """The same person's ID code under the current ID key version (ID-key rotation)."""
+        return self.issue(self.resident_code(id_code))
+
+
+def _id_code_ad(version: int) -> list[bytes]:
+    return [ID_CODE_AD, str(version).encode("ascii")]
 
 
 def _b64encode(raw: bytes) -> str:
@@ -103,11 +122,21 @@ def _associated_data(agency_id: str, version: int) -> list[bytes]:
 
 @dataclass
 class AgencyKeys:
-    """One agency's link-code keys by version, and the version new codes use."""
+    """One agency's link-code keys by version.
+
+    ``current`` makes the codes the hub hands out and sends to the agency;
+    a newer version exists during a rotation, for the re-key job; an older
+    one is accepted until its ``accept_until`` (absent: no limit yet).
+    """
 
     current: int
-    keys: Mapping[int, bytes]
+    keys: dict[int, bytes]
+    accept_until: dict[int, datetime] = field(default_factory=dict)
     _ciphers: dict[int, AESSIV] = field(default_factory=dict, repr=False)
+
+    @property
+    def newest(self) -> int:
+        return max(self.keys)
 
     def cipher(self, version: int) -> AESSIV | None:
         siv = self._ciphers.get(version)
@@ -119,8 +148,13 @@ class AgencyKeys:
 class LinkCodec:
     """ID code <-> each agency's link code. Lives inside the hub only."""
 
-    def __init__(self, keyring: Mapping[str, AgencyKeys]) -> None:
+    def __init__(
+        self,
+        keyring: Mapping[str, AgencyKeys],
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
         self._keyring = dict(keyring)
+        self._clock = clock
 
     def agencies(self) -> frozenset[str]:
         return frozenset(self._keyring)
@@ -138,13 +172,21 @@ class LinkCodec:
             )
         return keys
 
-    def encode(self, agency_id: str, id_code: bytes) -> str:
+    def newest_version(self, agency_id: str) -> int:
+        return self._agency(agency_id).newest
+
+    def encode(self, agency_id: str, id_code: bytes, version: int | None = None) -> str:
         keys = self._agency(agency_id)
-        siv = keys.cipher(keys.current)
-        assert siv is not None, "current key version must be present"
-        return format_link_code(
-            keys.current, siv.encrypt(id_code, _associated_data(agency_id, keys.current))
-        )
+        version = keys.current if version is None else version
+        siv = keys.cipher(version)
+        assert siv is not None, "the version to encode with must be present"
+        return format_link_code(version, siv.encrypt(id_code, _associated_data(agency_id, version)))
+
+    def rekey(self, agency_id: str, link_code: str) -> tuple[str, int]:
+        """The same person's link code under the agency's newest key version."""
+        id_code, _ = self.decode(agency_id, link_code)
+        newest = self.newest_version(agency_id)
+        return self.encode(agency_id, id_code, newest), newest
 
     def decode(self, agency_id: str, link_code: str) -> tuple[bytes, int]:
         """The ID code behind ``agency_id``'s link code, and the key version it used."""
@@ -157,9 +199,20 @@ class LinkCodec:
                 {"field": "link_code", "key_version": str(version)},
             )
         try:
-            return siv.decrypt(ciphertext, _associated_data(agency_id, version)), version
+            id_code = siv.decrypt(ciphertext, _associated_data(agency_id, version))
         except InvalidTag:
-            pass
+            id_code = None
+        if id_code is not None:
+            keys = self._agency(agency_id)
+            until = keys.accept_until.get(version)
+            if version != keys.current and until is not None and self._clock() >= until:
+                raise FailedPrecondition(
+                    "LINK_CODE_KEY_RETIRED",
+                    f"link_code is under key version {version}, accepted until"
+                    f" {until.isoformat()}; re-key to version {keys.current}",
+                    {"field": "link_code", "key_version": str(version)},
+                )
+            return id_code, version
         if self._belongs_to_another(agency_id, version, ciphertext):
             raise PermissionDenied(
                 "LINK_CODE_FOREIGN",

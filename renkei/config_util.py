@@ -38,3 +38,10 @@ def resolve(base: Path, value: str) -> Path:
     """Paths in a config file are relative to the file's folder."""
     path = Path(value)
     return path if path.is_absolute() else (base / path)
+
+
+def master_key_spec(spec: str, base: Path) -> str:
+    """A ``file:`` master-key spec relative to the config file becomes absolute."""
+    if spec.startswith("file:"):
+        return "file:" + str(resolve(base, spec.removeprefix("file:")))
+    return spec

@@ -78,7 +78,7 @@ class Demo:
         return layout
 
     def bind(self, layout: Layout) -> None:
-        issuer = IdIssuer.load(layout.id_issuer_keys)
+        issuer = IdIssuer.load(layout.id_issuer_config)
         for agency in DEMO_AGENCIES:
             items = [
                 (

@@ -4,9 +4,12 @@ Used by operators (`renkei deploy init`), the demo, the benchmark and the
 end-to-end tests, so all of them run the same files the same way.
 
     <root>/pki/                 CA, hub and agency certificates
-    <root>/hub/                 hub.toml, keys.json, directory.toml, legal_basis.toml, hub.db
-    <root>/id_issuer/keys.json  the ID key (and the hub's public sealing key)
-    <root>/agencies/<id>/       comm.toml, keys.json, legacy_records.json, comm.db
+    <root>/hub/                 hub.toml, master.key, directory.toml, legal_basis.toml, hub.db
+    <root>/id_issuer/           issuer.toml, master.key, id_issuer.db (the ID key)
+    <root>/agencies/<id>/       comm.toml, master.key, legacy_records.json, comm_<id>.db
+
+Each party's data keys live in its own database, wrapped under its own
+master key (``renkei.keystore``).
 """
 
 from __future__ import annotations
@@ -22,11 +25,17 @@ from typing import Any
 
 import tomli_w
 
-from comm_server.keys import save_sealing_key
-from hub_server.keys import HubKeys
-from renkei import sealing
-from renkei.id_issuer import IdIssuer
+from comm_server.config import CommConfig
+from comm_server.keys import provision as comm_key_setup
+from comm_server.store import open_key_store as open_comm_key_store
+from hub_server.config import HubConfig
+from hub_server.keys import provision as hub_key_setup
+from hub_server.keys import sealing_key as hub_sealing_key
+from renkei import db, sealing
+from renkei.id_issuer import open_key_store as open_issuer_key_store
+from renkei.id_issuer import provision as id_key_setup
 from renkei.keyfiles import b64
+from renkei.keystore import KeyStore, create_master_key_file, load_master_key
 from renkei.pki import PkiLayout, TlsFiles, init_pki
 
 
@@ -62,8 +71,8 @@ class Layout:
         return self.hub_dir / "hub.toml"
 
     @property
-    def id_issuer_keys(self) -> Path:
-        return self.root / "id_issuer" / "keys.json"
+    def id_issuer_config(self) -> Path:
+        return self.root / "id_issuer" / "issuer.toml"
 
     def agency_dir(self, agency_id: str) -> Path:
         return self.root / "agencies" / agency_id
@@ -142,55 +151,23 @@ def init_deployment(
     ids = [a.agency_id for a in agencies]
     pki = init_pki(layout.root / "pki", ids)
     host = endpoints.host
+    hub_endpoint = f"{host}:{endpoints.hub_port}"
 
-    keys = HubKeys.generate(ids)
-    keys.save(layout.hub_dir / "keys.json")
+    # Each party gets its own master key; its data keys live in its own store.
     directory = []
     for agency in agencies:
-        key = sealing.generate_private_key()
-        save_sealing_key(layout.agency_dir(agency.agency_id) / "keys.json", key)
-        directory.append(
-            {
-                "id": agency.agency_id,
-                "name": agency.display_name,
-                "classes": list(agency.classes),
-                "endpoint": f"{host}:{endpoints.comm_ports[agency.agency_id]}",
-                "sealing_public_key": b64(sealing.public_key_bytes(key)),
-            }
-        )
-    _write_toml(layout.hub_dir / "directory.toml", {"agency": directory})
-    policy_source = policy or Path(
-        str(resources.files("hub_server").joinpath("data/legal_basis_demo.toml"))
-    )
-    shutil.copyfile(policy_source, layout.hub_dir / "legal_basis.toml")
-    hub_pki = pki.hub()
-    _write_toml(
-        layout.hub_config,
-        {
-            "hub": {
-                "listen": f"{host}:{endpoints.hub_port}",
-                **_db(settings, "hub"),
-                "directory": "directory.toml",
-                "policy": "legal_basis.toml",
-                "keys": "keys.json",
-                "log_level": settings.log_level,
-                **settings.extra_hub,
-            },
-            "tls": _tls_paths(hub_pki, layout.hub_dir),
-        },
-    )
-    IdIssuer.create_key_file(layout.id_issuer_keys, sealing.public_key_bytes(keys.sealing_key))
-    for agency in agencies:
-        files = pki.agency(agency.agency_id)
+        folder = layout.agency_dir(agency.agency_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        create_master_key_file(folder / "master.key")
         _write_toml(
             layout.comm_config(agency.agency_id),
             {
                 "comm": {
                     "agency_id": agency.agency_id,
                     "listen": f"{host}:{endpoints.comm_ports[agency.agency_id]}",
-                    "hub_endpoint": f"{host}:{endpoints.hub_port}",
+                    "hub_endpoint": hub_endpoint,
                     **_db(settings, f"comm_{agency.agency_id}"),
-                    "keys": "keys.json",
+                    "master_key": "file:master.key",
                     "answer_timeout_seconds": settings.answer_timeout_seconds,
                     "query_timeout_seconds": settings.query_timeout_seconds,
                     "log_level": settings.log_level,
@@ -200,7 +177,66 @@ def init_deployment(
                     "host": host,
                     "port": endpoints.legacy_ports[agency.agency_id],
                 },
-                "tls": _tls_paths(files, layout.agency_dir(agency.agency_id)),
+                "tls": _tls_paths(pki.agency(agency.agency_id), folder),
             },
         )
+        comm_keys = open_comm_key_store(CommConfig.load(layout.comm_config(agency.agency_id)))
+        directory.append(
+            {
+                "id": agency.agency_id,
+                "name": agency.display_name,
+                "classes": list(agency.classes),
+                "endpoint": f"{host}:{endpoints.comm_ports[agency.agency_id]}",
+                "sealing_public_key": b64(comm_key_setup(comm_keys)),
+            }
+        )
+        comm_keys.engine.dispose()
+
+    layout.hub_dir.mkdir(parents=True, exist_ok=True)
+    create_master_key_file(layout.hub_dir / "master.key")
+    _write_toml(layout.hub_dir / "directory.toml", {"agency": directory})
+    policy_source = policy or Path(
+        str(resources.files("hub_server").joinpath("data/legal_basis_demo.toml"))
+    )
+    shutil.copyfile(policy_source, layout.hub_dir / "legal_basis.toml")
+    _write_toml(
+        layout.hub_config,
+        {
+            "hub": {
+                "listen": f"{host}:{endpoints.hub_port}",
+                **_db(settings, "hub"),
+                "directory": "directory.toml",
+                "policy": "legal_basis.toml",
+                "master_key": "file:master.key",
+                "log_level": settings.log_level,
+                **settings.extra_hub,
+            },
+            "tls": _tls_paths(pki.hub(), layout.hub_dir),
+        },
+    )
+    hub_config = HubConfig.load(layout.hub_config)
+    hub_keys = KeyStore(
+        db.create_engine(hub_config.database_url, schema=hub_config.database_schema),
+        load_master_key(hub_config.master_key),
+    )
+    hub_key_setup(hub_keys, ids)
+    hub_public = sealing.public_key_bytes(hub_sealing_key(hub_keys))
+    hub_keys.engine.dispose()
+
+    issuer_dir = layout.id_issuer_config.parent
+    issuer_dir.mkdir(parents=True, exist_ok=True)
+    create_master_key_file(issuer_dir / "master.key")
+    _write_toml(
+        layout.id_issuer_config,
+        {
+            "id_issuer": {
+                "database_url": "sqlite:///{config_dir}/id_issuer.db",
+                "master_key": "file:master.key",
+                "hub_sealing_public_key": b64(hub_public),
+            }
+        },
+    )
+    issuer_keys, _ = open_issuer_key_store(layout.id_issuer_config)
+    id_key_setup(issuer_keys)
+    issuer_keys.engine.dispose()
     return layout

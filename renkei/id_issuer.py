@@ -1,27 +1,47 @@
-"""The ID issuer: resident code -> ID code under the ID key (R4, R7).
+"""The ID issuer: resident code -> ID code under the versioned ID key (R4, R7).
 
 It holds the ID key and nothing else of the hub's. It never hands an ID code
 out in the clear: each one is sealed to the hub, for one named agency, so the
 agency that carries it to the hub cannot read it and no other agency can use
 it (the hub opens it with that agency's id as HPKE info).
+
+Its configuration, ``issuer.toml``::
+
+    [id_issuer]
+    database_url = "sqlite:///{config_dir}/id_issuer.db"   # its key store
+    master_key = "file:master.key"
+    hub_sealing_public_key = "<base64 X25519>"
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from renkei import codes, sealing
-from renkei.keyfiles import b64, read_json, unb64, write_secret_json
+from renkei import codes, db, sealing
+from renkei.config_util import load_toml, master_key_spec, required, table
+from renkei.keystore import KeyStore, load_master_key
 
-FORMAT = "renkei-id-issuer-keys/1"
+ID_KEY = "id"
 
 
 def id_code_sealing_info(agency_id: str) -> bytes:
     """Binds a sealed ID code to the one agency it is meant for."""
     return sealing.exchange_info("id-code", agency_id)
+
+
+def open_key_store(config_path: Path) -> tuple[KeyStore, bytes]:
+    """The issuer's key store and the hub's public sealing key, from ``issuer.toml``."""
+    data = table(load_toml(config_path), "id_issuer", config_path)
+    where = f"{config_path}: [id_issuer]"
+    base = config_path.parent
+    url = str(required(data, "database_url", where)).replace("{config_dir}", str(base))
+    master = load_master_key(master_key_spec(str(required(data, "master_key", where)), base))
+    hub_key = base64.b64decode(str(required(data, "hub_sealing_public_key", where)))
+    return KeyStore(db.create_engine(url), master), hub_key
 
 
 @dataclass
@@ -34,23 +54,28 @@ class IdIssuer:
             self.issuer.issue(resident_code), self.hub_key, id_code_sealing_info(agency_id)
         )
 
-    @staticmethod
-    def create_key_file(path: Path, hub_public_key: bytes) -> None:
-        write_secret_json(
-            path,
-            {
-                "format": FORMAT,
-                "id_key": b64(codes.new_key()),
-                "hub_sealing_public_key": b64(hub_public_key),
-            },
+    @classmethod
+    def from_store(cls, store: KeyStore, hub_public_key: bytes) -> IdIssuer:
+        versions = store.versions(ID_KEY)
+        if not versions:
+            raise ValueError("the ID issuer's key store has no ID key: run the deployment setup")
+        current = next(v.version for v in versions if v.current)
+        return cls(
+            codes.IdCodeIssuer({v.version: v.material for v in versions}, current),
+            sealing.load_public_key(hub_public_key, field="hub_sealing_public_key"),
         )
 
     @classmethod
-    def load(cls, path: Path) -> IdIssuer:
-        data = read_json(path, FORMAT)
-        return cls(
-            codes.IdCodeIssuer(unb64(data["id_key"], where=f"{path}: id_key")),
-            sealing.load_public_key(
-                unb64(data["hub_sealing_public_key"], where=f"{path}: hub_sealing_public_key")
-            ),
-        )
+    def load(cls, config_path: Path) -> IdIssuer:
+        store, hub_key = open_key_store(config_path)
+        return cls.from_store(store, hub_key)
+
+
+def provision(store: KeyStore) -> None:
+    if not store.versions(ID_KEY):
+        store.create(ID_KEY, size=codes.SIV_KEY_BYTES)
+
+
+def rotate(store: KeyStore) -> int:
+    """A new ID key version for new ID codes; older versions stay to re-issue old codes."""
+    return store.create(ID_KEY, size=codes.SIV_KEY_BYTES)

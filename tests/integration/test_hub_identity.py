@@ -73,7 +73,7 @@ def test_the_hubs_own_certificate_is_not_an_agency(loop: LoopThread, topo: Topol
 def test_issue_link_code_answers_the_callers_own_code_only(
     loop: LoopThread, topo: Topology
 ) -> None:
-    issuer = IdIssuer.load(topo.layout.id_issuer_keys)
+    issuer = IdIssuer.load(topo.layout.id_issuer_config)
     person = topo.people[0]
 
     async def issue(as_agency: str, sealed: bytes) -> object:

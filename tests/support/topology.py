@@ -130,7 +130,7 @@ async def start_topology(root: Path, settings: Settings | None = None) -> Topolo
         )
         for a in DEMO_AGENCIES
     }
-    issuer = IdIssuer.load(layout.id_issuer_keys)
+    issuer = IdIssuer.load(layout.id_issuer_config)
     for aid, config in configs.items():
         await bind_all(
             config,

@@ -58,7 +58,7 @@ def _codec() -> LinkCodec:
 
 
 def _id_code(resident: str = RESIDENT) -> bytes:
-    return IdCodeIssuer(ID_KEY).issue(resident)
+    return IdCodeIssuer({1: ID_KEY}, 1).issue(resident)
 
 
 def _refusal(codec: LinkCodec, agency_id: str, link_code: str) -> RenkeiError:
@@ -80,23 +80,23 @@ def test_new_key_is_64_random_bytes() -> None:
 
 
 def test_id_code_is_deterministic_and_reversible() -> None:
-    issuer = IdCodeIssuer(ID_KEY)
+    issuer = IdCodeIssuer({1: ID_KEY}, 1)
     code = issuer.issue(RESIDENT)
     assert isinstance(code, bytes)
     assert len(code) == ID_CODE_BYTES
     assert issuer.issue(RESIDENT) == code
-    assert IdCodeIssuer(ID_KEY).issue(RESIDENT) == code  # a fresh issuer, same key
+    assert IdCodeIssuer({1: ID_KEY}, 1).issue(RESIDENT) == code  # a fresh issuer, same key
     assert issuer.resident_code(code) == RESIDENT
     assert RESIDENT.encode() not in code
 
 
 def test_id_codes_differ_per_person_and_per_key() -> None:
-    issuer = IdCodeIssuer(ID_KEY)
+    issuer = IdCodeIssuer({1: ID_KEY}, 1)
     residents = ["00000000000", "00000000001", "99999999999", RESIDENT]
     codes = [issuer.issue(r) for r in residents]
     assert len(set(codes)) == len(residents)
     assert [issuer.resident_code(c) for c in codes] == residents
-    assert IdCodeIssuer(bytes(64)).issue(RESIDENT) != issuer.issue(RESIDENT)
+    assert IdCodeIssuer({1: bytes(64)}, 1).issue(RESIDENT) != issuer.issue(RESIDENT)
 
 
 @pytest.mark.parametrize(
@@ -116,7 +116,7 @@ def test_id_codes_differ_per_person_and_per_key() -> None:
 )
 def test_malformed_resident_codes_are_refused(resident: str) -> None:
     with pytest.raises(InvalidArgument) as info:
-        IdCodeIssuer(ID_KEY).issue(resident)
+        IdCodeIssuer({1: ID_KEY}, 1).issue(resident)
     assert info.value.reason == "RESIDENT_CODE_MALFORMED"
     assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert info.value.metadata == {"field": "resident_code"}
@@ -124,16 +124,16 @@ def test_malformed_resident_codes_are_refused(resident: str) -> None:
 
 def test_resident_code_with_trailing_newline_is_refused() -> None:
     with pytest.raises(InvalidArgument) as info:
-        IdCodeIssuer(ID_KEY).issue(RESIDENT + "\n")
+        IdCodeIssuer({1: ID_KEY}, 1).issue(RESIDENT + "\n")
     assert info.value.reason == "RESIDENT_CODE_MALFORMED"
 
 
 def test_id_code_under_another_key_or_altered_does_not_reverse() -> None:
     code = _id_code()
     with pytest.raises(InvalidArgument) as info:
-        IdCodeIssuer(bytes(64)).resident_code(code)
+        IdCodeIssuer({1: bytes(64)}, 1).resident_code(code)
     assert info.value.reason == "ID_CODE_INVALID"
-    issuer = IdCodeIssuer(ID_KEY)
+    issuer = IdCodeIssuer({1: ID_KEY}, 1)
     for i in range(len(code)):
         damaged = code[:i] + bytes([code[i] ^ 0x01]) + code[i + 1 :]
         with pytest.raises(InvalidArgument) as info:
@@ -310,12 +310,12 @@ def test_random_single_bit_flips_of_ciphertext_are_corrupt() -> None:
 def test_non_canonical_base64_is_malformed() -> None:
     codec = _codec()
     link = codec.encode("city-001", _id_code())
-    # 43 bytes = 344 bits; the 58th character carries 2 of them and 4 unused low bits.
-    unused = 58 * 6 - LINK_CODE_BYTES * 8
-    assert unused == 4
+    # 44 bytes = 352 bits; the 59th character carries 4 of them and 2 unused low bits.
+    unused = 59 * 6 - LINK_CODE_BYTES * 8
+    assert unused == 2
     last = B64_ALPHABET.index(link[-1])
-    assert last & 0b1111 == 0  # canonical: unused bits are zero
-    for low in range(1, 16):
+    assert last & 0b11 == 0  # canonical: unused bits are zero
+    for low in range(1, 4):
         alias = link[:-1] + B64_ALPHABET[last | low]
         err = _refusal(codec, "city-001", alias)
         assert err.reason == "LINK_CODE_MALFORMED", (alias, err)
@@ -464,3 +464,47 @@ def test_parse_and_format_link_code() -> None:
     with pytest.raises(InvalidArgument) as info:
         parse_link_code(format_link_code(1, raw[:-1]))
     assert info.value.reason == "LINK_CODE_MALFORMED"
+
+
+def test_id_code_carries_its_key_version_and_reissues_under_the_current_one() -> None:
+    old = IdCodeIssuer({1: ID_KEY}, 1)
+    rotated = IdCodeIssuer({1: ID_KEY, 2: KEY_CITY_2}, 2)
+    code_v1 = old.issue(RESIDENT)
+    assert code_v1[0] == 1
+    code_v2 = rotated.reissue(code_v1)
+    assert code_v2[0] == 2
+    assert code_v2 != code_v1
+    assert rotated.resident_code(code_v1) == rotated.resident_code(code_v2) == RESIDENT
+    with pytest.raises(InvalidArgument) as info:
+        old.resident_code(code_v2)
+    assert info.value.reason == "ID_CODE_INVALID"
+
+
+def test_an_old_key_version_is_accepted_inside_its_window_and_refused_after() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = [datetime(2026, 4, 1, tzinfo=UTC)]
+    until = now[0] + timedelta(days=30)
+    v1 = LinkCodec({"city-001": AgencyKeys(current=1, keys={1: KEY_CITY_1})})
+    old_code = v1.encode("city-001", _id_code())
+    codec = LinkCodec(
+        {"city-001": AgencyKeys(2, {1: KEY_CITY_1, 2: KEY_CITY_2}, {1: until})}, lambda: now[0]
+    )
+    assert codec.decode("city-001", old_code) == (_id_code(), 1)
+    new_code, version = codec.rekey("city-001", old_code)
+    assert version == 2
+    assert codec.decode("city-001", new_code) == (_id_code(), 2)
+    now[0] = until
+    err = _refusal(codec, "city-001", old_code)
+    assert isinstance(err, FailedPrecondition)
+    assert err.reason == "LINK_CODE_KEY_RETIRED"
+    assert err.metadata["key_version"] == "1"
+    assert codec.decode("city-001", new_code) == (_id_code(), 2)
+
+
+def test_during_a_rotation_the_newest_version_is_made_only_for_the_rekey() -> None:
+    codec = LinkCodec({"city-001": AgencyKeys(1, {1: KEY_CITY_1, 2: KEY_CITY_2})})
+    assert codec.current_version("city-001") == 1
+    assert codec.newest_version("city-001") == 2
+    assert codec.encode("city-001", _id_code()).startswith("1.")
+    assert codec.rekey("city-001", codec.encode("city-001", _id_code()))[0].startswith("2.")

@@ -354,3 +354,128 @@ class Agency(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Agency: _TypeAlias = Agency  # noqa: Y015
+
+@_typing.final
+class RekeyLinkCodesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINK_CODES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def link_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The caller's own link codes, at most 1000. Empty: just report versions."""
+
+    def __init__(
+        self,
+        *,
+        link_codes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["link_codes", b"link_codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RekeyLinkCodesRequest: _TypeAlias = RekeyLinkCodesRequest  # noqa: Y015
+
+@_typing.final
+class RekeyLinkCodesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    NEWEST_KEY_VERSION_FIELD_NUMBER: _builtins.int
+    CURRENT_KEY_VERSION_FIELD_NUMBER: _builtins.int
+    newest_key_version: _builtins.int
+    """The version the new codes are under."""
+    current_key_version: _builtins.int
+    """The version the hub uses for codes it sends to the caller."""
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___RekeyedLinkCode]:
+        """One result per requested code, in order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___RekeyedLinkCode] | None = ...,
+        newest_key_version: _builtins.int = ...,
+        current_key_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_key_version", b"current_key_version", "newest_key_version", b"newest_key_version", "results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RekeyLinkCodesResponse: _TypeAlias = RekeyLinkCodesResponse  # noqa: Y015
+
+@_typing.final
+class RekeyedLinkCode(_message.Message):
+    """One re-keyed code, or why it could not be."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINK_CODE_FIELD_NUMBER: _builtins.int
+    ERROR_REASON_FIELD_NUMBER: _builtins.int
+    link_code: _builtins.str
+    """Empty when refused."""
+    error_reason: _builtins.str
+    """The ErrorInfo reason the code alone would get, e.g. "LINK_CODE_CORRUPT"."""
+    def __init__(
+        self,
+        *,
+        link_code: _builtins.str = ...,
+        error_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_reason", b"error_reason", "link_code", b"link_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RekeyedLinkCode: _TypeAlias = RekeyedLinkCode  # noqa: Y015
+
+@_typing.final
+class CompleteRekeyRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_VERSION_FIELD_NUMBER: _builtins.int
+    key_version: _builtins.int
+    """The version the caller has re-keyed its correspondence table to."""
+    def __init__(
+        self,
+        *,
+        key_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_version", b"key_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteRekeyRequest: _TypeAlias = CompleteRekeyRequest  # noqa: Y015
+
+@_typing.final
+class CompleteRekeyResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENT_KEY_VERSION_FIELD_NUMBER: _builtins.int
+    PREVIOUS_ACCEPTED_UNTIL_FIELD_NUMBER: _builtins.int
+    current_key_version: _builtins.int
+    @_builtins.property
+    def previous_accepted_until(self) -> _timestamp_pb2.Timestamp:
+        """Until when codes under the previous version are still accepted; unset
+        when the version was already current.
+        """
+
+    def __init__(
+        self,
+        *,
+        current_key_version: _builtins.int = ...,
+        previous_accepted_until: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["previous_accepted_until", b"previous_accepted_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_key_version", b"current_key_version", "previous_accepted_until", b"previous_accepted_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CompleteRekeyResponse: _TypeAlias = CompleteRekeyResponse  # noqa: Y015

@@ -65,6 +65,16 @@ class HubServiceStub:
                 request_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.GetAgencyRequest.SerializeToString,
                 response_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.GetAgencyResponse.FromString,
                 _registered_method=True)
+        self.RekeyLinkCodes = channel.unary_unary(
+                '/renkei.hub.v1.HubService/RekeyLinkCodes',
+                request_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.RekeyLinkCodesRequest.SerializeToString,
+                response_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.RekeyLinkCodesResponse.FromString,
+                _registered_method=True)
+        self.CompleteRekey = channel.unary_unary(
+                '/renkei.hub.v1.HubService/CompleteRekey',
+                request_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.CompleteRekeyRequest.SerializeToString,
+                response_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.CompleteRekeyResponse.FromString,
+                _registered_method=True)
 
 
 class HubServiceServicer:
@@ -118,6 +128,24 @@ class HubServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RekeyLinkCodes(self, request, context):
+        """Re-keying (R11): turns a batch of the caller's link codes into the same
+        persons' link codes under the caller's newest key version. Deterministic,
+        so a batch repeated after a crash gives the same answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CompleteRekey(self, request, context):
+        """Ends the caller's re-key: the new version becomes current (codes sent to
+        the caller are made with it) and the old one stays accepted for the
+        window stated at rotation.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HubServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +173,16 @@ def add_HubServiceServicer_to_server(servicer, server):
                     servicer.GetAgency,
                     request_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.GetAgencyRequest.FromString,
                     response_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.GetAgencyResponse.SerializeToString,
+            ),
+            'RekeyLinkCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.RekeyLinkCodes,
+                    request_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.RekeyLinkCodesRequest.FromString,
+                    response_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.RekeyLinkCodesResponse.SerializeToString,
+            ),
+            'CompleteRekey': grpc.unary_unary_rpc_method_handler(
+                    servicer.CompleteRekey,
+                    request_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.CompleteRekeyRequest.FromString,
+                    response_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.CompleteRekeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -288,6 +326,60 @@ class HubService:
             '/renkei.hub.v1.HubService/GetAgency',
             renkei_dot_hub_dot_v1_dot_hub__pb2.GetAgencyRequest.SerializeToString,
             renkei_dot_hub_dot_v1_dot_hub__pb2.GetAgencyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RekeyLinkCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/renkei.hub.v1.HubService/RekeyLinkCodes',
+            renkei_dot_hub_dot_v1_dot_hub__pb2.RekeyLinkCodesRequest.SerializeToString,
+            renkei_dot_hub_dot_v1_dot_hub__pb2.RekeyLinkCodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CompleteRekey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/renkei.hub.v1.HubService/CompleteRekey',
+            renkei_dot_hub_dot_v1_dot_hub__pb2.CompleteRekeyRequest.SerializeToString,
+            renkei_dot_hub_dot_v1_dot_hub__pb2.CompleteRekeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

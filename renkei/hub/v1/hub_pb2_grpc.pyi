@@ -60,6 +60,16 @@ class HubServiceStub:
     """
     GetAgency: _grpc.UnaryUnaryMultiCallable[_hub_pb2.GetAgencyRequest, _hub_pb2.GetAgencyResponse]
     """Returns an agency's public directory entry (name, sealing key)."""
+    RekeyLinkCodes: _grpc.UnaryUnaryMultiCallable[_hub_pb2.RekeyLinkCodesRequest, _hub_pb2.RekeyLinkCodesResponse]
+    """Re-keying (R11): turns a batch of the caller's link codes into the same
+    persons' link codes under the caller's newest key version. Deterministic,
+    so a batch repeated after a crash gives the same answer.
+    """
+    CompleteRekey: _grpc.UnaryUnaryMultiCallable[_hub_pb2.CompleteRekeyRequest, _hub_pb2.CompleteRekeyResponse]
+    """Ends the caller's re-key: the new version becomes current (codes sent to
+    the caller are made with it) and the old one stays accepted for the
+    window stated at rotation.
+    """
 
 @_typing.type_check_only
 class HubServiceAsyncStub(HubServiceStub):
@@ -93,6 +103,16 @@ class HubServiceAsyncStub(HubServiceStub):
     """
     GetAgency: _aio.UnaryUnaryMultiCallable[_hub_pb2.GetAgencyRequest, _hub_pb2.GetAgencyResponse]  # type: ignore[assignment]
     """Returns an agency's public directory entry (name, sealing key)."""
+    RekeyLinkCodes: _aio.UnaryUnaryMultiCallable[_hub_pb2.RekeyLinkCodesRequest, _hub_pb2.RekeyLinkCodesResponse]  # type: ignore[assignment]
+    """Re-keying (R11): turns a batch of the caller's link codes into the same
+    persons' link codes under the caller's newest key version. Deterministic,
+    so a batch repeated after a crash gives the same answer.
+    """
+    CompleteRekey: _aio.UnaryUnaryMultiCallable[_hub_pb2.CompleteRekeyRequest, _hub_pb2.CompleteRekeyResponse]  # type: ignore[assignment]
+    """Ends the caller's re-key: the new version becomes current (codes sent to
+    the caller are made with it) and the old one stays accepted for the
+    window stated at rotation.
+    """
 
 class HubServiceServicer(metaclass=_abc_1.ABCMeta):
     """The information-linkage hub (R1, R18, R21, R22). Every exchange between
@@ -153,5 +173,27 @@ class HubServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_hub_pb2.GetAgencyResponse, _abc.Awaitable[_hub_pb2.GetAgencyResponse]]:
         """Returns an agency's public directory entry (name, sealing key)."""
+
+    @_abc_1.abstractmethod
+    def RekeyLinkCodes(
+        self,
+        request: _hub_pb2.RekeyLinkCodesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hub_pb2.RekeyLinkCodesResponse, _abc.Awaitable[_hub_pb2.RekeyLinkCodesResponse]]:
+        """Re-keying (R11): turns a batch of the caller's link codes into the same
+        persons' link codes under the caller's newest key version. Deterministic,
+        so a batch repeated after a crash gives the same answer.
+        """
+
+    @_abc_1.abstractmethod
+    def CompleteRekey(
+        self,
+        request: _hub_pb2.CompleteRekeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hub_pb2.CompleteRekeyResponse, _abc.Awaitable[_hub_pb2.CompleteRekeyResponse]]:
+        """Ends the caller's re-key: the new version becomes current (codes sent to
+        the caller are made with it) and the old one stays accepted for the
+        window stated at rotation.
+        """
 
 def add_HubServiceServicer_to_server(servicer: HubServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
