@@ -95,5 +95,28 @@ class HubClient:
             raise _hub_error(err) from None
         return response.link_code, response.key_version
 
+    async def rekey_link_codes(
+        self, link_codes: list[str], *, timeout: float
+    ) -> hub_pb2.RekeyLinkCodesResponse:
+        try:
+            return await self._stub.RekeyLinkCodes(
+                hub_pb2.RekeyLinkCodesRequest(link_codes=link_codes),
+                timeout=timeout,
+                metadata=outgoing_metadata(),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise _hub_error(err) from None
+
+    async def complete_rekey(self, version: int, *, timeout: float) -> int:
+        try:
+            response = await self._stub.CompleteRekey(
+                hub_pb2.CompleteRekeyRequest(key_version=version),
+                timeout=timeout,
+                metadata=outgoing_metadata(),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise _hub_error(err) from None
+        return response.current_key_version
+
     async def close(self) -> None:
         await self._channel.close(None)

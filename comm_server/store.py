@@ -31,6 +31,13 @@ correspondence = sa.Table(
     sa.Column("link_code", sa.String(128), nullable=False, unique=True),
     sa.Column("key_version", sa.Integer, nullable=False),
     sa.Column("bound_at", db.UtcDateTime(), nullable=False),
+    # During a re-key (R11): the same person's code under the newest key version,
+    # found by the provider side at once, presented as requester after promotion.
+    sa.Column("next_link_code", sa.String(128), nullable=True, unique=True),
+    sa.Column("next_key_version", sa.Integer, nullable=True),
+    # After promotion: the code it replaced, still what the hub may send
+    # during the window while other parties catch up.
+    sa.Column("previous_link_code", sa.String(128), nullable=True, unique=True),
 )
 
 agency_log = sa.Table(
@@ -133,13 +140,81 @@ class CommStore:
             return None if value is None else str(value)
 
     def local_person_for(self, link_code: str) -> str | None:
+        c = correspondence.c
         with self._engine.connect() as conn:
             value = conn.execute(
-                sa.select(correspondence.c.local_person_id).where(
-                    correspondence.c.link_code == link_code
+                sa.select(c.local_person_id).where(
+                    sa.or_(
+                        c.link_code == link_code,
+                        c.next_link_code == link_code,
+                        c.previous_link_code == link_code,
+                    )
                 )
             ).scalar()
             return None if value is None else str(value)
+
+    # -- re-keying (R11) ----------------------------------------------------
+
+    def rekey_pending(
+        self, below_version: int, after: str = "", limit: int = 500
+    ) -> list[tuple[str, str]]:
+        """(local id, link code) of rows not yet re-keyed to ``below_version``, in id order."""
+        c = correspondence.c
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(c.local_person_id, c.link_code)
+                .where(
+                    c.next_link_code.is_(None),
+                    c.key_version < below_version,
+                    c.local_person_id > after,
+                )
+                .order_by(c.local_person_id)
+                .limit(limit)
+            ).all()
+        return [(r.local_person_id, r.link_code) for r in rows]
+
+    def rekey_counts(self, below_version: int) -> tuple[int, int]:
+        """(rows, rows still to re-key) for a re-key to ``below_version``."""
+        c = correspondence.c
+        with self._engine.connect() as conn:
+            total = conn.execute(sa.select(sa.func.count()).select_from(correspondence)).scalar()
+            todo = conn.execute(
+                sa.select(sa.func.count()).where(
+                    c.next_link_code.is_(None), c.key_version < below_version
+                )
+            ).scalar()
+        return int(total or 0), int(todo or 0)
+
+    def store_next(self, rows: list[tuple[str, str, str]], version: int) -> int:
+        """Record (local id, old code, new code) in one transaction; rows written."""
+        c = correspondence.c
+        written = 0
+        with self._engine.begin() as conn:
+            for local_id, old, new in rows:
+                written += conn.execute(
+                    correspondence.update()
+                    .where(c.local_person_id == local_id, c.link_code == old)
+                    .values(next_link_code=new, next_key_version=version)
+                ).rowcount
+        return written
+
+    def promote(self) -> int:
+        """Present the re-keyed codes from now on, keeping the old ones findable."""
+        c = correspondence.c
+        with self._engine.begin() as conn:
+            return int(
+                conn.execute(
+                    correspondence.update()
+                    .where(c.next_link_code.is_not(None))
+                    .values(
+                        previous_link_code=c.link_code,
+                        link_code=c.next_link_code,
+                        key_version=c.next_key_version,
+                        next_link_code=None,
+                        next_key_version=None,
+                    )
+                ).rowcount
+            )
 
     # -- the agency's share of the log -------------------------------------
 

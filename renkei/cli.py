@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
                 required=True,
                 help='lines of {"local_person_id": ..., "sealed_id_code": base64}',
             )
+            p = group.add_parser(
+                "rekey", help="new link codes for the whole correspondence table (resumable)"
+            )
+            p.add_argument("--config", type=Path, required=True)
+            p.add_argument("--batch", type=int, default=500)
 
     idi = sub.add_parser("id-issuer", help="the ID issuer").add_subparsers(
         dest="action", required=True
@@ -127,6 +132,31 @@ def _read_jsonl(path: Path) -> list[dict[str, str]]:
             except json.JSONDecodeError as err:
                 raise SystemExit(f"{path}:{n}: not JSON: {err}") from None
     return rows
+
+
+def _rekey(config_path: Path, batch: int) -> int:
+    from rich.progress import Progress
+
+    from comm_server.config import CommConfig
+    from comm_server.rekey import rekey_agency
+
+    config = CommConfig.load(config_path)
+    with Progress() as bar:
+        task = bar.add_task(f"re-keying {config.agency_id}", total=None)
+        report = asyncio.run(
+            rekey_agency(
+                config,
+                batch=batch,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        )
+    print(
+        f"{report.rows} rows; {report.rekeyed} re-keyed to version {report.target_version}"
+        f" in this run; {report.promoted} promoted"
+    )
+    for local_id, reason in sorted(report.refused.items()):
+        print(f"refused: {local_id}: {reason}")
+    return 0 if report.completed else 1
 
 
 def _keys(args: argparse.Namespace) -> int:
@@ -195,6 +225,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fresh = sum(o.newly_bound for o in outcomes)
         print(f"bound {fresh} new, {len(outcomes) - fresh} already bound")
         return 0
+    if args.command == "comm" and args.action == "rekey":
+        return _rekey(args.config, args.batch)
     if args.command == "id-issuer":
         from renkei import id_issuer
 
