@@ -59,15 +59,15 @@ async def rekey(
     if progress:
         progress(done, todo)
     while True:
-        rows = await store.run(store.store.rekey_pending, target, after, batch)
-        if not rows:
+        rows, last = await store.run(store.store.rekey_pending, target, after, batch)
+        if last is None:
             # Records bound while the job ran may sit behind ``after``: one more pass.
             _, left = await store.run(store.store.rekey_counts, target)
             if left <= len(report.refused):
                 break
             after = ""
             continue
-        after = rows[-1][0]
+        after = last
         rows = [r for r in rows if r[0] not in report.refused]
         if not rows:
             continue

@@ -157,21 +157,28 @@ class CommStore:
 
     def rekey_pending(
         self, below_version: int, after: str = "", limit: int = 500
-    ) -> list[tuple[str, str]]:
-        """(local id, link code) of rows not yet re-keyed to ``below_version``, in id order."""
+    ) -> tuple[list[tuple[str, str]], str | None]:
+        """The next ``limit`` rows after ``after`` in id order: those not yet re-keyed to
+        ``below_version`` as (local id, link code), and the last id scanned (None: end).
+
+        The scan walks the primary key only, so each batch costs the same however
+        far the job has gone (a filter on the nullable columns would let the
+        planner pick their index and sort the whole table every time).
+        """
         c = correspondence.c
         with self._engine.connect() as conn:
             rows = conn.execute(
-                sa.select(c.local_person_id, c.link_code)
-                .where(
-                    c.next_link_code.is_(None),
-                    c.key_version < below_version,
-                    c.local_person_id > after,
-                )
+                sa.select(c.local_person_id, c.link_code, c.next_link_code, c.key_version)
+                .where(c.local_person_id > after)
                 .order_by(c.local_person_id)
                 .limit(limit)
             ).all()
-        return [(r.local_person_id, r.link_code) for r in rows]
+        pending = [
+            (r.local_person_id, r.link_code)
+            for r in rows
+            if r.next_link_code is None and r.key_version < below_version
+        ]
+        return pending, (rows[-1].local_person_id if rows else None)
 
     def rekey_counts(self, below_version: int) -> tuple[int, int]:
         """(rows, rows still to re-key) for a re-key to ``below_version``."""
@@ -187,16 +194,19 @@ class CommStore:
 
     def store_next(self, rows: list[tuple[str, str, str]], version: int) -> int:
         """Record (local id, old code, new code) in one transaction; rows written."""
+        if not rows:
+            return 0
         c = correspondence.c
-        written = 0
+        statement = (
+            correspondence.update()
+            .where(c.local_person_id == sa.bindparam("lid"), c.link_code == sa.bindparam("old"))
+            .values(next_link_code=sa.bindparam("new"), next_key_version=version)
+        )
         with self._engine.begin() as conn:
-            for local_id, old, new in rows:
-                written += conn.execute(
-                    correspondence.update()
-                    .where(c.local_person_id == local_id, c.link_code == old)
-                    .values(next_link_code=new, next_key_version=version)
-                ).rowcount
-        return written
+            result = conn.execute(
+                statement, [{"lid": lid, "old": old, "new": new} for lid, old, new in rows]
+            )
+        return result.rowcount if result.rowcount >= 0 else len(rows)
 
     def promote(self) -> int:
         """Present the re-keyed codes from now on, keeping the old ones findable."""

@@ -84,7 +84,7 @@ def test_rotation_rekey_crash_resume_window_and_retirement(
 ) -> None:
     _bind_more(loop, topo, 25)
     store = topo.store(CITY)
-    before = {lid: store.link_code_for(lid) for lid, _ in store.rekey_pending(99, "", 1000)}
+    before = {lid: store.link_code_for(lid) for lid, _ in store.rekey_pending(99, "", 1000)[0]}
     assert len(before) == 28
     old_code = topo.link_code(CITY, 1)
 
