@@ -85,7 +85,8 @@ async def rekey_seconds(root: Path, rows: int, batch: int) -> dict[str, float]:
             left = conn.execute(
                 sa.select(sa.func.count()).where(correspondence.c.key_version != 2)
             ).scalar()
-        assert left == 0 and report.promoted == rows
+        if left or report.promoted != rows:
+            raise RuntimeError(f"re-key incomplete: {left} rows left, {report.promoted} promoted")
         return {"rows": rows, "load_s": load, "rekey_s": elapsed, "rows_per_s": rows / elapsed}
     finally:
         await client.close()
