@@ -34,9 +34,9 @@ async def bind(
     timeout: float = 5.0,
 ) -> BindOutcome:
     validate.text("local_person_id", local_person_id, max_chars=64)
-    link_code, version = await hub.issue_link_code(sealed_id_code, timeout=timeout)
+    link_code, version, id_version = await hub.issue_link_code(sealed_id_code, timeout=timeout)
     fresh = await store.run(
-        store.store.bind, local_person_id, link_code, version, datetime.now(UTC)
+        store.store.bind, local_person_id, link_code, version, datetime.now(UTC), id_version
     )
     return BindOutcome(local_person_id, version, fresh)
 

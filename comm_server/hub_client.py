@@ -84,7 +84,9 @@ class HubClient:
             key = self._sealing_keys[agency_id] = bytes(response.agency.sealing_public_key)
         return key
 
-    async def issue_link_code(self, sealed_id_code: bytes, *, timeout: float) -> tuple[str, int]:
+    async def issue_link_code(
+        self, sealed_id_code: bytes, *, timeout: float
+    ) -> tuple[str, int, int]:
         try:
             response = await self._stub.IssueLinkCode(
                 hub_pb2.IssueLinkCodeRequest(sealed_id_code=sealed_id_code),
@@ -93,7 +95,7 @@ class HubClient:
             )
         except grpc.aio.AioRpcError as err:
             raise _hub_error(err) from None
-        return response.link_code, response.key_version
+        return response.link_code, response.key_version, response.id_key_version
 
     async def rekey_link_codes(
         self, link_codes: list[str], *, timeout: float
@@ -107,16 +109,17 @@ class HubClient:
         except grpc.aio.AioRpcError as err:
             raise _hub_error(err) from None
 
-    async def complete_rekey(self, version: int, *, timeout: float) -> int:
+    async def complete_rekey(
+        self, version: int, id_version: int, *, timeout: float
+    ) -> hub_pb2.CompleteRekeyResponse:
         try:
-            response = await self._stub.CompleteRekey(
-                hub_pb2.CompleteRekeyRequest(key_version=version),
+            return await self._stub.CompleteRekey(
+                hub_pb2.CompleteRekeyRequest(key_version=version, id_key_version=id_version),
                 timeout=timeout,
                 metadata=outgoing_metadata(),
             )
         except grpc.aio.AioRpcError as err:
             raise _hub_error(err) from None
-        return response.current_key_version
 
     async def close(self) -> None:
         await self._channel.close(None)

@@ -36,6 +36,7 @@ class RekeyReport:
     target_version: int = 0
     refused: dict[str, str] = field(default_factory=dict)  # local id -> reason
     completed: bool = False
+    waiting: bool = False  # re-keyed, but may not present the new codes yet
 
 
 Progress = Callable[[int, int], None]  # (done, total)
@@ -50,19 +51,19 @@ async def rekey(
     progress: Progress | None = None,
 ) -> RekeyReport:
     status = await hub.rekey_link_codes([], timeout=timeout)
-    target = status.newest_key_version
+    target, id_target = status.newest_key_version, status.newest_id_key_version
     report = RekeyReport(target_version=target)
-    total, todo = await store.run(store.store.rekey_counts, target)
+    total, todo = await store.run(store.store.rekey_counts, target, id_target)
     report.rows = total
     after = ""
     done = 0
     if progress:
         progress(done, todo)
     while True:
-        rows, last = await store.run(store.store.rekey_pending, target, after, batch)
+        rows, last = await store.run(store.store.rekey_pending, target, after, batch, id_target)
         if last is None:
             # Records bound while the job ran may sit behind ``after``: one more pass.
-            _, left = await store.run(store.store.rekey_counts, target)
+            _, left = await store.run(store.store.rekey_counts, target, id_target)
             if left <= len(report.refused):
                 break
             after = ""
@@ -72,26 +73,27 @@ async def rekey(
         if not rows:
             continue
         answer = await hub.rekey_link_codes([code for _, code in rows], timeout=timeout)
-        if answer.newest_key_version != target:
-            raise RuntimeError(
-                f"the hub's newest key version moved from {target} to"
-                f" {answer.newest_key_version} during the job; run it again"
-            )
+        if (answer.newest_key_version, answer.newest_id_key_version) != (target, id_target):
+            raise RuntimeError("the hub's newest key versions moved during the job; run it again")
         ok = []
         for (local_id, old), result in zip(rows, answer.results, strict=True):
             if result.error_reason:
                 report.refused[local_id] = result.error_reason
             else:
                 ok.append((local_id, old, result.link_code))
-        report.rekeyed += await store.run(store.store.store_next, ok, target)
+        report.rekeyed += await store.run(store.store.store_next, ok, target, id_target)
         done += len(rows)
         if progress:
             progress(done, todo)
     if report.refused:
         event(_log, "re-key stopped: some codes were refused", refused=len(report.refused))
         return report
-    if status.current_key_version != target:
-        await hub.complete_rekey(target, timeout=timeout)
+    completion = await hub.complete_rekey(target, id_target, timeout=timeout)
+    if not completion.may_promote:
+        # An ID-key rotation: other agencies have still to re-key. Run the job again later.
+        report.waiting = True
+        event(_log, "re-keyed; waiting for other agencies before promoting", version=target)
+        return report
     report.promoted = await store.run(store.store.promote)
     report.completed = True
     event(_log, "re-key complete", version=target, rows=total, promoted=report.promoted)

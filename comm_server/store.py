@@ -35,6 +35,9 @@ correspondence = sa.Table(
     # found by the provider side at once, presented as requester after promotion.
     sa.Column("next_link_code", sa.String(128), nullable=True, unique=True),
     sa.Column("next_key_version", sa.Integer, nullable=True),
+    # The ID key version behind the code (not the ID code: the hub says which).
+    sa.Column("id_key_version", sa.Integer, nullable=False, server_default="1"),
+    sa.Column("next_id_key_version", sa.Integer, nullable=True),
     # After promotion: the code it replaced, still what the hub may send
     # during the window while other parties catch up.
     sa.Column("previous_link_code", sa.String(128), nullable=True, unique=True),
@@ -88,15 +91,30 @@ class CommStore:
 
     # -- correspondence table ----------------------------------------------
 
-    def bind(self, local_person_id: str, link_code: str, key_version: int, at: datetime) -> bool:
+    def bind(
+        self,
+        local_person_id: str,
+        link_code: str,
+        key_version: int,
+        at: datetime,
+        id_key_version: int = 1,
+    ) -> bool:
         """Record a binding; False if it was already there. Refuses a conflicting one."""
+        args = (local_person_id, link_code, key_version, at, id_key_version)
         try:
-            return self._bind(local_person_id, link_code, key_version, at)
+            return self._bind(*args)
         except sa.exc.IntegrityError:
             # A concurrent binding won the race; judge ours against what it wrote.
-            return self._bind(local_person_id, link_code, key_version, at)
+            return self._bind(*args)
 
-    def _bind(self, local_person_id: str, link_code: str, key_version: int, at: datetime) -> bool:
+    def _bind(
+        self,
+        local_person_id: str,
+        link_code: str,
+        key_version: int,
+        at: datetime,
+        id_key_version: int,
+    ) -> bool:
         with self._engine.begin() as conn:
             row = conn.execute(
                 sa.select(correspondence.c.local_person_id, correspondence.c.link_code).where(
@@ -125,6 +143,7 @@ class CommStore:
                     local_person_id=local_person_id,
                     link_code=link_code,
                     key_version=key_version,
+                    id_key_version=id_key_version,
                     bound_at=at,
                 )
             )
@@ -156,10 +175,11 @@ class CommStore:
     # -- re-keying (R11) ----------------------------------------------------
 
     def rekey_pending(
-        self, below_version: int, after: str = "", limit: int = 500
+        self, below_version: int, after: str = "", limit: int = 500, below_id_version: int = 0
     ) -> tuple[list[tuple[str, str]], str | None]:
         """The next ``limit`` rows after ``after`` in id order: those not yet re-keyed to
-        ``below_version`` as (local id, link code), and the last id scanned (None: end).
+        ``below_version`` (and ``below_id_version``) as (local id, link code), and the last
+        id scanned (None: end).
 
         The scan walks the primary key only, so each batch costs the same however
         far the job has gone (a filter on the nullable columns would let the
@@ -168,7 +188,13 @@ class CommStore:
         c = correspondence.c
         with self._engine.connect() as conn:
             rows = conn.execute(
-                sa.select(c.local_person_id, c.link_code, c.next_link_code, c.key_version)
+                sa.select(
+                    c.local_person_id,
+                    c.link_code,
+                    c.next_link_code,
+                    c.key_version,
+                    c.id_key_version,
+                )
                 .where(c.local_person_id > after)
                 .order_by(c.local_person_id)
                 .limit(limit)
@@ -176,23 +202,27 @@ class CommStore:
         pending = [
             (r.local_person_id, r.link_code)
             for r in rows
-            if r.next_link_code is None and r.key_version < below_version
+            if r.next_link_code is None
+            and (r.key_version < below_version or r.id_key_version < below_id_version)
         ]
         return pending, (rows[-1].local_person_id if rows else None)
 
-    def rekey_counts(self, below_version: int) -> tuple[int, int]:
+    def rekey_counts(self, below_version: int, below_id_version: int = 0) -> tuple[int, int]:
         """(rows, rows still to re-key) for a re-key to ``below_version``."""
         c = correspondence.c
         with self._engine.connect() as conn:
             total = conn.execute(sa.select(sa.func.count()).select_from(correspondence)).scalar()
             todo = conn.execute(
                 sa.select(sa.func.count()).where(
-                    c.next_link_code.is_(None), c.key_version < below_version
+                    c.next_link_code.is_(None),
+                    sa.or_(c.key_version < below_version, c.id_key_version < below_id_version),
                 )
             ).scalar()
         return int(total or 0), int(todo or 0)
 
-    def store_next(self, rows: list[tuple[str, str, str]], version: int) -> int:
+    def store_next(
+        self, rows: list[tuple[str, str, str]], version: int, id_version: int = 1
+    ) -> int:
         """Record (local id, old code, new code) in one transaction; rows written."""
         if not rows:
             return 0
@@ -200,7 +230,11 @@ class CommStore:
         statement = (
             correspondence.update()
             .where(c.local_person_id == sa.bindparam("lid"), c.link_code == sa.bindparam("old"))
-            .values(next_link_code=sa.bindparam("new"), next_key_version=version)
+            .values(
+                next_link_code=sa.bindparam("new"),
+                next_key_version=version,
+                next_id_key_version=id_version,
+            )
         )
         with self._engine.begin() as conn:
             result = conn.execute(
@@ -220,8 +254,10 @@ class CommStore:
                         previous_link_code=c.link_code,
                         link_code=c.next_link_code,
                         key_version=c.next_key_version,
+                        id_key_version=c.next_id_key_version,
                         next_link_code=None,
                         next_key_version=None,
+                        next_id_key_version=None,
                     )
                 ).rowcount
             )

@@ -12,13 +12,16 @@ from pathlib import Path
 from hub_server import keys
 from hub_server.config import HubConfig
 from hub_server.directory import Directory
+from hub_server.id_issuer_client import GrpcIdIssuer
 from hub_server.linkage import Hub
 from hub_server.log_store import AsyncHubLog, SqlHubLog
 from hub_server.policy import TablePolicy
 from hub_server.provider_gateway import GrpcProviderGateway
+from hub_server.rekey_store import RekeyCompletions
 from hub_server.servicer import HubServicer
 from renkei import codes, db
-from renkei.grpcutil.server import ServerHandle, start_server
+from renkei.errors import RenkeiError
+from renkei.grpcutil.server import ServerHandle, require_tls, start_server
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
 from renkei.keystore import KeyStore, load_master_key
 from renkei.logs import event
@@ -31,9 +34,19 @@ SERVICE_NAME = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
 class StoreKeyAdmin:
     """The hub's key store, used off the event loop."""
 
-    def __init__(self, store: KeyStore, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self, store: KeyStore, completions: RekeyCompletions, clock: Callable[[], datetime]
+    ) -> None:
         self.store = store
+        self._completions = completions
         self._clock = clock
+
+    async def record_completion(self, agency_id: str, id_key_version: int) -> set[str]:
+        def record() -> set[str]:
+            self._completions.record(agency_id, id_key_version, self._clock())
+            return self._completions.agencies_done(id_key_version)
+
+        return await asyncio.to_thread(record)
 
     async def make_current(self, agency_id: str, version: int) -> datetime | None:
         return await asyncio.to_thread(
@@ -57,6 +70,7 @@ class HubServer:
     gateway: GrpcProviderGateway
     key_admin: StoreKeyAdmin
     refresher: asyncio.Task[None]
+    id_issuer: GrpcIdIssuer | None
 
     @property
     def port(self) -> int:
@@ -66,6 +80,8 @@ class HubServer:
         self.refresher.cancel()
         await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
         await self.gateway.close()
+        if self.id_issuer is not None:
+            await self.id_issuer.close()
         self.log.close()
 
 
@@ -79,17 +95,30 @@ async def refresh_keys(hub: Hub, admin: StoreKeyAdmin, every: float) -> None:
             if now != seen:
                 hub.codec, seen = await admin.codec(), now
                 event(_log, "reloaded keys", generation=now)
+            await hub.refresh_id_state()
+        except RenkeiError as err:
+            event(_log, "ID issuer not reachable", logging.WARNING, reason=err.reason)
         except Exception:
             _log.exception("key refresh failed; keeping the keys in memory")
 
 
 async def create_server(config: HubConfig) -> HubServer:
+    require_tls("hub", config.tls, config.insecure_development)
     directory = Directory.load(config.directory_path)
     engine = db.create_engine(config.database_url, schema=config.database_schema)
     store = KeyStore(engine, load_master_key(config.master_key))
     keys.provision(store, [a.agency_id for a in directory])
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)  # noqa: E731  # one shared clock
-    key_admin = StoreKeyAdmin(store, clock)
+    key_admin = StoreKeyAdmin(store, RekeyCompletions(engine), clock)
+    id_issuer = (
+        GrpcIdIssuer(
+            config.id_issuer_endpoint,
+            config.tls,
+            insecure_development=config.insecure_development,
+        )
+        if config.id_issuer_endpoint
+        else None
+    )
     repo = SqlHubLog(engine)
     interrupted = repo.mark_interrupted()
     if interrupted:
@@ -103,6 +132,7 @@ async def create_server(config: HubConfig) -> HubServer:
         log=log,
         gateway=gateway,
         key_admin=key_admin,
+        id_issuer=id_issuer,
         log_index_key=keys.log_index_key(store),
         sealing_key=keys.sealing_key(store),
         clock=clock,
@@ -118,8 +148,12 @@ async def create_server(config: HubConfig) -> HubServer:
         services=[SERVICE_NAME],
         insecure_development=config.insecure_development,
     )
+    try:
+        await hub.refresh_id_state()
+    except RenkeiError as err:  # the ID issuer may start after the hub; the refresher retries
+        event(_log, "ID issuer not reachable yet", reason=err.reason)
     refresher = asyncio.create_task(refresh_keys(hub, key_admin, config.key_refresh_seconds))
-    return HubServer(config, hub, handle, log, gateway, key_admin, refresher)
+    return HubServer(config, hub, handle, log, gateway, key_admin, refresher, id_issuer)
 
 
 async def serve(config_path: Path, port_file: Path | None = None) -> None:

@@ -29,6 +29,8 @@ class HubConfig:
     log_level: str = "INFO"
     # How often a running hub looks for key changes (a rotation, a completed re-key).
     key_refresh_seconds: float = 5.0
+    # The ID issuer, needed only while agencies re-key after an ID-key rotation.
+    id_issuer_endpoint: str | None = None
 
     @classmethod
     def load(cls, path: Path) -> HubConfig:
@@ -57,4 +59,5 @@ class HubConfig:
             shutdown_grace_seconds=float(hub.get("shutdown_grace_seconds", 5.0)),
             log_level=str(hub.get("log_level", "INFO")),
             key_refresh_seconds=float(hub.get("key_refresh_seconds", 5.0)),
+            id_issuer_endpoint=hub.get("id_issuer_endpoint"),
         )

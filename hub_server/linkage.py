@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.asymmetric import x25519
 
 from hub_server.directory import Agency, Directory
+from hub_server.id_issuer_client import IdKeyState
 from hub_server.log_store import DENIED, OK, AsyncHubLog, LogEntry
 from hub_server.policy import Decision, LegalBasisPolicy
 from renkei import codes, sealing, validate
@@ -30,7 +31,6 @@ from renkei.errors import (
     RenkeiError,
     Unauthenticated,
 )
-from renkei.id_issuer import id_code_sealing_info
 from renkei.logs import event
 
 _log = logging.getLogger("hub_server.linkage")
@@ -83,6 +83,22 @@ class Rekeyed:
     error_reason: str
 
 
+@dataclass(frozen=True)
+class RekeyAnswer:
+    results: list[Rekeyed]
+    newest_key_version: int
+    current_key_version: int
+    newest_id_key_version: int
+
+
+class IdIssuerPort(Protocol):
+    async def status(self) -> IdKeyState: ...
+
+    async def reissue(self, id_codes: list[bytes]) -> tuple[list[tuple[bytes, str]], int]: ...
+
+    async def complete(self, version: int) -> None: ...
+
+
 class KeyAdmin(Protocol):
     """Changes to the hub's keys, made durable before they take effect."""
 
@@ -92,6 +108,10 @@ class KeyAdmin(Protocol):
 
     async def codec(self) -> codes.LinkCodec:
         """A codec reflecting the key store as it is now."""
+        ...
+
+    async def record_completion(self, agency_id: str, id_key_version: int) -> set[str]:
+        """Note that an agency re-keyed to an ID key version; every agency that has."""
         ...
 
 
@@ -111,6 +131,7 @@ class Hub:
         log: AsyncHubLog,
         gateway: ProviderGateway,
         key_admin: KeyAdmin | None = None,
+        id_issuer: IdIssuerPort | None = None,
         log_index_key: bytes,
         sealing_key: x25519.X25519PrivateKey,
         relay_ceiling: float = 10.0,
@@ -121,6 +142,8 @@ class Hub:
         self.policy = policy
         self.codec = codec
         self._key_admin = key_admin
+        self._id_issuer = id_issuer
+        self.id_state = IdKeyState()
         self._log = log
         self._gateway = gateway
         self._log_index_key = log_index_key
@@ -158,7 +181,7 @@ class Hub:
     def translate(self, requester: Agency, provider_id: str, link_code: str) -> Translation:
         provider = self.directory.get(provider_id, field="provider_agency_id")
         validate.required("link_code", link_code)
-        id_code, version = self.codec.decode(requester.agency_id, link_code)
+        id_code, version = self._decode(requester.agency_id, link_code)
         self.codec.encode(provider.agency_id, id_code)  # proves the provider side translates
         return Translation(
             version, self.codec.current_version(requester.agency_id), provider.agency_id
@@ -190,7 +213,7 @@ class Hub:
             person_key=None,
         )
         try:
-            id_code, _ = self.codec.decode(requester.agency_id, req.link_code)
+            id_code, _ = self._decode(requester.agency_id, req.link_code)
         except RenkeiError as err:
             # A foreign or damaged link code is a security event: it is logged, without a person.
             err.metadata["serial"] = str(await self._log.record(entry, err.code.name, err.reason))
@@ -247,12 +270,13 @@ class Hub:
 
     # -- binding ----------------------------------------------------------
 
-    def issue_link_code(self, requester: Agency, sealed_id_code: bytes) -> tuple[str, int]:
+    def issue_link_code(self, requester: Agency, sealed_id_code: bytes) -> tuple[str, int, int]:
+        """(link code, its key version, the ID key version it is made from)."""
         validate.blob("sealed_id_code", sealed_id_code, max_bytes=1024, required=True)
         id_code = sealing.open_sealed(
             sealed_id_code,
             self._sealing_key,
-            id_code_sealing_info(requester.agency_id),
+            sealing.id_code_sealing_info(requester.agency_id),
             field="sealed_id_code",
         )
         if len(id_code) != codes.ID_CODE_BYTES:
@@ -261,47 +285,99 @@ class Hub:
                 f"sealed_id_code holds {len(id_code)} bytes; an ID code has {codes.ID_CODE_BYTES}",
                 {"field": "sealed_id_code"},
             )
+        self._check_id_version(id_code, "sealed_id_code")
         link_code = self.codec.encode(requester.agency_id, id_code)
-        return link_code, self.codec.current_version(requester.agency_id)
+        return link_code, self.codec.current_version(requester.agency_id), id_code[0]
+
+    # -- keys ----------------------------------------------------------------
+
+    def _decode(self, agency_id: str, link_code: str) -> tuple[bytes, int]:
+        id_code, version = self.codec.decode(agency_id, link_code)
+        self._check_id_version(id_code, "link_code")
+        return id_code, version
+
+    def _check_id_version(self, id_code: bytes, field: str) -> None:
+        version = id_code[0]
+        if not self.id_state.accepted(version, self._clock()):
+            raise FailedPrecondition(
+                "ID_CODE_KEY_RETIRED",
+                f"{field} is made from ID key version {version}, no longer accepted;"
+                f" re-key to ID key version {self.id_state.current}",
+                {"field": field, "id_key_version": str(version)},
+            )
+
+    async def refresh_id_state(self) -> None:
+        if self._id_issuer is not None:
+            self.id_state = await self._id_issuer.status()
 
     # -- re-keying (R11) ---------------------------------------------------
 
-    def rekey_link_codes(
-        self, requester: Agency, link_codes: list[str]
-    ) -> tuple[list[Rekeyed], int, int]:
-        """(results, newest version, current version) for a batch of the caller's codes."""
+    async def rekey_link_codes(self, requester: Agency, link_codes: list[str]) -> RekeyAnswer:
+        """The caller's codes under its newest link-code key and the newest ID key."""
         if len(link_codes) > MAX_REKEY_BATCH:
             raise InvalidArgument(
                 "INVALID_FIELD",
                 f"link_codes: {len(link_codes)} codes; at most {MAX_REKEY_BATCH} per call",
                 {"field": "link_codes"},
             )
-        codec = self.codec
-        results = []
+        agency = requester.agency_id
+        codec, id_newest = self.codec, self.id_state.newest
+        id_codes: list[bytes | None] = []
+        reasons: list[str] = []
         for code in link_codes:
             try:
-                new_code, _ = codec.rekey(requester.agency_id, code)
-                results.append(Rekeyed(new_code, ""))
+                id_codes.append(self._decode(agency, code)[0])
+                reasons.append("")
             except RenkeiError as err:
-                results.append(Rekeyed("", err.reason))
-        return (
-            results,
-            codec.newest_version(requester.agency_id),
-            codec.current_version(requester.agency_id),
-        )
+                id_codes.append(None)
+                reasons.append(err.reason)
+        stale = [i for i, c in enumerate(id_codes) if c is not None and c[0] < id_newest]
+        if stale:
+            if self._id_issuer is None:
+                raise FailedPrecondition(
+                    "ID_ISSUER_NOT_CONFIGURED", "this hub cannot reach the ID issuer to re-key"
+                )
+            reissued, _ = await self._id_issuer.reissue([id_codes[i] or b"" for i in stale])
+            for i, (new, reason) in zip(stale, reissued, strict=True):
+                id_codes[i], reasons[i] = (new, "") if not reason else (None, reason)
+        newest = codec.newest_version(agency)
+        results = [
+            Rekeyed(codec.encode(agency, c, newest), "") if c is not None else Rekeyed("", r)
+            for c, r in zip(id_codes, reasons, strict=True)
+        ]
+        return RekeyAnswer(results, newest, codec.current_version(agency), id_newest)
 
-    async def complete_rekey(self, requester: Agency, version: int) -> tuple[int, datetime | None]:
-        """Make ``version`` the caller's current link-code key version."""
-        newest = self.codec.newest_version(requester.agency_id)
+    async def complete_rekey(
+        self, requester: Agency, version: int, id_version: int
+    ) -> tuple[int, datetime | None, bool]:
+        """The caller has re-keyed: (current version, old version's limit, may promote)."""
+        agency = requester.agency_id
+        newest = self.codec.newest_version(agency)
         if version != newest:
             raise FailedPrecondition(
                 "REKEY_VERSION_NOT_NEWEST",
                 f"key_version {version} is not the newest version ({newest}) of the caller's key",
                 {"field": "key_version", "newest_key_version": str(newest)},
             )
+        state = self.id_state
+        if id_version != state.newest:
+            raise FailedPrecondition(
+                "REKEY_VERSION_NOT_NEWEST",
+                f"id_key_version {id_version} is not the newest ID key version ({state.newest})",
+                {"field": "id_key_version", "newest_id_key_version": str(state.newest)},
+            )
         if self._key_admin is None:
             raise FailedPrecondition("KEYS_READ_ONLY", "this hub cannot change its keys")
-        until = await self._key_admin.make_current(requester.agency_id, version)
-        self.codec = await self._key_admin.codec()
-        event(_log, "re-key completed", agency_id=requester.agency_id, key_version=version)
-        return version, until
+        until = None
+        if version != self.codec.current_version(agency):
+            until = await self._key_admin.make_current(agency, version)
+            self.codec = await self._key_admin.codec()
+        if state.newest != state.current:
+            # An ID-key rotation: new codes may be presented only once every
+            # agency can find them, i.e. every agency has re-keyed.
+            done = await self._key_admin.record_completion(agency, id_version)
+            if {a.agency_id for a in self.directory} <= done and self._id_issuer is not None:
+                await self._id_issuer.complete(id_version)
+                await self.refresh_id_state()
+        event(_log, "re-key completed", agency_id=agency, key_version=version, id=id_version)
+        return version, until, self.id_state.current == id_version

@@ -93,8 +93,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         self, request: hub_pb2.IssueLinkCodeRequest, context: Context
     ) -> hub_pb2.IssueLinkCodeResponse:
         caller = self._hub.caller(self._caller_id(context))
-        link_code, version = self._hub.issue_link_code(caller, request.sealed_id_code)
-        return hub_pb2.IssueLinkCodeResponse(link_code=link_code, key_version=version)
+        link_code, version, id_version = self._hub.issue_link_code(caller, request.sealed_id_code)
+        return hub_pb2.IssueLinkCodeResponse(
+            link_code=link_code, key_version=version, id_key_version=id_version
+        )
 
     @rpc("GetAgency")
     async def GetAgency(  # gRPC method names are PascalCase
@@ -116,14 +118,15 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         self, request: hub_pb2.RekeyLinkCodesRequest, context: Context
     ) -> hub_pb2.RekeyLinkCodesResponse:
         caller = self._hub.caller(self._caller_id(context))
-        results, newest, current = self._hub.rekey_link_codes(caller, list(request.link_codes))
+        answer = await self._hub.rekey_link_codes(caller, list(request.link_codes))
         return hub_pb2.RekeyLinkCodesResponse(
             results=[
                 hub_pb2.RekeyedLinkCode(link_code=r.link_code, error_reason=r.error_reason)
-                for r in results
+                for r in answer.results
             ],
-            newest_key_version=newest,
-            current_key_version=current,
+            newest_key_version=answer.newest_key_version,
+            current_key_version=answer.current_key_version,
+            newest_id_key_version=answer.newest_id_key_version,
         )
 
     @rpc("CompleteRekey")
@@ -131,8 +134,12 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         self, request: hub_pb2.CompleteRekeyRequest, context: Context
     ) -> hub_pb2.CompleteRekeyResponse:
         caller = self._hub.caller(self._caller_id(context))
-        current, until = await self._hub.complete_rekey(caller, request.key_version)
-        response = hub_pb2.CompleteRekeyResponse(current_key_version=current)
+        current, until, may_promote = await self._hub.complete_rekey(
+            caller, request.key_version, request.id_key_version
+        )
+        response = hub_pb2.CompleteRekeyResponse(
+            current_key_version=current, may_promote=may_promote
+        )
         if until is not None:
             response.previous_accepted_until.FromDatetime(until)
         return response

@@ -38,13 +38,13 @@ from comm_server.config import CommConfig
 from comm_server.exchange import answer_info, query_info
 from comm_server.keys import sealing_key as agency_sealing_key
 from comm_server.store import CommStore, open_key_store
+from id_issuer.issuer import IdIssuer
 from legacy_stubs.jsonl_records.store import write_records
 from renkei import db, sealing
 from renkei.demo_data import Resident, legacy_records, residents
 from renkei.deploy import DEMO_AGENCIES, Layout, Settings, init_deployment, pick_endpoints
 from renkei.errors import RenkeiError
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
-from renkei.id_issuer import IdIssuer
 from renkei.processes import ProcessGroup, Started, StartupError, python_module
 
 CITY, PENSION = "141003", "nenkin"

@@ -77,8 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--input", type=Path, required=True, help='lines of {"local_person_id", "resident_code"}'
     )
-    p = idi.add_parser("rotate", help="a new ID key version for new ID codes")
+    p = idi.add_parser("rotate", help="a new ID key version; agencies then re-key to it")
     p.add_argument("--config", type=Path, required=True)
+    p.add_argument(
+        "--window-days",
+        type=float,
+        required=True,
+        help="how long codes from the old ID key stay accepted after every agency re-keyed",
+    )
+    p = idi.add_parser("serve", help="run the ID issuer until SIGTERM")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--port-file", type=Path)
 
     keys = sub.add_parser("keys", help="the hub's keys").add_subparsers(
         dest="action", required=True
@@ -228,11 +237,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "comm" and args.action == "rekey":
         return _rekey(args.config, args.batch)
     if args.command == "id-issuer":
-        from renkei import id_issuer
+        from id_issuer import issuer as id_issuer
 
+        if args.action == "serve":
+            from id_issuer.bootstrap import serve as serve_issuer
+            from id_issuer.config import IdIssuerConfig
+
+            logs.configure("id-issuer", IdIssuerConfig.load(args.config).log_level)
+            asyncio.run(serve_issuer(args.config, args.port_file))
+            return 0
         if args.action == "rotate":
+            from datetime import timedelta
+
             store, _ = id_issuer.open_key_store(args.config)
-            print(f"ID key version {id_issuer.rotate(store)} is now current")
+            version = id_issuer.rotate(store, timedelta(days=args.window_days))
+            print(
+                f"ID key version {version} made; agencies re-key to it (renkei comm rekey), and it"
+                " becomes current when the last one has"
+            )
             return 0
         issuer = id_issuer.IdIssuer.load(args.config)
         for r in _read_jsonl(args.input):

@@ -50,14 +50,18 @@ class IdCodeIssuer:
         self._sivs = {v: AESSIV(k) for v, k in keys.items()}
         self.current = current
 
-    def issue(self, resident_code: str) -> bytes:
+    @property
+    def newest(self) -> int:
+        return max(self._sivs)
+
+    def issue(self, resident_code: str, version: int | None = None) -> bytes:
         if not RESIDENT_CODE_RE.fullmatch(resident_code):
             raise InvalidArgument(
                 "RESIDENT_CODE_MALFORMED",
                 "resident code must be 11 ASCII digits",
                 {"field": "resident_code"},
             )
-        version = self.current
+        version = self.current if version is None else version
         return bytes([version]) + self._sivs[version].encrypt(
             resident_code.encode("ascii"), _id_code_ad(version)
         )
@@ -71,9 +75,9 @@ class IdCodeIssuer:
         except InvalidTag:
             raise InvalidArgument("ID_CODE_INVALID", "ID code does not authenticate") from None
 
-    def reissue(self, id_code: bytes) -> bytes:
-        """The same person's ID code under the current ID key version (ID-key rotation)."""
-        return self.issue(self.resident_code(id_code))
+    def reissue(self, id_code: bytes, version: int | None = None) -> bytes:
+        """The same person's ID code under ``version`` (default: current), for ID-key rotation."""
+        return self.issue(self.resident_code(id_code), version)
 
 
 def _id_code_ad(version: int) -> list[bytes]:

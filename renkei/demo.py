@@ -26,6 +26,7 @@ from comm_server.config import CommConfig
 from comm_server.store import CommStore
 from hub_server.config import HubConfig
 from hub_server.log_store import SqlHubLog
+from id_issuer.issuer import IdIssuer
 from legacy_stubs.jsonl_records.store import write_records
 from renkei import db
 from renkei.audit import scan
@@ -33,7 +34,6 @@ from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.demo_data import DemoQuery, legacy_records, queries, residents
 from renkei.deploy import DEMO_AGENCIES, Layout, Settings, init_deployment, pick_endpoints
 from renkei.errors import from_rpc_error
-from renkei.id_issuer import IdIssuer
 from renkei.processes import ProcessGroup, python_module
 
 NAMES = {a.agency_id: a.display_name for a in DEMO_AGENCIES}
@@ -307,13 +307,21 @@ class Demo:
             ]
             started.append(
                 group.start(
+                    "id-issuer",
+                    python_module(
+                        "renkei.cli", "id-issuer", "serve", "--config", str(layout.id_issuer_config)
+                    ),
+                )
+            )
+            started.append(
+                group.start(
                     "hub",
                     python_module("renkei.cli", "hub", "serve", "--config", str(layout.hub_config)),
                 )
             )
             for child in started:
                 group.wait_ready(child)
-            c.print("  started the hub and three legacy systems")
+            c.print("  started the ID issuer, the hub and three legacy systems")
             self.bind(layout)
             comm = [
                 group.start(

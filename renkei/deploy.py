@@ -31,12 +31,15 @@ from comm_server.store import open_key_store as open_comm_key_store
 from hub_server.config import HubConfig
 from hub_server.keys import provision as hub_key_setup
 from hub_server.keys import sealing_key as hub_sealing_key
+from id_issuer.issuer import open_key_store as open_issuer_key_store
+from id_issuer.issuer import provision as id_key_setup
 from renkei import db, sealing
-from renkei.id_issuer import open_key_store as open_issuer_key_store
-from renkei.id_issuer import provision as id_key_setup
 from renkei.keyfiles import b64
 from renkei.keystore import KeyStore, create_master_key_file, load_master_key
 from renkei.pki import PkiLayout, TlsFiles, init_pki
+
+ID_ISSUER = "id-issuer"
+REGISTRY = "registry"
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,7 @@ class Endpoints:
     comm_ports: Mapping[str, int]
     legacy_ports: Mapping[str, int]
     host: str = "127.0.0.1"
+    id_issuer_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,7 @@ def pick_endpoints(agencies: Sequence[AgencySpec]) -> Endpoints:
         free_port(),
         {a.agency_id: free_port() for a in agencies},
         {a.agency_id: free_port() for a in agencies},
+        id_issuer_port=free_port(),
     )
 
 
@@ -149,7 +154,7 @@ def init_deployment(
 ) -> Layout:
     layout = Layout(root)
     ids = [a.agency_id for a in agencies]
-    pki = init_pki(layout.root / "pki", ids)
+    pki = init_pki(layout.root / "pki", ids, services=[ID_ISSUER, REGISTRY])
     host = endpoints.host
     hub_endpoint = f"{host}:{endpoints.hub_port}"
 
@@ -209,6 +214,7 @@ def init_deployment(
                 "policy": "legal_basis.toml",
                 "master_key": "file:master.key",
                 "log_level": settings.log_level,
+                "id_issuer_endpoint": f"{host}:{endpoints.id_issuer_port}",
                 **settings.extra_hub,
             },
             "tls": _tls_paths(pki.hub(), layout.hub_dir),
@@ -230,10 +236,15 @@ def init_deployment(
         layout.id_issuer_config,
         {
             "id_issuer": {
+                "listen": f"{host}:{endpoints.id_issuer_port}",
                 "database_url": "sqlite:///{config_dir}/id_issuer.db",
                 "master_key": "file:master.key",
                 "hub_sealing_public_key": b64(hub_public),
-            }
+                "log_level": settings.log_level,
+            },
+            # Who may have ID codes sealed for agencies: the registry's side (binding).
+            "authorize": {"seal": [f"service:{REGISTRY}"]},
+            "tls": _tls_paths(pki.service(ID_ISSUER), issuer_dir),
         },
     )
     issuer_keys, _ = open_issuer_key_store(layout.id_issuer_config)

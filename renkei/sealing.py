@@ -83,3 +83,8 @@ def open_sealed(
             f"{field} does not open with this party's key for this exchange",
             {"field": field},
         ) from None
+
+
+def id_code_sealing_info(agency_id: str) -> bytes:
+    """Binds an ID code sealed to the hub to the one agency it is meant for."""
+    return exchange_info("id-code", agency_id)

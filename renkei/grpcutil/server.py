@@ -23,6 +23,15 @@ class InsecurePortRefused(RuntimeError):
     pass
 
 
+def require_tls(name: str, tls: TlsFiles | None, insecure_development: bool) -> None:
+    """Refuse plaintext unless development was asked for explicitly (R30)."""
+    if tls is None and not insecure_development:
+        raise InsecurePortRefused(
+            f"{name}: no TLS files configured; a plaintext port needs the explicit "
+            "insecure development flag"
+        )
+
+
 @dataclass
 class ServerHandle:
     server: grpc.aio.Server
@@ -65,17 +74,13 @@ async def start_server(
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names = (*services, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
+    require_tls(name, tls, insecure_development)
     if tls is not None:
         port = server.add_secure_port(
             bind, tls.server_credentials(require_client_auth=require_client_auth)
         )
-    elif insecure_development:
-        port = server.add_insecure_port(bind)
     else:
-        raise InsecurePortRefused(
-            f"{name}: no TLS files configured; a plaintext port needs the explicit "
-            "insecure development flag"
-        )
+        port = server.add_insecure_port(bind)
     if port == 0:
         raise OSError(f"{name}: could not bind {bind}")
     await server.start()

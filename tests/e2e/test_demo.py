@@ -44,7 +44,7 @@ def test_demo_runs_the_whole_system_and_leaves_nothing_behind(tmp_path: Path) ->
     assert "NOT_FOUND PERSON_NOT_BOUND" in text
     assert "DEADLINE_EXCEEDED LEGACY_TIMEOUT" in text
     assert "none found" in text
-    for party in ("hub", "comm-141003", "comm-nenkin", "comm-mhlw", "legacy-nenkin"):
+    for party in ("hub", "id-issuer", "comm-141003", "comm-nenkin", "comm-mhlw", "legacy-nenkin"):
         assert f"{party} exited 0" in text
     assert (state / "hub" / "hub.db").exists()
     assert processes_mentioning(str(state)) == []

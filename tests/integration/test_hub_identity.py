@@ -12,8 +12,8 @@ from support.aio import LoopThread
 from support.refusals import refused
 from support.topology import CITY, PENSION, Topology
 
+from id_issuer.issuer import IdIssuer
 from renkei.hub.v1 import hub_pb2
-from renkei.id_issuer import IdIssuer
 from renkei.pki import init_pki
 
 APPROVE = hub_pb2.ApproveRequest(

@@ -37,7 +37,9 @@ def test_a_hub_without_tls_refuses_to_start_unless_told_it_is_development(
 def test_development_mode_serves_plaintext_and_takes_the_caller_from_a_header(
     tmp_path: Path,
 ) -> None:
-    config = replace(_hub_config(tmp_path), tls=None, insecure_development=True)
+    config = replace(
+        _hub_config(tmp_path), tls=None, insecure_development=True, id_issuer_endpoint=None
+    )
 
     async def scenario() -> tuple[int, grpc.StatusCode]:
         server = await bootstrap.create_server(config)

@@ -65,7 +65,7 @@ async def _ask(topo: Topology, requester: str, provider: str, info: str, item: s
 def _bind_more(loop: LoopThread, topo: Topology, n: int) -> None:
     """More records at the city, so the job needs several batches."""
     from comm_server.binding import bind
-    from renkei.id_issuer import IdIssuer
+    from id_issuer.issuer import IdIssuer
 
     issuer = IdIssuer.load(topo.layout.id_issuer_config)
     comm = topo.comms[CITY]
@@ -199,3 +199,66 @@ def test_the_hub_picks_up_a_rotation_made_while_it_runs(loop: LoopThread, tmp_pa
             await topo.stop()
 
     assert loop.run(scenario()) == (1, 2)
+
+
+def test_id_key_rotation_rekeys_every_agency_and_cuts_over_together(
+    loop: LoopThread, topo: Topology
+) -> None:
+    from hub_server.id_issuer_client import IdKeyState
+    from id_issuer import issuer as id_issuer
+
+    old_code = topo.link_code(CITY, 1)
+    service = topo.id_issuer.service
+    assert id_issuer.rotate(service.store, timedelta(days=60)) == 2
+    loop.run(service.reload())
+    loop.run(topo.hub.hub.refresh_id_state())
+    assert (topo.hub.hub.id_state.current, topo.hub.hub.id_state.newest) == (1, 2)
+
+    order = [CITY, PENSION, MINISTER]
+    first = {}
+    for agency in order:
+        comm = topo.comms[agency]
+        first[agency] = loop.run(rekey(comm.store, comm.hub, batch=2))
+        # Whatever is re-keyed so far, exchanges keep working both ways.
+        assert loop.run(_ask(topo, CITY, PENSION, PENSION_INFO, "二十七"))
+        assert loop.run(_ask(topo, MINISTER, CITY, TAX_INFO, "四十八"))
+    # The first two wait for the rest; the last one completes the rotation for all.
+    assert [first[a].waiting for a in order] == [True, True, False]
+    assert first[MINISTER].completed
+    assert topo.hub.hub.id_state.current == 2
+    for agency in (CITY, PENSION):
+        comm = topo.comms[agency]
+        again = loop.run(rekey(comm.store, comm.hub, batch=2))
+        assert again.completed
+        assert again.rekeyed == 0
+    for agency in order:
+        store = topo.store(agency)
+        assert store.rekey_counts(1, 2) == (len(store.rekey_pending(99, "", 100)[0]), 0)
+    new_code = topo.link_code(CITY, 1)
+    assert new_code != old_code
+    assert new_code.startswith("1.")  # the link-code key did not change; the ID code did
+    assert loop.run(_ask(topo, CITY, PENSION, PENSION_INFO, "二十七"))
+    assert loop.run(_ask(topo, MINISTER, CITY, TAX_INFO, "四十八"))
+
+    async def relay(code: str) -> object:
+        async with topo.channel("hub", CITY) as ch:
+            return await topo.hub_stub(ch).Relay(
+                hub_pb2.RelayRequest(
+                    provider_agency_id=PENSION,
+                    info_kind=PENSION_INFO,
+                    legal_basis_item="二十七",
+                    link_code=code,
+                ),
+                timeout=5,
+            )
+
+    assert loop.run(relay(old_code))  # inside the window
+    until = topo.hub.hub.id_state.accept_until[1]
+    assert until > datetime.now(UTC) + timedelta(days=59)
+    topo.hub.hub.id_state = IdKeyState(2, 2, {1: datetime.now(UTC) - timedelta(seconds=1)})
+    refusal = loop.run(refused(relay(old_code)))
+    assert (refusal.code, refusal.reason) == (
+        grpc.StatusCode.FAILED_PRECONDITION,
+        "ID_CODE_KEY_RETIRED",
+    )
+    assert loop.run(relay(new_code))

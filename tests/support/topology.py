@@ -19,6 +19,9 @@ from hub_server import bootstrap as hub_bootstrap
 from hub_server.config import HubConfig
 from hub_server.directory import Directory
 from hub_server.log_store import SqlHubLog
+from id_issuer import bootstrap as issuer_bootstrap
+from id_issuer.config import IdIssuerConfig
+from id_issuer.issuer import IdIssuer
 from legacy_stubs.jsonl_records.server import StubServer
 from legacy_stubs.jsonl_records.store import RecordStore
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
@@ -31,7 +34,6 @@ from renkei.deploy import (
     init_deployment,
 )
 from renkei.hub.v1 import hub_pb2_grpc
-from renkei.id_issuer import IdIssuer
 from renkei.pki import TlsFiles
 
 CITY, PENSION, MINISTER = (a.agency_id for a in DEMO_AGENCIES)
@@ -45,6 +47,7 @@ class Topology:
     comms: dict[str, comm_bootstrap.CommServer]
     stubs: dict[str, StubServer]
     people: list[Resident]
+    id_issuer: issuer_bootstrap.IdIssuerServer
 
     def tls(self, party: str) -> TlsFiles:
         return self.layout.pki.hub() if party == "hub" else self.layout.pki.agency(party)
@@ -82,6 +85,7 @@ class Topology:
         for comm in self.comms.values():
             await comm.stop(0)
         await self.hub.stop(0)
+        await self.id_issuer.stop(0)
         for stub in self.stubs.values():
             await stub.stop()
 
@@ -122,7 +126,10 @@ async def start_topology(root: Path, settings: Settings | None = None) -> Topolo
         {aid: stub.port for aid, stub in stubs.items()},
     )
     layout = init_deployment(root, DEMO_AGENCIES, endpoints, settings)
-    hub = await hub_bootstrap.create_server(HubConfig.load(layout.hub_config))
+    issuer = await issuer_bootstrap.create_server(IdIssuerConfig.load(layout.id_issuer_config))
+    hub = await hub_bootstrap.create_server(
+        replace(HubConfig.load(layout.hub_config), id_issuer_endpoint=f"127.0.0.1:{issuer.port}")
+    )
     hub_endpoint = f"127.0.0.1:{hub.port}"
     configs = {
         a.agency_id: replace(
@@ -130,12 +137,12 @@ async def start_topology(root: Path, settings: Settings | None = None) -> Topolo
         )
         for a in DEMO_AGENCIES
     }
-    issuer = IdIssuer.load(layout.id_issuer_config)
+    sealer = IdIssuer.load(layout.id_issuer_config)
     for aid, config in configs.items():
         await bind_all(
             config,
             [
-                (p.local_ids[aid], issuer.sealed_id_code(p.resident_code, aid))
+                (p.local_ids[aid], sealer.sealed_id_code(p.resident_code, aid))
                 for p in people
                 if aid in p.local_ids
             ],
@@ -145,4 +152,4 @@ async def start_topology(root: Path, settings: Settings | None = None) -> Topolo
         replace(agency, endpoint=f"127.0.0.1:{comms[agency.agency_id].port}")
         for agency in hub.hub.directory
     )
-    return Topology(layout, endpoints, hub, comms, stubs, people)
+    return Topology(layout, endpoints, hub, comms, stubs, people, issuer)

@@ -266,17 +266,21 @@ class IssueLinkCodeResponse(_message.Message):
 
     LINK_CODE_FIELD_NUMBER: _builtins.int
     KEY_VERSION_FIELD_NUMBER: _builtins.int
+    ID_KEY_VERSION_FIELD_NUMBER: _builtins.int
     link_code: _builtins.str
     key_version: _builtins.int
+    id_key_version: _builtins.int
+    """The ID key version the code is made from (for re-keying after an ID-key rotation)."""
     def __init__(
         self,
         *,
         link_code: _builtins.str = ...,
         key_version: _builtins.int = ...,
+        id_key_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_version", b"key_version", "link_code", b"link_code"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id_key_version", b"id_key_version", "key_version", b"key_version", "link_code", b"link_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -384,10 +388,13 @@ class RekeyLinkCodesResponse(_message.Message):
     RESULTS_FIELD_NUMBER: _builtins.int
     NEWEST_KEY_VERSION_FIELD_NUMBER: _builtins.int
     CURRENT_KEY_VERSION_FIELD_NUMBER: _builtins.int
+    NEWEST_ID_KEY_VERSION_FIELD_NUMBER: _builtins.int
     newest_key_version: _builtins.int
     """The version the new codes are under."""
     current_key_version: _builtins.int
     """The version the hub uses for codes it sends to the caller."""
+    newest_id_key_version: _builtins.int
+    """The ID key version the new codes are made from."""
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___RekeyedLinkCode]:
         """One result per requested code, in order."""
@@ -398,10 +405,11 @@ class RekeyLinkCodesResponse(_message.Message):
         results: _abc.Iterable[Global___RekeyedLinkCode] | None = ...,
         newest_key_version: _builtins.int = ...,
         current_key_version: _builtins.int = ...,
+        newest_id_key_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_key_version", b"current_key_version", "newest_key_version", b"newest_key_version", "results", b"results"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_key_version", b"current_key_version", "newest_id_key_version", b"newest_id_key_version", "newest_key_version", b"newest_key_version", "results", b"results"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -438,16 +446,20 @@ class CompleteRekeyRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     KEY_VERSION_FIELD_NUMBER: _builtins.int
+    ID_KEY_VERSION_FIELD_NUMBER: _builtins.int
     key_version: _builtins.int
-    """The version the caller has re-keyed its correspondence table to."""
+    """The link-code key version the caller has re-keyed its table to."""
+    id_key_version: _builtins.int
+    """The ID key version the caller's new codes are made from."""
     def __init__(
         self,
         *,
         key_version: _builtins.int = ...,
+        id_key_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_version", b"key_version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id_key_version", b"id_key_version", "key_version", b"key_version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -459,7 +471,13 @@ class CompleteRekeyResponse(_message.Message):
 
     CURRENT_KEY_VERSION_FIELD_NUMBER: _builtins.int
     PREVIOUS_ACCEPTED_UNTIL_FIELD_NUMBER: _builtins.int
+    MAY_PROMOTE_FIELD_NUMBER: _builtins.int
     current_key_version: _builtins.int
+    may_promote: _builtins.bool
+    """Whether the caller may present its new codes now. During an ID-key
+    rotation that waits until every agency has re-keyed, so that every
+    provider can find the new codes.
+    """
     @_builtins.property
     def previous_accepted_until(self) -> _timestamp_pb2.Timestamp:
         """Until when codes under the previous version are still accepted; unset
@@ -471,10 +489,11 @@ class CompleteRekeyResponse(_message.Message):
         *,
         current_key_version: _builtins.int = ...,
         previous_accepted_until: _timestamp_pb2.Timestamp | None = ...,
+        may_promote: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["previous_accepted_until", b"previous_accepted_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_key_version", b"current_key_version", "previous_accepted_until", b"previous_accepted_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["current_key_version", b"current_key_version", "may_promote", b"may_promote", "previous_accepted_until", b"previous_accepted_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import x25519
@@ -26,11 +27,6 @@ from renkei.config_util import load_toml, master_key_spec, required, table
 from renkei.keystore import KeyStore, load_master_key
 
 ID_KEY = "id"
-
-
-def id_code_sealing_info(agency_id: str) -> bytes:
-    """Binds a sealed ID code to the one agency it is meant for."""
-    return sealing.exchange_info("id-code", agency_id)
 
 
 def open_key_store(config_path: Path) -> tuple[KeyStore, bytes]:
@@ -51,7 +47,7 @@ class IdIssuer:
 
     def sealed_id_code(self, resident_code: str, agency_id: str) -> bytes:
         return sealing.seal(
-            self.issuer.issue(resident_code), self.hub_key, id_code_sealing_info(agency_id)
+            self.issuer.issue(resident_code), self.hub_key, sealing.id_code_sealing_info(agency_id)
         )
 
     @classmethod
@@ -76,6 +72,7 @@ def provision(store: KeyStore) -> None:
         store.create(ID_KEY, size=codes.SIV_KEY_BYTES)
 
 
-def rotate(store: KeyStore) -> int:
-    """A new ID key version for new ID codes; older versions stay to re-issue old codes."""
-    return store.create(ID_KEY, size=codes.SIV_KEY_BYTES)
+def rotate(store: KeyStore, window: timedelta) -> int:
+    """A new ID key version. Agencies re-key to it; it becomes current once all have
+    (``complete_rotation``), and the old version then stays accepted for ``window``."""
+    return store.create(ID_KEY, size=codes.SIV_KEY_BYTES, current=False, window=window)
