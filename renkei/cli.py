@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--config", type=Path, required=True)
             p.add_argument("--batch", type=int, default=500)
 
+    num = sub.add_parser("numbering", help="the numbering agency").add_subparsers(
+        dest="action", required=True
+    )
+    p = num.add_parser("serve", help="run the numbering agency until SIGTERM")
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--port-file", type=Path)
+
     idi = sub.add_parser("id-issuer", help="the ID issuer").add_subparsers(
         dest="action", required=True
     )
@@ -233,6 +240,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcomes = asyncio.run(bind_all(CommConfig.load(args.config), items))
         fresh = sum(o.newly_bound for o in outcomes)
         print(f"bound {fresh} new, {len(outcomes) - fresh} already bound")
+        return 0
+    if args.command == "numbering":
+        from numbering.bootstrap import serve as serve_numbering
+        from numbering.config import NumberingConfig
+
+        logs.configure("numbering", NumberingConfig.load(args.config).log_level)
+        asyncio.run(serve_numbering(args.config, args.port_file))
         return 0
     if args.command == "comm" and args.action == "rekey":
         return _rekey(args.config, args.batch)

@@ -1,0 +1,95 @@
+"""Who may call the numbering agency, per group of operations.
+
+Parties are named as in certificates: ``"hub"``, ``"agency:<id>"``,
+``"service:<name>"``. The default lets only the resident registry
+(``service:registry``) issue, look up and change Numbers.
+
+The hub can never be authorised, not even by configuration: it holds ID codes
+(R9), and nothing may lead from a Number to an ID code (R6). A party that could
+both ask the hub and look up Numbers would join them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from renkei.config_util import ConfigError
+from renkei.errors import PermissionDenied, Unauthenticated
+from renkei.pki import PeerIdentity, validate_agency_id
+
+Operation = Literal["issue", "lookup", "change"]
+OPERATIONS: tuple[Operation, ...] = ("issue", "lookup", "change")
+REGISTRY = "service:registry"
+
+
+def party_name(identity: PeerIdentity) -> str:
+    return "hub" if identity.kind == "hub" else f"{identity.kind}:{identity.party_id}"
+
+
+def parse_party(text: str) -> PeerIdentity:
+    """``"hub"``, ``"agency:<id>"`` or ``"service:<name>"``; ValueError otherwise."""
+    if text == "hub":
+        return PeerIdentity("hub", "hub")
+    kind, sep, name = text.partition(":")
+    if not sep or kind not in ("agency", "service"):
+        raise ValueError(f"party {text!r} is not 'hub', 'agency:<id>' or 'service:<name>'")
+    validate_agency_id(name)
+    return PeerIdentity("agency" if kind == "agency" else "service", name)
+
+
+@dataclass(frozen=True)
+class Authorization:
+    issue: frozenset[str] = frozenset({REGISTRY})
+    lookup: frozenset[str] = frozenset({REGISTRY})
+    change: frozenset[str] = frozenset({REGISTRY})
+
+    @classmethod
+    def from_table(cls, table: Mapping[str, Any], where: str) -> Authorization:
+        unknown = set(table) - set(OPERATIONS)
+        if unknown:
+            raise ConfigError(f"{where}: unknown operation groups {sorted(unknown)}")
+        groups: dict[str, frozenset[str]] = {}
+        for op in OPERATIONS:
+            if op in table:
+                groups[op] = _parties(table[op], f"{where} {op}")
+        return cls(**groups)
+
+    def allowed(self, operation: Operation) -> frozenset[str]:
+        parties: frozenset[str] = getattr(self, operation)
+        return parties
+
+    def check(self, operation: Operation, identity: PeerIdentity | None) -> None:
+        if identity is None:
+            raise Unauthenticated(
+                "CLIENT_CERT_REQUIRED",
+                "the numbering agency knows callers only by a client certificate",
+            )
+        caller = party_name(identity)
+        # Belt and braces: config loading already refuses the hub.
+        if identity.kind == "hub" or caller not in self.allowed(operation):
+            raise PermissionDenied(
+                "CALLER_NOT_AUTHORIZED",
+                f"{caller} may not {operation} Numbers",
+                {"caller": caller, "operation": operation},
+            )
+
+
+def _parties(value: Any, where: str) -> frozenset[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: must be a list of party names")
+    names: Iterable[str] = value
+    parsed = set()
+    for name in names:
+        try:
+            identity = parse_party(name)
+        except ValueError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        if identity.kind == "hub":
+            raise ConfigError(
+                f"{where}: the hub may never call the numbering agency "
+                "(R6: nothing may lead from a Number to an ID code)"
+            )
+        parsed.add(party_name(identity))
+    return frozenset(parsed)

@@ -1,0 +1,143 @@
+"""NumberingService: caller check, proto <-> domain, nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import Executor
+from datetime import datetime
+from typing import Any, TypeVar
+
+import grpc
+from google.protobuf import timestamp_pb2
+
+from numbering.authorization import Authorization, Operation, parse_party
+from numbering.service import NumberingService
+from numbering.store import CHANGE, ISSUE, RESIDENT_CODE_CHANGE
+from renkei.grpcutil.handlers import metadata_value, rpc
+from renkei.numbering.v1 import numbering_pb2, numbering_pb2_grpc
+from renkei.pki import PeerIdentity, peer_identity
+
+Context = grpc.aio.ServicerContext[Any, Any]
+T = TypeVar("T")
+
+# "service:<name>", "agency:<id>" or "hub"; honoured only on a development port.
+DEV_PARTY_HEADER = "x-renkei-dev-party"
+
+_KINDS = {
+    ISSUE: numbering_pb2.EVENT_KIND_ISSUE,
+    CHANGE: numbering_pb2.EVENT_KIND_CHANGE,
+    RESIDENT_CODE_CHANGE: numbering_pb2.EVENT_KIND_RESIDENT_CODE_CHANGE,
+}
+
+
+def _timestamp(when: datetime) -> timestamp_pb2.Timestamp:
+    ts = timestamp_pb2.Timestamp()
+    ts.FromDatetime(when)
+    return ts
+
+
+class NumberingServicer(numbering_pb2_grpc.NumberingServiceServicer):
+    def __init__(
+        self,
+        service: NumberingService,
+        authorization: Authorization,
+        executor: Executor,
+        *,
+        insecure_development: bool = False,
+    ) -> None:
+        self._service = service
+        self._authorization = authorization
+        self._executor = executor
+        self._insecure = insecure_development
+
+    def _identity(self, context: Context) -> PeerIdentity | None:
+        identity = peer_identity(context)
+        if identity is None and self._insecure:
+            claimed = metadata_value(context, DEV_PARTY_HEADER)
+            try:
+                identity = parse_party(claimed) if claimed else None
+            except ValueError:
+                identity = None
+        return identity
+
+    def _authorize(self, operation: Operation, context: Context) -> None:
+        self._authorization.check(operation, self._identity(context))
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        # The store blocks (SQL); keep it off the event loop.
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    @rpc("IssueNumber")
+    async def IssueNumber(  # gRPC method names are PascalCase
+        self, request: numbering_pb2.IssueNumberRequest, context: Context
+    ) -> numbering_pb2.IssueNumberResponse:
+        self._authorize("issue", context)
+        issued = await self._run(self._service.issue, request.resident_code)
+        return numbering_pb2.IssueNumberResponse(
+            number=issued.number,
+            newly_issued=issued.newly_issued,
+            issued_at=_timestamp(issued.issued_at),
+            notice_html=issued.notice,
+        )
+
+    @rpc("ChangeNumber")
+    async def ChangeNumber(  # gRPC method names are PascalCase
+        self, request: numbering_pb2.ChangeNumberRequest, context: Context
+    ) -> numbering_pb2.ChangeNumberResponse:
+        self._authorize("change", context)
+        issued = await self._run(self._service.change_number, request.number, request.reason)
+        return numbering_pb2.ChangeNumberResponse(
+            number=issued.number,
+            issued_at=_timestamp(issued.issued_at),
+            notice_html=issued.notice,
+        )
+
+    @rpc("ChangeResidentCode")
+    async def ChangeResidentCode(  # gRPC method names are PascalCase
+        self, request: numbering_pb2.ChangeResidentCodeRequest, context: Context
+    ) -> numbering_pb2.ChangeResidentCodeResponse:
+        self._authorize("change", context)
+        number = await self._run(
+            self._service.change_resident_code,
+            request.old_resident_code,
+            request.new_resident_code,
+        )
+        return numbering_pb2.ChangeResidentCodeResponse(number=number)
+
+    @rpc("LookupNumber")
+    async def LookupNumber(  # gRPC method names are PascalCase
+        self, request: numbering_pb2.LookupNumberRequest, context: Context
+    ) -> numbering_pb2.LookupNumberResponse:
+        self._authorize("lookup", context)
+        number = await self._run(self._service.lookup_number, request.resident_code)
+        return numbering_pb2.LookupNumberResponse(number=number)
+
+    @rpc("LookupResidentCode")
+    async def LookupResidentCode(  # gRPC method names are PascalCase
+        self, request: numbering_pb2.LookupResidentCodeRequest, context: Context
+    ) -> numbering_pb2.LookupResidentCodeResponse:
+        self._authorize("lookup", context)
+        code = await self._run(self._service.lookup_resident_code, request.number)
+        return numbering_pb2.LookupResidentCodeResponse(resident_code=code)
+
+    @rpc("GetHistory")
+    async def GetHistory(  # gRPC method names are PascalCase
+        self, request: numbering_pb2.GetHistoryRequest, context: Context
+    ) -> numbering_pb2.GetHistoryResponse:
+        self._authorize("lookup", context)
+        found = await self._run(self._service.history, request.resident_code)
+        return numbering_pb2.GetHistoryResponse(
+            events=[
+                numbering_pb2.HistoryEvent(
+                    seq=e.seq,
+                    kind=_KINDS[e.kind],
+                    resident_code=e.resident_code,
+                    old_number=e.old_number or "",
+                    new_number=e.new_number or "",
+                    old_resident_code=e.old_resident_code or "",
+                    time=_timestamp(e.at),
+                )
+                for e in found
+            ]
+        )
