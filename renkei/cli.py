@@ -68,6 +68,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--config", type=Path, required=True)
             p.add_argument("--batch", type=int, default=500)
 
+    from legacy_stubs.registry import cli as registry_cli
+
+    registry_cli.configure_parser(
+        sub.add_parser("registry", help="the mocked resident registry (Juki-net)")
+    )
+
     num = sub.add_parser("numbering", help="the numbering agency").add_subparsers(
         dest="action", required=True
     )
@@ -241,6 +247,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         fresh = sum(o.newly_bound for o in outcomes)
         print(f"bound {fresh} new, {len(outcomes) - fresh} already bound")
         return 0
+    if args.command == "registry":
+        from legacy_stubs.registry import cli as registry_cli
+
+        return registry_cli.run(args)
     if args.command == "numbering":
         from numbering.bootstrap import serve as serve_numbering
         from numbering.config import NumberingConfig
