@@ -172,6 +172,15 @@ class CommStore:
             ).scalar()
             return None if value is None else str(value)
 
+    def all_link_codes(self) -> list[str]:
+        """Every link code the table holds, current, next and previous (for audits)."""
+        c = correspondence.c
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(c.link_code, c.next_link_code, c.previous_link_code)
+            ).all()
+        return [code for row in rows for code in row if code]
+
     # -- re-keying (R11) ----------------------------------------------------
 
     def rekey_pending(

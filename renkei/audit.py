@@ -1,19 +1,50 @@
-"""Scanning a party's store for identifiers it must not hold.
+"""Auditing what each store holds (R2, R9): the oversight body's view of a deployment.
 
-The hub may hold ID-code hashes and log metadata only (R9, R22). This reads
-every text and binary column of every table, and for SQLite also the raw
-database and WAL files (deleted rows and free pages included), and reports
-which forbidden values occur.
+``scan`` looks for given values in one store. ``audit_deployment`` opens every
+store of a deployment (hub, each agency, ID issuer, numbering agency,
+registry) and reports which kinds of identifier each holds: Numbers, resident
+codes, ID codes, link codes (by agency), four facts, payloads.
+
+It reads every column of every table, and for SQLite also the raw database
+and WAL files (deleted rows and free pages included), looking for known
+values gathered as the oversight body may: the registry's residents and
+their four facts, the numbering agency's Numbers, every agency's link codes,
+the ID codes of the registry's residents (from the ID issuer's key store, all
+versions, raw and in text encodings), and the records of the agencies'
+legacy systems (payloads). Check digits alone are no evidence: one random
+digit run in eleven passes either check.
+
+``SEPARATION`` is what each kind of store may hold; docs/separation.md
+states it for people and the tests assert the audit against it.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import sqlalchemy as sa
+from rich.table import Table
 from sqlalchemy.engine import Engine
+
+NUMBER = "Number"
+RESIDENT_CODE = "resident code"
+ID_CODE = "ID code"
+LINK_CODE = "link code"
+FOUR_FACTS = "four facts"
+PAYLOAD = "payload"
+
+# What each kind of store may hold. Anything else found there is a breach.
+SEPARATION: Mapping[str, frozenset[str]] = {
+    "hub": frozenset(),
+    "id-issuer": frozenset(),
+    "numbering": frozenset({NUMBER, RESIDENT_CODE}),
+    "registry": frozenset({RESIDENT_CODE, FOUR_FACTS}),
+    # An agency: its own link codes only, and the payloads of its exchanges.
+    "agency": frozenset({f"{LINK_CODE} (own)", PAYLOAD}),
+}
 
 
 @dataclass(frozen=True)
@@ -44,6 +75,11 @@ def _sqlite_files(engine: Engine) -> list[Path]:
     return [p for p in (base, Path(f"{base}-wal"), Path(f"{base}-journal")) if p.exists()]
 
 
+def haystacks(engine: Engine) -> list[tuple[str, bytes]]:
+    found = list(_row_texts(engine))
+    return found + [(str(p), p.read_bytes()) for p in _sqlite_files(engine)]
+
+
 def scan(engine: Engine, forbidden: Mapping[str, Iterable[str | bytes]]) -> list[Finding]:
     needles = [
         (label, v if isinstance(v, bytes) else v.encode("utf-8"))
@@ -52,10 +88,153 @@ def scan(engine: Engine, forbidden: Mapping[str, Iterable[str | bytes]]) -> list
         if v
     ]
     findings: list[Finding] = []
-    haystacks: list[tuple[str, bytes]] = list(_row_texts(engine))
-    haystacks += [(str(p), p.read_bytes()) for p in _sqlite_files(engine)]
-    for where, raw in haystacks:
+    for where, raw in haystacks(engine):
         for label, needle in needles:
             if needle in raw:
                 findings.append(Finding(label, needle.decode("utf-8", "replace"), where))
     return findings
+
+
+# -- a whole deployment -------------------------------------------------------
+
+
+@dataclass
+class Evidence:
+    """Known values, by the kind they are evidence of."""
+
+    values: dict[str, set[bytes]] = field(default_factory=dict)
+
+    def add(self, kind: str, items: Iterable[str | bytes]) -> None:
+        bucket = self.values.setdefault(kind, set())
+        for item in items:
+            if item:
+                bucket.add(item if isinstance(item, bytes) else item.encode("utf-8"))
+
+
+def _encodings(raw: bytes) -> list[bytes]:
+    """How a binary value may sit in a store: raw, hex, base64 and base64url."""
+    return [
+        raw,
+        raw.hex().encode(),
+        base64.b64encode(raw),
+        base64.urlsafe_b64encode(raw).rstrip(b"="),
+    ]
+
+
+def kinds_in(haystack: list[tuple[str, bytes]], evidence: Evidence) -> dict[str, int]:
+    """Kind -> how many places (column values, raw files) hold one, for one store."""
+    counts: dict[str, int] = {}
+    for _, raw in haystack:
+        for kind, needles in evidence.values.items():
+            if any(needle in raw for needle in needles):
+                counts[kind] = counts.get(kind, 0) + 1
+    return counts
+
+
+def audit_deployment(root: Path, sample: int = 500) -> dict[str, dict[str, int]]:
+    """Store name -> kind -> places found, for every store of the deployment at ``root``."""
+    from comm_server.config import CommConfig
+    from comm_server.store import CommStore
+    from hub_server.config import HubConfig
+    from id_issuer.config import IdIssuerConfig
+    from id_issuer.issuer import IdIssuer
+    from legacy_stubs.registry.store import RegistryStore
+    from numbering.config import NumberingConfig
+    from renkei import db
+    from renkei.deploy import Layout, registry_engine
+    from renkei.keystore import KeyStore, load_master_key
+
+    layout = Layout(root)
+    agencies = sorted(p.name for p in (root / "agencies").iterdir() if p.is_dir())
+    engines: dict[str, Engine] = {}
+    hub = HubConfig.load(layout.hub_config)
+    engines["hub"] = db.create_engine(hub.database_url, schema=hub.database_schema)
+    for agency in agencies:
+        comm = CommConfig.load(layout.comm_config(agency))
+        engines[f"agency:{agency}"] = db.create_engine(
+            comm.database_url, schema=comm.database_schema
+        )
+    issuer_config = IdIssuerConfig.load(layout.id_issuer_config)
+    engines["id-issuer"] = db.create_engine(
+        issuer_config.database_url, schema=issuer_config.database_schema
+    )
+    numbering = NumberingConfig.load(layout.numbering_config)
+    engines["numbering"] = db.create_engine(
+        numbering.database_url, schema=numbering.database_schema
+    )
+    engines["registry"] = registry_engine(layout)
+
+    evidence = Evidence()
+    registry = RegistryStore(engines["registry"])
+    residents = registry.sample(sample)
+    evidence.add(RESIDENT_CODE, (r.resident_code for r in residents))
+    evidence.add(
+        FOUR_FACTS,
+        (v for r in residents for v in (r.name.kanji, r.name.kana, r.address.text)),
+    )
+    with engines["numbering"].connect() as conn:
+        evidence.add(
+            NUMBER,
+            conn.execute(sa.text("select number from numbers limit :n"), {"n": sample}).scalars(),
+        )
+    issuer = IdIssuer.from_store(
+        KeyStore(engines["id-issuer"], load_master_key(issuer_config.master_key)),
+        issuer_config.hub_sealing_public_key,
+    ).issuer
+    evidence.add(
+        ID_CODE,
+        (
+            enc
+            for r in residents
+            for version in range(1, issuer.newest + 1)
+            for enc in _encodings(issuer.issue(r.resident_code, version))
+        ),
+    )
+    own_codes: dict[str, set[bytes]] = {}
+    for agency in agencies:
+        store = CommStore(engines[f"agency:{agency}"])
+        own_codes[agency] = {c.encode() for c in store.all_link_codes()}
+        evidence.add(f"{LINK_CODE} ({agency})", own_codes[agency])
+        records = layout.legacy_records(agency)
+        if records.exists():
+            from comm_server.legacy.jsonl_client import canonical_json
+            from legacy_stubs.jsonl_records.store import RecordStore
+
+            evidence.add(
+                PAYLOAD, (canonical_json(r) for r in RecordStore.from_file(records).records())
+            )
+    report: dict[str, dict[str, int]] = {}
+    for name, engine in engines.items():
+        report[name] = kinds_in(haystacks(engine), evidence)
+        engine.dispose()
+    return report
+
+
+def breaches(report: Mapping[str, Mapping[str, int]]) -> dict[str, set[str]]:
+    """Store -> kinds it holds that ``SEPARATION`` does not allow it."""
+    out: dict[str, set[str]] = {}
+    for store, kinds in report.items():
+        kind = "agency" if store.startswith("agency:") else store
+        allowed = set(SEPARATION[kind])
+        if kind == "agency":
+            allowed = {k for k in allowed if k != f"{LINK_CODE} (own)"}
+            allowed.add(f"{LINK_CODE} ({store.removeprefix('agency:')})")
+        bad = set(kinds) - allowed
+        if bad:
+            out[store] = bad
+    return out
+
+
+def render(report: Mapping[str, Mapping[str, int]]) -> Table:
+    """The audit as a table: a row per store, a column per kind of identifier."""
+    link_kinds = sorted({k for kinds in report.values() for k in kinds if k.startswith(LINK_CODE)})
+    columns = [NUMBER, RESIDENT_CODE, ID_CODE, *link_kinds, FOUR_FACTS, PAYLOAD]
+    bad = breaches(report)
+    table = Table("store", *columns, "verdict", title="identifiers held, by store")
+    for store, kinds in report.items():
+        table.add_row(
+            store,
+            *(str(kinds[c]) if c in kinds else "-" for c in columns),
+            "BREACH: " + ", ".join(sorted(bad[store])) if store in bad else "as allowed",
+        )
+    return table

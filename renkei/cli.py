@@ -117,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long old link codes stay accepted after the agency completes its re-key",
     )
 
+    aud = sub.add_parser("audit", help="the oversight body's checks").add_subparsers(
+        dest="action", required=True
+    )
+    p = aud.add_parser("stores", help="which kinds of identifier every store of a deployment holds")
+    p.add_argument("--deployment", type=Path, required=True, help="the deployment folder")
+    p.add_argument("--sample", type=int, default=500, help="known values per kind to look for")
+
     p = sub.add_parser("demo", help="run the whole system on loopback and print what happened")
     p.add_argument("--state-dir", type=Path, default=Path("demo-state"))
 
@@ -247,6 +254,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         fresh = sum(o.newly_bound for o in outcomes)
         print(f"bound {fresh} new, {len(outcomes) - fresh} already bound")
         return 0
+    if args.command == "audit":
+        from rich.console import Console
+
+        from renkei.audit import audit_deployment, breaches, render
+
+        report = audit_deployment(args.deployment, sample=args.sample)
+        Console(width=160).print(render(report))
+        return 1 if breaches(report) else 0
     if args.command == "registry":
         from legacy_stubs.registry import cli as registry_cli
 

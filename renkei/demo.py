@@ -14,7 +14,6 @@ import json
 import shutil
 import socket
 import sys
-from collections.abc import Iterable
 from pathlib import Path
 
 import grpc
@@ -29,11 +28,12 @@ from hub_server.log_store import SqlHubLog
 from id_issuer.issuer import IdIssuer
 from legacy_stubs.jsonl_records.store import write_records
 from renkei import db
-from renkei.audit import scan
+from renkei.audit import audit_deployment, breaches, render
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.demo_data import DemoQuery, legacy_records, queries, residents
 from renkei.deploy import DEMO_AGENCIES, Layout, Settings, init_deployment, pick_endpoints
 from renkei.errors import from_rpc_error
+from renkei.identities import issue_numbers, seed_registry
 from renkei.processes import ProcessGroup, python_module
 
 NAMES = {a.agency_id: a.display_name for a in DEMO_AGENCIES}
@@ -243,40 +243,35 @@ class Demo:
                 )
             c.print(table)
 
-    def audit_hub(self, layout: Layout) -> bool:
-        link_codes = []
-        for agency in DEMO_AGENCIES:
-            store = self.store(layout, agency.agency_id)
-            link_codes += [
-                store.link_code_for(lid)
-                for p in self.people
-                for a, lid in p.local_ids.items()
-                if a == agency.agency_id
-            ]
-        payloads = [
-            r.content
-            for a in DEMO_AGENCIES
-            for r in self.store(layout, a.agency_id).log_rows()
-            if r.content
-        ]
-        forbidden: dict[str, Iterable[str]] = {
-            "link code": [c for c in link_codes if c],
-            "resident code": [p.resident_code for p in self.people],
-            "local number": [lid for p in self.people for lid in p.local_ids.values()],
-            "name": [p.name for p in self.people] + [p.name.replace(" ", "") for p in self.people],
-            "payload": payloads,
-        }
-        findings = scan(self.hub_log(layout).engine, forbidden)
-        self.console.rule("[bold]Scan of the hub's store")
-        counts = ", ".join(f"{len(list(v))} {k}s" for k, v in forbidden.items())
-        if findings:
-            for f in findings:
-                self.console.print(f"  FOUND {f.label} {f.value!r} in {f.where}")
-            return False
+    def audit(self, layout: Layout) -> bool:
+        self.console.rule("[bold]Audit of every store (renkei audit stores)")
+        report = audit_deployment(layout.root)
+        self.console.print(render(report))
+        bad = breaches(report)
         self.console.print(
-            f"  searched every row and the raw SQLite files for {counts}: none found"
+            "  every store holds only what docs/separation.md allows"
+            if not bad
+            else f"  BREACHES: {bad}"
         )
-        return True
+        return not bad
+
+    def number(self, layout: Layout) -> None:
+        notices = self.state_dir / "notices"
+        numbers = asyncio.run(
+            issue_numbers(
+                layout,
+                self.endpoints.numbering_port,
+                [p.resident_code for p in self.people],
+                notices,
+            )
+        )
+        for person in self.people:
+            n = numbers[person.resident_code]
+            self.console.print(
+                f"  numbering agency: {person.name}'s Number {n[:4]} {n[4:8]} {n[8:]}"
+                f" (random; check digit {n[-1]}), told to the registry that asked; the notice"
+                f" for the holder is {notices.name}/{person.resident_code}.html"
+            )
 
     # -- the whole run -----------------------------------------------------
 
@@ -286,9 +281,11 @@ class Demo:
         layout = self.deploy()
         c.print(f"  state folder: {self.state_dir.resolve()}")
         c.print(
-            "  parties: hub, ID issuer, and "
+            "  parties: resident registry, numbering agency, ID issuer, hub, and "
             + ", ".join(f"{a.display_name} ({a.agency_id})" for a in DEMO_AGENCIES)
         )
+        count = seed_registry(layout, self.people, extra=200, seed=2026)
+        c.print(f"  resident registry: {count} residents (the demo's three among them)")
         with ProcessGroup(self.state_dir / "run") as group:
             started = [
                 group.start(
@@ -319,9 +316,20 @@ class Demo:
                     python_module("renkei.cli", "hub", "serve", "--config", str(layout.hub_config)),
                 )
             )
+            started.append(
+                group.start(
+                    "numbering",
+                    python_module(
+                        "renkei.cli", "numbering", "serve", "--config", str(layout.numbering_config)
+                    ),
+                )
+            )
             for child in started:
                 group.wait_ready(child)
-            c.print("  started the ID issuer, the hub and three legacy systems")
+            c.print(
+                "  started the numbering agency, the ID issuer, the hub and three legacy systems"
+            )
+            self.number(layout)
             self.bind(layout)
             comm = [
                 group.start(
@@ -342,7 +350,7 @@ class Demo:
             for n, q in enumerate(queries(self.people), start=1):
                 self.trace(layout, n, q)
             self.print_logs(layout)
-            clean = self.audit_hub(layout)
+            clean = self.audit(layout)
             exits = group.stop_all()
         c.rule("[bold]Shutdown")
         c.print("  " + ", ".join(f"{name} exited {code}" for name, code in exits.items()))

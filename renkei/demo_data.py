@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
+
+from legacy_stubs.registry.model import Address, Name, Sex
+from legacy_stubs.registry.model import Resident as RegistryResident
+from legacy_stubs.registry.resident_code import new_resident_code
 
 
 @dataclass(frozen=True)
@@ -14,6 +19,18 @@ class Resident:
     kana: str
     # Each agency's own number for this person (宛名番号, 基礎年金番号, ...).
     local_ids: dict[str, str]
+    birth_date: date = date(1960, 1, 1)
+    sex: Sex = "1"
+
+    def registry_entry(self, n: int) -> RegistryResident:
+        """The person as the resident registry holds them (four facts)."""
+        return RegistryResident(
+            self.resident_code,
+            Name(self.name, self.kana),
+            self.birth_date,
+            self.sex,
+            Address("神奈川県", "141046", "横浜市 中区", "港町", n + 1, n + 2, n + 3),
+        )
 
 
 @dataclass(frozen=True)
@@ -33,9 +50,10 @@ class DemoQuery:
 
 def residents(seed: int = 2026) -> list[Resident]:
     rng = random.Random(seed)
+    taken: set[str] = set()
 
     def code() -> str:
-        return "".join(rng.choice("0123456789") for _ in range(11))
+        return new_resident_code(rng, taken)
 
     return [
         Resident(
@@ -43,14 +61,20 @@ def residents(seed: int = 2026) -> list[Resident]:
             "山田 太郎",
             "ヤマダ タロウ",
             {"141003": "A0001001", "nenkin": "1234-567890", "mhlw": "K-0001"},
+            date(1958, 5, 14),
+            "1",
         ),
         Resident(
             code(),
             "佐藤 花子",
             "サトウ ハナコ",
             {"141003": "A0001002", "nenkin": "2345-678901", "mhlw": "K-0002"},
+            date(1962, 11, 3),
+            "2",
         ),
-        Resident(code(), "鈴木 一郎", "スズキ イチロウ", {"141003": "A0001003"}),
+        Resident(
+            code(), "鈴木 一郎", "スズキ イチロウ", {"141003": "A0001003"}, date(1990, 2, 28), "1"
+        ),
     ]
 
 

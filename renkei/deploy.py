@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
+from sqlalchemy.engine import Engine
 
 from comm_server.config import CommConfig
 from comm_server.keys import provision as comm_key_setup
@@ -40,6 +41,7 @@ from renkei.pki import PkiLayout, TlsFiles, init_pki
 
 ID_ISSUER = "id-issuer"
 REGISTRY = "registry"
+NUMBERING = "numbering"
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,14 @@ class Layout:
     def id_issuer_config(self) -> Path:
         return self.root / "id_issuer" / "issuer.toml"
 
+    @property
+    def registry_config(self) -> Path:
+        return self.root / "registry" / "registry.toml"
+
+    @property
+    def numbering_config(self) -> Path:
+        return self.root / "numbering" / "numbering.toml"
+
     def agency_dir(self, agency_id: str) -> Path:
         return self.root / "agencies" / agency_id
 
@@ -94,6 +104,7 @@ class Endpoints:
     legacy_ports: Mapping[str, int]
     host: str = "127.0.0.1"
     id_issuer_port: int = 0
+    numbering_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,6 +131,7 @@ def pick_endpoints(agencies: Sequence[AgencySpec]) -> Endpoints:
         {a.agency_id: free_port() for a in agencies},
         {a.agency_id: free_port() for a in agencies},
         id_issuer_port=free_port(),
+        numbering_port=free_port(),
     )
 
 
@@ -154,7 +166,7 @@ def init_deployment(
 ) -> Layout:
     layout = Layout(root)
     ids = [a.agency_id for a in agencies]
-    pki = init_pki(layout.root / "pki", ids, services=[ID_ISSUER, REGISTRY])
+    pki = init_pki(layout.root / "pki", ids, services=[ID_ISSUER, REGISTRY, NUMBERING])
     host = endpoints.host
     hub_endpoint = f"{host}:{endpoints.hub_port}"
 
@@ -250,4 +262,45 @@ def init_deployment(
     issuer_keys, _ = open_issuer_key_store(layout.id_issuer_config)
     id_key_setup(issuer_keys)
     issuer_keys.engine.dispose()
+
+    # The resident registry (a legacy system, mocked) and the numbering agency,
+    # which reads the registry's resident list and nothing else of it.
+    registry_db = _db(settings, "registry")
+    _write_toml(layout.registry_config, {"registry": registry_db})
+    _write_toml(
+        layout.numbering_config,
+        {
+            "numbering": {
+                "listen": f"{host}:{endpoints.numbering_port}",
+                **_db(settings, "numbering"),
+                "registry_database_url": registry_db["database_url"].replace(
+                    "{config_dir}", "{config_dir}/../registry"
+                ),
+                **(
+                    {"registry_database_schema": registry_db["database_schema"]}
+                    if "database_schema" in registry_db
+                    else {}
+                ),
+                "log_level": settings.log_level,
+            },
+            "authorize": {
+                "issue": [f"service:{REGISTRY}"],
+                "lookup": [f"service:{REGISTRY}"],
+                "change": [f"service:{REGISTRY}"],
+            },
+            "tls": _tls_paths(pki.service(NUMBERING), layout.numbering_config.parent),
+        },
+    )
     return layout
+
+
+def registry_engine(layout: Layout) -> Engine:
+    """The mocked resident registry's database (``registry/registry.toml``)."""
+    from renkei.config_util import load_toml, required, table
+
+    data = table(load_toml(layout.registry_config), "registry", layout.registry_config)
+    where = f"{layout.registry_config}: [registry]"
+    url = str(required(data, "database_url", where)).replace(
+        "{config_dir}", str(layout.registry_config.parent)
+    )
+    return db.create_engine(url, schema=data.get("database_schema"))

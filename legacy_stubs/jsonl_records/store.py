@@ -64,6 +64,10 @@ class RecordStore:
         record = self._records.get(local_person_id, {}).get(info_kind)
         return None if record is None else copy.deepcopy(record)
 
+    def records(self) -> list[dict[str, Any]]:
+        """Copies of every record (for audits)."""
+        return [copy.deepcopy(r) for kinds in self._records.values() for r in kinds.values()]
+
     def has_person(self, local_person_id: str) -> bool:
         return local_person_id in self._records
 

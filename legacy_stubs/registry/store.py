@@ -319,6 +319,14 @@ class RegistryStore:
             ).first()
         return None if row is None else _resident(row._mapping)
 
+    def sample(self, limit: int) -> list[Resident]:
+        """Up to ``limit`` residents in resident-code order (for audits)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(residents).order_by(residents.c.resident_code).limit(limit)
+            ).all()
+        return [_resident(row._mapping) for row in rows]
+
     def exists(self, resident_code: str) -> bool:
         """Whether a record has that code now (False for a code since replaced)."""
         with self._engine.connect() as conn:

@@ -43,8 +43,10 @@ def test_demo_runs_the_whole_system_and_leaves_nothing_behind(tmp_path: Path) ->
     assert "PERMISSION_DENIED REQUESTER_NOT_IN_ITEM" in text
     assert "NOT_FOUND PERSON_NOT_BOUND" in text
     assert "DEADLINE_EXCEEDED LEGACY_TIMEOUT" in text
-    assert "none found" in text
-    for party in ("hub", "id-issuer", "comm-141003", "comm-nenkin", "comm-mhlw", "legacy-nenkin"):
+    assert "every store holds only what docs/separation.md allows" in text
+    assert text.count("numbering agency:") == 3
+    parties = ("hub", "id-issuer", "numbering", "comm-141003", "comm-nenkin", "legacy-nenkin")
+    for party in parties:
         assert f"{party} exited 0" in text
     assert (state / "hub" / "hub.db").exists()
     assert processes_mentioning(str(state)) == []

@@ -23,7 +23,9 @@ from id_issuer import bootstrap as issuer_bootstrap
 from id_issuer.config import IdIssuerConfig
 from id_issuer.issuer import IdIssuer
 from legacy_stubs.jsonl_records.server import StubServer
-from legacy_stubs.jsonl_records.store import RecordStore
+from legacy_stubs.jsonl_records.store import RecordStore, write_records
+from numbering import bootstrap as numbering_bootstrap
+from numbering.config import NumberingConfig
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.demo_data import Resident, legacy_records, residents
 from renkei.deploy import (
@@ -34,6 +36,7 @@ from renkei.deploy import (
     init_deployment,
 )
 from renkei.hub.v1 import hub_pb2_grpc
+from renkei.identities import issue_numbers, seed_registry
 from renkei.pki import TlsFiles
 
 CITY, PENSION, MINISTER = (a.agency_id for a in DEMO_AGENCIES)
@@ -48,6 +51,8 @@ class Topology:
     stubs: dict[str, StubServer]
     people: list[Resident]
     id_issuer: issuer_bootstrap.IdIssuerServer
+    numbering: numbering_bootstrap.NumberingServer
+    numbers: dict[str, str]
 
     def tls(self, party: str) -> TlsFiles:
         return self.layout.pki.hub() if party == "hub" else self.layout.pki.agency(party)
@@ -86,6 +91,7 @@ class Topology:
             await comm.stop(0)
         await self.hub.stop(0)
         await self.id_issuer.stop(0)
+        await self.numbering.stop(0)
         for stub in self.stubs.values():
             await stub.stop()
 
@@ -126,6 +132,15 @@ async def start_topology(root: Path, settings: Settings | None = None) -> Topolo
         {aid: stub.port for aid, stub in stubs.items()},
     )
     layout = init_deployment(root, DEMO_AGENCIES, endpoints, settings)
+    for agency_id, records in legacy_records(people).items():
+        write_records(layout.legacy_records(agency_id), records)
+    seed_registry(layout, people, extra=50, seed=11)
+    numbering = await numbering_bootstrap.create_server(
+        NumberingConfig.load(layout.numbering_config)
+    )
+    numbers = await issue_numbers(
+        layout, numbering.port, [p.resident_code for p in people], root / "notices"
+    )
     issuer = await issuer_bootstrap.create_server(IdIssuerConfig.load(layout.id_issuer_config))
     hub = await hub_bootstrap.create_server(
         replace(HubConfig.load(layout.hub_config), id_issuer_endpoint=f"127.0.0.1:{issuer.port}")
@@ -152,4 +167,4 @@ async def start_topology(root: Path, settings: Settings | None = None) -> Topolo
         replace(agency, endpoint=f"127.0.0.1:{comms[agency.agency_id].port}")
         for agency in hub.hub.directory
     )
-    return Topology(layout, endpoints, hub, comms, stubs, people, issuer)
+    return Topology(layout, endpoints, hub, comms, stubs, people, issuer, numbering, numbers)
