@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: all setup gen gen-check lint typecheck test test-fast demo bench clean
+.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-keys bench-numbering bench-registry clean
 
 all: test
 
@@ -40,8 +40,20 @@ test: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/renkei demo
 
-bench: $(STAMP)
+# Benchmarks print tables; they are not tests. Figures: docs/benchmarks.md.
+bench: bench-linkage bench-keys bench-numbering bench-registry
+
+bench-linkage: $(STAMP)
 	$(BIN)/renkei bench
+
+bench-keys: $(STAMP)
+	$(BIN)/python -m renkei.bench_keys
+
+bench-numbering: $(STAMP)
+	$(BIN)/python -m numbering.bench --count 1000000
+
+bench-registry: $(STAMP)
+	$(BIN)/python -m legacy_stubs.registry.bench --count 1000000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-state bench-state

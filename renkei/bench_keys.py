@@ -109,3 +109,14 @@ def main(state_dir: Path, rows: int = 1_000_000, batch: int = 1000) -> int:
     table.add_row("re-key rows / s", f"{result['rows_per_s']:,.0f}")
     console.print(table)
     return 0
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--state-dir", type=Path, default=Path("bench-state/keys"))
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    options = parser.parse_args()
+    raise SystemExit(main(options.state_dir, options.rows, options.batch))
