@@ -13,6 +13,7 @@ import asyncio
 import os
 import random
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -51,7 +52,10 @@ async def rekey_seconds(root: Path, rows: int, batch: int) -> dict[str, float]:
     layout = init_deployment(
         root, DEMO_AGENCIES, Endpoints(0, dict.fromkeys(ids, 0), dict.fromkeys(ids, 1))
     )
-    hub = await hub_bootstrap.create_server(HubConfig.load(layout.hub_config))
+    # No ID issuer runs here: this measures a link-code key rotation.
+    hub = await hub_bootstrap.create_server(
+        replace(HubConfig.load(layout.hub_config), id_issuer_endpoint=None)
+    )
     config = CommConfig.load(layout.comm_config(CITY))
     store = open_store(config)
     client = HubClient(f"127.0.0.1:{hub.port}", config.tls)
