@@ -10,8 +10,8 @@ from renkei.config_util import (
     load_toml,
     master_key_spec,
     required,
-    resolve,
     table,
+    tls_files,
 )
 from renkei.pki import TlsFiles, validate_agency_id
 
@@ -52,7 +52,6 @@ class CommConfig:
         base = path.parent
         comm = table(data, "comm", path)
         legacy = table(data, "legacy", path)
-        tls = table(data, "tls", path)
         where = f"{path}: [comm]"
         agency_id = str(required(comm, "agency_id", where))
         try:
@@ -75,11 +74,7 @@ class CommConfig:
                 str(legacy.get("host", "127.0.0.1")),
                 int(required(legacy, "port", f"{path}: [legacy]")),
             ),
-            tls=TlsFiles(
-                resolve(base, tls["ca_cert"]), resolve(base, tls["cert"]), resolve(base, tls["key"])
-            )
-            if tls
-            else None,
+            tls=tls_files(data, path),
             insecure_development=bool(comm.get("insecure_development", False)),
             database_schema=comm.get("database_schema"),
             answer_timeout_seconds=float(comm.get("answer_timeout_seconds", 2.0)),

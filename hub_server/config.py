@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from renkei.config_util import load_toml, master_key_spec, required, resolve, table
+from renkei.config_util import load_toml, master_key_spec, required, resolve, table, tls_files
 from renkei.pki import TlsFiles
 
 
@@ -37,7 +37,6 @@ class HubConfig:
         data = load_toml(path)
         base = path.parent
         hub = table(data, "hub", path)
-        tls = table(data, "tls", path)
         where = f"{path}: [hub]"
         return cls(
             listen=str(hub.get("listen", "127.0.0.1:50051")),
@@ -47,11 +46,7 @@ class HubConfig:
             directory_path=resolve(base, str(required(hub, "directory", where))),
             policy_path=resolve(base, str(required(hub, "policy", where))),
             master_key=master_key_spec(str(required(hub, "master_key", where)), base),
-            tls=TlsFiles(
-                resolve(base, tls["ca_cert"]), resolve(base, tls["cert"]), resolve(base, tls["key"])
-            )
-            if tls
-            else None,
+            tls=tls_files(data, path),
             insecure_development=bool(hub.get("insecure_development", False)),
             database_schema=hub.get("database_schema"),
             relay_ceiling_seconds=float(hub.get("relay_ceiling_seconds", 10.0)),

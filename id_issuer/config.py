@@ -6,7 +6,14 @@ import base64
 from dataclasses import dataclass
 from pathlib import Path
 
-from renkei.config_util import ConfigError, load_toml, master_key_spec, required, resolve, table
+from renkei.config_util import (
+    ConfigError,
+    load_toml,
+    master_key_spec,
+    required,
+    table,
+    tls_files,
+)
 from renkei.pki import TlsFiles
 
 
@@ -30,7 +37,6 @@ class IdIssuerConfig:
         base = path.parent
         section = table(data, "id_issuer", path)
         authorize = table(data, "authorize", path)
-        tls = table(data, "tls", path)
         where = f"{path}: [id_issuer]"
         try:
             hub_key = base64.b64decode(
@@ -45,11 +51,7 @@ class IdIssuerConfig:
             ),
             master_key=master_key_spec(str(required(section, "master_key", where)), base),
             hub_sealing_public_key=hub_key,
-            tls=TlsFiles(
-                resolve(base, tls["ca_cert"]), resolve(base, tls["cert"]), resolve(base, tls["key"])
-            )
-            if tls
-            else None,
+            tls=tls_files(data, path),
             may_seal=frozenset(str(p) for p in authorize.get("seal", [])),
             insecure_development=bool(section.get("insecure_development", False)),
             database_schema=section.get("database_schema"),

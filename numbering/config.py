@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from numbering.authorization import Authorization
-from renkei.config_util import load_toml, required, resolve, table
+from renkei.config_util import load_toml, required, table, tls_files
 from renkei.pki import TlsFiles
 
 
@@ -47,7 +47,6 @@ class NumberingConfig:
         data = load_toml(path)
         base = path.parent
         numbering = table(data, "numbering", path)
-        tls = table(data, "tls", path)
         where = f"{path}: [numbering]"
         return cls(
             listen=str(numbering.get("listen", "127.0.0.1:50070")),
@@ -57,11 +56,7 @@ class NumberingConfig:
             registry_database_url=str(required(numbering, "registry_database_url", where)).replace(
                 "{config_dir}", str(base)
             ),
-            tls=TlsFiles(
-                resolve(base, tls["ca_cert"]), resolve(base, tls["cert"]), resolve(base, tls["key"])
-            )
-            if tls
-            else None,
+            tls=tls_files(data, path),
             authorize=Authorization.from_table(
                 table(data, "authorize", path), f"{path}: [authorize]"
             ),

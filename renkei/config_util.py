@@ -6,6 +6,8 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from renkei.pki import TlsFiles
+
 
 class ConfigError(ValueError):
     pass
@@ -45,3 +47,14 @@ def master_key_spec(spec: str, base: Path) -> str:
     if spec.startswith("file:"):
         return "file:" + str(resolve(base, spec.removeprefix("file:")))
     return spec
+
+
+def tls_files(data: dict[str, Any], path: Path) -> TlsFiles | None:
+    """The ``[tls]`` table (ca_cert, cert, key), or None when the file has none."""
+    tls = table(data, "tls", path)
+    if not tls:
+        return None
+    where = f"{path}: [tls]"
+    return TlsFiles(
+        *(resolve(path.parent, str(required(tls, k, where))) for k in ("ca_cert", "cert", "key"))
+    )
