@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-keys bench-numbering bench-registry clean
+.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-policy bench-keys bench-numbering bench-registry clean
 
 all: test
 
@@ -41,10 +41,13 @@ demo: $(STAMP)
 	$(BIN)/renkei demo
 
 # Benchmarks print tables; they are not tests. Figures: docs/benchmarks.md.
-bench: bench-linkage bench-keys bench-numbering bench-registry
+bench: bench-linkage bench-policy bench-keys bench-numbering bench-registry
 
 bench-linkage: $(STAMP)
 	$(BIN)/renkei bench
+
+bench-policy: $(STAMP)
+	$(BIN)/python -m hub_server.bench_policy
 
 bench-keys: $(STAMP)
 	$(BIN)/python -m renkei.bench_keys

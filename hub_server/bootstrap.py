@@ -15,7 +15,7 @@ from hub_server.directory import Directory
 from hub_server.id_issuer_client import GrpcIdIssuer
 from hub_server.linkage import Hub
 from hub_server.log_store import AsyncHubLog, SqlHubLog
-from hub_server.policy import TablePolicy
+from hub_server.policy_versions import fingerprint, load_policy
 from hub_server.provider_gateway import GrpcProviderGateway
 from hub_server.rekey_store import RekeyCompletions
 from hub_server.servicer import HubServicer
@@ -85,9 +85,22 @@ class HubServer:
         self.log.close()
 
 
-async def refresh_keys(hub: Hub, admin: StoreKeyAdmin, every: float) -> None:
-    """Pick up key changes made by an operator (a rotation) while the hub runs."""
+async def reload_policy(hub: Hub, path: Path) -> bool:
+    """Load the policy folder again; on any fault keep the versions in force."""
+    try:
+        policy = await asyncio.to_thread(load_policy, path)
+    except (ValueError, OSError) as err:
+        event(_log, "policy refused; the versions in force stay", logging.ERROR, error=str(err))
+        return False
+    hub.policy = policy  # one assignment: a request in flight keeps the set it started with
+    event(_log, "policy loaded", versions=[v.table.version for v in policy.versions])
+    return True
+
+
+async def watch(hub: Hub, admin: StoreKeyAdmin, every: float, policy_path: Path) -> None:
+    """Pick up what operators change while the hub runs: keys, ID-key state, policy."""
     seen = await admin.generation()
+    policy_seen = fingerprint(policy_path)
     while True:
         await asyncio.sleep(every)
         try:
@@ -95,11 +108,15 @@ async def refresh_keys(hub: Hub, admin: StoreKeyAdmin, every: float) -> None:
             if now != seen:
                 hub.codec, seen = await admin.codec(), now
                 event(_log, "reloaded keys", generation=now)
+            current = fingerprint(policy_path)
+            if current != policy_seen:
+                policy_seen = current
+                await reload_policy(hub, policy_path)
             await hub.refresh_id_state()
         except RenkeiError as err:
             event(_log, "ID issuer not reachable", logging.WARNING, reason=err.reason)
         except Exception:
-            _log.exception("key refresh failed; keeping the keys in memory")
+            _log.exception("refresh failed; keeping what is in memory")
 
 
 async def create_server(config: HubConfig) -> HubServer:
@@ -127,7 +144,7 @@ async def create_server(config: HubConfig) -> HubServer:
     gateway = GrpcProviderGateway(config.tls, insecure_development=config.insecure_development)
     hub = Hub(
         directory=directory,
-        policy=TablePolicy.load(config.policy_path),
+        policy=load_policy(config.policy_path),
         codec=await key_admin.codec(),
         log=log,
         gateway=gateway,
@@ -152,7 +169,9 @@ async def create_server(config: HubConfig) -> HubServer:
         await hub.refresh_id_state()
     except RenkeiError as err:  # the ID issuer may start after the hub; the refresher retries
         event(_log, "ID issuer not reachable yet", reason=err.reason)
-    refresher = asyncio.create_task(refresh_keys(hub, key_admin, config.key_refresh_seconds))
+    refresher = asyncio.create_task(
+        watch(hub, key_admin, config.key_refresh_seconds, config.policy_path)
+    )
     return HubServer(config, hub, handle, log, gateway, key_admin, refresher, id_issuer)
 
 

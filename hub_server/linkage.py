@@ -139,7 +139,7 @@ class Hub:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.directory = directory
-        self.policy = policy
+        self.policy: LegalBasisPolicy = policy
         self.codec = codec
         self._key_admin = key_admin
         self._id_issuer = id_issuer
@@ -174,7 +174,7 @@ class Hub:
         provider = self.directory.get(provider_id, field="provider_agency_id")
         validate.text("info_kind", info_kind, max_chars=MAX_INFO_KIND)
         validate.text("legal_basis_item", item, max_chars=MAX_ITEM)
-        return self.policy.decide(requester, provider, info_kind, item)
+        return self.policy.decide(requester, provider, info_kind, item, self._clock())
 
     # -- translate --------------------------------------------------------
 
@@ -219,7 +219,10 @@ class Hub:
             err.metadata["serial"] = str(await self._log.record(entry, err.code.name, err.reason))
             raise
         entry = replace(entry, person_key=self.person_key(id_code))
-        decision = self.policy.decide(requester, provider, req.info_kind, req.legal_basis_item)
+        decision = self.policy.decide(
+            requester, provider, req.info_kind, req.legal_basis_item, started
+        )
+        entry = replace(entry, policy_version=decision.policy_version)
         if not decision.approved:
             serial = await self._log.record(entry, DENIED, decision.reason)
             event(_log, "relay denied", serial=serial, reason=decision.reason)

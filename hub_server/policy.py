@@ -8,11 +8,13 @@ Table 2 compiler plugs in behind the same interface.
 from __future__ import annotations
 
 import hashlib
+import json
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from hub_server.directory import Agency
 
@@ -29,11 +31,20 @@ class Decision:
 
 class LegalBasisPolicy(Protocol):
     @property
-    def version(self) -> str: ...
+    def version(self) -> str:
+        """The version in force now."""
+        ...
 
     def decide(
-        self, requester: Agency, provider: Agency, info_kind: str, item: str
-    ) -> Decision: ...
+        self,
+        requester: Agency,
+        provider: Agency,
+        info_kind: str,
+        item: str,
+        at: datetime | None = None,
+    ) -> Decision:
+        """Judged by the version in force at ``at`` (now if None)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -53,17 +64,25 @@ class Item:
 def _names(entry: dict[str, object], key: str) -> frozenset[str]:
     """A list of names; a bare string would otherwise become a set of characters."""
     value = entry[key]
-    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-        raise TypeError(f"{key} must be a list of non-empty strings, got {value!r}")
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise TypeError(f"{key} must be a non-empty list of non-empty strings, got {value!r}")
     return frozenset(value)
 
 
 class TablePolicy:
     """Items of the form: requester class, affair, (provider classes, kinds of information)."""
 
-    def __init__(self, items: Iterable[Item], version: str) -> None:
-        self._items = {i.item: i for i in items}
-        self._version = version
+    def __init__(self, items: Iterable[Item], version: str | None = None) -> None:
+        self._items: dict[str, Item] = {}
+        for entry in items:
+            if entry.item in self._items:
+                raise ValueError(f"item {entry.item} is defined twice")
+            self._items[entry.item] = entry
+        self._version = version or items_version(self._items.values())
+        self._requesters = frozenset().union(*(i.requester_classes for i in self._items.values()))
+
+    def items(self) -> list[Item]:
+        return list(self._items.values())
 
     @property
     def version(self) -> str:
@@ -76,32 +95,26 @@ class TablePolicy:
             data = tomllib.loads(raw.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
             raise ValueError(f"{path}: {err}") from None
-        items = []
-        for n, entry in enumerate(data.get("item", [])):
-            try:
-                items.append(
-                    Item(
-                        item=str(entry["item"]),
-                        affair=str(entry["affair"]),
-                        requester_classes=_names(entry, "requester"),
-                        provisions=tuple(
-                            Provision(_names(p, "provider"), _names(p, "info"))
-                            for p in entry["provides"]
-                        ),
-                    )
-                )
-            except KeyError as err:
-                raise ValueError(f"{path}: item[{n}] lacks {err}") from None
-            except TypeError as err:
-                raise ValueError(f"{path}: item[{n}]: {err}") from None
-        if not items:
-            raise ValueError(f"{path}: no [[item]] tables")
-        return cls(items, "sha256:" + hashlib.sha256(raw).hexdigest()[:16])
+        return cls(items_from_toml(data, path))
 
-    def decide(self, requester: Agency, provider: Agency, info_kind: str, item: str) -> Decision:
+    def decide(
+        self,
+        requester: Agency,
+        provider: Agency,
+        info_kind: str,
+        item: str,
+        at: datetime | None = None,
+    ) -> Decision:
         entry = self._items.get(item)
         if entry is None:
             return self._deny("LEGAL_BASIS_ITEM_UNKNOWN", f"no item {item!r} in the table", item)
+        if not requester.classes & self._requesters:
+            return self._deny(
+                "NO_ITEM_FOR_REQUESTER",
+                f"no item of the table names {requester.display_name} as a requester",
+                item,
+                entry.affair,
+            )
         if not requester.classes & entry.requester_classes:
             return self._deny(
                 "REQUESTER_NOT_IN_ITEM",
@@ -128,3 +141,64 @@ class TablePolicy:
 
     def _deny(self, reason: str, message: str, item: str, affair: str = "") -> Decision:
         return Decision(False, reason, message, item, affair, self._version)
+
+
+def items_version(items: Iterable[Item]) -> str:
+    """A hash of the rules themselves: the same table always has the same version."""
+    canon = json.dumps(
+        [
+            [
+                i.item,
+                i.affair,
+                sorted(i.requester_classes),
+                sorted([sorted(p.provider_classes), sorted(p.info_kinds)] for p in i.provisions),
+            ]
+            for i in sorted(items, key=lambda i: i.item)
+        ],
+        ensure_ascii=False,
+    )
+    return "sha256:" + hashlib.sha256(canon.encode("utf-8")).hexdigest()[:16]
+
+
+def items_from_toml(data: dict[str, Any], path: Path) -> list[Item]:
+    """``[[item]]`` tables; an error names the file, the row and the column."""
+    items: list[Item] = []
+    seen: dict[str, int] = {}
+    for n, entry in enumerate(data.get("item", [])):
+        where = f"{path}: item[{n}]"
+        try:
+            item = Item(
+                item=_text(entry, "item"),
+                affair=_text(entry, "affair"),
+                requester_classes=_names(entry, "requester"),
+                provisions=tuple(
+                    Provision(_names(p, "provider"), _names(p, "info")) for p in _provisions(entry)
+                ),
+            )
+        except KeyError as err:
+            raise ValueError(f"{where} lacks {err}") from None
+        except TypeError as err:
+            raise ValueError(f"{where}: {err}") from None
+        if item.item in seen:
+            raise ValueError(
+                f"{where}: item {item.item} is already defined at item[{seen[item.item]}]"
+            )
+        seen[item.item] = n
+        items.append(item)
+    if not items:
+        raise ValueError(f"{path}: no [[item]] tables")
+    return items
+
+
+def _text(entry: dict[str, Any], key: str) -> str:
+    value = entry[key]
+    if not isinstance(value, str) or not value:
+        raise TypeError(f"{key} must be a non-empty string, got {value!r}")
+    return value
+
+
+def _provisions(entry: dict[str, Any]) -> list[dict[str, Any]]:
+    value = entry["provides"]
+    if not isinstance(value, list) or not value or not all(isinstance(p, dict) for p in value):
+        raise TypeError("provides must be a non-empty list of tables")
+    return value

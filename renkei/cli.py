@@ -117,6 +117,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="how long old link codes stay accepted after the agency completes its re-key",
     )
 
+    pol = sub.add_parser("policy", help="the legal-basis policy").add_subparsers(
+        dest="action", required=True
+    )
+    p = pol.add_parser("explain", help="may this requester ask this provider for this?")
+    p.add_argument("--requester", required=True, help="an agency's name or id, e.g. 厚生労働大臣")
+    p.add_argument("--provider", required=True, help="e.g. 横浜市")
+    p.add_argument("--info", required=True, help="a kind of information, e.g. 地方税関係情報")
+    p.add_argument("--item", help="an item of the table, e.g. 一; default: any")
+    p.add_argument("--policy", type=Path, help="a policy folder or file; default: the statute")
+    p.add_argument("--at", help="judge as of this date (YYYY-MM-DD); default: now")
+    p = pol.add_parser("report", help="compile Annex Table 2 and print what it could not resolve")
+
     aud = sub.add_parser("audit", help="the oversight body's checks").add_subparsers(
         dest="action", required=True
     )
@@ -188,6 +200,50 @@ def _rekey(config_path: Path, batch: int) -> int:
     return 0 if report.completed else 1
 
 
+def _policy(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from hub_server.agencies import AgencyRegistry
+    from hub_server.agencies.registry import AmbiguousAgencyName, UnknownAgency
+    from hub_server.annex import compile_annex
+    from hub_server.explain import explain
+    from hub_server.policy_versions import JST, PolicySet, PolicyVersion, load_policy
+
+    if args.action == "report":
+        compiled = compile_annex()
+        for name, count in compiled.counts().items():
+            print(f"{name}: {count}")
+        for line in compiled.report:
+            print(line)
+        print("report: empty" if not compiled.report else f"report: {len(compiled.report)} lines")
+        return 1 if compiled.report else 0
+    registry = AgencyRegistry.load()
+    try:
+        requester = registry.find(args.requester).to_agency()
+        provider = registry.find(args.provider).to_agency()
+    except (UnknownAgency, AmbiguousAgencyName) as err:
+        print(f"renkei policy explain: {err}", file=sys.stderr)
+        return 2
+    if args.policy is not None:
+        policy = load_policy(args.policy)
+    else:
+        compiled = compile_annex()
+        start = datetime(2015, 10, 5, tzinfo=JST)
+        policy = PolicySet([PolicyVersion(start, compiled.policy(), "annex-2015 (statute)")])
+    at = datetime.fromisoformat(args.at).replace(tzinfo=JST) if args.at else datetime.now(UTC)
+    answer = explain(policy, requester, provider, args.info, args.item, at)
+    d = answer.decision
+    print(answer.question)
+    verdict = "APPROVED" if d.approved else f"DENIED ({d.reason})"
+    cited = f" under item {d.item}" if d.approved else ""
+    print(f"{verdict}{cited}: policy {d.policy_version} ({answer.version_source})")
+    for line in answer.lines:
+        print(f"  {line}")
+    if len(answer.lawful_items) > 1:
+        print(f"  also lawful under items {'、'.join(answer.lawful_items[1:])}")
+    return 0 if d.approved else 1
+
+
 def _keys(args: argparse.Namespace) -> int:
     from datetime import timedelta
 
@@ -254,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fresh = sum(o.newly_bound for o in outcomes)
         print(f"bound {fresh} new, {len(outcomes) - fresh} already bound")
         return 0
+    if args.command == "policy":
+        return _policy(args)
     if args.command == "audit":
         from rich.console import Console
 

@@ -4,7 +4,7 @@ Used by operators (`renkei deploy init`), the demo, the benchmark and the
 end-to-end tests, so all of them run the same files the same way.
 
     <root>/pki/                 CA, hub and agency certificates
-    <root>/hub/                 hub.toml, master.key, directory.toml, legal_basis.toml, hub.db
+    <root>/hub/                 hub.toml, master.key, directory.toml, policy/ (versions), hub.db
     <root>/id_issuer/           issuer.toml, master.key, id_issuer.db (the ID key)
     <root>/agencies/<id>/       comm.toml, master.key, legacy_records.json, comm_<id>.db
 
@@ -19,7 +19,6 @@ import shutil
 import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +50,19 @@ class AgencySpec:
     classes: tuple[str, ...]
 
 
-# Three agencies the demo table names: a city, the pension service, the minister.
-DEMO_AGENCIES = (
-    AgencySpec("141003", "横浜市長", ("市町村長",)),
-    AgencySpec("nenkin", "日本年金機構", ("日本年金機構",)),
-    AgencySpec("mhlw", "厚生労働大臣", ("厚生労働大臣",)),
-)
+def registered(*agency_ids: str) -> tuple[AgencySpec, ...]:
+    """Agencies as the hub's agency registry knows them, with all their classes."""
+    from hub_server.agencies import AgencyRegistry
+
+    registry = AgencyRegistry.load()
+    return tuple(
+        AgencySpec(a.agency_id, a.display_name, tuple(sorted(a.classes)))
+        for a in (registry.get(i) for i in agency_ids)
+    )
+
+
+# The demo's three: a city, the pension service and the minister, from the registry.
+DEMO_AGENCIES = registered("141003", "nenkin", "mhlw")
 
 
 @dataclass(frozen=True)
@@ -212,10 +218,14 @@ def init_deployment(
     layout.hub_dir.mkdir(parents=True, exist_ok=True)
     create_master_key_file(layout.hub_dir / "master.key")
     _write_toml(layout.hub_dir / "directory.toml", {"agency": directory})
-    policy_source = policy or Path(
-        str(resources.files("hub_server").joinpath("data/legal_basis_demo.toml"))
-    )
-    shutil.copyfile(policy_source, layout.hub_dir / "legal_basis.toml")
+    (layout.hub_dir / "policy").mkdir(parents=True, exist_ok=True)
+    if policy is None:
+        # Annex Table 2 as amended in 2015, compiled by the hub itself.
+        (layout.hub_dir / "policy" / "annex-2015.toml").write_text(
+            'effective = 2015-10-05\nsource = "annex-2015"\n', encoding="utf-8"
+        )
+    else:
+        shutil.copyfile(policy, layout.hub_dir / "policy" / policy.name)
     _write_toml(
         layout.hub_config,
         {
@@ -223,7 +233,7 @@ def init_deployment(
                 "listen": f"{host}:{endpoints.hub_port}",
                 **_db(settings, "hub"),
                 "directory": "directory.toml",
-                "policy": "legal_basis.toml",
+                "policy": "policy",
                 "master_key": "file:master.key",
                 "log_level": settings.log_level,
                 "id_issuer_endpoint": f"{host}:{endpoints.id_issuer_port}",

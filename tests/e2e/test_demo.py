@@ -40,7 +40,7 @@ def test_demo_runs_the_whole_system_and_leaves_nothing_behind(tmp_path: Path) ->
     text = " ".join(out.stdout.split())
     assert text.count("gets answer:") == 2
     assert "老齢基礎年金" in text
-    assert "PERMISSION_DENIED REQUESTER_NOT_IN_ITEM" in text
+    assert "PERMISSION_DENIED NO_ITEM_FOR_REQUESTER" in text
     assert "NOT_FOUND PERSON_NOT_BOUND" in text
     assert "DEADLINE_EXCEEDED LEGACY_TIMEOUT" in text
     assert "every store holds only what docs/separation.md allows" in text

@@ -90,7 +90,8 @@ def test_link_codes_differ_per_agency_and_never_reach_another_agency(
     ("requester", "provider", "info_kind", "item", "reason"),
     [
         (CITY, PENSION, TAX_INFO, "二十七", "INFO_KIND_NOT_LISTED"),
-        (PENSION, CITY, TAX_INFO, "四十八", "REQUESTER_NOT_IN_ITEM"),
+        (PENSION, CITY, TAX_INFO, "四十八", "NO_ITEM_FOR_REQUESTER"),
+        (CITY, MINISTER, TAX_INFO, "四十八", "REQUESTER_NOT_IN_ITEM"),
         (MINISTER, MINISTER, TAX_INFO, "四十八", "PROVIDER_NOT_IN_ITEM"),
         (CITY, PENSION, PENSION_INFO, "九百九十九", "LEGAL_BASIS_ITEM_UNKNOWN"),
     ],
@@ -134,7 +135,7 @@ def test_approve_cites_the_item_or_names_the_denial(loop: LoopThread, topo: Topo
     assert "地方税" in ok.citation.affair  # type: ignore[attr-defined]
     denied = loop.run(approve(PENSION, CITY, TAX_INFO, "四十八"))
     assert denied.decision == hub_pb2.DECISION_DENIED  # type: ignore[attr-defined]
-    assert denied.reason == "REQUESTER_NOT_IN_ITEM"  # type: ignore[attr-defined]
+    assert denied.reason == "NO_ITEM_FOR_REQUESTER"  # type: ignore[attr-defined]
 
 
 async def _relay(topo: Topology, as_agency: str, **fields: object) -> object:
