@@ -341,8 +341,14 @@ class Hub:
                     "ID_ISSUER_NOT_CONFIGURED", "this hub cannot reach the ID issuer to re-key"
                 )
             reissued, _ = await self._id_issuer.reissue([id_codes[i] or b"" for i in stale])
+            aliases = []
             for i, (new, reason) in zip(stale, reissued, strict=True):
+                old = id_codes[i]
+                if old is not None and not reason:
+                    aliases.append((self.person_key(old), self.person_key(new)))
                 id_codes[i], reasons[i] = (new, "") if not reason else (None, reason)
+            # Durable before the new codes exist anywhere: the person's rows stay findable.
+            await self._log.add_aliases(aliases)
         newest = codec.newest_version(agency)
         results = [
             Rekeyed(codec.encode(agency, c, newest), "") if c is not None else Rekeyed("", r)

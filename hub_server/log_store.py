@@ -37,6 +37,16 @@ hub_log = sa.Table(
     sa.Column("completed_at", UtcDateTime(), nullable=True),
 )
 
+# After an ID-key rotation a person's ID code, and so their person key,
+# changes; each pair recorded here keeps their earlier rows findable.
+person_key_aliases = sa.Table(
+    "person_key_aliases",
+    metadata,
+    sa.Column("old_key", sa.String(64), primary_key=True),
+    sa.Column("new_key", sa.String(64), nullable=False, index=True),
+    sa.Column("recorded_at", UtcDateTime(), nullable=False),
+)
+
 PENDING = "PENDING"
 OK = "OK"
 DENIED = "DENIED"
@@ -68,6 +78,7 @@ class HubLogRepository(Protocol):
     def finish(self, serial: int, outcome: str, reason: str) -> None: ...
     def record(self, entry: LogEntry, outcome: str, reason: str) -> int: ...
     def rows_for_person(self, person_key: str) -> list[LogRow]: ...
+    def add_aliases(self, pairs: list[tuple[str, str]]) -> None: ...
     def rows(self, limit: int = 1000) -> list[LogRow]: ...
     def mark_interrupted(self) -> int: ...
 
@@ -132,9 +143,43 @@ class SqlHubLog:
             return int(result.rowcount)
 
     def rows_for_person(self, person_key: str) -> list[LogRow]:
+        """The person's rows under every person key they have had (aliases, both ways)."""
+        keys = self._aliases_of(person_key)
         return self._select(
-            sa.select(hub_log).where(hub_log.c.person_key == person_key).order_by(hub_log.c.serial)
+            sa.select(hub_log).where(hub_log.c.person_key.in_(keys)).order_by(hub_log.c.serial)
         )
+
+    def add_aliases(self, pairs: list[tuple[str, str]]) -> None:
+        """Record (old person key, new person key) pairs; a pair already there is kept."""
+        if not pairs:
+            return
+        a = person_key_aliases.c
+        with self._engine.begin() as conn:
+            known = set(
+                conn.execute(
+                    sa.select(a.old_key).where(a.old_key.in_([old for old, _ in pairs]))
+                ).scalars()
+            )
+            fresh = {old: new for old, new in pairs if old not in known and old != new}
+            if fresh:
+                conn.execute(
+                    person_key_aliases.insert(),
+                    [{"old_key": o, "new_key": n, "recorded_at": _now()} for o, n in fresh.items()],
+                )
+
+    def _aliases_of(self, person_key: str) -> set[str]:
+        a = person_key_aliases.c
+        keys, frontier = {person_key}, {person_key}
+        with self._engine.connect() as conn:
+            while frontier:
+                linked = conn.execute(
+                    sa.select(a.old_key, a.new_key).where(
+                        sa.or_(a.old_key.in_(frontier), a.new_key.in_(frontier))
+                    )
+                ).all()
+                frontier = {k for row in linked for k in row} - keys
+                keys |= frontier
+        return keys
 
     def rows(self, limit: int = 1000) -> list[LogRow]:
         return self._select(sa.select(hub_log).order_by(hub_log.c.serial).limit(limit))
@@ -180,6 +225,9 @@ class AsyncHubLog:
         await asyncio.get_running_loop().run_in_executor(
             self._pool, self.repo.finish, serial, outcome, reason
         )
+
+    async def add_aliases(self, pairs: list[tuple[str, str]]) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._pool, self.repo.add_aliases, pairs)
 
     async def record(self, entry: LogEntry, outcome: str, reason: str) -> int:
         return await asyncio.get_running_loop().run_in_executor(

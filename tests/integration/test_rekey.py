@@ -253,6 +253,17 @@ def test_id_key_rotation_rekeys_every_agency_and_cuts_over_together(
             )
 
     assert loop.run(relay(old_code))  # inside the window
+    # The same person under the old and the new ID code: both person keys lead to all rows.
+    rows = [
+        r
+        for r in topo.hub_log().rows()
+        if (r.entry.requester_agency_id, r.entry.provider_agency_id) == (CITY, PENSION)
+    ]
+    keys_seen = {r.entry.person_key for r in rows}
+    assert len(keys_seen) == 2
+    everything = {r.serial for r in topo.hub_log().rows() if r.entry.person_key in keys_seen}
+    for key in keys_seen:
+        assert {r.serial for r in topo.hub_log().rows_for_person(key or "")} == everything
     until = topo.hub.hub.id_state.accept_until[1]
     assert until > datetime.now(UTC) + timedelta(days=59)
     topo.hub.hub.id_state = IdKeyState(2, 2, {1: datetime.now(UTC) - timedelta(seconds=1)})

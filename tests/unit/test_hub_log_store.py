@@ -297,3 +297,16 @@ def test_async_hub_log_concurrent_writes(repo: SqlHubLog) -> None:
     assert sorted(r.serial for r in rows) == sorted(serials)
     assert {r.outcome for r in rows} == {OK}
     assert repo.mark_interrupted() == 0
+
+
+def test_person_key_aliases_follow_a_person_across_id_key_rotations(repo: SqlHubLog) -> None:
+    first = repo.record(_entry("pk-v1"), OK, "")
+    second = repo.record(_entry("pk-v2"), OK, "")
+    third = repo.record(_entry("pk-v3"), OK, "")
+    other = repo.record(_entry("pk-other"), OK, "")
+    repo.add_aliases([("pk-v1", "pk-v2")])
+    repo.add_aliases([("pk-v2", "pk-v3"), ("pk-v1", "pk-v2")])  # a repeated pair is kept once
+    for key in ("pk-v1", "pk-v2", "pk-v3"):
+        assert [r.serial for r in repo.rows_for_person(key)] == [first, second, third]
+    assert [r.serial for r in repo.rows_for_person("pk-other")] == [other]
+    repo.add_aliases([])
