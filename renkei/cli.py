@@ -14,11 +14,24 @@ from renkei import logs
 
 
 def _agency_spec(text: str) -> object:
+    """An agency of the registry by id or name ("141003", "横浜市"), or ID=NAME=CLASSES."""
     from renkei.deploy import AgencySpec
 
     parts = text.split("=")
+    if len(parts) == 1:
+        from hub_server.agencies import AgencyRegistry
+        from hub_server.agencies.registry import AmbiguousAgencyName, UnknownAgency
+
+        registry = AgencyRegistry.load()
+        try:
+            found = registry.get(text) if text in registry else registry.find(text)
+        except (UnknownAgency, AmbiguousAgencyName) as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return AgencySpec(found.agency_id, found.display_name, tuple(sorted(found.classes)))
     if len(parts) != 3 or not parts[0]:
-        raise argparse.ArgumentTypeError(f"expected ID=NAME=CLASS[,CLASS...], got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected an agency of the registry or ID=NAME=CLASS[,CLASS...], got {text!r}"
+        )
     return AgencySpec(parts[0], parts[1] or parts[0], tuple(c for c in parts[2].split(",") if c))
 
 
@@ -40,8 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--agency",
         action="append",
         type=_agency_spec,
-        metavar="ID=NAME=CLASSES",
-        help="an agency (repeatable); default: the demo's three",
+        metavar="AGENCY",
+        help="an agency of the registry by id or name (横浜市, nenkin), or ID=NAME=CLASSES;"
+        " repeatable; default: the demo's three",
     )
     p.add_argument("--base-port", type=int, default=50051, help="hub port; others follow it")
     p.add_argument("--database-url", help="one database for all parties, a schema each")

@@ -73,7 +73,11 @@ def test_cli_pki_init_and_deploy_init(tmp_path: Path, capsys: pytest.CaptureFixt
     assert (tmp_path / "pki" / "agencies" / "a1.pem").exists()
     assert (tmp_path / "pki" / "hub.pem").exists()
     deployment = tmp_path / "deploy"
-    assert main(["deploy", "init", "--dir", str(deployment), "--agency", "x1=名=市町村長"]) == 0
+    agencies = ["--agency", "x1=名=市町村長", "--agency", "札幌市", "--agency", "nenkin"]
+    assert main(["deploy", "init", "--dir", str(deployment), *agencies]) == 0
+    directory = tomllib.loads((deployment / "hub" / "directory.toml").read_text())
+    assert [a["id"] for a in directory["agency"]] == ["x1", "011002", "nenkin"]
+    assert "市町村長" in directory["agency"][1]["classes"]
     hub = tomllib.loads((deployment / "hub" / "hub.toml").read_text())
     assert hub["hub"]["listen"] == "127.0.0.1:50051"
     comm = tomllib.loads((deployment / "agencies" / "x1" / "comm.toml").read_text())
