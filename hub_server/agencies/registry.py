@@ -26,12 +26,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from hub_server.agencies.local_governments import (
+from hub_server.directory import AGENCY_ID_RE, Agency
+from renkei.localgov import (
     LocalGovernment,
     parse_local_governments,
     shipped_text,
 )
-from hub_server.directory import AGENCY_ID_RE, Agency
 
 AgencyKind = Literal["prefecture", "municipality", "body"]
 

@@ -10,7 +10,7 @@ Modules
 -------
 ``resident_code``  check digit, validation, issuing codes.
 ``model``          the values: ``Name``, ``Address``, ``Resident``, ``Version``, ``Change``.
-``places``         Japan's municipalities and wards (``data/local_governments.csv``, CC0).
+``places``         Japan's municipalities and wards (``renkei.localgov``'s CC0 table).
 ``population``     ``generate(seed, count)``: the same residents for the same seed.
 ``store``          ``RegistryStore(engine)``: SQLAlchemy Core, SQLite or PostgreSQL.
 ``simulate``       ``simulate_changes(store, seed, n)``: moves, marriages, deaths, ...

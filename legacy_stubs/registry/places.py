@@ -1,18 +1,17 @@
-"""Japan's local governments, from the CC0 table shipped in ``data/local_governments.csv``.
+"""Japan's local governments, from the CC0 table the project ships (``renkei.localgov``).
 
-The file is a verbatim copy of ``shared/data/local_governments.csv`` (code4fukui/localgovjp,
+The table is a verbatim copy of ``shared/data/local_governments.csv`` (code4fukui/localgovjp,
 CC0): every prefecture, municipality and ward of a designated city, with its
 6-digit local government code. A ward is named "横浜市 鶴見区" (city, space, ward).
 """
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 from dataclasses import dataclass
-from importlib import resources
-from typing import Literal, cast
+from typing import Literal
+
+from renkei.localgov import shipped
 
 Kind = Literal["prefecture", "municipality", "ward"]
 
@@ -29,22 +28,9 @@ class LocalGovernment:
 @functools.cache
 def all_local_governments() -> tuple[LocalGovernment, ...]:
     """Every row of the table, in file order."""
-    text = (
-        resources.files("legacy_stubs.registry")
-        .joinpath("data/local_governments.csv")
-        .read_text(encoding="utf-8")
+    return tuple(
+        LocalGovernment(g.code, g.kind, g.prefecture, g.name, g.name_kana) for g in shipped()
     )
-    rows: list[LocalGovernment] = []
-    for row in csv.DictReader(io.StringIO(text)):
-        kind = row["kind"]
-        if kind not in ("prefecture", "municipality", "ward"):
-            raise ValueError(f"local_governments.csv: unknown kind {kind!r} for {row['code']}")
-        rows.append(
-            LocalGovernment(
-                row["code"], cast(Kind, kind), row["prefecture"], row["name"], row["name_kana"]
-            )
-        )
-    return tuple(rows)
 
 
 @functools.cache

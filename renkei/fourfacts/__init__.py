@@ -18,12 +18,11 @@ Modules
                ``normalize_address``, ``normalize_date``, ``normalize_sex``,
                ``FourFacts`` and ``normalize``.
 ``eras``       the era table (明治 .. 令和) with exact first and last days.
-``places``     prefectures, municipalities and wards (``data/local_governments.csv``).
+``places``     prefectures, municipalities and wards (``renkei.localgov``'s table).
 
 Data files (``data/``)
 ----------------------
 ``itaiji.toml``            old and variant character forms -> one form (sources inside).
-``local_governments.csv``  copy of ``shared/data/local_governments.csv`` (CC0).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Prefectures, municipalities and wards, for recognising them at the start of an address.
 
-``data/local_governments.csv`` is a verbatim copy of ``shared/data/local_governments.csv``
+The table is ``renkei.localgov``'s, a verbatim copy of ``shared/data/local_governments.csv``
 (code4fukui/localgovjp, CC0), the same file the registry stub ships: every prefecture,
 municipality and ward of a designated city with its 6-digit local government code
 (JIS X 0402 plus check digit). A ward is written "横浜市 鶴見区". The table has no
@@ -17,14 +17,13 @@ its wards. Resolving "横浜市" without a ward gives all of Yokohama's wards.
 
 from __future__ import annotations
 
-import csv
 import functools
-import io
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
-from typing import Literal, cast
+from typing import Literal
+
+from renkei.localgov import shipped
 
 from ._text import fold_itaiji, nfkc, remove_spaces, unify_place_particles
 
@@ -218,23 +217,10 @@ class Gazetteer:
 
 
 def _rows() -> list[Place]:
-    text = (
-        resources.files("renkei.fourfacts")
-        .joinpath("data/local_governments.csv")
-        .read_text(encoding="utf-8")
-    )
-    rows: list[Place] = []
-    for row in csv.DictReader(io.StringIO(text)):
-        kind = row["kind"]
-        if kind not in ("prefecture", "municipality", "ward"):
-            raise ValueError(f"local_governments.csv: unknown kind {kind!r} for {row['code']}")
-        rows.append(
-            Place(row["code"], cast(Kind, kind), row["prefecture"], row["name"], row["name_kana"])
-        )
-    return rows
+    return [Place(g.code, g.kind, g.prefecture, g.name, g.name_kana) for g in shipped()]
 
 
 @functools.cache
 def gazetteer() -> Gazetteer:
-    """The table shipped in ``data/local_governments.csv``, loaded once."""
+    """The project's table of local governments (``renkei.localgov``), indexed once."""
     return Gazetteer(_rows())

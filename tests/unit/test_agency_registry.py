@@ -23,7 +23,7 @@ from hub_server.directory import AGENCY_ID_RE
 from hub_server.policy import TablePolicy
 
 PACKAGE_DATA = Path(hub_server.agencies.__file__).parent / "data"
-PACKAGE_CSV = PACKAGE_DATA / "local_governments.csv"
+PACKAGE_CSV = Path(__file__).parents[2] / "renkei" / "data" / "local_governments.csv"
 SHARED_CSV = Path(__file__).parents[3] / "shared" / "data" / "local_governments.csv"
 
 

@@ -22,9 +22,7 @@ from legacy_stubs.registry.population import (
 from legacy_stubs.registry.resident_code import is_valid
 from renkei.errors import InvalidArgument
 
-PACKAGE_CSV = (
-    Path(__file__).parents[2] / "legacy_stubs" / "registry" / "data" / "local_governments.csv"
-)
+PACKAGE_CSV = Path(__file__).parents[2] / "renkei" / "data" / "local_governments.csv"
 SHARED_CSV = Path(__file__).parents[3] / "shared" / "data" / "local_governments.csv"
 
 SAMPLE = list(generate(seed=11, count=5000))

@@ -1,4 +1,7 @@
-"""Japan's local governments, read from ``data/local_governments.csv`` with every code checked.
+"""Japan's local governments, from ``renkei/data/local_governments.csv``, every code checked.
+
+The one copy of the table in the project: the agency registry, the resident
+registry's population and the four-fact normalizer all read it from here.
 
 The file is a verbatim copy of ``shared/data/local_governments.csv`` (code4fukui/localgovjp,
 CC0): 47 prefectures, 1,741 municipalities (Tokyo's 23 special wards among them) and
@@ -14,6 +17,7 @@ with a wrong check digit is refused, naming the line.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from dataclasses import dataclass
 from importlib import resources
@@ -121,4 +125,10 @@ def _check_structure(rows: list[LocalGovernment], source: str) -> None:
 
 
 def shipped_text() -> str:
-    return resources.files("hub_server.agencies").joinpath(RESOURCE).read_text(encoding="utf-8")
+    return resources.files("renkei").joinpath(RESOURCE).read_text(encoding="utf-8")
+
+
+@functools.cache
+def shipped() -> tuple[LocalGovernment, ...]:
+    """The shipped table, parsed and checked once per process."""
+    return parse_local_governments(shipped_text())
