@@ -1,0 +1,172 @@
+"""Binding an agency's whole file by the four facts (R13-R15), resumable.
+
+For each batch of records not yet in the correspondence table, the registry's
+side (``renkei.registry.v1.BindingService.MatchRecords``, called with this
+agency's certificate) matches the four facts and answers, for a unique match,
+the resident's ID code sealed to the hub for this agency. Each sealed code
+goes to the hub (``comm_server.binding.bind``) for this agency's link code,
+which the correspondence table keeps. Ambiguous, unmatched and invalid records
+go to a review list with the registry's reason; nothing about them is guessed.
+
+The agency never sees a resident code or an ID code, and it sends the hub no
+four facts. A crash loses nothing: a rerun skips records already bound (the
+table is the progress), and binding the same person again is a no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Literal
+
+import grpc
+
+from comm_server.binding import bind
+from comm_server.hub_client import HubClient
+from comm_server.store import AsyncCommStore
+from renkei.errors import RenkeiError, from_rpc_error
+from renkei.grpcutil.handlers import outgoing_metadata
+from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
+
+MAX_BATCH = 1000
+SAMPLES = 20
+ReviewStatus = Literal["ambiguous", "none", "invalid", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class LocalRecord:
+    """One record of the agency's file: its own id and the four facts as it writes them."""
+
+    local_person_id: str
+    name: str
+    address: str
+    birth_date: str
+    sex: str
+    kana: str = ""
+    municipality_hint: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    """A record that did not bind, and why (for a person to look at)."""
+
+    local_person_id: str
+    status: ReviewStatus
+    reason: str
+
+
+@dataclass
+class BindReport:
+    bound: int = 0
+    already_bound: int = 0
+    ambiguous: int = 0
+    none: int = 0
+    invalid: int = 0
+    failed: int = 0
+    """A unique match the hub or the store refused (the reason says which)."""
+    review: list[ReviewItem] = field(default_factory=list)
+    samples: dict[str, list[str]] = field(default_factory=dict)
+    """Up to 20 local person ids per outcome ("bound", "already_bound", "none", ...)."""
+
+    def _count(self, kind: str, local_person_id: str) -> None:
+        setattr(self, kind, getattr(self, kind) + 1)
+        sample = self.samples.setdefault(kind, [])
+        if len(sample) < SAMPLES:
+            sample.append(local_person_id)
+
+    def _review(self, local_person_id: str, status: ReviewStatus, reason: str) -> None:
+        self._count(status, local_person_id)
+        self.review.append(ReviewItem(local_person_id, status, reason))
+
+
+_REVIEW: dict[int, ReviewStatus] = {
+    registry_pb2.MATCH_STATUS_AMBIGUOUS: "ambiguous",
+    registry_pb2.MATCH_STATUS_NONE: "none",
+    registry_pb2.MATCH_STATUS_INVALID: "invalid",
+}
+
+
+def _batches(records: Iterable[LocalRecord], size: int) -> Iterator[list[LocalRecord]]:
+    it = iter(records)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _proto(r: LocalRecord) -> registry_pb2.Record:
+    return registry_pb2.Record(
+        local_person_id=r.local_person_id,
+        name=r.name,
+        kana=r.kana,
+        address=r.address,
+        birth_date=r.birth_date,
+        sex=r.sex,
+        municipality_hint=r.municipality_hint,
+    )
+
+
+async def bulk_bind(
+    store: AsyncCommStore,
+    hub_client: HubClient,
+    registry_stub: registry_pb2_grpc.BindingServiceAsyncStub,
+    records: Iterable[LocalRecord],
+    *,
+    batch: int = 200,
+    progress: Callable[[BindReport], None] | None = None,
+    timeout: float = 30.0,
+) -> BindReport:
+    """Bind every record not yet bound; see the module docstring."""
+    if not 1 <= batch <= MAX_BATCH:
+        raise ValueError(f"batch must be 1..{MAX_BATCH}, not {batch}")
+    report = BindReport()
+    for chunk in _batches(records, batch):
+        todo: list[LocalRecord] = []
+        for record in chunk:
+            if await store.run(store.store.link_code_for, record.local_person_id) is not None:
+                report._count("already_bound", record.local_person_id)
+            else:
+                todo.append(record)
+        if todo:
+            await _bind_batch(store, hub_client, registry_stub, todo, report, timeout)
+        if progress is not None:
+            progress(report)
+    return report
+
+
+async def _bind_batch(
+    store: AsyncCommStore,
+    hub_client: HubClient,
+    registry_stub: registry_pb2_grpc.BindingServiceAsyncStub,
+    todo: list[LocalRecord],
+    report: BindReport,
+    timeout: float,
+) -> None:
+    try:
+        response = await registry_stub.MatchRecords(
+            registry_pb2.MatchRecordsRequest(records=[_proto(r) for r in todo]),
+            timeout=timeout,
+            metadata=outgoing_metadata(),
+        )
+    except grpc.aio.AioRpcError as err:
+        raise from_rpc_error(err, fallback_reason="REGISTRY_UNAVAILABLE") from None
+    if len(response.outcomes) != len(todo):
+        raise RenkeiError(
+            "REGISTRY_BAD_ANSWER",
+            f"the registry answered {len(response.outcomes)} outcomes for {len(todo)} records",
+        )
+    for record, outcome in zip(todo, response.outcomes, strict=True):
+        local = record.local_person_id
+        if outcome.local_person_id != local:
+            raise RenkeiError(
+                "REGISTRY_BAD_ANSWER", f"outcome for {outcome.local_person_id!r}, not {local!r}"
+            )
+        if outcome.status == registry_pb2.MATCH_STATUS_UNIQUE and outcome.sealed_id_code:
+            try:
+                done = await bind(store, hub_client, local, bytes(outcome.sealed_id_code))
+            except RenkeiError as err:
+                report._review(local, "failed", f"{err.reason}: {err.message}")
+                continue
+            report._count("bound" if done.newly_bound else "already_bound", local)
+        else:
+            status = _REVIEW.get(outcome.status, "failed")
+            report._review(local, status, outcome.reason or "no reason given")

@@ -1,0 +1,313 @@
+"""Binding by the four facts (R13-R15): registry side, ID issuer, hub, correspondence table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import grpc
+import pytest
+from support.aio import LoopThread
+from support.refusals import refused
+from support.topology import CITY, PENSION, Topology, start_topology
+
+from comm_server.bulk_bind import BindReport, LocalRecord, bulk_bind
+from comm_server.hub_client import HubClient
+from id_issuer.issuer import IdIssuer
+from legacy_stubs.registry.binding_service import (
+    AgencyRecord,
+    RegistryBinding,
+    RegistryBindingConfig,
+    RegistryBindingServer,
+    create_server,
+)
+from legacy_stubs.registry.matching import Matcher
+from legacy_stubs.registry.model import Resident
+from legacy_stubs.registry.store import RegistryStore
+from renkei.deploy import registry_engine
+from renkei.errors import RenkeiError
+from renkei.fourfacts.eras import era_of
+from renkei.fourfacts.normalize import FourFacts
+from renkei.pki import TlsFiles
+from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
+
+_FULL_WIDTH = str.maketrans("0123456789-", "０１２３４５６７８９－")
+
+
+@dataclass
+class Setup:
+    topo: Topology
+    registry: RegistryBindingServer
+    fresh: list[Resident]
+    """Five residents in the register that no agency has bound yet."""
+
+
+@pytest.fixture
+def loop() -> Iterator[LoopThread]:
+    thread = LoopThread()
+    yield thread
+    thread.close()
+
+
+@pytest.fixture
+def setup(loop: LoopThread, tmp_path: Path) -> Iterator[Setup]:
+    topo = loop.run(start_topology(tmp_path), timeout=120)
+    # The deployment writes [registry] database_url; the rest is this test's to give.
+    config = replace(
+        RegistryBindingConfig.load(topo.layout.registry_config),
+        id_issuer_endpoint=f"127.0.0.1:{topo.id_issuer.port}",
+        listen="127.0.0.1:0",
+        tls=topo.layout.pki.service("registry"),
+    )
+    registry = loop.run(create_server(config))
+    demo = {p.resident_code for p in topo.people}
+    stored = RegistryStore(registry_engine(topo.layout)).sample(1000)
+    fresh = [r for r in stored if r.resident_code not in demo and r.status == "alive"][:5]
+    assert len(fresh) == 5
+    yield Setup(topo, registry, fresh)
+    loop.run(registry.stop(0))
+    loop.run(topo.stop())
+
+
+def _era(value: date, i: int) -> str:
+    era, year = era_of(value)
+    if i % 2:
+        return f"{era.letter}{year}.{value.month}.{value.day}".translate(_FULL_WIDTH)
+    shown = "元" if year == 1 else str(year)
+    return f"{era.name}{shown}年{value.month}月{value.day}日"
+
+
+def _legacy(r: Resident, i: int) -> LocalRecord:
+    """The resident as an old agency file writes them: era dates, widths, "1-2-3"."""
+    a = r.address
+    numbers = f"{a.chome}-{a.banchi}-{a.go}"
+    return LocalRecord(
+        local_person_id=f"BULK-{i:04d}",
+        name=r.name.kanji.replace(" ", "　"),
+        kana=r.name.kana,
+        address=f"{a.prefecture}{a.municipality.replace(' ', '')}{a.town}"
+        + (numbers.translate(_FULL_WIDTH) if i % 2 else numbers),
+        birth_date=_era(r.birth_date, i),
+        sex="男" if r.sex == "1" else "女",
+    )
+
+
+def _records(s: Setup) -> list[LocalRecord]:
+    wrong = _legacy(s.fresh[0], 90)
+    wrong_birth = s.fresh[0].birth_date - timedelta(days=1)
+    bad = _legacy(s.fresh[1], 91)
+    return [
+        *(_legacy(r, i) for i, r in enumerate(s.fresh)),
+        replace(wrong, birth_date=wrong_birth.isoformat()),
+        replace(bad, birth_date="2023-02-30"),
+    ]
+
+
+def _stub(
+    s: Setup, tls: TlsFiles
+) -> tuple[grpc.aio.Channel, registry_pb2_grpc.BindingServiceAsyncStub]:
+    ch = grpc.aio.secure_channel(f"127.0.0.1:{s.registry.port}", tls.channel_credentials())
+    return ch, registry_pb2_grpc.BindingServiceStub(ch)  # type: ignore[return-value]
+
+
+def _bulk(loop: LoopThread, s: Setup, records: list[LocalRecord]) -> BindReport:
+    comm = s.topo.comms[CITY]
+
+    async def go() -> BindReport:
+        ch, stub = _stub(s, s.topo.layout.pki.agency(CITY))
+        async with ch:
+            return await bulk_bind(comm.store, comm.hub, stub, records, batch=3)
+
+    return loop.run(go(), timeout=60)
+
+
+def test_bulk_bind_binds_unique_matches_once_and_reviews_the_rest(
+    loop: LoopThread, setup: Setup
+) -> None:
+    s = setup
+    records = _records(s)
+    city = s.topo.store(CITY)
+    assert all(city.link_code_for(r.local_person_id) is None for r in records)
+
+    seen: list[int] = []
+    comm = s.topo.comms[CITY]
+
+    async def first() -> BindReport:
+        ch, stub = _stub(s, s.topo.layout.pki.agency(CITY))
+        async with ch:
+            return await bulk_bind(
+                comm.store,
+                comm.hub,
+                stub,
+                records,
+                batch=3,
+                progress=lambda r: seen.append(r.bound),
+            )
+
+    report = loop.run(first(), timeout=60)
+    assert (report.bound, report.already_bound) == (5, 0), report.review
+    assert (report.none, report.invalid, report.ambiguous, report.failed) == (1, 1, 0, 0)
+    assert seen == sorted(seen)
+    assert len(seen) == 3  # 7 records in batches of 3
+    assert report.samples["bound"] == [f"BULK-{i:04d}" for i in range(5)]
+    review = {item.local_person_id: item for item in report.review}
+    assert review["BULK-0090"].status == "none"
+    assert review["BULK-0090"].reason == "no resident with this name and birth date"
+    assert review["BULK-0091"].status == "invalid"
+    assert review["BULK-0091"].reason.startswith("invalid record: birth_date:")
+
+    # Each record is bound to the right person: the link code the hub gives the city
+    # for that resident's own ID code (made here by the ID issuer's key, for the test).
+    issuer = IdIssuer.load(s.topo.layout.id_issuer_config)
+
+    async def expected(resident_code: str) -> str:
+        link, _, _ = await comm.hub.issue_link_code(
+            issuer.sealed_id_code(resident_code, CITY), timeout=5
+        )
+        return link
+
+    for i, resident in enumerate(s.fresh):
+        bound = city.link_code_for(f"BULK-{i:04d}")
+        assert bound is not None
+        assert bound == loop.run(expected(resident.resident_code))
+    assert city.link_code_for("BULK-0090") is None
+    assert city.link_code_for("BULK-0091") is None
+
+    # A rerun (after a crash, say) binds nobody twice.
+    again = _bulk(loop, s, records)
+    assert (again.bound, again.already_bound, again.none, again.invalid) == (0, 5, 1, 1)
+    assert again.samples["already_bound"] == [f"BULK-{i:04d}" for i in range(5)]
+
+
+def test_answer_holds_no_resident_code_and_no_facts(loop: LoopThread, setup: Setup) -> None:
+    s = setup
+    records = _records(s)
+
+    async def ask() -> registry_pb2.MatchRecordsResponse:
+        ch, stub = _stub(s, s.topo.layout.pki.agency(CITY))
+        async with ch:
+            return await stub.MatchRecords(
+                registry_pb2.MatchRecordsRequest(
+                    records=[
+                        registry_pb2.Record(
+                            local_person_id=r.local_person_id,
+                            name=r.name,
+                            kana=r.kana,
+                            address=r.address,
+                            birth_date=r.birth_date,
+                            sex=r.sex,
+                        )
+                        for r in records
+                    ]
+                ),
+                timeout=30,
+            )
+
+    response = loop.run(ask())
+    statuses = [o.status for o in response.outcomes]
+    assert statuses == [registry_pb2.MATCH_STATUS_UNIQUE] * 5 + [
+        registry_pb2.MATCH_STATUS_NONE,
+        registry_pb2.MATCH_STATUS_INVALID,
+    ]
+    assert all(o.sealed_id_code for o in response.outcomes[:5])
+    assert not any(o.sealed_id_code for o in response.outcomes[5:])
+    raw = response.SerializeToString()
+    for r in s.fresh:
+        forbidden = [
+            r.resident_code,
+            r.name.family_kanji,
+            r.name.given_kanji,
+            r.name.family_kana,
+            r.name.given_kana,
+            r.address.town,
+            r.birth_date.isoformat(),
+        ]
+        for value in forbidden:
+            assert value.encode() not in raw, value
+
+
+def test_agency_comes_from_the_certificate(loop: LoopThread, setup: Setup) -> None:
+    s = setup
+    records = _records(s)[:5]
+    request = registry_pb2.MatchRecordsRequest(
+        records=[
+            registry_pb2.Record(
+                local_person_id=r.local_person_id,
+                name=r.name,
+                kana=r.kana,
+                address=r.address,
+                birth_date=r.birth_date,
+                sex=r.sex,
+            )
+            for r in records
+        ]
+    )
+
+    async def go() -> None:
+        ch, stub = _stub(s, s.topo.layout.pki.agency(PENSION))
+        async with ch:
+            response = await stub.MatchRecords(request, timeout=30)
+        sealed = [bytes(o.sealed_id_code) for o in response.outcomes]
+        assert all(sealed)
+        # Sealed for the pension service: the hub opens them for it ...
+        pension_hub = HubClient(f"127.0.0.1:{s.topo.hub.port}", s.topo.tls(PENSION))
+        try:
+            link, _, _ = await pension_hub.issue_link_code(sealed[0], timeout=5)
+            assert link
+        finally:
+            await pension_hub.close()
+        # ... and not for the city, which could not bind with them.
+        with pytest.raises(RenkeiError):
+            await s.topo.comms[CITY].hub.issue_link_code(sealed[0], timeout=5)
+
+        # The hub's certificate is not an agency's.
+        ch, stub = _stub(s, s.topo.layout.pki.hub())
+        async with ch:
+            refusal = await refused(stub.MatchRecords(request, timeout=30))
+        assert refusal.code == grpc.StatusCode.PERMISSION_DENIED
+        assert refusal.reason == "CALLER_NOT_AGENCY"
+        # Nor is another service's (the ID issuer's).
+        ch, stub = _stub(s, s.topo.layout.pki.service("id-issuer"))
+        async with ch:
+            refusal = await refused(stub.MatchRecords(request, timeout=30))
+        assert refusal.code == grpc.StatusCode.PERMISSION_DENIED
+        assert refusal.reason == "CALLER_NOT_AGENCY"
+
+    loop.run(go(), timeout=60)
+    assert all(s.topo.store(PENSION).link_code_for(r.local_person_id) is None for r in records)
+
+
+class CountingSealer:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, list[str]]] = []
+
+    async def seal(self, agency_id: str, resident_codes: list[str]) -> list[tuple[bytes, str]]:
+        self.calls.append((agency_id, list(resident_codes)))
+        return [(b"sealed:" + c.encode(), "") for c in resident_codes]
+
+
+def test_one_seal_call_per_batch_and_only_for_unique(loop: LoopThread, setup: Setup) -> None:
+    s = setup
+    sealer = CountingSealer()
+    binding = RegistryBinding(Matcher(RegistryStore(registry_engine(s.topo.layout))), sealer)
+    records = [
+        AgencyRecord(
+            r.local_person_id,
+            FourFacts(
+                name=r.name, kana=r.kana, address=r.address, birth_date=r.birth_date, sex=r.sex
+            ),
+        )
+        for r in _records(s)
+    ]
+    outcomes = loop.run(binding.match_records(CITY, records))
+    assert sealer.calls == [(CITY, [r.resident_code for r in s.fresh])]
+    assert [o.status for o in outcomes] == ["unique"] * 5 + ["none", "invalid"]
+    assert outcomes[6].reason.startswith("invalid record: birth_date:")
+    assert [o.sealed_id_code for o in outcomes[5:]] == [b"", b""]
+
+    empty = CountingSealer()
+    nobody = RegistryBinding(Matcher(RegistryStore(registry_engine(s.topo.layout))), empty)
+    loop.run(nobody.match_records(CITY, records[5:]))
+    assert empty.calls == []
