@@ -23,9 +23,11 @@ from typing import Literal
 import grpc
 
 from comm_server.binding import bind
+from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
-from comm_server.store import AsyncCommStore
+from comm_server.store import AsyncCommStore, open_store
 from renkei.errors import RenkeiError, from_rpc_error
+from renkei.grpcutil.client import channel
 from renkei.grpcutil.handlers import outgoing_metadata
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 
@@ -170,3 +172,35 @@ async def _bind_batch(
         else:
             status = _REVIEW.get(outcome.status, "failed")
             report._review(local, status, outcome.reason or "no reason given")
+
+
+async def bind_agency(
+    config: CommConfig,
+    records: Iterable[LocalRecord],
+    *,
+    batch: int = 200,
+    progress: Callable[[BindReport], None] | None = None,
+) -> BindReport:
+    """``renkei bind``: with this agency's own store, certificate, hub and registry."""
+    if not config.registry_endpoint:
+        raise ValueError("the comm config sets no registry_endpoint")
+    store = open_store(config)
+    hub = HubClient(
+        config.hub_endpoint, config.tls, insecure_development=config.insecure_development
+    )
+    registry = channel(
+        config.registry_endpoint, config.tls, insecure_development=config.insecure_development
+    )
+    try:
+        return await bulk_bind(
+            store,
+            hub,
+            registry_pb2_grpc.BindingServiceStub(registry),
+            records,
+            batch=batch,
+            progress=progress,
+        )
+    finally:
+        await registry.close(None)
+        await hub.close()
+        store.close()

@@ -45,6 +45,8 @@ class CommConfig:
     responder_terminal_id: str = ""
     shutdown_grace_seconds: float = 5.0
     log_level: str = "INFO"
+    # The resident registry's binding service, for binding records by the four facts.
+    registry_endpoint: str | None = None
 
     @classmethod
     def load(cls, path: Path) -> CommConfig:
@@ -83,4 +85,5 @@ class CommConfig:
             responder_terminal_id=str(comm.get("responder_terminal_id", f"comm-{agency_id}")),
             shutdown_grace_seconds=float(comm.get("shutdown_grace_seconds", 5.0)),
             log_level=str(comm.get("log_level", "INFO")),
+            registry_endpoint=comm.get("registry_endpoint"),
         )

@@ -88,6 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser("registry", help="the mocked resident registry (Juki-net)")
     )
 
+    rb = sub.add_parser(
+        "registry-binding", help="the registry's binding service (four-fact matching)"
+    ).add_subparsers(dest="action", required=True)
+    p = rb.add_parser("serve", help="run it until SIGTERM")
+    p.add_argument("--config", type=Path, required=True, help="registry/registry.toml")
+    p.add_argument("--port-file", type=Path)
+
+    p = sub.add_parser("bind", help="bind an agency's records by the four facts (resumable)")
+    p.add_argument("--config", type=Path, required=True, help="the agency's comm.toml")
+    p.add_argument(
+        "--input",
+        type=Path,
+        required=True,
+        help='JSON lines: {"local_person_id", "name", "kana", "address", "birth_date", "sex"}',
+    )
+    p.add_argument("--batch", type=int, default=200)
+    p.add_argument("--report", type=Path, help="also write the report (review list included) here")
+
     num = sub.add_parser("numbering", help="the numbering agency").add_subparsers(
         dest="action", required=True
     )
@@ -187,6 +205,62 @@ def _read_jsonl(path: Path) -> list[dict[str, str]]:
             except json.JSONDecodeError as err:
                 raise SystemExit(f"{path}:{n}: not JSON: {err}") from None
     return rows
+
+
+def _bind(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from rich.progress import Progress
+
+    from comm_server.bulk_bind import LocalRecord, bind_agency
+    from comm_server.config import CommConfig
+
+    config = CommConfig.load(args.config)
+    if not config.registry_endpoint:
+        print(f"renkei bind: {args.config} sets no [comm] registry_endpoint", file=sys.stderr)
+        return 2
+    fields = {f.name for f in dataclasses.fields(LocalRecord)}
+    records = []
+    for n, row in enumerate(_read_jsonl(args.input), start=1):
+        unknown = set(row) - fields
+        if unknown or "local_person_id" not in row:
+            print(
+                f"renkei bind: {args.input}:{n}: fields {sorted(unknown)} unknown"
+                " or local_person_id missing",
+                file=sys.stderr,
+            )
+            return 2
+        records.append(LocalRecord(**{k: str(v) for k, v in row.items()}))
+    with Progress() as bar:
+        task = bar.add_task(f"binding {config.agency_id}", total=len(records))
+        report = asyncio.run(
+            bind_agency(
+                config,
+                records,
+                batch=args.batch,
+                progress=lambda r: bar.update(
+                    task,
+                    completed=r.bound
+                    + r.already_bound
+                    + r.ambiguous
+                    + r.none
+                    + r.invalid
+                    + r.failed,
+                ),
+            )
+        )
+    print(
+        f"bound {report.bound}, already bound {report.already_bound}, ambiguous"
+        f" {report.ambiguous}, unmatched {report.none}, invalid {report.invalid},"
+        f" failed {report.failed}"
+    )
+    for item in report.review[:20]:
+        print(f"review: {item.local_person_id}: {item.status}: {item.reason}")
+    if args.report is not None:
+        args.report.write_text(
+            json.dumps(dataclasses.asdict(report), ensure_ascii=False, indent=2), encoding="utf-8"
+        )
+    return 0
 
 
 def _rekey(config_path: Path, batch: int) -> int:
@@ -338,6 +412,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from legacy_stubs.registry import cli as registry_cli
 
         return registry_cli.run(args)
+    if args.command == "registry-binding":
+        from legacy_stubs.registry.binding_service import serve as serve_binding
+
+        logs.configure("registry-binding")
+        asyncio.run(serve_binding(args.config, args.port_file))
+        return 0
+    if args.command == "bind":
+        return _bind(args)
     if args.command == "numbering":
         from numbering.bootstrap import serve as serve_numbering
         from numbering.config import NumberingConfig

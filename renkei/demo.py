@@ -20,17 +20,16 @@ import grpc
 from rich.console import Console
 from rich.table import Table
 
-from comm_server.binding import bind_all
+from comm_server.bulk_bind import bind_agency
 from comm_server.config import CommConfig
 from comm_server.store import CommStore
 from hub_server.config import HubConfig
 from hub_server.log_store import SqlHubLog
-from id_issuer.issuer import IdIssuer
 from legacy_stubs.jsonl_records.store import write_records
 from renkei import db
 from renkei.audit import audit_deployment, breaches, render
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
-from renkei.demo_data import DemoQuery, legacy_records, queries, residents
+from renkei.demo_data import DemoQuery, legacy_record, legacy_records, queries, residents
 from renkei.deploy import DEMO_AGENCIES, Layout, Settings, init_deployment, pick_endpoints
 from renkei.errors import from_rpc_error
 from renkei.identities import issue_numbers, seed_registry
@@ -78,23 +77,25 @@ class Demo:
         return layout
 
     def bind(self, layout: Layout) -> None:
-        issuer = IdIssuer.load(layout.id_issuer_config)
+        """Each agency binds its records by the four facts as its own files write them."""
         for agency in DEMO_AGENCIES:
-            items = [
-                (
-                    p.local_ids[agency.agency_id],
-                    issuer.sealed_id_code(p.resident_code, agency.agency_id),
-                )
-                for p in self.people
+            records = [
+                legacy_record(p, n, agency.agency_id)
+                for n, p in enumerate(self.people)
                 if agency.agency_id in p.local_ids
             ]
             config = CommConfig.load(layout.comm_config(agency.agency_id))
-            outcomes = asyncio.run(bind_all(config, items))
+            report = asyncio.run(bind_agency(config, records))
+            sample = records[0]
             self.console.print(
-                f"  bound {len(outcomes)} records at {agency.display_name} ({agency.agency_id}):"
-                f" the ID issuer sealed each ID code to the hub, the hub returned"
-                f" {agency.display_name}'s own link code (key v{outcomes[0].key_version})"
+                f"  {agency.display_name} ({agency.agency_id}): bound {report.bound} of"
+                f" {len(records)} records by the four facts (e.g. 「{sample.name}」"
+                f" {sample.birth_date} {sample.address}); the registry matched each uniquely,"
+                f" the ID issuer sealed its ID code to the hub, the hub returned"
+                f" {agency.display_name}'s own link code"
             )
+            for item in report.review:
+                self.console.print(f"    review: {item.local_person_id}: {item.reason}")
 
     # -- running queries ---------------------------------------------------
 
@@ -318,6 +319,18 @@ class Demo:
             )
             started.append(
                 group.start(
+                    "registry-binding",
+                    python_module(
+                        "renkei.cli",
+                        "registry-binding",
+                        "serve",
+                        "--config",
+                        str(layout.registry_config),
+                    ),
+                )
+            )
+            started.append(
+                group.start(
                     "numbering",
                     python_module(
                         "renkei.cli", "numbering", "serve", "--config", str(layout.numbering_config)
@@ -327,7 +340,8 @@ class Demo:
             for child in started:
                 group.wait_ready(child)
             c.print(
-                "  started the numbering agency, the ID issuer, the hub and three legacy systems"
+                "  started the registry's binding service, the numbering agency, the ID issuer,"
+                " the hub and three legacy systems"
             )
             self.number(layout)
             self.bind(layout)

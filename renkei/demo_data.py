@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from comm_server.bulk_bind import LocalRecord
 from legacy_stubs.registry.model import Address, Name, Sex
 from legacy_stubs.registry.model import Resident as RegistryResident
 from legacy_stubs.registry.resident_code import new_resident_code
@@ -168,3 +169,43 @@ def queries(people: list[Resident]) -> list[DemoQuery]:
             slow_provider_ms=3000,
         ),
     ]
+
+
+def legacy_record(person: Resident, n: int, agency_id: str) -> LocalRecord:
+    """The person as one agency's old file writes them: each agency its own way."""
+    entry = person.registry_entry(n)
+    a = entry.address
+    wide = str.maketrans("0123456789-", "０１２３４５６７８９－")
+    by_agency = {
+        # The city: era dates, full-width digits, 丁目・番・号 numbers with "-".
+        "141003": (
+            f"{person.name.replace(' ', '　')}",
+            f"{a.municipality.replace(' ', '')}{a.town}{a.chome}-{a.banchi}-{a.go}".translate(wide),
+            f"昭和{person.birth_date.year - 1925}年{person.birth_date.month}月"
+            f"{person.birth_date.day}日"
+            if person.birth_date.year < 1989
+            else f"平成{person.birth_date.year - 1988}年{person.birth_date.month}月"
+            f"{person.birth_date.day}日",
+        ),
+        # The pension service: ISO dates, the full address in kanji numerals.
+        "nenkin": (
+            person.name,
+            f"{a.prefecture}{a.municipality.replace(' ', '')}{a.town}"
+            f"{_KANJI[a.chome]}丁目{a.banchi}番地{a.go}号",
+            person.birth_date.isoformat(),
+        ),
+    }
+    name, address, born = by_agency.get(
+        agency_id, (person.name, a.text, person.birth_date.strftime("%Y/%m/%d"))
+    )
+    return LocalRecord(
+        local_person_id=person.local_ids[agency_id],
+        name=name,
+        kana=person.kana,
+        address=address,
+        birth_date=born,
+        sex="男" if person.sex == "1" else "女",
+    )
+
+
+_KANJI = dict(enumerate("〇一二三四五六七八九", start=0))

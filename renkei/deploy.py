@@ -111,6 +111,7 @@ class Endpoints:
     host: str = "127.0.0.1"
     id_issuer_port: int = 0
     numbering_port: int = 0
+    registry_port: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,7 @@ def pick_endpoints(agencies: Sequence[AgencySpec]) -> Endpoints:
         {a.agency_id: free_port() for a in agencies},
         id_issuer_port=free_port(),
         numbering_port=free_port(),
+        registry_port=free_port(),
     )
 
 
@@ -189,6 +191,7 @@ def init_deployment(
                     "agency_id": agency.agency_id,
                     "listen": f"{host}:{endpoints.comm_ports[agency.agency_id]}",
                     "hub_endpoint": hub_endpoint,
+                    "registry_endpoint": f"{host}:{endpoints.registry_port}",
                     **_db(settings, f"comm_{agency.agency_id}"),
                     "master_key": "file:master.key",
                     "answer_timeout_seconds": settings.answer_timeout_seconds,
@@ -276,7 +279,18 @@ def init_deployment(
     # The resident registry (a legacy system, mocked) and the numbering agency,
     # which reads the registry's resident list and nothing else of it.
     registry_db = _db(settings, "registry")
-    _write_toml(layout.registry_config, {"registry": registry_db})
+    _write_toml(
+        layout.registry_config,
+        {
+            "registry": {
+                **registry_db,
+                # Its binding service: agencies match their records here (R14).
+                "listen": f"{host}:{endpoints.registry_port}",
+                "id_issuer_endpoint": f"{host}:{endpoints.id_issuer_port}",
+            },
+            "tls": _tls_paths(pki.service(REGISTRY), layout.registry_config.parent),
+        },
+    )
     _write_toml(
         layout.numbering_config,
         {

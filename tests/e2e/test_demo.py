@@ -45,7 +45,8 @@ def test_demo_runs_the_whole_system_and_leaves_nothing_behind(tmp_path: Path) ->
     assert "DEADLINE_EXCEEDED LEGACY_TIMEOUT" in text
     assert "every store holds only what docs/separation.md allows" in text
     assert text.count("numbering agency:") == 3
-    parties = ("hub", "id-issuer", "numbering", "comm-141003", "comm-nenkin", "legacy-nenkin")
+    assert "bound 3 of 3 records by the four facts" in text
+    parties = ("hub", "id-issuer", "numbering", "registry-binding", "comm-141003", "comm-nenkin")
     for party in parties:
         assert f"{party} exited 0" in text
     assert (state / "hub" / "hub.db").exists()

@@ -311,3 +311,48 @@ def test_one_seal_call_per_batch_and_only_for_unique(loop: LoopThread, setup: Se
     nobody = RegistryBinding(Matcher(RegistryStore(registry_engine(s.topo.layout))), empty)
     loop.run(nobody.match_records(CITY, records[5:]))
     assert empty.calls == []
+
+
+def test_renkei_bind_binds_from_a_json_lines_file_and_reports(
+    setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import dataclasses
+    import json
+
+    from renkei.cli import main
+
+    topo = setup.topo
+    comm_toml = topo.layout.comm_config(CITY)
+    # The deployment's ports were 0 in this in-process topology: point at the live servers.
+    text = comm_toml.read_text("utf-8")
+    live = tmp_path / "comm.toml"
+    live.write_text(
+        text.replace('hub_endpoint = "127.0.0.1:0"', f'hub_endpoint = "127.0.0.1:{topo.hub.port}"')
+        .replace(
+            'registry_endpoint = "127.0.0.1:0"',
+            f'registry_endpoint = "127.0.0.1:{setup.registry.port}"',
+        )
+        .replace('"../../', f'"{comm_toml.parent}/../../')
+        .replace("{config_dir}", str(comm_toml.parent)),
+        "utf-8",
+    )
+    live.with_name("master.key").write_bytes(comm_toml.with_name("master.key").read_bytes())
+    records = tmp_path / "records.jsonl"
+    records.write_text(
+        "".join(
+            json.dumps(dataclasses.asdict(r), ensure_ascii=False) + "\n" for r in _records(setup)
+        ),
+        "utf-8",
+    )
+    report_file = tmp_path / "report.json"
+    args = ["bind", "--config", str(live), "--input", str(records), "--report", str(report_file)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "bound 5, already bound 0, ambiguous 0, unmatched 1, invalid 1, failed 0" in out
+    report = json.loads(report_file.read_text("utf-8"))
+    assert report["bound"] == 5
+    assert {item["status"] for item in report["review"]} == {"none", "invalid"}
+    # The records are bound in the city's own store: the running server finds them.
+    assert all(topo.store(CITY).link_code_for(f"BULK-{i:04d}") for i in range(5))
+    assert main(args) == 0
+    assert "bound 0, already bound 5" in capsys.readouterr().out
