@@ -82,11 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--config", type=Path, required=True)
             p.add_argument("--batch", type=int, default=500)
 
-    from legacy_stubs.registry import cli as registry_cli
-
-    registry_cli.configure_parser(
-        sub.add_parser("registry", help="the mocked resident registry (Juki-net)")
+    # The registry's own parser is built only when asked for: building it here
+    # would import SQLAlchemy and the registry into every server process.
+    p = sub.add_parser(
+        "registry",
+        help="the mocked resident registry (Juki-net): generate, show, changes, simulate, bench",
+        add_help=False,
     )
+    p.add_argument("registry_args", nargs=argparse.REMAINDER, metavar="...")
 
     rb = sub.add_parser(
         "registry-binding", help="the registry's binding service (four-fact matching)"
@@ -362,6 +365,12 @@ def _keys(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["registry"]:
+        # Handed over whole, --help included, to the registry's own parser.
+        from legacy_stubs.registry import cli as registry_cli
+
+        return registry_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "pki":
         from renkei.pki import init_pki
@@ -408,10 +417,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = audit_deployment(args.deployment, sample=args.sample)
         Console(width=160).print(render(report))
         return 1 if breaches(report) else 0
-    if args.command == "registry":
-        from legacy_stubs.registry import cli as registry_cli
-
-        return registry_cli.run(args)
     if args.command == "registry-binding":
         from legacy_stubs.registry.binding_service import serve as serve_binding
 

@@ -14,6 +14,7 @@ master key (``renkei.keystore``).
 
 from __future__ import annotations
 
+import base64
 import os
 import shutil
 import socket
@@ -34,7 +35,6 @@ from hub_server.keys import sealing_key as hub_sealing_key
 from id_issuer.issuer import open_key_store as open_issuer_key_store
 from id_issuer.issuer import provision as id_key_setup
 from renkei import db, sealing
-from renkei.keyfiles import b64
 from renkei.keystore import KeyStore, create_master_key_file, load_master_key
 from renkei.pki import PkiLayout, TlsFiles, init_pki
 
@@ -213,7 +213,7 @@ def init_deployment(
                 "name": agency.display_name,
                 "classes": list(agency.classes),
                 "endpoint": f"{host}:{endpoints.comm_ports[agency.agency_id]}",
-                "sealing_public_key": b64(comm_key_setup(comm_keys)),
+                "sealing_public_key": base64.b64encode(comm_key_setup(comm_keys)).decode(),
             }
         )
         comm_keys.engine.dispose()
@@ -264,7 +264,7 @@ def init_deployment(
                 "listen": f"{host}:{endpoints.id_issuer_port}",
                 "database_url": "sqlite:///{config_dir}/id_issuer.db",
                 "master_key": "file:master.key",
-                "hub_sealing_public_key": b64(hub_public),
+                "hub_sealing_public_key": base64.b64encode(hub_public).decode(),
                 "log_level": settings.log_level,
             },
             # Who may have ID codes sealed for agencies: the registry's side (binding).

@@ -85,3 +85,15 @@ def test_cli_pki_init_and_deploy_init(tmp_path: Path, capsys: pytest.CaptureFixt
     assert comm["legacy"]["port"] == 50152
     assert HubConfig.load(deployment / "hub" / "hub.toml").tls is not None
     assert "deployment in" in capsys.readouterr().out
+
+
+def test_renkei_registry_hands_its_arguments_to_the_registry_cli(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    assert main(["registry", "generate", "--database-url", url, "--count", "3", "--seed", "1"]) == 0
+    assert "generated 3 residents" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as done:
+        main(["registry", "--help"])
+    assert done.value.code == 0
+    assert "usage: renkei registry" in capsys.readouterr().out
