@@ -8,9 +8,18 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy.engine import Engine
+from support.aio import LoopThread
 from support.databases import POSTGRES_URL, drop_schemas, postgres_reachable
 
 from renkei import db
+
+
+@pytest.fixture(scope="module")
+def loop() -> Iterator[LoopThread]:
+    """An event loop in a thread for grpc.aio servers and clients (see support/aio.py)."""
+    thread = LoopThread()
+    yield thread
+    thread.close()
 
 
 @pytest.fixture(

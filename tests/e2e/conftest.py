@@ -9,13 +9,6 @@ from support.topology import Topology, start_topology
 
 
 @pytest.fixture(scope="module")
-def loop() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    yield thread
-    thread.close()
-
-
-@pytest.fixture(scope="module")
 def topo(loop: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
     topology = loop.run(start_topology(Path(tmp_path_factory.mktemp("e2e"))))
     yield topology

@@ -10,13 +10,6 @@ from renkei.deploy import Settings
 
 
 @pytest.fixture(scope="module")
-def loop() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    yield thread
-    thread.close()
-
-
-@pytest.fixture(scope="module")
 def topo(
     loop: LoopThread,
     database: tuple[str | None, str],

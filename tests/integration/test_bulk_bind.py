@@ -45,13 +45,6 @@ class Setup:
 
 
 @pytest.fixture
-def loop() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    yield thread
-    thread.close()
-
-
-@pytest.fixture
 def setup(loop: LoopThread, tmp_path: Path) -> Iterator[Setup]:
     topo = loop.run(start_topology(tmp_path), timeout=120)
     # The deployment writes [registry] database_url; the rest is this test's to give.

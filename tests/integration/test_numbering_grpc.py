@@ -37,13 +37,6 @@ if TYPE_CHECKING:  # the async stub type exists only in the .pyi
 
 
 @pytest.fixture(scope="module")
-def loop() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    yield thread
-    thread.close()
-
-
-@pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
     return pki.init_pki(
         tmp_path_factory.mktemp("pki"), [AGENCY], services=["numbering", "registry"]

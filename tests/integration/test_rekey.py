@@ -24,13 +24,6 @@ TAX_INFO = "地方税関係情報"
 
 
 @pytest.fixture
-def loop() -> Iterator[LoopThread]:
-    thread = LoopThread()
-    yield thread
-    thread.close()
-
-
-@pytest.fixture
 def topo(loop: LoopThread, tmp_path: Path) -> Iterator[Topology]:
     topology = loop.run(start_topology(tmp_path))
     yield topology
