@@ -8,29 +8,23 @@ CC0): every prefecture, municipality and ward of a designated city, with its
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
-from typing import Literal
 
-from renkei.localgov import shipped
+from renkei.localgov import Kind, LocalGovernment, shipped
 
-Kind = Literal["prefecture", "municipality", "ward"]
-
-
-@dataclass(frozen=True, slots=True)
-class LocalGovernment:
-    code: str
-    kind: Kind
-    prefecture: str
-    name: str
-    name_kana: str
+__all__ = [
+    "Kind",
+    "LocalGovernment",
+    "all_local_governments",
+    "by_code",
+    "residential",
+    "residential_codes",
+]
 
 
 @functools.cache
 def all_local_governments() -> tuple[LocalGovernment, ...]:
     """Every row of the table, in file order."""
-    return tuple(
-        LocalGovernment(g.code, g.kind, g.prefecture, g.name, g.name_kana) for g in shipped()
-    )
+    return shipped()
 
 
 @functools.cache
