@@ -140,7 +140,7 @@ async def create_server(config: HubConfig) -> HubServer:
     interrupted = repo.mark_interrupted()
     if interrupted:
         event(_log, "closed log rows left pending by a previous run", rows=interrupted)
-    log = AsyncHubLog(repo, writers=1 if engine.dialect.name == "sqlite" else 4)
+    log = AsyncHubLog(repo)
     gateway = GrpcProviderGateway(config.tls, insecure_development=config.insecure_development)
     hub = Hub(
         directory=directory,

@@ -73,6 +73,28 @@ class LogRow:
     completed_at: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class Begin:
+    entry: LogEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    entry: LogEntry
+    outcome: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    serial: int
+    outcome: str
+    reason: str
+
+
+LogOp = Begin | Record | Finish
+
+
 class HubLogRepository(Protocol):
     def begin(self, entry: LogEntry) -> int: ...
     def finish(self, serial: int, outcome: str, reason: str) -> None: ...
@@ -81,6 +103,7 @@ class HubLogRepository(Protocol):
     def add_aliases(self, pairs: list[tuple[str, str]]) -> None: ...
     def rows(self, limit: int = 1000) -> list[LogRow]: ...
     def mark_interrupted(self) -> int: ...
+    def apply(self, ops: list[LogOp]) -> list[int]: ...
 
 
 def _now() -> datetime:
@@ -108,13 +131,7 @@ class SqlHubLog:
         with self._engine.begin() as conn:
             result = conn.execute(
                 hub_log.insert().values(
-                    logged_at=entry.logged_at,
-                    legal_basis_item=entry.legal_basis_item,
-                    requester_agency_id=entry.requester_agency_id,
-                    provider_agency_id=entry.provider_agency_id,
-                    info_kind=entry.info_kind,
-                    policy_version=entry.policy_version,
-                    person_key=entry.person_key,
+                    **_entry_values(entry),
                     outcome=outcome,
                     reason=reason,
                     completed_at=completed,
@@ -131,6 +148,36 @@ class SqlHubLog:
                 .where(hub_log.c.serial == serial, hub_log.c.outcome == PENDING)
                 .values(outcome=outcome, reason=reason, completed_at=_now())
             )
+
+    def apply(self, ops: list[LogOp]) -> list[int]:
+        """Write ``ops`` in one transaction, in order: serials for inserts, 0 for finishes."""
+        results: list[int] = []
+        with self._engine.begin() as conn:
+            for op in ops:
+                if isinstance(op, Finish):
+                    conn.execute(
+                        hub_log.update()
+                        .where(hub_log.c.serial == op.serial, hub_log.c.outcome == PENDING)
+                        .values(outcome=op.outcome, reason=op.reason, completed_at=_now())
+                    )
+                    results.append(0)
+                    continue
+                outcome, reason, completed = (
+                    (PENDING, "", None)
+                    if isinstance(op, Begin)
+                    else (op.outcome, op.reason, _now())
+                )
+                key = conn.execute(
+                    hub_log.insert().values(
+                        **_entry_values(op.entry),
+                        outcome=outcome,
+                        reason=reason,
+                        completed_at=completed,
+                    )
+                ).inserted_primary_key
+                assert key is not None
+                results.append(int(key[0]))
+        return results
 
     def mark_interrupted(self) -> int:
         """Close rows a crash left pending: the exchange's outcome is unknown to the hub."""
@@ -189,6 +236,18 @@ class SqlHubLog:
             return [_row(r) for r in conn.execute(query).mappings()]
 
 
+def _entry_values(entry: LogEntry) -> dict[str, object]:
+    return {
+        "logged_at": entry.logged_at,
+        "legal_basis_item": entry.legal_basis_item,
+        "requester_agency_id": entry.requester_agency_id,
+        "provider_agency_id": entry.provider_agency_id,
+        "info_kind": entry.info_kind,
+        "policy_version": entry.policy_version,
+        "person_key": entry.person_key,
+    }
+
+
 def _row(r: sa.RowMapping) -> LogRow:
     return LogRow(
         serial=int(r["serial"]),
@@ -208,31 +267,63 @@ def _row(r: sa.RowMapping) -> LogRow:
 
 
 class AsyncHubLog:
-    """Runs the blocking repository off the event loop.
+    """Runs the repository off the event loop, committing queued writes together.
 
-    One writer thread for SQLite (its writers serialise anyway; one thread
-    avoids lock waits), a few for a server database.
+    Each caller still waits until its own row is durable; what changes is that
+    writes arriving while a commit is in flight share the next commit (group
+    commit), so a busy hub pays one fsync per batch rather than one per row.
+    An idle hub commits each write at once: nothing waits for a batch to fill.
     """
 
-    def __init__(self, repo: HubLogRepository, writers: int = 1) -> None:
+    def __init__(self, repo: HubLogRepository, *, max_batch: int = 512) -> None:
         self.repo = repo
-        self._pool = ThreadPoolExecutor(max_workers=writers, thread_name_prefix="hub-log")
+        self._max_batch = max_batch
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-log")
+        self._queue: list[tuple[LogOp, asyncio.Future[int]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def begin(self, entry: LogEntry) -> int:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.repo.begin, entry)
+        return await self._submit(Begin(entry))
+
+    async def record(self, entry: LogEntry, outcome: str, reason: str) -> int:
+        return await self._submit(Record(entry, outcome, reason))
 
     async def finish(self, serial: int, outcome: str, reason: str) -> None:
-        await asyncio.get_running_loop().run_in_executor(
-            self._pool, self.repo.finish, serial, outcome, reason
-        )
+        await self._submit(Finish(serial, outcome, reason))
 
     async def add_aliases(self, pairs: list[tuple[str, str]]) -> None:
         await asyncio.get_running_loop().run_in_executor(self._pool, self.repo.add_aliases, pairs)
 
-    async def record(self, entry: LogEntry, outcome: str, reason: str) -> int:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, self.repo.record, entry, outcome, reason
-        )
+    def _submit(self, op: LogOp) -> asyncio.Future[int]:
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[int] = loop.create_future()
+        self._queue.append((op, done))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._drain())
+        return done
+
+    async def _drain(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            try:
+                results = await loop.run_in_executor(
+                    self._pool, self.repo.apply, [op for op, _ in batch]
+                )
+            except Exception as err:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(err)
+                continue
+            except asyncio.CancelledError:
+                for _, done in batch + self._queue:
+                    done.cancel()
+                self._queue.clear()
+                raise
+            for (_, done), result in zip(batch, results, strict=True):
+                if not done.done():
+                    done.set_result(result)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

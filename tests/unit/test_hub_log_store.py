@@ -21,6 +21,7 @@ from hub_server.log_store import (
     AsyncHubLog,
     HubLogRepository,
     LogEntry,
+    LogOp,
     LogRow,
     SqlHubLog,
 )
@@ -259,7 +260,7 @@ def test_logged_at_keeps_the_instant(
 
 
 def test_async_hub_log(engine: Engine, repo: SqlHubLog) -> None:
-    log = AsyncHubLog(repo, writers=1 if engine.dialect.name == "sqlite" else 4)
+    log = AsyncHubLog(repo)
 
     async def run() -> tuple[int, int, int]:
         pending = await log.begin(_entry())
@@ -281,7 +282,7 @@ def test_async_hub_log(engine: Engine, repo: SqlHubLog) -> None:
 
 
 def test_async_hub_log_concurrent_writes(repo: SqlHubLog) -> None:
-    log = AsyncHubLog(repo, writers=4)
+    log = AsyncHubLog(repo)
 
     async def run() -> list[int]:
         serials = await asyncio.gather(*(log.begin(_entry(f"pk-{i}")) for i in range(20)))
@@ -310,3 +311,90 @@ def test_person_key_aliases_follow_a_person_across_id_key_rotations(repo: SqlHub
         assert [r.serial for r in repo.rows_for_person(key)] == [first, second, third]
     assert [r.serial for r in repo.rows_for_person("pk-other")] == [other]
     repo.add_aliases([])
+
+
+# ------------------------------------------------------------------ group commit
+
+
+class _CountingRepo(SqlHubLog):
+    """Counts transactions, and can be told to fail the next one."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.batches: list[int] = []
+        self.fail_next = False
+
+    def apply(self, ops: list[LogOp]) -> list[int]:
+        self.batches.append(len(ops))
+        if self.fail_next:
+            self.fail_next = False
+            raise sa.exc.OperationalError("insert", {}, Exception("disk full"))
+        return super().apply(ops)
+
+
+def test_group_commit_shares_transactions_under_load(engine: Engine) -> None:
+    repo = _CountingRepo(engine)
+    log = AsyncHubLog(repo)
+
+    async def run() -> list[int]:
+        serials = await asyncio.gather(*(log.begin(_entry(f"pk-{i}")) for i in range(200)))
+        await asyncio.gather(*(log.finish(s, OK, "") for s in serials))
+        return list(serials)
+
+    try:
+        serials = asyncio.run(run())
+    finally:
+        log.close()
+    assert len(set(serials)) == 200
+    # 400 writes arrived together: far fewer transactions than writes.
+    assert sum(repo.batches) == 400
+    assert len(repo.batches) < 400
+    assert {r.outcome for r in repo.rows()} == {OK}
+
+
+def test_group_commit_answers_only_after_the_row_is_committed(engine: Engine) -> None:
+    repo = SqlHubLog(engine)
+    log = AsyncHubLog(repo)
+
+    async def run() -> int:
+        serial = await log.begin(_entry())
+        # A fresh connection (another reader) sees the row as soon as begin returns.
+        with engine.connect() as conn:
+            seen = conn.execute(
+                sa.select(sa.func.count()).select_from(sa.table("hub_log"))
+            ).scalar_one()
+        assert seen == 1
+        return serial
+
+    try:
+        serial = asyncio.run(run())
+    finally:
+        log.close()
+    assert _by_serial(repo, serial).outcome == PENDING
+
+
+def test_group_commit_failure_reaches_every_waiter_and_the_writer_recovers(
+    engine: Engine,
+) -> None:
+    repo = _CountingRepo(engine)
+    log = AsyncHubLog(repo)
+
+    async def run() -> tuple[list[BaseException | int], int]:
+        repo.fail_next = True
+        first = await asyncio.gather(
+            *(log.begin(_entry(f"pk-{i}")) for i in range(5)), return_exceptions=True
+        )
+        after = await log.begin(_entry("pk-after"))
+        return first, after
+
+    try:
+        first, after = asyncio.run(run())
+    finally:
+        log.close()
+    failed = [r for r in first if isinstance(r, sa.exc.OperationalError)]
+    assert failed, "the failed transaction's writers must hear of it"
+    written = {r.serial for r in repo.rows()}
+    assert after in written
+    # Nothing a failed waiter was told about is in the log, nothing is half-written.
+    assert all(isinstance(r, int) and r in written for r in first if not isinstance(r, Exception))
+    assert len(written) == 1 + sum(1 for r in first if isinstance(r, int))
