@@ -310,3 +310,22 @@ def test_person_key_aliases_follow_a_person_across_id_key_rotations(repo: SqlHub
         assert [r.serial for r in repo.rows_for_person(key)] == [first, second, third]
     assert [r.serial for r in repo.rows_for_person("pk-other")] == [other]
     repo.add_aliases([])
+
+
+def test_fetches_are_logged_under_the_exchange_serial(repo: SqlHubLog) -> None:
+    from hub_server.log_store import ANSWER_PENDING
+
+    serial = repo.begin(_entry())
+    repo.finish(serial, ANSWER_PENDING, "")
+    row = repo.row(serial)
+    assert row is not None
+    assert row.outcome == ANSWER_PENDING
+    assert repo.row(serial + 1000) is None
+    assert repo.fetches(serial) == []
+    repo.record_fetch(serial, "UNAVAILABLE", "ANSWER_NOT_READY")
+    repo.record_fetch(serial, OK, "")
+    assert [(o, r) for _, o, r in repo.fetches(serial)] == [
+        ("UNAVAILABLE", "ANSWER_NOT_READY"),
+        (OK, ""),
+    ]
+    assert repo.mark_interrupted() == 0  # a pending answer is not an interrupted exchange
