@@ -6,7 +6,7 @@ end-to-end tests, so all of them run the same files the same way.
     <root>/pki/                 CA, hub and agency certificates
     <root>/hub/                 hub.toml, master.key, directory.toml, policy/ (versions), hub.db
     <root>/id_issuer/           issuer.toml, master.key, id_issuer.db (the ID key)
-    <root>/agencies/<id>/       comm.toml, master.key, staff.csv (R19), legacy_records.json, comm_<id>.db
+    <root>/agencies/<id>/       comm.toml, master.key, staff.csv, legacy_records.json, comm_<id>.db
 
 Each party's data keys live in its own database, wrapped under its own
 master key (``renkei.keystore``).
