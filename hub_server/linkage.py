@@ -31,6 +31,7 @@ from renkei.errors import (
     PermissionDenied,
     RenkeiError,
     Unauthenticated,
+    Unavailable,
 )
 from renkei.logs import event
 
@@ -118,6 +119,10 @@ class RekeyAnswer:
     newest_key_version: int
     current_key_version: int
     newest_id_key_version: int
+
+
+def _ticket_ok(ticket: str) -> bool:
+    return len(ticket) <= MAX_TICKET and ticket.isascii() and ticket.isprintable()
 
 
 class IdIssuerPort(Protocol):
@@ -291,6 +296,11 @@ class Hub:
                 ),
                 timeout,
             )
+            if provided.ticket and not _ticket_ok(provided.ticket):
+                raise Unavailable(
+                    "PROVIDER_TICKET_INVALID",
+                    "the provider answered with a ticket that is not a short printable string",
+                )
         except RenkeiError as err:
             await self._log.finish(serial, err.code.name, err.reason)
             err.metadata["serial"] = str(serial)
@@ -302,7 +312,6 @@ class Hub:
             await asyncio.shield(self._log.finish(serial, "INTERNAL", "HUB_FAILURE"))
             raise
         if provided.ticket:
-            validate.text("ticket", provided.ticket, max_chars=MAX_TICKET)
             await self._log.finish(serial, ANSWER_PENDING, "")
         else:
             await self._log.finish(serial, OK, "")

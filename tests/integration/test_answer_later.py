@@ -192,6 +192,32 @@ def test_a_batch_system_that_answers_in_time_answers_inline(loop: LoopThread, wo
     )
 
 
+def test_only_the_hub_may_collect_and_only_the_agency_may_fetch(
+    loop: LoopThread, world: World
+) -> None:
+    pending = _pending(loop, world)
+
+    async def collect_as_city() -> object:
+        async with world.topo.channel(PENSION, CITY) as ch:
+            return await world.topo.provider_stub(ch).Collect(
+                comm_pb2.CollectRequest(serial=pending.serial, ticket=pending.ticket), timeout=5
+            )
+
+    async def fetch_as_minister() -> object:
+        async with world.topo.channel(CITY, MINISTER) as ch:
+            return await world.topo.requester_stub(ch).FetchAnswer(
+                comm_pb2.FetchAnswerRequest(ticket=pending.ticket, staff_id="S-1"), timeout=5
+            )
+
+    refusal = loop.run(refused(collect_as_city()))
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.PERMISSION_DENIED, "CALLER_NOT_HUB")
+    refusal = loop.run(refused(fetch_as_minister()))
+    assert (refusal.code, refusal.reason) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "CALLER_NOT_OWN_AGENCY",
+    )
+
+
 def test_the_hub_stores_no_payload_and_no_ticket(loop: LoopThread, world: World) -> None:
     """Runs last in this module, after every exchange above."""
     from renkei.audit import scan
