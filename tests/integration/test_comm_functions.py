@@ -168,10 +168,15 @@ def test_a_late_legacy_answer_is_discarded_and_logged_by_the_provider(
 
 
 @pytest.mark.parametrize(
-    ("fault", "reason"), [("garbage", "LEGACY_GARBAGE"), ("drop", "LEGACY_UNAVAILABLE")]
+    ("fault", "code", "reason"),
+    [
+        ("garbage", grpc.StatusCode.UNAVAILABLE, "LEGACY_GARBAGE"),
+        ("drop", grpc.StatusCode.UNAVAILABLE, "LEGACY_UNAVAILABLE"),
+        ("slow", grpc.StatusCode.DEADLINE_EXCEEDED, "LEGACY_TIMEOUT"),
+    ],
 )
 def test_one_broken_legacy_answer_fails_alone_and_the_server_keeps_serving(
-    loop: LoopThread, topo: Topology, fault: str, reason: str
+    loop: LoopThread, topo: Topology, fault: str, code: grpc.StatusCode, reason: str
 ) -> None:
     bad, good = topo.people[0], topo.people[1]
     stub = topo.stubs[PENSION]
@@ -190,7 +195,7 @@ def test_one_broken_legacy_answer_fails_alone_and_the_server_keeps_serving(
         stub.person_faults.clear()
     first, rest = outcomes[0], outcomes[1:]
     assert isinstance(first, Refusal)
-    assert (first.code, first.reason) == (grpc.StatusCode.UNAVAILABLE, reason)
+    assert (first.code, first.reason) == (code, reason)
     assert "serial" in first.metadata
     for answer in rest:
         assert not isinstance(answer, Refusal), answer

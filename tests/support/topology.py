@@ -51,7 +51,10 @@ TEST_STAFF = Grant("S-1", ("T-1",), name="test staff")
 
 class PersonFaultStub(StubServer):
     """The JSON-lines stub with faults for chosen persons only, so one bad request
-    can run beside good ones: ``person_faults[local_person_id] = "drop" | "garbage"``."""
+    can run beside good ones: ``person_faults[local_person_id] = "drop" | "garbage" | "slow"``
+    ("slow": answer after ``slow_seconds``)."""
+
+    slow_seconds = 1.5
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
@@ -61,6 +64,8 @@ class PersonFaultStub(StubServer):
         self, request: LookupRequest, writer: asyncio.StreamWriter, peer: str
     ) -> bool:
         fault = self.person_faults.get(request.local_person_id)
+        if fault == "slow":
+            await asyncio.sleep(self.slow_seconds)
         if fault == "drop":
             return False
         if fault == "garbage":

@@ -6,6 +6,8 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from comm_server.staff_register import (
     Grant,
@@ -142,3 +144,21 @@ def test_a_changed_file_is_reloaded_and_a_bad_change_keeps_the_register_in_force
     assert file.refresh() is False
     assert file.register.check("B", "T", "K", "I", DAY)  # still in force
     assert file.refresh() is False  # the bad change is not retried every poll
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=st.sampled_from('abY-1,|*"#\n\r\t 　年二2026-04-01\x00'), max_size=300))
+def test_any_text_either_parses_or_is_refused_with_a_register_error(text: str) -> None:
+    header = "staff_id,terminals,info_kinds,legal_basis_items,valid_from,valid_until\n"
+    for candidate in (text, header + text):
+        try:
+            register = parse(candidate, "fuzz.csv")
+        except RegisterError as err:
+            problem = str(err)
+        else:
+            problem = "fuzz.csv: parsed"
+        assert problem.startswith("fuzz.csv: ")
+        if problem != "fuzz.csv: parsed":
+            continue
+        for rows in register.by_staff.values():
+            assert all(p.staff_id and p.line >= 1 for p in rows)
