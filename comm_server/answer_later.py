@@ -12,9 +12,10 @@ fetched.
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from typing import Final
 
-from renkei.errors import NotFound, Unavailable
+from renkei.errors import FailedPrecondition, NotFound, Unavailable
 
 ANSWER_PENDING: Final = "ANSWER_PENDING"
 """Log outcome of the first half of an answer-later exchange, on every share."""
@@ -23,6 +24,10 @@ RETRY_AFTER_SECONDS: Final = 5
 """What a not-ready answer tells the requester to wait before fetching again."""
 
 TICKET_BYTES: Final = 24
+
+TICKET_TTL: Final = timedelta(days=7)
+"""How long a provider honours a ticket: a batch system that never answers
+(a lost request file) must not leave the requester polling for ever."""
 
 
 def new_ticket() -> str:
@@ -44,4 +49,13 @@ def unknown_ticket() -> NotFound:
         "no pending answer has this ticket: it was never issued, belongs to another"
         " exchange, or was used already",
         {"field": "ticket"},
+    )
+
+
+def expired(serial: int, ttl: timedelta) -> FailedPrecondition:
+    return FailedPrecondition(
+        "ANSWER_EXPIRED",
+        f"the answer to exchange {serial} did not come within {ttl}; the ticket is void,"
+        " ask again with a new query",
+        {"serial": str(serial), "field": "ticket"},
     )

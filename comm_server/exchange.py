@@ -139,6 +139,7 @@ class Exchange:
         self.staff = staff
         self._clock = clock
         self._late: set[asyncio.Task[None]] = set()
+        self.ticket_ttl = answer_later.TICKET_TTL
 
     async def aclose(self) -> None:
         """Stop waiting for late legacy answers."""
@@ -510,6 +511,9 @@ class Exchange:
             record = replace(record, local_person_id=held.local_person_id)
             if not isinstance(self._legacy, BatchLegacyClient) or held.legacy_ticket is None:
                 raise answer_later.unknown_ticket()
+            if self._clock() - held.created_at >= self.ticket_ttl:
+                await self._store.run(self._store.store.take_ticket, PROVIDER, call.ticket)
+                raise answer_later.expired(call.serial, self.ticket_ttl)
             payload = await self._legacy.collect(held.legacy_ticket, timeout=timeout)
             if payload is None:
                 raise answer_later.not_ready(call.serial)
@@ -588,6 +592,8 @@ class Exchange:
             )
         except RenkeiError as err:
             err.metadata.setdefault("serial", str(held.serial))
+            if err.reason == "ANSWER_EXPIRED":
+                await self._store.run(self._store.store.take_ticket, REQUESTER, f.ticket)
             await self._store.run(
                 self._store.store.append_log,
                 replace(record, outcome=err.code.name, reason=err.reason),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import grpc
 import pytest
@@ -13,6 +14,7 @@ from support.batch_legacy import FakeBatchLegacy
 from support.refusals import refused
 from support.topology import CITY, MINISTER, PENSION, Topology, query, start_topology
 
+from comm_server.answer_later import TICKET_TTL
 from renkei.comm.v1 import comm_pb2
 from renkei.demo_data import legacy_records, residents
 from renkei.deploy import Settings
@@ -216,6 +218,26 @@ def test_only_the_hub_may_collect_and_only_the_agency_may_fetch(
         grpc.StatusCode.PERMISSION_DENIED,
         "CALLER_NOT_OWN_AGENCY",
     )
+
+
+def test_a_ticket_the_batch_system_never_answers_expires(loop: LoopThread, world: World) -> None:
+    pending = _pending(loop, world)
+    exchange = world.topo.comms[PENSION].exchange
+    exchange.ticket_ttl = timedelta(0)
+    try:
+        refusal = loop.run(refused(_fetch(world.topo, pending.ticket)))
+    finally:
+        exchange.ticket_ttl = TICKET_TTL
+    assert (refusal.code, refusal.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "ANSWER_EXPIRED")
+    assert refusal.metadata["serial"] == str(pending.serial)
+    # Void on both sides: the requester no longer knows the ticket.
+    again = loop.run(refused(_fetch(world.topo, pending.ticket)))
+    assert (again.code, again.reason) == (grpc.StatusCode.NOT_FOUND, "TICKET_UNKNOWN")
+    answered = [r for r in world.topo.store(PENSION).log_rows() if r.serial == pending.serial]
+    assert [(r.outcome, r.reason) for r in answered] == [
+        ("ANSWER_PENDING", ""),
+        ("FAILED_PRECONDITION", "ANSWER_EXPIRED"),
+    ]
 
 
 def test_the_hub_stores_no_payload_and_no_ticket(loop: LoopThread, world: World) -> None:
