@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,10 +13,15 @@ from comm_server.exchange import Exchange
 from comm_server.hub_client import HubClient
 from comm_server.legacy import JsonlLegacyClient, LegacyClient
 from comm_server.servicers import CallerCheck, ProviderServicer, RequesterServicer
+from comm_server.staff_register import RegisterError, RegisterFile
 from comm_server.store import AsyncCommStore, open_key_store, open_store
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
+from renkei.config_util import ConfigError
 from renkei.grpcutil.server import ServerHandle, start_server
+from renkei.logs import event
 from renkei.runner import serve_until_signalled
+
+_log = logging.getLogger("comm_server")
 
 SERVICES = [
     comm_pb2.DESCRIPTOR.services_by_name["ProviderService"].full_name,
@@ -30,24 +37,51 @@ class CommServer:
     hub: HubClient
     legacy: LegacyClient
     handle: ServerHandle
+    watcher: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
         return self.handle.port
 
     async def stop(self, grace: float | None = None) -> None:
+        if self.watcher is not None:
+            self.watcher.cancel()
         await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
+        await self.exchange.aclose()
         await self.hub.close()
         await self.legacy.aclose()
         self.store.close()
 
 
-async def create_server(config: CommConfig) -> CommServer:
+async def watch_register(staff: RegisterFile, every: float) -> None:
+    """Pick up changes to the staff register while the server runs."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await asyncio.to_thread(staff.refresh)
+        except Exception:
+            _log.exception("staff register refresh failed; keeping the one in force")
+
+
+def load_register(config: CommConfig) -> RegisterFile | None:
+    if config.staff_register is None:
+        event(_log, "no staff_register configured: every query will be refused", logging.WARNING)
+        return None
+    try:
+        return RegisterFile(config.staff_register)
+    except RegisterError as err:
+        raise ConfigError(str(err)) from None
+
+
+async def create_server(config: CommConfig, legacy: LegacyClient | None = None) -> CommServer:
+    """``legacy`` replaces the client the config names (tests: a fake batch system)."""
+    staff = load_register(config)
     store = open_store(config)
     hub = HubClient(
         config.hub_endpoint, config.tls, insecure_development=config.insecure_development
     )
-    legacy = JsonlLegacyClient(config.legacy.host, config.legacy.port)
+    if legacy is None:
+        legacy = JsonlLegacyClient(config.legacy.host, config.legacy.port)
     exchange = Exchange(
         agency_id=config.agency_id,
         store=store,
@@ -58,6 +92,7 @@ async def create_server(config: CommConfig) -> CommServer:
         query_timeout=config.query_timeout_seconds,
         responder_staff_id=config.responder_staff_id,
         responder_terminal_id=config.responder_terminal_id,
+        staff=staff,
     )
     callers = CallerCheck(config.agency_id, insecure_development=config.insecure_development)
     provider = ProviderServicer(exchange, callers)
@@ -75,7 +110,12 @@ async def create_server(config: CommConfig) -> CommServer:
         services=SERVICES,
         insecure_development=config.insecure_development,
     )
-    return CommServer(config, exchange, store, hub, legacy, handle)
+    watcher = (
+        asyncio.create_task(watch_register(staff, config.staff_register_refresh_seconds))
+        if staff is not None
+        else None
+    )
+    return CommServer(config, exchange, store, hub, legacy, handle, watcher)
 
 
 async def serve(config_path: Path, port_file: Path | None = None) -> None:

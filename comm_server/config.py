@@ -10,6 +10,7 @@ from renkei.config_util import (
     load_toml,
     master_key_spec,
     required,
+    resolve,
     table,
     tls_files,
 )
@@ -47,6 +48,10 @@ class CommConfig:
     log_level: str = "INFO"
     # The resident registry's binding service, for binding records by the four facts.
     registry_endpoint: str | None = None
+    # R19: who may query, for which affairs, from which terminals (comm_server.staff_register);
+    # re-read while running every staff_register_refresh_seconds. None: no one may query.
+    staff_register: Path | None = None
+    staff_register_refresh_seconds: float = 2.0
 
     @classmethod
     def load(cls, path: Path) -> CommConfig:
@@ -86,4 +91,8 @@ class CommConfig:
             shutdown_grace_seconds=float(comm.get("shutdown_grace_seconds", 5.0)),
             log_level=str(comm.get("log_level", "INFO")),
             registry_endpoint=comm.get("registry_endpoint"),
+            staff_register=resolve(base, str(comm["staff_register"]))
+            if "staff_register" in comm
+            else None,
+            staff_register_refresh_seconds=float(comm.get("staff_register_refresh_seconds", 2.0)),
         )

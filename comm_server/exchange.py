@@ -10,17 +10,24 @@ hub's serial, before it answers, whatever the outcome.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from comm_server import answer_later
+from comm_server.answer_later import ANSWER_PENDING
 from comm_server.hub_client import HubClient
-from comm_server.legacy import LegacyClient
-from comm_server.store import AsyncCommStore, LogRecord
+from comm_server.legacy import BatchLegacyClient, LegacyClient
+from comm_server.staff_register import RegisterFile
+from comm_server.store import AsyncCommStore, LogRecord, Ticket
 from renkei import sealing, validate
-from renkei.errors import DeadlineExceeded, NotFound, RenkeiError
+from renkei.errors import DeadlineExceeded, NotFound, PermissionDenied, RenkeiError
+from renkei.logs import event
+
+_log = logging.getLogger("comm_server.exchange")
 
 REQUESTER = "requester"
 PROVIDER = "provider"
@@ -28,6 +35,12 @@ OK = "OK"
 MAX_QUERY_BYTES = 64 * 1024
 MAX_ID = 64
 SAFETY_NET_SECONDS = 0.05
+LATE = "LATE_ANSWER"
+LATE_ANSWER_DISCARDED = "LATE_ANSWER_DISCARDED"
+# How long past its deadline a legacy answer is still awaited, to be logged and discarded.
+LATE_WINDOW_MIN_SECONDS = 5.0
+# Staff registers give validity in Japanese calendar days.
+JST = timezone(timedelta(hours=9), "JST")
 
 
 def query_info(requester: str, provider: str, info_kind: str, item: str) -> bytes:
@@ -57,6 +70,30 @@ class QueryResult:
     legal_basis_item: str
     policy_version: str
     answer: bytes
+    ticket: str = ""  # set: the answer comes later (answer is empty)
+
+
+@dataclass(frozen=True)
+class Provided:
+    sealed_answer: bytes
+    ticket: str = ""
+
+
+@dataclass(frozen=True)
+class CollectCall:
+    serial: int
+    ticket: str
+    requester_agency_id: str
+    info_kind: str
+    legal_basis_item: str
+    requester_sealing_public_key: bytes
+
+
+@dataclass(frozen=True)
+class FetchRequest:
+    ticket: str
+    staff_id: str
+    terminal_id: str
 
 
 @dataclass(frozen=True)
@@ -88,6 +125,7 @@ class Exchange:
         query_timeout: float,
         responder_staff_id: str,
         responder_terminal_id: str,
+        staff: RegisterFile | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.agency_id = agency_id
@@ -98,7 +136,27 @@ class Exchange:
         self._answer_timeout = answer_timeout
         self._query_timeout = query_timeout
         self._responder = (responder_staff_id, responder_terminal_id)
+        self.staff = staff
         self._clock = clock
+        self._late: set[asyncio.Task[None]] = set()
+        self.ticket_ttl = answer_later.TICKET_TTL
+
+    async def aclose(self) -> None:
+        """Stop waiting for late legacy answers."""
+        tasks, self._late = list(self._late), set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _check_staff(self, staff_id: str, terminal_id: str, info_kind: str, item: str) -> None:
+        """R19: only registered staff, at their terminals, for their affairs."""
+        if self.staff is None:
+            raise PermissionDenied(
+                "STAFF_REGISTER_NOT_CONFIGURED",
+                "this communication server has no staff register, so no one may query",
+            )
+        day = self._clock().astimezone(JST).date()
+        self.staff.register.check(staff_id, terminal_id, info_kind, item, day)
 
     def _timeout(self, ceiling: float, time_remaining: float | None, margin: float) -> float:
         timeout = ceiling if time_remaining is None else min(ceiling, time_remaining - margin)
@@ -134,6 +192,7 @@ class Exchange:
             reason="",
         )
         try:
+            self._check_staff(q.staff_id, q.terminal_id, q.info_kind, q.legal_basis_item)
             link_code = await self._store.run(self._store.store.link_code_for, q.local_person_id)
             if link_code is None:
                 raise NotFound(
@@ -164,6 +223,39 @@ class Exchange:
                     timeout=max(0.001, deadline - loop.time()),
                 )
             del link_code
+            if answer.ticket:
+                await self._store.run(
+                    self._store.store.add_ticket,
+                    Ticket(
+                        ticket=answer.ticket,
+                        role=REQUESTER,
+                        serial=answer.serial,
+                        counterpart_agency_id=q.provider_agency_id,
+                        info_kind=q.info_kind,
+                        legal_basis_item=q.legal_basis_item,
+                        local_person_id=q.local_person_id,
+                        purpose=q.purpose,
+                        legacy_ticket=None,
+                        created_at=record.logged_at,
+                    ),
+                )
+                await self._store.run(
+                    self._store.store.append_log,
+                    replace(
+                        record,
+                        serial=answer.serial,
+                        outcome=ANSWER_PENDING,
+                        detail="answer to be fetched later with a ticket",
+                    ),
+                )
+                return QueryResult(
+                    answer.serial,
+                    record.logged_at,
+                    answer.legal_basis_item,
+                    answer.policy_version,
+                    b"",
+                    answer.ticket,
+                )
             plaintext = sealing.open_sealed(
                 answer.sealed_answer,
                 self._sealing_key,
@@ -209,14 +301,14 @@ class Exchange:
 
     # -- provider side -------------------------------------------------------
 
-    async def provide(self, call: ProvideCall, time_remaining: float | None) -> bytes:
-        record = LogRecord(
-            serial=call.serial,
+    def _provider_record(self, serial: int, requester: str, info_kind: str, item: str) -> LogRecord:
+        return LogRecord(
+            serial=serial,
             role=PROVIDER,
             logged_at=self._clock(),
-            counterpart_agency_id=call.requester_agency_id,
-            info_kind=call.info_kind,
-            legal_basis_item=call.legal_basis_item,
+            counterpart_agency_id=requester,
+            info_kind=info_kind,
+            legal_basis_item=item,
             local_person_id=None,
             staff_id=self._responder[0],
             terminal_id=self._responder[1],
@@ -224,6 +316,11 @@ class Exchange:
             purpose=None,
             outcome=OK,
             reason="",
+        )
+
+    async def provide(self, call: ProvideCall, time_remaining: float | None) -> Provided:
+        record = self._provider_record(
+            call.serial, call.requester_agency_id, call.info_kind, call.legal_basis_item
         )
         try:
             recipient = sealing.load_public_key(
@@ -253,7 +350,22 @@ class Exchange:
                 if call.sealed_query
                 else b""
             )
-            payload = await self._legacy.lookup(local_id, call.info_kind, query, timeout=timeout)
+            if isinstance(self._legacy, BatchLegacyClient):
+                payload, ticket = await self._ask_batch(call, local_id, query, timeout)
+                if payload is None:
+                    await self._store.run(
+                        self._store.store.append_log,
+                        replace(
+                            record,
+                            outcome=ANSWER_PENDING,
+                            detail="request submitted to the batch legacy system; ticket issued",
+                        ),
+                    )
+                    return Provided(b"", ticket)
+            else:
+                payload = await self._lookup_in_time(
+                    record, local_id, call.info_kind, query, timeout
+                )
             sealed = sealing.seal(
                 payload,
                 recipient,
@@ -275,4 +387,223 @@ class Exchange:
         await self._store.run(
             self._store.store.append_log, replace(record, content=_content(payload))
         )
+        return Provided(sealed)
+
+    async def _lookup_in_time(
+        self, record: LogRecord, local_id: str, info_kind: str, query: bytes, timeout: float
+    ) -> bytes:
+        """The legacy answer within ``timeout``; a later one is logged and discarded (R28).
+
+        The lookup itself may run a while past the deadline, so that an answer
+        that does come late is seen, logged under the exchange's serial and
+        dropped, never relayed.
+        """
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        window = max(LATE_WINDOW_MIN_SECONDS, 3 * timeout)
+        task = asyncio.ensure_future(
+            self._legacy.lookup(local_id, info_kind, query, timeout=timeout + window)
+        )
+        try:
+            return await asyncio.wait_for(asyncio.shield(task), timeout)
+        except TimeoutError:
+            watcher = asyncio.ensure_future(self._discard_late(task, record, started, timeout))
+            self._late.add(watcher)
+            watcher.add_done_callback(self._late.discard)
+            raise DeadlineExceeded(
+                "LEGACY_TIMEOUT", f"the legacy system did not answer within {timeout:g}s"
+            ) from None
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+
+    async def _discard_late(
+        self, task: asyncio.Future[bytes], record: LogRecord, started: float, timeout: float
+    ) -> None:
+        try:
+            await task
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        except Exception as err:  # the lookup failed late too: nothing to discard
+            event(
+                _log,
+                "late legacy lookup ended without an answer",
+                serial=record.serial,
+                error=repr(err),
+                level=logging.DEBUG,
+            )
+            return
+        delay = asyncio.get_running_loop().time() - started
+        detail = (
+            f"answered after {delay:.3f} s, {delay - timeout:.3f} s past the {timeout:g} s"
+            " limit; discarded, never relayed"
+        )
+        event(
+            _log,
+            "late legacy answer discarded",
+            serial=record.serial,
+            delay_s=round(delay, 3),
+            level=logging.WARNING,
+        )
+        await self._store.run(
+            self._store.store.append_log,
+            replace(
+                record,
+                logged_at=self._clock(),
+                outcome=LATE,
+                reason=LATE_ANSWER_DISCARDED,
+                detail=detail,
+            ),
+        )
+
+    async def _ask_batch(
+        self, call: ProvideCall, local_id: str, query: bytes, timeout: float
+    ) -> tuple[bytes | None, str]:
+        """Submit to a batch legacy system; its answer if it comes in time, else a ticket."""
+        assert isinstance(self._legacy, BatchLegacyClient)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        legacy_ticket = await self._legacy.submit(local_id, call.info_kind, query, timeout=timeout)
+        remaining = deadline - loop.time()
+        if remaining > 0:
+            payload = await self._legacy.collect(legacy_ticket, timeout=remaining)
+            if payload is not None:
+                return payload, ""
+        ticket = answer_later.new_ticket()
+        await self._store.run(
+            self._store.store.add_ticket,
+            Ticket(
+                ticket=ticket,
+                role=PROVIDER,
+                serial=call.serial,
+                counterpart_agency_id=call.requester_agency_id,
+                info_kind=call.info_kind,
+                legal_basis_item=call.legal_basis_item,
+                local_person_id=local_id,
+                purpose=None,
+                legacy_ticket=legacy_ticket,
+                created_at=self._clock(),
+            ),
+        )
+        return None, ticket
+
+    async def collect(self, call: CollectCall, time_remaining: float | None) -> bytes:
+        """The answer behind a ticket this server issued, sealed as Provide seals (single-use)."""
+        record = self._provider_record(
+            call.serial, call.requester_agency_id, call.info_kind, call.legal_basis_item
+        )
+        try:
+            validate.text("ticket", call.ticket, max_chars=MAX_ID)
+            recipient = sealing.load_public_key(
+                call.requester_sealing_public_key, field="requester_sealing_public_key"
+            )
+            timeout = self._timeout(self._answer_timeout, time_remaining, margin=0.02)
+            held = await self._store.run(self._store.store.ticket, PROVIDER, call.ticket)
+            if (
+                held is None
+                or held.serial != call.serial
+                or held.counterpart_agency_id != call.requester_agency_id
+                or held.info_kind != call.info_kind
+                or held.legal_basis_item != call.legal_basis_item
+            ):
+                raise answer_later.unknown_ticket()
+            record = replace(record, local_person_id=held.local_person_id)
+            if not isinstance(self._legacy, BatchLegacyClient) or held.legacy_ticket is None:
+                raise answer_later.unknown_ticket()
+            if self._clock() - held.created_at >= self.ticket_ttl:
+                await self._store.run(self._store.store.take_ticket, PROVIDER, call.ticket)
+                raise answer_later.expired(call.serial, self.ticket_ttl)
+            payload = await self._legacy.collect(held.legacy_ticket, timeout=timeout)
+            if payload is None:
+                raise answer_later.not_ready(call.serial)
+            sealed = sealing.seal(
+                payload,
+                recipient,
+                answer_info(
+                    call.serial,
+                    call.requester_agency_id,
+                    self.agency_id,
+                    call.info_kind,
+                    call.legal_basis_item,
+                ),
+            )
+            if not await self._store.run(self._store.store.take_ticket, PROVIDER, call.ticket):
+                raise answer_later.unknown_ticket()  # a concurrent collect took it
+        except RenkeiError as err:
+            err.metadata.setdefault("serial", str(call.serial))
+            await self._store.run(
+                self._store.store.append_log,
+                replace(record, outcome=err.code.name, reason=err.reason),
+            )
+            raise
+        await self._store.run(
+            self._store.store.append_log,
+            replace(record, content=_content(payload), detail="answer collected with its ticket"),
+        )
         return sealed
+
+    # -- requester side, answer-later ---------------------------------------
+
+    async def fetch(self, f: FetchRequest, time_remaining: float | None) -> QueryResult:
+        """The answer to one of this agency's pending queries, logged as its second half."""
+        validate.text("ticket", f.ticket, max_chars=MAX_ID)
+        validate.text("staff_id", f.staff_id, max_chars=MAX_ID)
+        validate.text("terminal_id", f.terminal_id, max_chars=MAX_ID)
+        held = await self._store.run(self._store.store.ticket, REQUESTER, f.ticket)
+        if held is None:
+            raise answer_later.unknown_ticket()
+        record = LogRecord(
+            serial=held.serial,
+            role=REQUESTER,
+            logged_at=self._clock(),
+            counterpart_agency_id=held.counterpart_agency_id,
+            info_kind=held.info_kind,
+            legal_basis_item=held.legal_basis_item,
+            local_person_id=held.local_person_id,
+            staff_id=f.staff_id,
+            terminal_id=f.terminal_id,
+            content="",
+            purpose=held.purpose,
+            outcome=OK,
+            reason="",
+        )
+        timeout = self._timeout(self._query_timeout, time_remaining, margin=0.05)
+        try:
+            self._check_staff(f.staff_id, f.terminal_id, held.info_kind, held.legal_basis_item)
+            try:
+                async with asyncio.timeout(timeout + SAFETY_NET_SECONDS):
+                    answer = await self._hub.fetch_answer(held.serial, f.ticket, timeout=timeout)
+            except TimeoutError:
+                raise DeadlineExceeded(
+                    "QUERY_TIMEOUT", f"no answer within {timeout:.3f} s"
+                ) from None
+            plaintext = sealing.open_sealed(
+                answer.sealed_answer,
+                self._sealing_key,
+                answer_info(
+                    held.serial,
+                    self.agency_id,
+                    held.counterpart_agency_id,
+                    held.info_kind,
+                    held.legal_basis_item,
+                ),
+                field="sealed_answer",
+            )
+        except RenkeiError as err:
+            err.metadata.setdefault("serial", str(held.serial))
+            if err.reason == "ANSWER_EXPIRED":
+                await self._store.run(self._store.store.take_ticket, REQUESTER, f.ticket)
+            await self._store.run(
+                self._store.store.append_log,
+                replace(record, outcome=err.code.name, reason=err.reason),
+            )
+            raise
+        await self._store.run(self._store.store.take_ticket, REQUESTER, f.ticket)
+        await self._store.run(
+            self._store.store.append_log,
+            replace(record, content=_content(plaintext), detail="answer fetched with its ticket"),
+        )
+        return QueryResult(
+            held.serial, record.logged_at, held.legal_basis_item, answer.policy_version, plaintext
+        )

@@ -19,6 +19,7 @@ class RelayAnswer:
     legal_basis_item: str
     policy_version: str
     sealed_answer: bytes
+    ticket: str = ""
 
 
 def _hub_error(err: grpc.aio.AioRpcError) -> RenkeiError:
@@ -57,6 +58,24 @@ class HubClient:
                     link_code=link_code,
                     sealed_query=sealed_query,
                 ),
+                timeout=timeout,
+                metadata=outgoing_metadata(),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise _hub_error(err) from None
+        return RelayAnswer(
+            response.serial,
+            response.citation.item,
+            response.citation.policy_version,
+            bytes(response.sealed_answer),
+            response.ticket,
+        )
+
+    async def fetch_answer(self, serial: int, ticket: str, *, timeout: float) -> RelayAnswer:
+        """The sealed answer to a pending exchange (answer-later)."""
+        try:
+            response = await self._stub.FetchAnswer(
+                hub_pb2.FetchAnswerRequest(serial=serial, ticket=ticket),
                 timeout=timeout,
                 metadata=outgoing_metadata(),
             )

@@ -8,7 +8,7 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
-from comm_server.exchange import Exchange, LocalQuery, ProvideCall
+from comm_server.exchange import CollectCall, Exchange, FetchRequest, LocalQuery, ProvideCall
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import PermissionDenied, Unauthenticated
 from renkei.grpcutil.handlers import metadata_value, rpc
@@ -64,7 +64,7 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
         self, request: comm_pb2.ProvideRequest, context: Context
     ) -> comm_pb2.ProvideResponse:
         self._callers.require_hub(context)
-        sealed = await self._exchange.provide(
+        provided = await self._exchange.provide(
             ProvideCall(
                 serial=request.serial,
                 time=_timestamp(request.time),
@@ -77,7 +77,27 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
             ),
             context.time_remaining(),
         )
-        return comm_pb2.ProvideResponse(sealed_answer=sealed)
+        return comm_pb2.ProvideResponse(
+            sealed_answer=provided.sealed_answer, ticket=provided.ticket
+        )
+
+    @rpc("Collect")
+    async def Collect(  # gRPC method names are PascalCase
+        self, request: comm_pb2.CollectRequest, context: Context
+    ) -> comm_pb2.CollectResponse:
+        self._callers.require_hub(context)
+        sealed = await self._exchange.collect(
+            CollectCall(
+                serial=request.serial,
+                ticket=request.ticket,
+                requester_agency_id=request.requester_agency_id,
+                info_kind=request.info_kind,
+                legal_basis_item=request.legal_basis_item,
+                requester_sealing_public_key=request.requester_sealing_public_key,
+            ),
+            context.time_remaining(),
+        )
+        return comm_pb2.CollectResponse(sealed_answer=sealed)
 
 
 class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
@@ -110,5 +130,29 @@ class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
             time=when,
             legal_basis_item=result.legal_basis_item,
             policy_version=result.policy_version,
+            answer=result.answer,
+            state=comm_pb2.ANSWER_STATE_PENDING
+            if result.ticket
+            else comm_pb2.ANSWER_STATE_ANSWERED,
+            ticket=result.ticket,
+        )
+
+    @rpc("FetchAnswer")
+    async def FetchAnswer(  # gRPC method names are PascalCase
+        self, request: comm_pb2.FetchAnswerRequest, context: Context
+    ) -> comm_pb2.FetchAnswerResponse:
+        self._callers.require_own_agency(context)
+        result = await self._exchange.fetch(
+            FetchRequest(
+                ticket=request.ticket, staff_id=request.staff_id, terminal_id=request.terminal_id
+            ),
+            context.time_remaining(),
+        )
+        when = timestamp_pb2.Timestamp()
+        when.FromDatetime(result.time)
+        return comm_pb2.FetchAnswerResponse(
+            serial=result.serial,
+            time=when,
+            legal_basis_item=result.legal_basis_item,
             answer=result.answer,
         )

@@ -60,6 +60,26 @@ agency_log = sa.Table(
     sa.Column("purpose", sa.String(400), nullable=True),
     sa.Column("outcome", sa.String(32), nullable=False),
     sa.Column("reason", sa.String(64), nullable=False),
+    # What the outcome alone does not say, e.g. how late a discarded answer came.
+    sa.Column("detail", sa.String(400), nullable=True),
+)
+
+# Answer-later exchanges (docs/architecture.md): the provider keeps the legacy
+# system's ticket, the requester what it needs to open and log the answer.
+# A row lives from the first half of the exchange to the fetch; no payload.
+answer_tickets = sa.Table(
+    "answer_tickets",
+    metadata,
+    sa.Column("ticket", sa.String(64), primary_key=True),
+    sa.Column("role", sa.String(16), primary_key=True),  # requester | provider
+    sa.Column("serial", sa.BigInteger, nullable=False, index=True),
+    sa.Column("counterpart_agency_id", sa.String(64), nullable=False),
+    sa.Column("info_kind", sa.String(200), nullable=False),
+    sa.Column("legal_basis_item", sa.String(32), nullable=False),
+    sa.Column("local_person_id", sa.String(64), nullable=False),
+    sa.Column("purpose", sa.String(400), nullable=True),
+    sa.Column("legacy_ticket", sa.String(400), nullable=True),
+    sa.Column("created_at", db.UtcDateTime(), nullable=False),
 )
 
 
@@ -78,6 +98,21 @@ class LogRecord:
     purpose: str | None
     outcome: str
     reason: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    ticket: str
+    role: str
+    serial: int
+    counterpart_agency_id: str
+    info_kind: str
+    legal_basis_item: str
+    local_person_id: str
+    purpose: str | None
+    legacy_ticket: str | None
+    created_at: datetime
 
 
 class CommStore:
@@ -283,6 +318,29 @@ class CommStore:
                 sa.select(agency_log).order_by(agency_log.c.id).limit(limit)
             ).mappings()
             return [LogRecord(**{k: v for k, v in r.items() if k != "id"}) for r in rows]
+
+    # -- answer-later tickets ------------------------------------------------
+
+    def add_ticket(self, ticket: Ticket) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(answer_tickets.insert().values(**ticket.__dict__))
+
+    def ticket(self, role: str, ticket: str) -> Ticket | None:
+        t = answer_tickets.c
+        with self._engine.connect() as conn:
+            row = (
+                conn.execute(sa.select(answer_tickets).where(t.role == role, t.ticket == ticket))
+                .mappings()
+                .first()
+            )
+        return None if row is None else Ticket(**row)
+
+    def take_ticket(self, role: str, ticket: str) -> bool:
+        """Remove a ticket; False if it was gone already (a concurrent fetch won)."""
+        t = answer_tickets.c
+        with self._engine.begin() as conn:
+            result = conn.execute(answer_tickets.delete().where(t.role == role, t.ticket == ticket))
+        return bool(result.rowcount)
 
 
 T = TypeVar("T")

@@ -20,16 +20,18 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 
 from hub_server.directory import Agency, Directory
 from hub_server.id_issuer_client import IdKeyState
-from hub_server.log_store import DENIED, OK, AsyncHubLog, LogEntry
+from hub_server.log_store import ANSWER_PENDING, DENIED, OK, AsyncHubLog, LogEntry
 from hub_server.policy import Decision, LegalBasisPolicy
 from renkei import codes, sealing, validate
 from renkei.errors import (
     DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
+    NotFound,
     PermissionDenied,
     RenkeiError,
     Unauthenticated,
+    Unavailable,
 )
 from renkei.logs import event
 
@@ -39,6 +41,7 @@ MAX_INFO_KIND = 200
 MAX_ITEM = 32
 MAX_SEALED_BYTES = 256 * 1024
 MAX_REKEY_BATCH = 1000
+MAX_TICKET = 64
 
 
 @dataclass(frozen=True)
@@ -63,10 +66,37 @@ class ProvideCall:
 
 
 @dataclass(frozen=True)
+class Provided:
+    """A provider's reply: the sealed answer, or a ticket to fetch it later."""
+
+    sealed_answer: bytes
+    ticket: str = ""
+
+
+@dataclass(frozen=True)
+class CollectCall:
+    serial: int
+    ticket: str
+    requester_agency_id: str
+    info_kind: str
+    legal_basis_item: str
+    requester_sealing_public_key: bytes
+
+
+@dataclass(frozen=True)
 class RelayResult:
     serial: int
     time: datetime
     decision: Decision
+    sealed_answer: bytes
+    ticket: str = ""
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    serial: int
+    legal_basis_item: str
+    policy_version: str
     sealed_answer: bytes
 
 
@@ -89,6 +119,10 @@ class RekeyAnswer:
     newest_key_version: int
     current_key_version: int
     newest_id_key_version: int
+
+
+def _ticket_ok(ticket: str) -> bool:
+    return len(ticket) <= MAX_TICKET and ticket.isascii() and ticket.isprintable()
 
 
 class IdIssuerPort(Protocol):
@@ -116,8 +150,12 @@ class KeyAdmin(Protocol):
 
 
 class ProviderGateway(Protocol):
-    async def provide(self, provider: Agency, call: ProvideCall, timeout: float) -> bytes:
-        """The provider's sealed answer; raises RenkeiError on refusal or failure."""
+    async def provide(self, provider: Agency, call: ProvideCall, timeout: float) -> Provided:
+        """The provider's sealed answer or ticket; raises RenkeiError on refusal or failure."""
+        ...
+
+    async def collect(self, provider: Agency, call: CollectCall, timeout: float) -> bytes:
+        """The sealed answer behind a ticket; raises RenkeiError (ANSWER_NOT_READY, ...)."""
         ...
 
 
@@ -244,7 +282,7 @@ class Hub:
                 timeout = min(timeout, time_remaining - self._log_margin)
             if timeout <= 0:
                 raise DeadlineExceeded("DEADLINE_TOO_SHORT", "no time left to ask the provider")
-            sealed_answer = await self._gateway.provide(
+            provided = await self._gateway.provide(
                 provider,
                 ProvideCall(
                     serial=serial,
@@ -258,6 +296,11 @@ class Hub:
                 ),
                 timeout,
             )
+            if provided.ticket and not _ticket_ok(provided.ticket):
+                raise Unavailable(
+                    "PROVIDER_TICKET_INVALID",
+                    "the provider answered with a ticket that is not a short printable string",
+                )
         except RenkeiError as err:
             await self._log.finish(serial, err.code.name, err.reason)
             err.metadata["serial"] = str(serial)
@@ -268,8 +311,78 @@ class Hub:
         except Exception:
             await asyncio.shield(self._log.finish(serial, "INTERNAL", "HUB_FAILURE"))
             raise
-        await self._log.finish(serial, OK, "")
-        return RelayResult(serial, started, decision, sealed_answer)
+        if provided.ticket:
+            await self._log.finish(serial, ANSWER_PENDING, "")
+        else:
+            await self._log.finish(serial, OK, "")
+        return RelayResult(serial, started, decision, provided.sealed_answer, provided.ticket)
+
+    async def fetch_answer(
+        self, requester: Agency, serial: int, ticket: str, time_remaining: float | None
+    ) -> FetchResult:
+        """The answer to the caller's pending exchange, through its provider (answer-later).
+
+        Approval is not done again: the exchange was approved when it was relayed,
+        and only its own requester may fetch, only while it is pending. The
+        ticket is opaque here; the provider checks it and honours it once.
+        """
+        validate.text("ticket", ticket, max_chars=MAX_TICKET)
+        row = await self._log.row(serial) if serial > 0 else None
+        if row is None:
+            raise NotFound(
+                "EXCHANGE_UNKNOWN", f"no exchange with serial {serial}", {"field": "serial"}
+            )
+        if row.entry.requester_agency_id != requester.agency_id:
+            # Logged: someone fishing for another agency's answer is a security event.
+            await self._log.record_fetch(serial, "PERMISSION_DENIED", "NOT_EXCHANGE_REQUESTER")
+            raise PermissionDenied(
+                "NOT_EXCHANGE_REQUESTER",
+                f"exchange {serial} was asked by another agency",
+                {"field": "serial", "serial": str(serial)},
+            )
+        if row.outcome != ANSWER_PENDING:
+            raise FailedPrecondition(
+                "EXCHANGE_NOT_PENDING",
+                f"exchange {serial} has no answer to fetch (outcome {row.outcome})",
+                {"field": "serial", "serial": str(serial)},
+            )
+        if any(outcome == OK for _, outcome, _ in await self._log.fetches(serial)):
+            raise FailedPrecondition(
+                "ANSWER_ALREADY_FETCHED",
+                f"the answer to exchange {serial} was fetched already; tickets are single-use",
+                {"field": "ticket", "serial": str(serial)},
+            )
+        provider = self.directory.get(row.entry.provider_agency_id)
+        try:
+            timeout = self._relay_ceiling
+            if time_remaining is not None:
+                timeout = min(timeout, time_remaining - self._log_margin)
+            if timeout <= 0:
+                raise DeadlineExceeded("DEADLINE_TOO_SHORT", "no time left to ask the provider")
+            sealed_answer = await self._gateway.collect(
+                provider,
+                CollectCall(
+                    serial=serial,
+                    ticket=ticket,
+                    requester_agency_id=requester.agency_id,
+                    info_kind=row.entry.info_kind,
+                    legal_basis_item=row.entry.legal_basis_item,
+                    requester_sealing_public_key=requester.sealing_public_key,
+                ),
+                timeout,
+            )
+        except RenkeiError as err:
+            await self._log.record_fetch(serial, err.code.name, err.reason)
+            err.metadata["serial"] = str(serial)
+            raise
+        except asyncio.CancelledError:
+            await asyncio.shield(self._log.record_fetch(serial, "CANCELLED", "CALLER_CANCELLED"))
+            raise
+        await self._log.record_fetch(serial, OK, "")
+        event(_log, "pending answer fetched", serial=serial)
+        return FetchResult(
+            serial, row.entry.legal_basis_item, row.entry.policy_version, sealed_answer
+        )
 
     # -- binding ----------------------------------------------------------
 

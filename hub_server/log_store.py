@@ -47,7 +47,20 @@ person_key_aliases = sa.Table(
     sa.Column("recorded_at", UtcDateTime(), nullable=False),
 )
 
+# Answer-later (docs/architecture.md): each fetch of a pending exchange's
+# answer, under the exchange's serial; the hub_log row is the first half.
+hub_log_fetches = sa.Table(
+    "hub_log_fetches",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("serial", sa.BigInteger, nullable=False, index=True),
+    sa.Column("logged_at", UtcDateTime(), nullable=False),
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+)
+
 PENDING = "PENDING"
+ANSWER_PENDING = "ANSWER_PENDING"
 OK = "OK"
 DENIED = "DENIED"
 INTERRUPTED = "INTERRUPTED"
@@ -104,6 +117,9 @@ class HubLogRepository(Protocol):
     def rows(self, limit: int = 1000) -> list[LogRow]: ...
     def mark_interrupted(self) -> int: ...
     def apply(self, ops: list[LogOp]) -> list[int]: ...
+    def row(self, serial: int) -> LogRow | None: ...
+    def record_fetch(self, serial: int, outcome: str, reason: str) -> None: ...
+    def fetches(self, serial: int) -> list[tuple[datetime, str, str]]: ...
 
 
 def _now() -> datetime:
@@ -228,6 +244,27 @@ class SqlHubLog:
                 keys |= frontier
         return keys
 
+    def row(self, serial: int) -> LogRow | None:
+        rows = self._select(sa.select(hub_log).where(hub_log.c.serial == serial))
+        return rows[0] if rows else None
+
+    def record_fetch(self, serial: int, outcome: str, reason: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                hub_log_fetches.insert().values(
+                    serial=serial, logged_at=_now(), outcome=outcome, reason=reason
+                )
+            )
+
+    def fetches(self, serial: int) -> list[tuple[datetime, str, str]]:
+        """(logged at, outcome, reason) of each fetch of the exchange's answer, in order."""
+        f = hub_log_fetches.c
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(f.logged_at, f.outcome, f.reason).where(f.serial == serial).order_by(f.id)
+            ).all()
+        return [(r.logged_at, r.outcome, r.reason) for r in rows]
+
     def rows(self, limit: int = 1000) -> list[LogRow]:
         return self._select(sa.select(hub_log).order_by(hub_log.c.serial).limit(limit))
 
@@ -324,6 +361,19 @@ class AsyncHubLog:
             for (_, done), result in zip(batch, results, strict=True):
                 if not done.done():
                     done.set_result(result)
+
+    async def row(self, serial: int) -> LogRow | None:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, self.repo.row, serial)
+
+    async def fetches(self, serial: int) -> list[tuple[datetime, str, str]]:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, self.repo.fetches, serial
+        )
+
+    async def record_fetch(self, serial: int, outcome: str, reason: str) -> None:
+        await asyncio.get_running_loop().run_in_executor(
+            self._pool, self.repo.record_fetch, serial, outcome, reason
+        )
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -6,12 +6,21 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from hub_server.directory import Agency
-from hub_server.linkage import ProvideCall
+from hub_server.linkage import CollectCall, ProvideCall, Provided
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
-from renkei.errors import from_rpc_error
+from renkei.errors import RenkeiError, from_rpc_error
 from renkei.grpcutil.client import channel
 from renkei.grpcutil.handlers import outgoing_metadata
 from renkei.pki import TlsFiles
+
+
+def _provider_error(err: grpc.aio.AioRpcError) -> RenkeiError:
+    fallback = (
+        "PROVIDER_DEADLINE_EXCEEDED"
+        if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+        else "PROVIDER_UNAVAILABLE"
+    )
+    return from_rpc_error(err, fallback_reason=fallback)
 
 
 class GrpcProviderGateway:
@@ -29,7 +38,7 @@ class GrpcProviderGateway:
             stub = self._stubs[endpoint] = comm_pb2_grpc.ProviderServiceStub(ch)
         return stub
 
-    async def provide(self, provider: Agency, call: ProvideCall, timeout: float) -> bytes:
+    async def provide(self, provider: Agency, call: ProvideCall, timeout: float) -> Provided:
         when = timestamp_pb2.Timestamp()
         when.FromDatetime(call.time)
         request = comm_pb2.ProvideRequest(
@@ -47,12 +56,24 @@ class GrpcProviderGateway:
                 request, timeout=timeout, metadata=outgoing_metadata()
             )
         except grpc.aio.AioRpcError as err:
-            fallback = (
-                "PROVIDER_DEADLINE_EXCEEDED"
-                if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-                else "PROVIDER_UNAVAILABLE"
+            raise _provider_error(err) from None
+        return Provided(bytes(response.sealed_answer), response.ticket)
+
+    async def collect(self, provider: Agency, call: CollectCall, timeout: float) -> bytes:
+        request = comm_pb2.CollectRequest(
+            serial=call.serial,
+            ticket=call.ticket,
+            requester_agency_id=call.requester_agency_id,
+            info_kind=call.info_kind,
+            legal_basis_item=call.legal_basis_item,
+            requester_sealing_public_key=call.requester_sealing_public_key,
+        )
+        try:
+            response = await self._stub(provider.endpoint).Collect(
+                request, timeout=timeout, metadata=outgoing_metadata()
             )
-            raise from_rpc_error(err, fallback_reason=fallback) from None
+        except grpc.aio.AioRpcError as err:
+            raise _provider_error(err) from None
         return bytes(response.sealed_answer)
 
     async def close(self) -> None:

@@ -86,6 +86,23 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             time=when,
             citation=_citation(result.decision),
             sealed_answer=result.sealed_answer,
+            ticket=result.ticket,
+        )
+
+    @rpc("FetchAnswer")
+    async def FetchAnswer(  # gRPC method names are PascalCase
+        self, request: hub_pb2.FetchAnswerRequest, context: Context
+    ) -> hub_pb2.FetchAnswerResponse:
+        caller = self._hub.caller(self._caller_id(context))
+        result = await self._hub.fetch_answer(
+            caller, request.serial, request.ticket, context.time_remaining()
+        )
+        return hub_pb2.FetchAnswerResponse(
+            serial=result.serial,
+            citation=hub_pb2.Citation(
+                item=result.legal_basis_item, policy_version=result.policy_version
+            ),
+            sealed_answer=result.sealed_answer,
         )
 
     @rpc("IssueLinkCode")

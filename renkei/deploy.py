@@ -6,7 +6,7 @@ end-to-end tests, so all of them run the same files the same way.
     <root>/pki/                 CA, hub and agency certificates
     <root>/hub/                 hub.toml, master.key, directory.toml, policy/ (versions), hub.db
     <root>/id_issuer/           issuer.toml, master.key, id_issuer.db (the ID key)
-    <root>/agencies/<id>/       comm.toml, master.key, legacy_records.json, comm_<id>.db
+    <root>/agencies/<id>/       comm.toml, master.key, staff.csv, legacy_records.json, comm_<id>.db
 
 Each party's data keys live in its own database, wrapped under its own
 master key (``renkei.keystore``).
@@ -28,6 +28,7 @@ from sqlalchemy.engine import Engine
 
 from comm_server.config import CommConfig
 from comm_server.keys import provision as comm_key_setup
+from comm_server.staff_register import Grant, render
 from comm_server.store import open_key_store as open_comm_key_store
 from hub_server.config import HubConfig
 from hub_server.keys import provision as hub_key_setup
@@ -123,6 +124,8 @@ class Settings:
     database_url: str | None = None
     schema_prefix: str = "renkei"
     extra_hub: Mapping[str, Any] = field(default_factory=dict)
+    # Staff registered at every agency besides the demo's own (tests use this).
+    extra_staff: Sequence[Grant] = ()
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -164,6 +167,36 @@ def _db(settings: Settings, party: str) -> dict[str, str]:
     return {"database_url": settings.database_url, "database_schema": schema}
 
 
+def demo_staff(agency_id: str) -> list[Grant]:
+    """The demo's staff at one agency, each at the terminal and for the affair its queries use."""
+    from renkei.demo_data import queries, residents  # the demo's world, only when deploying
+
+    grants: dict[tuple[str, str], Grant] = {}
+    for q in queries(residents()):
+        if q.requester != agency_id:
+            continue
+        old = grants.get((q.staff_id, q.terminal_id))
+        kinds = sorted({q.info_kind, *(old.info_kinds if old else ())})
+        items = sorted({q.item, *(old.legal_basis_items if old else ())})
+        grants[(q.staff_id, q.terminal_id)] = Grant(
+            q.staff_id, (q.terminal_id,), tuple(kinds), tuple(items), name="demo staff"
+        )
+    return list(grants.values())
+
+
+def write_staff_register(path: Path, agency_id: str, grants: Sequence[Grant]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        render(
+            grants,
+            f"Staff register of agency {agency_id} (R19): who may do exchange work,\n"
+            "for which kinds of information and legal-basis items, from which terminals.\n"
+            "Columns: docs/operations.md. Changes take effect while the server runs.",
+        ),
+        encoding="utf-8",
+    )
+
+
 def init_deployment(
     root: Path,
     agencies: Sequence[AgencySpec],
@@ -184,6 +217,11 @@ def init_deployment(
         folder = layout.agency_dir(agency.agency_id)
         folder.mkdir(parents=True, exist_ok=True)
         create_master_key_file(folder / "master.key")
+        write_staff_register(
+            folder / "staff.csv",
+            agency.agency_id,
+            [*demo_staff(agency.agency_id), *settings.extra_staff],
+        )
         _write_toml(
             layout.comm_config(agency.agency_id),
             {
@@ -197,6 +235,7 @@ def init_deployment(
                     "answer_timeout_seconds": settings.answer_timeout_seconds,
                     "query_timeout_seconds": settings.query_timeout_seconds,
                     "log_level": settings.log_level,
+                    "staff_register": "staff.csv",
                 },
                 "legacy": {
                     "kind": "jsonl",

@@ -35,6 +35,16 @@ class LegacyClient(Protocol):
         ...
 
 
+@runtime_checkable
+class BatchLegacyClient(LegacyClient, Protocol):
+    async def submit(
+        self, local_person_id: str, info_kind: str, query: bytes, *, timeout: float
+    ) -> str: ...  # ticket
+    async def collect(
+        self, ticket: str, *, timeout: float
+    ) -> bytes | None: ...  # None = not ready yet
+
+
 from .jsonl_client import JsonlLegacyClient  # noqa: E402
 
-__all__ = ["JsonlLegacyClient", "LegacyClient"]
+__all__ = ["BatchLegacyClient", "JsonlLegacyClient", "LegacyClient"]

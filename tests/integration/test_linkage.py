@@ -30,7 +30,16 @@ def test_lawful_query_returns_the_providers_record_and_logs_three_shares(
     loop: LoopThread, topo: Topology
 ) -> None:
     person = topo.people[0]
-    request = query(CITY, person, PENSION, PENSION_INFO, "二十七", purpose="賦課", staff_id="Y-1")
+    request = query(
+        CITY,
+        person,
+        PENSION,
+        PENSION_INFO,
+        "二十七",
+        purpose="賦課",
+        staff_id="Y-1203",
+        terminal_id="YOK-TAX-07",
+    )
     response = loop.run(_query(topo, CITY, request))
     expected = legacy_records(topo.people)[PENSION][person.local_ids[PENSION]][PENSION_INFO]
     assert json.loads(response.answer) == expected  # type: ignore[attr-defined]
@@ -48,7 +57,7 @@ def test_lawful_query_returns_the_providers_record_and_logs_three_shares(
 
     asked = [r for r in topo.store(CITY).log_rows() if r.serial == serial]
     assert [(r.role, r.staff_id, r.purpose, r.outcome) for r in asked] == [
-        ("requester", "Y-1", "賦課", "OK")
+        ("requester", "Y-1203", "賦課", "OK")
     ]
     assert json.loads(asked[0].content) == expected
     answered = [r for r in topo.store(PENSION).log_rows() if r.serial == serial]

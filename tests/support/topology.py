@@ -6,6 +6,8 @@ files ``renkei.deploy`` wrote, over mutual TLS.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -14,6 +16,8 @@ import grpc
 from comm_server import bootstrap as comm_bootstrap
 from comm_server.binding import bind_all
 from comm_server.config import CommConfig
+from comm_server.legacy import LegacyClient
+from comm_server.staff_register import Grant
 from comm_server.store import CommStore
 from hub_server import bootstrap as hub_bootstrap
 from hub_server.config import HubConfig
@@ -22,6 +26,7 @@ from hub_server.log_store import SqlHubLog
 from id_issuer import bootstrap as issuer_bootstrap
 from id_issuer.config import IdIssuerConfig
 from id_issuer.issuer import IdIssuer
+from legacy_stubs.jsonl_records.protocol import GARBAGE, LookupRequest
 from legacy_stubs.jsonl_records.server import StubServer
 from legacy_stubs.jsonl_records.store import RecordStore, write_records
 from numbering import bootstrap as numbering_bootstrap
@@ -40,6 +45,33 @@ from renkei.identities import issue_numbers, seed_registry
 from renkei.pki import TlsFiles
 
 CITY, PENSION, MINISTER = (a.agency_id for a in DEMO_AGENCIES)
+# What query() sends: registered at every agency for every affair, at terminal T-1.
+TEST_STAFF = Grant("S-1", ("T-1",), name="test staff")
+
+
+class PersonFaultStub(StubServer):
+    """The JSON-lines stub with faults for chosen persons only, so one bad request
+    can run beside good ones: ``person_faults[local_person_id] = "drop" | "garbage" | "slow"``
+    ("slow": answer after ``slow_seconds``)."""
+
+    slow_seconds = 1.5
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.person_faults: dict[str, str] = {}
+
+    async def _lookup(
+        self, request: LookupRequest, writer: asyncio.StreamWriter, peer: str
+    ) -> bool:
+        fault = self.person_faults.get(request.local_person_id)
+        if fault == "slow":
+            await asyncio.sleep(self.slow_seconds)
+        if fault == "drop":
+            return False
+        if fault == "garbage":
+            await self._send(writer, GARBAGE)
+            return True
+        return await super()._lookup(request, writer, peer)
 
 
 @dataclass
@@ -48,7 +80,7 @@ class Topology:
     endpoints: Endpoints
     hub: hub_bootstrap.HubServer
     comms: dict[str, comm_bootstrap.CommServer]
-    stubs: dict[str, StubServer]
+    stubs: dict[str, PersonFaultStub]
     people: list[Resident]
     id_issuer: issuer_bootstrap.IdIssuerServer
     numbering: numbering_bootstrap.NumberingServer
@@ -117,13 +149,23 @@ def query(
     return comm_pb2.QueryRequest(**fields)  # type: ignore[arg-type]
 
 
-async def start_topology(root: Path, settings: Settings | None = None) -> Topology:
-    """Every server binds port 0; configs and the directory learn the real ports after."""
+async def start_topology(
+    root: Path,
+    settings: Settings | None = None,
+    legacy: Mapping[str, LegacyClient] | None = None,
+) -> Topology:
+    """Every server binds port 0; configs and the directory learn the real ports after.
+
+    ``legacy`` puts another legacy client (e.g. a fake batch system) in front
+    of an agency's communication server instead of its JSON-lines stub.
+    """
     settings = settings or Settings(answer_timeout_seconds=0.5, query_timeout_seconds=3.0)
+    if not settings.extra_staff:
+        settings = replace(settings, extra_staff=(TEST_STAFF,))
     people = residents()
     stubs = {}
     for agency_id, records in legacy_records(people).items():
-        stub = StubServer(RecordStore(records), port=0)
+        stub = PersonFaultStub(RecordStore(records), port=0)
         await stub.start()
         stubs[agency_id] = stub
     endpoints = Endpoints(
@@ -162,7 +204,10 @@ async def start_topology(root: Path, settings: Settings | None = None) -> Topolo
                 if aid in p.local_ids
             ],
         )
-    comms = {aid: await comm_bootstrap.create_server(c) for aid, c in configs.items()}
+    comms = {
+        aid: await comm_bootstrap.create_server(c, (legacy or {}).get(aid))
+        for aid, c in configs.items()
+    }
     hub.hub.directory = Directory(
         replace(agency, endpoint=f"127.0.0.1:{comms[agency.agency_id].port}")
         for agency in hub.hub.directory

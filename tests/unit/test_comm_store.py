@@ -61,3 +61,54 @@ def test_log_rows_keep_every_field_and_the_instant(store: CommStore) -> None:
     assert row.logged_at == NOW
     assert row.logged_at.tzinfo is not None
     assert row == LogRecord(**{**record.__dict__, "logged_at": row.logged_at})
+
+
+def test_answer_tickets_are_kept_per_role_and_taken_once(store: CommStore) -> None:
+    from comm_server.store import Ticket
+
+    ticket = Ticket(
+        ticket="t" * 32,
+        role="provider",
+        serial=42,
+        counterpart_agency_id="141003",
+        info_kind="年金給付関係情報",
+        legal_basis_item="二十七",
+        local_person_id="1234-567890",
+        purpose=None,
+        legacy_ticket="REQ-00001.csv",
+        created_at=NOW,
+    )
+    store.add_ticket(ticket)
+    store.add_ticket(Ticket(**{**ticket.__dict__, "role": "requester", "purpose": "賦課"}))
+    held = store.ticket("provider", "t" * 32)
+    assert held is not None
+    assert (held.serial, held.legacy_ticket, held.purpose) == (42, "REQ-00001.csv", None)
+    assert store.ticket("provider", "u" * 32) is None
+    assert store.take_ticket("provider", "t" * 32) is True
+    assert store.take_ticket("provider", "t" * 32) is False
+    assert store.ticket("provider", "t" * 32) is None
+    requester = store.ticket("requester", "t" * 32)
+    assert requester is not None
+    assert requester.purpose == "賦課"
+
+
+def test_a_log_row_may_carry_a_detail(store: CommStore) -> None:
+    record = LogRecord(
+        serial=8,
+        role="provider",
+        logged_at=NOW,
+        counterpart_agency_id="141003",
+        info_kind="年金給付関係情報",
+        legal_basis_item="二十七",
+        local_person_id="P1",
+        staff_id="auto-responder",
+        terminal_id="comm-nenkin",
+        content="",
+        purpose=None,
+        outcome="LATE_ANSWER",
+        reason="LATE_ANSWER_DISCARDED",
+        detail="answered after 1.503 s, 1.003 s past the 0.5 s limit; discarded, never relayed",
+    )
+    store.append_log(record)
+    [row] = store.log_rows()
+    assert row.detail == record.detail

@@ -398,3 +398,22 @@ def test_group_commit_failure_reaches_every_waiter_and_the_writer_recovers(
     # Nothing a failed waiter was told about is in the log, nothing is half-written.
     assert all(isinstance(r, int) and r in written for r in first if not isinstance(r, Exception))
     assert len(written) == 1 + sum(1 for r in first if isinstance(r, int))
+
+
+def test_fetches_are_logged_under_the_exchange_serial(repo: SqlHubLog) -> None:
+    from hub_server.log_store import ANSWER_PENDING
+
+    serial = repo.begin(_entry())
+    repo.finish(serial, ANSWER_PENDING, "")
+    row = repo.row(serial)
+    assert row is not None
+    assert row.outcome == ANSWER_PENDING
+    assert repo.row(serial + 1000) is None
+    assert repo.fetches(serial) == []
+    repo.record_fetch(serial, "UNAVAILABLE", "ANSWER_NOT_READY")
+    repo.record_fetch(serial, OK, "")
+    assert [(o, r) for _, o, r in repo.fetches(serial)] == [
+        ("UNAVAILABLE", "ANSWER_NOT_READY"),
+        (OK, ""),
+    ]
+    assert repo.mark_interrupted() == 0  # a pending answer is not an interrupted exchange

@@ -6,6 +6,7 @@ isort:skip_file
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -16,6 +17,28 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _AnswerState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AnswerStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AnswerState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ANSWER_STATE_UNSPECIFIED: _AnswerState.ValueType  # 0
+    ANSWER_STATE_ANSWERED: _AnswerState.ValueType  # 1
+    """The answer is in the response."""
+    ANSWER_STATE_PENDING: _AnswerState.ValueType  # 2
+    """The provider's legacy system answers later (by file): fetch it with the ticket."""
+
+class AnswerState(_AnswerState, metaclass=_AnswerStateEnumTypeWrapper):
+    """Whether an exchange's answer came with it or is to be fetched later."""
+
+ANSWER_STATE_UNSPECIFIED: AnswerState.ValueType  # 0
+ANSWER_STATE_ANSWERED: AnswerState.ValueType  # 1
+"""The answer is in the response."""
+ANSWER_STATE_PENDING: AnswerState.ValueType  # 2
+"""The provider's legacy system answers later (by file): fetch it with the ticket."""
+Global___AnswerState: _TypeAlias = AnswerState  # noqa: Y015
 
 @_typing.final
 class ProvideRequest(_message.Message):
@@ -67,8 +90,68 @@ class ProvideResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SEALED_ANSWER_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
     sealed_answer: _builtins.bytes
-    """The answer sealed (HPKE) to the requester."""
+    """The answer sealed (HPKE) to the requester; empty when ticket is set."""
+    ticket: _builtins.str
+    """Set when the answer comes later: opaque to the hub, single-use."""
+    def __init__(
+        self,
+        *,
+        sealed_answer: _builtins.bytes = ...,
+        ticket: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sealed_answer", b"sealed_answer", "ticket", b"ticket"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProvideResponse: _TypeAlias = ProvideResponse  # noqa: Y015
+
+@_typing.final
+class CollectRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIAL_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
+    REQUESTER_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    INFO_KIND_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_ITEM_FIELD_NUMBER: _builtins.int
+    REQUESTER_SEALING_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    serial: _builtins.int
+    """The serial of the exchange Provide answered with the ticket."""
+    ticket: _builtins.str
+    requester_agency_id: _builtins.str
+    info_kind: _builtins.str
+    legal_basis_item: _builtins.str
+    requester_sealing_public_key: _builtins.bytes
+    """The requester's sealing key, from the hub's agency directory."""
+    def __init__(
+        self,
+        *,
+        serial: _builtins.int = ...,
+        ticket: _builtins.str = ...,
+        requester_agency_id: _builtins.str = ...,
+        info_kind: _builtins.str = ...,
+        legal_basis_item: _builtins.str = ...,
+        requester_sealing_public_key: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "legal_basis_item", b"legal_basis_item", "requester_agency_id", b"requester_agency_id", "requester_sealing_public_key", b"requester_sealing_public_key", "serial", b"serial", "ticket", b"ticket"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CollectRequest: _TypeAlias = CollectRequest  # noqa: Y015
+
+@_typing.final
+class CollectResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEALED_ANSWER_FIELD_NUMBER: _builtins.int
+    sealed_answer: _builtins.bytes
+    """The answer sealed (HPKE) to the requester, bound to the serial as Provide's."""
     def __init__(
         self,
         *,
@@ -80,7 +163,7 @@ class ProvideResponse(_message.Message):
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ProvideResponse: _TypeAlias = ProvideResponse  # noqa: Y015
+Global___CollectResponse: _TypeAlias = CollectResponse  # noqa: Y015
 
 @_typing.final
 class QueryRequest(_message.Message):
@@ -135,11 +218,18 @@ class QueryResponse(_message.Message):
     LEGAL_BASIS_ITEM_FIELD_NUMBER: _builtins.int
     POLICY_VERSION_FIELD_NUMBER: _builtins.int
     ANSWER_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
     serial: _builtins.int
     legal_basis_item: _builtins.str
     policy_version: _builtins.str
     answer: _builtins.bytes
-    """The provider's answer, opened by this server, as the provider's legacy system gave it."""
+    """The provider's answer, opened by this server, as the provider's legacy system gave it.
+    Empty while state is ANSWER_STATE_PENDING.
+    """
+    state: Global___AnswerState.ValueType
+    ticket: _builtins.str
+    """With ANSWER_STATE_PENDING: pass it to FetchAnswer. Opaque, single-use."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -150,11 +240,73 @@ class QueryResponse(_message.Message):
         legal_basis_item: _builtins.str = ...,
         policy_version: _builtins.str = ...,
         answer: _builtins.bytes = ...,
+        state: Global___AnswerState.ValueType = ...,
+        ticket: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "legal_basis_item", b"legal_basis_item", "policy_version", b"policy_version", "serial", b"serial", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "legal_basis_item", b"legal_basis_item", "policy_version", b"policy_version", "serial", b"serial", "state", b"state", "ticket", b"ticket", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___QueryResponse: _TypeAlias = QueryResponse  # noqa: Y015
+
+@_typing.final
+class FetchAnswerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TICKET_FIELD_NUMBER: _builtins.int
+    STAFF_ID_FIELD_NUMBER: _builtins.int
+    TERMINAL_ID_FIELD_NUMBER: _builtins.int
+    ticket: _builtins.str
+    """The ticket a QueryResponse gave."""
+    staff_id: _builtins.str
+    """Staff member and terminal fetching the answer (R23 (7), (9)); checked
+    against the staff register like a query.
+    """
+    terminal_id: _builtins.str
+    def __init__(
+        self,
+        *,
+        ticket: _builtins.str = ...,
+        staff_id: _builtins.str = ...,
+        terminal_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["staff_id", b"staff_id", "terminal_id", b"terminal_id", "ticket", b"ticket"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchAnswerRequest: _TypeAlias = FetchAnswerRequest  # noqa: Y015
+
+@_typing.final
+class FetchAnswerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIAL_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_ITEM_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    serial: _builtins.int
+    """The serial of the original query."""
+    legal_basis_item: _builtins.str
+    answer: _builtins.bytes
+    """The provider's answer, opened by this server."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        serial: _builtins.int = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        legal_basis_item: _builtins.str = ...,
+        answer: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "legal_basis_item", b"legal_basis_item", "serial", b"serial", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchAnswerResponse: _TypeAlias = FetchAnswerResponse  # noqa: Y015

@@ -41,6 +41,11 @@ class ProviderServiceStub:
                 request_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.ProvideRequest.SerializeToString,
                 response_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.ProvideResponse.FromString,
                 _registered_method=True)
+        self.Collect = channel.unary_unary(
+                '/renkei.comm.v1.ProviderService/Collect',
+                request_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.CollectRequest.SerializeToString,
+                response_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.CollectResponse.FromString,
+                _registered_method=True)
 
 
 class ProviderServiceServicer:
@@ -56,6 +61,15 @@ class ProviderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Collect(self, request, context):
+        """Answer-later: collects from the legacy system the answer to an exchange
+        that Provide answered with a ticket, and returns it sealed to the
+        requester exactly as Provide would have. A ticket is single-use.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProviderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -63,6 +77,11 @@ def add_ProviderServiceServicer_to_server(servicer, server):
                     servicer.Provide,
                     request_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.ProvideRequest.FromString,
                     response_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.ProvideResponse.SerializeToString,
+            ),
+            'Collect': grpc.unary_unary_rpc_method_handler(
+                    servicer.Collect,
+                    request_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.CollectRequest.FromString,
+                    response_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.CollectResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -104,6 +123,33 @@ class ProviderService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def Collect(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/renkei.comm.v1.ProviderService/Collect',
+            renkei_dot_comm_dot_v1_dot_comm__pb2.CollectRequest.SerializeToString,
+            renkei_dot_comm_dot_v1_dot_comm__pb2.CollectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class RequesterServiceStub:
     """What a communication server offers its own agency's legacy side: asking
@@ -122,6 +168,11 @@ class RequesterServiceStub:
                 request_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.QueryRequest.SerializeToString,
                 response_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.QueryResponse.FromString,
                 _registered_method=True)
+        self.FetchAnswer = channel.unary_unary(
+                '/renkei.comm.v1.RequesterService/FetchAnswer',
+                request_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.FetchAnswerRequest.SerializeToString,
+                response_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.FetchAnswerResponse.FromString,
+                _registered_method=True)
 
 
 class RequesterServiceServicer:
@@ -137,6 +188,15 @@ class RequesterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FetchAnswer(self, request, context):
+        """Fetches the answer to a query that was answered with a ticket
+        (state ANSWER_STATE_PENDING). Not ready yet: UNAVAILABLE with reason
+        ANSWER_NOT_READY and metadata retry_after_seconds.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RequesterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -144,6 +204,11 @@ def add_RequesterServiceServicer_to_server(servicer, server):
                     servicer.Query,
                     request_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.QueryRequest.FromString,
                     response_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.QueryResponse.SerializeToString,
+            ),
+            'FetchAnswer': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchAnswer,
+                    request_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.FetchAnswerRequest.FromString,
+                    response_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.FetchAnswerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -176,6 +241,33 @@ class RequesterService:
             '/renkei.comm.v1.RequesterService/Query',
             renkei_dot_comm_dot_v1_dot_comm__pb2.QueryRequest.SerializeToString,
             renkei_dot_comm_dot_v1_dot_comm__pb2.QueryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchAnswer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/renkei.comm.v1.RequesterService/FetchAnswer',
+            renkei_dot_comm_dot_v1_dot_comm__pb2.FetchAnswerRequest.SerializeToString,
+            renkei_dot_comm_dot_v1_dot_comm__pb2.FetchAnswerResponse.FromString,
             options,
             channel_credentials,
             insecure,

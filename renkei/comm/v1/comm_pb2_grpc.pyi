@@ -39,6 +39,11 @@ class ProviderServiceStub:
     """Looks the person up by the provider's own link code, asks the legacy
     system and returns the answer sealed to the requester.
     """
+    Collect: _grpc.UnaryUnaryMultiCallable[_comm_pb2.CollectRequest, _comm_pb2.CollectResponse]
+    """Answer-later: collects from the legacy system the answer to an exchange
+    that Provide answered with a ticket, and returns it sealed to the
+    requester exactly as Provide would have. A ticket is single-use.
+    """
 
 @_typing.type_check_only
 class ProviderServiceAsyncStub(ProviderServiceStub):
@@ -50,6 +55,11 @@ class ProviderServiceAsyncStub(ProviderServiceStub):
     Provide: _aio.UnaryUnaryMultiCallable[_comm_pb2.ProvideRequest, _comm_pb2.ProvideResponse]  # type: ignore[assignment]
     """Looks the person up by the provider's own link code, asks the legacy
     system and returns the answer sealed to the requester.
+    """
+    Collect: _aio.UnaryUnaryMultiCallable[_comm_pb2.CollectRequest, _comm_pb2.CollectResponse]  # type: ignore[assignment]
+    """Answer-later: collects from the legacy system the answer to an exchange
+    that Provide answered with a ticket, and returns it sealed to the
+    requester exactly as Provide would have. A ticket is single-use.
     """
 
 class ProviderServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -67,6 +77,17 @@ class ProviderServiceServicer(metaclass=_abc_1.ABCMeta):
         system and returns the answer sealed to the requester.
         """
 
+    @_abc_1.abstractmethod
+    def Collect(
+        self,
+        request: _comm_pb2.CollectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_comm_pb2.CollectResponse, _abc.Awaitable[_comm_pb2.CollectResponse]]:
+        """Answer-later: collects from the legacy system the answer to an exchange
+        that Provide answered with a ticket, and returns it sealed to the
+        requester exactly as Provide would have. A ticket is single-use.
+        """
+
 def add_ProviderServiceServicer_to_server(servicer: ProviderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class RequesterServiceStub:
@@ -81,6 +102,11 @@ class RequesterServiceStub:
     def __new__(cls, channel: _aio.Channel) -> RequesterServiceAsyncStub: ...
     Query: _grpc.UnaryUnaryMultiCallable[_comm_pb2.QueryRequest, _comm_pb2.QueryResponse]
     """Asks a provider for one person's information."""
+    FetchAnswer: _grpc.UnaryUnaryMultiCallable[_comm_pb2.FetchAnswerRequest, _comm_pb2.FetchAnswerResponse]
+    """Fetches the answer to a query that was answered with a ticket
+    (state ANSWER_STATE_PENDING). Not ready yet: UNAVAILABLE with reason
+    ANSWER_NOT_READY and metadata retry_after_seconds.
+    """
 
 @_typing.type_check_only
 class RequesterServiceAsyncStub(RequesterServiceStub):
@@ -92,6 +118,11 @@ class RequesterServiceAsyncStub(RequesterServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     Query: _aio.UnaryUnaryMultiCallable[_comm_pb2.QueryRequest, _comm_pb2.QueryResponse]  # type: ignore[assignment]
     """Asks a provider for one person's information."""
+    FetchAnswer: _aio.UnaryUnaryMultiCallable[_comm_pb2.FetchAnswerRequest, _comm_pb2.FetchAnswerResponse]  # type: ignore[assignment]
+    """Fetches the answer to a query that was answered with a ticket
+    (state ANSWER_STATE_PENDING). Not ready yet: UNAVAILABLE with reason
+    ANSWER_NOT_READY and metadata retry_after_seconds.
+    """
 
 class RequesterServiceServicer(metaclass=_abc_1.ABCMeta):
     """What a communication server offers its own agency's legacy side: asking
@@ -106,5 +137,16 @@ class RequesterServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_comm_pb2.QueryResponse, _abc.Awaitable[_comm_pb2.QueryResponse]]:
         """Asks a provider for one person's information."""
+
+    @_abc_1.abstractmethod
+    def FetchAnswer(
+        self,
+        request: _comm_pb2.FetchAnswerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_comm_pb2.FetchAnswerResponse, _abc.Awaitable[_comm_pb2.FetchAnswerResponse]]:
+        """Fetches the answer to a query that was answered with a ticket
+        (state ANSWER_STATE_PENDING). Not ready yet: UNAVAILABLE with reason
+        ANSWER_NOT_READY and metadata retry_after_seconds.
+        """
 
 def add_RequesterServiceServicer_to_server(servicer: RequesterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

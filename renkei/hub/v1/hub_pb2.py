@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17renkei/hub/v1/hub.proto\x12\rrenkei.hub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n\x08\x43itation\x12\x0c\n\x04item\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x66\x66\x61ir\x18\x02 \x01(\t\x12\x16\n\x0epolicy_version\x18\x03 \x01(\t\"Y\n\x0e\x41pproveRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tinfo_kind\x18\x02 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\"\x88\x01\n\x0f\x41pproveResponse\x12)\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x17.renkei.hub.v1.Decision\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12)\n\x08\x63itation\x18\x04 \x01(\x0b\x32\x17.renkei.hub.v1.Citation\"A\n\x10TranslateRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tlink_code\x18\x02 \x01(\t\"k\n\x11TranslateResponse\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x1d\n\x15link_code_key_version\x18\x02 \x01(\r\x12\x1b\n\x13\x63urrent_key_version\x18\x03 \x01(\r\"\x80\x01\n\x0cRelayRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tinfo_kind\x18\x02 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x11\n\tlink_code\x18\x04 \x01(\t\x12\x14\n\x0csealed_query\x18\x05 \x01(\x0c\"\x8b\x01\n\rRelayResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08\x63itation\x18\x03 \x01(\x0b\x32\x17.renkei.hub.v1.Citation\x12\x15\n\rsealed_answer\x18\x04 \x01(\x0c\".\n\x14IssueLinkCodeRequest\x12\x16\n\x0esealed_id_code\x18\x01 \x01(\x0c\"W\n\x15IssueLinkCodeResponse\x12\x11\n\tlink_code\x18\x01 \x01(\t\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\x12\x16\n\x0eid_key_version\x18\x03 \x01(\r\"%\n\x10GetAgencyRequest\x12\x11\n\tagency_id\x18\x01 \x01(\t\":\n\x11GetAgencyResponse\x12%\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x15.renkei.hub.v1.Agency\"^\n\x06\x41gency\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x1a\n\x12sealing_public_key\x18\x03 \x01(\x0c\x12\x0f\n\x07\x63lasses\x18\x04 \x03(\t\"+\n\x15RekeyLinkCodesRequest\x12\x12\n\nlink_codes\x18\x01 \x03(\t\"\xa1\x01\n\x16RekeyLinkCodesResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.renkei.hub.v1.RekeyedLinkCode\x12\x1a\n\x12newest_key_version\x18\x02 \x01(\r\x12\x1b\n\x13\x63urrent_key_version\x18\x03 \x01(\r\x12\x1d\n\x15newest_id_key_version\x18\x04 \x01(\r\":\n\x0fRekeyedLinkCode\x12\x11\n\tlink_code\x18\x01 \x01(\t\x12\x14\n\x0c\x65rror_reason\x18\x02 \x01(\t\"C\n\x14\x43ompleteRekeyRequest\x12\x13\n\x0bkey_version\x18\x01 \x01(\r\x12\x16\n\x0eid_key_version\x18\x02 \x01(\r\"\x86\x01\n\x15\x43ompleteRekeyResponse\x12\x1b\n\x13\x63urrent_key_version\x18\x01 \x01(\r\x12;\n\x17previous_accepted_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmay_promote\x18\x03 \x01(\x08*P\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44\x45\x43ISION_APPROVED\x10\x01\x12\x13\n\x0f\x44\x45\x43ISION_DENIED\x10\x02\x32\xd1\x04\n\nHubService\x12H\n\x07\x41pprove\x12\x1d.renkei.hub.v1.ApproveRequest\x1a\x1e.renkei.hub.v1.ApproveResponse\x12N\n\tTranslate\x12\x1f.renkei.hub.v1.TranslateRequest\x1a .renkei.hub.v1.TranslateResponse\x12\x42\n\x05Relay\x12\x1b.renkei.hub.v1.RelayRequest\x1a\x1c.renkei.hub.v1.RelayResponse\x12Z\n\rIssueLinkCode\x12#.renkei.hub.v1.IssueLinkCodeRequest\x1a$.renkei.hub.v1.IssueLinkCodeResponse\x12N\n\tGetAgency\x12\x1f.renkei.hub.v1.GetAgencyRequest\x1a .renkei.hub.v1.GetAgencyResponse\x12]\n\x0eRekeyLinkCodes\x12$.renkei.hub.v1.RekeyLinkCodesRequest\x1a%.renkei.hub.v1.RekeyLinkCodesResponse\x12Z\n\rCompleteRekey\x12#.renkei.hub.v1.CompleteRekeyRequest\x1a$.renkei.hub.v1.CompleteRekeyResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17renkei/hub/v1/hub.proto\x12\rrenkei.hub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n\x08\x43itation\x12\x0c\n\x04item\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x66\x66\x61ir\x18\x02 \x01(\t\x12\x16\n\x0epolicy_version\x18\x03 \x01(\t\"Y\n\x0e\x41pproveRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tinfo_kind\x18\x02 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\"\x88\x01\n\x0f\x41pproveResponse\x12)\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x17.renkei.hub.v1.Decision\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12)\n\x08\x63itation\x18\x04 \x01(\x0b\x32\x17.renkei.hub.v1.Citation\"A\n\x10TranslateRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tlink_code\x18\x02 \x01(\t\"k\n\x11TranslateResponse\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x1d\n\x15link_code_key_version\x18\x02 \x01(\r\x12\x1b\n\x13\x63urrent_key_version\x18\x03 \x01(\r\"\x80\x01\n\x0cRelayRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tinfo_kind\x18\x02 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x11\n\tlink_code\x18\x04 \x01(\t\x12\x14\n\x0csealed_query\x18\x05 \x01(\x0c\"\x9b\x01\n\rRelayResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08\x63itation\x18\x03 \x01(\x0b\x32\x17.renkei.hub.v1.Citation\x12\x15\n\rsealed_answer\x18\x04 \x01(\x0c\x12\x0e\n\x06ticket\x18\x05 \x01(\t\"4\n\x12\x46\x65tchAnswerRequest\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12\x0e\n\x06ticket\x18\x02 \x01(\t\"g\n\x13\x46\x65tchAnswerResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12)\n\x08\x63itation\x18\x02 \x01(\x0b\x32\x17.renkei.hub.v1.Citation\x12\x15\n\rsealed_answer\x18\x03 \x01(\x0c\".\n\x14IssueLinkCodeRequest\x12\x16\n\x0esealed_id_code\x18\x01 \x01(\x0c\"W\n\x15IssueLinkCodeResponse\x12\x11\n\tlink_code\x18\x01 \x01(\t\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\x12\x16\n\x0eid_key_version\x18\x03 \x01(\r\"%\n\x10GetAgencyRequest\x12\x11\n\tagency_id\x18\x01 \x01(\t\":\n\x11GetAgencyResponse\x12%\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x15.renkei.hub.v1.Agency\"^\n\x06\x41gency\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x1a\n\x12sealing_public_key\x18\x03 \x01(\x0c\x12\x0f\n\x07\x63lasses\x18\x04 \x03(\t\"+\n\x15RekeyLinkCodesRequest\x12\x12\n\nlink_codes\x18\x01 \x03(\t\"\xa1\x01\n\x16RekeyLinkCodesResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.renkei.hub.v1.RekeyedLinkCode\x12\x1a\n\x12newest_key_version\x18\x02 \x01(\r\x12\x1b\n\x13\x63urrent_key_version\x18\x03 \x01(\r\x12\x1d\n\x15newest_id_key_version\x18\x04 \x01(\r\":\n\x0fRekeyedLinkCode\x12\x11\n\tlink_code\x18\x01 \x01(\t\x12\x14\n\x0c\x65rror_reason\x18\x02 \x01(\t\"C\n\x14\x43ompleteRekeyRequest\x12\x13\n\x0bkey_version\x18\x01 \x01(\r\x12\x16\n\x0eid_key_version\x18\x02 \x01(\r\"\x86\x01\n\x15\x43ompleteRekeyResponse\x12\x1b\n\x13\x63urrent_key_version\x18\x01 \x01(\r\x12;\n\x17previous_accepted_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmay_promote\x18\x03 \x01(\x08*P\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44\x45\x43ISION_APPROVED\x10\x01\x12\x13\n\x0f\x44\x45\x43ISION_DENIED\x10\x02\x32\xa7\x05\n\nHubService\x12H\n\x07\x41pprove\x12\x1d.renkei.hub.v1.ApproveRequest\x1a\x1e.renkei.hub.v1.ApproveResponse\x12N\n\tTranslate\x12\x1f.renkei.hub.v1.TranslateRequest\x1a .renkei.hub.v1.TranslateResponse\x12\x42\n\x05Relay\x12\x1b.renkei.hub.v1.RelayRequest\x1a\x1c.renkei.hub.v1.RelayResponse\x12Z\n\rIssueLinkCode\x12#.renkei.hub.v1.IssueLinkCodeRequest\x1a$.renkei.hub.v1.IssueLinkCodeResponse\x12N\n\tGetAgency\x12\x1f.renkei.hub.v1.GetAgencyRequest\x1a .renkei.hub.v1.GetAgencyResponse\x12]\n\x0eRekeyLinkCodes\x12$.renkei.hub.v1.RekeyLinkCodesRequest\x1a%.renkei.hub.v1.RekeyLinkCodesResponse\x12Z\n\rCompleteRekey\x12#.renkei.hub.v1.CompleteRekeyRequest\x1a$.renkei.hub.v1.CompleteRekeyResponse\x12T\n\x0b\x46\x65tchAnswer\x12!.renkei.hub.v1.FetchAnswerRequest\x1a\".renkei.hub.v1.FetchAnswerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'renkei.hub.v1.hub_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DECISION']._serialized_start=1627
-  _globals['_DECISION']._serialized_end=1707
+  _globals['_DECISION']._serialized_start=1802
+  _globals['_DECISION']._serialized_end=1882
   _globals['_CITATION']._serialized_start=75
   _globals['_CITATION']._serialized_end=139
   _globals['_APPROVEREQUEST']._serialized_start=141
@@ -47,27 +47,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RELAYREQUEST']._serialized_start=548
   _globals['_RELAYREQUEST']._serialized_end=676
   _globals['_RELAYRESPONSE']._serialized_start=679
-  _globals['_RELAYRESPONSE']._serialized_end=818
-  _globals['_ISSUELINKCODEREQUEST']._serialized_start=820
-  _globals['_ISSUELINKCODEREQUEST']._serialized_end=866
-  _globals['_ISSUELINKCODERESPONSE']._serialized_start=868
-  _globals['_ISSUELINKCODERESPONSE']._serialized_end=955
-  _globals['_GETAGENCYREQUEST']._serialized_start=957
-  _globals['_GETAGENCYREQUEST']._serialized_end=994
-  _globals['_GETAGENCYRESPONSE']._serialized_start=996
-  _globals['_GETAGENCYRESPONSE']._serialized_end=1054
-  _globals['_AGENCY']._serialized_start=1056
-  _globals['_AGENCY']._serialized_end=1150
-  _globals['_REKEYLINKCODESREQUEST']._serialized_start=1152
-  _globals['_REKEYLINKCODESREQUEST']._serialized_end=1195
-  _globals['_REKEYLINKCODESRESPONSE']._serialized_start=1198
-  _globals['_REKEYLINKCODESRESPONSE']._serialized_end=1359
-  _globals['_REKEYEDLINKCODE']._serialized_start=1361
-  _globals['_REKEYEDLINKCODE']._serialized_end=1419
-  _globals['_COMPLETEREKEYREQUEST']._serialized_start=1421
-  _globals['_COMPLETEREKEYREQUEST']._serialized_end=1488
-  _globals['_COMPLETEREKEYRESPONSE']._serialized_start=1491
-  _globals['_COMPLETEREKEYRESPONSE']._serialized_end=1625
-  _globals['_HUBSERVICE']._serialized_start=1710
-  _globals['_HUBSERVICE']._serialized_end=2303
+  _globals['_RELAYRESPONSE']._serialized_end=834
+  _globals['_FETCHANSWERREQUEST']._serialized_start=836
+  _globals['_FETCHANSWERREQUEST']._serialized_end=888
+  _globals['_FETCHANSWERRESPONSE']._serialized_start=890
+  _globals['_FETCHANSWERRESPONSE']._serialized_end=993
+  _globals['_ISSUELINKCODEREQUEST']._serialized_start=995
+  _globals['_ISSUELINKCODEREQUEST']._serialized_end=1041
+  _globals['_ISSUELINKCODERESPONSE']._serialized_start=1043
+  _globals['_ISSUELINKCODERESPONSE']._serialized_end=1130
+  _globals['_GETAGENCYREQUEST']._serialized_start=1132
+  _globals['_GETAGENCYREQUEST']._serialized_end=1169
+  _globals['_GETAGENCYRESPONSE']._serialized_start=1171
+  _globals['_GETAGENCYRESPONSE']._serialized_end=1229
+  _globals['_AGENCY']._serialized_start=1231
+  _globals['_AGENCY']._serialized_end=1325
+  _globals['_REKEYLINKCODESREQUEST']._serialized_start=1327
+  _globals['_REKEYLINKCODESREQUEST']._serialized_end=1370
+  _globals['_REKEYLINKCODESRESPONSE']._serialized_start=1373
+  _globals['_REKEYLINKCODESRESPONSE']._serialized_end=1534
+  _globals['_REKEYEDLINKCODE']._serialized_start=1536
+  _globals['_REKEYEDLINKCODE']._serialized_end=1594
+  _globals['_COMPLETEREKEYREQUEST']._serialized_start=1596
+  _globals['_COMPLETEREKEYREQUEST']._serialized_end=1663
+  _globals['_COMPLETEREKEYRESPONSE']._serialized_start=1666
+  _globals['_COMPLETEREKEYRESPONSE']._serialized_end=1800
+  _globals['_HUBSERVICE']._serialized_start=1885
+  _globals['_HUBSERVICE']._serialized_end=2564
 # @@protoc_insertion_point(module_scope)

@@ -216,10 +216,17 @@ class RelayResponse(_message.Message):
     TIME_FIELD_NUMBER: _builtins.int
     CITATION_FIELD_NUMBER: _builtins.int
     SEALED_ANSWER_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
     serial: _builtins.int
     """Serial number of the exchange (R23 (1)); every party's log row carries it."""
     sealed_answer: _builtins.bytes
-    """The provider's answer sealed (HPKE) to the requester; opaque to the hub."""
+    """The provider's answer sealed (HPKE) to the requester; opaque to the hub.
+    Empty when ticket is set.
+    """
+    ticket: _builtins.str
+    """Set when the provider answers later: pass it to FetchAnswer with the
+    serial. Opaque to the hub and never stored by it.
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -231,14 +238,65 @@ class RelayResponse(_message.Message):
         time: _timestamp_pb2.Timestamp | None = ...,
         citation: Global___Citation | None = ...,
         sealed_answer: _builtins.bytes = ...,
+        ticket: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation", "sealed_answer", b"sealed_answer", "serial", b"serial", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation", "sealed_answer", b"sealed_answer", "serial", b"serial", "ticket", b"ticket", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RelayResponse: _TypeAlias = RelayResponse  # noqa: Y015
+
+@_typing.final
+class FetchAnswerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIAL_FIELD_NUMBER: _builtins.int
+    TICKET_FIELD_NUMBER: _builtins.int
+    serial: _builtins.int
+    """The serial of the exchange Relay answered with the ticket."""
+    ticket: _builtins.str
+    def __init__(
+        self,
+        *,
+        serial: _builtins.int = ...,
+        ticket: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["serial", b"serial", "ticket", b"ticket"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchAnswerRequest: _TypeAlias = FetchAnswerRequest  # noqa: Y015
+
+@_typing.final
+class FetchAnswerResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIAL_FIELD_NUMBER: _builtins.int
+    CITATION_FIELD_NUMBER: _builtins.int
+    SEALED_ANSWER_FIELD_NUMBER: _builtins.int
+    serial: _builtins.int
+    sealed_answer: _builtins.bytes
+    """The provider's answer sealed (HPKE) to the requester, bound to the serial."""
+    @_builtins.property
+    def citation(self) -> Global___Citation: ...
+    def __init__(
+        self,
+        *,
+        serial: _builtins.int = ...,
+        citation: Global___Citation | None = ...,
+        sealed_answer: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation", "sealed_answer", b"sealed_answer", "serial", b"serial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FetchAnswerResponse: _TypeAlias = FetchAnswerResponse  # noqa: Y015
 
 @_typing.final
 class IssueLinkCodeRequest(_message.Message):

@@ -75,6 +75,11 @@ class HubServiceStub:
                 request_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.CompleteRekeyRequest.SerializeToString,
                 response_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.CompleteRekeyResponse.FromString,
                 _registered_method=True)
+        self.FetchAnswer = channel.unary_unary(
+                '/renkei.hub.v1.HubService/FetchAnswer',
+                request_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.FetchAnswerRequest.SerializeToString,
+                response_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.FetchAnswerResponse.FromString,
+                _registered_method=True)
 
 
 class HubServiceServicer:
@@ -146,6 +151,15 @@ class HubServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FetchAnswer(self, request, context):
+        """Answer-later: fetches, through the provider, the answer to an exchange
+        that Relay answered with a ticket. Only that exchange's requester may
+        fetch, once; the hub logs the fetch under the exchange's serial.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HubServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -183,6 +197,11 @@ def add_HubServiceServicer_to_server(servicer, server):
                     servicer.CompleteRekey,
                     request_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.CompleteRekeyRequest.FromString,
                     response_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.CompleteRekeyResponse.SerializeToString,
+            ),
+            'FetchAnswer': grpc.unary_unary_rpc_method_handler(
+                    servicer.FetchAnswer,
+                    request_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.FetchAnswerRequest.FromString,
+                    response_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.FetchAnswerResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -380,6 +399,33 @@ class HubService:
             '/renkei.hub.v1.HubService/CompleteRekey',
             renkei_dot_hub_dot_v1_dot_hub__pb2.CompleteRekeyRequest.SerializeToString,
             renkei_dot_hub_dot_v1_dot_hub__pb2.CompleteRekeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FetchAnswer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/renkei.hub.v1.HubService/FetchAnswer',
+            renkei_dot_hub_dot_v1_dot_hub__pb2.FetchAnswerRequest.SerializeToString,
+            renkei_dot_hub_dot_v1_dot_hub__pb2.FetchAnswerResponse.FromString,
             options,
             channel_credentials,
             insecure,

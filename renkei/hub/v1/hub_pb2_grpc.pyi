@@ -70,6 +70,11 @@ class HubServiceStub:
     the caller are made with it) and the old one stays accepted for the
     window stated at rotation.
     """
+    FetchAnswer: _grpc.UnaryUnaryMultiCallable[_hub_pb2.FetchAnswerRequest, _hub_pb2.FetchAnswerResponse]
+    """Answer-later: fetches, through the provider, the answer to an exchange
+    that Relay answered with a ticket. Only that exchange's requester may
+    fetch, once; the hub logs the fetch under the exchange's serial.
+    """
 
 @_typing.type_check_only
 class HubServiceAsyncStub(HubServiceStub):
@@ -112,6 +117,11 @@ class HubServiceAsyncStub(HubServiceStub):
     """Ends the caller's re-key: the new version becomes current (codes sent to
     the caller are made with it) and the old one stays accepted for the
     window stated at rotation.
+    """
+    FetchAnswer: _aio.UnaryUnaryMultiCallable[_hub_pb2.FetchAnswerRequest, _hub_pb2.FetchAnswerResponse]  # type: ignore[assignment]
+    """Answer-later: fetches, through the provider, the answer to an exchange
+    that Relay answered with a ticket. Only that exchange's requester may
+    fetch, once; the hub logs the fetch under the exchange's serial.
     """
 
 class HubServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -194,6 +204,17 @@ class HubServiceServicer(metaclass=_abc_1.ABCMeta):
         """Ends the caller's re-key: the new version becomes current (codes sent to
         the caller are made with it) and the old one stays accepted for the
         window stated at rotation.
+        """
+
+    @_abc_1.abstractmethod
+    def FetchAnswer(
+        self,
+        request: _hub_pb2.FetchAnswerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hub_pb2.FetchAnswerResponse, _abc.Awaitable[_hub_pb2.FetchAnswerResponse]]:
+        """Answer-later: fetches, through the provider, the answer to an exchange
+        that Relay answered with a ticket. Only that exchange's requester may
+        fetch, once; the hub logs the fetch under the exchange's serial.
         """
 
 def add_HubServiceServicer_to_server(servicer: HubServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
