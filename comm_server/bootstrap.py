@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comm_server import keys
+from comm_server.bulk_exchange import BulkExchange
 from comm_server.config import CommConfig
 from comm_server.exchange import Exchange
 from comm_server.hub_client import HubClient
@@ -82,21 +83,32 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
     )
     if legacy is None:
         legacy = JsonlLegacyClient(config.legacy.host, config.legacy.port)
+    sealing_key = keys.sealing_key(open_key_store(config, store))
     exchange = Exchange(
         agency_id=config.agency_id,
         store=store,
         hub=hub,
         legacy=legacy,
-        sealing_key=keys.sealing_key(open_key_store(config, store)),
+        sealing_key=sealing_key,
         answer_timeout=config.answer_timeout_seconds,
         query_timeout=config.query_timeout_seconds,
         responder_staff_id=config.responder_staff_id,
         responder_terminal_id=config.responder_terminal_id,
         staff=staff,
     )
+    bulk = BulkExchange(
+        exchange=exchange,
+        store=store,
+        hub=hub,
+        sealing_key=sealing_key,
+        answer_timeout=config.bulk_answer_timeout_seconds,
+        query_timeout=config.bulk_query_timeout_seconds,
+        responder_staff_id=config.responder_staff_id,
+        responder_terminal_id=config.responder_terminal_id,
+    )
     callers = CallerCheck(config.agency_id, insecure_development=config.insecure_development)
-    provider = ProviderServicer(exchange, callers)
-    requester = RequesterServicer(exchange, callers)
+    provider = ProviderServicer(exchange, callers, bulk)
+    requester = RequesterServicer(exchange, callers, bulk)
 
     def register(server: object) -> None:
         comm_pb2_grpc.add_ProviderServiceServicer_to_server(provider, server)  # type: ignore[arg-type]

@@ -41,6 +41,9 @@ class CommConfig:
     answer_timeout_seconds: float = 2.0
     # Requester side: a whole linkage, hub and provider included.
     query_timeout_seconds: float = 5.0
+    # The same two for a bulk query (up to 5,000 persons, looked up concurrently).
+    bulk_answer_timeout_seconds: float = 30.0
+    bulk_query_timeout_seconds: float = 60.0
     # Who answers as provider (R23 (8), (10)): the automated responder and this server.
     responder_staff_id: str = "auto-responder"
     responder_terminal_id: str = ""
@@ -86,6 +89,8 @@ class CommConfig:
             database_schema=comm.get("database_schema"),
             answer_timeout_seconds=float(comm.get("answer_timeout_seconds", 2.0)),
             query_timeout_seconds=float(comm.get("query_timeout_seconds", 5.0)),
+            bulk_answer_timeout_seconds=float(comm.get("bulk_answer_timeout_seconds", 30.0)),
+            bulk_query_timeout_seconds=float(comm.get("bulk_query_timeout_seconds", 60.0)),
             responder_staff_id=str(comm.get("responder_staff_id", "auto-responder")),
             responder_terminal_id=str(comm.get("responder_terminal_id", f"comm-{agency_id}")),
             shutdown_grace_seconds=float(comm.get("shutdown_grace_seconds", 5.0)),

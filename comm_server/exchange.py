@@ -148,7 +148,7 @@ class Exchange:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def _check_staff(self, staff_id: str, terminal_id: str, info_kind: str, item: str) -> None:
+    def check_staff(self, staff_id: str, terminal_id: str, info_kind: str, item: str) -> None:
         """R19: only registered staff, at their terminals, for their affairs."""
         if self.staff is None:
             raise PermissionDenied(
@@ -192,7 +192,7 @@ class Exchange:
             reason="",
         )
         try:
-            self._check_staff(q.staff_id, q.terminal_id, q.info_kind, q.legal_basis_item)
+            self.check_staff(q.staff_id, q.terminal_id, q.info_kind, q.legal_basis_item)
             link_code = await self._store.run(self._store.store.link_code_for, q.local_person_id)
             if link_code is None:
                 raise NotFound(
@@ -400,22 +400,38 @@ class Exchange:
         """
         loop = asyncio.get_running_loop()
         started = loop.time()
-        window = max(LATE_WINDOW_MIN_SECONDS, 3 * timeout)
+        window = self.late_window(timeout)
         task = asyncio.ensure_future(
-            self._legacy.lookup(local_id, info_kind, query, timeout=timeout + window)
+            self.legacy_answer(local_id, info_kind, query, timeout=timeout + window)
         )
         try:
             return await asyncio.wait_for(asyncio.shield(task), timeout)
         except TimeoutError:
-            watcher = asyncio.ensure_future(self._discard_late(task, record, started, timeout))
-            self._late.add(watcher)
-            watcher.add_done_callback(self._late.discard)
+            self.watch_late(task, record, started, timeout)
             raise DeadlineExceeded(
                 "LEGACY_TIMEOUT", f"the legacy system did not answer within {timeout:g}s"
             ) from None
         except asyncio.CancelledError:
             task.cancel()
             raise
+
+    async def legacy_answer(
+        self, local_id: str, info_kind: str, query: bytes, *, timeout: float
+    ) -> bytes:
+        """One person's answer from the legacy system: the call Provide and BulkProvide share."""
+        return await self._legacy.lookup(local_id, info_kind, query, timeout=timeout)
+
+    def late_window(self, timeout: float) -> float:
+        """How long past ``timeout`` a lookup is left running, to log a late answer."""
+        return max(LATE_WINDOW_MIN_SECONDS, 3 * timeout)
+
+    def watch_late(
+        self, task: asyncio.Future[bytes], record: LogRecord, started: float, timeout: float
+    ) -> None:
+        """Await a lookup past its deadline: a late answer is logged and discarded."""
+        watcher = asyncio.ensure_future(self._discard_late(task, record, started, timeout))
+        self._late.add(watcher)
+        watcher.add_done_callback(self._late.discard)
 
     async def _discard_late(
         self, task: asyncio.Future[bytes], record: LogRecord, started: float, timeout: float
@@ -570,7 +586,7 @@ class Exchange:
         )
         timeout = self._timeout(self._query_timeout, time_remaining, margin=0.05)
         try:
-            self._check_staff(f.staff_id, f.terminal_id, held.info_kind, held.legal_basis_item)
+            self.check_staff(f.staff_id, f.terminal_id, held.info_kind, held.legal_basis_item)
             try:
                 async with asyncio.timeout(timeout + SAFETY_NET_SECONDS):
                     answer = await self._hub.fetch_answer(held.serial, f.ticket, timeout=timeout)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from renkei.bulk import ItemError
 from renkei.errors import RenkeiError, from_rpc_error
 from renkei.grpcutil.client import channel
 from renkei.grpcutil.handlers import outgoing_metadata
@@ -20,6 +21,15 @@ class RelayAnswer:
     policy_version: str
     sealed_answer: bytes
     ticket: str = ""
+
+
+@dataclass(frozen=True)
+class BulkRelayAnswer:
+    legal_basis_item: str
+    policy_version: str
+    # (serial, error or None), one per link code in order.
+    results: list[tuple[int, ItemError | None]]
+    sealed_answers: bytes
 
 
 def _hub_error(err: grpc.aio.AioRpcError) -> RenkeiError:
@@ -69,6 +79,45 @@ class HubClient:
             response.citation.policy_version,
             bytes(response.sealed_answer),
             response.ticket,
+        )
+
+    async def bulk_relay(
+        self,
+        *,
+        provider_agency_id: str,
+        info_kind: str,
+        legal_basis_item: str,
+        link_codes: list[str],
+        sealed_queries: bytes,
+        timeout: float,
+    ) -> BulkRelayAnswer:
+        try:
+            response = await self._stub.BulkRelay(
+                hub_pb2.BulkRelayRequest(
+                    provider_agency_id=provider_agency_id,
+                    info_kind=info_kind,
+                    legal_basis_item=legal_basis_item,
+                    link_codes=link_codes,
+                    sealed_queries=sealed_queries,
+                ),
+                timeout=timeout,
+                metadata=outgoing_metadata(),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise _hub_error(err) from None
+        return BulkRelayAnswer(
+            response.citation.item,
+            response.citation.policy_version,
+            [
+                (
+                    r.serial,
+                    ItemError(r.error.code, r.error.reason, r.error.message)
+                    if r.HasField("error")
+                    else None,
+                )
+                for r in response.results
+            ],
+            bytes(response.sealed_answers),
         )
 
     async def fetch_answer(self, serial: int, ticket: str, *, timeout: float) -> RelayAnswer:

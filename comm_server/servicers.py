@@ -8,7 +8,15 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
+from comm_server.bulk_exchange import (
+    BulkExchange,
+    BulkItem,
+    BulkLocalQuery,
+    BulkProvideCall,
+    BulkProvideItem,
+)
 from comm_server.exchange import CollectCall, Exchange, FetchRequest, LocalQuery, ProvideCall
+from renkei.bulk import ItemError
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import PermissionDenied, Unauthenticated
 from renkei.grpcutil.handlers import metadata_value, rpc
@@ -54,10 +62,43 @@ def _timestamp(ts: timestamp_pb2.Timestamp) -> datetime:
     return ts.ToDatetime(tzinfo=UTC)
 
 
+def _item_error(error: ItemError | None) -> comm_pb2.BulkItemError | None:
+    if error is None:
+        return None
+    return comm_pb2.BulkItemError(code=error.code, reason=error.reason, message=error.message)
+
+
 class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
-    def __init__(self, exchange: Exchange, callers: CallerCheck) -> None:
+    def __init__(self, exchange: Exchange, callers: CallerCheck, bulk: BulkExchange) -> None:
         self._exchange = exchange
         self._callers = callers
+        self._bulk = bulk
+
+    @rpc("BulkProvide")
+    async def BulkProvide(  # gRPC method names are PascalCase
+        self, request: comm_pb2.BulkProvideRequest, context: Context
+    ) -> comm_pb2.BulkProvideResponse:
+        self._callers.require_hub(context)
+        results, sealed = await self._bulk.provide(
+            BulkProvideCall(
+                time=_timestamp(request.time),
+                requester_agency_id=request.requester_agency_id,
+                info_kind=request.info_kind,
+                legal_basis_item=request.legal_basis_item,
+                item_count=request.item_count,
+                items=[BulkProvideItem(i.serial, i.index, i.link_code) for i in request.items],
+                sealed_queries=request.sealed_queries,
+                requester_sealing_public_key=request.requester_sealing_public_key,
+            ),
+            context.time_remaining(),
+        )
+        return comm_pb2.BulkProvideResponse(
+            results=[
+                comm_pb2.BulkProvideResult(serial=serial, error=_item_error(error))
+                for serial, error in results
+            ],
+            sealed_answers=sealed,
+        )
 
     @rpc("Provide")
     async def Provide(  # gRPC method names are PascalCase
@@ -101,9 +142,44 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
 
 
 class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
-    def __init__(self, exchange: Exchange, callers: CallerCheck) -> None:
+    def __init__(self, exchange: Exchange, callers: CallerCheck, bulk: BulkExchange) -> None:
         self._exchange = exchange
         self._callers = callers
+        self._bulk = bulk
+
+    @rpc("BulkQuery")
+    async def BulkQuery(  # gRPC method names are PascalCase
+        self, request: comm_pb2.BulkQueryRequest, context: Context
+    ) -> comm_pb2.BulkQueryResponse:
+        self._callers.require_own_agency(context)
+        result = await self._bulk.query(
+            BulkLocalQuery(
+                provider_agency_id=request.provider_agency_id,
+                info_kind=request.info_kind,
+                legal_basis_item=request.legal_basis_item,
+                purpose=request.purpose,
+                staff_id=request.staff_id,
+                terminal_id=request.terminal_id,
+                items=[BulkItem(i.local_person_id, i.query) for i in request.items],
+            ),
+            context.time_remaining(),
+        )
+        when = timestamp_pb2.Timestamp()
+        when.FromDatetime(result.time)
+        return comm_pb2.BulkQueryResponse(
+            time=when,
+            legal_basis_item=result.legal_basis_item,
+            policy_version=result.policy_version,
+            results=[
+                comm_pb2.BulkQueryResult(
+                    local_person_id=r.local_person_id,
+                    serial=r.serial,
+                    answer=r.answer,
+                    error=_item_error(r.error),
+                )
+                for r in result.results
+            ],
+        )
 
     @rpc("Query")
     async def Query(  # gRPC method names are PascalCase

@@ -83,6 +83,10 @@ answer_tickets = sa.Table(
 )
 
 
+# Values per IN (...) list: well under SQLite's and PostgreSQL's bound-parameter limits.
+_IN_CHUNK = 1000
+
+
 @dataclass(frozen=True)
 class LogRecord:
     serial: int | None
@@ -207,6 +211,44 @@ class CommStore:
             ).scalar()
             return None if value is None else str(value)
 
+    def link_codes_for(self, local_person_ids: list[str]) -> dict[str, str]:
+        """Bulk queries: local number -> link code, for those that are bound."""
+        c = correspondence.c
+        found: dict[str, str] = {}
+        with self._engine.connect() as conn:
+            for start in range(0, len(local_person_ids), _IN_CHUNK):
+                chunk = local_person_ids[start : start + _IN_CHUNK]
+                rows = conn.execute(
+                    sa.select(c.local_person_id, c.link_code).where(c.local_person_id.in_(chunk))
+                ).all()
+                found.update((r.local_person_id, r.link_code) for r in rows)
+        return found
+
+    def local_persons_for(self, link_codes: list[str]) -> dict[str, str]:
+        """Bulk provide: link code (current, next or previous) -> local number, where bound."""
+        c = correspondence.c
+        found: dict[str, str] = {}
+        with self._engine.connect() as conn:
+            for start in range(0, len(link_codes), _IN_CHUNK):
+                chunk = link_codes[start : start + _IN_CHUNK]
+                wanted = set(chunk)
+                rows = conn.execute(
+                    sa.select(
+                        c.local_person_id, c.link_code, c.next_link_code, c.previous_link_code
+                    ).where(
+                        sa.or_(
+                            c.link_code.in_(chunk),
+                            c.next_link_code.in_(chunk),
+                            c.previous_link_code.in_(chunk),
+                        )
+                    )
+                ).all()
+                for r in rows:
+                    for code in (r.link_code, r.next_link_code, r.previous_link_code):
+                        if code in wanted:
+                            found[code] = r.local_person_id
+        return found
+
     def all_link_codes(self) -> list[str]:
         """Every link code the table holds, current, next and previous (for audits)."""
         c = correspondence.c
@@ -311,6 +353,12 @@ class CommStore:
     def append_log(self, record: LogRecord) -> None:
         with self._engine.begin() as conn:
             conn.execute(agency_log.insert().values(**record.__dict__))
+
+    def append_logs(self, records: list[LogRecord]) -> None:
+        """Bulk queries: one row per person, in one transaction."""
+        if records:
+            with self._engine.begin() as conn:
+                conn.execute(agency_log.insert(), [r.__dict__ for r in records])
 
     def log_rows(self, limit: int = 1000) -> list[LogRecord]:
         with self._engine.connect() as conn:

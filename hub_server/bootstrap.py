@@ -154,6 +154,7 @@ async def create_server(config: HubConfig) -> HubServer:
         sealing_key=keys.sealing_key(store),
         clock=clock,
         relay_ceiling=config.relay_ceiling_seconds,
+        bulk_relay_ceiling=config.bulk_relay_ceiling_seconds,
         log_margin=config.log_margin_seconds,
     )
     servicer = HubServicer(hub, insecure_development=config.insecure_development)

@@ -23,6 +23,8 @@ class HubConfig:
     database_schema: str | None = None
     # Upper bound for one relay when the caller sets no deadline.
     relay_ceiling_seconds: float = 10.0
+    # The same for one bulk relay (up to 5,000 persons).
+    bulk_relay_ceiling_seconds: float = 60.0
     # Seconds kept back from the caller's deadline to write the log row.
     log_margin_seconds: float = 0.05
     shutdown_grace_seconds: float = 5.0
@@ -50,6 +52,7 @@ class HubConfig:
             insecure_development=bool(hub.get("insecure_development", False)),
             database_schema=hub.get("database_schema"),
             relay_ceiling_seconds=float(hub.get("relay_ceiling_seconds", 10.0)),
+            bulk_relay_ceiling_seconds=float(hub.get("bulk_relay_ceiling_seconds", 60.0)),
             log_margin_seconds=float(hub.get("log_margin_seconds", 0.05)),
             shutdown_grace_seconds=float(hub.get("shutdown_grace_seconds", 5.0)),
             log_level=str(hub.get("log_level", "INFO")),

@@ -18,11 +18,19 @@ from typing import Protocol
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from hub_server.bulk import (
+    BulkProvideCall,
+    BulkProvided,
+    BulkProvideItem,
+    BulkRelayRequest,
+    BulkRelayResult,
+    ItemError,
+)
 from hub_server.directory import Agency, Directory
 from hub_server.id_issuer_client import IdKeyState
-from hub_server.log_store import ANSWER_PENDING, DENIED, OK, AsyncHubLog, LogEntry
+from hub_server.log_store import ANSWER_PENDING, DENIED, OK, PENDING, AsyncHubLog, LogEntry
 from hub_server.policy import Decision, LegalBasisPolicy
-from renkei import codes, sealing, validate
+from renkei import bulk, codes, sealing, validate
 from renkei.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -32,6 +40,7 @@ from renkei.errors import (
     RenkeiError,
     Unauthenticated,
     Unavailable,
+    invalid_field,
 )
 from renkei.logs import event
 
@@ -42,6 +51,10 @@ MAX_ITEM = 32
 MAX_SEALED_BYTES = 256 * 1024
 MAX_REKEY_BATCH = 1000
 MAX_TICKET = 64
+# Bulk relay: time kept back per person to complete its log row, and how many
+# persons are translated between yields to the event loop (single relays wait meanwhile).
+BULK_LOG_SECONDS_PER_ITEM = 20e-6
+BULK_YIELD_EVERY = 500
 
 
 @dataclass(frozen=True)
@@ -158,6 +171,12 @@ class ProviderGateway(Protocol):
         """The sealed answer behind a ticket; raises RenkeiError (ANSWER_NOT_READY, ...)."""
         ...
 
+    async def bulk_provide(
+        self, provider: Agency, call: BulkProvideCall, timeout: float
+    ) -> BulkProvided:
+        """Per-item outcomes and the sealed answers; raises RenkeiError if the call fails whole."""
+        ...
+
 
 class Hub:
     def __init__(
@@ -173,6 +192,7 @@ class Hub:
         log_index_key: bytes,
         sealing_key: x25519.X25519PrivateKey,
         relay_ceiling: float = 10.0,
+        bulk_relay_ceiling: float = 60.0,
         log_margin: float = 0.05,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -187,6 +207,7 @@ class Hub:
         self._log_index_key = log_index_key
         self._sealing_key = sealing_key
         self._relay_ceiling = relay_ceiling
+        self._bulk_relay_ceiling = bulk_relay_ceiling
         self._log_margin = log_margin
         self._clock = clock
 
@@ -316,6 +337,140 @@ class Hub:
         else:
             await self._log.finish(serial, OK, "")
         return RelayResult(serial, started, decision, provided.sealed_answer, provided.ticket)
+
+    async def bulk_relay(
+        self, requester: Agency, req: BulkRelayRequest, time_remaining: float | None
+    ) -> BulkRelayResult:
+        """Relay for many persons: one approval, one provider call, one log row per person.
+
+        Every person's row is durable (PENDING, or complete for a person refused
+        here) before the provider is asked, and every row is complete before the
+        answer. An unlawful request is refused whole, each person logged DENIED.
+        """
+        provider = self.directory.get(req.provider_agency_id, field="provider_agency_id")
+        validate.text("info_kind", req.info_kind, max_chars=MAX_INFO_KIND)
+        validate.text("legal_basis_item", req.legal_basis_item, max_chars=MAX_ITEM)
+        bulk.check_count("link_codes", len(req.link_codes))
+        validate.blob(
+            "sealed_queries",
+            req.sealed_queries,
+            max_bytes=bulk.MAX_BULK_SEALED_QUERIES,
+            required=True,
+        )
+        started = self._clock()
+        agency = requester.agency_id
+        decision = self.policy.decide(
+            requester, provider, req.info_kind, req.legal_basis_item, started
+        )
+        rows: list[tuple[LogEntry, str, str]] = []
+        errors: list[ItemError | None] = []
+        id_codes: list[bytes | None] = []
+        for i, link_code in enumerate(req.link_codes):
+            if i % BULK_YIELD_EVERY == BULK_YIELD_EVERY - 1:
+                await asyncio.sleep(0)
+            id_code: bytes | None = None
+            error: RenkeiError | None = None
+            try:
+                if not link_code:
+                    raise invalid_field("link_codes", f"item {i} is empty")
+                id_code, _ = self._decode(agency, link_code)
+            except RenkeiError as err:
+                error = err
+            entry = LogEntry(
+                logged_at=started,
+                legal_basis_item=req.legal_basis_item,
+                requester_agency_id=agency,
+                provider_agency_id=provider.agency_id,
+                info_kind=req.info_kind,
+                policy_version=decision.policy_version,
+                person_key=None if id_code is None else self.person_key(id_code),
+            )
+            id_codes.append(id_code)
+            if not decision.approved:
+                rows.append((entry, DENIED, decision.reason))
+            elif error is not None:
+                # A foreign or damaged code is logged for its item, without a person.
+                rows.append((entry, error.code.name, error.reason))
+            else:
+                rows.append((entry, PENDING, ""))
+            errors.append(
+                None if error is None else ItemError(error.code.name, error.reason, error.message)
+            )
+        serials = await self._log.begin_many(rows)
+        if not decision.approved:
+            event(_log, "bulk relay denied", persons=len(serials), reason=decision.reason)
+            raise PermissionDenied(
+                decision.reason,
+                decision.message,
+                {
+                    "serials": bulk.format_serials(serials),
+                    "legal_basis_item": decision.item,
+                    "policy_version": decision.policy_version,
+                },
+            )
+        items = [
+            BulkProvideItem(serial, i, self.codec.encode(provider.agency_id, id_code))
+            for i, (serial, id_code, error) in enumerate(
+                zip(serials, id_codes, errors, strict=True)
+            )
+            if error is None and id_code is not None
+        ]
+        del id_codes
+        relayed = [item.serial for item in items]
+        provided = BulkProvided({}, b"")
+        if items:
+            try:
+                timeout = self._bulk_relay_ceiling
+                if time_remaining is not None:
+                    margin = self._log_margin + BULK_LOG_SECONDS_PER_ITEM * len(items)
+                    timeout = min(timeout, time_remaining - margin)
+                if timeout <= 0:
+                    raise DeadlineExceeded("DEADLINE_TOO_SHORT", "no time left to ask the provider")
+                provided = await self._gateway.bulk_provide(
+                    provider,
+                    BulkProvideCall(
+                        time=started,
+                        requester_agency_id=agency,
+                        info_kind=req.info_kind,
+                        legal_basis_item=req.legal_basis_item,
+                        item_count=len(req.link_codes),
+                        items=items,
+                        sealed_queries=req.sealed_queries,
+                        requester_sealing_public_key=requester.sealing_public_key,
+                    ),
+                    timeout,
+                )
+            except RenkeiError as err:
+                await self._log.finish_many([(s, err.code.name, err.reason) for s in relayed])
+                err.metadata["serials"] = bulk.format_serials(serials)
+                raise
+            except asyncio.CancelledError:
+                await asyncio.shield(
+                    self._log.finish_many([(s, "CANCELLED", "CALLER_CANCELLED") for s in relayed])
+                )
+                raise
+            except Exception:
+                await asyncio.shield(
+                    self._log.finish_many([(s, "INTERNAL", "HUB_FAILURE") for s in relayed])
+                )
+                raise
+        missing = ItemError(
+            "UNAVAILABLE", "PROVIDER_RESULT_MISSING", "the provider's answer left this person out"
+        )
+        finished: list[tuple[int, str, str]] = []
+        for item in items:
+            outcome = provided.errors.get(item.serial, missing)
+            errors[item.index] = outcome
+            finished.append(
+                (item.serial, OK, "")
+                if outcome is None
+                else (item.serial, outcome.code, outcome.reason)
+            )
+        await self._log.finish_many(finished)
+        event(_log, "bulk relayed", persons=len(serials), relayed=len(items))
+        return BulkRelayResult(
+            started, decision, list(zip(serials, errors, strict=True)), provided.sealed_answers
+        )
 
     async def fetch_answer(
         self, requester: Agency, serial: int, ticket: str, time_remaining: float | None

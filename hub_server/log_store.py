@@ -64,6 +64,8 @@ ANSWER_PENDING = "ANSWER_PENDING"
 OK = "OK"
 DENIED = "DENIED"
 INTERRUPTED = "INTERRUPTED"
+# Serials per IN (...) list: well under SQLite's and PostgreSQL's bound-parameter limits.
+_IN_CHUNK = 2000
 
 
 @dataclass(frozen=True)
@@ -120,6 +122,8 @@ class HubLogRepository(Protocol):
     def row(self, serial: int) -> LogRow | None: ...
     def record_fetch(self, serial: int, outcome: str, reason: str) -> None: ...
     def fetches(self, serial: int) -> list[tuple[datetime, str, str]]: ...
+    def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[int]: ...
+    def finish_many(self, outcomes: list[tuple[int, str, str]]) -> None: ...
 
 
 def _now() -> datetime:
@@ -194,6 +198,49 @@ class SqlHubLog:
                 assert key is not None
                 results.append(int(key[0]))
         return results
+
+    def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[int]:
+        """Bulk queries: (entry, outcome, reason) rows in one transaction, serials in order.
+
+        Outcome PENDING begins an exchange (completed later by ``finish_many``);
+        any other outcome is a complete row (a person refused at the hub).
+        """
+        if not rows:
+            return []
+        now = _now()
+        params = [
+            {
+                **_entry_values(entry),
+                "outcome": outcome,
+                "reason": reason,
+                "completed_at": None if outcome == PENDING else now,
+            }
+            for entry, outcome, reason in rows
+        ]
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                hub_log.insert().returning(hub_log.c.serial, sort_by_parameter_order=True),
+                params,
+            )
+            return [int(serial) for serial in result.scalars()]
+
+    def finish_many(self, outcomes: list[tuple[int, str, str]]) -> None:
+        """Complete many PENDING rows in one transaction, one statement per outcome."""
+        groups: dict[tuple[str, str], list[int]] = {}
+        for serial, outcome, reason in outcomes:
+            groups.setdefault((outcome, reason), []).append(serial)
+        now = _now()
+        with self._engine.begin() as conn:
+            for (outcome, reason), serials in groups.items():
+                for start in range(0, len(serials), _IN_CHUNK):
+                    conn.execute(
+                        hub_log.update()
+                        .where(
+                            hub_log.c.serial.in_(serials[start : start + _IN_CHUNK]),
+                            hub_log.c.outcome == PENDING,
+                        )
+                        .values(outcome=outcome, reason=reason, completed_at=now)
+                    )
 
     def mark_interrupted(self) -> int:
         """Close rows a crash left pending: the exchange's outcome is unknown to the hub."""
@@ -327,6 +374,15 @@ class AsyncHubLog:
 
     async def finish(self, serial: int, outcome: str, reason: str) -> None:
         await self._submit(Finish(serial, outcome, reason))
+
+    async def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[int]:
+        """A bulk request's rows, durable together in one transaction of their own."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.repo.begin_many, rows)
+
+    async def finish_many(self, outcomes: list[tuple[int, str, str]]) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._pool, self.repo.finish_many, outcomes)
 
     async def add_aliases(self, pairs: list[tuple[str, str]]) -> None:
         await asyncio.get_running_loop().run_in_executor(self._pool, self.repo.add_aliases, pairs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 from google.protobuf import timestamp_pb2
 
+from hub_server.bulk import BulkProvideCall, BulkProvided, ItemError
 from hub_server.directory import Agency
 from hub_server.linkage import CollectCall, ProvideCall, Provided
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
@@ -75,6 +76,38 @@ class GrpcProviderGateway:
         except grpc.aio.AioRpcError as err:
             raise _provider_error(err) from None
         return bytes(response.sealed_answer)
+
+    async def bulk_provide(
+        self, provider: Agency, call: BulkProvideCall, timeout: float
+    ) -> BulkProvided:
+        when = timestamp_pb2.Timestamp()
+        when.FromDatetime(call.time)
+        request = comm_pb2.BulkProvideRequest(
+            time=when,
+            requester_agency_id=call.requester_agency_id,
+            info_kind=call.info_kind,
+            legal_basis_item=call.legal_basis_item,
+            item_count=call.item_count,
+            items=[
+                comm_pb2.BulkProvideItem(serial=i.serial, index=i.index, link_code=i.link_code)
+                for i in call.items
+            ],
+            sealed_queries=call.sealed_queries,
+            requester_sealing_public_key=call.requester_sealing_public_key,
+        )
+        try:
+            response = await self._stub(provider.endpoint).BulkProvide(
+                request, timeout=timeout, metadata=outgoing_metadata()
+            )
+        except grpc.aio.AioRpcError as err:
+            raise _provider_error(err) from None
+        errors: dict[int, ItemError | None] = {
+            r.serial: ItemError(r.error.code, r.error.reason, r.error.message)
+            if r.HasField("error")
+            else None
+            for r in response.results
+        }
+        return BulkProvided(errors, bytes(response.sealed_answers))
 
     async def close(self) -> None:
         for ch in self._channels:

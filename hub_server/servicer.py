@@ -7,6 +7,7 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
+from hub_server.bulk import BulkRelayRequest
 from hub_server.linkage import Hub, RelayRequest
 from hub_server.policy import Decision
 from renkei.grpcutil.handlers import metadata_value, rpc
@@ -87,6 +88,41 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             citation=_citation(result.decision),
             sealed_answer=result.sealed_answer,
             ticket=result.ticket,
+        )
+
+    @rpc("BulkRelay")
+    async def BulkRelay(  # gRPC method names are PascalCase
+        self, request: hub_pb2.BulkRelayRequest, context: Context
+    ) -> hub_pb2.BulkRelayResponse:
+        caller = self._hub.caller(self._caller_id(context))
+        result = await self._hub.bulk_relay(
+            caller,
+            BulkRelayRequest(
+                provider_agency_id=request.provider_agency_id,
+                info_kind=request.info_kind,
+                legal_basis_item=request.legal_basis_item,
+                link_codes=list(request.link_codes),
+                sealed_queries=request.sealed_queries,
+            ),
+            context.time_remaining(),
+        )
+        when = timestamp_pb2.Timestamp()
+        when.FromDatetime(result.time)
+        return hub_pb2.BulkRelayResponse(
+            time=when,
+            citation=_citation(result.decision),
+            results=[
+                hub_pb2.BulkRelayResult(serial=serial)
+                if error is None
+                else hub_pb2.BulkRelayResult(
+                    serial=serial,
+                    error=hub_pb2.BulkItemError(
+                        code=error.code, reason=error.reason, message=error.message
+                    ),
+                )
+                for serial, error in result.results
+            ],
+            sealed_answers=result.sealed_answers,
         )
 
     @rpc("FetchAnswer")

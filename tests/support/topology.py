@@ -26,7 +26,7 @@ from hub_server.log_store import SqlHubLog
 from id_issuer import bootstrap as issuer_bootstrap
 from id_issuer.config import IdIssuerConfig
 from id_issuer.issuer import IdIssuer
-from legacy_stubs.jsonl_records.protocol import GARBAGE, LookupRequest
+from legacy_stubs.jsonl_records.protocol import GARBAGE, LookupRequest, not_found_response
 from legacy_stubs.jsonl_records.server import StubServer
 from legacy_stubs.jsonl_records.store import RecordStore, write_records
 from numbering import bootstrap as numbering_bootstrap
@@ -51,8 +51,8 @@ TEST_STAFF = Grant("S-1", ("T-1",), name="test staff")
 
 class PersonFaultStub(StubServer):
     """The JSON-lines stub with faults for chosen persons only, so one bad request
-    can run beside good ones: ``person_faults[local_person_id] = "drop" | "garbage" | "slow"``
-    ("slow": answer after ``slow_seconds``)."""
+    can run beside good ones: ``person_faults[local_person_id] = "drop" | "garbage" | "slow"
+    | "missing"`` ("slow": answer after ``slow_seconds``; "missing": no such record)."""
 
     slow_seconds = 1.5
 
@@ -70,6 +70,9 @@ class PersonFaultStub(StubServer):
             return False
         if fault == "garbage":
             await self._send(writer, GARBAGE)
+            return True
+        if fault == "missing":
+            await self._send(writer, not_found_response(request.id, "no such record"))
             return True
         return await super()._lookup(request, writer, peer)
 

@@ -3,9 +3,11 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -310,3 +312,373 @@ class FetchAnswerResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___FetchAnswerResponse: _TypeAlias = FetchAnswerResponse  # noqa: Y015
+
+@_typing.final
+class BulkProvideRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    REQUESTER_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    INFO_KIND_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_ITEM_FIELD_NUMBER: _builtins.int
+    ITEM_COUNT_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    SEALED_QUERIES_FIELD_NUMBER: _builtins.int
+    REQUESTER_SEALING_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    requester_agency_id: _builtins.str
+    info_kind: _builtins.str
+    legal_basis_item: _builtins.str
+    item_count: _builtins.int
+    """How many persons the requester's request to the hub held; the sealed
+    queries hold one query per person.
+    """
+    sealed_queries: _builtins.bytes
+    """The requester's BulkQueryPayload, sealed to this provider."""
+    requester_sealing_public_key: _builtins.bytes
+    """The requester's sealing key, from the hub's agency directory."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___BulkProvideItem]:
+        """The persons the hub relays (those it could translate)."""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        requester_agency_id: _builtins.str = ...,
+        info_kind: _builtins.str = ...,
+        legal_basis_item: _builtins.str = ...,
+        item_count: _builtins.int = ...,
+        items: _abc.Iterable[Global___BulkProvideItem] | None = ...,
+        sealed_queries: _builtins.bytes = ...,
+        requester_sealing_public_key: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "item_count", b"item_count", "items", b"items", "legal_basis_item", b"legal_basis_item", "requester_agency_id", b"requester_agency_id", "requester_sealing_public_key", b"requester_sealing_public_key", "sealed_queries", b"sealed_queries", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkProvideRequest: _TypeAlias = BulkProvideRequest  # noqa: Y015
+
+@_typing.final
+class BulkProvideItem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIAL_FIELD_NUMBER: _builtins.int
+    INDEX_FIELD_NUMBER: _builtins.int
+    LINK_CODE_FIELD_NUMBER: _builtins.int
+    serial: _builtins.int
+    """The hub's serial for this person's exchange."""
+    index: _builtins.int
+    """The person's position in the requester's request (and sealed queries)."""
+    link_code: _builtins.str
+    """The provider's own link code, computed by the hub for this exchange only."""
+    def __init__(
+        self,
+        *,
+        serial: _builtins.int = ...,
+        index: _builtins.int = ...,
+        link_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "link_code", b"link_code", "serial", b"serial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkProvideItem: _TypeAlias = BulkProvideItem  # noqa: Y015
+
+@_typing.final
+class BulkProvideResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    SEALED_ANSWERS_FIELD_NUMBER: _builtins.int
+    sealed_answers: _builtins.bytes
+    """A BulkAnswerPayload sealed (HPKE) to the requester."""
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___BulkProvideResult]:
+        """One per item, in the request's order."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___BulkProvideResult] | None = ...,
+        sealed_answers: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results", "sealed_answers", b"sealed_answers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkProvideResponse: _TypeAlias = BulkProvideResponse  # noqa: Y015
+
+@_typing.final
+class BulkProvideResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIAL_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    serial: _builtins.int
+    @_builtins.property
+    def error(self) -> Global___BulkItemError:
+        """Unset when answered."""
+
+    def __init__(
+        self,
+        *,
+        serial: _builtins.int = ...,
+        error: Global___BulkItemError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "serial", b"serial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkProvideResult: _TypeAlias = BulkProvideResult  # noqa: Y015
+
+@_typing.final
+class BulkItemError(_message.Message):
+    """Why one item of a bulk request failed (the status and ErrorInfo a
+    refusal of that item alone would carry).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """gRPC status code name, e.g. "NOT_FOUND"."""
+    reason: _builtins.str
+    """ErrorInfo reason, e.g. "RECORD_NOT_FOUND"."""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkItemError: _TypeAlias = BulkItemError  # noqa: Y015
+
+@_typing.final
+class BulkQueryRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    INFO_KIND_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_ITEM_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    STAFF_ID_FIELD_NUMBER: _builtins.int
+    TERMINAL_ID_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    provider_agency_id: _builtins.str
+    info_kind: _builtins.str
+    legal_basis_item: _builtins.str
+    purpose: _builtins.str
+    """Purpose of use (R23 (12)); kept in this agency's log only."""
+    staff_id: _builtins.str
+    """Staff member and terminal making the request (R23 (7), (9))."""
+    terminal_id: _builtins.str
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___BulkQueryItem]:
+        """The persons, 1 to 5,000."""
+
+    def __init__(
+        self,
+        *,
+        provider_agency_id: _builtins.str = ...,
+        info_kind: _builtins.str = ...,
+        legal_basis_item: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        staff_id: _builtins.str = ...,
+        terminal_id: _builtins.str = ...,
+        items: _abc.Iterable[Global___BulkQueryItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "items", b"items", "legal_basis_item", b"legal_basis_item", "provider_agency_id", b"provider_agency_id", "purpose", b"purpose", "staff_id", b"staff_id", "terminal_id", b"terminal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkQueryRequest: _TypeAlias = BulkQueryRequest  # noqa: Y015
+
+@_typing.final
+class BulkQueryItem(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCAL_PERSON_ID_FIELD_NUMBER: _builtins.int
+    QUERY_FIELD_NUMBER: _builtins.int
+    local_person_id: _builtins.str
+    """The agency's own number for the person."""
+    query: _builtins.bytes
+    """Query parameters in the legacy system's own format."""
+    def __init__(
+        self,
+        *,
+        local_person_id: _builtins.str = ...,
+        query: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["local_person_id", b"local_person_id", "query", b"query"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkQueryItem: _TypeAlias = BulkQueryItem  # noqa: Y015
+
+@_typing.final
+class BulkQueryResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_ITEM_FIELD_NUMBER: _builtins.int
+    POLICY_VERSION_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
+    legal_basis_item: _builtins.str
+    policy_version: _builtins.str
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___BulkQueryResult]:
+        """One per item, in the request's order."""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        legal_basis_item: _builtins.str = ...,
+        policy_version: _builtins.str = ...,
+        results: _abc.Iterable[Global___BulkQueryResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["legal_basis_item", b"legal_basis_item", "policy_version", b"policy_version", "results", b"results", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkQueryResponse: _TypeAlias = BulkQueryResponse  # noqa: Y015
+
+@_typing.final
+class BulkQueryResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOCAL_PERSON_ID_FIELD_NUMBER: _builtins.int
+    SERIAL_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    local_person_id: _builtins.str
+    serial: _builtins.int
+    """The hub's serial; 0 when the item never reached the hub (e.g. unbound)."""
+    answer: _builtins.bytes
+    """The provider's answer, opened by this server; empty on error."""
+    @_builtins.property
+    def error(self) -> Global___BulkItemError:
+        """Unset when answered."""
+
+    def __init__(
+        self,
+        *,
+        local_person_id: _builtins.str = ...,
+        serial: _builtins.int = ...,
+        answer: _builtins.bytes = ...,
+        error: Global___BulkItemError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "error", b"error", "local_person_id", b"local_person_id", "serial", b"serial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkQueryResult: _TypeAlias = BulkQueryResult  # noqa: Y015
+
+@_typing.final
+class BulkQueryPayload(_message.Message):
+    """Sealed payloads of bulk queries (never sent in the clear).
+
+    What a requester seals to the provider: one query per person, in the
+    order of the link codes it sends the hub, and a fresh random nonce the
+    provider binds its answers to, so that no older answer can be replayed.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NONCE_FIELD_NUMBER: _builtins.int
+    QUERIES_FIELD_NUMBER: _builtins.int
+    nonce: _builtins.bytes
+    @_builtins.property
+    def queries(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]: ...
+    def __init__(
+        self,
+        *,
+        nonce: _builtins.bytes = ...,
+        queries: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["nonce", b"nonce", "queries", b"queries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkQueryPayload: _TypeAlias = BulkQueryPayload  # noqa: Y015
+
+@_typing.final
+class BulkAnswerPayload(_message.Message):
+    """What a provider seals to the requester: the answers it has."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ANSWERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def answers(self) -> _containers.RepeatedCompositeFieldContainer[Global___BulkAnswer]: ...
+    def __init__(
+        self,
+        *,
+        answers: _abc.Iterable[Global___BulkAnswer] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answers", b"answers"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkAnswerPayload: _TypeAlias = BulkAnswerPayload  # noqa: Y015
+
+@_typing.final
+class BulkAnswer(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INDEX_FIELD_NUMBER: _builtins.int
+    SERIAL_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    index: _builtins.int
+    """The person's position in the requester's request to the hub."""
+    serial: _builtins.int
+    """The hub's serial for the person's exchange."""
+    answer: _builtins.bytes
+    """The legacy system's answer."""
+    def __init__(
+        self,
+        *,
+        index: _builtins.int = ...,
+        serial: _builtins.int = ...,
+        answer: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "index", b"index", "serial", b"serial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkAnswer: _TypeAlias = BulkAnswer  # noqa: Y015

@@ -46,6 +46,11 @@ class ProviderServiceStub:
                 request_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.CollectRequest.SerializeToString,
                 response_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.CollectResponse.FromString,
                 _registered_method=True)
+        self.BulkProvide = channel.unary_unary(
+                '/renkei.comm.v1.ProviderService/BulkProvide',
+                request_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.BulkProvideRequest.SerializeToString,
+                response_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.BulkProvideResponse.FromString,
+                _registered_method=True)
 
 
 class ProviderServiceServicer:
@@ -70,6 +75,16 @@ class ProviderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BulkProvide(self, request, context):
+        """Bulk queries: answers many persons for one requester, kind and item in
+        one call. One legacy lookup per person, concurrently within the
+        deadline; one log row per person; the answers sealed to the requester
+        as one message. Items fail alone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProviderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -82,6 +97,11 @@ def add_ProviderServiceServicer_to_server(servicer, server):
                     servicer.Collect,
                     request_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.CollectRequest.FromString,
                     response_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.CollectResponse.SerializeToString,
+            ),
+            'BulkProvide': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkProvide,
+                    request_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.BulkProvideRequest.FromString,
+                    response_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.BulkProvideResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -150,6 +170,33 @@ class ProviderService:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def BulkProvide(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/renkei.comm.v1.ProviderService/BulkProvide',
+            renkei_dot_comm_dot_v1_dot_comm__pb2.BulkProvideRequest.SerializeToString,
+            renkei_dot_comm_dot_v1_dot_comm__pb2.BulkProvideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class RequesterServiceStub:
     """What a communication server offers its own agency's legacy side: asking
@@ -172,6 +219,11 @@ class RequesterServiceStub:
                 '/renkei.comm.v1.RequesterService/FetchAnswer',
                 request_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.FetchAnswerRequest.SerializeToString,
                 response_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.FetchAnswerResponse.FromString,
+                _registered_method=True)
+        self.BulkQuery = channel.unary_unary(
+                '/renkei.comm.v1.RequesterService/BulkQuery',
+                request_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.BulkQueryRequest.SerializeToString,
+                response_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.BulkQueryResponse.FromString,
                 _registered_method=True)
 
 
@@ -197,6 +249,16 @@ class RequesterServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BulkQuery(self, request, context):
+        """Asks a provider for one kind of information about many persons (up to
+        5,000) in one request: the staff register is checked once, the hub
+        approves once, every person gets a result (an answer or an error) in
+        the request's order. An unlawful request or a staff refusal fails whole.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RequesterServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -209,6 +271,11 @@ def add_RequesterServiceServicer_to_server(servicer, server):
                     servicer.FetchAnswer,
                     request_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.FetchAnswerRequest.FromString,
                     response_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.FetchAnswerResponse.SerializeToString,
+            ),
+            'BulkQuery': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkQuery,
+                    request_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.BulkQueryRequest.FromString,
+                    response_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.BulkQueryResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -268,6 +335,33 @@ class RequesterService:
             '/renkei.comm.v1.RequesterService/FetchAnswer',
             renkei_dot_comm_dot_v1_dot_comm__pb2.FetchAnswerRequest.SerializeToString,
             renkei_dot_comm_dot_v1_dot_comm__pb2.FetchAnswerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkQuery(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/renkei.comm.v1.RequesterService/BulkQuery',
+            renkei_dot_comm_dot_v1_dot_comm__pb2.BulkQueryRequest.SerializeToString,
+            renkei_dot_comm_dot_v1_dot_comm__pb2.BulkQueryResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,12 @@ class ProviderServiceStub:
     that Provide answered with a ticket, and returns it sealed to the
     requester exactly as Provide would have. A ticket is single-use.
     """
+    BulkProvide: _grpc.UnaryUnaryMultiCallable[_comm_pb2.BulkProvideRequest, _comm_pb2.BulkProvideResponse]
+    """Bulk queries: answers many persons for one requester, kind and item in
+    one call. One legacy lookup per person, concurrently within the
+    deadline; one log row per person; the answers sealed to the requester
+    as one message. Items fail alone.
+    """
 
 @_typing.type_check_only
 class ProviderServiceAsyncStub(ProviderServiceStub):
@@ -60,6 +66,12 @@ class ProviderServiceAsyncStub(ProviderServiceStub):
     """Answer-later: collects from the legacy system the answer to an exchange
     that Provide answered with a ticket, and returns it sealed to the
     requester exactly as Provide would have. A ticket is single-use.
+    """
+    BulkProvide: _aio.UnaryUnaryMultiCallable[_comm_pb2.BulkProvideRequest, _comm_pb2.BulkProvideResponse]  # type: ignore[assignment]
+    """Bulk queries: answers many persons for one requester, kind and item in
+    one call. One legacy lookup per person, concurrently within the
+    deadline; one log row per person; the answers sealed to the requester
+    as one message. Items fail alone.
     """
 
 class ProviderServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -88,6 +100,18 @@ class ProviderServiceServicer(metaclass=_abc_1.ABCMeta):
         requester exactly as Provide would have. A ticket is single-use.
         """
 
+    @_abc_1.abstractmethod
+    def BulkProvide(
+        self,
+        request: _comm_pb2.BulkProvideRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_comm_pb2.BulkProvideResponse, _abc.Awaitable[_comm_pb2.BulkProvideResponse]]:
+        """Bulk queries: answers many persons for one requester, kind and item in
+        one call. One legacy lookup per person, concurrently within the
+        deadline; one log row per person; the answers sealed to the requester
+        as one message. Items fail alone.
+        """
+
 def add_ProviderServiceServicer_to_server(servicer: ProviderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
 
 class RequesterServiceStub:
@@ -107,6 +131,12 @@ class RequesterServiceStub:
     (state ANSWER_STATE_PENDING). Not ready yet: UNAVAILABLE with reason
     ANSWER_NOT_READY and metadata retry_after_seconds.
     """
+    BulkQuery: _grpc.UnaryUnaryMultiCallable[_comm_pb2.BulkQueryRequest, _comm_pb2.BulkQueryResponse]
+    """Asks a provider for one kind of information about many persons (up to
+    5,000) in one request: the staff register is checked once, the hub
+    approves once, every person gets a result (an answer or an error) in
+    the request's order. An unlawful request or a staff refusal fails whole.
+    """
 
 @_typing.type_check_only
 class RequesterServiceAsyncStub(RequesterServiceStub):
@@ -122,6 +152,12 @@ class RequesterServiceAsyncStub(RequesterServiceStub):
     """Fetches the answer to a query that was answered with a ticket
     (state ANSWER_STATE_PENDING). Not ready yet: UNAVAILABLE with reason
     ANSWER_NOT_READY and metadata retry_after_seconds.
+    """
+    BulkQuery: _aio.UnaryUnaryMultiCallable[_comm_pb2.BulkQueryRequest, _comm_pb2.BulkQueryResponse]  # type: ignore[assignment]
+    """Asks a provider for one kind of information about many persons (up to
+    5,000) in one request: the staff register is checked once, the hub
+    approves once, every person gets a result (an answer or an error) in
+    the request's order. An unlawful request or a staff refusal fails whole.
     """
 
 class RequesterServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -147,6 +183,18 @@ class RequesterServiceServicer(metaclass=_abc_1.ABCMeta):
         """Fetches the answer to a query that was answered with a ticket
         (state ANSWER_STATE_PENDING). Not ready yet: UNAVAILABLE with reason
         ANSWER_NOT_READY and metadata retry_after_seconds.
+        """
+
+    @_abc_1.abstractmethod
+    def BulkQuery(
+        self,
+        request: _comm_pb2.BulkQueryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_comm_pb2.BulkQueryResponse, _abc.Awaitable[_comm_pb2.BulkQueryResponse]]:
+        """Asks a provider for one kind of information about many persons (up to
+        5,000) in one request: the staff register is checked once, the hub
+        approves once, every person gets a result (an answer or an error) in
+        the request's order. An unlawful request or a staff refusal fails whole.
         """
 
 def add_RequesterServiceServicer_to_server(servicer: RequesterServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -556,3 +556,137 @@ class CompleteRekeyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CompleteRekeyResponse: _TypeAlias = CompleteRekeyResponse  # noqa: Y015
+
+@_typing.final
+class BulkRelayRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROVIDER_AGENCY_ID_FIELD_NUMBER: _builtins.int
+    INFO_KIND_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_ITEM_FIELD_NUMBER: _builtins.int
+    LINK_CODES_FIELD_NUMBER: _builtins.int
+    SEALED_QUERIES_FIELD_NUMBER: _builtins.int
+    provider_agency_id: _builtins.str
+    info_kind: _builtins.str
+    legal_basis_item: _builtins.str
+    sealed_queries: _builtins.bytes
+    """A renkei.comm.v1.BulkQueryPayload (one query per link code, in order,
+    and a nonce) sealed (HPKE) to the provider as one message; the hub
+    cannot read it. See docs/architecture.md, "Bulk queries".
+    """
+    @_builtins.property
+    def link_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The caller's own link codes, one per person, 1 to 5,000."""
+
+    def __init__(
+        self,
+        *,
+        provider_agency_id: _builtins.str = ...,
+        info_kind: _builtins.str = ...,
+        legal_basis_item: _builtins.str = ...,
+        link_codes: _abc.Iterable[_builtins.str] | None = ...,
+        sealed_queries: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "legal_basis_item", b"legal_basis_item", "link_codes", b"link_codes", "provider_agency_id", b"provider_agency_id", "sealed_queries", b"sealed_queries"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkRelayRequest: _TypeAlias = BulkRelayRequest  # noqa: Y015
+
+@_typing.final
+class BulkRelayResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    CITATION_FIELD_NUMBER: _builtins.int
+    RESULTS_FIELD_NUMBER: _builtins.int
+    SEALED_ANSWERS_FIELD_NUMBER: _builtins.int
+    sealed_answers: _builtins.bytes
+    """A renkei.comm.v1.BulkAnswerPayload sealed (HPKE) by the provider to the
+    caller as one message: the answers of the items without error, each
+    under its index and serial. Opaque to the hub.
+    """
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def citation(self) -> Global___Citation: ...
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___BulkRelayResult]:
+        """One per link code, in the request's order."""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        citation: Global___Citation | None = ...,
+        results: _abc.Iterable[Global___BulkRelayResult] | None = ...,
+        sealed_answers: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation", "time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation", "results", b"results", "sealed_answers", b"sealed_answers", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkRelayResponse: _TypeAlias = BulkRelayResponse  # noqa: Y015
+
+@_typing.final
+class BulkRelayResult(_message.Message):
+    """One person's outcome."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIAL_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    serial: _builtins.int
+    """The exchange's serial in the hub's log (each person has one)."""
+    @_builtins.property
+    def error(self) -> Global___BulkItemError:
+        """Unset when answered (the answer is in sealed_answers under this serial)."""
+
+    def __init__(
+        self,
+        *,
+        serial: _builtins.int = ...,
+        error: Global___BulkItemError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "serial", b"serial"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkRelayResult: _TypeAlias = BulkRelayResult  # noqa: Y015
+
+@_typing.final
+class BulkItemError(_message.Message):
+    """Why one item of a bulk request failed: what a refusal of that item alone
+    would carry in its status and ErrorInfo.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """gRPC status code name, e.g. "NOT_FOUND"."""
+    reason: _builtins.str
+    """ErrorInfo reason, e.g. "RECORD_NOT_FOUND"."""
+    message: _builtins.str
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "message", b"message", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BulkItemError: _TypeAlias = BulkItemError  # noqa: Y015

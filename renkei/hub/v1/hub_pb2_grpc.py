@@ -80,6 +80,11 @@ class HubServiceStub:
                 request_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.FetchAnswerRequest.SerializeToString,
                 response_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.FetchAnswerResponse.FromString,
                 _registered_method=True)
+        self.BulkRelay = channel.unary_unary(
+                '/renkei.hub.v1.HubService/BulkRelay',
+                request_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.BulkRelayRequest.SerializeToString,
+                response_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.BulkRelayResponse.FromString,
+                _registered_method=True)
 
 
 class HubServiceServicer:
@@ -160,6 +165,19 @@ class HubServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BulkRelay(self, request, context):
+        """Bulk queries (annual eligibility checks): the caller asks one provider
+        for one kind of information about up to 5,000 persons in one call.
+        Approved once for the whole request; an unlawful request is refused
+        whole (PERMISSION_DENIED, every person logged, metadata.serials). Every
+        person gets a serial and a log row, durable before the provider is
+        asked (one BulkProvide call) and completed before the answer. One
+        person's failure (a foreign link code, no record) fails that item alone.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HubServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -202,6 +220,11 @@ def add_HubServiceServicer_to_server(servicer, server):
                     servicer.FetchAnswer,
                     request_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.FetchAnswerRequest.FromString,
                     response_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.FetchAnswerResponse.SerializeToString,
+            ),
+            'BulkRelay': grpc.unary_unary_rpc_method_handler(
+                    servicer.BulkRelay,
+                    request_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.BulkRelayRequest.FromString,
+                    response_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.BulkRelayResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -426,6 +449,33 @@ class HubService:
             '/renkei.hub.v1.HubService/FetchAnswer',
             renkei_dot_hub_dot_v1_dot_hub__pb2.FetchAnswerRequest.SerializeToString,
             renkei_dot_hub_dot_v1_dot_hub__pb2.FetchAnswerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkRelay(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/renkei.hub.v1.HubService/BulkRelay',
+            renkei_dot_hub_dot_v1_dot_hub__pb2.BulkRelayRequest.SerializeToString,
+            renkei_dot_hub_dot_v1_dot_hub__pb2.BulkRelayResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -75,6 +75,15 @@ class HubServiceStub:
     that Relay answered with a ticket. Only that exchange's requester may
     fetch, once; the hub logs the fetch under the exchange's serial.
     """
+    BulkRelay: _grpc.UnaryUnaryMultiCallable[_hub_pb2.BulkRelayRequest, _hub_pb2.BulkRelayResponse]
+    """Bulk queries (annual eligibility checks): the caller asks one provider
+    for one kind of information about up to 5,000 persons in one call.
+    Approved once for the whole request; an unlawful request is refused
+    whole (PERMISSION_DENIED, every person logged, metadata.serials). Every
+    person gets a serial and a log row, durable before the provider is
+    asked (one BulkProvide call) and completed before the answer. One
+    person's failure (a foreign link code, no record) fails that item alone.
+    """
 
 @_typing.type_check_only
 class HubServiceAsyncStub(HubServiceStub):
@@ -122,6 +131,15 @@ class HubServiceAsyncStub(HubServiceStub):
     """Answer-later: fetches, through the provider, the answer to an exchange
     that Relay answered with a ticket. Only that exchange's requester may
     fetch, once; the hub logs the fetch under the exchange's serial.
+    """
+    BulkRelay: _aio.UnaryUnaryMultiCallable[_hub_pb2.BulkRelayRequest, _hub_pb2.BulkRelayResponse]  # type: ignore[assignment]
+    """Bulk queries (annual eligibility checks): the caller asks one provider
+    for one kind of information about up to 5,000 persons in one call.
+    Approved once for the whole request; an unlawful request is refused
+    whole (PERMISSION_DENIED, every person logged, metadata.serials). Every
+    person gets a serial and a log row, durable before the provider is
+    asked (one BulkProvide call) and completed before the answer. One
+    person's failure (a foreign link code, no record) fails that item alone.
     """
 
 class HubServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -215,6 +233,21 @@ class HubServiceServicer(metaclass=_abc_1.ABCMeta):
         """Answer-later: fetches, through the provider, the answer to an exchange
         that Relay answered with a ticket. Only that exchange's requester may
         fetch, once; the hub logs the fetch under the exchange's serial.
+        """
+
+    @_abc_1.abstractmethod
+    def BulkRelay(
+        self,
+        request: _hub_pb2.BulkRelayRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hub_pb2.BulkRelayResponse, _abc.Awaitable[_hub_pb2.BulkRelayResponse]]:
+        """Bulk queries (annual eligibility checks): the caller asks one provider
+        for one kind of information about up to 5,000 persons in one call.
+        Approved once for the whole request; an unlawful request is refused
+        whole (PERMISSION_DENIED, every person logged, metadata.serials). Every
+        person gets a serial and a log row, durable before the provider is
+        asked (one BulkProvide call) and completed before the answer. One
+        person's failure (a foreign link code, no record) fails that item alone.
         """
 
 def add_HubServiceServicer_to_server(servicer: HubServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,547 @@
+"""Bulk queries at a communication server: many persons, one provider, one kind, one item.
+
+Requester: one staff check, one sealed message of queries, one ``BulkRelay``,
+one sealed message of answers, one log row per person. Provider: one legacy
+lookup per person through ``Exchange.legacy_answer`` (the call ``Provide``
+makes), all at once within one deadline, one log row per person, the answers
+sealed as one message. Items fail alone; see ``renkei.bulk`` for the sealing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from cryptography.hazmat.primitives.asymmetric import x25519
+
+from comm_server.exchange import (
+    MAX_ID,
+    MAX_QUERY_BYTES,
+    OK,
+    PROVIDER,
+    REQUESTER,
+    SAFETY_NET_SECONDS,
+    Exchange,
+)
+from comm_server.hub_client import HubClient
+from comm_server.store import AsyncCommStore, LogRecord
+from renkei import bulk, sealing, validate
+from renkei.bulk import ItemError
+from renkei.comm.v1 import comm_pb2
+from renkei.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    RenkeiError,
+    ResourceExhausted,
+    invalid_field,
+)
+from renkei.logs import event
+
+_log = logging.getLogger("comm_server.bulk")
+
+# Time kept back per person to write its log row before the deadline.
+LOG_SECONDS_PER_ITEM = 20e-6
+
+
+@dataclass(frozen=True)
+class BulkItem:
+    local_person_id: str
+    query: bytes
+
+
+@dataclass(frozen=True)
+class BulkLocalQuery:
+    provider_agency_id: str
+    info_kind: str
+    legal_basis_item: str
+    purpose: str
+    staff_id: str
+    terminal_id: str
+    items: list[BulkItem]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkItemResult:
+    local_person_id: str
+    serial: int  # 0: the item never reached the hub
+    answer: bytes
+    error: ItemError | None
+
+
+@dataclass(frozen=True)
+class BulkQueryResult:
+    time: datetime
+    legal_basis_item: str
+    policy_version: str
+    results: list[BulkItemResult]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkProvideItem:
+    serial: int
+    index: int
+    link_code: str
+
+
+@dataclass(frozen=True)
+class BulkProvideCall:
+    time: datetime
+    requester_agency_id: str
+    info_kind: str
+    legal_basis_item: str
+    item_count: int
+    items: list[BulkProvideItem]
+    sealed_queries: bytes
+    requester_sealing_public_key: bytes
+
+
+def _row(
+    base: LogRecord,
+    serial: int | None,
+    local_person_id: str | None,
+    payload: bytes,
+    error: ItemError | None,
+) -> LogRecord:
+    """One person's log row: the content on success, the code and reason otherwise."""
+    if error is None:
+        return replace(
+            base,
+            serial=serial,
+            local_person_id=local_person_id,
+            content=payload.decode("utf-8", errors="replace"),
+        )
+    return replace(
+        base,
+        serial=serial,
+        local_person_id=local_person_id,
+        outcome=error.code,
+        reason=error.reason,
+    )
+
+
+class BulkExchange:
+    def __init__(
+        self,
+        *,
+        exchange: Exchange,
+        store: AsyncCommStore,
+        hub: HubClient,
+        sealing_key: x25519.X25519PrivateKey,
+        answer_timeout: float,
+        query_timeout: float,
+        responder_staff_id: str,
+        responder_terminal_id: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._exchange = exchange
+        self._store = store
+        self._hub = hub
+        self._sealing_key = sealing_key
+        self._answer_timeout = answer_timeout
+        self._query_timeout = query_timeout
+        self._responder = (responder_staff_id, responder_terminal_id)
+        self._clock = clock
+
+    @property
+    def agency_id(self) -> str:
+        return self._exchange.agency_id
+
+    def _timeout(self, ceiling: float, time_remaining: float | None, margin: float) -> float:
+        timeout = ceiling if time_remaining is None else min(ceiling, time_remaining - margin)
+        if timeout <= 0:
+            raise DeadlineExceeded("DEADLINE_TOO_SHORT", "no time left for this exchange")
+        return timeout
+
+    async def _log_rows(self, records: list[LogRecord]) -> None:
+        await self._store.run(self._store.store.append_logs, records)
+
+    # -- requester side ------------------------------------------------------
+
+    def _validate(self, q: BulkLocalQuery) -> None:
+        validate.text("provider_agency_id", q.provider_agency_id, max_chars=MAX_ID)
+        validate.text("info_kind", q.info_kind, max_chars=200)
+        validate.text("legal_basis_item", q.legal_basis_item, max_chars=32)
+        validate.text("purpose", q.purpose, max_chars=400)
+        validate.text("staff_id", q.staff_id, max_chars=MAX_ID)
+        validate.text("terminal_id", q.terminal_id, max_chars=MAX_ID)
+        bulk.check_count("items", len(q.items))
+        total = 0
+        for i, item in enumerate(q.items):
+            validate.text(f"items[{i}].local_person_id", item.local_person_id, max_chars=MAX_ID)
+            validate.blob(f"items[{i}].query", item.query, max_bytes=MAX_QUERY_BYTES)
+            total += len(item.query) + 8
+        if total > bulk.MAX_BULK_SEALED_QUERIES - 1024:
+            raise invalid_field(
+                "items",
+                f"queries total {total} bytes; at most {bulk.MAX_BULK_SEALED_QUERIES - 1024}",
+            )
+
+    async def query(self, q: BulkLocalQuery, time_remaining: float | None) -> BulkQueryResult:
+        """Every person's answer or error, in order; raises only if the request fails whole.
+
+        A request refused whole (staff register, the hub's policy, a deadline)
+        still leaves one log row per person, with the hub's serial where it
+        gave one.
+        """
+        self._validate(q)
+        timeout = self._timeout(self._query_timeout, time_remaining, margin=0.05)
+        now = self._clock()
+        base = LogRecord(
+            serial=None,
+            role=REQUESTER,
+            logged_at=now,
+            counterpart_agency_id=q.provider_agency_id,
+            info_kind=q.info_kind,
+            legal_basis_item=q.legal_basis_item,
+            local_person_id=None,
+            staff_id=q.staff_id,
+            terminal_id=q.terminal_id,
+            content="",
+            purpose=q.purpose,
+            outcome=OK,
+            reason="",
+        )
+        n = len(q.items)
+        serials = [0] * n
+        answers: list[bytes] = [b""] * n
+        errors: list[ItemError | None] = [None] * n
+        sent: list[int] = []  # request positions of the persons sent to the hub, in hub order
+        legal_basis_item, policy_version = q.legal_basis_item, ""
+        try:
+            self._exchange.check_staff(q.staff_id, q.terminal_id, q.info_kind, q.legal_basis_item)
+            codes = await self._store.run(
+                self._store.store.link_codes_for, [i.local_person_id for i in q.items]
+            )
+            for i, item in enumerate(q.items):
+                if item.local_person_id in codes:
+                    sent.append(i)
+                else:
+                    errors[i] = ItemError(
+                        "NOT_FOUND",
+                        "LOCAL_PERSON_NOT_BOUND",
+                        f"items[{i}].local_person_id has no link code in the correspondence table",
+                    )
+            if sent:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + timeout
+                nonce = os.urandom(bulk.NONCE_BYTES)
+                async with asyncio.timeout_at(deadline + SAFETY_NET_SECONDS):
+                    provider_key = await self._hub.sealing_key(
+                        q.provider_agency_id, timeout=timeout
+                    )
+                    payload = comm_pb2.BulkQueryPayload(
+                        nonce=nonce, queries=[q.items[i].query for i in sent]
+                    )
+                    sealed = sealing.seal(
+                        payload.SerializeToString(),
+                        sealing.load_public_key(provider_key, field="provider sealing key"),
+                        bulk.query_info(
+                            self.agency_id,
+                            q.provider_agency_id,
+                            q.info_kind,
+                            q.legal_basis_item,
+                            len(sent),
+                        ),
+                    )
+                    answer = await self._hub.bulk_relay(
+                        provider_agency_id=q.provider_agency_id,
+                        info_kind=q.info_kind,
+                        legal_basis_item=q.legal_basis_item,
+                        link_codes=[codes[q.items[i].local_person_id] for i in sent],
+                        sealed_queries=sealed,
+                        timeout=max(0.001, deadline - loop.time()),
+                    )
+                del codes
+                legal_basis_item, policy_version = answer.legal_basis_item, answer.policy_version
+                if len(answer.results) != len(sent):
+                    raise InvalidArgument(
+                        "BULK_RESULTS_MISMATCH",
+                        f"the hub answered {len(answer.results)} results for {len(sent)} persons",
+                    )
+                for i, (serial, error) in zip(sent, answer.results, strict=True):
+                    serials[i], errors[i] = serial, error
+                self._open_answers(q, sent, nonce, answer.sealed_answers, serials, answers, errors)
+        except TimeoutError:
+            err = DeadlineExceeded("QUERY_TIMEOUT", f"no answer within {timeout:.3f} s")
+            await self._fail_all(q, base, sent, errors, serials, err)
+            raise err from None
+        except RenkeiError as err:
+            hub_serials = bulk.parse_serials(err.metadata.get("serials", ""))
+            if len(hub_serials) == len(sent):
+                for i, serial in zip(sent, hub_serials, strict=True):
+                    serials[i] = serial
+            await self._fail_all(q, base, sent, errors, serials, err)
+            raise
+        records = [
+            _row(base, serials[i] or None, item.local_person_id, answers[i], errors[i])
+            for i, item in enumerate(q.items)
+        ]
+        await self._log_rows(records)
+        return BulkQueryResult(
+            now,
+            legal_basis_item,
+            policy_version,
+            [
+                BulkItemResult(item.local_person_id, serials[i], answers[i], errors[i])
+                for i, item in enumerate(q.items)
+            ],
+        )
+
+    def _open_answers(
+        self,
+        q: BulkLocalQuery,
+        sent: list[int],
+        nonce: bytes,
+        sealed_answers: bytes,
+        serials: list[int],
+        answers: list[bytes],
+        errors: list[ItemError | None],
+    ) -> None:
+        """Fill in the answers the hub says were given, each checked against its serial."""
+        answered = [(h, serials[i]) for h, i in enumerate(sent) if errors[i] is None]
+        if not answered:
+            return
+        try:
+            plaintext = sealing.open_sealed(
+                sealed_answers,
+                self._sealing_key,
+                bulk.answer_info(
+                    self.agency_id,
+                    q.provider_agency_id,
+                    q.info_kind,
+                    q.legal_basis_item,
+                    nonce,
+                    answered,
+                ),
+                field="sealed_answers",
+            )
+            payload = comm_pb2.BulkAnswerPayload.FromString(plaintext)
+        except RenkeiError as err:
+            for h, _ in answered:
+                errors[sent[h]] = ItemError.of(err)
+            return
+        by_index = {a.index: a for a in payload.answers}
+        for h, serial in answered:
+            i = sent[h]
+            got = by_index.get(h)
+            if got is None or got.serial != serial:
+                errors[i] = ItemError(
+                    "INVALID_ARGUMENT",
+                    "SEALED_PAYLOAD_INVALID",
+                    f"the sealed answers hold no answer for items[{i}] under serial {serial}",
+                )
+            else:
+                answers[i] = got.answer
+
+    async def _fail_all(
+        self,
+        q: BulkLocalQuery,
+        base: LogRecord,
+        sent: list[int],
+        errors: list[ItemError | None],
+        serials: list[int],
+        err: RenkeiError,
+    ) -> None:
+        """The request failed whole: one row per person (its own reason if it never left)."""
+        whole = ItemError.of(err)
+        went = set(sent)
+        records = [
+            _row(
+                base,
+                serials[i] or None,
+                item.local_person_id,
+                b"",
+                errors[i] if sent and i not in went and errors[i] else whole,
+            )
+            for i, item in enumerate(q.items)
+        ]
+        err.metadata["serials"] = bulk.format_serials(serials)
+        await self._log_rows(records)
+
+    # -- provider side -------------------------------------------------------
+
+    def _provider_record(self, call: BulkProvideCall) -> LogRecord:
+        return LogRecord(
+            serial=None,
+            role=PROVIDER,
+            logged_at=self._clock(),
+            counterpart_agency_id=call.requester_agency_id,
+            info_kind=call.info_kind,
+            legal_basis_item=call.legal_basis_item,
+            local_person_id=None,
+            staff_id=self._responder[0],
+            terminal_id=self._responder[1],
+            content="",
+            purpose=None,
+            outcome=OK,
+            reason="",
+        )
+
+    def _open_queries(self, call: BulkProvideCall) -> tuple[bytes, list[bytes]]:
+        if not 0 < call.item_count <= bulk.MAX_BULK_ITEMS:
+            raise invalid_field("item_count", f"is {call.item_count}; 1 to {bulk.MAX_BULK_ITEMS}")
+        bulk.check_count("items", len(call.items))
+        seen: set[int] = set()
+        for item in call.items:
+            if item.index >= call.item_count or item.index in seen:
+                raise invalid_field("items", f"index {item.index} is out of range or repeated")
+            seen.add(item.index)
+        plaintext = sealing.open_sealed(
+            call.sealed_queries,
+            self._sealing_key,
+            bulk.query_info(
+                call.requester_agency_id,
+                self.agency_id,
+                call.info_kind,
+                call.legal_basis_item,
+                call.item_count,
+            ),
+            field="sealed_queries",
+        )
+        try:
+            payload = comm_pb2.BulkQueryPayload.FromString(plaintext)
+        except Exception:  # the requester sealed something that is not a BulkQueryPayload
+            payload = None
+        if (
+            payload is None
+            or len(payload.queries) != call.item_count
+            or len(payload.nonce) != bulk.NONCE_BYTES
+        ):
+            raise InvalidArgument(
+                "SEALED_PAYLOAD_INVALID",
+                f"sealed_queries does not hold a nonce and {call.item_count} queries",
+                {"field": "sealed_queries"},
+            )
+        return payload.nonce, [bytes(query) for query in payload.queries]
+
+    async def provide(
+        self, call: BulkProvideCall, time_remaining: float | None
+    ) -> tuple[list[tuple[int, ItemError | None]], bytes]:
+        """(serial, error or None) per item in order, and the answers sealed to the requester."""
+        base = self._provider_record(call)
+        n = len(call.items)
+        local_ids: dict[str, str] = {}
+        try:
+            recipient = sealing.load_public_key(
+                call.requester_sealing_public_key, field="requester_sealing_public_key"
+            )
+            timeout = self._timeout(
+                self._answer_timeout, time_remaining, margin=0.02 + LOG_SECONDS_PER_ITEM * n
+            )
+            nonce, queries = self._open_queries(call)
+            local_ids = await self._store.run(
+                self._store.store.local_persons_for, [i.link_code for i in call.items]
+            )
+        except RenkeiError as err:
+            await self._log_rows(
+                [
+                    replace(
+                        base,
+                        serial=item.serial,
+                        local_person_id=local_ids.get(item.link_code),
+                        outcome=err.code.name,
+                        reason=err.reason,
+                    )
+                    for item in call.items
+                ]
+            )
+            raise
+        errors: list[ItemError | None] = [None] * n
+        payloads: list[bytes] = [b""] * n
+        tasks: dict[int, asyncio.Future[bytes]] = {}
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        window = self._exchange.late_window(timeout)
+        for k, item in enumerate(call.items):
+            local_id = local_ids.get(item.link_code)
+            if local_id is None:
+                errors[k] = ItemError(
+                    "NOT_FOUND",
+                    "PERSON_NOT_BOUND",
+                    "the provider has no record bound to this person",
+                )
+                continue
+            tasks[k] = asyncio.ensure_future(
+                self._exchange.legacy_answer(
+                    local_id, call.info_kind, queries[item.index], timeout=timeout + window
+                )
+            )
+        try:
+            if tasks:
+                await asyncio.wait(tasks.values(), timeout=timeout)
+        except asyncio.CancelledError:
+            for task in tasks.values():
+                task.cancel()
+            raise
+        late = 0
+        for k, task in tasks.items():
+            item = call.items[k]
+            if not task.done():
+                late += 1
+                self._exchange.watch_late(
+                    task,
+                    replace(base, serial=item.serial, local_person_id=local_ids[item.link_code]),
+                    started,
+                    timeout,
+                )
+                errors[k] = ItemError(
+                    "DEADLINE_EXCEEDED",
+                    "LEGACY_TIMEOUT",
+                    f"the legacy system did not answer within {timeout:g}s",
+                )
+                continue
+            failure = task.exception()
+            if failure is None:
+                payloads[k] = task.result()
+            elif isinstance(failure, RenkeiError):
+                errors[k] = ItemError.of(failure)
+            else:
+                event(_log, "bulk lookup failed", serial=item.serial, error=repr(failure))
+                errors[k] = ItemError(
+                    "UNAVAILABLE", "LEGACY_UNAVAILABLE", "the legacy lookup failed"
+                )
+        answers = comm_pb2.BulkAnswerPayload()
+        size = 0
+        full = ResourceExhausted(
+            "BULK_ANSWER_TOO_LARGE",
+            f"the answers passed {bulk.MAX_BULK_ANSWER_BYTES} bytes; ask for this person again",
+        )
+        answered: list[tuple[int, int]] = []
+        for k, item in sorted(enumerate(call.items), key=lambda pair: pair[1].index):
+            if errors[k] is not None:
+                continue
+            size += len(payloads[k]) + 16
+            if size > bulk.MAX_BULK_ANSWER_BYTES:
+                errors[k] = ItemError.of(full)
+                continue
+            answers.answers.add(index=item.index, serial=item.serial, answer=payloads[k])
+            answered.append((item.index, item.serial))
+        sealed = (
+            sealing.seal(
+                answers.SerializeToString(),
+                recipient,
+                bulk.answer_info(
+                    call.requester_agency_id,
+                    self.agency_id,
+                    call.info_kind,
+                    call.legal_basis_item,
+                    nonce,
+                    answered,
+                ),
+            )
+            if answered
+            else b""
+        )
+        await self._log_rows(
+            [
+                _row(base, item.serial, local_ids.get(item.link_code), payloads[k], errors[k])
+                for k, item in enumerate(call.items)
+            ]
+        )
+        if late:
+            event(_log, "bulk lookups past the deadline", late=late, persons=n)
+        return [(item.serial, errors[k]) for k, item in enumerate(call.items)], sealed
