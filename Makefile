@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-policy bench-keys bench-numbering bench-registry clean
+.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry clean
 
 all: test
 
@@ -41,10 +41,13 @@ demo: $(STAMP)
 	$(BIN)/renkei demo
 
 # Benchmarks print tables; they are not tests. Figures: docs/benchmarks.md.
-bench: bench-linkage bench-policy bench-keys bench-numbering bench-registry
+bench: bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry
 
 bench-linkage: $(STAMP)
 	$(BIN)/renkei bench
+
+bench-bulk: $(STAMP)
+	$(BIN)/python -m renkei.bench_bulk
 
 bench-policy: $(STAMP)
 	$(BIN)/python -m hub_server.bench_policy
@@ -59,4 +62,4 @@ bench-registry: $(STAMP)
 	$(BIN)/python -m legacy_stubs.registry.bench --count 1000000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-state bench-state
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-state bench-state bench-bulk-state
