@@ -37,6 +37,7 @@ from renkei.errors import (
     InvalidArgument,
     RenkeiError,
     ResourceExhausted,
+    Unavailable,
     invalid_field,
 )
 from renkei.logs import event
@@ -258,7 +259,7 @@ class BulkExchange:
                 del codes
                 legal_basis_item, policy_version = answer.legal_basis_item, answer.policy_version
                 if len(answer.results) != len(sent):
-                    raise InvalidArgument(
+                    raise Unavailable(
                         "BULK_RESULTS_MISMATCH",
                         f"the hub answered {len(answer.results)} results for {len(sent)} persons",
                     )
