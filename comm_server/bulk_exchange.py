@@ -189,7 +189,10 @@ class BulkExchange:
         gave one.
         """
         self._validate(q)
-        timeout = self._timeout(self._query_timeout, time_remaining, margin=0.05)
+        floor = 0.05 + LOG_SECONDS_PER_ITEM * len(q.items)
+        timeout = self._timeout(
+            self._query_timeout, time_remaining, margin=bulk.margin(time_remaining, floor)
+        )
         now = self._clock()
         base = LogRecord(
             serial=None,
@@ -431,7 +434,9 @@ class BulkExchange:
                 call.requester_sealing_public_key, field="requester_sealing_public_key"
             )
             timeout = self._timeout(
-                self._answer_timeout, time_remaining, margin=0.02 + LOG_SECONDS_PER_ITEM * n
+                self._answer_timeout,
+                time_remaining,
+                margin=bulk.margin(time_remaining, 0.02 + LOG_SECONDS_PER_ITEM * n),
             )
             nonce, queries = self._open_queries(call)
             local_ids = await self._store.run(

@@ -422,8 +422,8 @@ class Hub:
             try:
                 timeout = self._bulk_relay_ceiling
                 if time_remaining is not None:
-                    margin = self._log_margin + BULK_LOG_SECONDS_PER_ITEM * len(items)
-                    timeout = min(timeout, time_remaining - margin)
+                    floor = self._log_margin + BULK_LOG_SECONDS_PER_ITEM * len(items)
+                    timeout = min(timeout, time_remaining - bulk.margin(time_remaining, floor))
                 if timeout <= 0:
                     raise DeadlineExceeded("DEADLINE_TOO_SHORT", "no time left to ask the provider")
                 provided = await self._gateway.bulk_provide(

@@ -26,6 +26,14 @@ MAX_BULK_SEALED_QUERIES = 2 * 1024 * 1024
 # whole response stays under the 4 MiB gRPC message limit.
 MAX_BULK_ANSWER_BYTES = 3 * 1024 * 1024
 NONCE_BYTES = 16
+# Each hop keeps back this share of the time it was given (at least its fixed margin) to
+# write its log rows and answer: a bulk request's way back costs more than a single one's.
+RETURN_SHARE = 0.1
+
+
+def margin(time_remaining: float | None, floor: float) -> float:
+    """Seconds a hop keeps back from ``time_remaining`` for its way back."""
+    return floor if time_remaining is None else max(floor, RETURN_SHARE * time_remaining)
 
 
 @dataclass(frozen=True, slots=True)

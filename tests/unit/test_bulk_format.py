@@ -40,3 +40,9 @@ def test_count_limits_name_the_field(count: int) -> None:
     with pytest.raises(RenkeiError) as caught:
         bulk.check_count("items", count)
     assert caught.value.metadata["field"] == "items"
+
+
+def test_each_hop_keeps_a_tenth_for_its_way_back_and_at_least_its_floor() -> None:
+    assert bulk.margin(None, 0.05) == 0.05
+    assert bulk.margin(2.0, 0.05) == pytest.approx(0.2)
+    assert bulk.margin(0.2, 0.05) == 0.05
