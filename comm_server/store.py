@@ -225,26 +225,30 @@ class CommStore:
         return found
 
     def local_persons_for(self, link_codes: list[str]) -> dict[str, str]:
-        """Bulk provide: link code (current, next or previous) -> local number, where bound."""
+        """Bulk provide: link code (current, next or previous) -> local number, where bound.
+
+        Current codes first, on their own index; only the codes left over (during a
+        re-key window) are looked for among next and previous ones.
+        """
         c = correspondence.c
         found: dict[str, str] = {}
         with self._engine.connect() as conn:
             for start in range(0, len(link_codes), _IN_CHUNK):
                 chunk = link_codes[start : start + _IN_CHUNK]
-                wanted = set(chunk)
                 rows = conn.execute(
-                    sa.select(
-                        c.local_person_id, c.link_code, c.next_link_code, c.previous_link_code
-                    ).where(
-                        sa.or_(
-                            c.link_code.in_(chunk),
-                            c.next_link_code.in_(chunk),
-                            c.previous_link_code.in_(chunk),
-                        )
+                    sa.select(c.link_code, c.local_person_id).where(c.link_code.in_(chunk))
+                )
+                found.update((r[0], r[1]) for r in rows)
+            rest = [code for code in link_codes if code not in found]
+            for start in range(0, len(rest), _IN_CHUNK):
+                chunk = rest[start : start + _IN_CHUNK]
+                wanted = set(chunk)
+                for r in conn.execute(
+                    sa.select(c.local_person_id, c.next_link_code, c.previous_link_code).where(
+                        sa.or_(c.next_link_code.in_(chunk), c.previous_link_code.in_(chunk))
                     )
-                ).all()
-                for r in rows:
-                    for code in (r.link_code, r.next_link_code, r.previous_link_code):
+                ):
+                    for code in (r.next_link_code, r.previous_link_code):
                         if code in wanted:
                             found[code] = r.local_person_id
         return found

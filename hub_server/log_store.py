@@ -9,6 +9,7 @@ identifier.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -208,6 +209,9 @@ class SqlHubLog:
         if not rows:
             return []
         now = _now()
+        if self._engine.dialect.name == "sqlite":
+            with self._engine.begin() as conn:
+                return _insert_sqlite(conn, rows, now)
         params = [
             {
                 **_entry_values(entry),
@@ -330,6 +334,65 @@ def _entry_values(entry: LogEntry) -> dict[str, object]:
         "policy_version": entry.policy_version,
         "person_key": entry.person_key,
     }
+
+
+_BULK_COLUMNS = (
+    "logged_at",
+    "legal_basis_item",
+    "requester_agency_id",
+    "provider_agency_id",
+    "info_kind",
+    "policy_version",
+    "person_key",
+    "outcome",
+    "reason",
+    "completed_at",
+)
+# Rows per multi-row INSERT: 10,000 bound values, under SQLite's limit of 32,766.
+_SQLITE_ROWS_PER_INSERT = 1000
+
+
+def _insert_sqlite(
+    conn: sa.Connection, rows: list[tuple[LogEntry, str, str]], now: datetime
+) -> list[int]:
+    """``begin_many`` on SQLite: multi-row INSERT ... RETURNING, built directly.
+
+    Half the cost per row of SQLAlchemy's insertmanyvalues, which processes
+    every parameter of every row; here the timestamps, shared by all rows, are
+    converted once. SQLite gives each row of one INSERT the next rowid in
+    VALUES order, so the serials sorted are the rows' serials in order.
+    """
+    to_db = hub_log.c.logged_at.type.bind_processor(conn.dialect)
+    convert: Callable[[object], object] = to_db if to_db is not None else (lambda value: value)
+    done = convert(now)
+    stamped: dict[datetime, object] = {}
+    columns = ", ".join(_BULK_COLUMNS)
+    serials: list[int] = []
+    for start in range(0, len(rows), _SQLITE_ROWS_PER_INSERT):
+        chunk = rows[start : start + _SQLITE_ROWS_PER_INSERT]
+        values: list[object] = []
+        for entry, outcome, reason in chunk:
+            logged = stamped.get(entry.logged_at)
+            if logged is None:
+                logged = stamped[entry.logged_at] = convert(entry.logged_at)
+            values += (
+                logged,
+                entry.legal_basis_item,
+                entry.requester_agency_id,
+                entry.provider_agency_id,
+                entry.info_kind,
+                entry.policy_version,
+                entry.person_key,
+                outcome,
+                reason,
+                None if outcome == PENDING else done,
+            )
+        marks = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(chunk))
+        result = conn.exec_driver_sql(
+            f"INSERT INTO hub_log ({columns}) VALUES {marks} RETURNING serial", tuple(values)
+        )
+        serials += sorted(int(serial) for serial in result.scalars())
+    return serials
 
 
 def _row(r: sa.RowMapping) -> LogRow:

@@ -112,3 +112,23 @@ def test_a_log_row_may_carry_a_detail(store: CommStore) -> None:
     store.append_log(record)
     [row] = store.log_rows()
     assert row.detail == record.detail
+
+
+def test_bulk_lookups_find_current_next_and_previous_codes(store: CommStore) -> None:
+    for i in range(1500):
+        store.bind(f"L{i}", f"1.code-{i}", 1, NOW)
+    store.store_next([("L1", "1.code-1", "2.next-1"), ("L2", "1.code-2", "2.next-2")], 2)
+    store.promote()  # L1, L2 now present 2.next-*, and 1.code-* stay findable as previous
+    store.store_next([("L3", "1.code-3", "2.next-3")], 2)
+    asked = ["1.code-0", "2.next-1", "1.code-2", "2.next-3", "1.code-1499", "nobody"]
+    assert store.local_persons_for(asked) == {
+        "1.code-0": "L0",
+        "2.next-1": "L1",
+        "1.code-2": "L2",
+        "2.next-3": "L3",
+        "1.code-1499": "L1499",
+    }
+    wanted = [f"L{i}" for i in range(1500)] + ["L-unbound"]
+    codes = store.link_codes_for(wanted)
+    assert len(codes) == 1500
+    assert (codes["L0"], codes["L1"]) == ("1.code-0", "2.next-1")

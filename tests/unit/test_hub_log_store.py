@@ -417,3 +417,27 @@ def test_fetches_are_logged_under_the_exchange_serial(repo: SqlHubLog) -> None:
         (OK, ""),
     ]
     assert repo.mark_interrupted() == 0  # a pending answer is not an interrupted exchange
+
+
+def test_bulk_rows_get_serials_in_order_in_one_transaction_and_finish_by_outcome(
+    repo: SqlHubLog,
+) -> None:
+    first = repo.begin(_entry())
+    rows = [
+        (_entry(f"pk-{i}"), PENDING if i % 3 else DENIED, "" if i % 3 else "X") for i in range(2500)
+    ]
+    serials = repo.begin_many(rows)
+    assert serials == list(range(first + 1, first + 2501))
+    stored = {r.serial: r for r in repo.rows(limit=3000)}
+    for serial, (entry, outcome, reason) in zip(serials, rows, strict=True):
+        assert stored[serial].entry == entry
+        assert (stored[serial].outcome, stored[serial].reason) == (outcome, reason)
+        assert (stored[serial].completed_at is None) == (outcome == PENDING)
+    pending = [s for s, (_, outcome, _) in zip(serials, rows, strict=True) if outcome == PENDING]
+    repo.finish_many([(s, OK if s % 2 else "NOT_FOUND", "" if s % 2 else "R") for s in pending])
+    repo.finish_many([(pending[0], "INTERNAL", "LATE")])  # a completed row is never rewritten
+    done = {r.serial: r for r in repo.rows(limit=3000)}
+    for s in pending:
+        assert (done[s].outcome, done[s].reason) == ((OK, "") if s % 2 else ("NOT_FOUND", "R"))
+        assert done[s].completed_at is not None
+    assert repo.begin_many([]) == []
