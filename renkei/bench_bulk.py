@@ -483,7 +483,9 @@ def main(args: argparse.Namespace) -> int:
             pids["provider comm"] = comm.process.pid
         pids["driver"] = os.getpid()
         codes = link_codes(layout, CITY, [p.city_id for p in people])
+        load_before = os.getloadavg()[0]
         results = asyncio.run(run_load(layout, hub_port, pids, codes, args))
+        load_after = os.getloadavg()[0]
     except StartupError as err:
         console.print(f"could not start the bench topology: {err}")
         return 1
@@ -493,7 +495,8 @@ def main(args: argparse.Namespace) -> int:
     console.print(
         f"load: {args.requests} BulkRelay calls of {persons} persons, {args.concurrency} in"
         f" flight; baseline {args.unary} Relay calls, {UNARY_CONCURRENCY} in flight;"
-        f" legacy: {args.legacy}; binding {2 * persons} records took {bound_s:.1f} s"
+        f" legacy: {args.legacy}; binding {2 * persons} records took {bound_s:.1f} s;"
+        f" load average {load_before:.1f} before, {load_after:.1f} after (neighbours count too)"
     )
     ratio = report(console, info, results)
     for r in results:
@@ -516,6 +519,7 @@ def main(args: argparse.Namespace) -> int:
                     },
                     "paths": {r.name: r.as_json() for r in results},
                     "ratio_bulk_to_unary": round(ratio, 2),
+                    "load_average": [round(load_before, 2), round(load_after, 2)],
                     "exit_codes": exits,
                 },
                 ensure_ascii=False,
