@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -200,6 +201,20 @@ def test_a_record_the_legacy_system_lacks_and_a_slow_one_fail_alone_within_the_d
     hub = {r.serial: r for r in topo.hub_log().rows(limit=100_000)}
     assert (hub[serial].outcome, hub[serial].reason) == ("DEADLINE_EXCEEDED", "LEGACY_TIMEOUT")
     assert yamada.local_ids[CITY] == response.results[0].local_person_id
+
+    async def late_row() -> list[tuple[str, str]]:
+        # The slow answer still comes: logged under the person's serial and discarded.
+        for _ in range(100):
+            rows = rows_by_serial(topo, PENSION, "provider").get(serial, [])
+            if len(rows) == 2:
+                break
+            await asyncio.sleep(0.05)
+        return [(r.outcome, r.reason) for r in rows]
+
+    assert loop.run(late_row()) == [
+        ("DEADLINE_EXCEEDED", "LEGACY_TIMEOUT"),
+        ("LATE_ANSWER", "LATE_ANSWER_DISCARDED"),
+    ]
 
 
 def test_an_unlawful_bulk_request_is_refused_whole_and_every_person_logged(
