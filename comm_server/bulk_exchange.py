@@ -274,7 +274,10 @@ class BulkExchange:
             await self._fail_all(q, base, sent, errors, serials, err)
             raise err from None
         except RenkeiError as err:
-            hub_serials = bulk.parse_serials(err.metadata.get("serials", ""))
+            try:
+                hub_serials = bulk.parse_serials(err.metadata.get("serials", ""))
+            except RenkeiError:  # a hub bug: log the persons without serials rather than not at all
+                hub_serials = []
             if len(hub_serials) == len(sent):
                 for i, serial in zip(sent, hub_serials, strict=True):
                     serials[i] = serial
