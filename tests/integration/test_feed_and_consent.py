@@ -346,3 +346,72 @@ def test_consent_flow_refusals(loop: LoopThread, setup: Setup) -> None:
         (f"agency:{BANK}", "refused"),
         (f"agency:{BANK}", "matched"),
     ]
+
+
+def _live_config(s: Setup, agency: str, tmp_path: Path) -> Path:
+    """The agency's comm.toml pointed at the live servers (ports were 0 when written)."""
+    comm_toml = s.topo.layout.comm_config(agency)
+    text = comm_toml.read_text("utf-8")
+    live = tmp_path / agency / "comm.toml"
+    live.parent.mkdir()
+    live.write_text(
+        text.replace(
+            'hub_endpoint = "127.0.0.1:0"', f'hub_endpoint = "127.0.0.1:{s.topo.hub.port}"'
+        )
+        .replace(
+            'registry_endpoint = "127.0.0.1:0"',
+            f'registry_endpoint = "127.0.0.1:{s.registry.port}"',
+        )
+        .replace('"../../', f'"{comm_toml.parent}/../../')
+        .replace("{config_dir}", str(comm_toml.parent)),
+        "utf-8",
+    )
+    live.with_name("master.key").write_bytes(comm_toml.with_name("master.key").read_bytes())
+    return live
+
+
+def test_the_cli_follows_shows_facts_and_binds_with_consent(
+    loop: LoopThread, setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from renkei.cli import main
+
+    s = setup
+    mover, exact = s.fresh[0], s.fresh[4]
+    assert _bind(loop, s, CITY, [mover]).bound == 1
+    s.store.move(mover.resident_code, CHIYODA, date(2026, 5, 1))
+    city = str(_live_config(s, CITY, tmp_path))
+    assert main(["comm", "follow", "--config", city]) == 0
+    assert "2 entries in 1 pages applied" in capsys.readouterr().out
+    assert main(["comm", "facts", "--config", city, _lid(s, mover), "NOBODY"]) == 1
+    out = capsys.readouterr().out
+    assert f"{_lid(s, mover)}: municipality 131016 千代田区;" in out
+    assert "last change moved 2026-05-01" in out
+    assert "NOBODY: no facts from the registry" in out
+
+    record = _local(exact, "B-cli")
+    line = {
+        "local_person_id": record.local_person_id,
+        "name": record.name,
+        "address": record.address,
+        "birth_date": record.birth_date,
+        "sex": record.sex,
+        "consent": {
+            "consent_id": "C-CLI",
+            "giver": "person",
+            "consented_at": "2026-11-01T09:00:00+09:00",
+            "purpose": "口座開設時の本人確認",
+        },
+    }
+    consents = tmp_path / "consents.jsonl"
+    consents.write_text(json.dumps(line, ensure_ascii=False) + "\n", "utf-8")
+    bank = str(_live_config(s, BANK, tmp_path))
+    assert main(["comm", "bind-consent", "--config", bank, "--input", str(consents)]) == 0
+    out = capsys.readouterr().out
+    assert "B-cli: bound: MATCHED" in out
+    assert "bound 1, already bound 0, no exact match 0, refused 0, failed 0" in out
+    assert s.topo.store(BANK).link_code_for("B-cli")
+    consents.write_text('{"local_person_id": "B-2", "colour": "red"}\n', "utf-8")
+    assert main(["comm", "bind-consent", "--config", bank, "--input", str(consents)]) == 2
+    assert "consents.jsonl:1: unknown fields ['colour']" in capsys.readouterr().err
