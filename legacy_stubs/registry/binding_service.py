@@ -9,10 +9,16 @@ and answers the sealed bytes. The agency's communication server then takes
 them to the hub (``comm_server.binding.bind``) for its link codes.
 
 What the answer holds: the agency's own record ids, a status, a reason and,
-for a unique match, the sealed ID code. Never a resident code (not even the
+for a unique match, the sealed ID code and the agency's subscription handle
+for the resident (``subscriptions``). Never a resident code (not even the
 candidates of an ambiguous match) and never a fact of the register; a reason
 only says which rule failed. The agency is the one named in the caller's
 certificate: no field of the request can name another.
+
+``ListChanges`` gives an agency the changes to the residents it bound, by its
+handles, with their current facts (``subscriptions``). ``MatchWithConsent`` is
+the consent flow for designated private bodies (``consent``), which may not
+use ``MatchRecords``.
 
 Served by ``create_server(config)``, configured in ``registry/registry.toml``::
 
@@ -20,6 +26,8 @@ Served by ``create_server(config)``, configured in ``registry/registry.toml``::
     database_url = "sqlite:///{config_dir}/registry.db"   # written by the deployment
     listen = "127.0.0.1:0"                                 # optional
     id_issuer_endpoint = "127.0.0.1:50061"                 # optional here, needed to serve
+    private_bodies = ["example-bank"]                      # optional: agencies designated
+                                                           # as private bodies (R20)
     [tls]                                                  # the registry's service certificate
     ca_cert = "..."; cert = "..."; key = "..."
 """
@@ -352,8 +360,8 @@ class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
     def __init__(
         self,
         binding: RegistryBinding,
-        subscriptions: Subscriptions | None = None,
-        consent: ConsentBinding | None = None,
+        subscriptions: Subscriptions,
+        consent: ConsentBinding,
     ) -> None:
         self._binding = binding
         self._subscriptions = subscriptions
@@ -364,7 +372,7 @@ class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
         self, request: registry_pb2.MatchRecordsRequest, context: Context
     ) -> registry_pb2.MatchRecordsResponse:
         agency_id = _caller_agency(context)
-        if self._consent is not None and self._consent.is_private_body(agency_id):
+        if self._consent.is_private_body(agency_id):
             raise PermissionDenied(
                 "PRIVATE_BODY_NEEDS_CONSENT",
                 f"{agency_id} is a private body: it binds only with consent (MatchWithConsent)",
@@ -394,8 +402,6 @@ class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
         self, request: registry_pb2.ListChangesRequest, context: Context
     ) -> registry_pb2.ListChangesResponse:
         agency_id = _caller_agency(context)
-        if self._subscriptions is None:
-            raise RenkeiError("FEED_NOT_SERVED", "this registry serves no change feed")
         after = _cursor(request.cursor)
         size = request.page_size or DEFAULT_PAGE
         if not 1 <= size <= MAX_PAGE:
@@ -422,10 +428,6 @@ class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
         self, request: registry_pb2.MatchWithConsentRequest, context: Context
     ) -> registry_pb2.MatchWithConsentResponse:
         caller, agency_id = _caller_name(context)
-        if self._consent is None:
-            raise PermissionDenied(
-                "CALLER_NOT_PRIVATE_BODY", "this registry designates no private bodies"
-            )
         outcome = await self._consent.match(
             caller, agency_id, _record(request.record), _consent(request)
         )
