@@ -67,7 +67,8 @@ consent_log = sa.Table(
     metadata,
     sa.Column("id", _Id, primary_key=True, autoincrement=True),
     sa.Column("attempt_id", sa.String(32), nullable=False, unique=True),
-    sa.Column("agency_id", sa.String(80), nullable=False, index=True),
+    # The certificate's party: "agency:<id>" (or "service:<name>", refused).
+    sa.Column("caller", sa.String(80), nullable=False, index=True),
     sa.Column("attempted_at", UtcDateTime(), nullable=False),
     sa.Column("local_person_id", sa.String(64), nullable=True),
     sa.Column("consent_id", sa.String(64), nullable=True),
@@ -103,7 +104,7 @@ class ConsentAttempt:
     """One row of the consent log."""
 
     attempt_id: str
-    agency_id: str
+    caller: str
     attempted_at: datetime
     local_person_id: str | None
     consent: Consent | None
@@ -158,7 +159,7 @@ class ConsentLog:
             conn.execute(
                 consent_log.insert().values(
                     attempt_id=attempt.attempt_id,
-                    agency_id=attempt.agency_id,
+                    caller=attempt.caller,
                     attempted_at=attempt.attempted_at,
                     local_person_id=attempt.local_person_id,
                     consent_id=None if c is None else c.consent_id[:64],
@@ -174,11 +175,11 @@ class ConsentLog:
                 )
             )
 
-    def rows(self, agency_id: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+    def rows(self, caller: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """The newest ``limit`` attempts, oldest first (for the oversight body)."""
         query = sa.select(consent_log).order_by(consent_log.c.id.desc()).limit(limit)
-        if agency_id is not None:
-            query = query.where(consent_log.c.agency_id == agency_id)
+        if caller is not None:
+            query = query.where(consent_log.c.caller == caller)
         with self._engine.connect() as conn:
             rows = [dict(r) for r in conn.execute(query).mappings()]
         return rows[::-1]
@@ -270,7 +271,11 @@ class ConsentBinding:
             await log("no_exact_match", "NO_EXACT_MATCH", why, None)
             return ConsentOutcome(False, b"", attempt_id)
         assert agency_id is not None
-        [(sealed, error)] = await self._sealer.seal(agency_id, [code])
+        try:
+            [(sealed, error)] = await self._sealer.seal(agency_id, [code])
+        except RenkeiError as err:
+            await log("refused", err.reason, f"the ID issuer failed: {err.message}", code)
+            raise
         if not sealed or error:
             why = f"the ID issuer did not seal: {error}"
             await log("no_exact_match", "NO_EXACT_MATCH", why, code)

@@ -340,7 +340,7 @@ def test_consent_flow_refusals(loop: LoopThread, setup: Setup) -> None:
             assert answer.attempt_id
 
     loop.run(go(), timeout=30)
-    outcomes = [(r["agency_id"], r["outcome"]) for r in ConsentLog(s.store.engine).rows()]
+    outcomes = [(r["caller"], r["outcome"]) for r in ConsentLog(s.store.engine).rows()]
     assert outcomes == [
         (f"agency:{CITY}", "refused"),
         (f"agency:{BANK}", "refused"),

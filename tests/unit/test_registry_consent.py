@@ -22,7 +22,7 @@ from legacy_stubs.registry.matching import Matcher
 from legacy_stubs.registry.model import Address, Name, Resident
 from legacy_stubs.registry.population import generate
 from legacy_stubs.registry.store import RegistryStore
-from renkei.errors import InvalidArgument, PermissionDenied
+from renkei.errors import InvalidArgument, PermissionDenied, Unavailable
 from renkei.fourfacts.eras import era_of
 from renkei.fourfacts.normalize import FourFacts
 
@@ -94,7 +94,7 @@ def test_exact_current_facts_match_in_any_form(setup: Setup) -> None:
         "MATCHED",
         person.resident_code,
     )
-    assert (row["agency_id"], row["consent_id"], row["purpose"]) == (
+    assert (row["caller"], row["consent_id"], row["purpose"]) == (
         f"agency:{BANK}",
         "C-1",
         CONSENT.purpose,
@@ -185,9 +185,26 @@ def test_only_designated_private_bodies(setup: Setup) -> None:
     with pytest.raises(PermissionDenied):
         asyncio.run(binding.match("service:id-issuer", None, _record(PEOPLE[0]), CONSENT))
     assert sealer.calls == []
-    assert [(r["agency_id"], r["answered"]) for r in log.rows()] == [
+    assert [(r["caller"], r["answered"]) for r in log.rows()] == [
         (f"agency:{CITY}", "CALLER_NOT_PRIVATE_BODY"),
         ("service:id-issuer", "CALLER_NOT_PRIVATE_BODY"),
     ]
     with log._engine.connect() as conn:  # the table is there on both databases
         assert conn.execute(sa.select(sa.func.count()).select_from(consent_log)).scalar() == 2
+
+
+class DownSealer:
+    async def seal(self, agency_id: str, resident_codes: list[str]) -> list[tuple[bytes, str]]:
+        raise Unavailable("ID_ISSUER_UNAVAILABLE", "the ID issuer does not answer")
+
+
+def test_an_id_issuer_failure_is_logged_too(engine: Engine) -> None:
+    store = RegistryStore(engine)
+    store.add_many(PEOPLE)
+    log = ConsentLog(engine)
+    binding = ConsentBinding(Matcher(store), store, DownSealer(), log, [BANK])
+    with pytest.raises(Unavailable):
+        _run(binding, _record(PEOPLE[0]))
+    [row] = log.rows()
+    assert (row["outcome"], row["answered"]) == ("refused", "ID_ISSUER_UNAVAILABLE")
+    assert row["resident_code"] == PEOPLE[0].resident_code
