@@ -70,7 +70,7 @@ from renkei.pki import TlsFiles, peer_identity, validate_agency_id
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 from renkei.runner import serve_until_signalled
 
-from .consent import Consent, ConsentBinding, ConsentLog
+from .consent import Consent, ConsentBinding, ConsentLog, Giver
 from .matching import Matcher, MatchResult
 from .model import Resident
 from .store import RegistryStore
@@ -280,7 +280,7 @@ _KINDS = {
     "name_change": registry_pb2.CHANGE_KIND_NAME_CHANGED,
     "death": registry_pb2.CHANGE_KIND_DECEASED,
 }
-_GIVERS = {
+_GIVERS: dict[int, Giver] = {
     registry_pb2.CONSENT_GIVER_PERSON: "person",
     registry_pb2.CONSENT_GIVER_LEGAL_REPRESENTATIVE: "legal_representative",
 }
@@ -324,7 +324,7 @@ def _consent(request: registry_pb2.MatchWithConsentRequest) -> Consent | None:
     c = request.consent
     return Consent(
         consent_id=c.consent_id,
-        giver=_GIVERS.get(c.giver),  # type: ignore[arg-type]  # Literal from the table
+        giver=_GIVERS.get(c.giver),
         representative_name=c.representative_name,
         consented_at=c.consented_at.ToDatetime(UTC) if c.HasField("consented_at") else None,
         purpose=c.purpose,
