@@ -5,7 +5,9 @@ side (``renkei.registry.v1.BindingService.MatchRecords``, called with this
 agency's certificate) matches the four facts and answers, for a unique match,
 the resident's ID code sealed to the hub for this agency. Each sealed code
 goes to the hub (``comm_server.binding.bind``) for this agency's link code,
-which the correspondence table keeps. Ambiguous, unmatched and invalid records
+which the correspondence table keeps, and the registry's subscription handle
+for the person goes to ``registry_handles`` (``comm_server.feed`` follows the
+person's changes by it). Ambiguous, unmatched and invalid records
 go to a review list with the registry's reason; nothing about them is guessed.
 
 The agency never sees a resident code or an ID code, and it sends the hub no
@@ -25,6 +27,7 @@ import grpc
 from comm_server.binding import bind
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
+from comm_server.person_facts import PersonFactsStore
 from comm_server.store import AsyncCommStore, open_store
 from renkei.errors import RenkeiError, from_rpc_error
 from renkei.grpcutil.client import channel
@@ -120,6 +123,7 @@ async def bulk_bind(
     """Bind every record not yet bound; see the module docstring."""
     if not 1 <= batch <= MAX_BATCH:
         raise ValueError(f"batch must be 1..{MAX_BATCH}, not {batch}")
+    facts = await store.run(PersonFactsStore, store.store.engine)
     report = BindReport()
     for chunk in _batches(records, batch):
         todo: list[LocalRecord] = []
@@ -129,7 +133,7 @@ async def bulk_bind(
             else:
                 todo.append(record)
         if todo:
-            await _bind_batch(store, hub_client, registry_stub, todo, report, timeout)
+            await _bind_batch(store, facts, hub_client, registry_stub, todo, report, timeout)
         if progress is not None:
             progress(report)
     return report
@@ -137,6 +141,7 @@ async def bulk_bind(
 
 async def _bind_batch(
     store: AsyncCommStore,
+    facts: PersonFactsStore,
     hub_client: HubClient,
     registry_stub: registry_pb2_grpc.BindingServiceAsyncStub,
     todo: list[LocalRecord],
@@ -165,6 +170,8 @@ async def _bind_batch(
         if outcome.status == registry_pb2.MATCH_STATUS_UNIQUE and outcome.sealed_id_code:
             try:
                 done = await bind(store, hub_client, local, bytes(outcome.sealed_id_code))
+                if outcome.subscription_handle:
+                    await store.run(facts.remember_handle, local, outcome.subscription_handle)
             except RenkeiError as err:
                 report._review(local, "failed", f"{err.reason}: {err.message}")
                 continue

@@ -81,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.add_argument("--config", type=Path, required=True)
             p.add_argument("--batch", type=int, default=500)
+            p = group.add_parser("follow", help="apply the registry's changes to bound persons")
+            p.add_argument("--config", type=Path, required=True)
+            p.add_argument("--every", type=float, help="repeat every N seconds until stopped")
+            p = group.add_parser("facts", help="a bound person's current facts and municipality")
+            p.add_argument("--config", type=Path, required=True)
+            p.add_argument("local_person_id", nargs="+")
+            p = group.add_parser("bind-consent", help="a private body binds with consent (R20)")
+            p.add_argument("--config", type=Path, required=True)
+            p.add_argument("--input", type=Path, required=True, help="JSON lines with consent")
+            p.add_argument("--report", type=Path, help="also write the outcomes (JSON) here")
 
     # The registry's own parser is built only when asked for: building it here
     # would import SQLAlchemy and the registry into every server process.
@@ -432,6 +442,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure("numbering", NumberingConfig.load(args.config).log_level)
         asyncio.run(serve_numbering(args.config, args.port_file))
         return 0
+    if args.command == "comm" and args.action in ("follow", "facts", "bind-consent"):
+        from comm_server import commands
+
+        return commands.run(args)
     if args.command == "comm" and args.action == "rekey":
         return _rekey(args.config, args.batch)
     if args.command == "id-issuer":
