@@ -63,6 +63,13 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _delay_ms(text: str) -> int:
+    value = _non_negative(text)
+    if value > MAX_DELAY_MS:
+        raise argparse.ArgumentTypeError(f"must be from 0 to {MAX_DELAY_MS}")
+    return value
+
+
 def _port(text: str) -> int:
     value = _non_negative(text)
     if value > 65535:
@@ -81,7 +88,7 @@ def add_common(parser: argparse.ArgumentParser, *, network: bool = True) -> None
         "--generated", type=_non_negative, default=20, help="generated people besides the named"
     )
     parser.add_argument("--write-data", type=Path, help="write the data as JSON here and exit")
-    parser.add_argument("--delay-ms", type=_non_negative, default=0, help="slow fault")
+    parser.add_argument("--delay-ms", type=_delay_ms, default=0, help="slow fault")
     parser.add_argument("--drop", action="store_true", help="drop fault")
     parser.add_argument("--garbage", action="store_true", help="garbage fault")
     parser.add_argument(
@@ -93,7 +100,7 @@ def add_common(parser: argparse.ArgumentParser, *, network: bool = True) -> None
 
 
 def faults_from_args(args: argparse.Namespace) -> Faults:
-    return Faults(delay_ms=min(args.delay_ms, MAX_DELAY_MS), drop=args.drop, garbage=args.garbage)
+    return Faults(delay_ms=args.delay_ms, drop=args.drop, garbage=args.garbage)
 
 
 def read_json(path: Path) -> Any:

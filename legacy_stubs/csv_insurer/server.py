@@ -133,7 +133,9 @@ class InsurerServer:
             self.batches += 1
             if faults.delay_ms:
                 await asyncio.sleep(faults.delay_ms / 1000)
-            if faults.drop:
+            if not request.exists():
+                event(logger, "request withdrawn before its answer", ticket=ticket)
+            elif faults.drop:
                 event(logger, "fault: dropping request", ticket=ticket)
             elif faults.garbage:
                 event(logger, "fault: answering garbage", ticket=ticket)

@@ -117,7 +117,7 @@ class TaxServer:
         except Exception:
             logger.exception("connection handler failed")
         finally:
-            writer.transport.abort() if writer.transport.is_closing() else writer.close()
+            writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
 

@@ -11,7 +11,8 @@ import pytest
 from support.legacy import StubProcess, refused, run, start_stub
 
 from comm_server.legacy import FixedTaxClient, LegacyClient
-from legacy_stubs.fixed_tax.server import fault_request
+from legacy_stubs.fixed_tax.records import generate_residents
+from legacy_stubs.fixed_tax.server import TaxServer, fault_request
 from renkei.errors import DeadlineExceeded, InvalidArgument, NotFound, RenkeiError, Unavailable
 
 TAX = "地方税関係情報"
@@ -235,7 +236,7 @@ def test_faults_and_recovery(
     run(scenario)
 
 
-def test_unreachable_and_closed(tmp_path: Path) -> None:
+def test_unreachable_and_closed() -> None:
     async def scenario() -> None:
         server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
@@ -258,3 +259,29 @@ def test_process_refuses_a_bad_data_file(tmp_path: Path) -> None:
     bad.write_text('{"format": "soap_pension"}')
     with pytest.raises(AssertionError, match="cannot load data"):
         start_stub("fixed_tax", tmp_path, "--data", str(bad))
+
+
+def test_in_process_pooling_restart_and_concurrency() -> None:
+    async def scenario() -> None:
+        server = TaxServer(generate_residents(5, 3))
+        port = await server.start()
+        client = FixedTaxClient("127.0.0.1", port)
+        try:
+            answers = await asyncio.gather(
+                *(client.lookup("A0001001", TAX, b"", timeout=5) for _ in range(12))
+            )
+            assert answers == [TAX_2026] * 12
+            assert server.connections_accepted <= 8  # max_connections
+            before = server.connections_accepted
+            assert await client.lookup("A0001001", RESIDENT, b"", timeout=5) == RESIDENT_YAMADA
+            assert server.connections_accepted == before  # pooled
+            # The legacy system restarts: the pooled connections are dead, the lookup is not.
+            await server.stop()
+            server = TaxServer(generate_residents(5, 3), port=port)
+            await server.start()
+            assert await client.lookup("A0001001", TAX, b"", timeout=5) == TAX_2026
+        finally:
+            await client.aclose()
+            await server.stop()
+
+    run(scenario)
