@@ -48,6 +48,7 @@ class MappingError(InvalidArgument):
             text += f"; raw {show_raw(raw)}"
         metadata = {"field": field, "where": where, "mapper": mapper}
         super().__init__(reason, text, {k: v for k, v in metadata.items() if v})
+        self.problem = message
         self.field = field
         self.where = where
         self.raw = raw
