@@ -131,7 +131,8 @@ def check_record(mapper: SpecMapper, kind: str, index: int, raw: bytes) -> Recor
     except MappingError as err:
         return RecordResult(index, raw, views, err, None, [], [])
     after = {v.field.name: v for v in mapper.explain(kind, reencoded)}
-    differences, uncarried = [], []
+    differences: list[str] = []
+    uncarried: list[str] = []
     for view in views:
         new = after[view.field.name]
         if new.raw != view.raw:

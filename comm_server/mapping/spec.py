@@ -277,10 +277,7 @@ def _field(spec: Spec, kind: str, data: Any, where: str) -> FieldSpec:
     unknown = set(data) - _FIELD_KEYS
     if unknown:
         raise SpecError(source, f"{where}: unknown keys {sorted(unknown)}")
-    type_name = _req(data, "type", str, where, source)
-    if type_name not in TYPES:
-        raise SpecError(source, f"{where}: unknown type {type_name!r}; known: {', '.join(TYPES)}")
-    kw: dict[str, Any] = {"name": name, "type": type_name}
+    kw: dict[str, Any] = {"name": name}
     if spec.layout == "fixed":
         kw["offset"] = _req(data, "offset", int, where, source)
         kw["length"] = _req(data, "length", int, where, source)
@@ -302,6 +299,10 @@ def _field(spec: Spec, kind: str, data: Any, where: str) -> FieldSpec:
                 raise SpecError(source, f"{where}: xml paths name one child element of the record")
             _qualify(spec, path, where)
         kw["path"] = path
+    type_name = _req(data, "type", str, where, source)
+    if type_name not in TYPES:
+        raise SpecError(source, f"{where}: unknown type {type_name!r}; known: {', '.join(TYPES)}")
+    kw["type"] = type_name
     for key in ("offset", "length", "column", "path"):
         if key in data and key not in kw:
             raise SpecError(source, f"{where}: {key!r} does not apply to a {spec.layout} layout")
