@@ -30,6 +30,7 @@ from rich.table import Table
 from .errors import MappingError, SpecError, UnknownFormat
 from .mapper import FieldView, Mapper, SpecMapper
 from .registry import load_mapper_or_spec
+from .spec import FieldSpec
 
 _NOT_CARRIED = ("filler", "ignore", "constant")
 
@@ -136,7 +137,12 @@ def check_record(mapper: SpecMapper, kind: str, index: int, raw: bytes) -> Recor
     for view in views:
         new = after[view.field.name]
         if new.raw != view.raw:
-            line = f"{view.field.name} {view.field.where}: {_show(view.raw)} -> {_show(new.raw)}"
+            binary = view.field.type == "packed"
+            line = (
+                f"{view.field.name} {view.field.where}:"
+                f" {_show(view.raw, mapper.spec.encoding, binary)}"
+                f" -> {_show(new.raw, mapper.spec.encoding, binary)}"
+            )
             (uncarried if view.field.type in _NOT_CARRIED else differences).append(line)
     return RecordResult(index, raw, views, None, reencoded, differences, uncarried)
 
@@ -149,7 +155,9 @@ def _splits(mapper: SpecMapper, kind: str, raw: bytes) -> bool:
     return True
 
 
-def _show(piece: object, encoding: str = "cp932") -> str:
+def _show(piece: object, encoding: str = "cp932", binary: bool = False) -> str:
+    if isinstance(piece, bytes) and binary:
+        return f"hex {piece.hex(' ')}"
     if isinstance(piece, bytes):
         try:
             return repr(piece.decode(encoding))
@@ -160,10 +168,17 @@ def _show(piece: object, encoding: str = "cp932") -> str:
     return json.dumps(piece, ensure_ascii=False)
 
 
+def _where(f: FieldSpec) -> str:
+    if f.offset is not None:
+        return f"{f.offset} +{f.length}"
+    return f.where.removeprefix("at ").removeprefix("in ")
+
+
 def _table(mapper: SpecMapper, result: RecordResult) -> Table:
     status = "[green]round-trips[/]" if result.ok else "[red]FAILS[/]"
     table = Table(title=f"record {result.index} ({len(result.raw)} bytes): {status}")
-    for column in ("field", "where", "raw", "decoded", "target"):
+    where = "offset +len" if mapper.spec.layout == "fixed" else "where"
+    for column in ("field", where, "raw", "decoded", "target"):
         table.add_column(column, overflow="fold")
     for view in result.views:
         decoded = (
@@ -175,8 +190,8 @@ def _table(mapper: SpecMapper, result: RecordResult) -> Table:
         )
         table.add_row(
             view.field.name,
-            view.field.where.removeprefix("at ").removeprefix("in "),
-            _show(view.raw, mapper.spec.encoding),
+            _where(view.field),
+            _show(view.raw, mapper.spec.encoding, view.field.type == "packed"),
             decoded,
             view.field.target or f"({view.field.type})",
         )
