@@ -165,3 +165,17 @@ def test_tutorial_example_maps_both_ways(town_kokuho: object) -> None:
     assert mapper.encode(kind, record) == first
     with pytest.raises(MappingError, match=r"診療年月 .*: 令和1年4月 does not exist"):
         mapper.decode(kind, first[:25] + b"50104" + first[30:])
+
+
+def test_bench_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    """The mapper benchmark runs for every built-in mapper and kind (no timing assertions)."""
+    from comm_server.mapping import bench
+
+    rows = bench.run(seconds=0.001)
+    assert [(r["mapper"], r["kind"]) for r in rows][:2] == [
+        ("(baseline) protobuf", "住民票関係情報"),
+        ("fixed_tax", "地方税関係情報"),
+    ]
+    assert len(rows) == 1 + 10
+    assert bench.main(["--seconds", "0.001"]) == 0
+    assert "decoded / s" in capsys.readouterr().out
