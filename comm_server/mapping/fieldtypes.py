@@ -28,6 +28,7 @@ _ASCII = re.compile(r"[\x20-\x7e]*")
 _KANA = re.compile(r"[\u30a1-\u30fa\u30fc\u30fb\u3000]*")
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 _ISO_MONTH = re.compile(r"[0-9]{4}-[0-9]{2}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class FieldLike(Protocol):
@@ -137,13 +138,13 @@ def _padded(text: str, f: FieldLike) -> str:
 
 
 def _text_parse(text: str, f: FieldLike) -> str:
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if _CONTROL.search(text):
         raise ValueError("control characters")
     return _padded(text, f)
 
 
 def _text_format(value: str, f: FieldLike) -> str:
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+    if _CONTROL.search(value):
         raise ValueError("control characters")
     if f.length is not None and value.endswith(IDEOGRAPHIC_SPACE):
         raise ValueError("ends with U+3000, which the padding would swallow")

@@ -197,8 +197,7 @@ class SpecMapper:
         return self._text_value(f, str(piece), piece)
 
     def _set(self, record: Record, f: FieldSpec, value: Value, piece: Any) -> None:
-        assert f.target is not None
-        *parents, name = f.target.split(".")
+        *parents, name = f.target_path
         obj: Any = record
         for part in parents:
             obj = getattr(obj, part)
@@ -210,9 +209,8 @@ class SpecMapper:
             raise self._error(f, f"out of range for {f.target}: {err}", piece) from None
 
     def _get(self, record: Record, f: FieldSpec) -> Value:
-        assert f.target is not None
         obj: Any = record
-        for part in f.target.split("."):
+        for part in f.target_path:
             obj = getattr(obj, part)
         if f.enum_names:
             return f.enum_names.get(obj, str(obj))

@@ -61,6 +61,8 @@ class FieldSpec:
     enum_numbers: dict[str, int] = field(default_factory=dict)
     """For an enum target: value name -> number (and the reverse is in enum_names)."""
     enum_names: dict[int, str] = field(default_factory=dict)
+    target_path: tuple[str, ...] = ()
+    """``target`` split at its dots."""
 
     @property
     def where(self) -> str:
@@ -328,6 +330,7 @@ def _field(spec: Spec, kind: str, data: Any, where: str) -> FieldSpec:
     else:
         fd = _target(spec, kind, target, where)
         kw["target"] = target
+        kw["target_path"] = tuple(target.split("."))
         _check_target_type(spec, fd, type_name, data, kw, where)
     if type_name == "hook":
         kw["hook"] = _load_hook(spec, _req(data, "hook", str, where, source), where)
