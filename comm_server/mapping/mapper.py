@@ -289,6 +289,8 @@ class SpecMapper:
         return MappingError(message, raw=raw, mapper=self.format)
 
     def _pieces(self, record_spec: RecordSpec, raw: bytes) -> Iterator[tuple[FieldSpec, Any]]:
+        if isinstance(raw, bytearray | memoryview):
+            raw = bytes(raw)
         if not isinstance(raw, bytes):
             raise self._fail(f"a record is bytes, got {type(raw).__name__}", b"")
         if self.spec.layout == "fixed":
