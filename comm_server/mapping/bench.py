@@ -46,6 +46,7 @@ def sample_records(fmt: str) -> dict[str, layout.Record]:
         birth_date="3330514" if fmt == "fixed_tax" else "1958-05-14",
         sex="1",
         address="神奈川県横浜市中区本町一丁目１番地",
+        municipality_hint="141003" if fmt == "fixed_tax" else "",
     )
     return {
         layout.PERSON_KIND: person,

@@ -45,7 +45,7 @@ def test_every_format_checks_its_fixtures(capsys: pytest.CaptureFixture[str]) ->
         code, out = _check(capsys, fmt, str(FIXTURES / fmt / name), "--kind", kind)
         assert code == 0, out
     # The person entry leaves out fields of the resident record: shown, not counted.
-    assert "not carried: 市区町村コード at bytes 98-103" in out
+    assert "not carried: 世帯主区分から予備 at bytes 224-255" in out
 
 
 def test_whole_soap_answer_and_csv_file_are_samples(

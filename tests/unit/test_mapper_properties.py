@@ -170,6 +170,12 @@ def _medical(pid: st.SearchStrategy[str]) -> st.SearchStrategy[layout.Record]:
     )
 
 
+def _with_hint(record: layout.Record, hint: str) -> layout.Record:
+    assert isinstance(record, layout_pb2.PersonRecord)
+    record.municipality_hint = hint
+    return record
+
+
 _fw = _fw_text(KANJI + DIGITS_FW + "\u3000", 20)
 _fw_address = _fw_text(KANJI + DIGITS_FW + "\u3000", 60)
 _kana = _fw_text(KANA + "\u3000", 20)
@@ -183,12 +189,16 @@ STRATEGIES: dict[tuple[str, str], st.SearchStrategy[layout.Record]] = {
     ("fixed_tax", "住民票関係情報"): _resident(
         ascii_id, _fw, _kana, st.one_of(st.just(""), iso_dates), _fw_address
     ),
-    ("fixed_tax", layout.PERSON_KIND): _person(
-        ascii_id,
-        _fw,
-        _kana,
-        st.text(alphabet="0123456789", min_size=7, max_size=7),
-        st.text(alphabet="0123456789", min_size=1, max_size=1),
+    ("fixed_tax", layout.PERSON_KIND): st.builds(
+        _with_hint,
+        _person(
+            ascii_id,
+            _fw,
+            _kana,
+            st.text(alphabet="0123456789", min_size=7, max_size=7),
+            st.text(alphabet="0123456789", min_size=1, max_size=1),
+        ),
+        st.text(alphabet="0123456789", min_size=6, max_size=6),
     ),
     ("soap_pension", "年金給付関係情報"): _pension(st.text(alphabet=ASCII)),
     ("soap_pension", layout.PERSON_KIND): _person(

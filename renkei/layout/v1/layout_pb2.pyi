@@ -338,6 +338,7 @@ class PersonRecord(_message.Message):
     BIRTH_DATE_FIELD_NUMBER: _builtins.int
     SEX_FIELD_NUMBER: _builtins.int
     ADDRESS_FIELD_NUMBER: _builtins.int
+    MUNICIPALITY_HINT_FIELD_NUMBER: _builtins.int
     local_person_id: _builtins.str
     name: _builtins.str
     name_kana: _builtins.str
@@ -346,6 +347,10 @@ class PersonRecord(_message.Message):
     sex: _builtins.str
     """As written: "1", "男", "M", "male"."""
     address: _builtins.str
+    municipality_hint: _builtins.str
+    """The municipality (市区町村コード or name) when the agency's file has one,
+    for addresses that leave it out; may be empty.
+    """
     def __init__(
         self,
         *,
@@ -355,10 +360,11 @@ class PersonRecord(_message.Message):
         birth_date: _builtins.str = ...,
         sex: _builtins.str = ...,
         address: _builtins.str = ...,
+        municipality_hint: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "birth_date", b"birth_date", "local_person_id", b"local_person_id", "name", b"name", "name_kana", b"name_kana", "sex", b"sex"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "birth_date", b"birth_date", "local_person_id", b"local_person_id", "municipality_hint", b"municipality_hint", "name", b"name", "name_kana", b"name_kana", "sex", b"sex"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
