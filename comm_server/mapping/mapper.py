@@ -184,7 +184,7 @@ class SpecMapper:
 
     def _json_value(self, f: FieldSpec, piece: Any) -> Value | None:
         wanted = TYPES[f.type].json
-        if f.type == "code" or wanted is str:
+        if f.type in ("code", "hook") or wanted is str:  # hooks see JSON strings
             if not isinstance(piece, str):
                 raise self._error(f, f"expected a JSON string, got {type(piece).__name__}", piece)
             return self._text_value(f, piece, piece)

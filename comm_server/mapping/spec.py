@@ -321,6 +321,12 @@ def _field(spec: Spec, kind: str, data: Any, where: str) -> FieldSpec:
         kw["fill"] = fill
     if type_name == "constant" and "value" not in data:
         raise SpecError(source, f"{where}: a constant needs its 'value'")
+    if (
+        type_name == "constant"
+        and spec.layout == "fixed"
+        and len(kw["value"].encode(spec.encoding, "replace")) != kw["length"]
+    ):
+        raise SpecError(source, f"{where}: the constant's value must be {kw['length']} bytes")
     target = _opt(data, "target", str, where, source)
     if type_name in _NO_TARGET:
         if target is not None:

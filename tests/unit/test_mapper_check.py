@@ -179,3 +179,37 @@ def test_bench_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(rows) == 1 + 10
     assert bench.main(["--seconds", "0.001"]) == 0
     assert "decoded / s" in capsys.readouterr().out
+
+
+def test_json_and_line_separated_samples(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    person = (FIXTURES / "json_http" / "person_yamada.json").read_text(encoding="utf-8")
+    listing = tmp_path / "persons.json"
+    listing.write_text(f'{{"persons": [{person}, {person}], "next": null}}', encoding="utf-8")
+    code, out = _check(capsys, "json_http", str(listing), "--kind", "PERSONS")
+    assert code == 0, out
+    assert "2 of 2 records round-trip" in out
+    answer = tmp_path / "answer.json"
+    record = (FIXTURES / "json_http" / "tax_loss.json").read_text(encoding="utf-8")
+    answer.write_text(
+        f'{{"personId": "P-1", "kind": "local-tax", "record": {record}}}', encoding="utf-8"
+    )
+    code, out = _check(capsys, "json_http", str(answer), "--kind", "地方税関係情報")
+    assert code == 0, out
+    lines = tmp_path / "records.jsonl"
+    lines.write_text(f"{record}\n{record}\n", encoding="utf-8")
+    code, out = _check(capsys, "json_http", str(lines), "--kind", "地方税関係情報")
+    assert code == 0, out
+    assert "2 of 2 records round-trip" in out
+    fixed = tmp_path / "records.txt"
+    tax = (FIXTURES / "fixed_tax" / "tax_typical.bin").read_bytes()
+    fixed.write_bytes(tax + b"\r\n" + tax + b"\r\n")
+    code, out = _check(capsys, "fixed_tax", str(fixed))
+    assert code == 0, out
+    assert "2 of 2 records round-trip" in out
+    empty = tmp_path / "empty.dat"
+    empty.write_bytes(b"")
+    code, out = _check(capsys, "fixed_tax", str(empty))
+    assert code == 1
+    assert "0 of 0 records round-trip" in out

@@ -142,3 +142,10 @@ def test_csv_columns_gap(tmp_path: Path) -> None:
     assert "columns must be 1..2, each once (gap or overlap); got [1, 3]" in _refused(
         _spec(tmp_path, fields, head)
     )
+
+
+def test_fixed_constant_must_fill_its_field(tmp_path: Path) -> None:
+    rest = REST.replace('type = "filler"', 'type = "constant", value = "X"')
+    assert "field 'rest' (offset 14, length 6): the constant's value must be 6 bytes" in (
+        _refused(_spec(tmp_path, ID + YEAR + rest))
+    )
