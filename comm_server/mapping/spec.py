@@ -316,8 +316,8 @@ def _field(spec: Spec, kind: str, data: Any, where: str) -> FieldSpec:
     kw["value"] = _opt(data, "value", str, where, source) or ""
     fill = _opt(data, "fill", str, where, source)
     if fill is not None:
-        if len(fill) != 1:
-            raise SpecError(source, f"{where}: fill must be one character")
+        if len(fill.encode(spec.encoding, "replace")) != 1:
+            raise SpecError(source, f"{where}: fill must be one byte in {spec.encoding}")
         kw["fill"] = fill
     if type_name == "constant" and "value" not in data:
         raise SpecError(source, f"{where}: a constant needs its 'value'")
