@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-policy bench-keys bench-numbering bench-registry clean
+.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-policy bench-keys bench-numbering bench-registry bench-mappers clean
 
 all: test
 
@@ -41,7 +41,7 @@ demo: $(STAMP)
 	$(BIN)/renkei demo
 
 # Benchmarks print tables; they are not tests. Figures: docs/benchmarks.md.
-bench: bench-linkage bench-policy bench-keys bench-numbering bench-registry
+bench: bench-linkage bench-policy bench-keys bench-numbering bench-registry bench-mappers
 
 bench-linkage: $(STAMP)
 	$(BIN)/renkei bench
@@ -57,6 +57,9 @@ bench-numbering: $(STAMP)
 
 bench-registry: $(STAMP)
 	$(BIN)/python -m legacy_stubs.registry.bench --count 1000000
+
+bench-mappers: $(STAMP)
+	$(BIN)/python -m comm_server.mapping.bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-state bench-state

@@ -181,6 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deployment", type=Path, required=True, help="the deployment folder")
     p.add_argument("--sample", type=int, default=500, help="known values per kind to look for")
 
+    mp = sub.add_parser("mapper", help="legacy-format mappers").add_subparsers(
+        dest="action", required=True
+    )
+    p = mp.add_parser("check", help="decode and re-encode sample records; show fields, differences")
+    p.add_argument("spec", metavar="SPEC_OR_FORMAT", help="a spec file (.toml) or a format name")
+    p.add_argument("sample", type=Path, metavar="SAMPLE")
+    p.add_argument("--kind", help="kind of information (default: the spec's first)")
+
     p = sub.add_parser("demo", help="run the whole system on loopback and print what happened")
     p.add_argument("--state-dir", type=Path, default=Path("demo-state"))
 
@@ -482,6 +490,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "keys":
         return _keys(args)
+    if args.command == "mapper":
+        from comm_server.mapping.check import run_check
+
+        return run_check(args.spec, args.sample, args.kind)
     if args.command == "demo":
         from renkei.demo import main as demo_main
 
