@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from grpc_status import rpc_status
+from google.protobuf.message import DecodeError
+from google.rpc import status_pb2
 from hdrh.histogram import HdrHistogram
 
 from renkei.errors import error_info
@@ -23,6 +24,7 @@ LOWEST_US, HIGHEST_US, DIGITS = 1, 3_600_000_000, 3
 CLASSES = ("lawful", "unlawful", "malformed")
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 OK = "OK"
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
 # Not a gRPC status: an Approve answer whose decision is DENIED (a denial is an answer there).
 DENIED = "DENIED"
 
@@ -72,18 +74,20 @@ def outcome_of(err: grpc.RpcError) -> Outcome:
 
     The details travel in the ``grpc-status-details-bin`` trailer as a
     google.rpc.Status; a status without it (a transport failure, a deadline
-    hit on the way) has no reason.
+    hit on the way) has no reason. The trailer is read as it is, even when its
+    code or message differ from the call's (grpc_status.from_call refuses those).
     """
     code: grpc.StatusCode = getattr(err, "code", lambda: grpc.StatusCode.UNKNOWN)()
+    trailers = getattr(err, "trailing_metadata", lambda: None)() or ()
     reason = ""
-    try:
-        status = rpc_status.from_call(err)  # type: ignore[arg-type]
-    except (ValueError, AttributeError, TypeError):
-        status = None
-    if status is not None:
-        info = error_info(status)
-        if info is not None:
-            reason = info.reason
+    for key, value in trailers:
+        if key == STATUS_DETAILS_KEY and isinstance(value, bytes):
+            try:
+                info = error_info(status_pb2.Status.FromString(value))
+            except DecodeError:
+                info = None
+            reason = info.reason if info is not None else ""
+            break
     return Outcome(code.name, reason)
 
 
