@@ -47,6 +47,12 @@ def decode(text: str) -> HdrHistogram:
     return histogram
 
 
+def add(into: HdrHistogram, other: HdrHistogram) -> None:
+    """``into += other``; an empty ``other`` is skipped, as adding one resets the minimum to 0."""
+    if other.get_total_count():
+        into.add(other)
+
+
 def summary_ms(histogram: HdrHistogram) -> dict[str, float]:
     """p50, p90, p99, p99.9 and max in milliseconds (zeros for an empty histogram)."""
     out = {f"p{p:g}_ms": histogram.get_value_at_percentile(p) / 1000 for p in PERCENTILES}
@@ -179,7 +185,7 @@ class Results:
     def overall(self) -> HdrHistogram:
         merged = new_histogram()
         for histogram in self.histograms.values():
-            merged.add(histogram)
+            add(merged, histogram)
         return merged
 
     def measured_seconds(self) -> float:
@@ -200,12 +206,12 @@ class Results:
 
     def merge(self, other: Results) -> None:
         for klass, histogram in other.histograms.items():
-            self.histograms[klass].add(histogram)
-        self.service.add(other.service)
+            add(self.histograms[klass], histogram)
+        add(self.service, other.service)
         self.tally.update(other.tally)
         for index, second in other.seconds.items():
             mine = self.seconds.setdefault(index, Second())
-            mine.histogram.add(second.histogram)
+            add(mine.histogram, second.histogram)
             mine.completed += second.completed
             mine.unexpected += second.unexpected
         self.warmup += other.warmup
