@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.quiet:
             run = runner.run(plan, mix, args.target, tuple(conns))
         else:
-            with Live(line, console=err, refresh_per_second=4):
+            with Live(line, console=err, refresh_per_second=4, transient=True):
                 run = runner.run(plan, mix, args.target, tuple(conns), line.update)
     except ConnectionError as e:
         err.print(f"renkei load: {e}")

@@ -57,6 +57,24 @@ def run_load(topo: Topology, tmp_path: Path, *args: str) -> tuple[int, dict[str,
     return code, json.loads(out.read_text(encoding="utf-8")), png
 
 
+REFUSALS = {
+    "hub": {
+        ("DENIED", "NO_ITEM_FOR_REQUESTER"),
+        ("DENIED", "INFO_KIND_NOT_LISTED"),
+        ("INVALID_ARGUMENT", "INVALID_FIELD"),
+    },
+    "comm": {
+        ("PERMISSION_DENIED", "NO_ITEM_FOR_REQUESTER"),
+        ("PERMISSION_DENIED", "INFO_KIND_NOT_LISTED"),
+        ("INVALID_ARGUMENT", "INVALID_FIELD"),
+    },
+    "numbering": {
+        ("PERMISSION_DENIED", "CALLER_NOT_AUTHORIZED"),
+        ("INVALID_ARGUMENT", "INVALID_FIELD"),
+    },
+}
+
+
 def assert_sane(report: dict[str, Any], requests: int) -> None:
     assert report["requests"] == requests
     assert report["unexpected"] == 0, report["errors"]
@@ -96,6 +114,8 @@ def test_closed_loop_against_each_target(
     assert code == 0
     assert_sane(report, 40)
     assert report["target"] == target
+    # Every refusal is one the scenario asks for: read from the status details as sent.
+    assert {(e["code"], e["reason"]) for e in report["errors"]} <= REFUSALS[target]
     assert png.stat().st_size > 0
 
 
