@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -165,8 +166,11 @@ class LiveLine:
             return Text("connecting...")
         phases = sorted({w.phase for w in ws})
         done = sum(w.completed for w in ws)
+        # Workers' clocks are CLOCK_MONOTONIC, as time.monotonic here.
+        elapsed = max(0.0, time.monotonic() - min(w.started for w in ws))
         return Text(
-            f"{'/'.join(phases)}: {done} measured, {sum(w.warmup for w in ws)} warm-up,"
+            f"{'/'.join(phases)} {elapsed:.1f} s: {done} measured,"
+            f" {sum(w.warmup for w in ws)} warm-up,"
             f" {sum(w.in_flight for w in ws)} in flight,"
             f" errors {sum(w.expected_errors for w in ws)} expected"
             f" / {sum(w.unexpected for w in ws)} unexpected"
