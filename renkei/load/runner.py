@@ -216,22 +216,32 @@ class Channels:
 
 
 async def connect(spec: WorkerSpec, target: targets.Target) -> Channels:
+    """Every channel of every caller, connected (TLS handshake done) within CONNECT_TIMEOUT."""
     out = Channels()
+    owners: list[Connection] = []
     for conn in spec.connections:
         chans = [open_channel(conn) for _ in range(spec.plan.channels)]
         out.channels += chans
+        owners += [conn] * len(chans)
         out.stubs[conn.caller] = itertools.cycle([target.stub(ch) for ch in chans])
-    for conn, ch in zip(
-        (c for c in spec.connections for _ in range(spec.plan.channels)), out.channels, strict=True
-    ):
-        try:
-            await asyncio.wait_for(ch.channel_ready(), CONNECT_TIMEOUT)
-        except TimeoutError:
-            await out.close()
-            raise ConnectionError(
-                f"{conn.caller}: no connection to {conn.address} within {CONNECT_TIMEOUT:.0f} s"
-                " (not serving, or the TLS handshake failed: wrong CA or certificate)"
-            ) from None
+    try:
+        await asyncio.wait_for(
+            asyncio.gather(*(ch.channel_ready() for ch in out.channels)), CONNECT_TIMEOUT
+        )
+    except TimeoutError:
+        ready = grpc.ChannelConnectivity.READY
+        stuck = sorted(
+            {
+                f"{conn.caller}: {conn.address}"
+                for conn, ch in zip(owners, out.channels, strict=True)
+                if ch.get_state() != ready
+            }
+        )
+        await out.close()
+        raise ConnectionError(
+            f"no connection within {CONNECT_TIMEOUT:g} s to {', '.join(stuck)}"
+            " (not serving, or the TLS handshake failed: wrong CA or certificate)"
+        ) from None
     return out
 
 

@@ -213,4 +213,8 @@ def test_nothing_listening_is_reported_not_hung(
         capsys, *COMMON, *_certs(tmp_path), "--endpoint", f"127.0.0.1:{port}", "--quiet"
     )
     assert code == 1
-    assert err.startswith(f"renkei load: 141003: no connection to 127.0.0.1:{port} within 0 s")
+    assert err == (
+        f"renkei load: no connection within 0.5 s to 141003: 127.0.0.1:{port}, mhlw:"
+        f" 127.0.0.1:{port}, nenkin: 127.0.0.1:{port} (not serving, or the TLS handshake"
+        " failed: wrong CA or certificate)"
+    )
