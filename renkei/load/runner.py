@@ -345,6 +345,13 @@ def _run_processes(
     failures: dict[int, str] = {}
     # Spawning re-imports grpc in each worker; connecting is bounded too.
     deadline = time.monotonic() + CONNECT_TIMEOUT * 3
+
+    def release() -> float:
+        """One start time for every worker; the new deadline of the whole run."""
+        start_value.value = time.monotonic() + START_MARGIN
+        go.set()
+        return float(start_value.value) + plan.max_seconds + plan.timeout + 10
+
     try:
         while len(finished) + len(failures) < len(specs):
             try:
@@ -353,18 +360,14 @@ def _run_processes(
                 kind, worker, body = "", -1, None
             if kind == "ready":
                 ready.add(worker)
-                if len(ready) + len(failures) == len(specs) and not go.is_set():
-                    start_value.value = time.monotonic() + START_MARGIN
-                    go.set()
-                    deadline = start_value.value + plan.max_seconds + plan.timeout + 10
             elif kind == "progress" and progress is not None:
                 progress(body)
             elif kind == "done":
                 finished[worker] = Results.from_wire(body)
             elif kind == "failed":
-                failures[worker] = str(body)
-                if not go.is_set():
-                    go.set()  # let the others run; the report says who failed
+                failures[worker] = str(body)  # the others run on; the report says who failed
+            if not go.is_set() and len(ready) + len(failures) == len(specs):
+                deadline = release()
             if kind == "":
                 # Nothing came for a while: a worker that died without a word is a failure.
                 for i, p in enumerate(processes):
