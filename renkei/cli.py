@@ -192,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="run the whole system on loopback and print what happened")
     p.add_argument("--state-dir", type=Path, default=Path("demo-state"))
 
+    p = sub.add_parser(
+        "load",
+        help="load a hub, communication server or numbering agency (renkei load --help)",
+        add_help=False,
+    )
+    p.add_argument("load_args", nargs=argparse.REMAINDER, metavar="...")
+
     p = sub.add_parser("bench", help="linkages per second through the hub vs a bare relay")
     p.add_argument("--state-dir", type=Path, default=Path("bench-state"))
     p.add_argument("--requests", type=int, default=3000)
@@ -389,6 +396,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from legacy_stubs.registry import cli as registry_cli
 
         return registry_cli.main(argv[1:])
+    if argv[:1] == ["load"]:
+        # Its own parser, and matplotlib, multiprocessing and the rest only when it runs.
+        from renkei.load import cli as load_cli
+
+        return load_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "pki":
         from renkei.pki import init_pki
