@@ -31,12 +31,14 @@ import json
 import os
 import platform
 import shutil
+import signal
 import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import grpc
@@ -590,6 +592,10 @@ def report(
 # -- the whole run -----------------------------------------------------------
 
 
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(args: argparse.Namespace) -> int:
     console = Console(width=160, highlight=False)
     requests, concurrency = int(args.requests), int(args.concurrency)
@@ -604,6 +610,8 @@ def main(args: argparse.Namespace) -> int:
     group = ProcessGroup(state_dir / "run")
     skipped: dict[str, str] = {}
     hop = NginxHop()
+    # SIGTERM ends the run as Ctrl-C does, through the finally below that stops every child.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         legacy, _ = start(
             group,
@@ -675,7 +683,8 @@ def main(args: argparse.Namespace) -> int:
         console.print(f"could not start the bench topology: {err}")
         return 1
     finally:
-        # Also on Ctrl-C and on any error: every child is stopped before leaving.
+        # Also on Ctrl-C, SIGTERM and any error: every child is stopped before leaving.
+        signal.signal(signal.SIGTERM, previous)
         exits = group.stop_all()
 
     info = machine(hop.version)
@@ -702,30 +711,31 @@ def main(args: argparse.Namespace) -> int:
     failed = [name for name, code in exits.items() if code != 0]
     if failed:
         console.print(f"processes that exited non-zero: {exits}; logs in {group.log_dir}")
-    if args.output is not None:
-        paths: dict[str, Any] = {p: results[p].as_json() for p in results}
-        paths.update({p: {"path": PATH_NAMES[p], "skipped": why} for p, why in skipped.items()})
-        Path(args.output).write_text(
-            json.dumps(
-                {
-                    "machine": info,
-                    "settings": {
-                        **settings,
-                        "channels": CHANNELS,
-                        "nginx_workers": NGINX_WORKERS,
-                        "order": [p for p in ORDER if p in results],
-                    },
-                    "paths": paths,
-                    "warmup_errors": warmup_errors,
-                    "ratio": {k: round(v, 3) for k, v in ratio.items()},
-                    "exit_codes": exits,
+    output = Path(args.output) if args.output is not None else state_dir / "linkage.json"
+    paths: dict[str, Any] = {p: results[p].as_json() for p in results}
+    paths.update({p: {"path": PATH_NAMES[p], "skipped": why} for p, why in skipped.items()})
+    output.write_text(
+        json.dumps(
+            {
+                "machine": info,
+                "settings": {
+                    **settings,
+                    "channels": CHANNELS,
+                    "nginx_workers": NGINX_WORKERS,
+                    "order": [p for p in ORDER if p in results],
                 },
-                ensure_ascii=False,
-                indent=2,
-            )
-            + "\n",
-            encoding="utf-8",
+                "paths": paths,
+                "warmup_errors": warmup_errors,
+                "ratio": {k: round(v, 3) for k, v in ratio.items()},
+                "exit_codes": exits,
+            },
+            ensure_ascii=False,
+            indent=2,
         )
+        + "\n",
+        encoding="utf-8",
+    )
+    console.print(f"JSON: {output}")
     hub_failed = results[HUB].errors or warmup_errors[HUB]
     return 1 if hub_failed or failed else 0
 
