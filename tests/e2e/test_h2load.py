@@ -24,6 +24,7 @@ from support.topology import CITY, PENSION, Topology
 from renkei.bench import frame, nginx
 from renkei.deploy import free_port
 from renkei.hub.v1 import hub_pb2
+from renkei.processes import ProcessGroup, python_module
 
 H2LOAD, NGHTTP, NGINX = shutil.which("h2load"), shutil.which("nghttp"), nginx.find_nginx()
 pytestmark = [
@@ -160,3 +161,32 @@ def test_h2load_counts_grpc_refusals_as_successes(
     with pytest.raises(grpc.RpcError) as refused:
         through_bridge(bridge, body)
     assert refused.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+
+
+def test_the_bridge_command_runs_until_stopped(topo: Topology, tmp_path: Path) -> None:
+    body = write_frame(tmp_path, LAWFUL)
+    files = topo.tls(CITY)
+    with ProcessGroup(tmp_path / "run") as group:
+        child = group.start(
+            "bridge",
+            python_module(
+                "renkei.cli",
+                "bench",
+                "bridge",
+                "--upstream-port",
+                str(topo.hub.port),
+                "--ca",
+                str(files.ca_cert),
+                "--cert",
+                str(files.cert),
+                "--key",
+                str(files.key),
+            ),
+        )
+        port = group.wait_ready(child)
+
+        assert through_bridge(port, body).decision == hub_pb2.DECISION_APPROVED
+        codes = group.stop_all()
+
+    assert codes == {"bridge": 0}
+    assert not child.port_file.exists()
