@@ -199,11 +199,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("load_args", nargs=argparse.REMAINDER, metavar="...")
 
-    p = sub.add_parser("bench", help="linkages per second through the hub vs a bare relay")
+    p = sub.add_parser(
+        "bench", help="linkages per second: direct, bare relay, nginx and hub (docs/benchmarks.md)"
+    )
     p.add_argument("--state-dir", type=Path, default=Path("bench-state"))
-    p.add_argument("--requests", type=int, default=3000)
+    p.add_argument("--requests", type=int, default=3000, help="per path")
     p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--time-budget", type=float, default=120.0, help="seconds for the whole load")
+    p.add_argument("--nginx", help="the nginx binary (default: on PATH or in /usr/sbin)")
     p.add_argument("--output", type=Path, help="also write the table as JSON here")
+    tools = p.add_subparsers(dest="tool", metavar="{frame,bridge}")
+    f = tools.add_parser("frame", help="write one gRPC request frame for h2load/nghttp")
+    f.add_argument("--type", default="renkei.hub.v1.ApproveRequest", help="full message name")
+    f.add_argument("--json", required=True, help="the message in protobuf JSON")
+    f.add_argument("--output", type=Path, required=True)
+    b = tools.add_parser("bridge", help="h2c on loopback -> mutual TLS, via nginx (for h2load)")
+    b.add_argument("--upstream-port", type=int, required=True, help="the server on 127.0.0.1")
+    b.add_argument("--ca", type=Path, required=True, help="CA that signed the server")
+    b.add_argument("--cert", type=Path, required=True, help="client certificate to present")
+    b.add_argument("--key", type=Path, required=True)
+    b.add_argument("--port", type=int, default=0, help="h2c port (default: a free one)")
+    b.add_argument("--port-file", type=Path)
+    b.add_argument("--nginx", help="the nginx binary")
     return parser
 
 
@@ -511,7 +528,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return demo_main(args.state_dir)
     if args.command == "bench":
-        from renkei.bench import main as bench_main
+        if args.tool == "frame":
+            from renkei.bench.frame import main as frame_main
+
+            return frame_main(args)
+        if args.tool == "bridge":
+            from renkei.bench.nginx import bridge_main
+
+            return bridge_main(args)
+        from renkei.bench.linkage import main as bench_main
 
         return int(bench_main(args))
     raise AssertionError(f"unhandled command {args.command}")

@@ -28,6 +28,11 @@ from renkei.numbering.v1 import numbering_pb2, numbering_pb2_grpc
 HUB_ENDPOINT, NUMBERING_ENDPOINT = "hub", "numbering"
 
 
+# The comm target queries as this staff member, from terminal LOAD-<worker>; the
+# requester's staff register must grant it (docs/load-testing.md).
+LOAD_STAFF_ID = "LOAD"
+
+
 class Target(Protocol):
     name: ClassVar[str]
     needs: ClassVar[tuple[str, ...]]
@@ -94,7 +99,7 @@ class CommQuery:
             info_kind=e.info_kind,
             legal_basis_item=e.item,
             purpose="load test (renkei load)",
-            staff_id="LOAD",
+            staff_id=LOAD_STAFF_ID,
             terminal_id=terminal,
         )
         await stub.Query(request, timeout=timeout)

@@ -12,16 +12,24 @@ from typing import Any
 
 import pytest
 from support.aio import LoopThread
-from support.topology import CITY, MINISTER, PENSION, Topology, start_topology
+from support.topology import CITY, MINISTER, PENSION, TEST_STAFF, Topology, start_topology
 
+from comm_server.staff_register import Grant
 from renkei.deploy import Settings
 from renkei.load import cli
 from renkei.load.scenario import bundled
+from renkei.load.targets import LOAD_STAFF_ID
 
 
 @pytest.fixture(scope="module")
 def topology(loop: LoopThread, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Topology]:
-    settings = Settings(answer_timeout_seconds=2.0, query_timeout_seconds=5.0, log_level="WARNING")
+    settings = Settings(
+        answer_timeout_seconds=2.0,
+        query_timeout_seconds=5.0,
+        log_level="WARNING",
+        # The comm target asks as staff LOAD; a register must allow it like anyone else.
+        extra_staff=(TEST_STAFF, Grant(LOAD_STAFF_ID, name="load generator")),
+    )
     topo = loop.run(start_topology(tmp_path_factory.mktemp("load"), settings))
     yield topo
     loop.run(topo.stop())
