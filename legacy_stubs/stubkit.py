@@ -14,15 +14,17 @@ import json
 import logging
 import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Protocol, TypeVar
 
 from renkei import logs
 from renkei.files import atomic_write
 
 MAX_DELAY_MS: Final = 10 * 60 * 1000
+T = TypeVar("T")
 
 
 @dataclass
@@ -148,3 +150,45 @@ async def run_until_signalled(
 def dumps_compact(body: Any) -> str:
     """JSON as the modern system writes it: UTF-8 text, no ASCII escapes, no spaces."""
     return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+
+
+class StubServer(Protocol):
+    async def start(self) -> int | None: ...
+    async def stop(self) -> None: ...
+
+
+def main(
+    args: argparse.Namespace,
+    *,
+    log_name: str,
+    logger: logging.Logger,
+    load: Callable[[Any], T],
+    generate: Callable[[int, int], T],
+    dump: Callable[[T], Any],
+    make_server: Callable[[T, Faults, argparse.Namespace], StubServer],
+) -> int:
+    """Load or generate the data, maybe write it out, then serve until signalled.
+
+    Exit codes: 0 after a clean stop, 1 when the server cannot start (a port in
+    use, say), 2 when the data cannot be loaded.
+    """
+    logs.configure(log_name, args.log_level)
+    try:
+        data = load(read_json(args.data)) if args.data else generate(args.seed, args.generated)
+    except (OSError, ValueError) as exc:
+        print(f"error: cannot load data: {exc}", file=sys.stderr)
+        return 2
+    if args.write_data:
+        write_json(args.write_data, dump(data))
+        return 0
+    server = make_server(data, faults_from_args(args), args)
+    try:
+        asyncio.run(
+            run_until_signalled(server.start, server.stop, logger, getattr(args, "port_file", None))
+        )
+    except KeyboardInterrupt:
+        pass
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

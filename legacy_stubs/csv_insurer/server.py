@@ -15,14 +15,12 @@ import json
 import logging
 import os
 import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
 from legacy_stubs import stubkit
 from legacy_stubs.stubkit import Faults
-from renkei import logs
 from renkei.files import atomic_write
 from renkei.logs import event
 
@@ -228,36 +226,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logs.configure("legacy-csv-insurer", args.log_level)
-    try:
-        insured = (
-            from_json(stubkit.read_json(args.data))
-            if args.data
-            else generate_insured(args.seed, args.generated)
-        )
-    except (OSError, ValueError) as exc:
-        print(f"error: cannot load data: {exc}", file=sys.stderr)
-        return 2
-    if args.write_data:
-        stubkit.write_json(args.write_data, to_json(insured))
-        return 0
-    faults = stubkit.faults_from_args(args)
-    server = InsurerServer(
-        args.folder,
-        insured,
-        poll_interval=args.poll_interval,
-        faults=faults if faults != Faults() else None,
+    return stubkit.main(
+        build_parser().parse_args(argv),
+        log_name="legacy-csv-insurer",
+        logger=logger,
+        load=from_json,
+        generate=generate_insured,
+        dump=to_json,
+        make_server=lambda data, faults, args: InsurerServer(
+            args.folder,
+            data,
+            poll_interval=args.poll_interval,
+            faults=faults if faults != Faults() else None,
+        ),
     )
-
-    async def start() -> None:
-        await server.start()
-
-    try:
-        asyncio.run(stubkit.run_until_signalled(start, server.stop, logger))
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0

@@ -6,13 +6,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import sys
 from collections.abc import Sequence
 from typing import Final
 
 from legacy_stubs import stubkit
 from legacy_stubs.stubkit import Faults
-from renkei import logs
 from renkei.logs import event
 
 from .records import (
@@ -201,26 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logs.configure("legacy-fixed-tax", args.log_level)
-    try:
-        residents = (
-            from_json(stubkit.read_json(args.data))
-            if args.data
-            else generate_residents(args.seed, args.generated)
-        )
-    except (OSError, ValueError) as exc:
-        print(f"error: cannot load data: {exc}", file=sys.stderr)
-        return 2
-    if args.write_data:
-        stubkit.write_json(args.write_data, to_json(residents))
-        return 0
-    server = TaxServer(residents, stubkit.faults_from_args(args), host=args.host, port=args.port)
-    try:
-        asyncio.run(stubkit.run_until_signalled(server.start, server.stop, logger, args.port_file))
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return stubkit.main(
+        build_parser().parse_args(argv),
+        log_name="legacy-fixed-tax",
+        logger=logger,
+        load=from_json,
+        generate=generate_residents,
+        dump=to_json,
+        make_server=lambda data, faults, args: TaxServer(
+            data, faults, host=args.host, port=args.port
+        ),
+    )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import sys
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -14,7 +12,6 @@ from aiohttp import web
 from legacy_stubs import stubkit
 from legacy_stubs.httpkit import HttpStub
 from legacy_stubs.stubkit import Faults
-from renkei import logs
 
 from .records import Citizen, from_json, generate_citizens, to_json
 
@@ -89,26 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logs.configure("legacy-json-http", args.log_level)
-    try:
-        citizens = (
-            from_json(stubkit.read_json(args.data))
-            if args.data
-            else generate_citizens(args.seed, args.generated)
-        )
-    except (OSError, ValueError) as exc:
-        print(f"error: cannot load data: {exc}", file=sys.stderr)
-        return 2
-    if args.write_data:
-        stubkit.write_json(args.write_data, to_json(citizens))
-        return 0
-    server = ModernServer(citizens, stubkit.faults_from_args(args), host=args.host, port=args.port)
-    try:
-        asyncio.run(stubkit.run_until_signalled(server.start, server.stop, logger, args.port_file))
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return stubkit.main(
+        build_parser().parse_args(argv),
+        log_name="legacy-json-http",
+        logger=logger,
+        load=from_json,
+        generate=generate_citizens,
+        dump=to_json,
+        make_server=lambda data, faults, args: ModernServer(
+            data, faults, host=args.host, port=args.port
+        ),
+    )

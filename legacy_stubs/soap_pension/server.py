@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
-import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Final
@@ -16,8 +14,6 @@ from aiohttp import web
 from legacy_stubs import stubkit
 from legacy_stubs.httpkit import HttpStub
 from legacy_stubs.stubkit import Faults
-from renkei import logs
-from renkei.logs import event
 
 from .records import Insured, from_json, generate_insured, to_json
 
@@ -129,27 +125,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logs.configure("legacy-soap-pension", args.log_level)
-    try:
-        insured = (
-            from_json(stubkit.read_json(args.data))
-            if args.data
-            else generate_insured(args.seed, args.generated)
-        )
-    except (OSError, ValueError) as exc:
-        print(f"error: cannot load data: {exc}", file=sys.stderr)
-        return 2
-    if args.write_data:
-        stubkit.write_json(args.write_data, to_json(insured))
-        return 0
-    server = PensionServer(insured, stubkit.faults_from_args(args), host=args.host, port=args.port)
-    event(logger, "insured loaded", count=len(insured))
-    try:
-        asyncio.run(stubkit.run_until_signalled(server.start, server.stop, logger, args.port_file))
-    except KeyboardInterrupt:
-        pass
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    return stubkit.main(
+        build_parser().parse_args(argv),
+        log_name="legacy-soap-pension",
+        logger=logger,
+        load=from_json,
+        generate=generate_insured,
+        dump=to_json,
+        make_server=lambda data, faults, args: PensionServer(
+            data, faults, host=args.host, port=args.port
+        ),
+    )
