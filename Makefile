@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-policy bench-keys bench-numbering bench-registry clean
+.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-policy bench-keys bench-numbering bench-registry bench-binding clean
 
 all: test
 
@@ -41,7 +41,7 @@ demo: $(STAMP)
 	$(BIN)/renkei demo
 
 # Benchmarks print tables; they are not tests. Figures: docs/benchmarks.md.
-bench: bench-linkage bench-policy bench-keys bench-numbering bench-registry
+bench: bench-linkage bench-policy bench-keys bench-numbering bench-registry bench-binding
 
 bench-linkage: $(STAMP)
 	$(BIN)/renkei bench
@@ -57,6 +57,12 @@ bench-numbering: $(STAMP)
 
 bench-registry: $(STAMP)
 	$(BIN)/python -m legacy_stubs.registry.bench --count 1000000
+
+# Four-fact binding: the matcher in process against a million residents, then
+# the whole path (registry, ID issuer, hub as processes) for 20,000 records.
+bench-binding: $(STAMP)
+	$(BIN)/python -m legacy_stubs.registry.bench_binding --count 1000000
+	$(BIN)/python -m renkei.bench_binding --count 20000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-state bench-state

@@ -15,6 +15,7 @@ table is the progress), and binding the same person again is a no-op.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -95,6 +96,42 @@ def _batches(records: Iterable[LocalRecord], size: int) -> Iterator[list[LocalRe
         yield chunk
 
 
+_FIELDS = ("local_person_id", "name", "kana", "address", "birth_date", "sex", "municipality_hint")
+MAX_LOCAL_ID_CHARS = 64
+"""As the registry's ``MatchRecords`` checks it (a bad id fails the whole call there)."""
+
+
+def record_problem(r: LocalRecord) -> str | None:
+    """Why this record cannot be sent to the registry, naming the field; None if it can.
+
+    Checked here because these would fail the whole ``MatchRecords`` batch (or
+    its encoding) rather than the one record: text that is not Unicode (bytes
+    read with ``surrogateescape``: the byte offset in the field is given) and
+    a missing, over-long or control-character local id. Everything else about
+    the facts the registry judges per record.
+    """
+    for name in _FIELDS:
+        value = getattr(r, name)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            offset = len(value[: err.start].encode("utf-8", "surrogateescape"))
+            return f"{name}: is not UTF-8 text (undecodable byte at byte offset {offset})"
+    local = r.local_person_id
+    if not local:
+        return "local_person_id: is required"
+    if len(local) > MAX_LOCAL_ID_CHARS:
+        return f"local_person_id: is {len(local)} characters; at most {MAX_LOCAL_ID_CHARS}"
+    if any(unicodedata.category(c) == "Cc" for c in local):
+        return "local_person_id: contains control characters"
+    return None
+
+
+def _shown(local_person_id: str) -> str:
+    """A local id fit for the report (undecodable bytes as \\x escapes)."""
+    return local_person_id.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _proto(r: LocalRecord) -> registry_pb2.Record:
     return registry_pb2.Record(
         local_person_id=r.local_person_id,
@@ -124,7 +161,12 @@ async def bulk_bind(
     for chunk in _batches(records, batch):
         todo: list[LocalRecord] = []
         for record in chunk:
-            if await store.run(store.store.link_code_for, record.local_person_id) is not None:
+            problem = record_problem(record)
+            if problem is not None:
+                report._review(
+                    _shown(record.local_person_id), "invalid", f"invalid record: {problem}"
+                )
+            elif await store.run(store.store.link_code_for, record.local_person_id) is not None:
                 report._count("already_bound", record.local_person_id)
             else:
                 todo.append(record)
