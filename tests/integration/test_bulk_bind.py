@@ -333,20 +333,28 @@ def test_renkei_bind_binds_from_a_json_lines_file_and_reports(
     )
     live.with_name("master.key").write_bytes(comm_toml.with_name("master.key").read_bytes())
     records = tmp_path / "records.jsonl"
-    records.write_text(
-        "".join(
-            json.dumps(dataclasses.asdict(r), ensure_ascii=False) + "\n" for r in _records(setup)
-        ),
-        "utf-8",
+    lines = "".join(
+        json.dumps(dataclasses.asdict(r), ensure_ascii=False) + "\n" for r in _records(setup)
     )
+    # A line with a byte that is not UTF-8 (0xFF after 山): only its record is refused.
+    undecodable = (
+        '{"local_person_id": "BYTES", "name": "山\udcff", "address": "横浜市中区港町1-2-3",'
+        ' "birth_date": "2000-01-01", "sex": "1"}\n'
+    ).encode("utf-8", "surrogateescape")
+    records.write_bytes(lines.encode("utf-8") + undecodable)
     report_file = tmp_path / "report.json"
     args = ["bind", "--config", str(live), "--input", str(records), "--report", str(report_file)]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "bound 5, already bound 0, ambiguous 0, unmatched 1, invalid 1, failed 0" in out
+    assert "bound 5, already bound 0, ambiguous 0, unmatched 1, invalid 2, failed 0" in out
     report = json.loads(report_file.read_text("utf-8"))
     assert report["bound"] == 5
     assert {item["status"] for item in report["review"]} == {"none", "invalid"}
+    assert {
+        "local_person_id": "BYTES",
+        "status": "invalid",
+        "reason": "invalid record: name: is not UTF-8 text (undecodable byte at byte offset 3)",
+    } in report["review"]
     # The records are bound in the city's own store: the running server finds them.
     assert all(topo.store(CITY).link_code_for(f"BULK-{i:04d}") for i in range(5))
     assert main(args) == 0
