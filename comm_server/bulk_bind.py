@@ -17,7 +17,6 @@ table is the progress), and binding the same person again is a no-op.
 from __future__ import annotations
 
 import asyncio
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -29,6 +28,7 @@ from comm_server.binding import BindOutcome, bind
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
 from comm_server.store import AsyncCommStore, open_store
+from renkei import validate
 from renkei.errors import RenkeiError, from_rpc_error
 from renkei.grpcutil.client import channel
 from renkei.grpcutil.handlers import outgoing_metadata
@@ -126,7 +126,7 @@ def record_problem(r: LocalRecord) -> str | None:
         return "local_person_id: is required"
     if len(local) > MAX_LOCAL_ID_CHARS:
         return f"local_person_id: is {len(local)} characters; at most {MAX_LOCAL_ID_CHARS}"
-    if any(unicodedata.category(c) == "Cc" for c in local):
+    if validate.CONTROL.search(local):
         return "local_person_id: contains control characters"
     return None
 
