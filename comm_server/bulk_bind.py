@@ -261,6 +261,7 @@ async def bind_agency(
     *,
     batch: int = 200,
     progress: Callable[[BindReport], None] | None = None,
+    concurrency: int = CONCURRENCY,
 ) -> BindReport:
     """``renkei bind``: with this agency's own store, certificate, hub and registry."""
     if not config.registry_endpoint:
@@ -280,6 +281,7 @@ async def bind_agency(
             records,
             batch=batch,
             progress=progress,
+            concurrency=concurrency,
         )
     finally:
         await registry.close(None)

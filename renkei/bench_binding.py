@@ -1,6 +1,6 @@
 """`make bench-binding`, end to end: an agency's file bound through every party, as processes.
 
-    python -m renkei.bench_binding [--count N] [--batch B] [--seed S] [--state-dir DIR]
+    python -m renkei.bench_binding [--count N] [--batch B] [--concurrency C] [--seed S]
 
 The matcher alone is measured in process by ``legacy_stubs.registry.bench_binding``
 (a million residents). This run takes the same generated register and agency
@@ -37,7 +37,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from comm_server.bulk_bind import BindReport, LocalRecord, bind_agency
+from comm_server.bulk_bind import CONCURRENCY, BindReport, LocalRecord, bind_agency
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
 from comm_server.store import CommStore
@@ -104,6 +104,7 @@ def run(
     batch: int = 500,
     seed: int = 1,
     *,
+    concurrency: int = CONCURRENCY,
     state_dir: Path | None = None,
     echo: bool = True,
 ) -> dict[str, Any]:
@@ -144,7 +145,9 @@ def run(
             config = CommConfig.load(layout.comm_config(CITY))
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             started_at = time.perf_counter()
-            report: BindReport = asyncio.run(bind_agency(config, records, batch=batch))
+            report: BindReport = asyncio.run(
+                bind_agency(config, records, batch=batch, concurrency=concurrency)
+            )
             seconds = time.perf_counter() - started_at
             cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
             right, wrong = asyncio.run(
@@ -159,6 +162,7 @@ def run(
     result: dict[str, Any] = {
         "records": len(records),
         "batch": batch,
+        "concurrency": concurrency,
         "seconds": round(seconds, 2),
         "records_per_second": round(rate, 1),
         "bound": report.bound,
@@ -183,7 +187,7 @@ def run(
 def print_table(result: dict[str, Any], console: Console) -> None:
     table = Table(
         title=f"binding end to end: {result['records']:,} records, batches of {result['batch']}"
-        f" ({result['cpus']} CPUs)"
+        f", {result['concurrency']} hub calls in flight ({result['cpus']} CPUs)"
     )
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -207,13 +211,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m renkei.bench_binding")
     parser.add_argument("--count", type=int, default=20_000, help="residents and records")
     parser.add_argument("--batch", type=int, default=500, help="records per MatchRecords call")
+    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="hub calls in flight")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--state-dir", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.count < 100:
         parser.error("--count must be at least 100")
     try:
-        run(args.count, args.batch, args.seed, state_dir=args.state_dir)
+        run(
+            args.count,
+            args.batch,
+            args.seed,
+            state_dir=args.state_dir,
+            concurrency=args.concurrency,
+        )
     except inproc.PrecisionError as err:
         Console(stderr=True).print(f"[bold red]{err}[/]")
         return 1
