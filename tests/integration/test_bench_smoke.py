@@ -33,3 +33,23 @@ def test_bench_reports_both_paths_without_hub_errors(tmp_path: Path) -> None:
     assert report["warmup_errors"]["hub"] == 0
     assert all(code == 0 for code in report["exit_codes"].values())
     assert set(report["exit_codes"]) == {"hub", "bare-relay", "comm-nenkin", "legacy-nenkin"}
+
+
+@pytest.mark.e2e
+def test_binding_bench_end_to_end_binds_rightly_and_reports(tmp_path: Path) -> None:
+    from renkei import bench_binding
+
+    result = bench_binding.run(300, batch=50, state_dir=tmp_path / "state", echo=False)
+    assert result["records"] == 300
+    assert result["bound_wrong"] == 0
+    assert result["bound"] == result["bound_right"] == 255  # plain, form and moved: 85 %
+    assert result["recall"] == 1.0
+    assert result["ambiguous"] == 3  # the twins
+    assert result["failed"] == 0
+    assert result["bound"] + result["ambiguous"] + result["none"] + result["invalid"] == 300
+    assert set(result["cpu_seconds"]) == {
+        "id-issuer",
+        "hub",
+        "registry-binding",
+        "driver (comm server side)",
+    }
