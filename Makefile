@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-policy bench-keys bench-numbering bench-registry bench-mappers clean
+.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding clean
 
 all: test
 
@@ -41,7 +41,7 @@ demo: $(STAMP)
 	$(BIN)/renkei demo
 
 # Benchmarks print tables; they are not tests. Figures: docs/benchmarks.md.
-bench: bench-linkage bench-policy bench-keys bench-numbering bench-registry bench-mappers
+bench: bench-linkage bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding
 
 bench-linkage: $(STAMP)
 	$(BIN)/renkei bench
@@ -60,6 +60,12 @@ bench-registry: $(STAMP)
 
 bench-mappers: $(STAMP)
 	$(BIN)/python -m comm_server.mapping.bench
+
+# Four-fact binding: the matcher in process against a million residents, then
+# the whole path (registry, ID issuer, hub as processes) for 20,000 records.
+bench-binding: $(STAMP)
+	$(BIN)/python -m legacy_stubs.registry.bench_binding --count 1000000
+	$(BIN)/python -m renkei.bench.binding --count 20000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-state bench-state

@@ -241,9 +241,10 @@ def _serve(party: str, config: Path, port_file: Path | None) -> int:
     return 0
 
 
-def _read_jsonl(path: Path) -> list[dict[str, str]]:
+def _read_jsonl(path: Path, *, errors: str = "strict") -> list[dict[str, str]]:
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    text = path.read_bytes().decode("utf-8", errors)
+    for n, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
@@ -266,7 +267,9 @@ def _bind(args: argparse.Namespace) -> int:
         return 2
     fields = {f.name for f in dataclasses.fields(LocalRecord)}
     records = []
-    for n, row in enumerate(_read_jsonl(args.input), start=1):
+    # Undecodable bytes stay in the text (surrogateescape) so that only their
+    # record goes to review, with the field and byte offset named (bulk_bind).
+    for n, row in enumerate(_read_jsonl(args.input, errors="surrogateescape"), start=1):
         unknown = set(row) - fields
         if unknown or "local_person_id" not in row:
             print(

@@ -125,6 +125,9 @@ def record_keys(facts: FourFacts, sex_encoding: SexEncoding) -> NormalizedFacts:
                 validate.text(name, value, max_chars=MAX_FIELD_CHARS, required=False)
             except RenkeiError as err:
                 raise ValueError(err.message) from None
+            if "\ufffd" in value:  # left by a decoder that met bytes it could not read
+                at = value.index("\ufffd")
+                raise ValueError(f"{name}: has U+FFFD at character {at} (undecodable bytes)")
 
     field("name", facts.name)
     field("kana", facts.kana)

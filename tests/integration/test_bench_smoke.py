@@ -81,3 +81,23 @@ def test_bench_without_nginx_says_why(tmp_path: Path) -> None:
     assert report["paths"]["nginx"]["skipped"].startswith("nginx not found in ")
     assert "nginx" not in report["exit_codes"]
     assert "throughput_hub_per_nginx" not in report["ratio"]
+
+
+@pytest.mark.e2e
+def test_binding_bench_end_to_end_binds_rightly_and_reports(tmp_path: Path) -> None:
+    from renkei.bench import binding as bench_binding
+
+    result = bench_binding.run(300, batch=50, state_dir=tmp_path / "state", echo=False)
+    assert result["records"] == 300
+    assert result["bound_wrong"] == 0
+    assert result["bound"] == result["bound_right"] == 255  # plain, form and moved: 85 %
+    assert result["recall"] == 1.0
+    assert result["ambiguous"] == 3  # the twins
+    assert result["failed"] == 0
+    assert result["bound"] + result["ambiguous"] + result["none"] + result["invalid"] == 300
+    assert set(result["cpu_seconds"]) == {
+        "id-issuer",
+        "hub",
+        "registry-binding",
+        "driver (comm server side)",
+    }
