@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry clean
+.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding clean
 
 all: test
 
@@ -41,13 +41,13 @@ demo: $(STAMP)
 	$(BIN)/renkei demo
 
 # Benchmarks print tables; they are not tests. Figures: docs/benchmarks.md.
-bench: bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry
+bench: bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding
 
 bench-linkage: $(STAMP)
 	$(BIN)/renkei bench
 
 bench-bulk: $(STAMP)
-	$(BIN)/python -m renkei.bench_bulk
+	$(BIN)/python -m renkei.bench.bulk
 
 bench-policy: $(STAMP)
 	$(BIN)/python -m hub_server.bench_policy
@@ -60,6 +60,15 @@ bench-numbering: $(STAMP)
 
 bench-registry: $(STAMP)
 	$(BIN)/python -m legacy_stubs.registry.bench --count 1000000
+
+bench-mappers: $(STAMP)
+	$(BIN)/python -m comm_server.mapping.bench
+
+# Four-fact binding: the matcher in process against a million residents, then
+# the whole path (registry, ID issuer, hub as processes) for 20,000 records.
+bench-binding: $(STAMP)
+	$(BIN)/python -m legacy_stubs.registry.bench_binding --count 1000000
+	$(BIN)/python -m renkei.bench.binding --count 20000
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-state bench-state bench-bulk-state

@@ -12,7 +12,8 @@ from comm_server.bulk_exchange import BulkExchange
 from comm_server.config import CommConfig
 from comm_server.exchange import Exchange
 from comm_server.hub_client import HubClient
-from comm_server.legacy import JsonlLegacyClient, LegacyClient
+from comm_server.legacy import LegacyClient
+from comm_server.legacy.factory import open_legacy_client
 from comm_server.servicers import CallerCheck, ProviderServicer, RequesterServicer
 from comm_server.staff_register import RegisterError, RegisterFile
 from comm_server.store import AsyncCommStore, open_key_store, open_store
@@ -82,7 +83,7 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
         config.hub_endpoint, config.tls, insecure_development=config.insecure_development
     )
     if legacy is None:
-        legacy = JsonlLegacyClient(config.legacy.host, config.legacy.port)
+        legacy = open_legacy_client(config.legacy)
     sealing_key = keys.sealing_key(open_key_store(config, store))
     exchange = Exchange(
         agency_id=config.agency_id,

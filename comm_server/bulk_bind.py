@@ -5,7 +5,10 @@ side (``renkei.registry.v1.BindingService.MatchRecords``, called with this
 agency's certificate) matches the four facts and answers, for a unique match,
 the resident's ID code sealed to the hub for this agency. Each sealed code
 goes to the hub (``comm_server.binding.bind``) for this agency's link code,
-which the correspondence table keeps. Ambiguous, unmatched and invalid records
+which the correspondence table keeps (up to ``concurrency`` hub calls in
+flight, so that their round trips overlap), and the registry's subscription
+handle for the person goes to ``registry_handles`` (``comm_server.feed``
+follows the person's changes by it). Ambiguous, unmatched and invalid records
 go to a review list with the registry's reason; nothing about them is guessed.
 
 The agency never sees a resident code or an ID code, and it sends the hub no
@@ -15,6 +18,7 @@ table is the progress), and binding the same person again is a no-op.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
@@ -22,16 +26,20 @@ from typing import Literal
 
 import grpc
 
-from comm_server.binding import bind
+from comm_server.binding import BindOutcome, bind
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
+from comm_server.person_facts import PersonFactsStore
 from comm_server.store import AsyncCommStore, open_store
+from renkei import validate
 from renkei.errors import RenkeiError, from_rpc_error
 from renkei.grpcutil.client import channel
 from renkei.grpcutil.handlers import outgoing_metadata
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 
 MAX_BATCH = 1000
+CONCURRENCY = 16
+"""IssueLinkCode calls in flight at once."""
 SAMPLES = 20
 ReviewStatus = Literal["ambiguous", "none", "invalid", "failed"]
 
@@ -95,6 +103,46 @@ def _batches(records: Iterable[LocalRecord], size: int) -> Iterator[list[LocalRe
         yield chunk
 
 
+_FIELDS = ("local_person_id", "name", "kana", "address", "birth_date", "sex", "municipality_hint")
+MAX_LOCAL_ID_CHARS = 64
+"""As the registry's ``MatchRecords`` checks it (a bad id fails the whole call there)."""
+
+
+def record_problem(r: LocalRecord) -> str | None:
+    """Why this record cannot be sent to the registry, naming the field; None if it can.
+
+    Checked here because these would fail the whole ``MatchRecords`` batch (or
+    its encoding) rather than the one record: text that is not Unicode (bytes
+    read with ``surrogateescape``: the byte offset in the field is given) and
+    a missing, over-long or control-character local id. Everything else about
+    the facts the registry judges per record.
+    """
+    for name in _FIELDS:
+        value = getattr(r, name)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            offset = len(value[: err.start].encode("utf-8", "surrogateescape"))
+            return f"{name}: is not UTF-8 text (undecodable byte at byte offset {offset})"
+    local = r.local_person_id
+    if not local:
+        return "local_person_id: is required"
+    if len(local) > MAX_LOCAL_ID_CHARS:
+        return f"local_person_id: is {len(local)} characters; at most {MAX_LOCAL_ID_CHARS}"
+    if validate.CONTROL.search(local):
+        return "local_person_id: contains control characters"
+    return None
+
+
+def _shown(local_person_id: str) -> str:
+    """A local id fit for the report (undecodable bytes as \\x escapes)."""
+    return local_person_id.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _bound_already(store: AsyncCommStore, local_ids: list[str]) -> list[bool]:
+    return [store.store.link_code_for(local) is not None for local in local_ids]
+
+
 def _proto(r: LocalRecord) -> registry_pb2.Record:
     return registry_pb2.Record(
         local_person_id=r.local_person_id,
@@ -116,20 +164,37 @@ async def bulk_bind(
     batch: int = 200,
     progress: Callable[[BindReport], None] | None = None,
     timeout: float = 30.0,
+    concurrency: int = CONCURRENCY,
 ) -> BindReport:
     """Bind every record not yet bound; see the module docstring."""
     if not 1 <= batch <= MAX_BATCH:
         raise ValueError(f"batch must be 1..{MAX_BATCH}, not {batch}")
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    facts = await store.run(PersonFactsStore, store.store.engine)
     report = BindReport()
     for chunk in _batches(records, batch):
         todo: list[LocalRecord] = []
+        sendable: list[LocalRecord] = []
         for record in chunk:
-            if await store.run(store.store.link_code_for, record.local_person_id) is not None:
+            problem = record_problem(record)
+            if problem is not None:
+                report._review(
+                    _shown(record.local_person_id), "invalid", f"invalid record: {problem}"
+                )
+            else:
+                sendable.append(record)
+        # One trip to the store's thread for the whole chunk, not one per record.
+        bound = await store.run(_bound_already, store, [r.local_person_id for r in sendable])
+        for record, done in zip(sendable, bound, strict=True):
+            if done:
                 report._count("already_bound", record.local_person_id)
             else:
                 todo.append(record)
         if todo:
-            await _bind_batch(store, hub_client, registry_stub, todo, report, timeout)
+            await _bind_batch(
+                store, facts, hub_client, registry_stub, todo, report, timeout, concurrency
+            )
         if progress is not None:
             progress(report)
     return report
@@ -137,11 +202,13 @@ async def bulk_bind(
 
 async def _bind_batch(
     store: AsyncCommStore,
+    facts: PersonFactsStore,
     hub_client: HubClient,
     registry_stub: registry_pb2_grpc.BindingServiceAsyncStub,
     todo: list[LocalRecord],
     report: BindReport,
     timeout: float,
+    concurrency: int,
 ) -> None:
     try:
         response = await registry_stub.MatchRecords(
@@ -157,18 +224,49 @@ async def _bind_batch(
             f"the registry answered {len(response.outcomes)} outcomes for {len(todo)} records",
         )
     for record, outcome in zip(todo, response.outcomes, strict=True):
-        local = record.local_person_id
-        if outcome.local_person_id != local:
+        if outcome.local_person_id != record.local_person_id:
             raise RenkeiError(
-                "REGISTRY_BAD_ANSWER", f"outcome for {outcome.local_person_id!r}, not {local!r}"
+                "REGISTRY_BAD_ANSWER",
+                f"outcome for {outcome.local_person_id!r}, not {record.local_person_id!r}",
             )
-        if outcome.status == registry_pb2.MATCH_STATUS_UNIQUE and outcome.sealed_id_code:
+    # The hub's IssueLinkCode is one call a record: keep several in flight so
+    # that round trips overlap; outcomes are still reported in file order.
+    gate = asyncio.Semaphore(concurrency)
+
+    async def bind_one(local: str, sealed: bytes, handle: str) -> BindOutcome | RenkeiError:
+        async with gate:
             try:
-                done = await bind(store, hub_client, local, bytes(outcome.sealed_id_code))
+                done = await bind(store, hub_client, local, sealed)
+                if handle:
+                    await store.run(facts.remember_handle, local, handle)
+                return done
             except RenkeiError as err:
-                report._review(local, "failed", f"{err.reason}: {err.message}")
-                continue
-            report._count("bound" if done.newly_bound else "already_bound", local)
+                return err
+
+    unique = [
+        i
+        for i, o in enumerate(response.outcomes)
+        if o.status == registry_pb2.MATCH_STATUS_UNIQUE and o.sealed_id_code
+    ]
+    outcomes = response.outcomes
+    done = await asyncio.gather(
+        *(
+            bind_one(
+                outcomes[i].local_person_id,
+                bytes(outcomes[i].sealed_id_code),
+                outcomes[i].subscription_handle,
+            )
+            for i in unique
+        )
+    )
+    results = dict(zip(unique, done, strict=True))
+    for i, outcome in enumerate(outcomes):
+        local = outcome.local_person_id
+        result = results.get(i)
+        if isinstance(result, RenkeiError):
+            report._review(local, "failed", f"{result.reason}: {result.message}")
+        elif result is not None:
+            report._count("bound" if result.newly_bound else "already_bound", local)
         else:
             status = _REVIEW.get(outcome.status, "failed")
             report._review(local, status, outcome.reason or "no reason given")
@@ -180,6 +278,7 @@ async def bind_agency(
     *,
     batch: int = 200,
     progress: Callable[[BindReport], None] | None = None,
+    concurrency: int = CONCURRENCY,
 ) -> BindReport:
     """``renkei bind``: with this agency's own store, certificate, hub and registry."""
     if not config.registry_endpoint:
@@ -199,6 +298,7 @@ async def bind_agency(
             records,
             batch=batch,
             progress=progress,
+            concurrency=concurrency,
         )
     finally:
         await registry.close(None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from renkei.config_util import (
     ConfigError,
@@ -16,12 +17,48 @@ from renkei.config_util import (
 )
 from renkei.pki import TlsFiles, validate_agency_id
 
+LEGACY_KINDS = ("jsonl", "fixed_tax", "soap", "csv_dropbox", "json_http")
+
 
 @dataclass(frozen=True)
 class LegacyConfig:
-    kind: str  # "jsonl": JSON lines over TCP (legacy_stubs.jsonl_records)
-    host: str
-    port: int
+    """Where the legacy system is and how it is spoken to (docs/legacy-formats.md).
+
+    ``kind``: "jsonl" (JSON lines over TCP) and "fixed_tax" (fixed-width cp932
+    over TCP) use ``host``/``port``; "soap" (the SOAP endpoint) and "json_http"
+    (the API's base) use ``url``; "csv_dropbox" uses ``folder`` (with ``inbox/``
+    and ``outbox/``) polled every ``poll_interval_seconds``.
+    """
+
+    kind: str
+    host: str = "127.0.0.1"
+    port: int = 0
+    url: str = ""
+    folder: Path | None = None
+    poll_interval_seconds: float = 0.2
+
+    @classmethod
+    def from_table(cls, legacy: dict[str, Any], path: Path) -> LegacyConfig:
+        where = f"{path}: [legacy]"
+        kind = str(legacy.get("kind", "jsonl"))
+        if kind not in LEGACY_KINDS:
+            known = ", ".join(repr(k) for k in LEGACY_KINDS)
+            raise ConfigError(f"{path}: [legacy] kind {kind!r} is unknown; known: {known}")
+        if kind in ("jsonl", "fixed_tax"):
+            port = required(legacy, "port", where)
+            if not isinstance(port, int) or not 0 < port < 65536:
+                raise ConfigError(f"{where} port: must be an integer from 1 to 65535")
+            return cls(kind, host=str(legacy.get("host", "127.0.0.1")), port=port)
+        if kind in ("soap", "json_http"):
+            url = str(required(legacy, "url", where))
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"{where} url: must start with http:// or https://")
+            return cls(kind, url=url)
+        folder = path.parent / str(required(legacy, "folder", where))
+        interval = legacy.get("poll_interval_seconds", 0.2)
+        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
+            raise ConfigError(f"{where} poll_interval_seconds: must be a number > 0")
+        return cls(kind, folder=folder, poll_interval_seconds=float(interval))
 
 
 @dataclass(frozen=True)
@@ -68,9 +105,6 @@ class CommConfig:
             validate_agency_id(agency_id)
         except ValueError as err:
             raise ConfigError(f"{where}: {err}") from None
-        kind = str(legacy.get("kind", "jsonl"))
-        if kind != "jsonl":
-            raise ConfigError(f"{path}: [legacy] kind {kind!r} is unknown; known: 'jsonl'")
         return cls(
             agency_id=agency_id,
             listen=str(comm.get("listen", "127.0.0.1:0")),
@@ -79,11 +113,7 @@ class CommConfig:
                 "{config_dir}", str(base)
             ),
             master_key=master_key_spec(str(required(comm, "master_key", where)), base),
-            legacy=LegacyConfig(
-                kind,
-                str(legacy.get("host", "127.0.0.1")),
-                int(required(legacy, "port", f"{path}: [legacy]")),
-            ),
+            legacy=LegacyConfig.from_table(legacy, path),
             tls=tls_files(data, path),
             insecure_development=bool(comm.get("insecure_development", False)),
             database_schema=comm.get("database_schema"),

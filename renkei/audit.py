@@ -3,7 +3,8 @@
 ``scan`` looks for given values in one store. ``audit_deployment`` opens every
 store of a deployment (hub, each agency, ID issuer, numbering agency,
 registry) and reports which kinds of identifier each holds: Numbers, resident
-codes, ID codes, link codes (by agency), four facts, payloads.
+codes, ID codes, link codes and change-feed subscription handles (by agency),
+four facts, payloads.
 
 It reads every column of every table, and for SQLite also the raw database
 and WAL files (deleted rows and free pages included), looking for known
@@ -35,15 +36,21 @@ ID_CODE = "ID code"
 LINK_CODE = "link code"
 FOUR_FACTS = "four facts"
 PAYLOAD = "payload"
+HANDLE = "subscription handle"
+OWN = "(own)"
+EVERY_AGENCY = "(every agency)"
 
 # What each kind of store may hold. Anything else found there is a breach.
+# "(own)": the agency's own only; "(every agency)": any agency's.
 SEPARATION: Mapping[str, frozenset[str]] = {
     "hub": frozenset(),
     "id-issuer": frozenset(),
     "numbering": frozenset({NUMBER, RESIDENT_CODE}),
-    "registry": frozenset({RESIDENT_CODE, FOUR_FACTS}),
-    # An agency: its own link codes only, and the payloads of its exchanges.
-    "agency": frozenset({f"{LINK_CODE} (own)", PAYLOAD}),
+    # The registry mints every agency's handles for the change feed.
+    "registry": frozenset({RESIDENT_CODE, FOUR_FACTS, f"{HANDLE} {EVERY_AGENCY}"}),
+    # An agency: its own link codes and handles only, the four facts of the
+    # persons it follows (R14), and the payloads of its exchanges.
+    "agency": frozenset({f"{LINK_CODE} {OWN}", f"{HANDLE} {OWN}", FOUR_FACTS, PAYLOAD}),
 }
 
 
@@ -190,6 +197,10 @@ def audit_deployment(root: Path, sample: int = 500) -> dict[str, dict[str, int]]
             for enc in _encodings(issuer.issue(r.resident_code, version))
         ),
     )
+    from legacy_stubs.registry.subscriptions import Subscriptions
+
+    for agency, handles in Subscriptions(registry).handles().items():
+        evidence.add(f"{HANDLE} ({agency})", handles)
     own_codes: dict[str, set[bytes]] = {}
     for agency in agencies:
         store = CommStore(engines[f"agency:{agency}"])
@@ -215,11 +226,16 @@ def breaches(report: Mapping[str, Mapping[str, int]]) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
     for store, kinds in report.items():
         kind = "agency" if store.startswith("agency:") else store
-        allowed = set(SEPARATION[kind])
-        if kind == "agency":
-            allowed = {k for k in allowed if k != f"{LINK_CODE} (own)"}
-            allowed.add(f"{LINK_CODE} ({store.removeprefix('agency:')})")
-        bad = set(kinds) - allowed
+        allowed: set[str] = set()
+        anyone: set[str] = set()
+        for k in SEPARATION[kind]:
+            if k.endswith(f" {OWN}"):
+                allowed.add(f"{k.removesuffix(OWN)}({store.removeprefix('agency:')})")
+            elif k.endswith(f" {EVERY_AGENCY}"):
+                anyone.add(k.removesuffix(EVERY_AGENCY))
+            else:
+                allowed.add(k)
+        bad = {k for k in kinds if k not in allowed and not any(k.startswith(p) for p in anyone)}
         if bad:
             out[store] = bad
     return out
@@ -228,7 +244,8 @@ def breaches(report: Mapping[str, Mapping[str, int]]) -> dict[str, set[str]]:
 def render(report: Mapping[str, Mapping[str, int]]) -> Table:
     """The audit as a table: a row per store, a column per kind of identifier."""
     link_kinds = sorted({k for kinds in report.values() for k in kinds if k.startswith(LINK_CODE)})
-    columns = [NUMBER, RESIDENT_CODE, ID_CODE, *link_kinds, FOUR_FACTS, PAYLOAD]
+    handle_kinds = sorted({k for kinds in report.values() for k in kinds if k.startswith(HANDLE)})
+    columns = [NUMBER, RESIDENT_CODE, ID_CODE, *link_kinds, *handle_kinds, FOUR_FACTS, PAYLOAD]
     bad = breaches(report)
     table = Table("store", *columns, "verdict", title="identifiers held, by store")
     for store, kinds in report.items():

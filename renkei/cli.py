@@ -81,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.add_argument("--config", type=Path, required=True)
             p.add_argument("--batch", type=int, default=500)
+            p = group.add_parser("follow", help="apply the registry's changes to bound persons")
+            p.add_argument("--config", type=Path, required=True)
+            p.add_argument("--every", type=float, help="repeat every N seconds until stopped")
+            p = group.add_parser("facts", help="a bound person's current facts and municipality")
+            p.add_argument("--config", type=Path, required=True)
+            p.add_argument("local_person_id", nargs="+")
+            p = group.add_parser("bind-consent", help="a private body binds with consent (R20)")
+            p.add_argument("--config", type=Path, required=True)
+            p.add_argument("--input", type=Path, required=True, help="JSON lines with consent")
+            p.add_argument("--report", type=Path, help="also write the outcomes (JSON) here")
 
     # The registry's own parser is built only when asked for: building it here
     # would import SQLAlchemy and the registry into every server process.
@@ -171,14 +181,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deployment", type=Path, required=True, help="the deployment folder")
     p.add_argument("--sample", type=int, default=500, help="known values per kind to look for")
 
+    mp = sub.add_parser("mapper", help="legacy-format mappers").add_subparsers(
+        dest="action", required=True
+    )
+    p = mp.add_parser("check", help="decode and re-encode sample records; show fields, differences")
+    p.add_argument("spec", metavar="SPEC_OR_FORMAT", help="a spec file (.toml) or a format name")
+    p.add_argument("sample", type=Path, metavar="SAMPLE")
+    p.add_argument("--kind", help="kind of information (default: the spec's first)")
+
     p = sub.add_parser("demo", help="run the whole system on loopback and print what happened")
     p.add_argument("--state-dir", type=Path, default=Path("demo-state"))
 
-    p = sub.add_parser("bench", help="linkages per second through the hub vs a bare relay")
+    p = sub.add_parser(
+        "load",
+        help="load a hub, communication server or numbering agency (renkei load --help)",
+        add_help=False,
+    )
+    p.add_argument("load_args", nargs=argparse.REMAINDER, metavar="...")
+
+    p = sub.add_parser(
+        "bench", help="linkages per second: direct, bare relay, nginx and hub (docs/benchmarks.md)"
+    )
     p.add_argument("--state-dir", type=Path, default=Path("bench-state"))
-    p.add_argument("--requests", type=int, default=3000)
+    p.add_argument("--requests", type=int, default=3000, help="per path")
     p.add_argument("--concurrency", type=int, default=32)
+    p.add_argument("--time-budget", type=float, default=120.0, help="seconds for the whole load")
+    p.add_argument("--nginx", help="the nginx binary (default: on PATH or in /usr/sbin)")
     p.add_argument("--output", type=Path, help="also write the table as JSON here")
+    tools = p.add_subparsers(dest="tool", metavar="{frame,bridge}")
+    f = tools.add_parser("frame", help="write one gRPC request frame for h2load/nghttp")
+    f.add_argument("--type", default="renkei.hub.v1.ApproveRequest", help="full message name")
+    f.add_argument("--json", required=True, help="the message in protobuf JSON")
+    f.add_argument("--output", type=Path, required=True)
+    b = tools.add_parser("bridge", help="h2c on loopback -> mutual TLS, via nginx (for h2load)")
+    b.add_argument("--upstream-port", type=int, required=True, help="the server on 127.0.0.1")
+    b.add_argument("--ca", type=Path, required=True, help="CA that signed the server")
+    b.add_argument("--cert", type=Path, required=True, help="client certificate to present")
+    b.add_argument("--key", type=Path, required=True)
+    b.add_argument("--port", type=int, default=0, help="h2c port (default: a free one)")
+    b.add_argument("--port-file", type=Path)
+    b.add_argument("--nginx", help="the nginx binary")
     return parser
 
 
@@ -199,9 +241,10 @@ def _serve(party: str, config: Path, port_file: Path | None) -> int:
     return 0
 
 
-def _read_jsonl(path: Path) -> list[dict[str, str]]:
+def _read_jsonl(path: Path, *, errors: str = "strict") -> list[dict[str, str]]:
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    text = path.read_bytes().decode("utf-8", errors)
+    for n, line in enumerate(text.splitlines(), start=1):
         if line.strip():
             try:
                 rows.append(json.loads(line))
@@ -224,7 +267,9 @@ def _bind(args: argparse.Namespace) -> int:
         return 2
     fields = {f.name for f in dataclasses.fields(LocalRecord)}
     records = []
-    for n, row in enumerate(_read_jsonl(args.input), start=1):
+    # Undecodable bytes stay in the text (surrogateescape) so that only their
+    # record goes to review, with the field and byte offset named (bulk_bind).
+    for n, row in enumerate(_read_jsonl(args.input, errors="surrogateescape"), start=1):
         unknown = set(row) - fields
         if unknown or "local_person_id" not in row:
             print(
@@ -371,6 +416,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from legacy_stubs.registry import cli as registry_cli
 
         return registry_cli.main(argv[1:])
+    if argv[:1] == ["load"]:
+        # Its own parser, and matplotlib, multiprocessing and the rest only when it runs.
+        from renkei.load import cli as load_cli
+
+        return load_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
     if args.command == "pki":
         from renkei.pki import init_pki
@@ -432,6 +482,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         logs.configure("numbering", NumberingConfig.load(args.config).log_level)
         asyncio.run(serve_numbering(args.config, args.port_file))
         return 0
+    if args.command == "comm" and args.action in ("follow", "facts", "bind-consent"):
+        from comm_server import commands
+
+        return commands.run(args)
     if args.command == "comm" and args.action == "rekey":
         return _rekey(args.config, args.batch)
     if args.command == "id-issuer":
@@ -468,12 +522,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "keys":
         return _keys(args)
+    if args.command == "mapper":
+        from comm_server.mapping.check import run_check
+
+        return run_check(args.spec, args.sample, args.kind)
     if args.command == "demo":
         from renkei.demo import main as demo_main
 
         return demo_main(args.state_dir)
     if args.command == "bench":
-        from renkei.bench import main as bench_main
+        if args.tool == "frame":
+            from renkei.bench.frame import main as frame_main
+
+            return frame_main(args)
+        if args.tool == "bridge":
+            from renkei.bench.nginx import bridge_main
+
+            return bridge_main(args)
+        from renkei.bench.linkage import main as bench_main
 
         return int(bench_main(args))
     raise AssertionError(f"unhandled command {args.command}")

@@ -32,14 +32,16 @@ class ProcessGroup:
     log_dir: Path
     children: list[Started] = field(default_factory=list)
 
-    def start(self, name: str, argv: Sequence[str]) -> Started:
+    def start(self, name: str, argv: Sequence[str], *, port_file_arg: bool = True) -> Started:
+        """Start ``argv`` plus ``--port-file PATH`` (unless ``port_file_arg`` is False:
+        a program of elsewhere, such as nginx, whose readiness the caller checks)."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         port_file = self.log_dir / f"{name}.port"
         port_file.unlink(missing_ok=True)
         log_path = self.log_dir / f"{name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [*argv, "--port-file", str(port_file)],
+                [*argv, "--port-file", str(port_file)] if port_file_arg else list(argv),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

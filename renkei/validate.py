@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import unicodedata
+import re
 
 from renkei.errors import invalid_field
+
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""Unicode's control characters (category Cc): one regex search instead of a
+Python loop over every character, which cost a quarter of bulk matching."""
 
 
 def required(field: str, value: str) -> str:
@@ -21,7 +25,7 @@ def text(field: str, value: str, *, max_chars: int, required: bool = True) -> st
         return value
     if len(value) > max_chars:
         raise invalid_field(field, f"is {len(value)} characters; at most {max_chars}")
-    if any(unicodedata.category(c) == "Cc" for c in value):
+    if CONTROL.search(value):
         raise invalid_field(field, "contains control characters")
     return value
 

@@ -22,7 +22,13 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
-from renkei.errors import DeadlineExceeded, InvalidArgument, NotFound, Unavailable
+from renkei.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    Unavailable,
+)
 from renkei.logs import event
 
 logger = logging.getLogger("comm_server.legacy.jsonl")
@@ -291,6 +297,13 @@ class JsonlLegacyClient:
             conn.abort()
             return
         self._idle.append(conn)
+
+    async def list_persons(self, after: str | None, limit: int, *, timeout: float) -> list[bytes]:
+        """Refused: the JSON-lines system keeps records, not a person file with four facts."""
+        raise FailedPrecondition(
+            "LEGACY_LIST_UNSUPPORTED",
+            "the JSON-lines legacy system has no person file to list",
+        )
 
     async def aclose(self) -> None:
         """Close every idle connection; later lookups fail with LEGACY_UNAVAILABLE.

@@ -14,6 +14,8 @@ Modules
 ``population``     ``generate(seed, count)``: the same residents for the same seed.
 ``store``          ``RegistryStore(engine)``: SQLAlchemy Core, SQLite or PostgreSQL.
 ``simulate``       ``simulate_changes(store, seed, n)``: moves, marriages, deaths, ...
+``subscriptions``  handles per agency and person, each agency's change queue (R14).
+``consent``        the consent flow for private bodies and its log (R20).
 ``cli``            ``main(argv)``: generate, show, changes, simulate, bench.
 ``bench``          ``run(count, seed)``: generation and generation + SQLite store timed.
 
@@ -60,6 +62,11 @@ Tables
                effective date, ``before`` / ``after`` JSON, ``recorded_at``.
 ``feed_lock``  one row that every change transaction updates first, so
                changes commit in ``seq`` order.
+``subscriptions``, ``deliveries``
+               which agency follows which person (a random handle each) and
+               each agency's queue of changes to read (``subscriptions``).
+``consent_log``
+               every consent-flow attempt of a private body (``consent``).
 
 The initial load (``add_many``) writes no feed entries: it is the state the
 feed starts from. Each change writes all three tables in one transaction. A

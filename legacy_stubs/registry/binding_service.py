@@ -9,10 +9,16 @@ and answers the sealed bytes. The agency's communication server then takes
 them to the hub (``comm_server.binding.bind``) for its link codes.
 
 What the answer holds: the agency's own record ids, a status, a reason and,
-for a unique match, the sealed ID code. Never a resident code (not even the
+for a unique match, the sealed ID code and the agency's subscription handle
+for the resident (``subscriptions``). Never a resident code (not even the
 candidates of an ambiguous match) and never a fact of the register; a reason
 only says which rule failed. The agency is the one named in the caller's
 certificate: no field of the request can name another.
+
+``ListChanges`` gives an agency the changes to the residents it bound, by its
+handles, with their current facts (``subscriptions``). ``MatchWithConsent`` is
+the consent flow for designated private bodies (``consent``), which may not
+use ``MatchRecords``.
 
 Served by ``create_server(config)``, configured in ``registry/registry.toml``::
 
@@ -20,6 +26,8 @@ Served by ``create_server(config)``, configured in ``registry/registry.toml``::
     database_url = "sqlite:///{config_dir}/registry.db"   # written by the deployment
     listen = "127.0.0.1:0"                                 # optional
     id_issuer_endpoint = "127.0.0.1:50061"                 # optional here, needed to serve
+    private_bodies = ["example-bank"]                      # optional: agencies designated
+                                                           # as private bodies (R20)
     [tls]                                                  # the registry's service certificate
     ca_cert = "..."; cert = "..."; key = "..."
 """
@@ -29,6 +37,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
@@ -36,7 +45,13 @@ import grpc
 
 from renkei import db, validate
 from renkei.config_util import ConfigError, load_toml, required, table, tls_files
-from renkei.errors import InvalidArgument, PermissionDenied, RenkeiError, from_rpc_error
+from renkei.errors import (
+    InvalidArgument,
+    PermissionDenied,
+    RenkeiError,
+    from_rpc_error,
+    invalid_field,
+)
 from renkei.fourfacts.normalize import (
     FourFacts,
     NormalizedFacts,
@@ -51,12 +66,15 @@ from renkei.grpcutil.client import channel
 from renkei.grpcutil.handlers import outgoing_metadata, rpc
 from renkei.grpcutil.server import ServerHandle, start_server
 from renkei.idissuer.v1 import id_issuer_pb2, id_issuer_pb2_grpc
-from renkei.pki import TlsFiles, peer_identity
+from renkei.pki import TlsFiles, peer_identity, validate_agency_id
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 from renkei.runner import serve_until_signalled
 
+from .consent import Consent, ConsentBinding, ConsentLog, Giver
 from .matching import Matcher, MatchResult
+from .model import Resident
 from .store import RegistryStore
+from .subscriptions import MAX_PAGE, Subscriptions
 
 OutcomeStatus = Literal["unique", "ambiguous", "none", "invalid"]
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -85,6 +103,7 @@ class Outcome:
     status: OutcomeStatus
     reason: str
     sealed_id_code: bytes = b""
+    subscription_handle: str = ""
 
 
 class Sealer(Protocol):
@@ -95,7 +114,7 @@ class Sealer(Protocol):
         ...
 
 
-def _keys(facts: FourFacts, sex_encoding: SexEncoding) -> NormalizedFacts:
+def record_keys(facts: FourFacts, sex_encoding: SexEncoding) -> NormalizedFacts:
     """``renkei.fourfacts.normalize``, field by field: a ValueError names its field."""
 
     def field(name: str, value: object) -> None:
@@ -106,6 +125,9 @@ def _keys(facts: FourFacts, sex_encoding: SexEncoding) -> NormalizedFacts:
                 validate.text(name, value, max_chars=MAX_FIELD_CHARS, required=False)
             except RenkeiError as err:
                 raise ValueError(err.message) from None
+            if "\ufffd" in value:  # left by a decoder that met bytes it could not read
+                at = value.index("\ufffd")
+                raise ValueError(f"{name}: has U+FFFD at character {at} (undecodable bytes)")
 
     field("name", facts.name)
     field("kana", facts.kana)
@@ -139,11 +161,17 @@ class RegistryBinding:
     """Match an agency's records and seal the unique ones' ID codes for that agency."""
 
     def __init__(
-        self, matcher: Matcher, sealer: Sealer, *, sex_encoding: SexEncoding = "iso5218"
+        self,
+        matcher: Matcher,
+        sealer: Sealer,
+        *,
+        sex_encoding: SexEncoding = "iso5218",
+        subscriptions: Subscriptions | None = None,
     ) -> None:
         self._matcher = matcher
         self._sealer = sealer
         self._sex_encoding: SexEncoding = sex_encoding
+        self._subscriptions = subscriptions
 
     def _match(self, records: Sequence[AgencyRecord]) -> list[MatchResult | str]:
         """A match per record, or the reason it is invalid (a string)."""
@@ -152,7 +180,7 @@ class RegistryBinding:
         out: list[MatchResult | str] = []
         for record in records:
             try:
-                keys = _keys(record.facts, self._sex_encoding)
+                keys = record_keys(record.facts, self._sex_encoding)
             except ValueError as exc:
                 out.append(f"invalid record: {exc}")
                 continue
@@ -181,6 +209,13 @@ class RegistryBinding:
                     f"the ID issuer answered {len(answers)} sealed codes for {len(unique)}",
                 )
             sealed = {i: answer for (i, _), answer in zip(unique, answers, strict=True)}
+        handles: dict[int, str] = {}
+        if self._subscriptions is not None:
+            ok = [(i, code) for i, code in unique if sealed[i][0] and not sealed[i][1]]
+            minted = await asyncio.to_thread(
+                self._subscriptions.subscribe, agency_id, [code for _, code in ok]
+            )
+            handles = {i: h for (i, _), h in zip(ok, minted, strict=True)}
         outcomes: list[Outcome] = []
         for i, (record, result) in enumerate(zip(records, results, strict=True)):
             local = record.local_person_id
@@ -189,7 +224,9 @@ class RegistryBinding:
             elif result.status == "unique":
                 value, error = sealed[i]
                 if value and not error:
-                    outcomes.append(Outcome(local, "unique", result.reason, value))
+                    outcomes.append(
+                        Outcome(local, "unique", result.reason, value, handles.get(i, ""))
+                    )
                 else:
                     outcomes.append(Outcome(local, "none", f"the ID issuer did not seal: {error}"))
             else:
@@ -240,6 +277,64 @@ _STATUS = {
 }
 
 
+_KINDS = {
+    "subscribed": registry_pb2.CHANGE_KIND_SUBSCRIBED,
+    "move": registry_pb2.CHANGE_KIND_MOVED,
+    "name_change": registry_pb2.CHANGE_KIND_NAME_CHANGED,
+    "death": registry_pb2.CHANGE_KIND_DECEASED,
+}
+_GIVERS: dict[int, Giver] = {
+    registry_pb2.CONSENT_GIVER_PERSON: "person",
+    registry_pb2.CONSENT_GIVER_LEGAL_REPRESENTATIVE: "legal_representative",
+}
+DEFAULT_PAGE = 100
+
+
+def _caller_name(context: Context) -> tuple[str, str | None]:
+    """(how the log names the caller, the agency id if an agency's certificate)."""
+    identity = peer_identity(context)
+    if identity is None:
+        return "no certificate", None
+    name = f"{identity.kind}:{identity.party_id}"
+    return name, identity.party_id if identity.kind == "agency" else None
+
+
+def _facts(r: Resident) -> registry_pb2.ResidentFacts:
+    return registry_pb2.ResidentFacts(
+        name=r.name.kanji,
+        kana=r.name.kana,
+        birth_date=r.birth_date.isoformat(),
+        sex=r.sex,
+        address=r.address.text,
+        municipality_code=r.address.municipality_code,
+        municipality=r.address.municipality,
+        deceased=r.status == "deceased",
+        died_on="" if r.died_on is None else r.died_on.isoformat(),
+    )
+
+
+def _cursor(text: str) -> int:
+    if not text:
+        return 0
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise invalid_field("cursor", "is not a cursor this registry gave")
+    return int(text)
+
+
+def _consent(request: registry_pb2.MatchWithConsentRequest) -> Consent | None:
+    if not request.HasField("consent"):
+        return None
+    c = request.consent
+    return Consent(
+        consent_id=c.consent_id,
+        giver=_GIVERS.get(c.giver),
+        representative_name=c.representative_name,
+        consented_at=c.consented_at.ToDatetime(UTC) if c.HasField("consented_at") else None,
+        purpose=c.purpose,
+        document_sha256=bytes(c.document_sha256),
+    )
+
+
 def _caller_agency(context: Context) -> str:
     identity = peer_identity(context)
     if identity is None or identity.kind != "agency":
@@ -265,14 +360,26 @@ def _record(r: registry_pb2.Record) -> AgencyRecord:
 
 
 class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
-    def __init__(self, binding: RegistryBinding) -> None:
+    def __init__(
+        self,
+        binding: RegistryBinding,
+        subscriptions: Subscriptions,
+        consent: ConsentBinding,
+    ) -> None:
         self._binding = binding
+        self._subscriptions = subscriptions
+        self._consent = consent
 
     @rpc("MatchRecords")
     async def MatchRecords(  # gRPC method names are PascalCase
         self, request: registry_pb2.MatchRecordsRequest, context: Context
     ) -> registry_pb2.MatchRecordsResponse:
         agency_id = _caller_agency(context)
+        if self._consent.is_private_body(agency_id):
+            raise PermissionDenied(
+                "PRIVATE_BODY_NEEDS_CONSENT",
+                f"{agency_id} is a private body: it binds only with consent (MatchWithConsent)",
+            )
         if len(request.records) > MAX_RECORDS:
             raise InvalidArgument(
                 "TOO_MANY_RECORDS", f"{len(request.records)} records; at most {MAX_RECORDS} a call"
@@ -287,9 +394,52 @@ class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
                     status=_STATUS[o.status],
                     reason=o.reason,
                     sealed_id_code=o.sealed_id_code,
+                    subscription_handle=o.subscription_handle,
                 )
                 for o in outcomes
             ]
+        )
+
+    @rpc("ListChanges")
+    async def ListChanges(  # gRPC method names are PascalCase
+        self, request: registry_pb2.ListChangesRequest, context: Context
+    ) -> registry_pb2.ListChangesResponse:
+        agency_id = _caller_agency(context)
+        after = _cursor(request.cursor)
+        size = request.page_size or DEFAULT_PAGE
+        if not 1 <= size <= MAX_PAGE:
+            raise invalid_field("page_size", f"must be 0 (default {DEFAULT_PAGE}) to {MAX_PAGE}")
+        entries, last, more = await asyncio.to_thread(
+            self._subscriptions.list_changes, agency_id, after, size
+        )
+        return registry_pb2.ListChangesResponse(
+            changes=[
+                registry_pb2.PersonChange(
+                    subscription_handle=e.handle,
+                    kind=_KINDS[e.kind],
+                    effective_date=e.effective_date.isoformat(),
+                    facts=_facts(e.resident),
+                )
+                for e in entries
+            ],
+            next_cursor=str(last),
+            more=more,
+        )
+
+    @rpc("MatchWithConsent")
+    async def MatchWithConsent(  # gRPC method names are PascalCase
+        self, request: registry_pb2.MatchWithConsentRequest, context: Context
+    ) -> registry_pb2.MatchWithConsentResponse:
+        caller, agency_id = _caller_name(context)
+        outcome = await self._consent.match(
+            caller, agency_id, _record(request.record), _consent(request)
+        )
+        return registry_pb2.MatchWithConsentResponse(
+            status=registry_pb2.CONSENT_MATCH_STATUS_MATCHED
+            if outcome.matched
+            else registry_pb2.CONSENT_MATCH_STATUS_NO_EXACT_MATCH,
+            sealed_id_code=outcome.sealed_id_code,
+            attempt_id=outcome.attempt_id,
         )
 
 
@@ -305,6 +455,8 @@ class RegistryBindingConfig:
     database_schema: str | None = None
     insecure_development: bool = False
     shutdown_grace_seconds: float = 5.0
+    # Agencies designated as private bodies: they bind only with consent (R20).
+    private_bodies: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, path: Path) -> RegistryBindingConfig:
@@ -323,7 +475,19 @@ class RegistryBindingConfig:
             database_schema=None if schema is None else str(schema),
             insecure_development=bool(section.get("insecure_development", False)),
             shutdown_grace_seconds=float(section.get("shutdown_grace_seconds", 5.0)),
+            private_bodies=_private_bodies(section.get("private_bodies", []), where),
         )
+
+
+def _private_bodies(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: private_bodies must be a list of agency ids")
+    for agency_id in value:
+        try:
+            validate_agency_id(agency_id)
+        except ValueError as err:
+            raise ConfigError(f"{where}: private_bodies: {err}") from None
+    return tuple(value)
 
 
 @dataclass
@@ -346,12 +510,16 @@ async def create_server(config: RegistryBindingConfig) -> RegistryBindingServer:
     if not config.id_issuer_endpoint:
         raise ConfigError("[registry] id_issuer_endpoint is needed to serve binding")
     engine = db.create_engine(config.database_url, schema=config.database_schema)
-    matcher = await asyncio.to_thread(Matcher, RegistryStore(engine))
+    store = RegistryStore(engine)
+    matcher = await asyncio.to_thread(Matcher, store)
+    log = await asyncio.to_thread(ConsentLog, engine)
     sealer = GrpcSealer(
         config.id_issuer_endpoint, config.tls, insecure_development=config.insecure_development
     )
-    binding = RegistryBinding(matcher, sealer)
-    servicer = BindingServicer(binding)
+    subscriptions = Subscriptions(store)
+    binding = RegistryBinding(matcher, sealer, subscriptions=subscriptions)
+    consent = ConsentBinding(matcher, store, sealer, log, config.private_bodies)
+    servicer = BindingServicer(binding, subscriptions, consent)
     try:
         handle = await start_server(
             name="registry-binding",

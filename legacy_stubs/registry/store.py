@@ -18,6 +18,12 @@ Tables (SQLAlchemy Core, SQLite or PostgreSQL):
     effective date, ``before`` and ``after`` (JSON, only what changed) and
     ``recorded_at``.
 
+``subscriptions`` and ``deliveries``
+    Which agency follows which person (by a random handle per agency and
+    person, ``legacy_stubs.registry.subscriptions``), and each agency's queue
+    of entries to read: a change to a followed person is queued for every
+    agency that follows them, in the change's own transaction.
+
 The initial load (``add_many``) writes no feed entries: it is the state the
 feed starts from, not a change to it. Every change afterwards writes
 ``residents``, ``history`` and ``changes`` in one transaction: all or nothing.
@@ -124,6 +130,29 @@ changes = sa.Table(
     sa.Column("after", sa.JSON, nullable=False),
     sa.Column("recorded_at", UtcDateTime(), nullable=False),
     # Without AUTOINCREMENT SQLite may hand out a deleted row's rowid again.
+    sqlite_autoincrement=True,
+)
+
+subscriptions = sa.Table(
+    "subscriptions",
+    metadata,
+    sa.Column("handle", sa.String(32), primary_key=True),
+    sa.Column("agency_id", sa.String(64), nullable=False),
+    sa.Column("person_id", _Id, nullable=False, index=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.UniqueConstraint("agency_id", "person_id", name="subscriptions_agency_person"),
+)
+
+deliveries = sa.Table(
+    "deliveries",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("agency_id", sa.String(64), nullable=False),
+    sa.Column("handle", sa.String(32), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("effective_date", sa.Date, nullable=False),
+    sa.Index("ix_deliveries_agency_id", "agency_id", "id"),
+    # Ids are cursors: never reuse a deleted one.
     sqlite_autoincrement=True,
 )
 
@@ -445,6 +474,7 @@ class RegistryStore:
                 conn,
                 resident.resident_code,
                 "birth",
+                None,
                 resident.birth_date,
                 {},
                 resident.to_dict(),
@@ -477,6 +507,7 @@ class RegistryStore:
                 conn,
                 resident_code,
                 "move",
+                current["person_id"],
                 effective,
                 {"address": old.to_dict()},
                 {"address": new_address.to_dict()},
@@ -500,6 +531,7 @@ class RegistryStore:
                 conn,
                 resident_code,
                 "name_change",
+                current["person_id"],
                 effective,
                 {"name": old.to_dict()},
                 {"name": new_name.to_dict()},
@@ -519,6 +551,7 @@ class RegistryStore:
                 conn,
                 resident_code,
                 "death",
+                current["person_id"],
                 died_on,
                 {"status": "alive", "died_on": None},
                 {"status": "deceased", "died_on": died_on.isoformat()},
@@ -548,6 +581,7 @@ class RegistryStore:
                 conn,
                 old,
                 "code_change",
+                None,  # nothing an agency follows changes: it never knows the code
                 effective,
                 {"resident_code": old},
                 {"resident_code": new},
@@ -556,13 +590,7 @@ class RegistryStore:
     # -- inside a change transaction ----------------------------------------
 
     def _lock(self, conn: sa.Connection) -> None:
-        updated = conn.execute(
-            feed_lock.update()
-            .where(feed_lock.c.id == 1)
-            .values(changes_written=feed_lock.c.changes_written + 1)
-        ).rowcount
-        if updated != 1:
-            raise RuntimeError("registry feed_lock row is missing")
+        lock_feed(conn)
 
     def _current_for_change(
         self, conn: sa.Connection, resident_code: str, effective: date
@@ -617,10 +645,12 @@ class RegistryStore:
         conn: sa.Connection,
         resident_code: str,
         kind: ChangeKind,
+        person_id: int | None,
         effective: date,
         before: dict[str, Any],
         after: dict[str, Any],
     ) -> Change:
+        """Write the feed entry and queue it for every agency that follows ``person_id``."""
         recorded_at = datetime.now(UTC)
         result = conn.execute(
             changes.insert().values(
@@ -636,7 +666,30 @@ class RegistryStore:
         if key is None:
             raise RuntimeError("the database returned no seq for a change")
         seq = key[0]
+        if person_id is not None:
+            followers = sa.select(
+                subscriptions.c.agency_id,
+                subscriptions.c.handle,
+                sa.literal(kind, sa.String(16)),
+                sa.literal(effective, sa.Date),
+            ).where(subscriptions.c.person_id == person_id)
+            conn.execute(
+                deliveries.insert().from_select(
+                    ["agency_id", "handle", "kind", "effective_date"], followers
+                )
+            )
         return Change(int(seq), resident_code, kind, effective, before, after, recorded_at)
+
+
+def lock_feed(conn: sa.Connection) -> None:
+    """Serialise with every change transaction (see the module docstring)."""
+    updated = conn.execute(
+        feed_lock.update()
+        .where(feed_lock.c.id == 1)
+        .values(changes_written=feed_lock.c.changes_written + 1)
+    ).rowcount
+    if updated != 1:
+        raise RuntimeError("registry feed_lock row is missing")
 
 
 def _batches(people: Iterable[Resident], size: int) -> Iterator[list[Resident]]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -25,6 +26,7 @@ from legacy_stubs.registry.binding_service import (
 )
 from legacy_stubs.registry.matching import Matcher
 from legacy_stubs.registry.model import Resident
+from legacy_stubs.registry.resident_code import new_resident_code
 from legacy_stubs.registry.store import RegistryStore
 from renkei.deploy import registry_engine
 from renkei.errors import RenkeiError
@@ -331,21 +333,159 @@ def test_renkei_bind_binds_from_a_json_lines_file_and_reports(
     )
     live.with_name("master.key").write_bytes(comm_toml.with_name("master.key").read_bytes())
     records = tmp_path / "records.jsonl"
-    records.write_text(
-        "".join(
-            json.dumps(dataclasses.asdict(r), ensure_ascii=False) + "\n" for r in _records(setup)
-        ),
-        "utf-8",
+    lines = "".join(
+        json.dumps(dataclasses.asdict(r), ensure_ascii=False) + "\n" for r in _records(setup)
     )
+    # A line with a byte that is not UTF-8 (0xFF after 山): only its record is refused.
+    undecodable = (
+        '{"local_person_id": "BYTES", "name": "山\udcff", "address": "横浜市中区港町1-2-3",'
+        ' "birth_date": "2000-01-01", "sex": "1"}\n'
+    ).encode("utf-8", "surrogateescape")
+    records.write_bytes(lines.encode("utf-8") + undecodable)
     report_file = tmp_path / "report.json"
     args = ["bind", "--config", str(live), "--input", str(records), "--report", str(report_file)]
     assert main(args) == 0
     out = capsys.readouterr().out
-    assert "bound 5, already bound 0, ambiguous 0, unmatched 1, invalid 1, failed 0" in out
+    assert "bound 5, already bound 0, ambiguous 0, unmatched 1, invalid 2, failed 0" in out
     report = json.loads(report_file.read_text("utf-8"))
     assert report["bound"] == 5
     assert {item["status"] for item in report["review"]} == {"none", "invalid"}
+    assert {
+        "local_person_id": "BYTES",
+        "status": "invalid",
+        "reason": "invalid record: name: is not UTF-8 text (undecodable byte at byte offset 3)",
+    } in report["review"]
     # The records are bound in the city's own store: the running server finds them.
     assert all(topo.store(CITY).link_code_for(f"BULK-{i:04d}") for i in range(5))
     assert main(args) == 0
     assert "bound 0, already bound 5" in capsys.readouterr().out
+
+
+# -- twins, decoys, a mover, bad records, a crash ---------------------------------------------
+
+
+def _registry(s: Setup) -> RegistryStore:
+    return RegistryStore(registry_engine(s.topo.layout))
+
+
+def test_twins_go_to_review_decoys_never_bind_and_a_mover_binds_by_history(
+    loop: LoopThread, setup: Setup
+) -> None:
+    s = setup
+    registry = _registry(s)
+    twin_of, mover, woman, neighbour, plain = s.fresh
+    taken = {r.resident_code for r in registry.sample(1000)}
+    twin = replace(twin_of, resident_code=new_resident_code(random.Random(5), taken))
+    registry.record_birth(twin)  # the same four facts (and reading) as twin_of
+    moved_to = replace(mover.address, banchi=mover.address.banchi % 30 + 1)
+    registry.move(mover.resident_code, moved_to, date(2026, 2, 1))
+    other_sex = "女" if woman.sex == "1" else "男"
+    next_door = replace(neighbour, address=replace(neighbour.address, go=31 + neighbour.address.go))
+    records = [
+        replace(_legacy(twin_of, 0), local_person_id="TWIN"),
+        replace(_legacy(mover, 1), local_person_id="MOVER"),  # still the previous address
+        replace(_legacy(woman, 2), local_person_id="DECOY-SEX", sex=other_sex),
+        replace(_legacy(next_door, 3), local_person_id="DECOY-ADDRESS"),
+        replace(_legacy(woman, 4), local_person_id="WOMAN"),
+        replace(_legacy(neighbour, 5), local_person_id="NEIGHBOUR"),
+        replace(_legacy(plain, 6), local_person_id="PLAIN"),
+    ]
+    report = _bulk(loop, s, records)
+    assert (report.bound, report.ambiguous, report.none, report.invalid) == (4, 1, 2, 0)
+    review = {item.local_person_id: (item.status, item.reason) for item in report.review}
+    assert review == {
+        "TWIN": (
+            "ambiguous",
+            "2 residents match name, birth date, sex and address; kana does not tell them apart",
+        ),
+        "DECOY-SEX": ("none", "sex differs"),
+        "DECOY-ADDRESS": ("none", "address differs"),
+    }
+    city = s.topo.store(CITY)
+    assert city.link_code_for("TWIN") is None
+    assert city.link_code_for("DECOY-SEX") is None
+    assert city.link_code_for("DECOY-ADDRESS") is None
+    issuer = IdIssuer.load(s.topo.layout.id_issuer_config)
+    comm = s.topo.comms[CITY]
+
+    async def expected(resident_code: str) -> str:
+        link, _, _ = await comm.hub.issue_link_code(
+            issuer.sealed_id_code(resident_code, CITY), timeout=5
+        )
+        return link
+
+    for local, resident in (("MOVER", mover), ("WOMAN", woman), ("NEIGHBOUR", neighbour)):
+        assert city.link_code_for(local) == loop.run(expected(resident.resident_code)), local
+
+
+def test_bad_records_go_to_review_naming_the_field_and_the_job_goes_on(
+    loop: LoopThread, setup: Setup
+) -> None:
+    s = setup
+    good = [replace(_legacy(r, i), local_person_id=f"GOOD-{i}") for i, r in enumerate(s.fresh)]
+    base = _legacy(s.fresh[0], 0)
+    bad = {
+        "NO-NAME": replace(base, local_person_id="NO-NAME", name=""),
+        "NO-BIRTH": replace(base, local_person_id="NO-BIRTH", birth_date=""),
+        "ERA": replace(base, local_person_id="ERA", birth_date="平成31年5月1日"),
+        "LONG": replace(base, local_person_id="LONG", address="港町" * 200),
+        "BYTES": replace(base, local_person_id="BYTES", name="山田\udcff太郎"),
+        "FFFD": replace(base, local_person_id="FFFD", name="山\ufffd太郎"),
+        "SJIS": replace(
+            base, local_person_id="SJIS", name="山田太郎".encode("shift_jis").decode("latin-1")
+        ),
+        "X" * 65: replace(base, local_person_id="X" * 65),
+    }
+    records = [good[0], *list(bad.values())[:4], good[1], *list(bad.values())[4:], *good[2:]]
+    report = _bulk(loop, s, records)
+    assert (report.bound, report.invalid, report.failed) == (5, len(bad), 0)
+    review = {item.local_person_id: (item.status, item.reason) for item in report.review}
+    assert all(status == "invalid" for status, _ in review.values())
+    reasons = {k: reason for k, (_, reason) in review.items()}
+    assert reasons["NO-NAME"] == "invalid record: name: is empty"
+    assert reasons["NO-BIRTH"] == "invalid record: birth_date: is empty"
+    assert reasons["ERA"] == (
+        "invalid record: birth_date: 平成31年5月1日 does not exist:"
+        " 平成 ran from 1989-01-08 to 2019-04-30"
+    )
+    assert reasons["LONG"] == "invalid record: address: is 400 characters; at most 256"
+    assert reasons["BYTES"] == (
+        "invalid record: name: is not UTF-8 text (undecodable byte at byte offset 6)"
+    )
+    assert reasons["FFFD"] == "invalid record: name: has U+FFFD at character 1 (undecodable bytes)"
+    assert reasons["SJIS"] == "invalid record: name: contains control characters"
+    assert reasons["X" * 65] == "invalid record: local_person_id: is 65 characters; at most 64"
+    city = s.topo.store(CITY)
+    assert all(city.link_code_for(k) is None for k in bad if len(k) <= 64)
+
+
+def test_a_crash_mid_run_resumes_without_binding_anyone_twice(
+    loop: LoopThread, setup: Setup
+) -> None:
+    s = setup
+    records = [replace(_legacy(r, i), local_person_id=f"RUN-{i}") for i, r in enumerate(s.fresh)]
+    comm = s.topo.comms[CITY]
+
+    def crash_after_first_batch(report: BindReport) -> None:
+        raise RuntimeError("the machine went down")
+
+    async def crashing() -> BindReport:
+        ch, stub = _stub(s, s.topo.layout.pki.agency(CITY))
+        async with ch:
+            return await bulk_bind(
+                comm.store, comm.hub, stub, records, batch=2, progress=crash_after_first_batch
+            )
+
+    with pytest.raises(RuntimeError, match="went down"):
+        loop.run(crashing(), timeout=60)
+    city = s.topo.store(CITY)
+    first = {r.local_person_id: city.link_code_for(r.local_person_id) for r in records[:2]}
+    assert all(first.values())
+    assert all(city.link_code_for(r.local_person_id) is None for r in records[2:])
+
+    report = _bulk(loop, s, records)
+    assert (report.bound, report.already_bound, report.failed) == (3, 2, 0)
+    assert report.samples["already_bound"] == ["RUN-0", "RUN-1"]
+    assert {k: city.link_code_for(k) for k in first} == first  # the same codes, kept
+    codes = [city.link_code_for(r.local_person_id) for r in records]
+    assert len(set(codes)) == 5

@@ -54,5 +54,8 @@ class FakeBatchLegacy:
     ) -> bytes:
         raise AssertionError("a batch system is never asked inline")
 
+    async def list_persons(self, after: str | None, limit: int, *, timeout: float) -> list[bytes]:
+        return []
+
     async def aclose(self) -> None:
         self.closed = True

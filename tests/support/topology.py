@@ -7,7 +7,7 @@ files ``renkei.deploy`` wrote, over mutual TLS.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,6 +35,7 @@ from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.demo_data import Resident, legacy_records, residents
 from renkei.deploy import (
     DEMO_AGENCIES,
+    AgencySpec,
     Endpoints,
     Layout,
     Settings,
@@ -156,27 +157,33 @@ async def start_topology(
     root: Path,
     settings: Settings | None = None,
     legacy: Mapping[str, LegacyClient] | None = None,
+    *,
+    extra: Sequence[AgencySpec] = (),
 ) -> Topology:
     """Every server binds port 0; configs and the directory learn the real ports after.
 
     ``legacy`` puts another legacy client (e.g. a fake batch system) in front
     of an agency's communication server instead of its JSON-lines stub.
+    ``extra`` agencies (a private body, say) get a comm server with an empty
+    legacy system and no bound records.
     """
     settings = settings or Settings(answer_timeout_seconds=0.5, query_timeout_seconds=3.0)
     if not settings.extra_staff:
         settings = replace(settings, extra_staff=(TEST_STAFF,))
     people = residents()
+    agencies = (*DEMO_AGENCIES, *extra)
     stubs = {}
-    for agency_id, records in legacy_records(people).items():
-        stub = PersonFaultStub(RecordStore(records), port=0)
+    records = legacy_records(people)
+    for agency in agencies:
+        stub = PersonFaultStub(RecordStore(records.get(agency.agency_id, {})), port=0)
         await stub.start()
-        stubs[agency_id] = stub
+        stubs[agency.agency_id] = stub
     endpoints = Endpoints(
         0,
-        {a.agency_id: 0 for a in DEMO_AGENCIES},
+        {a.agency_id: 0 for a in agencies},
         {aid: stub.port for aid, stub in stubs.items()},
     )
-    layout = init_deployment(root, DEMO_AGENCIES, endpoints, settings)
+    layout = init_deployment(root, agencies, endpoints, settings)
     for agency_id, records in legacy_records(people).items():
         write_records(layout.legacy_records(agency_id), records)
     seed_registry(layout, people, extra=50, seed=11)
@@ -195,7 +202,7 @@ async def start_topology(
         a.agency_id: replace(
             CommConfig.load(layout.comm_config(a.agency_id)), hub_endpoint=hub_endpoint
         )
-        for a in DEMO_AGENCIES
+        for a in agencies
     }
     sealer = IdIssuer.load(layout.id_issuer_config)
     for aid, config in configs.items():

@@ -99,3 +99,14 @@ def test_blob_too_long() -> None:
     with pytest.raises(InvalidArgument) as err:
         validate.blob("sealed_answer", b"x" * 17, max_bytes=16)
     _assert_invalid_field(err.value, "sealed_answer", "is 17 bytes; at most 16")
+
+
+def test_control_pattern_is_exactly_unicode_category_cc() -> None:
+    import sys
+    import unicodedata
+
+    from renkei.validate import CONTROL
+
+    for code in range(sys.maxunicode + 1):
+        ch = chr(code)
+        assert (CONTROL.search(ch) is not None) == (unicodedata.category(ch) == "Cc"), hex(code)

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
@@ -50,6 +51,90 @@ MATCH_STATUS_NONE: MatchStatus.ValueType  # 3
 MATCH_STATUS_INVALID: MatchStatus.ValueType  # 4
 """The record itself is invalid (an impossible date, an empty name, ...)."""
 Global___MatchStatus: _TypeAlias = MatchStatus  # noqa: Y015
+
+class _ChangeKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ChangeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ChangeKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHANGE_KIND_UNSPECIFIED: _ChangeKind.ValueType  # 0
+    """Never sent."""
+    CHANGE_KIND_SUBSCRIBED: _ChangeKind.ValueType  # 1
+    """The agency bound the resident: the first entry of each subscription."""
+    CHANGE_KIND_MOVED: _ChangeKind.ValueType  # 2
+    """A move (転居・転入): the address and perhaps the municipality changed."""
+    CHANGE_KIND_NAME_CHANGED: _ChangeKind.ValueType  # 3
+    """A new name (marriage, adoption, ...)."""
+    CHANGE_KIND_DECEASED: _ChangeKind.ValueType  # 4
+    """The resident died."""
+
+class ChangeKind(_ChangeKind, metaclass=_ChangeKindEnumTypeWrapper):
+    """What happened to a resident."""
+
+CHANGE_KIND_UNSPECIFIED: ChangeKind.ValueType  # 0
+"""Never sent."""
+CHANGE_KIND_SUBSCRIBED: ChangeKind.ValueType  # 1
+"""The agency bound the resident: the first entry of each subscription."""
+CHANGE_KIND_MOVED: ChangeKind.ValueType  # 2
+"""A move (転居・転入): the address and perhaps the municipality changed."""
+CHANGE_KIND_NAME_CHANGED: ChangeKind.ValueType  # 3
+"""A new name (marriage, adoption, ...)."""
+CHANGE_KIND_DECEASED: ChangeKind.ValueType  # 4
+"""The resident died."""
+Global___ChangeKind: _TypeAlias = ChangeKind  # noqa: Y015
+
+class _ConsentGiver:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConsentGiverEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConsentGiver.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONSENT_GIVER_UNSPECIFIED: _ConsentGiver.ValueType  # 0
+    """Never valid."""
+    CONSENT_GIVER_PERSON: _ConsentGiver.ValueType  # 1
+    """The person themself."""
+    CONSENT_GIVER_LEGAL_REPRESENTATIVE: _ConsentGiver.ValueType  # 2
+    """Their legal representative (a parent, a guardian)."""
+
+class ConsentGiver(_ConsentGiver, metaclass=_ConsentGiverEnumTypeWrapper):
+    """Who gave a consent."""
+
+CONSENT_GIVER_UNSPECIFIED: ConsentGiver.ValueType  # 0
+"""Never valid."""
+CONSENT_GIVER_PERSON: ConsentGiver.ValueType  # 1
+"""The person themself."""
+CONSENT_GIVER_LEGAL_REPRESENTATIVE: ConsentGiver.ValueType  # 2
+"""Their legal representative (a parent, a guardian)."""
+Global___ConsentGiver: _TypeAlias = ConsentGiver  # noqa: Y015
+
+class _ConsentMatchStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConsentMatchStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConsentMatchStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONSENT_MATCH_STATUS_UNSPECIFIED: _ConsentMatchStatus.ValueType  # 0
+    """Never sent."""
+    CONSENT_MATCH_STATUS_MATCHED: _ConsentMatchStatus.ValueType  # 1
+    """The four facts equal one living resident's current facts."""
+    CONSENT_MATCH_STATUS_NO_EXACT_MATCH: _ConsentMatchStatus.ValueType  # 2
+    """Anything else: no such resident, several, a previous name or address, a
+    deceased person, a differing reading. The registry's log says which.
+    """
+
+class ConsentMatchStatus(_ConsentMatchStatus, metaclass=_ConsentMatchStatusEnumTypeWrapper):
+    """How a consent look-up fared, as the caller may know it."""
+
+CONSENT_MATCH_STATUS_UNSPECIFIED: ConsentMatchStatus.ValueType  # 0
+"""Never sent."""
+CONSENT_MATCH_STATUS_MATCHED: ConsentMatchStatus.ValueType  # 1
+"""The four facts equal one living resident's current facts."""
+CONSENT_MATCH_STATUS_NO_EXACT_MATCH: ConsentMatchStatus.ValueType  # 2
+"""Anything else: no such resident, several, a previous name or address, a
+deceased person, a differing reading. The registry's log says which.
+"""
+Global___ConsentMatchStatus: _TypeAlias = ConsentMatchStatus  # noqa: Y015
 
 @_typing.final
 class MatchRecordsRequest(_message.Message):
@@ -157,6 +242,7 @@ class MatchOutcome(_message.Message):
     STATUS_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     SEALED_ID_CODE_FIELD_NUMBER: _builtins.int
+    SUBSCRIPTION_HANDLE_FIELD_NUMBER: _builtins.int
     local_person_id: _builtins.str
     """The record's local_person_id, as sent."""
     status: Global___MatchStatus.ValueType
@@ -167,6 +253,12 @@ class MatchOutcome(_message.Message):
     """The resident's ID code sealed to the hub for the calling agency; only for
     MATCH_STATUS_UNIQUE.
     """
+    subscription_handle: _builtins.str
+    """For MATCH_STATUS_UNIQUE: the calling agency's handle for this resident in
+    the change feed (ListChanges). Random, one per agency and resident: it is
+    neither a resident code nor an ID code, and another agency's handle for
+    the same resident differs.
+    """
     def __init__(
         self,
         *,
@@ -174,11 +266,272 @@ class MatchOutcome(_message.Message):
         status: Global___MatchStatus.ValueType = ...,
         reason: _builtins.str = ...,
         sealed_id_code: _builtins.bytes = ...,
+        subscription_handle: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["local_person_id", b"local_person_id", "reason", b"reason", "sealed_id_code", b"sealed_id_code", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["local_person_id", b"local_person_id", "reason", b"reason", "sealed_id_code", b"sealed_id_code", "status", b"status", "subscription_handle", b"subscription_handle"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___MatchOutcome: _TypeAlias = MatchOutcome  # noqa: Y015
+
+@_typing.final
+class ListChangesRequest(_message.Message):
+    """Where to resume reading the caller's changes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.str
+    """The next_cursor of the previous answer; empty to start from the beginning.
+    Opaque to the caller.
+    """
+    page_size: _builtins.int
+    """At most this many changes (1 to 1000; 0 means 100)."""
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "page_size", b"page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChangesRequest: _TypeAlias = ListChangesRequest  # noqa: Y015
+
+@_typing.final
+class ListChangesResponse(_message.Message):
+    """A page of the caller's changes."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGES_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    MORE_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.str
+    """Where to resume; always set (equal to the request's cursor when there is
+    nothing new). Store it with the changes applied.
+    """
+    more: _builtins.bool
+    """Whether more changes wait beyond this page."""
+    @_builtins.property
+    def changes(self) -> _containers.RepeatedCompositeFieldContainer[Global___PersonChange]:
+        """In the order the registry recorded them."""
+
+    def __init__(
+        self,
+        *,
+        changes: _abc.Iterable[Global___PersonChange] | None = ...,
+        next_cursor: _builtins.str = ...,
+        more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changes", b"changes", "more", b"more", "next_cursor", b"next_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListChangesResponse: _TypeAlias = ListChangesResponse  # noqa: Y015
+
+@_typing.final
+class PersonChange(_message.Message):
+    """One change to one resident the caller bound."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBSCRIPTION_HANDLE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_DATE_FIELD_NUMBER: _builtins.int
+    FACTS_FIELD_NUMBER: _builtins.int
+    subscription_handle: _builtins.str
+    """The caller's subscription handle for the resident."""
+    kind: Global___ChangeKind.ValueType
+    """What happened."""
+    effective_date: _builtins.str
+    """The day it took effect, YYYY-MM-DD (for CHANGE_KIND_SUBSCRIBED, the day
+    the subscription was made).
+    """
+    @_builtins.property
+    def facts(self) -> Global___ResidentFacts:
+        """The resident's facts now (when the page is read), not as of the change."""
+
+    def __init__(
+        self,
+        *,
+        subscription_handle: _builtins.str = ...,
+        kind: Global___ChangeKind.ValueType = ...,
+        effective_date: _builtins.str = ...,
+        facts: Global___ResidentFacts | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["facts", b"facts"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_date", b"effective_date", "facts", b"facts", "kind", b"kind", "subscription_handle", b"subscription_handle"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PersonChange: _TypeAlias = PersonChange  # noqa: Y015
+
+@_typing.final
+class ResidentFacts(_message.Message):
+    """A resident's four facts as the register holds them now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    KANA_FIELD_NUMBER: _builtins.int
+    BIRTH_DATE_FIELD_NUMBER: _builtins.int
+    SEX_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    MUNICIPALITY_CODE_FIELD_NUMBER: _builtins.int
+    MUNICIPALITY_FIELD_NUMBER: _builtins.int
+    DECEASED_FIELD_NUMBER: _builtins.int
+    DIED_ON_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """Kanji: family name, one half-width space, given name."""
+    kana: _builtins.str
+    """Full-width katakana, same layout."""
+    birth_date: _builtins.str
+    """YYYY-MM-DD."""
+    sex: _builtins.str
+    """ISO/IEC 5218: "1" male, "2" female."""
+    address: _builtins.str
+    """The address as one line ("神奈川県横浜市鶴見区豊岡町3丁目12番5号")."""
+    municipality_code: _builtins.str
+    """The 6-digit local government code of the municipality (or ward)."""
+    municipality: _builtins.str
+    """Its name as the local-government table writes it ("横浜市 鶴見区")."""
+    deceased: _builtins.bool
+    """Whether the resident has died (the record stays as 除票)."""
+    died_on: _builtins.str
+    """YYYY-MM-DD, only when deceased."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        kana: _builtins.str = ...,
+        birth_date: _builtins.str = ...,
+        sex: _builtins.str = ...,
+        address: _builtins.str = ...,
+        municipality_code: _builtins.str = ...,
+        municipality: _builtins.str = ...,
+        deceased: _builtins.bool = ...,
+        died_on: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "birth_date", b"birth_date", "deceased", b"deceased", "died_on", b"died_on", "kana", b"kana", "municipality", b"municipality", "municipality_code", b"municipality_code", "name", b"name", "sex", b"sex"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ResidentFacts: _TypeAlias = ResidentFacts  # noqa: Y015
+
+@_typing.final
+class MatchWithConsentRequest(_message.Message):
+    """Four facts the person gave a private body, and their consent."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_FIELD_NUMBER: _builtins.int
+    CONSENT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def record(self) -> Global___Record:
+        """The person's four facts as given (local_person_id is the body's own id)."""
+
+    @_builtins.property
+    def consent(self) -> Global___Consent:
+        """The person's consent to this look-up (required)."""
+
+    def __init__(
+        self,
+        *,
+        record: Global___Record | None = ...,
+        consent: Global___Consent | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent", "record", b"record"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent", b"consent", "record", b"record"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MatchWithConsentRequest: _TypeAlias = MatchWithConsentRequest  # noqa: Y015
+
+@_typing.final
+class Consent(_message.Message):
+    """A person's consent to having their four facts checked against the register."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONSENT_ID_FIELD_NUMBER: _builtins.int
+    GIVER_FIELD_NUMBER: _builtins.int
+    REPRESENTATIVE_NAME_FIELD_NUMBER: _builtins.int
+    CONSENTED_AT_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
+    consent_id: _builtins.str
+    """The private body's reference for the consent (required, at most 64 characters)."""
+    giver: Global___ConsentGiver.ValueType
+    """Who gave it (required)."""
+    representative_name: _builtins.str
+    """The legal representative's name; required for
+    CONSENT_GIVER_LEGAL_REPRESENTATIVE, empty otherwise.
+    """
+    purpose: _builtins.str
+    """What the person consented to (required, at most 400 characters)."""
+    document_sha256: _builtins.bytes
+    """SHA-256 of the signed consent document; empty or exactly 32 bytes."""
+    @_builtins.property
+    def consented_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was given (required, not in the future)."""
+
+    def __init__(
+        self,
+        *,
+        consent_id: _builtins.str = ...,
+        giver: Global___ConsentGiver.ValueType = ...,
+        representative_name: _builtins.str = ...,
+        consented_at: _timestamp_pb2.Timestamp | None = ...,
+        purpose: _builtins.str = ...,
+        document_sha256: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["consented_at", b"consented_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["consent_id", b"consent_id", "consented_at", b"consented_at", "document_sha256", b"document_sha256", "giver", b"giver", "purpose", b"purpose", "representative_name", b"representative_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Consent: _TypeAlias = Consent  # noqa: Y015
+
+@_typing.final
+class MatchWithConsentResponse(_message.Message):
+    """The answer to a consent look-up: collapsed on purpose."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    SEALED_ID_CODE_FIELD_NUMBER: _builtins.int
+    ATTEMPT_ID_FIELD_NUMBER: _builtins.int
+    status: Global___ConsentMatchStatus.ValueType
+    """Matched, or no exact match (whatever the reason)."""
+    sealed_id_code: _builtins.bytes
+    """The person's ID code sealed to the hub for the caller; only when matched."""
+    attempt_id: _builtins.str
+    """The registry's reference for this attempt in its consent log."""
+    def __init__(
+        self,
+        *,
+        status: Global___ConsentMatchStatus.ValueType = ...,
+        sealed_id_code: _builtins.bytes = ...,
+        attempt_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["attempt_id", b"attempt_id", "sealed_id_code", b"sealed_id_code", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MatchWithConsentResponse: _TypeAlias = MatchWithConsentResponse  # noqa: Y015

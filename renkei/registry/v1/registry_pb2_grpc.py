@@ -45,6 +45,16 @@ class BindingServiceStub:
                 request_serializer=renkei_dot_registry_dot_v1_dot_registry__pb2.MatchRecordsRequest.SerializeToString,
                 response_deserializer=renkei_dot_registry_dot_v1_dot_registry__pb2.MatchRecordsResponse.FromString,
                 _registered_method=True)
+        self.ListChanges = channel.unary_unary(
+                '/renkei.registry.v1.BindingService/ListChanges',
+                request_serializer=renkei_dot_registry_dot_v1_dot_registry__pb2.ListChangesRequest.SerializeToString,
+                response_deserializer=renkei_dot_registry_dot_v1_dot_registry__pb2.ListChangesResponse.FromString,
+                _registered_method=True)
+        self.MatchWithConsent = channel.unary_unary(
+                '/renkei.registry.v1.BindingService/MatchWithConsent',
+                request_serializer=renkei_dot_registry_dot_v1_dot_registry__pb2.MatchWithConsentRequest.SerializeToString,
+                response_deserializer=renkei_dot_registry_dot_v1_dot_registry__pb2.MatchWithConsentResponse.FromString,
+                _registered_method=True)
 
 
 class BindingServiceServicer:
@@ -65,6 +75,28 @@ class BindingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListChanges(self, request, context):
+        """The changes to the residents the calling agency bound (R14, R20), in the
+        order the registry recorded them, each keyed by the agency's own
+        subscription handle (from MatchOutcome) and carrying the resident's
+        current facts. Only the caller's own subscriptions: the agency is the one
+        named in the caller's certificate.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MatchWithConsent(self, request, context):
+        """A private body's binding with the person's consent (R20): a link code
+        only when the four facts equal the register's CURRENT facts exactly
+        (form aside), never for a deceased person. Every attempt is logged at the
+        registry for the oversight body; the caller learns only MATCHED or
+        NO_EXACT_MATCH. Callers: agencies the registry designates as private bodies.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BindingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -72,6 +104,16 @@ def add_BindingServiceServicer_to_server(servicer, server):
                     servicer.MatchRecords,
                     request_deserializer=renkei_dot_registry_dot_v1_dot_registry__pb2.MatchRecordsRequest.FromString,
                     response_serializer=renkei_dot_registry_dot_v1_dot_registry__pb2.MatchRecordsResponse.SerializeToString,
+            ),
+            'ListChanges': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListChanges,
+                    request_deserializer=renkei_dot_registry_dot_v1_dot_registry__pb2.ListChangesRequest.FromString,
+                    response_serializer=renkei_dot_registry_dot_v1_dot_registry__pb2.ListChangesResponse.SerializeToString,
+            ),
+            'MatchWithConsent': grpc.unary_unary_rpc_method_handler(
+                    servicer.MatchWithConsent,
+                    request_deserializer=renkei_dot_registry_dot_v1_dot_registry__pb2.MatchWithConsentRequest.FromString,
+                    response_serializer=renkei_dot_registry_dot_v1_dot_registry__pb2.MatchWithConsentResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -107,6 +149,60 @@ class BindingService:
             '/renkei.registry.v1.BindingService/MatchRecords',
             renkei_dot_registry_dot_v1_dot_registry__pb2.MatchRecordsRequest.SerializeToString,
             renkei_dot_registry_dot_v1_dot_registry__pb2.MatchRecordsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListChanges(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/renkei.registry.v1.BindingService/ListChanges',
+            renkei_dot_registry_dot_v1_dot_registry__pb2.ListChangesRequest.SerializeToString,
+            renkei_dot_registry_dot_v1_dot_registry__pb2.ListChangesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MatchWithConsent(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/renkei.registry.v1.BindingService/MatchWithConsent',
+            renkei_dot_registry_dot_v1_dot_registry__pb2.MatchWithConsentRequest.SerializeToString,
+            renkei_dot_registry_dot_v1_dot_registry__pb2.MatchWithConsentResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -44,6 +44,20 @@ class BindingServiceStub:
     outcome each. Callers: agencies (the agency is the one named in the
     caller's certificate).
     """
+    ListChanges: _grpc.UnaryUnaryMultiCallable[_registry_pb2.ListChangesRequest, _registry_pb2.ListChangesResponse]
+    """The changes to the residents the calling agency bound (R14, R20), in the
+    order the registry recorded them, each keyed by the agency's own
+    subscription handle (from MatchOutcome) and carrying the resident's
+    current facts. Only the caller's own subscriptions: the agency is the one
+    named in the caller's certificate.
+    """
+    MatchWithConsent: _grpc.UnaryUnaryMultiCallable[_registry_pb2.MatchWithConsentRequest, _registry_pb2.MatchWithConsentResponse]
+    """A private body's binding with the person's consent (R20): a link code
+    only when the four facts equal the register's CURRENT facts exactly
+    (form aside), never for a deceased person. Every attempt is logged at the
+    registry for the oversight body; the caller learns only MATCHED or
+    NO_EXACT_MATCH. Callers: agencies the registry designates as private bodies.
+    """
 
 @_typing.type_check_only
 class BindingServiceAsyncStub(BindingServiceStub):
@@ -60,6 +74,20 @@ class BindingServiceAsyncStub(BindingServiceStub):
     """Matches up to 1000 records by their four facts and answers, in order, one
     outcome each. Callers: agencies (the agency is the one named in the
     caller's certificate).
+    """
+    ListChanges: _aio.UnaryUnaryMultiCallable[_registry_pb2.ListChangesRequest, _registry_pb2.ListChangesResponse]  # type: ignore[assignment]
+    """The changes to the residents the calling agency bound (R14, R20), in the
+    order the registry recorded them, each keyed by the agency's own
+    subscription handle (from MatchOutcome) and carrying the resident's
+    current facts. Only the caller's own subscriptions: the agency is the one
+    named in the caller's certificate.
+    """
+    MatchWithConsent: _aio.UnaryUnaryMultiCallable[_registry_pb2.MatchWithConsentRequest, _registry_pb2.MatchWithConsentResponse]  # type: ignore[assignment]
+    """A private body's binding with the person's consent (R20): a link code
+    only when the four facts equal the register's CURRENT facts exactly
+    (form aside), never for a deceased person. Every attempt is logged at the
+    registry for the oversight body; the caller learns only MATCHED or
+    NO_EXACT_MATCH. Callers: agencies the registry designates as private bodies.
     """
 
 class BindingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -80,6 +108,32 @@ class BindingServiceServicer(metaclass=_abc_1.ABCMeta):
         """Matches up to 1000 records by their four facts and answers, in order, one
         outcome each. Callers: agencies (the agency is the one named in the
         caller's certificate).
+        """
+
+    @_abc_1.abstractmethod
+    def ListChanges(
+        self,
+        request: _registry_pb2.ListChangesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.ListChangesResponse, _abc.Awaitable[_registry_pb2.ListChangesResponse]]:
+        """The changes to the residents the calling agency bound (R14, R20), in the
+        order the registry recorded them, each keyed by the agency's own
+        subscription handle (from MatchOutcome) and carrying the resident's
+        current facts. Only the caller's own subscriptions: the agency is the one
+        named in the caller's certificate.
+        """
+
+    @_abc_1.abstractmethod
+    def MatchWithConsent(
+        self,
+        request: _registry_pb2.MatchWithConsentRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.MatchWithConsentResponse, _abc.Awaitable[_registry_pb2.MatchWithConsentResponse]]:
+        """A private body's binding with the person's consent (R20): a link code
+        only when the four facts equal the register's CURRENT facts exactly
+        (form aside), never for a deceased person. Every attempt is logged at the
+        registry for the oversight body; the caller learns only MATCHED or
+        NO_EXACT_MATCH. Callers: agencies the registry designates as private bodies.
         """
 
 def add_BindingServiceServicer_to_server(servicer: BindingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -49,7 +49,7 @@ from id_issuer.issuer import IdIssuer
 from legacy_stubs.jsonl_records.store import load_records, write_records
 from legacy_stubs.registry.resident_code import check_digit
 from renkei import bulk, db, sealing
-from renkei.bench import cpu_seconds, machine
+from renkei.bench.linkage import cpu_seconds, machine
 from renkei.comm.v1 import comm_pb2
 from renkei.deploy import DEMO_AGENCIES, Layout, Settings, init_deployment, pick_endpoints
 from renkei.errors import NotFound
@@ -85,6 +85,10 @@ class MemoryLegacy:
         if answer is None:
             raise NotFound("RECORD_NOT_FOUND", "the legacy system has no such record")
         return answer
+
+    async def list_persons(self, after: str | None, limit: int, *, timeout: float) -> list[bytes]:
+        """The person file: not needed by bulk queries, so there is none."""
+        return []
 
     async def aclose(self) -> None:
         return None
@@ -472,7 +476,7 @@ def main(args: argparse.Namespace) -> int:
                 group,
                 f"comm-{PENSION}",
                 [
-                    "renkei.bench_bulk",
+                    "renkei.bench.bulk",
                     "provider",
                     "--config",
                     provider_config,
@@ -538,7 +542,7 @@ def _start(group: ProcessGroup, name: str, argv: list[str]) -> tuple[Any, int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m renkei.bench_bulk", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m renkei.bench.bulk", description=__doc__)
     sub = p.add_subparsers(dest="command")
     run = sub.add_parser("run", help="the benchmark (the default)")
     prov = sub.add_parser("provider", help="(internal) a provider comm server, in-memory legacy")

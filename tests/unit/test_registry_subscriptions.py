@@ -1,0 +1,147 @@
+"""The registry's change feed per agency (R14, R20) on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from sqlalchemy.engine import Engine
+
+from comm_server.person_facts import FeedItem, PersonFacts, PersonFactsStore
+from legacy_stubs.registry.model import Address, Name
+from legacy_stubs.registry.population import generate
+from legacy_stubs.registry.store import RegistryStore
+from legacy_stubs.registry.subscriptions import Subscriptions
+from renkei.errors import FailedPrecondition, InvalidArgument
+
+PEOPLE = list(generate(seed=9, count=20))
+CHIYODA = Address("東京都", "131016", "千代田区", "丸の内", 1, 1, 1)
+CITY, PENSION = "141003", "nenkin"
+
+
+@pytest.fixture
+def store(engine: Engine) -> RegistryStore:
+    s = RegistryStore(engine)
+    s.add_many(PEOPLE)
+    return s
+
+
+def _codes(*people: int) -> list[str]:
+    return [PEOPLE[i].resident_code for i in people]
+
+
+def test_handles_are_per_agency_and_stable(store: RegistryStore) -> None:
+    subs = Subscriptions(store)
+    city = subs.subscribe(CITY, _codes(0, 1, 2))
+    again = subs.subscribe(CITY, _codes(2, 0))
+    pension = subs.subscribe(PENSION, _codes(0, 1))
+    assert again == [city[2], city[0]]
+    assert len(set(city) | set(pension)) == 5  # nothing shared between agencies
+    for handle in city + pension:
+        assert len(handle) == 24
+        assert not handle.isdigit()
+        assert handle not in _codes(*range(20))
+    assert subs.subscribe(CITY, ["12345678903"]) == [""]  # not in the register
+    assert {k: sorted(v) for k, v in subs.handles().items()} == {
+        CITY: sorted(city),
+        PENSION: sorted(pension),
+    }
+
+
+def test_each_agency_reads_only_its_own_residents_changes(store: RegistryStore) -> None:
+    subs = Subscriptions(store)
+    city = subs.subscribe(CITY, _codes(0, 1))
+    pension = subs.subscribe(PENSION, _codes(1))
+    store.move(PEOPLE[0].resident_code, CHIYODA, date(2026, 5, 1))
+    store.record_death(PEOPLE[1].resident_code, date(2026, 5, 2))
+    store.move(PEOPLE[5].resident_code, CHIYODA, date(2026, 5, 3))  # nobody follows them
+
+    entries, cursor, more = subs.list_changes(CITY, 0, 100)
+    assert not more
+    assert [(e.handle, e.kind) for e in entries] == [
+        (city[0], "subscribed"),
+        (city[1], "subscribed"),
+        (city[0], "move"),
+        (city[1], "death"),
+    ]
+    # Facts are the current ones, whatever the entry.
+    assert entries[0].resident.address == CHIYODA
+    assert entries[1].resident.status == "deceased"
+    assert entries[2].effective_date == date(2026, 5, 1)
+    assert cursor == entries[-1].id
+
+    theirs, _, _ = subs.list_changes(PENSION, 0, 100)
+    assert [(e.handle, e.kind) for e in theirs] == [
+        (pension[0], "subscribed"),
+        (pension[0], "death"),
+    ]
+    assert subs.list_changes("mhlw", 0, 100) == ([], 0, False)
+
+
+def test_pages_and_resuming_from_a_cursor(store: RegistryStore) -> None:
+    subs = Subscriptions(store)
+    subs.subscribe(CITY, _codes(0, 1, 2))
+    first, cursor, more = subs.list_changes(CITY, 0, 2)
+    assert (len(first), more) == (2, True)
+    rest, end, more = subs.list_changes(CITY, cursor, 2)
+    assert (len(rest), more) == (1, False)
+    assert subs.list_changes(CITY, end, 2) == ([], end, False)
+    store.change_name(PEOPLE[2].resident_code, Name("佐藤 花子", "サトウ ハナコ"), date(2026, 6, 1))
+    [new], _, _ = subs.list_changes(CITY, end, 2)
+    assert (new.kind, new.resident.name.kanji) == ("name_change", "佐藤 花子")
+    with pytest.raises(InvalidArgument):
+        subs.list_changes(CITY, 0, 0)
+    with pytest.raises(InvalidArgument):
+        subs.list_changes(CITY, -1, 10)
+
+
+def test_a_code_change_keeps_the_subscription_and_is_not_sent(store: RegistryStore) -> None:
+    subs = Subscriptions(store)
+    [handle] = subs.subscribe(CITY, _codes(3))
+    _, cursor, _ = subs.list_changes(CITY, 0, 10)
+    store.change_code(PEOPLE[3].resident_code, "12345678903", date(2026, 7, 1))
+    assert subs.list_changes(CITY, cursor, 10)[0] == []
+    store.move("12345678903", CHIYODA, date(2026, 7, 2))
+    [moved], _, _ = subs.list_changes(CITY, cursor, 10)
+    assert (moved.handle, moved.kind, moved.resident.address) == (handle, "move", CHIYODA)
+    assert moved.resident.resident_code == "12345678903"  # the registry's own view
+
+
+def _facts(municipality: str, *, deceased: bool = False) -> PersonFacts:
+    return PersonFacts(
+        kind="deceased" if deceased else "moved",
+        effective_date="2026-05-01",
+        name="山田 太郎",
+        kana="ヤマダ タロウ",
+        birth_date="1980-04-01",
+        sex="1",
+        address="東京都千代田区丸の内1丁目1番1号",
+        municipality_code=municipality,
+        municipality="千代田区",
+        deceased=deceased,
+        died_on="2026-05-01" if deceased else None,
+    )
+
+
+def test_the_agency_keeps_the_latest_facts_and_its_cursor(engine: Engine) -> None:
+    facts = PersonFactsStore(engine)
+    assert facts.cursor() == ""
+    # An entry may arrive before the binding that asked for it is stored.
+    assert facts.apply([FeedItem("h1", _facts("141003"))], "1") == 1
+    assert facts.facts_for("L-1") is None
+    facts.remember_handle("L-1", "h1")
+    facts.remember_handle("L-1", "h1")  # again: a no-op
+    assert facts.current_municipality("L-1") == "141003"
+    facts.apply(
+        [FeedItem("h1", _facts("131016")), FeedItem("h1", _facts("131016", deceased=True))], "3"
+    )
+    again = PersonFactsStore(engine)  # a restart
+    assert again.cursor() == "3"
+    got = again.facts_for("L-1")
+    assert got is not None
+    assert got.deceased
+    assert got.municipality_code == "131016"
+    assert again.all_handles() == ["h1"]
+    with pytest.raises(FailedPrecondition) as err:
+        again.remember_handle("L-1", "h2")
+    assert err.value.reason == "REGISTRY_HANDLE_CONFLICT"
