@@ -135,6 +135,7 @@ class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
             if result.ticket
             else comm_pb2.ANSWER_STATE_ANSWERED,
             ticket=result.ticket,
+            record=result.record,
         )
 
     @rpc("FetchAnswer")
@@ -155,4 +156,5 @@ class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
             time=when,
             legal_basis_item=result.legal_basis_item,
             answer=result.answer,
+            record=result.record,
         )

@@ -23,35 +23,36 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from renkei.layout.v1 import layout_pb2 as renkei_dot_layout_dot_v1_dot_layout__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19renkei/comm/v1/comm.proto\x12\x0erenkei.comm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x01\n\x0eProvideRequest\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13requester_agency_id\x18\x03 \x01(\t\x12\x11\n\tinfo_kind\x18\x04 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x05 \x01(\t\x12\x11\n\tlink_code\x18\x06 \x01(\t\x12\x14\n\x0csealed_query\x18\x07 \x01(\x0c\x12$\n\x1crequester_sealing_public_key\x18\x08 \x01(\x0c\"8\n\x0fProvideResponse\x12\x15\n\rsealed_answer\x18\x01 \x01(\x0c\x12\x0e\n\x06ticket\x18\x02 \x01(\t\"\xa0\x01\n\x0e\x43ollectRequest\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12\x0e\n\x06ticket\x18\x02 \x01(\t\x12\x1b\n\x13requester_agency_id\x18\x03 \x01(\t\x12\x11\n\tinfo_kind\x18\x04 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x05 \x01(\t\x12$\n\x1crequester_sealing_public_key\x18\x06 \x01(\x0c\"(\n\x0f\x43ollectResponse\x12\x15\n\rsealed_answer\x18\x01 \x01(\x0c\"\xb7\x01\n\x0cQueryRequest\x12\x17\n\x0flocal_person_id\x18\x01 \x01(\t\x12\x1a\n\x12provider_agency_id\x18\x02 \x01(\t\x12\x11\n\tinfo_kind\x18\x03 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x04 \x01(\t\x12\x0f\n\x07purpose\x18\x05 \x01(\t\x12\x10\n\x08staff_id\x18\x06 \x01(\t\x12\x13\n\x0bterminal_id\x18\x07 \x01(\t\x12\r\n\x05query\x18\x08 \x01(\x0c\"\xc7\x01\n\rQueryResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x16\n\x0epolicy_version\x18\x04 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x05 \x01(\x0c\x12*\n\x05state\x18\x06 \x01(\x0e\x32\x1b.renkei.comm.v1.AnswerState\x12\x0e\n\x06ticket\x18\x07 \x01(\t\"K\n\x12\x46\x65tchAnswerRequest\x12\x0e\n\x06ticket\x18\x01 \x01(\t\x12\x10\n\x08staff_id\x18\x02 \x01(\t\x12\x13\n\x0bterminal_id\x18\x03 \x01(\t\"y\n\x13\x46\x65tchAnswerResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x04 \x01(\x0c*`\n\x0b\x41nswerState\x12\x1c\n\x18\x41NSWER_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41NSWER_STATE_ANSWERED\x10\x01\x12\x18\n\x14\x41NSWER_STATE_PENDING\x10\x02\x32\xa9\x01\n\x0fProviderService\x12J\n\x07Provide\x12\x1e.renkei.comm.v1.ProvideRequest\x1a\x1f.renkei.comm.v1.ProvideResponse\x12J\n\x07\x43ollect\x12\x1e.renkei.comm.v1.CollectRequest\x1a\x1f.renkei.comm.v1.CollectResponse2\xb0\x01\n\x10RequesterService\x12\x44\n\x05Query\x12\x1c.renkei.comm.v1.QueryRequest\x1a\x1d.renkei.comm.v1.QueryResponse\x12V\n\x0b\x46\x65tchAnswer\x12\".renkei.comm.v1.FetchAnswerRequest\x1a#.renkei.comm.v1.FetchAnswerResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19renkei/comm/v1/comm.proto\x12\x0erenkei.comm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drenkei/layout/v1/layout.proto\"\xe3\x01\n\x0eProvideRequest\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13requester_agency_id\x18\x03 \x01(\t\x12\x11\n\tinfo_kind\x18\x04 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x05 \x01(\t\x12\x11\n\tlink_code\x18\x06 \x01(\t\x12\x14\n\x0csealed_query\x18\x07 \x01(\x0c\x12$\n\x1crequester_sealing_public_key\x18\x08 \x01(\x0c\"8\n\x0fProvideResponse\x12\x15\n\rsealed_answer\x18\x01 \x01(\x0c\x12\x0e\n\x06ticket\x18\x02 \x01(\t\"\xa0\x01\n\x0e\x43ollectRequest\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12\x0e\n\x06ticket\x18\x02 \x01(\t\x12\x1b\n\x13requester_agency_id\x18\x03 \x01(\t\x12\x11\n\tinfo_kind\x18\x04 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x05 \x01(\t\x12$\n\x1crequester_sealing_public_key\x18\x06 \x01(\x0c\"(\n\x0f\x43ollectResponse\x12\x15\n\rsealed_answer\x18\x01 \x01(\x0c\"\xb7\x01\n\x0cQueryRequest\x12\x17\n\x0flocal_person_id\x18\x01 \x01(\t\x12\x1a\n\x12provider_agency_id\x18\x02 \x01(\t\x12\x11\n\tinfo_kind\x18\x03 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x04 \x01(\t\x12\x0f\n\x07purpose\x18\x05 \x01(\t\x12\x10\n\x08staff_id\x18\x06 \x01(\t\x12\x13\n\x0bterminal_id\x18\x07 \x01(\t\x12\r\n\x05query\x18\x08 \x01(\x0c\"\xf9\x01\n\rQueryResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x16\n\x0epolicy_version\x18\x04 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x05 \x01(\x0c\x12*\n\x05state\x18\x06 \x01(\x0e\x32\x1b.renkei.comm.v1.AnswerState\x12\x0e\n\x06ticket\x18\x07 \x01(\t\x12\x30\n\x06record\x18\x08 \x01(\x0b\x32 .renkei.layout.v1.StandardRecord\"K\n\x12\x46\x65tchAnswerRequest\x12\x0e\n\x06ticket\x18\x01 \x01(\t\x12\x10\n\x08staff_id\x18\x02 \x01(\t\x12\x13\n\x0bterminal_id\x18\x03 \x01(\t\"\xab\x01\n\x13\x46\x65tchAnswerResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x04 \x01(\x0c\x12\x30\n\x06record\x18\x05 \x01(\x0b\x32 .renkei.layout.v1.StandardRecord*`\n\x0b\x41nswerState\x12\x1c\n\x18\x41NSWER_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41NSWER_STATE_ANSWERED\x10\x01\x12\x18\n\x14\x41NSWER_STATE_PENDING\x10\x02\x32\xa9\x01\n\x0fProviderService\x12J\n\x07Provide\x12\x1e.renkei.comm.v1.ProvideRequest\x1a\x1f.renkei.comm.v1.ProvideResponse\x12J\n\x07\x43ollect\x12\x1e.renkei.comm.v1.CollectRequest\x1a\x1f.renkei.comm.v1.CollectResponse2\xb0\x01\n\x10RequesterService\x12\x44\n\x05Query\x12\x1c.renkei.comm.v1.QueryRequest\x1a\x1d.renkei.comm.v1.QueryResponse\x12V\n\x0b\x46\x65tchAnswer\x12\".renkei.comm.v1.FetchAnswerRequest\x1a#.renkei.comm.v1.FetchAnswerResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'renkei.comm.v1.comm_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ANSWERSTATE']._serialized_start=1159
-  _globals['_ANSWERSTATE']._serialized_end=1255
-  _globals['_PROVIDEREQUEST']._serialized_start=79
-  _globals['_PROVIDEREQUEST']._serialized_end=306
-  _globals['_PROVIDERESPONSE']._serialized_start=308
-  _globals['_PROVIDERESPONSE']._serialized_end=364
-  _globals['_COLLECTREQUEST']._serialized_start=367
-  _globals['_COLLECTREQUEST']._serialized_end=527
-  _globals['_COLLECTRESPONSE']._serialized_start=529
-  _globals['_COLLECTRESPONSE']._serialized_end=569
-  _globals['_QUERYREQUEST']._serialized_start=572
-  _globals['_QUERYREQUEST']._serialized_end=755
-  _globals['_QUERYRESPONSE']._serialized_start=758
-  _globals['_QUERYRESPONSE']._serialized_end=957
-  _globals['_FETCHANSWERREQUEST']._serialized_start=959
-  _globals['_FETCHANSWERREQUEST']._serialized_end=1034
-  _globals['_FETCHANSWERRESPONSE']._serialized_start=1036
-  _globals['_FETCHANSWERRESPONSE']._serialized_end=1157
-  _globals['_PROVIDERSERVICE']._serialized_start=1258
-  _globals['_PROVIDERSERVICE']._serialized_end=1427
-  _globals['_REQUESTERSERVICE']._serialized_start=1430
-  _globals['_REQUESTERSERVICE']._serialized_end=1606
+  _globals['_ANSWERSTATE']._serialized_start=1291
+  _globals['_ANSWERSTATE']._serialized_end=1387
+  _globals['_PROVIDEREQUEST']._serialized_start=110
+  _globals['_PROVIDEREQUEST']._serialized_end=337
+  _globals['_PROVIDERESPONSE']._serialized_start=339
+  _globals['_PROVIDERESPONSE']._serialized_end=395
+  _globals['_COLLECTREQUEST']._serialized_start=398
+  _globals['_COLLECTREQUEST']._serialized_end=558
+  _globals['_COLLECTRESPONSE']._serialized_start=560
+  _globals['_COLLECTRESPONSE']._serialized_end=600
+  _globals['_QUERYREQUEST']._serialized_start=603
+  _globals['_QUERYREQUEST']._serialized_end=786
+  _globals['_QUERYRESPONSE']._serialized_start=789
+  _globals['_QUERYRESPONSE']._serialized_end=1038
+  _globals['_FETCHANSWERREQUEST']._serialized_start=1040
+  _globals['_FETCHANSWERREQUEST']._serialized_end=1115
+  _globals['_FETCHANSWERRESPONSE']._serialized_start=1118
+  _globals['_FETCHANSWERRESPONSE']._serialized_end=1289
+  _globals['_PROVIDERSERVICE']._serialized_start=1390
+  _globals['_PROVIDERSERVICE']._serialized_end=1559
+  _globals['_REQUESTERSERVICE']._serialized_start=1562
+  _globals['_REQUESTERSERVICE']._serialized_end=1738
 # @@protoc_insertion_point(module_scope)
