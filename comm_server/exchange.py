@@ -41,6 +41,8 @@ LATE = "LATE_ANSWER"
 LATE_ANSWER_DISCARDED = "LATE_ANSWER_DISCARDED"
 # How long past its deadline a legacy answer is still awaited, to be logged and discarded.
 LATE_WINDOW_MIN_SECONDS = 5.0
+# How often a batch system's answer file is looked for while the answer time lasts.
+BATCH_POLL_SECONDS = 0.2
 # Staff registers give validity in Japanese calendar days.
 JST = timezone(timedelta(hours=9), "JST")
 
@@ -525,16 +527,22 @@ class Exchange:
     async def _ask_batch(
         self, call: ProvideCall, local_id: str, query: bytes, timeout: float
     ) -> tuple[bytes | None, str]:
-        """Submit to a batch legacy system; its answer if it comes in time, else a ticket."""
+        """Submit to a batch legacy system; its answer if it comes in time, else a ticket.
+
+        The answer is looked for (every ``poll_interval`` of the client) until the
+        answer time is up, so a quick batch answers inline like any other system.
+        """
         assert isinstance(self._legacy, BatchLegacyClient)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         legacy_ticket = await self._legacy.submit(local_id, call.info_kind, query, timeout=timeout)
-        remaining = deadline - loop.time()
-        if remaining > 0:
+        # Within the answer time the answer file may well come: look for it until then.
+        poll = float(getattr(self._legacy, "poll_interval", BATCH_POLL_SECONDS))
+        while (remaining := deadline - loop.time()) > 0:
             payload = await self._legacy.collect(legacy_ticket, timeout=remaining)
             if payload is not None:
                 return payload, ""
+            await asyncio.sleep(min(poll, max(0.0, deadline - loop.time())))
         ticket = answer_later.new_ticket()
         await self._store.run(
             self._store.store.add_ticket,

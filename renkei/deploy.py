@@ -113,6 +113,9 @@ class Endpoints:
     id_issuer_port: int = 0
     numbering_port: int = 0
     registry_port: int = 0
+    # An agency's [legacy] table (kind, format, url/port/folder: docs/legacy-formats.md);
+    # an agency not here gets the JSON-lines system at its legacy_ports entry.
+    legacy: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,9 @@ def init_deployment(
                     "log_level": settings.log_level,
                     "staff_register": "staff.csv",
                 },
-                "legacy": {
+                "legacy": dict(endpoints.legacy[agency.agency_id])
+                if agency.agency_id in endpoints.legacy
+                else {
                     "kind": "jsonl",
                     "host": host,
                     "port": endpoints.legacy_ports[agency.agency_id],

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -156,13 +157,15 @@ async def start_topology(
     legacy: Mapping[str, LegacyClient] | None = None,
     *,
     extra: Sequence[AgencySpec] = (),
+    legacy_tables: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Topology:
     """Every server binds port 0; configs and the directory learn the real ports after.
 
     ``legacy`` puts another legacy client (e.g. a fake batch system) in front
     of an agency's communication server instead of its JSON-lines stub.
     ``extra`` agencies (a private body, say) get a comm server with an empty
-    legacy system and no bound records.
+    legacy system and no bound records. ``legacy_tables`` give agencies another
+    ``[legacy]`` table (a real legacy stub and its mapper) in their comm.toml.
     """
     settings = settings or Settings(answer_timeout_seconds=0.5, query_timeout_seconds=3.0)
     if not settings.extra_staff:
@@ -179,6 +182,7 @@ async def start_topology(
         0,
         {a.agency_id: 0 for a in agencies},
         {aid: stub.port for aid, stub in stubs.items()},
+        legacy=legacy_tables or {},
     )
     layout = init_deployment(root, agencies, endpoints, settings)
     for agency_id, records in legacy_records(people).items():
