@@ -56,7 +56,7 @@ def read_one(mapper: Mapper, raw: bytes, position: int) -> LocalRecord | ReviewI
         person = mapper.decode(PERSON_KIND, raw)
     except MappingError as err:
         local = _local_id_of(mapper, raw) or f"(record {position} of the person file)"
-        where = f" at {err.where}" if err.where else ""
+        where = f" {err.where}" if err.where else ""  # "at bytes 90-96 (offset 90, ...)"
         return ReviewItem(local, "invalid", f"{err.field or 'record'}{where}: {err.problem}")
     if not isinstance(person, layout_pb2.PersonRecord) or not person.local_person_id:
         return ReviewItem(

@@ -158,6 +158,7 @@ async def start_topology(
     *,
     extra: Sequence[AgencySpec] = (),
     legacy_tables: Mapping[str, Mapping[str, Any]] | None = None,
+    bind_people: bool = True,
 ) -> Topology:
     """Every server binds port 0; configs and the directory learn the real ports after.
 
@@ -166,6 +167,7 @@ async def start_topology(
     ``extra`` agencies (a private body, say) get a comm server with an empty
     legacy system and no bound records. ``legacy_tables`` give agencies another
     ``[legacy]`` table (a real legacy stub and its mapper) in their comm.toml.
+    ``bind_people`` False leaves every correspondence table empty (``renkei bind`` tests).
     """
     settings = settings or Settings(answer_timeout_seconds=0.5, query_timeout_seconds=3.0)
     if not settings.extra_staff:
@@ -206,7 +208,7 @@ async def start_topology(
         for a in agencies
     }
     sealer = IdIssuer.load(layout.id_issuer_config)
-    for aid, config in configs.items():
+    for aid, config in configs.items() if bind_people else ():
         await bind_all(
             config,
             [
