@@ -176,7 +176,7 @@ def demo_staff(agency_id: str) -> list[Grant]:
 
     grants: dict[tuple[str, str], Grant] = {}
     for q in queries(residents()):
-        if q.requester != agency_id:
+        if q.requester != agency_id or not q.staff_registered:
             continue
         old = grants.get((q.staff_id, q.terminal_id))
         kinds = sorted({q.info_kind, *(old.info_kinds if old else ())})
