@@ -433,6 +433,76 @@ class Demo:
 
     # -- the whole run -----------------------------------------------------
 
+    def start_world(self, group: ProcessGroup, layout: Layout) -> None:
+        """Every party's process, the person files bound, the comm servers ready."""
+        c = self.console
+        started = [self.start_legacy(group, layout, a.agency_id) for a in AGENCIES]
+        started.append(
+            group.start(
+                "id-issuer",
+                python_module(
+                    "renkei.cli", "id-issuer", "serve", "--config", str(layout.id_issuer_config)
+                ),
+            )
+        )
+        started.append(
+            group.start(
+                "hub",
+                python_module("renkei.cli", "hub", "serve", "--config", str(layout.hub_config)),
+            )
+        )
+        started.append(
+            group.start(
+                "registry-binding",
+                python_module(
+                    "renkei.cli",
+                    "registry-binding",
+                    "serve",
+                    "--config",
+                    str(layout.registry_config),
+                ),
+            )
+        )
+        started.append(
+            group.start(
+                "numbering",
+                python_module(
+                    "renkei.cli", "numbering", "serve", "--config", str(layout.numbering_config)
+                ),
+            )
+        )
+        for child in started:
+            if child.name == "legacy-kyoukai-kenpo":
+                wait_logged_ready(child)
+            else:
+                group.wait_ready(child)
+        c.print(
+            "  started the registry's binding service, the numbering agency, the ID issuer,"
+            " the hub and five legacy systems: "
+            + ", ".join(f"{NAMES[a]}: {SYSTEMS[a][0]}" for a in SYSTEMS)
+        )
+        self.number(layout)
+        self.bind(layout)
+        comm = [
+            group.start(
+                f"comm-{a.agency_id}",
+                python_module(
+                    "renkei.cli",
+                    "comm",
+                    "serve",
+                    "--config",
+                    str(layout.comm_config(a.agency_id)),
+                ),
+            )
+            for a in AGENCIES
+        ]
+        for child in comm:
+            group.wait_ready(child)
+        c.print(
+            f"  started {len(comm)} communication servers (mutual TLS to the hub), each"
+            " with its legacy client and \\[legacy] format mapper"
+        )
+
     def run(self) -> int:
         c = self.console
         c.rule("[bold]renkei demo")
@@ -445,72 +515,7 @@ class Demo:
         count = seed_registry(layout, self.people, extra=200, seed=2026)
         c.print(f"  resident registry: {count} residents (the demo's three among them)")
         with ProcessGroup(self.state_dir / "run") as group:
-            started = [self.start_legacy(group, layout, a.agency_id) for a in AGENCIES]
-            started.append(
-                group.start(
-                    "id-issuer",
-                    python_module(
-                        "renkei.cli", "id-issuer", "serve", "--config", str(layout.id_issuer_config)
-                    ),
-                )
-            )
-            started.append(
-                group.start(
-                    "hub",
-                    python_module("renkei.cli", "hub", "serve", "--config", str(layout.hub_config)),
-                )
-            )
-            started.append(
-                group.start(
-                    "registry-binding",
-                    python_module(
-                        "renkei.cli",
-                        "registry-binding",
-                        "serve",
-                        "--config",
-                        str(layout.registry_config),
-                    ),
-                )
-            )
-            started.append(
-                group.start(
-                    "numbering",
-                    python_module(
-                        "renkei.cli", "numbering", "serve", "--config", str(layout.numbering_config)
-                    ),
-                )
-            )
-            for child in started:
-                if child.name == "legacy-kyoukai-kenpo":
-                    wait_logged_ready(child)
-                else:
-                    group.wait_ready(child)
-            c.print(
-                "  started the registry's binding service, the numbering agency, the ID issuer,"
-                " the hub and five legacy systems: "
-                + ", ".join(f"{NAMES[a]}: {SYSTEMS[a][0]}" for a in SYSTEMS)
-            )
-            self.number(layout)
-            self.bind(layout)
-            comm = [
-                group.start(
-                    f"comm-{a.agency_id}",
-                    python_module(
-                        "renkei.cli",
-                        "comm",
-                        "serve",
-                        "--config",
-                        str(layout.comm_config(a.agency_id)),
-                    ),
-                )
-                for a in AGENCIES
-            ]
-            for child in comm:
-                group.wait_ready(child)
-            c.print(
-                f"  started {len(comm)} communication servers (mutual TLS to the hub), each"
-                " with its legacy client and \\[legacy] format mapper"
-            )
+            self.start_world(group, layout)
             for n, q in enumerate(queries(self.people), start=1):
                 self.trace(layout, n, q)
             self.print_logs(layout)
