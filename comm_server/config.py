@@ -56,13 +56,14 @@ class LegacyConfig:
         if kind not in LEGACY_KINDS:
             known = ", ".join(repr(k) for k in LEGACY_KINDS)
             raise ConfigError(f"{path}: [legacy] kind {kind!r} is unknown; known: {known}")
+        transport = cls._transport(kind, legacy, path, where)
         fmt = legacy.get("format", "")
         if not isinstance(fmt, str) or (kind != "jsonl" and not fmt):
             raise ConfigError(
                 f"{where} format: the mapper's format name (e.g. {DEFAULT_FORMATS.get(kind)!r})"
                 f" is required for kind {kind!r}"
             )
-        return replace(cls._transport(kind, legacy, path, where), format=fmt)
+        return replace(transport, format=fmt)
 
     @classmethod
     def _transport(cls, kind: str, legacy: dict[str, Any], path: Path, where: str) -> LegacyConfig:
