@@ -14,11 +14,11 @@ from renkei.layout.v1 import layout_pb2
 TAX = "地方税関係情報"
 PENSION = "年金給付関係情報"
 BENEFIT = (
-    '<nk:Benefit xmlns:nk="urn:renkei:stub:nenkin:v1"><nk:KisoNenkinBango>1234-567890'
-    "</nk:KisoNenkinBango><nk:NenkinShubetsu>01</nk:NenkinShubetsu><nk:NengakuYen>795000"
-    "</nk:NengakuYen><nk:ShikyuKaishiNengetsu>2023-06</nk:ShikyuKaishiNengetsu>"
-    "<nk:Teishi>false</nk:Teishi></nk:Benefit>"
-).encode()
+    b'<nk:Benefit xmlns:nk="urn:renkei:stub:nenkin:v1"><nk:KisoNenkinBango>1234-567890'
+    b"</nk:KisoNenkinBango><nk:NenkinShubetsu>01</nk:NenkinShubetsu><nk:NengakuYen>795000"
+    b"</nk:NengakuYen><nk:ShikyuKaishiNengetsu>2023-06</nk:ShikyuKaishiNengetsu>"
+    b"<nk:Teishi>false</nk:Teishi></nk:Benefit>"
+)
 
 
 def test_a_record_travels_tagged_without_the_provider_s_local_id() -> None:
