@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import sys
 import time
@@ -98,8 +99,9 @@ def legacy_tables(endpoints: Endpoints, drop_folder: Path) -> dict[str, dict[str
 
 def own_format(answer: bytes, fmt: str | None) -> str:
     """The requester's own legacy bytes, shown as text (fixed-width: cp932, trailing blanks cut)."""
-    if fmt == "fixed_tax":
-        return repr(answer.decode("cp932").rstrip(" \u3000"))
+    if fmt == "fixed_tax":  # padding runs shown as one bar, so the fields stand apart
+        padded = re.sub(r"[ \u3000]{2,}", " | ", answer.decode("cp932"))
+        return f"{len(answer)} bytes cp932: {padded.strip(' |')}"
     return answer.decode("utf-8", errors="replace")
 
 

@@ -184,6 +184,17 @@ def queries(people: list[Resident]) -> list[DemoQuery]:
             "KK-KYUFU-03",
         ),
         DemoQuery(
+            "both directions: 横浜市 asks 渋谷区 for the resident record (item 十一)",
+            city,
+            yamada.local_ids[city],
+            shibuya,
+            "住民票関係情報",
+            "十一",
+            "障害福祉サービスの提供",
+            "Y-2208",
+            "YOK-FUKU-03",
+        ),
+        DemoQuery(
             "lawful: the minister asks the city (item 四十八)",
             minister,
             sato.local_ids[minister],

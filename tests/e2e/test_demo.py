@@ -39,9 +39,9 @@ def test_demo_runs_the_whole_system_and_leaves_nothing_behind(tmp_path: Path) ->
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = " ".join(out.stdout.split())
     flat = "".join(out.stdout.split())  # long JSON lines wrap anywhere
-    # One answer through each of the four legacy systems, plus the minister's and the
-    # insurer's answer fetched later with its ticket: all in the standard layout.
-    assert text.count("gets answer: standard layout") == 5
+    # One answer through each of the four legacy systems, the city's and the minister's
+    # and the insurer's answer fetched later with its ticket: all in the standard layout.
+    assert text.count("gets answer: standard layout") == 6
     for system in ("fixed_tax", "soap_pension", "csv_insurer", "json_http"):
         assert f"legacy system ({system}) -> {system} mapper -> standard layout -> OK" in text
     assert "PENSION_KIND_OLD_AGE_BASIC" in flat
@@ -49,6 +49,9 @@ def test_demo_runs_the_whole_system_and_leaves_nothing_behind(tmp_path: Path) ->
     # The fixed-width tax record, decoded, re-encoded in 渋谷区's own JSON.
     assert "re-encoded in 渋谷区長's own json_http format:" in text
     assert '"totalIncome":3850000' in flat
+    # The JSON resident record, decoded, re-encoded as the city's 256-byte cp932 record.
+    assert "re-encoded in 横浜市長's own fixed_tax format:" in text
+    assert "256bytescp932:A0001001|ヤマダタロウ|山田太郎|3330514" in flat
     assert "PERMISSION_DENIED NO_ITEM_FOR_REQUESTER" in text
     assert "PERMISSION_DENIED STAFF_NOT_REGISTERED" in text
     assert "NOT_FOUND RECORD_NOT_FOUND" in text
