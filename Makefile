@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding clean
+.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy clean
 
 all: test
 
@@ -41,7 +41,7 @@ demo: $(STAMP)
 	$(BIN)/renkei demo
 
 # Benchmarks print tables; they are not tests. Figures: docs/benchmarks.md.
-bench: bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding
+bench: bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy
 
 bench-linkage: $(STAMP)
 	$(BIN)/renkei bench
@@ -69,6 +69,10 @@ bench-mappers: $(STAMP)
 bench-binding: $(STAMP)
 	$(BIN)/python -m legacy_stubs.registry.bench_binding --count 1000000
 	$(BIN)/python -m renkei.bench.binding --count 20000
+
+# End to end through each kind of legacy system (the demo's deployment, one process per party).
+bench-legacy: $(STAMP)
+	$(BIN)/python -m renkei.bench.legacy --state-dir bench-state/legacy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-state bench-state bench-bulk-state

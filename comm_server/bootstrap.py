@@ -14,6 +14,9 @@ from comm_server.exchange import Exchange
 from comm_server.hub_client import HubClient
 from comm_server.legacy import LegacyClient
 from comm_server.legacy.factory import open_legacy_client
+from comm_server.mapping.errors import SpecError, UnknownFormat
+from comm_server.mapping.mapper import Mapper
+from comm_server.mapping.registry import load_mapper
 from comm_server.servicers import CallerCheck, ProviderServicer, RequesterServicer
 from comm_server.staff_register import RegisterError, RegisterFile
 from comm_server.store import AsyncCommStore, open_key_store, open_store
@@ -75,9 +78,20 @@ def load_register(config: CommConfig) -> RegisterFile | None:
         raise ConfigError(str(err)) from None
 
 
+def load_format(config: CommConfig) -> Mapper | None:
+    """The ``[legacy] format`` mapper, loaded once; an unknown one stops the server."""
+    if not config.legacy.format:
+        return None
+    try:
+        return load_mapper(config.legacy.format)
+    except (UnknownFormat, SpecError) as err:
+        raise ConfigError(f"[legacy] format: {err.message}") from None
+
+
 async def create_server(config: CommConfig, legacy: LegacyClient | None = None) -> CommServer:
     """``legacy`` replaces the client the config names (tests: a fake batch system)."""
     staff = load_register(config)
+    mapper = load_format(config)
     store = open_store(config)
     hub = HubClient(
         config.hub_endpoint, config.tls, insecure_development=config.insecure_development
@@ -96,6 +110,7 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
         responder_staff_id=config.responder_staff_id,
         responder_terminal_id=config.responder_terminal_id,
         staff=staff,
+        mapper=mapper,
     )
     bulk = BulkExchange(
         exchange=exchange,

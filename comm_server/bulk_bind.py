@@ -19,10 +19,9 @@ table is the progress), and binding the same person again is a no-op.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
-from itertools import islice
-from typing import Literal
+from typing import Literal, TypeAlias
 
 import grpc
 
@@ -32,6 +31,7 @@ from comm_server.hub_client import HubClient
 from comm_server.person_facts import PersonFactsStore
 from comm_server.store import AsyncCommStore, open_store
 from renkei import validate
+from renkei.config_util import ConfigError
 from renkei.errors import RenkeiError, from_rpc_error
 from renkei.grpcutil.client import channel
 from renkei.grpcutil.handlers import outgoing_metadata
@@ -97,9 +97,25 @@ _REVIEW: dict[int, ReviewStatus] = {
 }
 
 
-def _batches(records: Iterable[LocalRecord], size: int) -> Iterator[list[LocalRecord]]:
-    it = iter(records)
-    while chunk := list(islice(it, size)):
+Source: TypeAlias = Iterable[LocalRecord | ReviewItem] | AsyncIterable[LocalRecord | ReviewItem]
+"""Records to bind; a ``ReviewItem`` is a record the reader could not read (it goes to review)."""
+
+
+async def _batches(records: Source, size: int) -> AsyncIterator[list[LocalRecord | ReviewItem]]:
+    chunk: list[LocalRecord | ReviewItem] = []
+    if isinstance(records, AsyncIterable):
+        async for item in records:
+            chunk.append(item)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    else:
+        for item in records:
+            chunk.append(item)
+            if len(chunk) == size:
+                yield chunk
+                chunk = []
+    if chunk:
         yield chunk
 
 
@@ -159,7 +175,7 @@ async def bulk_bind(
     store: AsyncCommStore,
     hub_client: HubClient,
     registry_stub: registry_pb2_grpc.BindingServiceAsyncStub,
-    records: Iterable[LocalRecord],
+    records: Source,
     *,
     batch: int = 200,
     progress: Callable[[BindReport], None] | None = None,
@@ -173,10 +189,13 @@ async def bulk_bind(
         raise ValueError(f"concurrency must be at least 1, not {concurrency}")
     facts = await store.run(PersonFactsStore, store.store.engine)
     report = BindReport()
-    for chunk in _batches(records, batch):
+    async for chunk in _batches(records, batch):
         todo: list[LocalRecord] = []
         sendable: list[LocalRecord] = []
         for record in chunk:
+            if isinstance(record, ReviewItem):
+                report._review(record.local_person_id, record.status, record.reason)
+                continue
             problem = record_problem(record)
             if problem is not None:
                 report._review(
@@ -274,15 +293,33 @@ async def _bind_batch(
 
 async def bind_agency(
     config: CommConfig,
-    records: Iterable[LocalRecord],
+    records: Source | None,
     *,
     batch: int = 200,
     progress: Callable[[BindReport], None] | None = None,
     concurrency: int = CONCURRENCY,
 ) -> BindReport:
-    """``renkei bind``: with this agency's own store, certificate, hub and registry."""
+    """``renkei bind``: with this agency's own store, certificate, hub and registry.
+
+    ``records`` None: the person file of the agency's legacy system, read through
+    its communication server's legacy client and ``[legacy] format`` mapper.
+    """
     if not config.registry_endpoint:
         raise ValueError("the comm config sets no registry_endpoint")
+    legacy = None
+    if records is None:
+        from comm_server.bootstrap import load_format
+        from comm_server.legacy.factory import open_legacy_client
+        from comm_server.person_file import person_file  # it imports this module
+
+        mapper = load_format(config)
+        if mapper is None:
+            raise ConfigError(
+                "[legacy] format: no mapper configured, so the person file cannot be read;"
+                " give the records as JSON lines instead"
+            )
+        legacy = open_legacy_client(config.legacy)
+        records = person_file(legacy, mapper)
     store = open_store(config)
     hub = HubClient(
         config.hub_endpoint, config.tls, insecure_development=config.insecure_development
@@ -301,6 +338,8 @@ async def bind_agency(
             concurrency=concurrency,
         )
     finally:
+        if legacy is not None:
+            await legacy.aclose()
         await registry.close(None)
         await hub.close()
         store.close()

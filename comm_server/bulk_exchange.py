@@ -26,8 +26,11 @@ from comm_server.exchange import (
     REQUESTER,
     SAFETY_NET_SECONDS,
     Exchange,
+    Opened,
+    provided_content,
 )
 from comm_server.hub_client import HubClient
+from comm_server.standard import BadLegacyRecord
 from comm_server.store import AsyncCommStore, LogRecord
 from renkei import bulk, sealing, validate
 from renkei.bulk import ItemError
@@ -40,6 +43,7 @@ from renkei.errors import (
     Unavailable,
     invalid_field,
 )
+from renkei.layout.v1 import layout_pb2
 from renkei.logs import event
 
 _log = logging.getLogger("comm_server.bulk")
@@ -69,8 +73,9 @@ class BulkLocalQuery:
 class BulkItemResult:
     local_person_id: str
     serial: int  # 0: the item never reached the hub
-    answer: bytes
+    answer: bytes  # in this agency's own format (or raw, without a mapper)
     error: ItemError | None
+    record: layout_pb2.StandardRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -104,23 +109,23 @@ def _row(
     base: LogRecord,
     serial: int | None,
     local_person_id: str | None,
-    payload: bytes,
+    content: str,
     error: ItemError | None,
+    detail: str = "",
 ) -> LogRecord:
-    """One person's log row: the content on success, the code and reason otherwise."""
+    """One person's log row: the content on success, the code and reason otherwise.
+
+    ``detail`` (a bad legacy record's field and bytes) stays in this agency's log.
+    """
     if error is None:
-        return replace(
-            base,
-            serial=serial,
-            local_person_id=local_person_id,
-            content=payload.decode("utf-8", errors="replace"),
-        )
+        return replace(base, serial=serial, local_person_id=local_person_id, content=content)
     return replace(
         base,
         serial=serial,
         local_person_id=local_person_id,
         outcome=error.code,
         reason=error.reason,
+        detail=detail or base.detail,
     )
 
 
@@ -283,9 +288,21 @@ class BulkExchange:
                     serials[i] = serial
             await self._fail_all(q, base, sent, errors, serials, err)
             raise
-        records = [
-            _row(base, serials[i] or None, item.local_person_id, answers[i], errors[i])
+        opened: list[Opened | None] = [
+            None
+            if errors[i] is not None
+            else self._exchange.opened(answers[i], q.info_kind, item.local_person_id)
             for i, item in enumerate(q.items)
+        ]
+        records = [
+            _row(
+                base,
+                serials[i] or None,
+                item.local_person_id,
+                "" if o is None else o.content,
+                errors[i],
+            )
+            for i, (item, o) in enumerate(zip(q.items, opened, strict=True))
         ]
         await self._log_rows(records)
         return BulkQueryResult(
@@ -293,8 +310,14 @@ class BulkExchange:
             legal_basis_item,
             policy_version,
             [
-                BulkItemResult(item.local_person_id, serials[i], answers[i], errors[i])
-                for i, item in enumerate(q.items)
+                BulkItemResult(
+                    item.local_person_id,
+                    serials[i],
+                    b"" if o is None else o.answer,
+                    errors[i],
+                    None if o is None else o.record,
+                )
+                for i, (item, o) in enumerate(zip(q.items, opened, strict=True))
             ],
         )
 
@@ -361,7 +384,7 @@ class BulkExchange:
                 base,
                 serials[i] or None,
                 item.local_person_id,
-                b"",
+                "",
                 errors[i] if sent and i not in went and errors[i] else whole,
             )
             for i, item in enumerate(q.items)
@@ -461,6 +484,7 @@ class BulkExchange:
             raise
         errors: list[ItemError | None] = [None] * n
         payloads: list[bytes] = [b""] * n
+        details: dict[int, str] = {}
         tasks: dict[int, asyncio.Future[bytes]] = {}
         loop = asyncio.get_running_loop()
         started = loop.time()
@@ -505,7 +529,12 @@ class BulkExchange:
                 continue
             failure = task.exception()
             if failure is None:
-                payloads[k] = task.result()
+                try:
+                    payloads[k] = self._exchange.payload_of(call.info_kind, task.result())
+                except BadLegacyRecord as bad:
+                    # The record's bytes stay in this agency's log; the requester gets the reason.
+                    errors[k] = ItemError.of(bad)
+                    details[k] = bad.log_detail
             elif isinstance(failure, RenkeiError):
                 errors[k] = ItemError.of(failure)
             else:
@@ -547,7 +576,14 @@ class BulkExchange:
         )
         await self._log_rows(
             [
-                _row(base, item.serial, local_ids.get(item.link_code), payloads[k], errors[k])
+                _row(
+                    base,
+                    item.serial,
+                    local_ids.get(item.link_code),
+                    provided_content(payloads[k]) if errors[k] is None else "",
+                    errors[k],
+                    details.get(k, ""),
+                )
                 for k, item in enumerate(call.items)
             ]
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,13 @@ from renkei.config_util import (
 from renkei.pki import TlsFiles, validate_agency_id
 
 LEGACY_KINDS = ("jsonl", "fixed_tax", "soap", "csv_dropbox", "json_http")
+# The built-in mapper for each kind of legacy system (docs/legacy-formats.md).
+DEFAULT_FORMATS = {
+    "fixed_tax": "fixed_tax",
+    "soap": "soap_pension",
+    "csv_dropbox": "csv_insurer",
+    "json_http": "json_http",
+}
 
 
 @dataclass(frozen=True)
@@ -28,6 +35,10 @@ class LegacyConfig:
     over TCP) use ``host``/``port``; "soap" (the SOAP endpoint) and "json_http"
     (the API's base) use ``url``; "csv_dropbox" uses ``folder`` (with ``inbox/``
     and ``outbox/``) polled every ``poll_interval_seconds``.
+
+    ``format``: the mapper (``renkei.mappers`` entry point) that reads and writes
+    the system's records, loaded once at start; required for every kind but
+    "jsonl", whose JSON answers travel as they are when it has none.
     """
 
     kind: str
@@ -36,6 +47,7 @@ class LegacyConfig:
     url: str = ""
     folder: Path | None = None
     poll_interval_seconds: float = 0.2
+    format: str = ""
 
     @classmethod
     def from_table(cls, legacy: dict[str, Any], path: Path) -> LegacyConfig:
@@ -44,6 +56,17 @@ class LegacyConfig:
         if kind not in LEGACY_KINDS:
             known = ", ".join(repr(k) for k in LEGACY_KINDS)
             raise ConfigError(f"{path}: [legacy] kind {kind!r} is unknown; known: {known}")
+        transport = cls._transport(kind, legacy, path, where)
+        fmt = legacy.get("format", "")
+        if not isinstance(fmt, str) or (kind != "jsonl" and not fmt):
+            raise ConfigError(
+                f"{where} format: the mapper's format name (e.g. {DEFAULT_FORMATS.get(kind)!r})"
+                f" is required for kind {kind!r}"
+            )
+        return replace(transport, format=fmt)
+
+    @classmethod
+    def _transport(cls, kind: str, legacy: dict[str, Any], path: Path, where: str) -> LegacyConfig:
         if kind in ("jsonl", "fixed_tax"):
             port = required(legacy, "port", where)
             if not isinstance(port, int) or not 0 < port < 65536:

@@ -17,14 +17,16 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from comm_server import answer_later
+from comm_server import answer_later, standard
 from comm_server.answer_later import ANSWER_PENDING
 from comm_server.hub_client import HubClient
 from comm_server.legacy import BatchLegacyClient, LegacyClient
+from comm_server.mapping.mapper import Mapper
 from comm_server.staff_register import RegisterFile
 from comm_server.store import AsyncCommStore, LogRecord, Ticket
 from renkei import sealing, validate
 from renkei.errors import DeadlineExceeded, NotFound, PermissionDenied, RenkeiError
+from renkei.layout.v1 import layout_pb2
 from renkei.logs import event
 
 _log = logging.getLogger("comm_server.exchange")
@@ -39,6 +41,8 @@ LATE = "LATE_ANSWER"
 LATE_ANSWER_DISCARDED = "LATE_ANSWER_DISCARDED"
 # How long past its deadline a legacy answer is still awaited, to be logged and discarded.
 LATE_WINDOW_MIN_SECONDS = 5.0
+# How often a batch system's answer file is looked for while the answer time lasts.
+BATCH_POLL_SECONDS = 0.2
 # Staff registers give validity in Japanese calendar days.
 JST = timezone(timedelta(hours=9), "JST")
 
@@ -71,6 +75,8 @@ class QueryResult:
     policy_version: str
     answer: bytes
     ticket: str = ""  # set: the answer comes later (answer is empty)
+    # The answer in the standard layout (None: the provider has no mapper; answer is raw).
+    record: layout_pb2.StandardRecord | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,31 @@ def _content(payload: bytes) -> str:
     return payload.decode("utf-8", errors="replace")
 
 
+def provided_content(payload: bytes) -> str:
+    """The provider log's content: the record rendered readably, or the raw JSON answer."""
+    if payload.startswith(standard.ANSWER_TAG):
+        record = layout_pb2.StandardRecord()
+        record.ParseFromString(payload[len(standard.ANSWER_TAG) :])
+        return standard.render(record)
+    return _content(payload)
+
+
+def _failed(record: LogRecord, err: RenkeiError) -> LogRecord:
+    """The log line of a refused exchange; a bad legacy record's detail stays in this log."""
+    detail = err.log_detail if isinstance(err, standard.BadLegacyRecord) else record.detail
+    return replace(record, outcome=err.code.name, reason=err.reason, detail=detail)
+
+
+@dataclass(frozen=True)
+class Opened:
+    """An answer as this agency takes it: its own format, the standard record, log text."""
+
+    answer: bytes
+    record: layout_pb2.StandardRecord | None
+    content: str
+    problem: str | None
+
+
 class Exchange:
     def __init__(
         self,
@@ -126,6 +157,7 @@ class Exchange:
         responder_staff_id: str,
         responder_terminal_id: str,
         staff: RegisterFile | None = None,
+        mapper: Mapper | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.agency_id = agency_id
@@ -137,6 +169,8 @@ class Exchange:
         self._query_timeout = query_timeout
         self._responder = (responder_staff_id, responder_terminal_id)
         self.staff = staff
+        # None: the legacy system's answers travel as they are (the JSON-lines system).
+        self.mapper = mapper
         self._clock = clock
         self._late: set[asyncio.Task[None]] = set()
         self.ticket_ttl = answer_later.TICKET_TTL
@@ -268,6 +302,7 @@ class Exchange:
                 ),
                 field="sealed_answer",
             )
+            opened = self.opened(plaintext, q.info_kind, q.local_person_id)
         except TimeoutError:
             err = DeadlineExceeded("QUERY_TIMEOUT", f"no answer within {timeout:.3f} s")
             await self._store.run(
@@ -289,15 +324,25 @@ class Exchange:
             raise
         await self._store.run(
             self._store.store.append_log,
-            replace(record, serial=answer.serial, content=_content(plaintext)),
+            replace(record, serial=answer.serial, content=opened.content, detail=opened.problem),
         )
         return QueryResult(
             answer.serial,
             record.logged_at,
             answer.legal_basis_item,
             answer.policy_version,
-            plaintext,
+            opened.answer,
+            record=opened.record,
         )
+
+    def opened(self, plaintext: bytes, info_kind: str, local_person_id: str) -> Opened:
+        """An opened answer as this agency takes it: the record, and in its own format."""
+        record = standard.open_payload(plaintext, info_kind)
+        if record is None:
+            return Opened(plaintext, None, _content(plaintext), None)
+        record.local_person_id = local_person_id
+        own, problem = standard.to_own_format(self.mapper, info_kind, record)
+        return Opened(own, record, standard.render(record), problem or None)
 
     # -- provider side -------------------------------------------------------
 
@@ -351,8 +396,8 @@ class Exchange:
                 else b""
             )
             if isinstance(self._legacy, BatchLegacyClient):
-                payload, ticket = await self._ask_batch(call, local_id, query, timeout)
-                if payload is None:
+                raw, ticket = await self._ask_batch(call, local_id, query, timeout)
+                if raw is None:
                     await self._store.run(
                         self._store.store.append_log,
                         replace(
@@ -362,9 +407,10 @@ class Exchange:
                         ),
                     )
                     return Provided(b"", ticket)
+                payload = self.payload_of(call.info_kind, raw)
             else:
-                payload = await self._lookup_in_time(
-                    record, local_id, call.info_kind, query, timeout
+                payload = await self._fetch_standard(
+                    local_id, call.info_kind, query, timeout, record=record
                 )
             sealed = sealing.seal(
                 payload,
@@ -379,18 +425,40 @@ class Exchange:
             )
         except RenkeiError as err:
             err.metadata.setdefault("serial", str(call.serial))
-            await self._store.run(
-                self._store.store.append_log,
-                replace(record, outcome=err.code.name, reason=err.reason),
-            )
+            await self._store.run(self._store.store.append_log, _failed(record, err))
             raise
         await self._store.run(
-            self._store.store.append_log, replace(record, content=_content(payload))
+            self._store.store.append_log, replace(record, content=provided_content(payload))
         )
         return Provided(sealed)
 
+    async def _fetch_standard(
+        self,
+        local_id: str,
+        info_kind: str,
+        query: bytes,
+        timeout: float,
+        *,
+        record: LogRecord | None = None,
+    ) -> bytes:
+        """The answer to seal for one person: legacy lookup within ``timeout``, then the mapper.
+
+        With a mapper: ``standard.ANSWER_TAG`` + the serialized ``StandardRecord``
+        (``BadLegacyRecord`` if the mapper refuses the legacy record); without:
+        the legacy record as it came. ``record`` is the exchange's log line, under
+        which a late legacy answer is logged and discarded (Provide, BulkProvide).
+        """
+        raw = await self._lookup_in_time(record, local_id, info_kind, query, timeout)
+        return self.payload_of(info_kind, raw)
+
+    def payload_of(self, info_kind: str, raw: bytes) -> bytes:
+        """What to seal for a legacy answer: the standard record (through the mapper) or raw."""
+        if self.mapper is None:
+            return raw
+        return standard.sealed_payload(standard.to_standard(self.mapper, info_kind, raw))
+
     async def _lookup_in_time(
-        self, record: LogRecord, local_id: str, info_kind: str, query: bytes, timeout: float
+        self, record: LogRecord | None, local_id: str, info_kind: str, query: bytes, timeout: float
     ) -> bytes:
         """The legacy answer within ``timeout``; a later one is logged and discarded (R28).
 
@@ -426,7 +494,7 @@ class Exchange:
         return max(LATE_WINDOW_MIN_SECONDS, 3 * timeout)
 
     def watch_late(
-        self, task: asyncio.Future[bytes], record: LogRecord, started: float, timeout: float
+        self, task: asyncio.Future[bytes], record: LogRecord | None, started: float, timeout: float
     ) -> None:
         """Await a lookup past its deadline: a late answer is logged and discarded."""
         watcher = asyncio.ensure_future(self._discard_late(task, record, started, timeout))
@@ -434,7 +502,7 @@ class Exchange:
         watcher.add_done_callback(self._late.discard)
 
     async def _discard_late(
-        self, task: asyncio.Future[bytes], record: LogRecord, started: float, timeout: float
+        self, task: asyncio.Future[bytes], record: LogRecord | None, started: float, timeout: float
     ) -> None:
         try:
             await task
@@ -445,7 +513,7 @@ class Exchange:
             event(
                 _log,
                 "late legacy lookup ended without an answer",
-                serial=record.serial,
+                serial=record.serial if record else None,
                 error=repr(err),
                 level=logging.DEBUG,
             )
@@ -458,10 +526,12 @@ class Exchange:
         event(
             _log,
             "late legacy answer discarded",
-            serial=record.serial,
+            serial=record.serial if record else None,
             delay_s=round(delay, 3),
             level=logging.WARNING,
         )
+        if record is None:
+            return
         await self._store.run(
             self._store.store.append_log,
             replace(
@@ -476,16 +546,22 @@ class Exchange:
     async def _ask_batch(
         self, call: ProvideCall, local_id: str, query: bytes, timeout: float
     ) -> tuple[bytes | None, str]:
-        """Submit to a batch legacy system; its answer if it comes in time, else a ticket."""
+        """Submit to a batch legacy system; its answer if it comes in time, else a ticket.
+
+        The answer is looked for (every ``poll_interval`` of the client) until the
+        answer time is up, so a quick batch answers inline like any other system.
+        """
         assert isinstance(self._legacy, BatchLegacyClient)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         legacy_ticket = await self._legacy.submit(local_id, call.info_kind, query, timeout=timeout)
-        remaining = deadline - loop.time()
-        if remaining > 0:
+        # Within the answer time the answer file may well come: look for it until then.
+        poll = float(getattr(self._legacy, "poll_interval", BATCH_POLL_SECONDS))
+        while (remaining := deadline - loop.time()) > 0:
             payload = await self._legacy.collect(legacy_ticket, timeout=remaining)
             if payload is not None:
                 return payload, ""
+            await asyncio.sleep(min(poll, max(0.0, deadline - loop.time())))
         ticket = answer_later.new_ticket()
         await self._store.run(
             self._store.store.add_ticket,
@@ -530,9 +606,15 @@ class Exchange:
             if self._clock() - held.created_at >= self.ticket_ttl:
                 await self._store.run(self._store.store.take_ticket, PROVIDER, call.ticket)
                 raise answer_later.expired(call.serial, self.ticket_ttl)
-            payload = await self._legacy.collect(held.legacy_ticket, timeout=timeout)
-            if payload is None:
+            raw = await self._legacy.collect(held.legacy_ticket, timeout=timeout)
+            if raw is None:
                 raise answer_later.not_ready(call.serial)
+            try:
+                payload = self.payload_of(call.info_kind, raw)
+            except standard.BadLegacyRecord:
+                # The legacy answer is gone (collected): the ticket can never be honoured.
+                await self._store.run(self._store.store.take_ticket, PROVIDER, call.ticket)
+                raise
             sealed = sealing.seal(
                 payload,
                 recipient,
@@ -548,14 +630,15 @@ class Exchange:
                 raise answer_later.unknown_ticket()  # a concurrent collect took it
         except RenkeiError as err:
             err.metadata.setdefault("serial", str(call.serial))
-            await self._store.run(
-                self._store.store.append_log,
-                replace(record, outcome=err.code.name, reason=err.reason),
-            )
+            await self._store.run(self._store.store.append_log, _failed(record, err))
             raise
         await self._store.run(
             self._store.store.append_log,
-            replace(record, content=_content(payload), detail="answer collected with its ticket"),
+            replace(
+                record,
+                content=provided_content(payload),
+                detail="answer collected with its ticket",
+            ),
         )
         return sealed
 
@@ -606,6 +689,7 @@ class Exchange:
                 ),
                 field="sealed_answer",
             )
+            opened = self.opened(plaintext, held.info_kind, held.local_person_id or "")
         except RenkeiError as err:
             err.metadata.setdefault("serial", str(held.serial))
             if err.reason == "ANSWER_EXPIRED":
@@ -618,8 +702,20 @@ class Exchange:
         await self._store.run(self._store.store.take_ticket, REQUESTER, f.ticket)
         await self._store.run(
             self._store.store.append_log,
-            replace(record, content=_content(plaintext), detail="answer fetched with its ticket"),
+            replace(
+                record,
+                content=opened.content,
+                detail=(
+                    "answer fetched with its ticket"
+                    + (f"; {opened.problem}" if opened.problem else "")
+                )[: standard.DETAIL_CHARS],
+            ),
         )
         return QueryResult(
-            held.serial, record.logged_at, held.legal_basis_item, answer.policy_version, plaintext
+            held.serial,
+            record.logged_at,
+            held.legal_basis_item,
+            answer.policy_version,
+            opened.answer,
+            record=opened.record,
         )

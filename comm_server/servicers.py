@@ -176,6 +176,7 @@ class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
                     serial=r.serial,
                     answer=r.answer,
                     error=_item_error(r.error),
+                    record=r.record,
                 )
                 for r in result.results
             ],
@@ -211,6 +212,7 @@ class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
             if result.ticket
             else comm_pb2.ANSWER_STATE_ANSWERED,
             ticket=result.ticket,
+            record=result.record,
         )
 
     @rpc("FetchAnswer")
@@ -231,4 +233,5 @@ class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
             time=when,
             legal_basis_item=result.legal_basis_item,
             answer=result.answer,
+            record=result.record,
         )

@@ -113,8 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--input",
         type=Path,
-        required=True,
-        help='JSON lines: {"local_person_id", "name", "kana", "address", "birth_date", "sex"}',
+        help='JSON lines: {"local_person_id", "name", "kana", "address", "birth_date", "sex"};'
+        " default: the person file of the agency's legacy system, read through its"
+        " [legacy] client and format mapper",
     )
     p.add_argument("--batch", type=int, default=200)
     p.add_argument("--report", type=Path, help="also write the report (review list included) here")
@@ -260,16 +261,19 @@ def _bind(args: argparse.Namespace) -> int:
 
     from comm_server.bulk_bind import LocalRecord, bind_agency
     from comm_server.config import CommConfig
+    from renkei.config_util import ConfigError
+    from renkei.errors import RenkeiError
 
     config = CommConfig.load(args.config)
     if not config.registry_endpoint:
         print(f"renkei bind: {args.config} sets no [comm] registry_endpoint", file=sys.stderr)
         return 2
     fields = {f.name for f in dataclasses.fields(LocalRecord)}
-    records = []
+    records: list[LocalRecord] | None = None if args.input is None else []
     # Undecodable bytes stay in the text (surrogateescape) so that only their
     # record goes to review, with the field and byte offset named (bulk_bind).
-    for n, row in enumerate(_read_jsonl(args.input, errors="surrogateescape"), start=1):
+    rows = _read_jsonl(args.input, errors="surrogateescape") if args.input else []
+    for n, row in enumerate(rows, start=1):
         unknown = set(row) - fields
         if unknown or "local_person_id" not in row:
             print(
@@ -278,25 +282,41 @@ def _bind(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+        assert records is not None
         records.append(LocalRecord(**{k: str(v) for k, v in row.items()}))
-    with Progress() as bar:
-        task = bar.add_task(f"binding {config.agency_id}", total=len(records))
-        report = asyncio.run(
-            bind_agency(
-                config,
-                records,
-                batch=args.batch,
-                progress=lambda r: bar.update(
-                    task,
-                    completed=r.bound
-                    + r.already_bound
-                    + r.ambiguous
-                    + r.none
-                    + r.invalid
-                    + r.failed,
-                ),
-            )
+    if records is None and not config.legacy.format:
+        print(
+            f"renkei bind: {args.config} sets no [legacy] format, so the person file"
+            " cannot be read; give --input",
+            file=sys.stderr,
         )
+        return 2
+    with Progress() as bar:
+        source = "its legacy person file" if records is None else str(args.input)
+        task = bar.add_task(
+            f"binding {config.agency_id} ({source})",
+            total=None if records is None else len(records),
+        )
+        try:
+            report = asyncio.run(
+                bind_agency(
+                    config,
+                    records,
+                    batch=args.batch,
+                    progress=lambda r: bar.update(
+                        task,
+                        completed=r.bound
+                        + r.already_bound
+                        + r.ambiguous
+                        + r.none
+                        + r.invalid
+                        + r.failed,
+                    ),
+                )
+            )
+        except (RenkeiError, ConfigError) as err:
+            print(f"renkei bind: {err}", file=sys.stderr)
+            return 1
     print(
         f"bound {report.bound}, already bound {report.already_bound}, ambiguous"
         f" {report.ambiguous}, unmatched {report.none}, invalid {report.invalid},"

@@ -1,41 +1,70 @@
 """`make demo`: the whole system on loopback, and a readable trace of what each party saw.
 
-Starts a legacy stub and a communication server for each of three agencies,
-and the hub, each as its own process with its own store, all over mutual TLS.
-Seeds three residents, binds them, runs lawful queries and refused ones,
-prints the trace and every party's log, scans the hub's store for anything
-it must not hold, stops every process and exits 0.
+Starts the four kinds of legacy system (docs/legacy-formats.md) behind the
+communication servers of 横浜市長 (fixed-width cp932 over TCP), 日本年金機構
+(SOAP), 全国健康保険協会 (CSV drop folder) and 渋谷区長 (JSON over HTTP), plus
+the minister's JSON-lines system, and the hub, each as its own process with
+its own store, all over mutual TLS. Seeds three residents; each agency binds
+its person file, read through its mapper, by the four facts. Runs lawful
+queries through each system (answers decoded into the standard layout and
+re-encoded in the requester's own format), refused ones (unlawful, staff not
+registered, no record, a slow system) and the insurer's answer-later path;
+prints the trace and every party's log, audits the stores, stops every
+process and exits 0.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
-import socket
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 from rich.console import Console
 from rich.table import Table
 
-from comm_server.bulk_bind import bind_agency
+from comm_server.bulk_bind import BindReport, bind_agency
 from comm_server.config import CommConfig
+from comm_server.standard import render as render_record
 from comm_server.store import CommStore
 from hub_server.config import HubConfig
 from hub_server.log_store import SqlHubLog
+from legacy_stubs.control import set_faults
 from legacy_stubs.jsonl_records.store import write_records
 from renkei import db
 from renkei.audit import audit_deployment, breaches, render
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.demo_data import DemoQuery, legacy_record, legacy_records, queries, residents
-from renkei.deploy import DEMO_AGENCIES, Layout, Settings, init_deployment, pick_endpoints
+from renkei.deploy import (
+    Endpoints,
+    Layout,
+    Settings,
+    init_deployment,
+    pick_endpoints,
+    registered,
+)
 from renkei.errors import from_rpc_error
 from renkei.identities import issue_numbers, seed_registry
-from renkei.processes import ProcessGroup, python_module
+from renkei.processes import ProcessGroup, Started, python_module
 
-NAMES = {a.agency_id: a.display_name for a in DEMO_AGENCIES}
+# The city, the pension body, the insurer, a modern ward and the minister (JSON lines).
+AGENCIES = registered("141003", "nenkin", "kyoukai-kenpo", "131130", "mhlw")
+NAMES = {a.agency_id: a.display_name for a in AGENCIES}
+# Which legacy stub stands behind which agency, and its mapper (None: JSON lines, no mapper).
+SYSTEMS: dict[str, tuple[str, str | None]] = {
+    "141003": ("fixed_tax", "fixed_tax"),
+    "nenkin": ("soap_pension", "soap_pension"),
+    "kyoukai-kenpo": ("csv_insurer", "csv_insurer"),
+    "131130": ("json_http", "json_http"),
+    "mhlw": ("jsonl_records", None),
+}
+INSURER_POLL_SECONDS = 0.1
 
 
 def short(code: str | None, keep: int = 14) -> str:
@@ -44,12 +73,36 @@ def short(code: str | None, keep: int = 14) -> str:
     return code if len(code) <= keep else code[:keep] + "…"
 
 
-def set_faults(port: int, delay_ms: int) -> None:
-    """Tell a legacy stub to be slow (or not): its control message, over its own protocol."""
-    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        message = {"op": "set_faults", "id": "demo", "delay_ms": delay_ms}
-        sock.sendall(json.dumps(message).encode() + b"\n")
-        sock.makefile("rb").readline()
+def legacy_tables(endpoints: Endpoints, drop_folder: Path) -> dict[str, dict[str, Any]]:
+    """Each agency's ``[legacy]`` table for comm.toml (the minister keeps JSON lines)."""
+    port = endpoints.legacy_ports
+    return {
+        "141003": {"kind": "fixed_tax", "format": "fixed_tax", "port": port["141003"]},
+        "nenkin": {
+            "kind": "soap",
+            "format": "soap_pension",
+            "url": f"http://127.0.0.1:{port['nenkin']}/soap",
+        },
+        "kyoukai-kenpo": {
+            "kind": "csv_dropbox",
+            "format": "csv_insurer",
+            "folder": str(drop_folder.resolve()),
+            "poll_interval_seconds": INSURER_POLL_SECONDS,
+        },
+        "131130": {
+            "kind": "json_http",
+            "format": "json_http",
+            "url": f"http://127.0.0.1:{port['131130']}",
+        },
+    }
+
+
+def own_format(answer: bytes, fmt: str | None) -> str:
+    """The requester's own legacy bytes, shown as text (fixed-width: cp932, trailing blanks cut)."""
+    if fmt == "fixed_tax":  # padding runs shown as one bar, so the fields stand apart
+        padded = re.sub(r"[ \u3000]{2,}", " | ", answer.decode("cp932"))
+        return f"{len(answer)} bytes cp932: {padded.strip(' |')}"
+    return answer.decode("utf-8", errors="replace")
 
 
 class Demo:
@@ -57,7 +110,9 @@ class Demo:
         self.state_dir = state_dir
         self.console = console
         self.people = residents()
-        self.endpoints = pick_endpoints(DEMO_AGENCIES)
+        self.drop_folder = state_dir / "insurer-drop"
+        endpoints = pick_endpoints(AGENCIES)
+        self.endpoints = replace(endpoints, legacy=legacy_tables(endpoints, self.drop_folder))
         self.layout: Layout | None = None
 
     # -- setting up --------------------------------------------------------
@@ -67,7 +122,7 @@ class Demo:
             shutil.rmtree(self.state_dir)
         layout = init_deployment(
             self.state_dir,
-            DEMO_AGENCIES,
+            AGENCIES,
             self.endpoints,
             Settings(answer_timeout_seconds=1.0, query_timeout_seconds=4.0, log_level="WARNING"),
         )
@@ -77,33 +132,54 @@ class Demo:
         return layout
 
     def bind(self, layout: Layout) -> None:
-        """Each agency binds its records by the four facts as its own files write them."""
-        for agency in DEMO_AGENCIES:
+        """Each agency binds its file by the four facts as its own system writes them:
+        the four legacy systems' person files read through their mappers (``renkei bind``
+        without --input), the minister's JSON-lines file as records."""
+        for agency in AGENCIES:
+            config = CommConfig.load(layout.comm_config(agency.agency_id))
+            if config.legacy.format:
+                report = asyncio.run(bind_agency(config, None))
+                self._bound(agency.agency_id, report, f"its {config.legacy.format} person file")
+                continue
             records = [
                 legacy_record(p, n, agency.agency_id)
                 for n, p in enumerate(self.people)
                 if agency.agency_id in p.local_ids
             ]
-            config = CommConfig.load(layout.comm_config(agency.agency_id))
             report = asyncio.run(bind_agency(config, records))
             sample = records[0]
-            self.console.print(
-                f"  {agency.display_name} ({agency.agency_id}): bound {report.bound} of"
-                f" {len(records)} records by the four facts (e.g. 「{sample.name}」"
-                f" {sample.birth_date} {sample.address}); the registry matched each uniquely,"
-                f" the ID issuer sealed its ID code to the hub, the hub returned"
-                f" {agency.display_name}'s own link code"
+            self._bound(
+                agency.agency_id,
+                report,
+                f"{len(records)} JSON-lines records (e.g. 「{sample.name}」 {sample.birth_date}"
+                f" {sample.address})",
             )
-            for item in report.review:
-                self.console.print(f"    review: {item.local_person_id}: {item.reason}")
+
+    def _bound(self, agency_id: str, report: BindReport, source: str) -> None:
+        named = report.samples.get("bound", [])
+        self.console.print(
+            f"  {NAMES[agency_id]} ({agency_id}): read {source}; bound {report.bound}"
+            f" ({', '.join(named)}) by the four facts — the registry matched each uniquely,"
+            f" the ID issuer sealed its ID code to the hub, the hub returned"
+            f" {NAMES[agency_id]}'s own link code; to review: {report.none} unmatched,"
+            f" {report.ambiguous} ambiguous, {report.invalid} invalid"
+        )
+        for item in report.review[:1]:
+            self.console.print(
+                f"    e.g. review: {item.local_person_id}: {item.status}: {item.reason}"
+            )
 
     # -- running queries ---------------------------------------------------
 
-    def ask(self, layout: Layout, q: DemoQuery) -> tuple[int | None, str]:
-        files = layout.pki.agency(q.requester)
-        target = f"127.0.0.1:{self.endpoints.comm_ports[q.requester]}"
-        with grpc.secure_channel(target, files.channel_credentials()) as channel:
-            stub = comm_pb2_grpc.RequesterServiceStub(channel)
+    def _stub(self, layout: Layout, agency_id: str) -> tuple[grpc.Channel, Any]:
+        files = layout.pki.agency(agency_id)
+        target = f"127.0.0.1:{self.endpoints.comm_ports[agency_id]}"
+        channel = grpc.secure_channel(target, files.channel_credentials())
+        return channel, comm_pb2_grpc.RequesterServiceStub(channel)
+
+    def ask(self, layout: Layout, q: DemoQuery) -> tuple[int | None, list[str]]:
+        channel, stub = self._stub(layout, q.requester)
+        with channel:
             try:
                 response = stub.Query(
                     comm_pb2.QueryRequest(
@@ -119,27 +195,75 @@ class Demo:
                     timeout=10,
                 )
             except grpc.RpcError as err:
+                return self._refused(err)
+            if response.state == comm_pb2.ANSWER_STATE_PENDING:
+                lines = [
+                    f"a ticket ({short(response.ticket, 10)}): the answer will come later;"
+                    " it fetches with the ticket:"
+                ]
+                fetched, tries = self._fetch(stub, q, response.ticket)
+                lines[0] += f" (ANSWER_NOT_READY {tries - 1} times, then)"
+                if isinstance(fetched, list):
+                    return response.serial, lines + fetched
+                return response.serial, lines + self._answer(q, fetched)
+        return response.serial, self._answer(q, response)
+
+    def _fetch(self, stub: Any, q: DemoQuery, ticket: str) -> tuple[Any, int]:
+        give_up = time.monotonic() + 20
+        tries = 0
+        while True:
+            tries += 1
+            try:
+                return stub.FetchAnswer(
+                    comm_pb2.FetchAnswerRequest(
+                        ticket=ticket, staff_id=q.staff_id, terminal_id=q.terminal_id
+                    ),
+                    timeout=10,
+                ), tries
+            except grpc.RpcError as err:
                 refusal = from_rpc_error(err, fallback_reason="UNKNOWN")
-                serial = refusal.metadata.get("serial")
-                return (
-                    int(serial) if serial else None,
-                    f"refused: {refusal.code.name} {refusal.reason} — {refusal.message}",
-                )
-        answer = json.loads(response.answer.decode("utf-8"))
-        return response.serial, "answer: " + json.dumps(answer, ensure_ascii=False)
+                if refusal.reason != "ANSWER_NOT_READY" or time.monotonic() > give_up:
+                    return self._refused(err)[1], tries
+                time.sleep(0.5)
+
+    def _refused(self, err: grpc.RpcError) -> tuple[int | None, list[str]]:
+        refusal = from_rpc_error(err, fallback_reason="UNKNOWN")
+        serial = refusal.metadata.get("serial")
+        return (
+            int(serial) if serial else None,
+            [f"refused: {refusal.code.name} {refusal.reason} — {refusal.message}"],
+        )
+
+    def _answer(self, q: DemoQuery, response: Any) -> list[str]:
+        fmt = SYSTEMS[q.requester][1]
+        if not response.HasField("record"):
+            return ["answer: " + json.dumps(json.loads(response.answer), ensure_ascii=False)]
+        lines = ["answer: standard layout " + render_record(response.record)]
+        if response.answer:
+            lines.append(
+                f"    re-encoded in {NAMES[q.requester]}'s own {fmt} format: "
+                + own_format(response.answer, fmt)
+            )
+        else:
+            own = f"its {fmt} format carries no {q.info_kind}" if fmt else "it has no mapper"
+            lines.append(f"    (no bytes in {NAMES[q.requester]}'s own format: {own})")
+        return lines
 
     def trace(self, layout: Layout, n: int, q: DemoQuery) -> None:
         c = self.console
         c.rule(f"[bold]Query {n}: {q.title}")
+        legacy = self._legacy(q.provider)
         if q.slow_provider_ms:
-            set_faults(self.endpoints.legacy_ports[q.provider], q.slow_provider_ms)
+            set_faults(legacy, delay_ms=q.slow_provider_ms)
             c.print(
                 f"  (the {NAMES[q.provider]} legacy system now answers"
                 f" after {q.slow_provider_ms} ms)"
             )
-        serial, outcome = self.ask(layout, q)
-        if q.slow_provider_ms:
-            set_faults(self.endpoints.legacy_ports[q.provider], 0)
+        try:
+            serial, outcome = self.ask(layout, q)
+        finally:
+            if q.slow_provider_ms:
+                set_faults(legacy)
         requester = self.store(layout, q.requester)
         provider = self.store(layout, q.provider)
         c.print(
@@ -173,13 +297,48 @@ class Demo:
                 if local
                 else "its link code matches no record in its correspondence table"
             )
+            system, fmt = SYSTEMS[q.provider]
+            mapped = f" -> {fmt} mapper -> standard layout" if fmt else ""
+            outcomes = " then ".join(f"{r.outcome} {r.reason}".strip() for r in provided)
             c.print(
-                f"  {NAMES[q.provider]}'s comm server: {found} ->"
-                f" {provided[0].outcome} {provided[0].reason}"
+                f"  {NAMES[q.provider]}'s comm server: {found} ({system}){mapped} -> {outcomes}"
             )
         elif hub_row is not None:
             c.print(f"  {NAMES[q.provider]}: never asked")
-        c.print(f"  {NAMES[q.requester]} gets {outcome}")
+        c.print(f"  {NAMES[q.requester]} gets {outcome[0]}")
+        for line in outcome[1:]:
+            c.print(f"  {line}")
+
+    def _legacy(self, agency_id: str) -> dict[str, Any]:
+        return dict(
+            self.endpoints.legacy.get(agency_id)
+            or {"kind": "jsonl", "port": self.endpoints.legacy_ports[agency_id]}
+        )
+
+    def start_legacy(self, group: ProcessGroup, layout: Layout, agency_id: str) -> Started:
+        system = SYSTEMS[agency_id][0]
+        name = f"legacy-{agency_id}"
+        quiet = ("--log-level", "WARNING")
+        if system == "jsonl_records":
+            records = ("--records", str(layout.legacy_records(agency_id)))
+            port = ("--port", str(self.endpoints.legacy_ports[agency_id]))
+            return group.start(
+                name, python_module(f"legacy_stubs.{system}", *records, *port, *quiet)
+            )
+        if system == "csv_insurer":
+            folder = (
+                "--folder",
+                str(self.drop_folder),
+                "--poll-interval",
+                str(INSURER_POLL_SECONDS),
+            )
+            return group.start(
+                name,
+                python_module(f"legacy_stubs.{system}", *folder, "--log-level", "INFO"),
+                port_file_arg=False,
+            )
+        port = ("--port", str(self.endpoints.legacy_ports[agency_id]))
+        return group.start(name, python_module(f"legacy_stubs.{system}", *port, *quiet))
 
     # -- stores ------------------------------------------------------------
 
@@ -217,7 +376,7 @@ class Demo:
                 f"{row.outcome} {row.reason}".strip(),
             )
         c.print(table)
-        for agency in DEMO_AGENCIES:
+        for agency in AGENCIES:
             c.rule(f"[bold]{agency.display_name}'s share of the log (R24)")
             table = Table(
                 "serial",
@@ -238,7 +397,7 @@ class Demo:
                     r.local_person_id or "-",
                     r.staff_id,
                     r.terminal_id,
-                    short(r.content, 28),
+                    short(r.content, 40),
                     r.purpose or "-",
                     f"{r.outcome} {r.reason}".strip(),
                 )
@@ -276,6 +435,76 @@ class Demo:
 
     # -- the whole run -----------------------------------------------------
 
+    def start_world(self, group: ProcessGroup, layout: Layout) -> None:
+        """Every party's process, the person files bound, the comm servers ready."""
+        c = self.console
+        started = [self.start_legacy(group, layout, a.agency_id) for a in AGENCIES]
+        started.append(
+            group.start(
+                "id-issuer",
+                python_module(
+                    "renkei.cli", "id-issuer", "serve", "--config", str(layout.id_issuer_config)
+                ),
+            )
+        )
+        started.append(
+            group.start(
+                "hub",
+                python_module("renkei.cli", "hub", "serve", "--config", str(layout.hub_config)),
+            )
+        )
+        started.append(
+            group.start(
+                "registry-binding",
+                python_module(
+                    "renkei.cli",
+                    "registry-binding",
+                    "serve",
+                    "--config",
+                    str(layout.registry_config),
+                ),
+            )
+        )
+        started.append(
+            group.start(
+                "numbering",
+                python_module(
+                    "renkei.cli", "numbering", "serve", "--config", str(layout.numbering_config)
+                ),
+            )
+        )
+        for child in started:
+            if child.name == "legacy-kyoukai-kenpo":
+                wait_logged_ready(child)
+            else:
+                group.wait_ready(child)
+        c.print(
+            "  started the registry's binding service, the numbering agency, the ID issuer,"
+            " the hub and five legacy systems: "
+            + ", ".join(f"{NAMES[a]}: {SYSTEMS[a][0]}" for a in SYSTEMS)
+        )
+        self.number(layout)
+        self.bind(layout)
+        comm = [
+            group.start(
+                f"comm-{a.agency_id}",
+                python_module(
+                    "renkei.cli",
+                    "comm",
+                    "serve",
+                    "--config",
+                    str(layout.comm_config(a.agency_id)),
+                ),
+            )
+            for a in AGENCIES
+        ]
+        for child in comm:
+            group.wait_ready(child)
+        c.print(
+            f"  started {len(comm)} communication servers (mutual TLS to the hub), each"
+            " with its legacy client and \\[legacy] format mapper"
+        )
+
     def run(self) -> int:
         c = self.console
         c.rule("[bold]renkei demo")
@@ -283,84 +512,12 @@ class Demo:
         c.print(f"  state folder: {self.state_dir.resolve()}")
         c.print(
             "  parties: resident registry, numbering agency, ID issuer, hub, and "
-            + ", ".join(f"{a.display_name} ({a.agency_id})" for a in DEMO_AGENCIES)
+            + ", ".join(f"{a.display_name} ({a.agency_id})" for a in AGENCIES)
         )
         count = seed_registry(layout, self.people, extra=200, seed=2026)
         c.print(f"  resident registry: {count} residents (the demo's three among them)")
         with ProcessGroup(self.state_dir / "run") as group:
-            started = [
-                group.start(
-                    f"legacy-{a.agency_id}",
-                    python_module(
-                        "legacy_stubs.jsonl_records",
-                        "--records",
-                        str(layout.legacy_records(a.agency_id)),
-                        "--port",
-                        str(self.endpoints.legacy_ports[a.agency_id]),
-                        "--log-level",
-                        "WARNING",
-                    ),
-                )
-                for a in DEMO_AGENCIES
-            ]
-            started.append(
-                group.start(
-                    "id-issuer",
-                    python_module(
-                        "renkei.cli", "id-issuer", "serve", "--config", str(layout.id_issuer_config)
-                    ),
-                )
-            )
-            started.append(
-                group.start(
-                    "hub",
-                    python_module("renkei.cli", "hub", "serve", "--config", str(layout.hub_config)),
-                )
-            )
-            started.append(
-                group.start(
-                    "registry-binding",
-                    python_module(
-                        "renkei.cli",
-                        "registry-binding",
-                        "serve",
-                        "--config",
-                        str(layout.registry_config),
-                    ),
-                )
-            )
-            started.append(
-                group.start(
-                    "numbering",
-                    python_module(
-                        "renkei.cli", "numbering", "serve", "--config", str(layout.numbering_config)
-                    ),
-                )
-            )
-            for child in started:
-                group.wait_ready(child)
-            c.print(
-                "  started the registry's binding service, the numbering agency, the ID issuer,"
-                " the hub and three legacy systems"
-            )
-            self.number(layout)
-            self.bind(layout)
-            comm = [
-                group.start(
-                    f"comm-{a.agency_id}",
-                    python_module(
-                        "renkei.cli",
-                        "comm",
-                        "serve",
-                        "--config",
-                        str(layout.comm_config(a.agency_id)),
-                    ),
-                )
-                for a in DEMO_AGENCIES
-            ]
-            for child in comm:
-                group.wait_ready(child)
-            c.print("  started three communication servers (mutual TLS to the hub)")
+            self.start_world(group, layout)
             for n, q in enumerate(queries(self.people), start=1):
                 self.trace(layout, n, q)
             self.print_logs(layout)
@@ -371,6 +528,18 @@ class Demo:
         ok = clean and all(code == 0 for code in exits.values())
         c.print(f"  state kept in {self.state_dir}; process logs in {self.state_dir / 'run'}")
         return 0 if ok else 1
+
+
+def wait_logged_ready(child: Started, timeout: float = 20.0) -> None:
+    """The drop-folder insurer listens on no port: it logs "ready" once it watches."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise RuntimeError(f"{child.name} exited with {child.process.returncode}")
+        if b'"msg": "ready"' in child.log_path.read_bytes():
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"{child.name} never became ready")
 
 
 def main(state_dir: Path) -> int:

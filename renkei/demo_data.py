@@ -47,6 +47,8 @@ class DemoQuery:
     terminal_id: str
     query: bytes = b""
     slow_provider_ms: int = 0
+    # False: the staff member is not in the requester's staff register (a refusal to show).
+    staff_registered: bool = True
 
 
 def residents(seed: int = 2026) -> list[Resident]:
@@ -61,7 +63,13 @@ def residents(seed: int = 2026) -> list[Resident]:
             code(),
             "山田 太郎",
             "ヤマダ タロウ",
-            {"141003": "A0001001", "nenkin": "1234-567890", "mhlw": "K-0001"},
+            {
+                "141003": "A0001001",
+                "nenkin": "1234-567890",
+                "mhlw": "K-0001",
+                "kyoukai-kenpo": "K-0001",
+                "131130": "S-0001",
+            },
             date(1958, 5, 14),
             "1",
         ),
@@ -69,12 +77,23 @@ def residents(seed: int = 2026) -> list[Resident]:
             code(),
             "佐藤 花子",
             "サトウ ハナコ",
-            {"141003": "A0001002", "nenkin": "2345-678901", "mhlw": "K-0002"},
+            {
+                "141003": "A0001002",
+                "nenkin": "2345-678901",
+                "mhlw": "K-0002",
+                "kyoukai-kenpo": "K-0002",
+                "131130": "S-0002",
+            },
             date(1962, 11, 3),
             "2",
         ),
         Resident(
-            code(), "鈴木 一郎", "スズキ イチロウ", {"141003": "A0001003"}, date(1990, 2, 28), "1"
+            code(),
+            "鈴木 一郎",
+            "スズキ イチロウ",
+            {"141003": "A0001003", "kyoukai-kenpo": "K-0003", "131130": "S-0003"},
+            date(1990, 2, 28),
+            "1",
         ),
     ]
 
@@ -109,24 +128,77 @@ def legacy_records(people: list[Resident]) -> dict[str, dict[str, dict[str, dict
 
 
 def queries(people: list[Resident]) -> list[DemoQuery]:
+    """The demo's queries, each lawful one approved by the real Annex Table 2
+    (``renkei policy explain`` names the item), one through each legacy system."""
     yamada, sato, suzuki = people
+    city, pension, insurer, shibuya, minister = (
+        "141003",
+        "nenkin",
+        "kyoukai-kenpo",
+        "131130",
+        "mhlw",
+    )
+    city_staff = ("令和8年度 市町村民税の賦課", "Y-1203", "YOK-TAX-07")
+    shibuya_staff = ("障害児通所給付費の支給決定", "SB-0311", "SBY-FUKU-02")
     return [
         DemoQuery(
-            "lawful: the city asks the pension service (item 二十七)",
-            "141003",
-            yamada.local_ids["141003"],
-            "nenkin",
+            "SOAP pension body: the city asks for a pension (item 二十七)",
+            city,
+            yamada.local_ids[city],
+            pension,
             "年金給付関係情報",
             "二十七",
-            "令和8年度 市町村民税の賦課",
-            "Y-1203",
-            "YOK-TAX-07",
+            *city_staff,
+        ),
+        DemoQuery(
+            "fixed-width tax system: 渋谷区 asks 横浜市 for local tax (item 十一)",
+            shibuya,
+            yamada.local_ids[shibuya],
+            city,
+            "地方税関係情報",
+            "十一",
+            *shibuya_staff,
+            query=b"fiscal_year=2026",
+        ),
+        DemoQuery(
+            "CSV insurer: 渋谷区 asks 全国健康保険協会 for medical benefits (item 二十六)",
+            shibuya,
+            yamada.local_ids[shibuya],
+            insurer,
+            "医療保険給付関係情報",
+            "二十六",
+            "生活保護の決定",
+            "SB-0420",
+            "SBY-SEIHO-01",
+            query=b"treatment_month=202604",
+        ),
+        DemoQuery(
+            "JSON system: 全国健康保険協会 asks 渋谷区 for the resident record (item 二)",
+            insurer,
+            sato.local_ids[insurer],
+            shibuya,
+            "住民票関係情報",
+            "二",
+            "健康保険の保険給付の支給",
+            "KK-2001",
+            "KK-KYUFU-03",
+        ),
+        DemoQuery(
+            "both directions: 横浜市 asks 渋谷区 for the resident record (item 十一)",
+            city,
+            yamada.local_ids[city],
+            shibuya,
+            "住民票関係情報",
+            "十一",
+            "障害福祉サービスの提供",
+            "Y-2208",
+            "YOK-FUKU-03",
         ),
         DemoQuery(
             "lawful: the minister asks the city (item 四十八)",
-            "mhlw",
-            sato.local_ids["mhlw"],
-            "141003",
+            minister,
+            sato.local_ids[minister],
+            city,
             "地方税関係情報",
             "四十八",
             "国民年金保険料の免除審査",
@@ -136,9 +208,9 @@ def queries(people: list[Resident]) -> list[DemoQuery]:
         ),
         DemoQuery(
             "unlawful: the pension service asks the city under the minister's item",
-            "nenkin",
-            yamada.local_ids["nenkin"],
-            "141003",
+            pension,
+            yamada.local_ids[pension],
+            city,
             "地方税関係情報",
             "四十八",
             "(none given)",
@@ -146,27 +218,48 @@ def queries(people: list[Resident]) -> list[DemoQuery]:
             "NK-OPS-11",
         ),
         DemoQuery(
-            "no record: the pension service has nobody bound for this person",
-            "141003",
-            suzuki.local_ids["141003"],
-            "nenkin",
+            "staff refusal: someone not in the city's staff register asks",
+            city,
+            yamada.local_ids[city],
+            pension,
             "年金給付関係情報",
             "二十七",
-            "令和8年度 市町村民税の賦課",
-            "Y-1203",
+            "(curiosity)",
+            "Y-9999",
             "YOK-TAX-07",
+            staff_registered=False,
         ),
         DemoQuery(
-            "slow legacy system: the pension service's records answer too late",
-            "141003",
-            sato.local_ids["141003"],
-            "nenkin",
+            "no record: the pension body pays 鈴木 一郎 no benefit",
+            city,
+            suzuki.local_ids[city],
+            pension,
             "年金給付関係情報",
             "二十七",
-            "令和8年度 市町村民税の賦課",
-            "Y-1203",
-            "YOK-TAX-07",
+            *city_staff,
+        ),
+        DemoQuery(
+            "slow legacy system: the pension body's SOAP service answers too late",
+            city,
+            sato.local_ids[city],
+            pension,
+            "年金給付関係情報",
+            "二十七",
+            *city_staff,
             slow_provider_ms=3000,
+        ),
+        DemoQuery(
+            "answer later: the insurer's batch answers after the answer time",
+            shibuya,
+            sato.local_ids[shibuya],
+            insurer,
+            "医療保険給付関係情報",
+            "二十六",
+            "生活保護の決定",
+            "SB-0420",
+            "SBY-SEIHO-01",
+            query=b"treatment_month=202604",
+            slow_provider_ms=2000,
         ),
     ]
 

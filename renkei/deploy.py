@@ -113,6 +113,9 @@ class Endpoints:
     id_issuer_port: int = 0
     numbering_port: int = 0
     registry_port: int = 0
+    # An agency's [legacy] table (kind, format, url/port/folder: docs/legacy-formats.md);
+    # an agency not here gets the JSON-lines system at its legacy_ports entry.
+    legacy: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,7 @@ def demo_staff(agency_id: str) -> list[Grant]:
 
     grants: dict[tuple[str, str], Grant] = {}
     for q in queries(residents()):
-        if q.requester != agency_id:
+        if q.requester != agency_id or not q.staff_registered:
             continue
         old = grants.get((q.staff_id, q.terminal_id))
         kinds = sorted({q.info_kind, *(old.info_kinds if old else ())})
@@ -237,7 +240,9 @@ def init_deployment(
                     "log_level": settings.log_level,
                     "staff_register": "staff.csv",
                 },
-                "legacy": {
+                "legacy": dict(endpoints.legacy[agency.agency_id])
+                if agency.agency_id in endpoints.legacy
+                else {
                     "kind": "jsonl",
                     "host": host,
                     "port": endpoints.legacy_ports[agency.agency_id],

@@ -39,3 +39,29 @@ class EraDateOrUnknown:
 
 
 era_date_or_unknown = EraDateOrUnknown()
+
+
+_TEXT = TYPES["text"]
+IDEOGRAPHIC_SPACE = "\u3000"
+
+
+class AsciiSpacedName:
+    """A name whose family and given parts are separated by an ASCII space (the modern
+    system's JSON), as the standard layout writes it: separated by one U+3000."""
+
+    def parse(self, text: str, field: FieldLike) -> str:
+        value: str = _TEXT.parse(text, field)
+        if IDEOGRAPHIC_SPACE in value:
+            raise ValueError("U+3000 in a name this format separates with an ASCII space")
+        return value.replace(" ", IDEOGRAPHIC_SPACE)
+
+    def format(self, value: Any, field: FieldLike) -> str:
+        if not isinstance(value, str):
+            raise ValueError(f"expected text, got {value!r}")
+        if " " in value:
+            raise ValueError("an ASCII space in a standard-layout name (parts are split by U+3000)")
+        result: str = _TEXT.format(value.replace(IDEOGRAPHIC_SPACE, " "), field)
+        return result
+
+
+ascii_spaced_name = AsciiSpacedName()

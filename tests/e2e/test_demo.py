@@ -38,15 +38,40 @@ def test_demo_runs_the_whole_system_and_leaves_nothing_behind(tmp_path: Path) ->
     )
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     text = " ".join(out.stdout.split())
-    assert text.count("gets answer:") == 2
-    assert "老齢基礎年金" in text
+    flat = "".join(out.stdout.split())  # long JSON lines wrap anywhere
+    # One answer through each of the four legacy systems, the city's and the minister's
+    # and the insurer's answer fetched later with its ticket: all in the standard layout.
+    assert text.count("gets answer: standard layout") == 6
+    for system in ("fixed_tax", "soap_pension", "csv_insurer", "json_http"):
+        assert f"legacy system ({system}) -> {system} mapper -> standard layout -> OK" in text
+    assert "PENSION_KIND_OLD_AGE_BASIC" in flat
+    assert "BENEFIT_KIND_HIGH_COST_MEDICAL" in flat
+    # The fixed-width tax record, decoded, re-encoded in 渋谷区's own JSON.
+    assert "re-encoded in 渋谷区長's own json_http format:" in text
+    assert '"totalIncome":3850000' in flat
+    # The JSON resident record, decoded, re-encoded as the city's 256-byte cp932 record.
+    assert "re-encoded in 横浜市長's own fixed_tax format:" in text
+    assert "256bytescp932:A0001001|ヤマダタロウ|山田太郎|3330514" in flat
     assert "PERMISSION_DENIED NO_ITEM_FOR_REQUESTER" in text
-    assert "NOT_FOUND PERSON_NOT_BOUND" in text
+    assert "PERMISSION_DENIED STAFF_NOT_REGISTERED" in text
+    assert "NOT_FOUND RECORD_NOT_FOUND" in text
     assert "DEADLINE_EXCEEDED LEGACY_TIMEOUT" in text
+    assert "gets a ticket" in text
+    assert "it fetches with the ticket" in text
+    assert "BENEFIT_KIND_MEDICAL_CARE" in flat
     assert "every store holds only what docs/separation.md allows" in text
     assert text.count("numbering agency:") == 3
-    assert "bound 3 of 3 records by the four facts" in text
-    parties = ("hub", "id-issuer", "numbering", "registry-binding", "comm-141003", "comm-nenkin")
+    # Each legacy system's person file, read through its mapper, binds the three residents.
+    for fmt in ("fixed_tax", "soap_pension", "csv_insurer", "json_http"):
+        assert f"read its {fmt} person file; bound 3" in text
+    parties = (
+        "hub",
+        "id-issuer",
+        "numbering",
+        "registry-binding",
+        *(f"comm-{a}" for a in ("141003", "nenkin", "kyoukai-kenpo", "131130", "mhlw")),
+        *(f"legacy-{a}" for a in ("141003", "nenkin", "kyoukai-kenpo", "131130", "mhlw")),
+    )
     for party in parties:
         assert f"{party} exited 0" in text
     assert (state / "hub" / "hub.db").exists()

@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -159,13 +160,17 @@ async def start_topology(
     legacy: Mapping[str, LegacyClient] | None = None,
     *,
     extra: Sequence[AgencySpec] = (),
+    legacy_tables: Mapping[str, Mapping[str, Any]] | None = None,
+    bind_people: bool = True,
 ) -> Topology:
     """Every server binds port 0; configs and the directory learn the real ports after.
 
     ``legacy`` puts another legacy client (e.g. a fake batch system) in front
     of an agency's communication server instead of its JSON-lines stub.
     ``extra`` agencies (a private body, say) get a comm server with an empty
-    legacy system and no bound records.
+    legacy system and no bound records. ``legacy_tables`` give agencies another
+    ``[legacy]`` table (a real legacy stub and its mapper) in their comm.toml.
+    ``bind_people`` False leaves every correspondence table empty (``renkei bind`` tests).
     """
     settings = settings or Settings(answer_timeout_seconds=0.5, query_timeout_seconds=3.0)
     if not settings.extra_staff:
@@ -182,6 +187,7 @@ async def start_topology(
         0,
         {a.agency_id: 0 for a in agencies},
         {aid: stub.port for aid, stub in stubs.items()},
+        legacy=legacy_tables or {},
     )
     layout = init_deployment(root, agencies, endpoints, settings)
     for agency_id, records in legacy_records(people).items():
@@ -205,7 +211,7 @@ async def start_topology(
         for a in agencies
     }
     sealer = IdIssuer.load(layout.id_issuer_config)
-    for aid, config in configs.items():
+    for aid, config in configs.items() if bind_people else ():
         await bind_all(
             config,
             [

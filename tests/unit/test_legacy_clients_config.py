@@ -30,23 +30,33 @@ CONFIG = Path("/etc/renkei/agencies/x/comm.toml")
     [
         ({"port": 5000}, LegacyConfig("jsonl", "127.0.0.1", 5000), JsonlLegacyClient),
         (
-            {"kind": "fixed_tax", "host": "10.0.0.1", "port": 6000},
-            LegacyConfig("fixed_tax", "10.0.0.1", 6000),
+            {"kind": "fixed_tax", "format": "fixed_tax", "host": "10.0.0.1", "port": 6000},
+            LegacyConfig("fixed_tax", "10.0.0.1", 6000, format="fixed_tax"),
             FixedTaxClient,
         ),
         (
-            {"kind": "soap", "url": "http://127.0.0.1:8080/soap"},
-            LegacyConfig("soap", url="http://127.0.0.1:8080/soap"),
+            {"kind": "soap", "format": "soap_pension", "url": "http://127.0.0.1:8080/soap"},
+            LegacyConfig("soap", url="http://127.0.0.1:8080/soap", format="soap_pension"),
             SoapPensionClient,
         ),
         (
-            {"kind": "json_http", "url": "https://modern.example/"},
-            LegacyConfig("json_http", url="https://modern.example/"),
+            {"kind": "json_http", "format": "json_http", "url": "https://modern.example/"},
+            LegacyConfig("json_http", url="https://modern.example/", format="json_http"),
             JsonHttpClient,
         ),
         (
-            {"kind": "csv_dropbox", "folder": "drop", "poll_interval_seconds": 0.5},
-            LegacyConfig("csv_dropbox", folder=CONFIG.parent / "drop", poll_interval_seconds=0.5),
+            {
+                "kind": "csv_dropbox",
+                "format": "csv_insurer",
+                "folder": "drop",
+                "poll_interval_seconds": 0.5,
+            },
+            LegacyConfig(
+                "csv_dropbox",
+                folder=CONFIG.parent / "drop",
+                poll_interval_seconds=0.5,
+                format="csv_insurer",
+            ),
             CsvDropboxClient,
         ),
     ],
@@ -120,3 +130,33 @@ def test_jsonl_client_has_no_person_file() -> None:
     with pytest.raises(FailedPrecondition) as caught:
         asyncio.run(client.list_persons(None, 10, timeout=1))
     assert caught.value.reason == "LEGACY_LIST_UNSUPPORTED"
+
+
+def test_a_legacy_system_other_than_json_lines_needs_its_mapper_format() -> None:
+    with pytest.raises(ConfigError) as caught:
+        LegacyConfig.from_table({"kind": "fixed_tax", "port": 6000}, CONFIG)
+    assert "[legacy] format" in str(caught.value)
+    assert "(e.g. 'fixed_tax') is required for kind 'fixed_tax'" in str(caught.value)
+
+
+def test_an_unknown_format_stops_the_server_naming_the_known_ones() -> None:
+    from dataclasses import replace
+
+    from comm_server.bootstrap import load_format
+    from comm_server.config import CommConfig
+
+    config = CommConfig(
+        agency_id="141003",
+        listen="127.0.0.1:0",
+        hub_endpoint="127.0.0.1:1",
+        database_url="sqlite://",
+        master_key="file:/nonexistent",
+        legacy=LegacyConfig("fixed_tax", port=6000, format="fixed_tx"),
+        tls=None,
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_format(config)
+    assert "no mapper for format 'fixed_tx'" in str(caught.value)
+    assert "fixed_tax" in str(caught.value).split("known:")[1]
+    assert load_format(replace(config, legacy=replace(config.legacy, format="fixed_tax")))
+    assert load_format(replace(config, legacy=LegacyConfig("jsonl", port=1))) is None

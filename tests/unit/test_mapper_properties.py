@@ -210,9 +210,11 @@ STRATEGIES: dict[tuple[str, str], st.SearchStrategy[layout.Record]] = {
     ),
     ("json_http", "住民票関係情報"): _resident(
         st.just(""),
-        unicode_text,
+        # Names part by U+3000 in the layout, by an ASCII space in this format.
+        unicode_text.filter(lambda s: " " not in s),
         unicode_text.filter(lambda s: all("\u30a1" <= c <= "\u30fc" or c == "\u3000" for c in s)),
         iso_dates,
+        address=unicode_text,
     ),
     ("json_http", "地方税関係情報"): _tax(st.just(""), income=INT64, levy=INT64, per=INT64, dep=99),
     ("json_http", layout.PERSON_KIND): _person(

@@ -23,59 +23,60 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from renkei.layout.v1 import layout_pb2 as renkei_dot_layout_dot_v1_dot_layout__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19renkei/comm/v1/comm.proto\x12\x0erenkei.comm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe3\x01\n\x0eProvideRequest\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13requester_agency_id\x18\x03 \x01(\t\x12\x11\n\tinfo_kind\x18\x04 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x05 \x01(\t\x12\x11\n\tlink_code\x18\x06 \x01(\t\x12\x14\n\x0csealed_query\x18\x07 \x01(\x0c\x12$\n\x1crequester_sealing_public_key\x18\x08 \x01(\x0c\"8\n\x0fProvideResponse\x12\x15\n\rsealed_answer\x18\x01 \x01(\x0c\x12\x0e\n\x06ticket\x18\x02 \x01(\t\"\xa0\x01\n\x0e\x43ollectRequest\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12\x0e\n\x06ticket\x18\x02 \x01(\t\x12\x1b\n\x13requester_agency_id\x18\x03 \x01(\t\x12\x11\n\tinfo_kind\x18\x04 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x05 \x01(\t\x12$\n\x1crequester_sealing_public_key\x18\x06 \x01(\x0c\"(\n\x0f\x43ollectResponse\x12\x15\n\rsealed_answer\x18\x01 \x01(\x0c\"\xb7\x01\n\x0cQueryRequest\x12\x17\n\x0flocal_person_id\x18\x01 \x01(\t\x12\x1a\n\x12provider_agency_id\x18\x02 \x01(\t\x12\x11\n\tinfo_kind\x18\x03 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x04 \x01(\t\x12\x0f\n\x07purpose\x18\x05 \x01(\t\x12\x10\n\x08staff_id\x18\x06 \x01(\t\x12\x13\n\x0bterminal_id\x18\x07 \x01(\t\x12\r\n\x05query\x18\x08 \x01(\x0c\"\xc7\x01\n\rQueryResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x16\n\x0epolicy_version\x18\x04 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x05 \x01(\x0c\x12*\n\x05state\x18\x06 \x01(\x0e\x32\x1b.renkei.comm.v1.AnswerState\x12\x0e\n\x06ticket\x18\x07 \x01(\t\"K\n\x12\x46\x65tchAnswerRequest\x12\x0e\n\x06ticket\x18\x01 \x01(\t\x12\x10\n\x08staff_id\x18\x02 \x01(\t\x12\x13\n\x0bterminal_id\x18\x03 \x01(\t\"y\n\x13\x46\x65tchAnswerResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x04 \x01(\x0c\"\x8a\x02\n\x12\x42ulkProvideRequest\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13requester_agency_id\x18\x02 \x01(\t\x12\x11\n\tinfo_kind\x18\x03 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x04 \x01(\t\x12\x12\n\nitem_count\x18\x05 \x01(\r\x12.\n\x05items\x18\x06 \x03(\x0b\x32\x1f.renkei.comm.v1.BulkProvideItem\x12\x16\n\x0esealed_queries\x18\x07 \x01(\x0c\x12$\n\x1crequester_sealing_public_key\x18\x08 \x01(\x0c\"C\n\x0f\x42ulkProvideItem\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12\r\n\x05index\x18\x02 \x01(\r\x12\x11\n\tlink_code\x18\x03 \x01(\t\"a\n\x13\x42ulkProvideResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.renkei.comm.v1.BulkProvideResult\x12\x16\n\x0esealed_answers\x18\x02 \x01(\x0c\"Q\n\x11\x42ulkProvideResult\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12,\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1d.renkei.comm.v1.BulkItemError\">\n\rBulkItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xc1\x01\n\x10\x42ulkQueryRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tinfo_kind\x18\x02 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x10\n\x08staff_id\x18\x05 \x01(\t\x12\x13\n\x0bterminal_id\x18\x06 \x01(\t\x12,\n\x05items\x18\x07 \x03(\x0b\x32\x1d.renkei.comm.v1.BulkQueryItem\"7\n\rBulkQueryItem\x12\x17\n\x0flocal_person_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\x0c\"\xa1\x01\n\x11\x42ulkQueryResponse\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10legal_basis_item\x18\x02 \x01(\t\x12\x16\n\x0epolicy_version\x18\x03 \x01(\t\x12\x30\n\x07results\x18\x04 \x03(\x0b\x32\x1f.renkei.comm.v1.BulkQueryResult\"x\n\x0f\x42ulkQueryResult\x12\x17\n\x0flocal_person_id\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\x03\x12\x0e\n\x06\x61nswer\x18\x03 \x01(\x0c\x12,\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1d.renkei.comm.v1.BulkItemError\"2\n\x10\x42ulkQueryPayload\x12\r\n\x05nonce\x18\x01 \x01(\x0c\x12\x0f\n\x07queries\x18\x02 \x03(\x0c\"@\n\x11\x42ulkAnswerPayload\x12+\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x1a.renkei.comm.v1.BulkAnswer\";\n\nBulkAnswer\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06serial\x18\x02 \x01(\x03\x12\x0e\n\x06\x61nswer\x18\x03 \x01(\x0c*`\n\x0b\x41nswerState\x12\x1c\n\x18\x41NSWER_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41NSWER_STATE_ANSWERED\x10\x01\x12\x18\n\x14\x41NSWER_STATE_PENDING\x10\x02\x32\x81\x02\n\x0fProviderService\x12J\n\x07Provide\x12\x1e.renkei.comm.v1.ProvideRequest\x1a\x1f.renkei.comm.v1.ProvideResponse\x12J\n\x07\x43ollect\x12\x1e.renkei.comm.v1.CollectRequest\x1a\x1f.renkei.comm.v1.CollectResponse\x12V\n\x0b\x42ulkProvide\x12\".renkei.comm.v1.BulkProvideRequest\x1a#.renkei.comm.v1.BulkProvideResponse2\x82\x02\n\x10RequesterService\x12\x44\n\x05Query\x12\x1c.renkei.comm.v1.QueryRequest\x1a\x1d.renkei.comm.v1.QueryResponse\x12V\n\x0b\x46\x65tchAnswer\x12\".renkei.comm.v1.FetchAnswerRequest\x1a#.renkei.comm.v1.FetchAnswerResponse\x12P\n\tBulkQuery\x12 .renkei.comm.v1.BulkQueryRequest\x1a!.renkei.comm.v1.BulkQueryResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19renkei/comm/v1/comm.proto\x12\x0erenkei.comm.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1drenkei/layout/v1/layout.proto\"\xe3\x01\n\x0eProvideRequest\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13requester_agency_id\x18\x03 \x01(\t\x12\x11\n\tinfo_kind\x18\x04 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x05 \x01(\t\x12\x11\n\tlink_code\x18\x06 \x01(\t\x12\x14\n\x0csealed_query\x18\x07 \x01(\x0c\x12$\n\x1crequester_sealing_public_key\x18\x08 \x01(\x0c\"8\n\x0fProvideResponse\x12\x15\n\rsealed_answer\x18\x01 \x01(\x0c\x12\x0e\n\x06ticket\x18\x02 \x01(\t\"\xa0\x01\n\x0e\x43ollectRequest\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12\x0e\n\x06ticket\x18\x02 \x01(\t\x12\x1b\n\x13requester_agency_id\x18\x03 \x01(\t\x12\x11\n\tinfo_kind\x18\x04 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x05 \x01(\t\x12$\n\x1crequester_sealing_public_key\x18\x06 \x01(\x0c\"(\n\x0f\x43ollectResponse\x12\x15\n\rsealed_answer\x18\x01 \x01(\x0c\"\xb7\x01\n\x0cQueryRequest\x12\x17\n\x0flocal_person_id\x18\x01 \x01(\t\x12\x1a\n\x12provider_agency_id\x18\x02 \x01(\t\x12\x11\n\tinfo_kind\x18\x03 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x04 \x01(\t\x12\x0f\n\x07purpose\x18\x05 \x01(\t\x12\x10\n\x08staff_id\x18\x06 \x01(\t\x12\x13\n\x0bterminal_id\x18\x07 \x01(\t\x12\r\n\x05query\x18\x08 \x01(\x0c\"\xf9\x01\n\rQueryResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x16\n\x0epolicy_version\x18\x04 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x05 \x01(\x0c\x12*\n\x05state\x18\x06 \x01(\x0e\x32\x1b.renkei.comm.v1.AnswerState\x12\x0e\n\x06ticket\x18\x07 \x01(\t\x12\x30\n\x06record\x18\x08 \x01(\x0b\x32 .renkei.layout.v1.StandardRecord\"K\n\x12\x46\x65tchAnswerRequest\x12\x0e\n\x06ticket\x18\x01 \x01(\t\x12\x10\n\x08staff_id\x18\x02 \x01(\t\x12\x13\n\x0bterminal_id\x18\x03 \x01(\t\"\xab\x01\n\x13\x46\x65tchAnswerResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x0e\n\x06\x61nswer\x18\x04 \x01(\x0c\x12\x30\n\x06record\x18\x05 \x01(\x0b\x32 .renkei.layout.v1.StandardRecord\"\x8a\x02\n\x12\x42ulkProvideRequest\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13requester_agency_id\x18\x02 \x01(\t\x12\x11\n\tinfo_kind\x18\x03 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x04 \x01(\t\x12\x12\n\nitem_count\x18\x05 \x01(\r\x12.\n\x05items\x18\x06 \x03(\x0b\x32\x1f.renkei.comm.v1.BulkProvideItem\x12\x16\n\x0esealed_queries\x18\x07 \x01(\x0c\x12$\n\x1crequester_sealing_public_key\x18\x08 \x01(\x0c\"C\n\x0f\x42ulkProvideItem\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12\r\n\x05index\x18\x02 \x01(\r\x12\x11\n\tlink_code\x18\x03 \x01(\t\"a\n\x13\x42ulkProvideResponse\x12\x32\n\x07results\x18\x01 \x03(\x0b\x32!.renkei.comm.v1.BulkProvideResult\x12\x16\n\x0esealed_answers\x18\x02 \x01(\x0c\"Q\n\x11\x42ulkProvideResult\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12,\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1d.renkei.comm.v1.BulkItemError\">\n\rBulkItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\xc1\x01\n\x10\x42ulkQueryRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tinfo_kind\x18\x02 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x0f\n\x07purpose\x18\x04 \x01(\t\x12\x10\n\x08staff_id\x18\x05 \x01(\t\x12\x13\n\x0bterminal_id\x18\x06 \x01(\t\x12,\n\x05items\x18\x07 \x03(\x0b\x32\x1d.renkei.comm.v1.BulkQueryItem\"7\n\rBulkQueryItem\x12\x17\n\x0flocal_person_id\x18\x01 \x01(\t\x12\r\n\x05query\x18\x02 \x01(\x0c\"\xa1\x01\n\x11\x42ulkQueryResponse\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10legal_basis_item\x18\x02 \x01(\t\x12\x16\n\x0epolicy_version\x18\x03 \x01(\t\x12\x30\n\x07results\x18\x04 \x03(\x0b\x32\x1f.renkei.comm.v1.BulkQueryResult\"\xaa\x01\n\x0f\x42ulkQueryResult\x12\x17\n\x0flocal_person_id\x18\x01 \x01(\t\x12\x0e\n\x06serial\x18\x02 \x01(\x03\x12\x0e\n\x06\x61nswer\x18\x03 \x01(\x0c\x12,\n\x05\x65rror\x18\x04 \x01(\x0b\x32\x1d.renkei.comm.v1.BulkItemError\x12\x30\n\x06record\x18\x05 \x01(\x0b\x32 .renkei.layout.v1.StandardRecord\"2\n\x10\x42ulkQueryPayload\x12\r\n\x05nonce\x18\x01 \x01(\x0c\x12\x0f\n\x07queries\x18\x02 \x03(\x0c\"@\n\x11\x42ulkAnswerPayload\x12+\n\x07\x61nswers\x18\x01 \x03(\x0b\x32\x1a.renkei.comm.v1.BulkAnswer\";\n\nBulkAnswer\x12\r\n\x05index\x18\x01 \x01(\r\x12\x0e\n\x06serial\x18\x02 \x01(\x03\x12\x0e\n\x06\x61nswer\x18\x03 \x01(\x0c*`\n\x0b\x41nswerState\x12\x1c\n\x18\x41NSWER_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x41NSWER_STATE_ANSWERED\x10\x01\x12\x18\n\x14\x41NSWER_STATE_PENDING\x10\x02\x32\x81\x02\n\x0fProviderService\x12J\n\x07Provide\x12\x1e.renkei.comm.v1.ProvideRequest\x1a\x1f.renkei.comm.v1.ProvideResponse\x12J\n\x07\x43ollect\x12\x1e.renkei.comm.v1.CollectRequest\x1a\x1f.renkei.comm.v1.CollectResponse\x12V\n\x0b\x42ulkProvide\x12\".renkei.comm.v1.BulkProvideRequest\x1a#.renkei.comm.v1.BulkProvideResponse2\x82\x02\n\x10RequesterService\x12\x44\n\x05Query\x12\x1c.renkei.comm.v1.QueryRequest\x1a\x1d.renkei.comm.v1.QueryResponse\x12V\n\x0b\x46\x65tchAnswer\x12\".renkei.comm.v1.FetchAnswerRequest\x1a#.renkei.comm.v1.FetchAnswerResponse\x12P\n\tBulkQuery\x12 .renkei.comm.v1.BulkQueryRequest\x1a!.renkei.comm.v1.BulkQueryResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'renkei.comm.v1.comm_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ANSWERSTATE']._serialized_start=2461
-  _globals['_ANSWERSTATE']._serialized_end=2557
-  _globals['_PROVIDEREQUEST']._serialized_start=79
-  _globals['_PROVIDEREQUEST']._serialized_end=306
-  _globals['_PROVIDERESPONSE']._serialized_start=308
-  _globals['_PROVIDERESPONSE']._serialized_end=364
-  _globals['_COLLECTREQUEST']._serialized_start=367
-  _globals['_COLLECTREQUEST']._serialized_end=527
-  _globals['_COLLECTRESPONSE']._serialized_start=529
-  _globals['_COLLECTRESPONSE']._serialized_end=569
-  _globals['_QUERYREQUEST']._serialized_start=572
-  _globals['_QUERYREQUEST']._serialized_end=755
-  _globals['_QUERYRESPONSE']._serialized_start=758
-  _globals['_QUERYRESPONSE']._serialized_end=957
-  _globals['_FETCHANSWERREQUEST']._serialized_start=959
-  _globals['_FETCHANSWERREQUEST']._serialized_end=1034
-  _globals['_FETCHANSWERRESPONSE']._serialized_start=1036
-  _globals['_FETCHANSWERRESPONSE']._serialized_end=1157
-  _globals['_BULKPROVIDEREQUEST']._serialized_start=1160
-  _globals['_BULKPROVIDEREQUEST']._serialized_end=1426
-  _globals['_BULKPROVIDEITEM']._serialized_start=1428
-  _globals['_BULKPROVIDEITEM']._serialized_end=1495
-  _globals['_BULKPROVIDERESPONSE']._serialized_start=1497
-  _globals['_BULKPROVIDERESPONSE']._serialized_end=1594
-  _globals['_BULKPROVIDERESULT']._serialized_start=1596
-  _globals['_BULKPROVIDERESULT']._serialized_end=1677
-  _globals['_BULKITEMERROR']._serialized_start=1679
-  _globals['_BULKITEMERROR']._serialized_end=1741
-  _globals['_BULKQUERYREQUEST']._serialized_start=1744
-  _globals['_BULKQUERYREQUEST']._serialized_end=1937
-  _globals['_BULKQUERYITEM']._serialized_start=1939
-  _globals['_BULKQUERYITEM']._serialized_end=1994
-  _globals['_BULKQUERYRESPONSE']._serialized_start=1997
-  _globals['_BULKQUERYRESPONSE']._serialized_end=2158
-  _globals['_BULKQUERYRESULT']._serialized_start=2160
-  _globals['_BULKQUERYRESULT']._serialized_end=2280
-  _globals['_BULKQUERYPAYLOAD']._serialized_start=2282
-  _globals['_BULKQUERYPAYLOAD']._serialized_end=2332
-  _globals['_BULKANSWERPAYLOAD']._serialized_start=2334
-  _globals['_BULKANSWERPAYLOAD']._serialized_end=2398
-  _globals['_BULKANSWER']._serialized_start=2400
-  _globals['_BULKANSWER']._serialized_end=2459
-  _globals['_PROVIDERSERVICE']._serialized_start=2560
-  _globals['_PROVIDERSERVICE']._serialized_end=2817
-  _globals['_REQUESTERSERVICE']._serialized_start=2820
-  _globals['_REQUESTERSERVICE']._serialized_end=3078
+  _globals['_ANSWERSTATE']._serialized_start=2644
+  _globals['_ANSWERSTATE']._serialized_end=2740
+  _globals['_PROVIDEREQUEST']._serialized_start=110
+  _globals['_PROVIDEREQUEST']._serialized_end=337
+  _globals['_PROVIDERESPONSE']._serialized_start=339
+  _globals['_PROVIDERESPONSE']._serialized_end=395
+  _globals['_COLLECTREQUEST']._serialized_start=398
+  _globals['_COLLECTREQUEST']._serialized_end=558
+  _globals['_COLLECTRESPONSE']._serialized_start=560
+  _globals['_COLLECTRESPONSE']._serialized_end=600
+  _globals['_QUERYREQUEST']._serialized_start=603
+  _globals['_QUERYREQUEST']._serialized_end=786
+  _globals['_QUERYRESPONSE']._serialized_start=789
+  _globals['_QUERYRESPONSE']._serialized_end=1038
+  _globals['_FETCHANSWERREQUEST']._serialized_start=1040
+  _globals['_FETCHANSWERREQUEST']._serialized_end=1115
+  _globals['_FETCHANSWERRESPONSE']._serialized_start=1118
+  _globals['_FETCHANSWERRESPONSE']._serialized_end=1289
+  _globals['_BULKPROVIDEREQUEST']._serialized_start=1292
+  _globals['_BULKPROVIDEREQUEST']._serialized_end=1558
+  _globals['_BULKPROVIDEITEM']._serialized_start=1560
+  _globals['_BULKPROVIDEITEM']._serialized_end=1627
+  _globals['_BULKPROVIDERESPONSE']._serialized_start=1629
+  _globals['_BULKPROVIDERESPONSE']._serialized_end=1726
+  _globals['_BULKPROVIDERESULT']._serialized_start=1728
+  _globals['_BULKPROVIDERESULT']._serialized_end=1809
+  _globals['_BULKITEMERROR']._serialized_start=1811
+  _globals['_BULKITEMERROR']._serialized_end=1873
+  _globals['_BULKQUERYREQUEST']._serialized_start=1876
+  _globals['_BULKQUERYREQUEST']._serialized_end=2069
+  _globals['_BULKQUERYITEM']._serialized_start=2071
+  _globals['_BULKQUERYITEM']._serialized_end=2126
+  _globals['_BULKQUERYRESPONSE']._serialized_start=2129
+  _globals['_BULKQUERYRESPONSE']._serialized_end=2290
+  _globals['_BULKQUERYRESULT']._serialized_start=2293
+  _globals['_BULKQUERYRESULT']._serialized_end=2463
+  _globals['_BULKQUERYPAYLOAD']._serialized_start=2465
+  _globals['_BULKQUERYPAYLOAD']._serialized_end=2515
+  _globals['_BULKANSWERPAYLOAD']._serialized_start=2517
+  _globals['_BULKANSWERPAYLOAD']._serialized_end=2581
+  _globals['_BULKANSWER']._serialized_start=2583
+  _globals['_BULKANSWER']._serialized_end=2642
+  _globals['_PROVIDERSERVICE']._serialized_start=2743
+  _globals['_PROVIDERSERVICE']._serialized_end=3000
+  _globals['_REQUESTERSERVICE']._serialized_start=3003
+  _globals['_REQUESTERSERVICE']._serialized_end=3261
 # @@protoc_insertion_point(module_scope)

@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from renkei.layout.v1 import layout_pb2 as _layout_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -222,11 +223,14 @@ class QueryResponse(_message.Message):
     ANSWER_FIELD_NUMBER: _builtins.int
     STATE_FIELD_NUMBER: _builtins.int
     TICKET_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
     serial: _builtins.int
     legal_basis_item: _builtins.str
     policy_version: _builtins.str
     answer: _builtins.bytes
-    """The provider's answer, opened by this server, as the provider's legacy system gave it.
+    """The answer in this agency's own legacy format: the record encoded by this
+    server's mapper when its format carries the kind of information, else
+    empty. From a provider without a mapper (JSON lines): its answer as it came.
     Empty while state is ANSWER_STATE_PENDING.
     """
     state: Global___AnswerState.ValueType
@@ -234,6 +238,12 @@ class QueryResponse(_message.Message):
     """With ANSWER_STATE_PENDING: pass it to FetchAnswer. Opaque, single-use."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def record(self) -> _layout_pb2.StandardRecord:
+        """The answer in the standard layout, its local_person_id this agency's own.
+        Unset while pending, and when the provider has no mapper.
+        """
+
     def __init__(
         self,
         *,
@@ -244,10 +254,11 @@ class QueryResponse(_message.Message):
         answer: _builtins.bytes = ...,
         state: Global___AnswerState.ValueType = ...,
         ticket: _builtins.str = ...,
+        record: _layout_pb2.StandardRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "legal_basis_item", b"legal_basis_item", "policy_version", b"policy_version", "serial", b"serial", "state", b"state", "ticket", b"ticket", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "legal_basis_item", b"legal_basis_item", "policy_version", b"policy_version", "record", b"record", "serial", b"serial", "state", b"state", "ticket", b"ticket", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -290,13 +301,18 @@ class FetchAnswerResponse(_message.Message):
     TIME_FIELD_NUMBER: _builtins.int
     LEGAL_BASIS_ITEM_FIELD_NUMBER: _builtins.int
     ANSWER_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
     serial: _builtins.int
     """The serial of the original query."""
     legal_basis_item: _builtins.str
     answer: _builtins.bytes
-    """The provider's answer, opened by this server."""
+    """The provider's answer, opened by this server: as QueryResponse.answer."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def record(self) -> _layout_pb2.StandardRecord:
+        """The answer in the standard layout: as QueryResponse.record."""
+
     def __init__(
         self,
         *,
@@ -304,10 +320,11 @@ class FetchAnswerResponse(_message.Message):
         time: _timestamp_pb2.Timestamp | None = ...,
         legal_basis_item: _builtins.str = ...,
         answer: _builtins.bytes = ...,
+        record: _layout_pb2.StandardRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["record", b"record", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "legal_basis_item", b"legal_basis_item", "serial", b"serial", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "legal_basis_item", b"legal_basis_item", "record", b"record", "serial", b"serial", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -578,14 +595,23 @@ class BulkQueryResult(_message.Message):
     SERIAL_FIELD_NUMBER: _builtins.int
     ANSWER_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    RECORD_FIELD_NUMBER: _builtins.int
     local_person_id: _builtins.str
     serial: _builtins.int
     """The hub's serial; 0 when the item never reached the hub (e.g. unbound)."""
     answer: _builtins.bytes
-    """The provider's answer, opened by this server; empty on error."""
+    """The answer in this agency's own legacy format, when its mapper carries
+    that kind of information (as QueryResponse.answer); empty on error.
+    """
     @_builtins.property
     def error(self) -> Global___BulkItemError:
         """Unset when answered."""
+
+    @_builtins.property
+    def record(self) -> _layout_pb2.StandardRecord:
+        """The answer in the standard layout, when the provider answers through a
+        mapper; local_person_id is this agency's own.
+        """
 
     def __init__(
         self,
@@ -594,10 +620,11 @@ class BulkQueryResult(_message.Message):
         serial: _builtins.int = ...,
         answer: _builtins.bytes = ...,
         error: Global___BulkItemError | None = ...,
+        record: _layout_pb2.StandardRecord | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "record", b"record"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "error", b"error", "local_person_id", b"local_person_id", "serial", b"serial"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "error", b"error", "local_person_id", b"local_person_id", "record", b"record", "serial", b"serial"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
