@@ -166,34 +166,30 @@ class SqlHubLog:
             )
 
     def apply(self, ops: list[LogOp]) -> list[int]:
-        """Write ``ops`` in one transaction, in order: serials for inserts, 0 for finishes."""
-        results: list[int] = []
-        with self._engine.begin() as conn:
-            for op in ops:
-                if isinstance(op, Finish):
-                    conn.execute(
-                        hub_log.update()
-                        .where(hub_log.c.serial == op.serial, hub_log.c.outcome == PENDING)
-                        .values(outcome=op.outcome, reason=op.reason, completed_at=_now())
-                    )
-                    results.append(0)
-                    continue
-                outcome, reason, completed = (
-                    (PENDING, "", None)
-                    if isinstance(op, Begin)
-                    else (op.outcome, op.reason, _now())
+        """Write ``ops`` in one transaction: serials for inserts, 0 for finishes.
+
+        The hot path of every linkage, so each kind of op is one executemany of
+        a statement built once. Inserts keep their order (serials follow the
+        queue); a finish never names a row inserted in the same batch, since its
+        caller waited for that row to be durable first.
+        """
+        now = _now()
+        inserts: list[dict[str, object]] = []
+        finishes: list[dict[str, object]] = []
+        for op in ops:
+            if isinstance(op, Finish):
+                finishes.append(
+                    {"b_serial": op.serial, "b_outcome": op.outcome, "b_reason": op.reason}
                 )
-                key = conn.execute(
-                    hub_log.insert().values(
-                        **_entry_values(op.entry),
-                        outcome=outcome,
-                        reason=reason,
-                        completed_at=completed,
-                    )
-                ).inserted_primary_key
-                assert key is not None
-                results.append(int(key[0]))
-        return results
+            elif isinstance(op, Begin):
+                inserts.append(_insert_values(op.entry, PENDING, "", None))
+            else:
+                inserts.append(_insert_values(op.entry, op.outcome, op.reason, now))
+        with self._engine.begin() as conn:
+            serials = iter(conn.execute(_INSERT, inserts).scalars().all() if inserts else ())
+            if finishes:
+                conn.execute(_FINISH.values(completed_at=now), finishes)
+        return [0 if isinstance(op, Finish) else int(next(serials)) for op in ops]
 
     def mark_interrupted(self) -> int:
         """Close rows a crash left pending: the exchange's outcome is unknown to the hub."""
@@ -283,6 +279,26 @@ def _entry_values(entry: LogEntry) -> dict[str, object]:
         "policy_version": entry.policy_version,
         "person_key": entry.person_key,
     }
+
+
+def _insert_values(
+    entry: LogEntry, outcome: str, reason: str, completed: datetime | None
+) -> dict[str, object]:
+    return {
+        **_entry_values(entry),
+        "outcome": outcome,
+        "reason": reason,
+        "completed_at": completed,
+    }
+
+
+# The two statements of every linkage, built once; SQLAlchemy caches their compiled form.
+_INSERT = hub_log.insert().returning(hub_log.c.serial, sort_by_parameter_order=True)
+_FINISH = (
+    hub_log.update()
+    .where(hub_log.c.serial == sa.bindparam("b_serial"), hub_log.c.outcome == PENDING)
+    .values(outcome=sa.bindparam("b_outcome"), reason=sa.bindparam("b_reason"))
+)
 
 
 def _row(r: sa.RowMapping) -> LogRow:
