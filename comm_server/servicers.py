@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -9,10 +11,14 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from comm_server.exchange import CollectCall, Exchange, FetchRequest, LocalQuery, ProvideCall
+from comm_server.provide_stream import serve_provide_stream
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
-from renkei.errors import PermissionDenied, Unauthenticated
+from renkei.errors import PermissionDenied, RenkeiError, Unauthenticated
 from renkei.grpcutil.handlers import metadata_value, rpc
+from renkei.logs import event
 from renkei.pki import PeerIdentity, peer_identity
+
+_log = logging.getLogger("renkei.rpc")
 
 Context = grpc.aio.ServicerContext[Any, Any]
 DEV_PARTY_HEADER = "x-renkei-dev-party"  # "hub" or "agency:<id>"; development ports only
@@ -80,6 +86,19 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
         return comm_pb2.ProvideResponse(
             sealed_answer=provided.sealed_answer, ticket=provided.ticket
         )
+
+    async def ProvideStream(  # gRPC method names are PascalCase
+        self, request_iterator: AsyncIterator[comm_pb2.ProvideStreamRequest], context: Context
+    ) -> AsyncIterator[comm_pb2.ProvideStreamResponse]:
+        try:
+            async for response in serve_provide_stream(
+                self._exchange, request_iterator, lambda: self._callers.require_hub(context)
+            ):
+                yield response
+        except RenkeiError as err:  # the stream as a whole refused (a caller not the hub)
+            event(_log, "rpc refused", method="ProvideStream", reason=err.reason)
+            status = err.to_status()
+            await context.abort(status.code, status.details, status.trailing_metadata)
 
     @rpc("Collect")
     async def Collect(  # gRPC method names are PascalCase

@@ -44,6 +44,12 @@ class ProviderServiceStub:
     that Provide answered with a ticket, and returns it sealed to the
     requester exactly as Provide would have. A ticket is single-use.
     """
+    ProvideStream: _grpc.StreamStreamMultiCallable[_comm_pb2.ProvideStreamRequest, _comm_pb2.ProvideStreamResponse]
+    """Many Provide calls over one long-lived stream, for the hub: each request
+    carries an id the hub picks, and its answer or refusal comes back with
+    that id as soon as it is ready, in any order. The same work, checks and
+    log rows as Provide; what goes is the cost of one gRPC call per exchange.
+    """
 
 @_typing.type_check_only
 class ProviderServiceAsyncStub(ProviderServiceStub):
@@ -60,6 +66,12 @@ class ProviderServiceAsyncStub(ProviderServiceStub):
     """Answer-later: collects from the legacy system the answer to an exchange
     that Provide answered with a ticket, and returns it sealed to the
     requester exactly as Provide would have. A ticket is single-use.
+    """
+    ProvideStream: _aio.StreamStreamMultiCallable[_comm_pb2.ProvideStreamRequest, _comm_pb2.ProvideStreamResponse]  # type: ignore[assignment]
+    """Many Provide calls over one long-lived stream, for the hub: each request
+    carries an id the hub picks, and its answer or refusal comes back with
+    that id as soon as it is ready, in any order. The same work, checks and
+    log rows as Provide; what goes is the cost of one gRPC call per exchange.
     """
 
 class ProviderServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -86,6 +98,18 @@ class ProviderServiceServicer(metaclass=_abc_1.ABCMeta):
         """Answer-later: collects from the legacy system the answer to an exchange
         that Provide answered with a ticket, and returns it sealed to the
         requester exactly as Provide would have. A ticket is single-use.
+        """
+
+    @_abc_1.abstractmethod
+    def ProvideStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_comm_pb2.ProvideStreamRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_comm_pb2.ProvideStreamResponse], _abc.AsyncIterator[_comm_pb2.ProvideStreamResponse]]:
+        """Many Provide calls over one long-lived stream, for the hub: each request
+        carries an id the hub picks, and its answer or refusal comes back with
+        that id as soon as it is ready, in any order. The same work, checks and
+        log rows as Provide; what goes is the cost of one gRPC call per exchange.
         """
 
 def add_ProviderServiceServicer_to_server(servicer: ProviderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
