@@ -4,7 +4,10 @@ Each request runs as its own task through the same ``Exchange.provide`` as a
 unary Provide call, with the deadline the request carries; its answer or
 refusal goes back tagged with the request's call id as soon as it is ready.
 A cancel message, or the stream ending early (the hub gone), cancels the
-calls still running, as a cancelled unary call would be.
+calls still running, as a cancelled unary call would be. When the server
+shuts down (``draining`` set), the stream takes no new calls, answers the
+ones running and ends, so a graceful shutdown is not held up by the hub's
+long-lived stream; the hub opens a new one, elsewhere or after the restart.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import grpc
 
 from comm_server.exchange import Exchange, ProvideCall
 from renkei.comm.v1 import comm_pb2
-from renkei.errors import RenkeiError
+from renkei.errors import RenkeiError, Unavailable
 from renkei.logs import correlation_id, event, new_correlation_id
 
 _log = logging.getLogger("renkei.rpc")
@@ -28,6 +31,11 @@ _log = logging.getLogger("renkei.rpc")
 Context = grpc.aio.ServicerContext[Any, Any]
 Requests = AsyncIterator[comm_pb2.ProvideStreamRequest]
 Response = comm_pb2.ProvideStreamResponse
+
+
+_SHUTTING_DOWN = Unavailable(
+    "PROVIDER_UNAVAILABLE", "the provider is shutting down and takes no new calls"
+)
 
 
 def _call(request: comm_pb2.ProvideRequest) -> ProvideCall:
@@ -53,10 +61,14 @@ def _refusal(call_id: int, err: RenkeiError) -> Response:
 
 
 async def serve_provide_stream(
-    exchange: Exchange, requests: Requests, check_caller: Callable[[], None]
+    exchange: Exchange,
+    requests: Requests,
+    check_caller: Callable[[], None],
+    draining: asyncio.Event | None = None,
 ) -> AsyncIterator[Response]:
     """The responses to ``requests``, in the order they are ready."""
     check_caller()
+    draining = draining or asyncio.Event()
     out: asyncio.Queue[Response | None] = asyncio.Queue()
     running: dict[int, asyncio.Task[None]] = {}
 
@@ -105,7 +117,9 @@ async def serve_provide_stream(
         try:
             async for request in requests:
                 kind = request.WhichOneof("kind")
-                if kind == "provide" and request.call_id not in running:
+                if kind == "provide" and draining.is_set():
+                    out.put_nowait(_refusal(request.call_id, _SHUTTING_DOWN))
+                elif kind == "provide" and request.call_id not in running:
                     running[request.call_id] = asyncio.create_task(one(request.call_id, request))
                 elif kind == "cancel" and (task := running.get(request.call_id)) is not None:
                     task.cancel()
@@ -115,13 +129,22 @@ async def serve_provide_stream(
         finally:
             out.put_nowait(None)
 
+    async def drain() -> None:
+        await draining.wait()
+        while running:
+            await asyncio.gather(*running.values(), return_exceptions=True)
+        out.put_nowait(None)
+
     reader = asyncio.create_task(read())
+    drainer = asyncio.create_task(drain())
     try:
         while (response := await out.get()) is not None:
             yield response
-        await reader  # a failed read of the requests ends the stream with its error
+        if not draining.is_set():
+            await reader  # a failed read of the requests ends the stream with its error
     finally:
         reader.cancel()
+        drainer.cancel()
         for task in list(running.values()):
             task.cancel()
-        await asyncio.gather(reader, *running.values(), return_exceptions=True)
+        await asyncio.gather(reader, drainer, *running.values(), return_exceptions=True)

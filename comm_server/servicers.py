@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -64,6 +65,8 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
     def __init__(self, exchange: Exchange, callers: CallerCheck) -> None:
         self._exchange = exchange
         self._callers = callers
+        # Set on shutdown: open ProvideStreams finish their calls and end.
+        self.draining = asyncio.Event()
 
     @rpc("Provide")
     async def Provide(  # gRPC method names are PascalCase
@@ -92,7 +95,10 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
     ) -> AsyncIterator[comm_pb2.ProvideStreamResponse]:
         try:
             async for response in serve_provide_stream(
-                self._exchange, request_iterator, lambda: self._callers.require_hub(context)
+                self._exchange,
+                request_iterator,
+                lambda: self._callers.require_hub(context),
+                self.draining,
             ):
                 yield response
         except RenkeiError as err:  # the stream as a whole refused (a caller not the hub)

@@ -84,9 +84,12 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> pki.PkiLayout:
 
 
 async def _serve(
-    layout: pki.PkiLayout, exchange: ScriptedExchange, bind: str = "127.0.0.1:0"
+    layout: pki.PkiLayout,
+    exchange: ScriptedExchange,
+    bind: str = "127.0.0.1:0",
+    servicer: ProviderServicer | None = None,
 ) -> ServerHandle:
-    servicer = CountingServicer(
+    servicer = servicer or CountingServicer(
         cast(Exchange, exchange), CallerCheck(PROVIDER, insecure_development=False)
     )
     return await start_server(
@@ -121,9 +124,12 @@ class Rig:
         self.exchange = ScriptedExchange()
         self.gateway = GrpcProviderGateway(layout.hub(), streams=streams)
         self.handle: ServerHandle | None = None
+        self.servicer = CountingServicer(
+            cast(Exchange, self.exchange), CallerCheck(PROVIDER, insecure_development=False)
+        )
 
     async def __aenter__(self) -> Rig:
-        self.handle = await _serve(self.layout, self.exchange)
+        self.handle = await _serve(self.layout, self.exchange, servicer=self.servicer)
         CountingServicer.unary = 0
         return self
 
@@ -256,6 +262,33 @@ def test_a_provider_dying_mid_stream_fails_the_calls_in_flight_and_the_next_stre
     errors, after = loop.run(run())
     assert all(isinstance(e, Unavailable) for e in errors), errors
     assert after == b"answer-14"
+
+
+def test_a_draining_provider_answers_what_runs_refuses_new_calls_and_ends_the_stream(
+    loop: LoopThread, layout: pki.PkiLayout
+) -> None:
+    """What a graceful shutdown of the communication server does to the hub's stream."""
+
+    async def run() -> tuple[bytes, RenkeiError, bytes, set[int]]:
+        async with Rig(layout) as rig:
+            running = asyncio.create_task(rig.provide(21, "slow:0.3"))
+            await _until(lambda: 21 in rig.exchange.started)
+            rig.servicer.draining.set()
+            refused_call = await _error(rig.provide(22, "answer"))
+            answer = await running
+            stream = rig.gateway._streams[rig.agency.endpoint]  # its state
+            await _until(lambda: stream._open is None or stream._open.broken)
+            # A stream ended by the provider is not reused: the next call opens a new one.
+            rig.servicer.draining.clear()
+            started = set(rig.exchange.started)
+            return answer, refused_call, await rig.provide(23, "answer"), started
+
+    answer, refused_call, after, started = loop.run(run())
+    assert answer == b"answer-21"
+    assert isinstance(refused_call, Unavailable)
+    assert refused_call.reason == "PROVIDER_UNAVAILABLE"
+    assert started == {21}  # the refused call never reached the exchange
+    assert after == b"answer-23"
 
 
 def test_a_provider_without_the_stream_gets_unary_calls(
