@@ -120,6 +120,7 @@ class HubLogRepository(Protocol):
     def row(self, serial: int) -> LogRow | None: ...
     def record_fetch(self, serial: int, outcome: str, reason: str) -> None: ...
     def fetches(self, serial: int) -> list[tuple[datetime, str, str]]: ...
+    def close(self) -> None: ...
 
 
 def _now() -> datetime:
@@ -129,7 +130,15 @@ def _now() -> datetime:
 class SqlHubLog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        # apply's own connection, kept between batches: no pool checkout and
+        # ping per transaction. Only the log's writer thread calls apply.
+        self._writer: sa.Connection | None = None
         metadata.create_all(engine)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     @property
     def engine(self) -> Engine:
@@ -185,10 +194,19 @@ class SqlHubLog:
                 inserts.append(_insert_values(op.entry, PENDING, "", None))
             else:
                 inserts.append(_insert_values(op.entry, op.outcome, op.reason, now))
-        with self._engine.begin() as conn:
-            serials = iter(conn.execute(_INSERT, inserts).scalars().all() if inserts else ())
-            if finishes:
-                conn.execute(_FINISH.values(completed_at=now), finishes)
+        conn = self._writer
+        if conn is None:
+            conn = self._writer = self._engine.connect()
+        try:
+            with conn.begin():
+                rows = conn.execute(_INSERT, inserts).scalars().all() if inserts else []
+                if finishes:
+                    conn.execute(_FINISH.values(completed_at=now), finishes)
+        except Exception:
+            # A connection that failed (the database restarted, say) is not reused.
+            self.close()
+            raise
+        serials = iter(rows)
         return [0 if isinstance(op, Finish) else int(next(serials)) for op in ops]
 
     def mark_interrupted(self) -> int:
@@ -393,3 +411,4 @@ class AsyncHubLog:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self.repo.close()

@@ -349,6 +349,21 @@ def test_apply_mixed_batch_keeps_order_and_finishes_only_named_pending_rows(
     assert _by_serial(repo, first).outcome == OK
 
 
+def test_a_failed_batch_writes_nothing_and_the_next_batch_gets_a_fresh_connection(
+    repo: SqlHubLog,
+) -> None:
+    bad = _entry("pk-bad", info_kind=None)  # NOT NULL: the database refuses the row
+    with pytest.raises(sa.exc.IntegrityError):
+        repo.apply([Begin(_entry("pk-good")), Begin(bad)])
+    assert repo.rows() == []  # the good row of the failed batch is not there either
+    [serial] = repo.apply([Begin(_entry("pk-next"))])
+    assert [r.serial for r in repo.rows()] == [serial]
+    repo.close()
+    repo.close()  # closing twice is harmless; apply opens a connection again
+    assert repo.apply([Finish(serial, OK, "")]) == [0]
+    assert _by_serial(repo, serial).outcome == OK
+
+
 class _CountingRepo(SqlHubLog):
     """Counts transactions, and can be told to fail the next one."""
 
