@@ -42,6 +42,7 @@ class CommServer:
     hub: HubClient
     legacy: LegacyClient
     handle: ServerHandle
+    provider: ProviderServicer
     watcher: asyncio.Task[None] | None = None
 
     @property
@@ -51,6 +52,7 @@ class CommServer:
     async def stop(self, grace: float | None = None) -> None:
         if self.watcher is not None:
             self.watcher.cancel()
+        self.provider.draining.set()
         await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
         await self.exchange.aclose()
         await self.hub.close()
@@ -143,7 +145,7 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
         if staff is not None
         else None
     )
-    return CommServer(config, exchange, store, hub, legacy, handle, watcher)
+    return CommServer(config, exchange, store, hub, legacy, handle, provider, watcher)
 
 
 async def serve(config_path: Path, port_file: Path | None = None) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,11 +19,15 @@ from comm_server.bulk_exchange import (
     BulkProvideItem,
 )
 from comm_server.exchange import CollectCall, Exchange, FetchRequest, LocalQuery, ProvideCall
+from comm_server.provide_stream import serve_provide_stream
 from renkei.bulk import ItemError
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
-from renkei.errors import PermissionDenied, Unauthenticated
+from renkei.errors import PermissionDenied, RenkeiError, Unauthenticated
 from renkei.grpcutil.handlers import metadata_value, rpc
+from renkei.logs import event
 from renkei.pki import PeerIdentity, peer_identity
+
+_log = logging.getLogger("renkei.rpc")
 
 Context = grpc.aio.ServicerContext[Any, Any]
 DEV_PARTY_HEADER = "x-renkei-dev-party"  # "hub" or "agency:<id>"; development ports only
@@ -73,6 +80,8 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
         self._exchange = exchange
         self._callers = callers
         self._bulk = bulk
+        # Set on shutdown: open ProvideStreams finish their calls and end.
+        self.draining = asyncio.Event()
 
     @rpc("BulkProvide")
     async def BulkProvide(  # gRPC method names are PascalCase
@@ -121,6 +130,22 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
         return comm_pb2.ProvideResponse(
             sealed_answer=provided.sealed_answer, ticket=provided.ticket
         )
+
+    async def ProvideStream(  # gRPC method names are PascalCase
+        self, request_iterator: AsyncIterator[comm_pb2.ProvideStreamRequest], context: Context
+    ) -> AsyncIterator[comm_pb2.ProvideStreamResponse]:
+        try:
+            async for response in serve_provide_stream(
+                self._exchange,
+                request_iterator,
+                lambda: self._callers.require_hub(context),
+                self.draining,
+            ):
+                yield response
+        except RenkeiError as err:  # the stream as a whole refused (a caller not the hub)
+            event(_log, "rpc refused", method="ProvideStream", reason=err.reason)
+            status = err.to_status()
+            await context.abort(status.code, status.details, status.trailing_metadata)
 
     @rpc("Collect")
     async def Collect(  # gRPC method names are PascalCase

@@ -141,7 +141,11 @@ async def create_server(config: HubConfig) -> HubServer:
     if interrupted:
         event(_log, "closed log rows left pending by a previous run", rows=interrupted)
     log = AsyncHubLog(repo)
-    gateway = GrpcProviderGateway(config.tls, insecure_development=config.insecure_development)
+    gateway = GrpcProviderGateway(
+        config.tls,
+        insecure_development=config.insecure_development,
+        streams=config.provider_streams,
+    )
     hub = Hub(
         directory=directory,
         policy=load_policy(config.policy_path),

@@ -33,6 +33,8 @@ class HubConfig:
     key_refresh_seconds: float = 5.0
     # The ID issuer, needed only while agencies re-key after an ID-key rotation.
     id_issuer_endpoint: str | None = None
+    # Provide over one ProvideStream per provider (false: one unary call per exchange).
+    provider_streams: bool = True
 
     @classmethod
     def load(cls, path: Path) -> HubConfig:
@@ -58,4 +60,5 @@ class HubConfig:
             log_level=str(hub.get("log_level", "INFO")),
             key_refresh_seconds=float(hub.get("key_refresh_seconds", 5.0)),
             id_issuer_endpoint=hub.get("id_issuer_endpoint"),
+            provider_streams=bool(hub.get("provider_streams", True)),
         )

@@ -125,6 +125,7 @@ class HubLogRepository(Protocol):
     def fetches(self, serial: int) -> list[tuple[datetime, str, str]]: ...
     def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[int]: ...
     def finish_many(self, outcomes: list[tuple[int, str, str]]) -> None: ...
+    def close(self) -> None: ...
 
 
 def _now() -> datetime:
@@ -134,7 +135,15 @@ def _now() -> datetime:
 class SqlHubLog:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        # apply's own connection, kept between batches: no pool checkout and
+        # ping per transaction. Only the log's writer thread calls apply.
+        self._writer: sa.Connection | None = None
         metadata.create_all(engine)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     @property
     def engine(self) -> Engine:
@@ -171,34 +180,39 @@ class SqlHubLog:
             )
 
     def apply(self, ops: list[LogOp]) -> list[int]:
-        """Write ``ops`` in one transaction, in order: serials for inserts, 0 for finishes."""
-        results: list[int] = []
-        with self._engine.begin() as conn:
-            for op in ops:
-                if isinstance(op, Finish):
-                    conn.execute(
-                        hub_log.update()
-                        .where(hub_log.c.serial == op.serial, hub_log.c.outcome == PENDING)
-                        .values(outcome=op.outcome, reason=op.reason, completed_at=_now())
-                    )
-                    results.append(0)
-                    continue
-                outcome, reason, completed = (
-                    (PENDING, "", None)
-                    if isinstance(op, Begin)
-                    else (op.outcome, op.reason, _now())
+        """Write ``ops`` in one transaction: serials for inserts, 0 for finishes.
+
+        The hot path of every linkage, so each kind of op is one executemany of
+        a statement built once. Inserts keep their order (serials follow the
+        queue); a finish never names a row inserted in the same batch, since its
+        caller waited for that row to be durable first.
+        """
+        now = _now()
+        inserts: list[dict[str, object]] = []
+        finishes: list[dict[str, object]] = []
+        for op in ops:
+            if isinstance(op, Finish):
+                finishes.append(
+                    {"b_serial": op.serial, "b_outcome": op.outcome, "b_reason": op.reason}
                 )
-                key = conn.execute(
-                    hub_log.insert().values(
-                        **_entry_values(op.entry),
-                        outcome=outcome,
-                        reason=reason,
-                        completed_at=completed,
-                    )
-                ).inserted_primary_key
-                assert key is not None
-                results.append(int(key[0]))
-        return results
+            elif isinstance(op, Begin):
+                inserts.append(_insert_values(op.entry, PENDING, "", None))
+            else:
+                inserts.append(_insert_values(op.entry, op.outcome, op.reason, now))
+        conn = self._writer
+        if conn is None:
+            conn = self._writer = self._engine.connect()
+        try:
+            with conn.begin():
+                rows = conn.execute(_INSERT, inserts).scalars().all() if inserts else []
+                if finishes:
+                    conn.execute(_FINISH.values(completed_at=now), finishes)
+        except Exception:
+            # A connection that failed (the database restarted, say) is not reused.
+            self.close()
+            raise
+        serials = iter(rows)
+        return [0 if isinstance(op, Finish) else int(next(serials)) for op in ops]
 
     def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[int]:
         """Bulk queries: (entry, outcome, reason) rows in one transaction, serials in order.
@@ -395,6 +409,26 @@ def _insert_sqlite(
     return serials
 
 
+def _insert_values(
+    entry: LogEntry, outcome: str, reason: str, completed: datetime | None
+) -> dict[str, object]:
+    return {
+        **_entry_values(entry),
+        "outcome": outcome,
+        "reason": reason,
+        "completed_at": completed,
+    }
+
+
+# The two statements of every linkage, built once; SQLAlchemy caches their compiled form.
+_INSERT = hub_log.insert().returning(hub_log.c.serial, sort_by_parameter_order=True)
+_FINISH = (
+    hub_log.update()
+    .where(hub_log.c.serial == sa.bindparam("b_serial"), hub_log.c.outcome == PENDING)
+    .values(outcome=sa.bindparam("b_outcome"), reason=sa.bindparam("b_reason"))
+)
+
+
 def _row(r: sa.RowMapping) -> LogRow:
     return LogRow(
         serial=int(r["serial"]),
@@ -496,3 +530,4 @@ class AsyncHubLog:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self.repo.close()

@@ -8,6 +8,7 @@ from google.protobuf import timestamp_pb2
 from hub_server.bulk import BulkProvideCall, BulkProvided, ItemError
 from hub_server.directory import Agency
 from hub_server.linkage import CollectCall, ProvideCall, Provided
+from hub_server.provider_stream import ProviderStream, StreamUnsupported
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import RenkeiError, from_rpc_error
 from renkei.grpcutil.client import channel
@@ -25,10 +26,20 @@ def _provider_error(err: grpc.aio.AioRpcError) -> RenkeiError:
 
 
 class GrpcProviderGateway:
-    def __init__(self, tls: TlsFiles | None, *, insecure_development: bool = False) -> None:
+    """One channel per provider endpoint; Provide over a ProvideStream unless ``streams`` is off.
+
+    A provider that answers ProvideStream with UNIMPLEMENTED gets unary calls from then on.
+    """
+
+    def __init__(
+        self, tls: TlsFiles | None, *, insecure_development: bool = False, streams: bool = True
+    ) -> None:
         self._tls = tls
         self._insecure = insecure_development
+        self._streams_on = streams
         self._stubs: dict[str, comm_pb2_grpc.ProviderServiceAsyncStub] = {}
+        self._streams: dict[str, ProviderStream] = {}
+        self._unary_only: set[str] = set()
         self._channels: list[grpc.aio.Channel] = []
 
     def _stub(self, endpoint: str) -> comm_pb2_grpc.ProviderServiceAsyncStub:
@@ -52,8 +63,20 @@ class GrpcProviderGateway:
             sealed_query=call.sealed_query,
             requester_sealing_public_key=call.requester_sealing_public_key,
         )
+        endpoint = provider.endpoint
+        if self._streams_on and endpoint not in self._unary_only:
+            stream = self._streams.get(endpoint)
+            if stream is None:
+                stream = self._streams[endpoint] = ProviderStream(self._stub(endpoint))
+            try:
+                response = await stream.provide(request, timeout)
+            except StreamUnsupported:
+                # The provider never saw the call: asking it unary is safe.
+                self._unary_only.add(endpoint)
+            else:
+                return Provided(bytes(response.sealed_answer), response.ticket)
         try:
-            response = await self._stub(provider.endpoint).Provide(
+            response = await self._stub(endpoint).Provide(
                 request, timeout=timeout, metadata=outgoing_metadata()
             )
         except grpc.aio.AioRpcError as err:
@@ -110,6 +133,9 @@ class GrpcProviderGateway:
         return BulkProvided(errors, bytes(response.sealed_answers))
 
     async def close(self) -> None:
+        for stream in self._streams.values():
+            await stream.close()
+        self._streams.clear()
         for ch in self._channels:
             await ch.close(None)
         self._channels.clear()

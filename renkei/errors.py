@@ -130,10 +130,25 @@ def from_rpc_error(err: grpc.RpcError, *, fallback_reason: str) -> RenkeiError:
             status = None
         if status is not None:
             info = error_info(status)
+    if info is not None and info.domain == DOMAIN:
+        return from_parts(code, info.reason, details, dict(info.metadata))
+    return from_parts(code, fallback_reason, details)
+
+
+def from_parts(
+    code: grpc.StatusCode, reason: str, message: str, metadata: Mapping[str, str] | None = None
+) -> RenkeiError:
+    """The RenkeiError a peer refused with, from its code, reason, message and metadata."""
     if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
         # A peer's internal failure is reported as unavailable, never echoed as ours.
         code = grpc.StatusCode.UNAVAILABLE
     cls = _BY_CODE.get(code, RenkeiError)
-    if info is not None and info.domain == DOMAIN:
-        return cls(info.reason, details or info.reason, dict(info.metadata), code=code)
-    return cls(fallback_reason, details or fallback_reason, code=code)
+    return cls(reason, message or reason, metadata, code=code)
+
+
+_CODES_BY_VALUE = {c.value[0]: c for c in grpc.StatusCode}
+
+
+def status_code(value: int) -> grpc.StatusCode:
+    """The grpc.StatusCode of a google.rpc.Code number (UNKNOWN for a number it is not)."""
+    return _CODES_BY_VALUE.get(value, grpc.StatusCode.UNKNOWN)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from comm_server.store import CommStore, LogRecord
+from comm_server.store import AsyncCommStore, CommStore, LogRecord
 from renkei.errors import FailedPrecondition
 
 NOW = datetime(2026, 4, 1, 9, 30, tzinfo=UTC)
@@ -132,3 +134,86 @@ def test_bulk_lookups_find_current_next_and_previous_codes(store: CommStore) -> 
     codes = store.link_codes_for(wanted)
     assert len(codes) == 1500
     assert (codes["L0"], codes["L1"]) == ("1.code-0", "2.next-1")
+
+
+class _CountingStore(CommStore):
+    """Counts log transactions, and can be told to fail the next one."""
+
+    def __init__(self, engine: Engine) -> None:
+        super().__init__(engine)
+        self.batches: list[int] = []
+        self.fail_next = False
+
+    def append_logs(self, records: list[LogRecord]) -> None:
+        self.batches.append(len(records))
+        if self.fail_next:
+            self.fail_next = False
+            raise sa.exc.OperationalError("insert", {}, Exception("disk full"))
+        super().append_logs(records)
+
+
+def _record(serial: int) -> LogRecord:
+    return LogRecord(
+        serial=serial,
+        role="provider",
+        logged_at=NOW,
+        counterpart_agency_id="141003",
+        info_kind="年金給付関係情報",
+        legal_basis_item="二十七",
+        local_person_id=f"P{serial}",
+        staff_id="SYSTEM",
+        terminal_id="COMM",
+        content="",
+        purpose=None,
+        outcome="OK",
+        reason="",
+    )
+
+
+def test_log_rows_appended_together_share_commits_and_each_waits_for_its_own(
+    engine: Engine,
+) -> None:
+    store = _CountingStore(engine)
+    shared = AsyncCommStore(store)
+
+    async def run() -> list[int]:
+        waiters = [
+            asyncio.ensure_future(shared.run(store.append_log, _record(s))) for s in range(1, 41)
+        ]
+        seen = []
+        for serial, waiter in enumerate(waiters, start=1):
+            await waiter
+            # Durable before its caller goes on: the row is there when run() returns.
+            seen.append(serial)
+            assert serial in {r.serial for r in store.log_rows(limit=100)}
+        return seen
+
+    try:
+        asyncio.run(run())
+    finally:
+        shared.close()
+    assert sorted(r.serial or 0 for r in store.log_rows(limit=100)) == list(range(1, 41))
+    assert sum(store.batches) == 40
+    assert len(store.batches) < 40  # shared transactions
+
+
+def test_a_failed_log_commit_reaches_every_waiter_of_the_batch_and_the_next_succeeds(
+    engine: Engine,
+) -> None:
+    store = _CountingStore(engine)
+    shared = AsyncCommStore(store)
+
+    async def run() -> tuple[list[BaseException | None], None]:
+        store.fail_next = True
+        first = await asyncio.gather(
+            *(shared.run(store.append_log, _record(s)) for s in (1, 2, 3)),
+            return_exceptions=True,
+        )
+        return list(first), await shared.run(store.append_log, _record(4))
+
+    try:
+        first, _ = asyncio.run(run())
+    finally:
+        shared.close()
+    assert all(isinstance(e, sa.exc.OperationalError) for e in first)
+    assert [r.serial for r in store.log_rows()] == [4]  # nothing half-written

@@ -19,10 +19,13 @@ from hub_server.log_store import (
     OK,
     PENDING,
     AsyncHubLog,
+    Begin,
+    Finish,
     HubLogRepository,
     LogEntry,
     LogOp,
     LogRow,
+    Record,
     SqlHubLog,
 )
 
@@ -314,6 +317,51 @@ def test_person_key_aliases_follow_a_person_across_id_key_rotations(repo: SqlHub
 
 
 # ------------------------------------------------------------------ group commit
+
+
+def test_apply_mixed_batch_keeps_order_and_finishes_only_named_pending_rows(
+    repo: SqlHubLog,
+) -> None:
+    first, second = repo.begin(_entry("pk-a")), repo.begin(_entry("pk-b"))
+    results = repo.apply(
+        [
+            Begin(_entry("pk-c")),
+            Finish(first, OK, ""),
+            Record(_entry("pk-d"), DENIED, "NO_LEGAL_BASIS"),
+            Finish(second, "UNAVAILABLE", "PROVIDER_UNAVAILABLE"),
+            Begin(_entry("pk-e")),
+        ]
+    )
+    assert results[1] == results[3] == 0
+    inserted = [results[0], results[2], results[4]]
+    assert inserted == sorted(inserted)
+    assert inserted[0] > second
+    assert [_by_serial(repo, s).entry.person_key for s in inserted] == ["pk-c", "pk-d", "pk-e"]
+    assert [_by_serial(repo, s).outcome for s in inserted] == [PENDING, DENIED, PENDING]
+    assert _by_serial(repo, inserted[1]).reason == "NO_LEGAL_BASIS"
+    assert _by_serial(repo, inserted[1]).completed_at is not None
+    assert (_by_serial(repo, first).outcome, _by_serial(repo, first).reason) == (OK, "")
+    row = _by_serial(repo, second)
+    assert (row.outcome, row.reason) == ("UNAVAILABLE", "PROVIDER_UNAVAILABLE")
+    assert row.completed_at is not None
+    # A second finish of a finished row changes nothing.
+    assert repo.apply([Finish(first, "INTERNAL", "HUB_FAILURE")]) == [0]
+    assert _by_serial(repo, first).outcome == OK
+
+
+def test_a_failed_batch_writes_nothing_and_the_next_batch_gets_a_fresh_connection(
+    repo: SqlHubLog,
+) -> None:
+    bad = _entry("pk-bad", info_kind=None)  # NOT NULL: the database refuses the row
+    with pytest.raises(sa.exc.IntegrityError):
+        repo.apply([Begin(_entry("pk-good")), Begin(bad)])
+    assert repo.rows() == []  # the good row of the failed batch is not there either
+    [serial] = repo.apply([Begin(_entry("pk-next"))])
+    assert [r.serial for r in repo.rows()] == [serial]
+    repo.close()
+    repo.close()  # closing twice is harmless; apply opens a connection again
+    assert repo.apply([Finish(serial, OK, "")]) == [0]
+    assert _by_serial(repo, serial).outcome == OK
 
 
 class _CountingRepo(SqlHubLog):

@@ -51,6 +51,11 @@ class ProviderServiceStub:
                 request_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.BulkProvideRequest.SerializeToString,
                 response_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.BulkProvideResponse.FromString,
                 _registered_method=True)
+        self.ProvideStream = channel.stream_stream(
+                '/renkei.comm.v1.ProviderService/ProvideStream',
+                request_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.ProvideStreamRequest.SerializeToString,
+                response_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.ProvideStreamResponse.FromString,
+                _registered_method=True)
 
 
 class ProviderServiceServicer:
@@ -85,6 +90,16 @@ class ProviderServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ProvideStream(self, request_iterator, context):
+        """Many Provide calls over one long-lived stream, for the hub: each request
+        carries an id the hub picks, and its answer or refusal comes back with
+        that id as soon as it is ready, in any order. The same work, checks and
+        log rows as Provide; what goes is the cost of one gRPC call per exchange.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ProviderServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -102,6 +117,11 @@ def add_ProviderServiceServicer_to_server(servicer, server):
                     servicer.BulkProvide,
                     request_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.BulkProvideRequest.FromString,
                     response_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.BulkProvideResponse.SerializeToString,
+            ),
+            'ProvideStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.ProvideStream,
+                    request_deserializer=renkei_dot_comm_dot_v1_dot_comm__pb2.ProvideStreamRequest.FromString,
+                    response_serializer=renkei_dot_comm_dot_v1_dot_comm__pb2.ProvideStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -187,6 +207,33 @@ class ProviderService:
             '/renkei.comm.v1.ProviderService/BulkProvide',
             renkei_dot_comm_dot_v1_dot_comm__pb2.BulkProvideRequest.SerializeToString,
             renkei_dot_comm_dot_v1_dot_comm__pb2.BulkProvideResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProvideStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/renkei.comm.v1.ProviderService/ProvideStream',
+            renkei_dot_comm_dot_v1_dot_comm__pb2.ProvideStreamRequest.SerializeToString,
+            renkei_dot_comm_dot_v1_dot_comm__pb2.ProvideStreamResponse.FromString,
             options,
             channel_credentials,
             insecure,

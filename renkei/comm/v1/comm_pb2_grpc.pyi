@@ -50,6 +50,12 @@ class ProviderServiceStub:
     deadline; one log row per person; the answers sealed to the requester
     as one message. Items fail alone.
     """
+    ProvideStream: _grpc.StreamStreamMultiCallable[_comm_pb2.ProvideStreamRequest, _comm_pb2.ProvideStreamResponse]
+    """Many Provide calls over one long-lived stream, for the hub: each request
+    carries an id the hub picks, and its answer or refusal comes back with
+    that id as soon as it is ready, in any order. The same work, checks and
+    log rows as Provide; what goes is the cost of one gRPC call per exchange.
+    """
 
 @_typing.type_check_only
 class ProviderServiceAsyncStub(ProviderServiceStub):
@@ -72,6 +78,12 @@ class ProviderServiceAsyncStub(ProviderServiceStub):
     one call. One legacy lookup per person, concurrently within the
     deadline; one log row per person; the answers sealed to the requester
     as one message. Items fail alone.
+    """
+    ProvideStream: _aio.StreamStreamMultiCallable[_comm_pb2.ProvideStreamRequest, _comm_pb2.ProvideStreamResponse]  # type: ignore[assignment]
+    """Many Provide calls over one long-lived stream, for the hub: each request
+    carries an id the hub picks, and its answer or refusal comes back with
+    that id as soon as it is ready, in any order. The same work, checks and
+    log rows as Provide; what goes is the cost of one gRPC call per exchange.
     """
 
 class ProviderServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -110,6 +122,18 @@ class ProviderServiceServicer(metaclass=_abc_1.ABCMeta):
         one call. One legacy lookup per person, concurrently within the
         deadline; one log row per person; the answers sealed to the requester
         as one message. Items fail alone.
+        """
+
+    @_abc_1.abstractmethod
+    def ProvideStream(
+        self,
+        request_iterator: _MaybeAsyncIterator[_comm_pb2.ProvideStreamRequest],
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_comm_pb2.ProvideStreamResponse], _abc.AsyncIterator[_comm_pb2.ProvideStreamResponse]]:
+        """Many Provide calls over one long-lived stream, for the hub: each request
+        carries an id the hub picks, and its answer or refusal comes back with
+        that id as soon as it is ready, in any order. The same work, checks and
+        log rows as Provide; what goes is the cost of one gRPC call per exchange.
         """
 
 def add_ProviderServiceServicer_to_server(servicer: ProviderServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,150 @@
+"""ProviderService.ProvideStream: many Provide calls from the hub over one stream.
+
+Each request runs as its own task through the same ``Exchange.provide`` as a
+unary Provide call, with the deadline the request carries; its answer or
+refusal goes back tagged with the request's call id as soon as it is ready.
+A cancel message, or the stream ending early (the hub gone), cancels the
+calls still running, as a cancelled unary call would be. When the server
+shuts down (``draining`` set), the stream takes no new calls, answers the
+ones running and ends, so a graceful shutdown is not held up by the hub's
+long-lived stream; the hub opens a new one, elsewhere or after the restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC
+from typing import Any
+
+import grpc
+
+from comm_server.exchange import Exchange, ProvideCall
+from renkei.comm.v1 import comm_pb2
+from renkei.errors import RenkeiError, Unavailable
+from renkei.logs import correlation_id, event, new_correlation_id
+
+_log = logging.getLogger("renkei.rpc")
+
+Context = grpc.aio.ServicerContext[Any, Any]
+Requests = AsyncIterator[comm_pb2.ProvideStreamRequest]
+Response = comm_pb2.ProvideStreamResponse
+
+
+_SHUTTING_DOWN = Unavailable(
+    "PROVIDER_UNAVAILABLE", "the provider is shutting down and takes no new calls"
+)
+
+
+def _call(request: comm_pb2.ProvideRequest) -> ProvideCall:
+    return ProvideCall(
+        serial=request.serial,
+        time=request.time.ToDatetime(tzinfo=UTC),
+        requester_agency_id=request.requester_agency_id,
+        info_kind=request.info_kind,
+        legal_basis_item=request.legal_basis_item,
+        link_code=request.link_code,
+        sealed_query=request.sealed_query,
+        requester_sealing_public_key=request.requester_sealing_public_key,
+    )
+
+
+def _refusal(call_id: int, err: RenkeiError) -> Response:
+    return Response(
+        call_id=call_id,
+        error=comm_pb2.ProvideStreamError(
+            code=err.code.value[0], message=err.message, reason=err.reason, metadata=err.metadata
+        ),
+    )
+
+
+async def serve_provide_stream(
+    exchange: Exchange,
+    requests: Requests,
+    check_caller: Callable[[], None],
+    draining: asyncio.Event | None = None,
+) -> AsyncIterator[Response]:
+    """The responses to ``requests``, in the order they are ready."""
+    check_caller()
+    draining = draining or asyncio.Event()
+    out: asyncio.Queue[Response | None] = asyncio.Queue()
+    running: dict[int, asyncio.Task[None]] = {}
+
+    async def one(call_id: int, request: comm_pb2.ProvideStreamRequest) -> None:
+        correlation_id.set(request.correlation_id[:64] or new_correlation_id())
+        started = time.perf_counter()
+        try:
+            # No timeout_ms: no deadline, as a unary call without one (the server's ceiling).
+            remaining = request.timeout_ms / 1000 if request.timeout_ms else None
+            provided = await exchange.provide(_call(request.provide), remaining)
+            out.put_nowait(
+                Response(
+                    call_id=call_id,
+                    response=comm_pb2.ProvideResponse(
+                        sealed_answer=provided.sealed_answer, ticket=provided.ticket
+                    ),
+                )
+            )
+        except RenkeiError as err:
+            event(
+                _log,
+                "rpc refused",
+                method="ProvideStream",
+                code=err.code.name,
+                reason=err.reason,
+                detail=err.message,
+                ms=round((time.perf_counter() - started) * 1000, 3),
+            )
+            out.put_nowait(_refusal(call_id, err))
+        except asyncio.CancelledError:
+            raise  # the hub gave up on it: nothing to answer
+        except Exception:
+            _log.exception("rpc failed", extra={"fields": {"method": "ProvideStream"}})
+            out.put_nowait(
+                Response(
+                    call_id=call_id,
+                    error=comm_pb2.ProvideStreamError(
+                        code=grpc.StatusCode.INTERNAL.value[0], message="internal error"
+                    ),
+                )
+            )
+        finally:
+            running.pop(call_id, None)
+
+    async def read() -> None:
+        try:
+            async for request in requests:
+                kind = request.WhichOneof("kind")
+                if kind == "provide" and draining.is_set():
+                    out.put_nowait(_refusal(request.call_id, _SHUTTING_DOWN))
+                elif kind == "provide" and request.call_id not in running:
+                    running[request.call_id] = asyncio.create_task(one(request.call_id, request))
+                elif kind == "cancel" and (task := running.get(request.call_id)) is not None:
+                    task.cancel()
+            # The hub closed its side: answer what is still running, then end.
+            while running:
+                await asyncio.gather(*running.values(), return_exceptions=True)
+        finally:
+            out.put_nowait(None)
+
+    async def drain() -> None:
+        await draining.wait()
+        while running:
+            await asyncio.gather(*running.values(), return_exceptions=True)
+        out.put_nowait(None)
+
+    reader = asyncio.create_task(read())
+    drainer = asyncio.create_task(drain())
+    try:
+        while (response := await out.get()) is not None:
+            yield response
+        if not draining.is_set():
+            await reader  # a failed read of the requests ends the stream with its error
+    finally:
+        reader.cancel()
+        drainer.cancel()
+        for task in list(running.values()):
+            task.cancel()
+        await asyncio.gather(reader, drainer, *running.values(), return_exceptions=True)

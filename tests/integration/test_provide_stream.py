@@ -1,0 +1,404 @@
+"""ProvideStream between the hub's gateway and a provider, over mutual TLS.
+
+The provider side is the real ProviderServicer in front of a scripted
+exchange, so each test chooses what one call does (answer after a while,
+refuse, hang, fail); the hub side is the real GrpcProviderGateway. The last
+tests run real relays through the demo topology, where every Provide goes
+over the stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import grpc
+import pytest
+from support.aio import LoopThread
+from support.refusals import refused
+from support.topology import CITY, PENSION, Topology, query
+
+from comm_server.bulk_exchange import BulkExchange
+from comm_server.exchange import Exchange, ProvideCall, Provided
+from comm_server.servicers import CallerCheck, ProviderServicer
+from hub_server.directory import Agency
+from hub_server.linkage import ProvideCall as HubProvideCall
+from hub_server.provider_gateway import GrpcProviderGateway
+from renkei import pki
+from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
+from renkei.demo_data import legacy_records
+from renkei.errors import DeadlineExceeded, NotFound, RenkeiError, Unavailable
+from renkei.grpcutil.server import ServerHandle, start_server
+
+PROVIDER = "nenkin"
+SERVICES = [comm_pb2.DESCRIPTOR.services_by_name["ProviderService"].full_name]
+
+
+class ScriptedExchange:
+    """What each call does comes from its link code: ``answer``, ``slow:<s>``,
+    ``refuse``, ``hang`` or ``boom``."""
+
+    def __init__(self) -> None:
+        self.remaining: dict[int, float | None] = {}
+        self.started: set[int] = set()
+        self.cancelled: set[int] = set()
+
+    async def provide(self, call: ProvideCall, time_remaining: float | None) -> Provided:
+        self.remaining[call.serial] = time_remaining
+        self.started.add(call.serial)
+        kind, _, arg = call.link_code.partition(":")
+        if kind == "slow":
+            await asyncio.sleep(float(arg))
+        elif kind == "refuse":
+            raise NotFound(
+                "PERSON_NOT_BOUND",
+                "the provider has no record bound to this person",
+                {"provider_agency_id": PROVIDER},
+            )
+        elif kind == "hang":
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancelled.add(call.serial)
+                raise
+        elif kind == "boom":
+            raise RuntimeError("a bug in the provider")
+        return Provided(f"answer-{call.serial}".encode())
+
+
+class CountingServicer(ProviderServicer):
+    unary = 0
+
+    def __init__(self, exchange: Exchange, callers: CallerCheck) -> None:
+        # These tests never make a bulk call.
+        super().__init__(exchange, callers, cast(BulkExchange, None))
+
+    async def Provide(  # gRPC method names are PascalCase
+        self, request: comm_pb2.ProvideRequest, context: Any
+    ) -> comm_pb2.ProvideResponse:
+        type(self).unary += 1
+        return await super().Provide(request, context)
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory: pytest.TempPathFactory) -> pki.PkiLayout:
+    return pki.init_pki(tmp_path_factory.mktemp("pki"), ["city", PROVIDER])
+
+
+async def _serve(
+    layout: pki.PkiLayout,
+    exchange: ScriptedExchange,
+    bind: str = "127.0.0.1:0",
+    servicer: ProviderServicer | None = None,
+) -> ServerHandle:
+    servicer = servicer or CountingServicer(
+        cast(Exchange, exchange), CallerCheck(PROVIDER, insecure_development=False)
+    )
+    return await start_server(
+        name="scripted-provider",
+        bind=bind,
+        tls=layout.agency(PROVIDER),
+        register=lambda s: comm_pb2_grpc.add_ProviderServiceServicer_to_server(servicer, s),
+        services=SERVICES,
+    )
+
+
+def _agency(port: int) -> Agency:
+    return Agency(PROVIDER, "pension", frozenset(), f"127.0.0.1:{port}", b"")
+
+
+def _call(serial: int, link_code: str) -> HubProvideCall:
+    return HubProvideCall(
+        serial=serial,
+        time=datetime.now(UTC),
+        requester_agency_id="city",
+        info_kind="年金給付関係情報",
+        legal_basis_item="二十七",
+        link_code=link_code,
+        sealed_query=b"",
+        requester_sealing_public_key=b"",
+    )
+
+
+class Rig:
+    def __init__(self, layout: pki.PkiLayout, *, streams: bool = True) -> None:
+        self.layout = layout
+        self.exchange = ScriptedExchange()
+        self.gateway = GrpcProviderGateway(layout.hub(), streams=streams)
+        self.handle: ServerHandle | None = None
+        self.servicer = CountingServicer(
+            cast(Exchange, self.exchange), CallerCheck(PROVIDER, insecure_development=False)
+        )
+
+    async def __aenter__(self) -> Rig:
+        self.handle = await _serve(self.layout, self.exchange, servicer=self.servicer)
+        CountingServicer.unary = 0
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.gateway.close()
+        if self.handle is not None:
+            await self.handle.server.stop(0)
+
+    @property
+    def agency(self) -> Agency:
+        assert self.handle is not None
+        return _agency(self.handle.port)
+
+    async def provide(self, serial: int, link_code: str, timeout: float = 5.0) -> bytes:
+        provided = await self.gateway.provide(self.agency, _call(serial, link_code), timeout)
+        return provided.sealed_answer
+
+
+async def _error(call: Any) -> RenkeiError:
+    try:
+        await call
+    except RenkeiError as err:
+        return err
+    raise AssertionError("the call did not fail")
+
+
+async def _until(predicate: Any, timeout: float = 5.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not predicate():  # noqa: ASYNC110  # polls state set by the scripted side
+            await asyncio.sleep(0.01)
+
+
+def test_each_call_gets_its_own_answer_whatever_the_order(
+    loop: LoopThread, layout: pki.PkiLayout
+) -> None:
+    async def run() -> tuple[list[bytes], int]:
+        async with Rig(layout) as rig:
+            # Later serials answer sooner: answers come back out of order.
+            answers = await asyncio.gather(
+                *(rig.provide(s, f"slow:{(30 - s) * 0.01}") for s in range(1, 31))
+            )
+            return list(answers), CountingServicer.unary
+
+    answers, unary = loop.run(run())
+    assert answers == [f"answer-{s}".encode() for s in range(1, 31)]
+    assert unary == 0  # all of them over the stream
+
+
+def test_deadline_travels_with_the_call_and_is_enforced(
+    loop: LoopThread, layout: pki.PkiLayout
+) -> None:
+    async def run() -> tuple[RenkeiError, ScriptedExchange, bytes]:
+        async with Rig(layout) as rig:
+            err = await _error(rig.provide(7, "hang", timeout=0.3))
+            # The provider is told the hub gave up, and stops working on the call.
+            await _until(lambda: 7 in rig.exchange.cancelled)
+            after = await rig.provide(8, "answer")  # the stream is still good
+            return err, rig.exchange, after
+
+    err, exchange, after = loop.run(run())
+    assert isinstance(err, DeadlineExceeded)
+    assert err.reason == "PROVIDER_DEADLINE_EXCEEDED"
+    remaining = exchange.remaining[7]
+    assert remaining is not None
+    assert 0.2 < remaining <= 0.3
+    assert after == b"answer-8"
+
+
+def test_a_cancelled_caller_cancels_the_providers_work(
+    loop: LoopThread, layout: pki.PkiLayout
+) -> None:
+    async def run() -> set[int]:
+        async with Rig(layout) as rig:
+            task = asyncio.create_task(rig.provide(9, "hang"))
+            await _until(lambda: 9 in rig.exchange.started)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            await _until(lambda: 9 in rig.exchange.cancelled)
+            return rig.exchange.cancelled
+
+    assert loop.run(run()) == {9}
+
+
+def test_a_refusal_keeps_its_code_reason_and_metadata_as_unary_does(
+    loop: LoopThread, layout: pki.PkiLayout
+) -> None:
+    async def run(streams: bool) -> RenkeiError:
+        async with Rig(layout, streams=streams) as rig:
+            return await _error(rig.provide(3, "refuse"))
+
+    over_stream, unary = loop.run(run(True)), loop.run(run(False))
+    for err in (over_stream, unary):
+        assert isinstance(err, NotFound)
+        assert err.reason == "PERSON_NOT_BOUND"
+        assert err.metadata["provider_agency_id"] == PROVIDER
+        assert err.message == "the provider has no record bound to this person"
+
+
+def test_a_provider_bug_reaches_the_hub_as_unavailable(
+    loop: LoopThread, layout: pki.PkiLayout
+) -> None:
+    async def run() -> tuple[RenkeiError, bytes]:
+        async with Rig(layout) as rig:
+            err = await _error(rig.provide(4, "boom"))
+            return err, await rig.provide(5, "answer")
+
+    err, after = loop.run(run())
+    assert isinstance(err, Unavailable)
+    assert err.code == grpc.StatusCode.UNAVAILABLE
+    assert "a bug" not in err.message  # the provider's internals stay there
+    assert after == b"answer-5"
+
+
+def test_a_provider_dying_mid_stream_fails_the_calls_in_flight_and_the_next_stream_works(
+    loop: LoopThread, layout: pki.PkiLayout
+) -> None:
+    async def run() -> tuple[list[RenkeiError], bytes]:
+        async with Rig(layout) as rig:
+            assert rig.handle is not None
+            port = rig.handle.port
+            calls = [asyncio.create_task(rig.provide(s, "hang")) for s in (11, 12, 13)]
+            await _until(lambda: {11, 12, 13} <= rig.exchange.started)
+            await rig.handle.server.stop(0)
+            errors = [await _error(c) for c in calls]
+            # The provider comes back on the same port: the gateway opens a new stream.
+            rig.handle = await _serve(layout, rig.exchange, f"127.0.0.1:{port}")
+            return errors, await rig.provide(14, "answer", timeout=10)
+
+    errors, after = loop.run(run())
+    assert all(isinstance(e, Unavailable) for e in errors), errors
+    assert after == b"answer-14"
+
+
+def test_a_draining_provider_answers_what_runs_refuses_new_calls_and_ends_the_stream(
+    loop: LoopThread, layout: pki.PkiLayout
+) -> None:
+    """What a graceful shutdown of the communication server does to the hub's stream."""
+
+    async def run() -> tuple[bytes, RenkeiError, bytes, set[int]]:
+        async with Rig(layout) as rig:
+            running = asyncio.create_task(rig.provide(21, "slow:0.3"))
+            await _until(lambda: 21 in rig.exchange.started)
+            rig.servicer.draining.set()
+            refused_call = await _error(rig.provide(22, "answer"))
+            answer = await running
+            stream = rig.gateway._streams[rig.agency.endpoint]  # its state
+            await _until(lambda: stream._open is None or stream._open.broken)
+            # A stream ended by the provider is not reused: the next call opens a new one.
+            rig.servicer.draining.clear()
+            started = set(rig.exchange.started)
+            return answer, refused_call, await rig.provide(23, "answer"), started
+
+    answer, refused_call, after, started = loop.run(run())
+    assert answer == b"answer-21"
+    assert isinstance(refused_call, Unavailable)
+    assert refused_call.reason == "PROVIDER_UNAVAILABLE"
+    assert started == {21}  # the refused call never reached the exchange
+    assert after == b"answer-23"
+
+
+def test_a_provider_without_the_stream_gets_unary_calls(
+    loop: LoopThread, layout: pki.PkiLayout
+) -> None:
+    """An older communication server answers ProvideStream with UNIMPLEMENTED."""
+
+    async def run() -> tuple[list[bytes], int]:
+        exchange = ScriptedExchange()
+        servicer = CountingServicer(
+            cast(Exchange, exchange), CallerCheck(PROVIDER, insecure_development=False)
+        )
+        unary_only = grpc.method_handlers_generic_handler(
+            SERVICES[0],
+            {
+                "Provide": grpc.unary_unary_rpc_method_handler(
+                    servicer.Provide,
+                    request_deserializer=comm_pb2.ProvideRequest.FromString,
+                    response_serializer=comm_pb2.ProvideResponse.SerializeToString,
+                )
+            },
+        )
+        handle = await start_server(
+            name="old-provider",
+            bind="127.0.0.1:0",
+            tls=layout.agency(PROVIDER),
+            register=lambda s: s.add_generic_rpc_handlers((unary_only,)),
+            services=SERVICES,
+        )
+        CountingServicer.unary = 0
+        gateway = GrpcProviderGateway(layout.hub())
+        try:
+            answers = [
+                (await gateway.provide(_agency(handle.port), _call(s, "answer"), 5)).sealed_answer
+                for s in (1, 2)
+            ]
+            return answers, CountingServicer.unary
+        finally:
+            await gateway.close()
+            await handle.server.stop(0)
+
+    answers, unary = loop.run(run())
+    assert answers == [b"answer-1", b"answer-2"]
+    assert unary == 2
+
+
+def test_only_the_hub_may_open_the_stream(loop: LoopThread, layout: pki.PkiLayout) -> None:
+    async def run() -> Any:
+        handle = await _serve(layout, ScriptedExchange())
+        creds = layout.agency("city").channel_credentials()
+        try:
+            async with grpc.aio.secure_channel(f"127.0.0.1:{handle.port}", creds) as ch:
+
+                async def one() -> AsyncIterator[comm_pb2.ProvideStreamRequest]:
+                    yield comm_pb2.ProvideStreamRequest(
+                        call_id=1, provide=comm_pb2.ProvideRequest(serial=1, link_code="answer")
+                    )
+
+                stream = comm_pb2_grpc.ProviderServiceStub(ch).ProvideStream(one(), timeout=5)
+
+                async def drain() -> None:
+                    async for _ in stream:
+                        raise AssertionError("a non-hub caller got an answer")
+
+                return await refused(drain())
+        finally:
+            await handle.server.stop(0)
+
+    refusal = loop.run(run())
+    assert refusal.code == grpc.StatusCode.PERMISSION_DENIED
+    assert refusal.reason == "CALLER_NOT_HUB"
+
+
+# -- through the real topology: every Provide goes over the stream -------------
+
+
+def test_concurrent_relays_over_the_stream_each_open_and_are_logged_before_answering(
+    loop: LoopThread, topo: Topology
+) -> None:
+    people = [p for p in topo.people if CITY in p.local_ids and PENSION in p.local_ids][:6]
+
+    async def run() -> list[Any]:
+        async with topo.channel(CITY, CITY) as ch:
+            stub = topo.requester_stub(ch)
+            return list(
+                await asyncio.gather(
+                    *(
+                        stub.Query(
+                            query(CITY, p, PENSION, "年金給付関係情報", "二十七"), timeout=10
+                        )
+                        for p in people
+                        for _ in range(3)
+                    )
+                )
+            )
+
+    responses = loop.run(run())
+    records = legacy_records(topo.people)[PENSION]
+    expected = [records[p.local_ids[PENSION]]["年金給付関係情報"] for p in people for _ in range(3)]
+    # Each answer opened under its own serial (a mix-up would not open) and is the right person's.
+    assert [json.loads(r.answer) for r in responses] == expected
+    serials = [r.serial for r in responses]
+    assert len(set(serials)) == len(serials)
+    rows = {r.serial: r for r in topo.hub_log().rows(limit=100_000)}
+    # The answer came back only after the hub's outcome row was durable.
+    assert all(rows[s].outcome == "OK" and rows[s].completed_at is not None for s in serials)
+    gateway = topo.hub.gateway
+    assert gateway._streams  # the stream, not unary calls, carried them
