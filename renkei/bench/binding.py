@@ -1,6 +1,6 @@
 """`make bench-binding`, end to end: an agency's file bound through every party, as processes.
 
-    python -m renkei.bench.binding [--count N] [--batch B] [--concurrency C] [--seed S]
+    python -m renkei.bench.binding [--count N] [--batch B] [--ahead A] [--seed S]
 
 The matcher alone is measured in process by ``legacy_stubs.registry.bench_binding``
 (a million residents). This run takes the same generated register and agency
@@ -9,9 +9,11 @@ file through the real path, ``comm_server.bulk_bind.bind_agency`` (what
 ``renkei bind`` runs) as the city's communication server:
 
     batch of B records --MatchRecords--> registry binding service (normalize, match)
-                                           --SealIdCodes (one call a batch)--> ID issuer
-    each unique match  --IssueLinkCode (one call a record)--> hub (opens, derives the link code)
-                       --> correspondence table (one SQLite commit a record)
+                          --SealIdCodeBatch (one call, one HPKE message a batch)--> ID issuer
+    the batch's unique matches --IssueLinkCodes (one call a batch)--> hub (opens, derives)
+                       --> correspondence table and handles (one SQLite commit a batch)
+
+with the next A batches matched while one is at the hub and the store.
 
 The ID issuer, the hub and the registry's binding service run as separate
 processes on loopback (``renkei.processes``); the driver is this process.
@@ -37,7 +39,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from comm_server.bulk_bind import CONCURRENCY, BindReport, LocalRecord, bind_agency
+from comm_server.bulk_bind import AHEAD, BindReport, LocalRecord, bind_agency
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
 from comm_server.store import CommStore
@@ -104,7 +106,7 @@ def run(
     batch: int = 500,
     seed: int = 1,
     *,
-    concurrency: int = CONCURRENCY,
+    ahead: int = AHEAD,
     state_dir: Path | None = None,
     echo: bool = True,
 ) -> dict[str, Any]:
@@ -145,9 +147,7 @@ def run(
             config = CommConfig.load(layout.comm_config(CITY))
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             started_at = time.perf_counter()
-            report: BindReport = asyncio.run(
-                bind_agency(config, records, batch=batch, concurrency=concurrency)
-            )
+            report: BindReport = asyncio.run(bind_agency(config, records, batch=batch, ahead=ahead))
             seconds = time.perf_counter() - started_at
             cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
             right, wrong = asyncio.run(
@@ -162,7 +162,7 @@ def run(
     result: dict[str, Any] = {
         "records": len(records),
         "batch": batch,
-        "concurrency": concurrency,
+        "ahead": ahead,
         "seconds": round(seconds, 2),
         "records_per_second": round(rate, 1),
         "bound": report.bound,
@@ -187,7 +187,7 @@ def run(
 def print_table(result: dict[str, Any], console: Console) -> None:
     table = Table(
         title=f"binding end to end: {result['records']:,} records, batches of {result['batch']}"
-        f", {result['concurrency']} hub calls in flight ({result['cpus']} CPUs)"
+        f", {result['ahead']} matched ahead ({result['cpus']} CPUs)"
     )
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -211,7 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m renkei.bench.binding")
     parser.add_argument("--count", type=int, default=20_000, help="residents and records")
     parser.add_argument("--batch", type=int, default=500, help="records per MatchRecords call")
-    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="hub calls in flight")
+    parser.add_argument(
+        "--ahead", type=int, default=AHEAD, help="batches matched while one is written"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--state-dir", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -223,7 +225,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.batch,
             args.seed,
             state_dir=args.state_dir,
-            concurrency=args.concurrency,
+            ahead=args.ahead,
         )
     except inproc.PrecisionError as err:
         Console(stderr=True).print(f"[bold red]{err}[/]")

@@ -75,6 +75,13 @@ class HubServiceStub:
     that Relay answered with a ticket. Only that exchange's requester may
     fetch, once; the hub logs the fetch under the exchange's serial.
     """
+    IssueLinkCodes: _grpc.UnaryUnaryMultiCallable[_hub_pb2.IssueLinkCodesRequest, _hub_pb2.IssueLinkCodesResponse]
+    """Binding in bulk (R13): turns a batch of ID codes sealed together to the
+    hub for the calling agency (by the ID issuer, one message for a whole
+    MatchRecords call) into the caller's link codes, in the batch's order.
+    All or nothing: a batch that does not open for the caller, is malformed
+    or holds a code of a retired ID key version is refused as a whole.
+    """
 
 @_typing.type_check_only
 class HubServiceAsyncStub(HubServiceStub):
@@ -122,6 +129,13 @@ class HubServiceAsyncStub(HubServiceStub):
     """Answer-later: fetches, through the provider, the answer to an exchange
     that Relay answered with a ticket. Only that exchange's requester may
     fetch, once; the hub logs the fetch under the exchange's serial.
+    """
+    IssueLinkCodes: _aio.UnaryUnaryMultiCallable[_hub_pb2.IssueLinkCodesRequest, _hub_pb2.IssueLinkCodesResponse]  # type: ignore[assignment]
+    """Binding in bulk (R13): turns a batch of ID codes sealed together to the
+    hub for the calling agency (by the ID issuer, one message for a whole
+    MatchRecords call) into the caller's link codes, in the batch's order.
+    All or nothing: a batch that does not open for the caller, is malformed
+    or holds a code of a retired ID key version is refused as a whole.
     """
 
 class HubServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -215,6 +229,19 @@ class HubServiceServicer(metaclass=_abc_1.ABCMeta):
         """Answer-later: fetches, through the provider, the answer to an exchange
         that Relay answered with a ticket. Only that exchange's requester may
         fetch, once; the hub logs the fetch under the exchange's serial.
+        """
+
+    @_abc_1.abstractmethod
+    def IssueLinkCodes(
+        self,
+        request: _hub_pb2.IssueLinkCodesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hub_pb2.IssueLinkCodesResponse, _abc.Awaitable[_hub_pb2.IssueLinkCodesResponse]]:
+        """Binding in bulk (R13): turns a batch of ID codes sealed together to the
+        hub for the calling agency (by the ID issuer, one message for a whole
+        MatchRecords call) into the caller's link codes, in the batch's order.
+        All or nothing: a batch that does not open for the caller, is malformed
+        or holds a code of a retired ID key version is refused as a whole.
         """
 
 def add_HubServiceServicer_to_server(servicer: HubServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
