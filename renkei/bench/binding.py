@@ -36,17 +36,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
 from comm_server.bulk_bind import AHEAD, BindReport, LocalRecord, bind_agency
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
-from comm_server.store import CommStore
+from comm_server.store import CommStore, correspondence
 from id_issuer.issuer import IdIssuer
 from legacy_stubs.registry import bench_binding as inproc
 from legacy_stubs.registry.store import RegistryStore
-from renkei import db
+from renkei import db, id_code_batch
 from renkei.bench.linkage import cpu_seconds
 from renkei.deploy import (
     DEMO_AGENCIES,
@@ -76,29 +77,55 @@ def _local(n: int, record: inproc.BenchRecord) -> LocalRecord:
 async def _check_precision(
     config: CommConfig, issuer: IdIssuer, truth: dict[str, str | None]
 ) -> tuple[int, int]:
-    """(bound rightly, bound wrongly), from the city's correspondence table."""
+    """(bound rightly, bound wrongly), from the city's correspondence table.
+
+    The expected code of each bound record is the hub's link code for its own
+    resident: that resident's ID code, made here with the ID issuer's key,
+    sealed in batches of 1000 for the city and turned into link codes by the
+    hub (the same derivation as a single ``IssueLinkCode``, tested so).
+    """
     store = CommStore(db.create_engine(config.database_url, schema=config.database_schema))
     hub = HubClient(
         config.hub_endpoint, config.tls, insecure_development=config.insecure_development
     )
     right = wrong = 0
     try:
+        pending: list[tuple[str, str]] = []  # (bound link code, resident code)
+        bound_codes = _bound_codes(store, list(truth))
         for local, code in truth.items():
-            bound = store.link_code_for(local)
+            bound = bound_codes.get(local)
             if bound is None:
                 continue
             if code is None:
                 wrong += 1
-                continue
-            link, _, _ = await hub.issue_link_code(issuer.sealed_id_code(code, CITY), timeout=10)
-            if link == bound:
-                right += 1
             else:
-                wrong += 1
+                pending.append((bound, code))
+        for i in range(0, len(pending), id_code_batch.MAX_CODES):
+            chunk = pending[i : i + id_code_batch.MAX_CODES]
+            sealed = issuer.sealed_batch([issuer.issuer.issue(c) for _, c in chunk], CITY)
+            issued, _ = await hub.issue_link_codes(sealed, timeout=30)
+            for (bound, _), (link, _) in zip(chunk, issued, strict=True):
+                if link == bound:
+                    right += 1
+                else:
+                    wrong += 1
     finally:
         await hub.close()
         store.engine.dispose()
     return right, wrong
+
+
+def _bound_codes(store: CommStore, local_ids: list[str]) -> dict[str, str]:
+    c = correspondence.c
+    out: dict[str, str] = {}
+    with store.engine.connect() as conn:
+        for i in range(0, len(local_ids), 1000):
+            chunk = local_ids[i : i + 1000]
+            rows = conn.execute(
+                sa.select(c.local_person_id, c.link_code).where(c.local_person_id.in_(chunk))
+            )
+            out.update({r.local_person_id: r.link_code for r in rows})
+    return out
 
 
 def run(
