@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 from support.aio import LoopThread
-from support.refusals import refused
+from support.refusals import Refusal, refused
 from support.topology import CITY, PENSION, Topology
 
 from hub_server.id_issuer_client import IdKeyState
@@ -19,14 +19,11 @@ from renkei.hub.v1 import hub_pb2
 from renkei.idissuer.v1 import id_issuer_pb2, id_issuer_pb2_grpc
 
 
-def _issue(topo: Topology, as_agency: str, sealed: bytes) -> hub_pb2.IssueLinkCodesResponse:
-    async def go() -> hub_pb2.IssueLinkCodesResponse:
-        async with topo.channel("hub", as_agency) as ch:
-            return await topo.hub_stub(ch).IssueLinkCodes(
-                hub_pb2.IssueLinkCodesRequest(sealed_batch=sealed), timeout=5
-            )
-
-    return go()  # type: ignore[return-value]
+async def _issue(topo: Topology, as_agency: str, sealed: bytes) -> hub_pb2.IssueLinkCodesResponse:
+    async with topo.channel("hub", as_agency) as ch:
+        return await topo.hub_stub(ch).IssueLinkCodes(
+            hub_pb2.IssueLinkCodesRequest(sealed_batch=sealed), timeout=5
+        )
 
 
 def _batch(topo: Topology, agency: str, people: list[int]) -> bytes:
@@ -47,7 +44,7 @@ def test_the_registry_gets_one_sealed_batch_that_the_hub_turns_into_link_codes(
         )
         async with channel:
             stub = id_issuer_pb2_grpc.IdIssuerServiceStub(channel)
-            return await stub.SealIdCodeBatch(  # type: ignore[no-any-return]
+            return await stub.SealIdCodeBatch(
                 id_issuer_pb2.SealIdCodeBatchRequest(agency_id=CITY, resident_codes=codes_),
                 timeout=5,
             )
@@ -70,7 +67,7 @@ def test_the_registry_gets_one_sealed_batch_that_the_hub_turns_into_link_codes(
 
 
 def test_only_listed_parties_may_seal_a_batch(loop: LoopThread, topo: Topology) -> None:
-    async def as_agency() -> object:
+    async def as_agency() -> Refusal:
         channel = grpc.aio.secure_channel(
             f"127.0.0.1:{topo.id_issuer.port}", topo.tls(CITY).channel_credentials()
         )
@@ -84,7 +81,7 @@ def test_only_listed_parties_may_seal_a_batch(loop: LoopThread, topo: Topology) 
             )
 
     refusal = loop.run(as_agency())
-    assert (refusal.code, refusal.reason) == (  # type: ignore[attr-defined]
+    assert (refusal.code, refusal.reason) == (
         grpc.StatusCode.PERMISSION_DENIED,
         "CALLER_NOT_AUTHORIZED",
     )

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -566,3 +566,44 @@ def test_a_batch_the_hub_refuses_goes_to_review_and_the_job_goes_on(
     assert {item.status for item in report.review} == {"failed"}
     assert report.review[0].reason.startswith("ID_CODE_KEY_RETIRED: sealed_batch is made from")
     assert all(s.topo.store(CITY).link_code_for(r.local_person_id) is None for r in records)
+
+
+@pytest.mark.parametrize("ahead", [0, 1, 3])
+def test_a_registry_failure_stops_the_job_after_the_batches_before_it(
+    loop: LoopThread, setup: Setup, ahead: int
+) -> None:
+    s = setup
+    records = [
+        replace(_legacy(r, i), local_person_id=f"A{ahead}-{i}") for i, r in enumerate(s.fresh)
+    ]
+    comm = s.topo.comms[CITY]
+
+    class FailingSecondCall:
+        def __init__(self, stub: registry_pb2_grpc.BindingServiceAsyncStub) -> None:
+            self.stub, self.calls = stub, 0
+
+        async def MatchRecords(self, request: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls == 2:
+                raise RenkeiError("REGISTRY_UNAVAILABLE", "the registry went away")
+            return await self.stub.MatchRecords(request, **kwargs)
+
+    async def go() -> BindReport:
+        ch, stub = _stub(s, s.topo.layout.pki.agency(CITY))
+        async with ch:
+            return await bulk_bind(
+                comm.store,
+                comm.hub,
+                cast(registry_pb2_grpc.BindingServiceAsyncStub, FailingSecondCall(stub)),
+                records,
+                batch=2,
+                ahead=ahead,
+            )
+
+    with pytest.raises(RenkeiError, match="went away"):
+        loop.run(go(), timeout=60)
+    city = s.topo.store(CITY)
+    bound = [city.link_code_for(r.local_person_id) is not None for r in records]
+    assert bound == [True, True, False, False, False]
+    report = _bulk(loop, s, records)
+    assert (report.bound, report.already_bound) == (3, 2)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from comm_server.store import CommStore, LogRecord
 from renkei.errors import FailedPrecondition
@@ -168,9 +168,9 @@ def test_handles_are_kept_with_the_bindings_and_conflicts_named(engine: Engine) 
     facts.remember_handle("OLD", "h-old")
     conflicts: dict[str, FailedPrecondition] = {}
 
-    def keep(conn: object, bound: list[str]) -> None:
+    def keep(conn: Connection, bound: list[str]) -> None:
         pairs = {"A1": "h-1", "OLD": "h-old", "A2": "h-old", "A3": "h-3"}
-        conflicts.update(facts.remember_handles(conn, [(b, pairs[b]) for b in bound]))  # type: ignore[arg-type]
+        conflicts.update(facts.remember_handles(conn, [(b, pairs[b]) for b in bound]))
 
     rows = [NewBinding(local, f"1.{local}", 1) for local in ("A1", "OLD", "A2", "A3")]
     store.bind_many(rows, NOW, then=keep)
