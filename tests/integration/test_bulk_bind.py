@@ -594,7 +594,7 @@ def test_a_registry_failure_stops_the_job_after_the_batches_before_it(
             return await bulk_bind(
                 comm.store,
                 comm.hub,
-                cast(registry_pb2_grpc.BindingServiceAsyncStub, FailingSecondCall(stub)),
+                cast("registry_pb2_grpc.BindingServiceAsyncStub", FailingSecondCall(stub)),
                 records,
                 batch=2,
                 ahead=ahead,
