@@ -164,3 +164,12 @@ def test_the_id_code_bytes_never_reach_the_agency(loop: LoopThread, topo: Topolo
     answer = loop.run(_issue(topo, CITY, sealed))
     assert id_code not in sealed
     assert id_code not in answer.SerializeToString()
+
+
+def test_a_caller_that_is_no_agency_gets_no_link_codes(loop: LoopThread, topo: Topology) -> None:
+    sealed = _batch(topo, CITY, [0])
+    refusal = loop.run(refused(_issue(topo, "hub", sealed)))
+    assert (refusal.code, refusal.reason) == (
+        grpc.StatusCode.UNAUTHENTICATED,
+        "CLIENT_CERT_REQUIRED",
+    )
