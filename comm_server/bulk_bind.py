@@ -2,44 +2,50 @@
 
 For each batch of records not yet in the correspondence table, the registry's
 side (``renkei.registry.v1.BindingService.MatchRecords``, called with this
-agency's certificate) matches the four facts and answers, for a unique match,
-the resident's ID code sealed to the hub for this agency. Each sealed code
-goes to the hub (``comm_server.binding.bind``) for this agency's link code,
-which the correspondence table keeps (up to ``concurrency`` hub calls in
-flight, so that their round trips overlap), and the registry's subscription
-handle for the person goes to ``registry_handles`` (``comm_server.feed``
-follows the person's changes by it). Ambiguous, unmatched and invalid records
-go to a review list with the registry's reason; nothing about them is guessed.
+agency's certificate and ``seal_as_batch``) matches the four facts and
+answers an outcome per record plus, for the unique matches, ONE message: the
+residents' ID codes sealed together to the hub for this agency, and which
+outcomes it covers. That batch goes to the hub in one call
+(``HubService.IssueLinkCodes``) for this agency's link codes, in order, and
+the correspondence table keeps them in one transaction together with the
+registry's subscription handles (``registry_handles``; ``comm_server.feed``
+follows the persons' changes by them). Ambiguous, unmatched and invalid
+records go to a review list with the registry's reason; nothing about them is
+guessed. While one batch is at the hub and the store, the next ``ahead``
+batches are matched (a bounded queue), so the registry's work overlaps ours.
 
 The agency never sees a resident code or an ID code, and it sends the hub no
-four facts. A crash loses nothing: a rerun skips records already bound (the
-table is the progress), and binding the same person again is a no-op.
+four facts. A crash loses nothing: a batch's bindings are written in one
+transaction or not at all, a rerun skips records already bound (the table is
+the progress), and binding the same person again gives the same link code.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Literal, TypeAlias
 
 import grpc
+from sqlalchemy.engine import Connection
 
-from comm_server.binding import BindOutcome, bind
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
 from comm_server.person_facts import PersonFactsStore
-from comm_server.store import AsyncCommStore, open_store
+from comm_server.store import AsyncCommStore, CommStore, NewBinding, open_store
 from renkei import validate
 from renkei.config_util import ConfigError
-from renkei.errors import RenkeiError, from_rpc_error
+from renkei.errors import FailedPrecondition, RenkeiError, from_rpc_error
 from renkei.grpcutil.client import channel
 from renkei.grpcutil.handlers import outgoing_metadata
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 
 MAX_BATCH = 1000
-CONCURRENCY = 16
-"""IssueLinkCode calls in flight at once."""
+AHEAD = 1
+"""Batches matched at the registry while the previous one is at the hub and the store."""
 SAMPLES = 20
 ReviewStatus = Literal["ambiguous", "none", "invalid", "failed"]
 
@@ -155,10 +161,6 @@ def _shown(local_person_id: str) -> str:
     return local_person_id.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _bound_already(store: AsyncCommStore, local_ids: list[str]) -> list[bool]:
-    return [store.store.link_code_for(local) is not None for local in local_ids]
-
-
 def _proto(r: LocalRecord) -> registry_pb2.Record:
     return registry_pb2.Record(
         local_person_id=r.local_person_id,
@@ -171,6 +173,18 @@ def _proto(r: LocalRecord) -> registry_pb2.Record:
     )
 
 
+@dataclass
+class _Matched:
+    """One batch, matched: what the report learns of it before the hub and the store."""
+
+    invalid: list[tuple[str, str]]
+    already_bound: list[str]
+    todo: list[LocalRecord]
+    response: registry_pb2.MatchRecordsResponse | None
+    # Records the reader could not read (a mapper's refusal), for review as they are.
+    unread: list[ReviewItem] = field(default_factory=list)
+
+
 async def bulk_bind(
     store: AsyncCommStore,
     hub_client: HubClient,
@@ -180,112 +194,185 @@ async def bulk_bind(
     batch: int = 200,
     progress: Callable[[BindReport], None] | None = None,
     timeout: float = 30.0,
-    concurrency: int = CONCURRENCY,
+    ahead: int = AHEAD,
 ) -> BindReport:
     """Bind every record not yet bound; see the module docstring."""
     if not 1 <= batch <= MAX_BATCH:
         raise ValueError(f"batch must be 1..{MAX_BATCH}, not {batch}")
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be at least 1, not {concurrency}")
+    if ahead < 0:
+        raise ValueError(f"ahead must be 0 or more, not {ahead}")
     facts = await store.run(PersonFactsStore, store.store.engine)
     report = BindReport()
-    async for chunk in _batches(records, batch):
-        todo: list[LocalRecord] = []
-        sendable: list[LocalRecord] = []
-        for record in chunk:
-            if isinstance(record, ReviewItem):
-                report._review(record.local_person_id, record.status, record.reason)
-                continue
-            problem = record_problem(record)
-            if problem is not None:
-                report._review(
-                    _shown(record.local_person_id), "invalid", f"invalid record: {problem}"
-                )
-            else:
-                sendable.append(record)
-        # One trip to the store's thread for the whole chunk, not one per record.
-        bound = await store.run(_bound_already, store, [r.local_person_id for r in sendable])
-        for record, done in zip(sendable, bound, strict=True):
-            if done:
-                report._count("already_bound", record.local_person_id)
-            else:
-                todo.append(record)
-        if todo:
-            await _bind_batch(
-                store, facts, hub_client, registry_stub, todo, report, timeout, concurrency
-            )
+
+    async def match(chunk: list[LocalRecord | ReviewItem]) -> _Matched:
+        unread = [r for r in chunk if isinstance(r, ReviewItem)]
+        matched = await _match(
+            store, registry_stub, [r for r in chunk if isinstance(r, LocalRecord)], timeout
+        )
+        matched.unread.extend(unread)
+        return matched
+
+    async def write(matched: _Matched) -> None:
+        for item in matched.unread:
+            report._review(item.local_person_id, item.status, item.reason)
+        for local, reason in matched.invalid:
+            report._review(local, "invalid", reason)
+        for local in matched.already_bound:
+            report._count("already_bound", local)
+        if matched.response is not None:
+            await _bind_matched(store, facts, hub_client, matched.response, report, timeout)
         if progress is not None:
             progress(report)
+
+    if ahead == 0:
+        async for chunk in _batches(records, batch):
+            await write(await match(chunk))
+        return report
+    # The next batches are matched while this one is at the hub and the store;
+    # the queue bounds how far ahead (and how much memory) the matching runs.
+    queue: asyncio.Queue[_Matched | Exception | None] = asyncio.Queue(maxsize=ahead)
+
+    async def produce() -> None:
+        try:
+            async for chunk in _batches(records, batch):
+                await queue.put(await match(chunk))
+        except Exception as err:  # handed to the writer, which raises it in order
+            await queue.put(err)
+        else:
+            await queue.put(None)
+
+    producer = asyncio.create_task(produce())
+    try:
+        while (item := await queue.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            await write(item)
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer
     return report
 
 
-async def _bind_batch(
+async def _match(
     store: AsyncCommStore,
-    facts: PersonFactsStore,
-    hub_client: HubClient,
     registry_stub: registry_pb2_grpc.BindingServiceAsyncStub,
-    todo: list[LocalRecord],
-    report: BindReport,
+    chunk: list[LocalRecord],
     timeout: float,
-    concurrency: int,
-) -> None:
+) -> _Matched:
+    invalid: list[tuple[str, str]] = []
+    sendable: list[LocalRecord] = []
+    for record in chunk:
+        problem = record_problem(record)
+        if problem is not None:
+            invalid.append((_shown(record.local_person_id), f"invalid record: {problem}"))
+        else:
+            sendable.append(record)
+    # One query for the whole chunk, not one per record.
+    bound = await store.run(store.store.bound_among, [r.local_person_id for r in sendable])
+    todo = [r for r in sendable if r.local_person_id not in bound]
+    already = [r.local_person_id for r in sendable if r.local_person_id in bound]
+    if not todo:
+        return _Matched(invalid, already, todo, None)
     try:
         response = await registry_stub.MatchRecords(
-            registry_pb2.MatchRecordsRequest(records=[_proto(r) for r in todo]),
+            registry_pb2.MatchRecordsRequest(records=[_proto(r) for r in todo], seal_as_batch=True),
             timeout=timeout,
             metadata=outgoing_metadata(),
         )
     except grpc.aio.AioRpcError as err:
         raise from_rpc_error(err, fallback_reason="REGISTRY_UNAVAILABLE") from None
-    if len(response.outcomes) != len(todo):
+    _check_answer(todo, response)
+    return _Matched(invalid, already, todo, response)
+
+
+def _check_answer(todo: list[LocalRecord], response: registry_pb2.MatchRecordsResponse) -> None:
+    """Refuses an answer whose outcomes or batch do not line up with the records sent."""
+    outcomes = response.outcomes
+    if len(outcomes) != len(todo):
         raise RenkeiError(
             "REGISTRY_BAD_ANSWER",
-            f"the registry answered {len(response.outcomes)} outcomes for {len(todo)} records",
+            f"the registry answered {len(outcomes)} outcomes for {len(todo)} records",
         )
-    for record, outcome in zip(todo, response.outcomes, strict=True):
+    for record, outcome in zip(todo, outcomes, strict=True):
         if outcome.local_person_id != record.local_person_id:
             raise RenkeiError(
                 "REGISTRY_BAD_ANSWER",
                 f"outcome for {outcome.local_person_id!r}, not {record.local_person_id!r}",
             )
-    # The hub's IssueLinkCode is one call a record: keep several in flight so
-    # that round trips overlap; outcomes are still reported in file order.
-    gate = asyncio.Semaphore(concurrency)
-
-    async def bind_one(local: str, sealed: bytes, handle: str) -> BindOutcome | RenkeiError:
-        async with gate:
-            try:
-                done = await bind(store, hub_client, local, sealed)
-                if handle:
-                    await store.run(facts.remember_handle, local, handle)
-                return done
-            except RenkeiError as err:
-                return err
-
-    unique = [
-        i
-        for i, o in enumerate(response.outcomes)
-        if o.status == registry_pb2.MATCH_STATUS_UNIQUE and o.sealed_id_code
-    ]
-    outcomes = response.outcomes
-    done = await asyncio.gather(
-        *(
-            bind_one(
-                outcomes[i].local_person_id,
-                bytes(outcomes[i].sealed_id_code),
-                outcomes[i].subscription_handle,
-            )
-            for i in unique
+    unique = [i for i, o in enumerate(outcomes) if o.status == registry_pb2.MATCH_STATUS_UNIQUE]
+    if list(response.sealed_batch_outcomes) != unique:
+        raise RenkeiError(
+            "REGISTRY_BAD_ANSWER",
+            "the sealed batch does not cover exactly the unique matches, in order",
         )
-    )
-    results = dict(zip(unique, done, strict=True))
+    if bool(response.sealed_batch) != bool(unique):
+        raise RenkeiError(
+            "REGISTRY_BAD_ANSWER",
+            "a sealed batch without unique matches, or unique matches without one",
+        )
+
+
+def _write_batch(
+    store: CommStore,
+    facts: PersonFactsStore,
+    rows: list[NewBinding],
+    handles: dict[str, str],
+) -> tuple[list[bool | FailedPrecondition], dict[str, FailedPrecondition]]:
+    """The bindings and their handles, one transaction; (per row, handle conflicts)."""
+    conflicts: dict[str, FailedPrecondition] = {}
+
+    def keep_handles(conn: Connection, bound: list[str]) -> None:
+        conflicts.clear()  # a retried transaction judges again
+        pairs = [(local, handles[local]) for local in bound if handles.get(local)]
+        conflicts.update(facts.remember_handles(conn, pairs))
+
+    results = store.bind_many(rows, datetime.now(UTC), then=keep_handles)
+    return results, conflicts
+
+
+async def _bind_matched(
+    store: AsyncCommStore,
+    facts: PersonFactsStore,
+    hub_client: HubClient,
+    response: registry_pb2.MatchRecordsResponse,
+    report: BindReport,
+    timeout: float,
+) -> None:
+    outcomes = response.outcomes
+    covered = list(response.sealed_batch_outcomes)
+    results: dict[int, bool | RenkeiError] = {}
+    if covered:
+        try:
+            issued, key_version = await hub_client.issue_link_codes(
+                bytes(response.sealed_batch), timeout=timeout
+            )
+        except RenkeiError as err:
+            # The hub refuses a batch as a whole: each of its records goes to review.
+            results = dict.fromkeys(covered, err)
+        else:
+            if len(issued) != len(covered):
+                raise RenkeiError(
+                    "HUB_BAD_ANSWER",
+                    f"the hub answered {len(issued)} link codes for {len(covered)} ID codes",
+                )
+            rows = [
+                NewBinding(outcomes[i].local_person_id, code, key_version, id_version)
+                for i, (code, id_version) in zip(covered, issued, strict=True)
+            ]
+            handles = {
+                outcomes[i].local_person_id: outcomes[i].subscription_handle for i in covered
+            }
+            done, conflicts = await store.run(_write_batch, store.store, facts, rows, handles)
+            for i, row, written in zip(covered, rows, done, strict=True):
+                results[i] = conflicts.get(row.local_person_id, written)
     for i, outcome in enumerate(outcomes):
         local = outcome.local_person_id
         result = results.get(i)
         if isinstance(result, RenkeiError):
             report._review(local, "failed", f"{result.reason}: {result.message}")
         elif result is not None:
-            report._count("bound" if result.newly_bound else "already_bound", local)
+            report._count("bound" if result else "already_bound", local)
         else:
             status = _REVIEW.get(outcome.status, "failed")
             report._review(local, status, outcome.reason or "no reason given")
@@ -297,7 +384,7 @@ async def bind_agency(
     *,
     batch: int = 200,
     progress: Callable[[BindReport], None] | None = None,
-    concurrency: int = CONCURRENCY,
+    ahead: int = AHEAD,
 ) -> BindReport:
     """``renkei bind``: with this agency's own store, certificate, hub and registry.
 
@@ -335,7 +422,7 @@ async def bind_agency(
             records,
             batch=batch,
             progress=progress,
-            concurrency=concurrency,
+            ahead=ahead,
         )
     finally:
         if legacy is not None:

@@ -165,6 +165,20 @@ class HubClient:
             raise _hub_error(err) from None
         return response.link_code, response.key_version, response.id_key_version
 
+    async def issue_link_codes(
+        self, sealed_batch: bytes, *, timeout: float
+    ) -> tuple[list[tuple[str, int]], int]:
+        """(link code and ID key version per ID code of the batch, in order; key version)."""
+        try:
+            response = await self._stub.IssueLinkCodes(
+                hub_pb2.IssueLinkCodesRequest(sealed_batch=sealed_batch),
+                timeout=timeout,
+                metadata=outgoing_metadata(),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise _hub_error(err) from None
+        return [(c.link_code, c.id_key_version) for c in response.link_codes], response.key_version
+
     async def rekey_link_codes(
         self, link_codes: list[str], *, timeout: float
     ) -> hub_pb2.RekeyLinkCodesResponse:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from renkei import db
 from renkei.errors import FailedPrecondition
@@ -142,6 +142,44 @@ class PersonFactsStore:
                     subscribed_at=datetime.now(UTC),
                 )
             )
+
+    @staticmethod
+    def remember_handles(
+        conn: Connection, pairs: Sequence[tuple[str, str]]
+    ) -> dict[str, FailedPrecondition]:
+        """``remember_handle`` for many (local id, handle) pairs on the caller's
+        transaction (``CommStore.bind_many``); the conflicting ones by local id."""
+        if not pairs:
+            return {}
+        h = registry_handles.c
+        rows = conn.execute(
+            sa.select(h.local_person_id, h.handle).where(
+                sa.or_(
+                    h.local_person_id.in_({local for local, _ in pairs}),
+                    h.handle.in_({handle for _, handle in pairs}),
+                )
+            )
+        ).all()
+        by_local = {r.local_person_id: r.handle for r in rows}
+        by_handle = {r.handle: r.local_person_id for r in rows}
+        now = datetime.now(UTC)
+        conflicts: dict[str, FailedPrecondition] = {}
+        inserts: list[dict[str, object]] = []
+        for local, handle in pairs:
+            if by_local.get(local) == handle:
+                continue
+            if local in by_local or handle in by_handle:
+                conflicts[local] = FailedPrecondition(
+                    "REGISTRY_HANDLE_CONFLICT",
+                    f"local person {local!r} or that handle already has another pair",
+                    {"local_person_id": local},
+                )
+                continue
+            by_local[local], by_handle[handle] = handle, local
+            inserts.append({"local_person_id": local, "handle": handle, "subscribed_at": now})
+        if inserts:
+            conn.execute(registry_handles.insert(), inserts)
+        return conflicts
 
     def handle_for(self, local_person_id: str) -> str | None:
         with self._engine.connect() as conn:

@@ -8,14 +8,14 @@ hub's serial number, so the three shares of one exchange join on it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from comm_server.config import CommConfig
 from renkei import db
@@ -105,6 +105,16 @@ class LogRecord:
     detail: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class NewBinding:
+    """One row for ``CommStore.bind_many``."""
+
+    local_person_id: str
+    link_code: str
+    key_version: int
+    id_key_version: int = 1
+
+
 @dataclass(frozen=True)
 class Ticket:
     ticket: str
@@ -187,6 +197,105 @@ class CommStore:
                 )
             )
             return True
+
+    def bind_many(
+        self,
+        rows: Sequence[NewBinding],
+        at: datetime,
+        *,
+        then: Callable[[Connection, list[str]], None] | None = None,
+    ) -> list[bool | FailedPrecondition]:
+        """``bind`` for many rows in ONE transaction: per row True (bound now), False
+        (already bound to that code) or the refusal ``bind`` would raise for it.
+
+        ``then(conn, local ids bound now or before)`` runs in the same
+        transaction (the caller's rows that must be written with the bindings).
+        """
+        if not rows:
+            return []
+        try:
+            return self._bind_many(rows, at, then)
+        except sa.exc.IntegrityError:
+            # A concurrent binding won a race; judge ours against what it wrote.
+            return self._bind_many(rows, at, then)
+
+    def _bind_many(
+        self,
+        rows: Sequence[NewBinding],
+        at: datetime,
+        then: Callable[[Connection, list[str]], None] | None,
+    ) -> list[bool | FailedPrecondition]:
+        c = correspondence.c
+        with self._engine.begin() as conn:
+            existing = conn.execute(
+                sa.select(c.local_person_id, c.link_code).where(
+                    sa.or_(
+                        c.local_person_id.in_({r.local_person_id for r in rows}),
+                        c.link_code.in_({r.link_code for r in rows}),
+                    )
+                )
+            ).all()
+            by_local = {r.local_person_id: r.link_code for r in existing}
+            by_code = {r.link_code: r.local_person_id for r in existing}
+            results: list[bool | FailedPrecondition] = []
+            inserts: list[dict[str, object]] = []
+            for r in rows:
+                local, code = r.local_person_id, r.link_code
+                have = by_local.get(local)
+                if have == code:
+                    results.append(False)
+                elif have is not None:
+                    results.append(
+                        FailedPrecondition(
+                            "LOCAL_PERSON_ALREADY_BOUND",
+                            f"local person {local!r} is bound to another link code",
+                            {"local_person_id": local},
+                        )
+                    )
+                elif code in by_code:
+                    results.append(
+                        FailedPrecondition(
+                            "LINK_CODE_ALREADY_BOUND",
+                            f"that person is already bound to local person {by_code[code]!r}",
+                            {"local_person_id": local},
+                        )
+                    )
+                else:
+                    by_local[local], by_code[code] = code, local
+                    inserts.append(
+                        {
+                            "local_person_id": local,
+                            "link_code": code,
+                            "key_version": r.key_version,
+                            "id_key_version": r.id_key_version,
+                            "bound_at": at,
+                        }
+                    )
+                    results.append(True)
+            if inserts:
+                conn.execute(correspondence.insert(), inserts)
+            if then is not None:
+                bound = [
+                    r.local_person_id
+                    for r, done in zip(rows, results, strict=True)
+                    if isinstance(done, bool)
+                ]
+                then(conn, bound)
+        return results
+
+    def bound_among(self, local_person_ids: Iterable[str]) -> set[str]:
+        """Which of these local persons are bound (one query)."""
+        wanted = set(local_person_ids)
+        if not wanted:
+            return set()
+        c = correspondence.c
+        with self._engine.connect() as conn:
+            return {
+                str(v)
+                for v in conn.execute(
+                    sa.select(c.local_person_id).where(c.local_person_id.in_(wanted))
+                ).scalars()
+            }
 
     def link_code_for(self, local_person_id: str) -> str | None:
         with self._engine.connect() as conn:

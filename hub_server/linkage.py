@@ -30,7 +30,7 @@ from hub_server.directory import Agency, Directory
 from hub_server.id_issuer_client import IdKeyState
 from hub_server.log_store import ANSWER_PENDING, DENIED, OK, PENDING, AsyncHubLog, LogEntry
 from hub_server.policy import Decision, LegalBasisPolicy
-from renkei import bulk, codes, sealing, validate
+from renkei import bulk, codes, id_code_batch, sealing, validate
 from renkei.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -111,6 +111,16 @@ class FetchResult:
     legal_basis_item: str
     policy_version: str
     sealed_answer: bytes
+
+
+@dataclass(frozen=True)
+class IssuedBatch:
+    """The caller's link codes for a sealed batch, in the batch's order."""
+
+    batch_id: bytes
+    link_codes: list[str]
+    key_version: int
+    id_key_versions: list[int]
 
 
 @dataclass(frozen=True)
@@ -559,6 +569,29 @@ class Hub:
         self._check_id_version(id_code, "sealed_id_code")
         link_code = self.codec.encode(requester.agency_id, id_code)
         return link_code, self.codec.current_version(requester.agency_id), id_code[0]
+
+    def issue_link_codes(self, requester: Agency, sealed_batch: bytes) -> IssuedBatch:
+        """The caller's link codes for a batch sealed for it; refuses the batch as a whole."""
+        validate.blob(
+            "sealed_batch", sealed_batch, max_bytes=id_code_batch.MAX_SEALED_BYTES, required=True
+        )
+        batch_id, id_codes = id_code_batch.open_batch(
+            sealed_batch, self._sealing_key, requester.agency_id, field="sealed_batch"
+        )
+        for i, id_code in enumerate(id_codes):
+            try:
+                self._check_id_version(id_code, "sealed_batch")
+            except RenkeiError as err:
+                err.metadata["index"] = str(i)
+                raise
+        agency = requester.agency_id
+        encode = self.codec.encode
+        return IssuedBatch(
+            batch_id,
+            [encode(agency, c) for c in id_codes],
+            self.codec.current_version(agency),
+            [c[0] for c in id_codes],
+        )
 
     # -- keys ----------------------------------------------------------------
 

@@ -151,6 +151,21 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             link_code=link_code, key_version=version, id_key_version=id_version
         )
 
+    @rpc("IssueLinkCodes")
+    async def IssueLinkCodes(  # gRPC method names are PascalCase
+        self, request: hub_pb2.IssueLinkCodesRequest, context: Context
+    ) -> hub_pb2.IssueLinkCodesResponse:
+        caller = self._hub.caller(self._caller_id(context))
+        issued = self._hub.issue_link_codes(caller, request.sealed_batch)
+        return hub_pb2.IssueLinkCodesResponse(
+            link_codes=[
+                hub_pb2.IssuedLinkCode(link_code=code, id_key_version=version)
+                for code, version in zip(issued.link_codes, issued.id_key_versions, strict=True)
+            ],
+            key_version=issued.key_version,
+            batch_id=issued.batch_id,
+        )
+
     @rpc("GetAgency")
     async def GetAgency(  # gRPC method names are PascalCase
         self, request: hub_pb2.GetAgencyRequest, context: Context

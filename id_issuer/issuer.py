@@ -22,7 +22,7 @@ from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from renkei import codes, db, sealing
+from renkei import codes, db, id_code_batch, sealing
 from renkei.config_util import load_toml, master_key_spec, required, table
 from renkei.keystore import KeyStore, load_master_key
 
@@ -49,6 +49,10 @@ class IdIssuer:
         return sealing.seal(
             self.issuer.issue(resident_code), self.hub_key, sealing.id_code_sealing_info(agency_id)
         )
+
+    def sealed_batch(self, id_codes: list[bytes], agency_id: str) -> bytes:
+        """ID codes (made by ``issuer``) sealed together to the hub for one agency."""
+        return id_code_batch.seal_batch(id_codes, self.hub_key, agency_id)
 
     @classmethod
     def from_store(cls, store: KeyStore, hub_public_key: bytes) -> IdIssuer:

@@ -67,6 +67,21 @@ class IdIssuerService:
                 out.append(Item(b"", err.reason))
         return out
 
+    def seal_batch(self, agency_id: str, resident_codes: list[str]) -> tuple[bytes, list[str]]:
+        """(the ID codes sealed together, b"" if none; an error reason per code, "" if in)."""
+        validate.text("agency_id", agency_id, max_chars=64)
+        _check_batch("resident_codes", len(resident_codes))
+        issuer = self._issuer
+        id_codes: list[bytes] = []
+        reasons: list[str] = []
+        for code in resident_codes:
+            try:
+                id_codes.append(issuer.issuer.issue(code))
+                reasons.append("")
+            except RenkeiError as err:
+                reasons.append(err.reason)
+        return (issuer.sealed_batch(id_codes, agency_id) if id_codes else b""), reasons
+
     def reissue(self, id_codes: list[bytes]) -> tuple[list[Item], int]:
         _check_batch("id_codes", len(id_codes))
         issuer = self._issuer.issuer

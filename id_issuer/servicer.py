@@ -57,6 +57,14 @@ class IdIssuerServicer(id_issuer_pb2_grpc.IdIssuerServiceServicer):
             ]
         )
 
+    @rpc("SealIdCodeBatch")
+    async def SealIdCodeBatch(  # gRPC method names are PascalCase
+        self, request: id_issuer_pb2.SealIdCodeBatchRequest, context: Context
+    ) -> id_issuer_pb2.SealIdCodeBatchResponse:
+        self._require(context, self._may_seal)
+        sealed, reasons = self._service.seal_batch(request.agency_id, list(request.resident_codes))
+        return id_issuer_pb2.SealIdCodeBatchResponse(sealed_batch=sealed, error_reasons=reasons)
+
     @rpc("ReissueIdCodes")
     async def ReissueIdCodes(  # gRPC method names are PascalCase
         self, request: id_issuer_pb2.ReissueIdCodesRequest, context: Context

@@ -113,6 +113,12 @@ class Sealer(Protocol):
         """One (sealed ID code, error reason) per resident code, in order."""
         ...
 
+    async def seal_batch(
+        self, agency_id: str, resident_codes: list[str]
+    ) -> tuple[bytes, list[str]]:
+        """The ID codes sealed together (b"" if none) and an error reason per code ("": in)."""
+        ...
+
 
 def record_keys(facts: FourFacts, sex_encoding: SexEncoding) -> NormalizedFacts:
     """``renkei.fourfacts.normalize``, field by field: a ValueError names its field."""
@@ -187,7 +193,10 @@ class RegistryBinding:
             out.append(self._matcher.match_normalized(keys))
         return out
 
-    async def match_records(self, agency_id: str, records: Sequence[AgencyRecord]) -> list[Outcome]:
+    async def _unique(
+        self, records: Sequence[AgencyRecord]
+    ) -> tuple[list[MatchResult | str], list[tuple[int, str]]]:
+        """(a match or invalid reason per record, (index, resident code) of the unique ones)."""
         if len(records) > MAX_RECORDS:
             raise InvalidArgument(
                 "TOO_MANY_RECORDS", f"{len(records)} records; at most {MAX_RECORDS} a call"
@@ -200,22 +209,26 @@ class RegistryBinding:
             for i, r in enumerate(results)
             if isinstance(r, MatchResult) and r.status == "unique" and r.resident_code
         ]
-        sealed: dict[int, tuple[bytes, str]] = {}
-        if unique:
-            answers = await self._sealer.seal(agency_id, [code for _, code in unique])
-            if len(answers) != len(unique):
-                raise RenkeiError(
-                    "ID_ISSUER_BAD_ANSWER",
-                    f"the ID issuer answered {len(answers)} sealed codes for {len(unique)}",
-                )
-            sealed = {i: answer for (i, _), answer in zip(unique, answers, strict=True)}
-        handles: dict[int, str] = {}
-        if self._subscriptions is not None:
-            ok = [(i, code) for i, code in unique if sealed[i][0] and not sealed[i][1]]
-            minted = await asyncio.to_thread(
-                self._subscriptions.subscribe, agency_id, [code for _, code in ok]
-            )
-            handles = {i: h for (i, _), h in zip(ok, minted, strict=True)}
+        return results, unique
+
+    async def _handles(
+        self, agency_id: str, unique: list[tuple[int, str]], ok: set[int]
+    ) -> dict[int, str]:
+        if self._subscriptions is None:
+            return {}
+        pairs = [(i, code) for i, code in unique if i in ok]
+        minted = await asyncio.to_thread(
+            self._subscriptions.subscribe, agency_id, [code for _, code in pairs]
+        )
+        return {i: h for (i, _), h in zip(pairs, minted, strict=True)}
+
+    @staticmethod
+    def _outcomes(
+        records: Sequence[AgencyRecord],
+        results: list[MatchResult | str],
+        sealed: dict[int, tuple[bytes, str]],
+        handles: dict[int, str],
+    ) -> list[Outcome]:
         outcomes: list[Outcome] = []
         for i, (record, result) in enumerate(zip(records, results, strict=True)):
             local = record.local_person_id
@@ -223,7 +236,7 @@ class RegistryBinding:
                 outcomes.append(Outcome(local, "invalid", result))
             elif result.status == "unique":
                 value, error = sealed[i]
-                if value and not error:
+                if not error:
                     outcomes.append(
                         Outcome(local, "unique", result.reason, value, handles.get(i, ""))
                     )
@@ -233,6 +246,54 @@ class RegistryBinding:
                 # Candidates (resident codes) stay here: only the reason leaves.
                 outcomes.append(Outcome(local, result.status, result.reason))
         return outcomes
+
+    async def match_records(self, agency_id: str, records: Sequence[AgencyRecord]) -> list[Outcome]:
+        """One outcome per record; a unique one carries its own sealed ID code."""
+        results, unique = await self._unique(records)
+        sealed: dict[int, tuple[bytes, str]] = {}
+        if unique:
+            answers = await self._sealer.seal(agency_id, [code for _, code in unique])
+            if len(answers) != len(unique):
+                raise RenkeiError(
+                    "ID_ISSUER_BAD_ANSWER",
+                    f"the ID issuer answered {len(answers)} sealed codes for {len(unique)}",
+                )
+            # A sealed code without a reason is the only success.
+            sealed = {
+                i: (value, error or ("" if value else "NO_SEALED_CODE"))
+                for (i, _), (value, error) in zip(unique, answers, strict=True)
+            }
+        ok = {i for i, (_, error) in sealed.items() if not error}
+        handles = await self._handles(agency_id, unique, ok)
+        return self._outcomes(records, results, sealed, handles)
+
+    async def match_records_batch(
+        self, agency_id: str, records: Sequence[AgencyRecord]
+    ) -> SealedBatchAnswer:
+        """The outcomes, and the unique matches' ID codes sealed together for the agency."""
+        results, unique = await self._unique(records)
+        batch, reasons = b"", list[str]()
+        if unique:
+            batch, reasons = await self._sealer.seal_batch(agency_id, [c for _, c in unique])
+            if len(reasons) != len(unique) or (batch == b"") != all(reasons):
+                raise RenkeiError(
+                    "ID_ISSUER_BAD_ANSWER",
+                    f"the ID issuer answered {len(reasons)} reasons for {len(unique)} codes"
+                    f" and {'no' if not batch else 'a'} batch",
+                )
+        sealed = {i: (b"", reason) for (i, _), reason in zip(unique, reasons, strict=True)}
+        covered = [i for i, _ in unique if not sealed[i][1]]
+        handles = await self._handles(agency_id, unique, set(covered))
+        return SealedBatchAnswer(self._outcomes(records, results, sealed, handles), batch, covered)
+
+
+@dataclass(frozen=True, slots=True)
+class SealedBatchAnswer:
+    """``match_records_batch``: outcomes, the sealed batch, the outcome indexes it holds."""
+
+    outcomes: list[Outcome]
+    sealed_batch: bytes
+    sealed_batch_outcomes: list[int]
 
 
 class GrpcSealer:
@@ -262,6 +323,21 @@ class GrpcSealer:
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err, fallback_reason="ID_ISSUER_UNAVAILABLE") from None
         return [(bytes(r.sealed_id_code), r.error_reason) for r in response.results]
+
+    async def seal_batch(
+        self, agency_id: str, resident_codes: list[str]
+    ) -> tuple[bytes, list[str]]:
+        try:
+            response = await self._stub.SealIdCodeBatch(
+                id_issuer_pb2.SealIdCodeBatchRequest(
+                    agency_id=agency_id, resident_codes=resident_codes
+                ),
+                timeout=self._timeout,
+                metadata=outgoing_metadata(),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err, fallback_reason="ID_ISSUER_UNAVAILABLE") from None
+        return bytes(response.sealed_batch), list(response.error_reasons)
 
     async def close(self) -> None:
         await self._channel.close(None)
@@ -384,9 +460,17 @@ class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
             raise InvalidArgument(
                 "TOO_MANY_RECORDS", f"{len(request.records)} records; at most {MAX_RECORDS} a call"
             )
-        outcomes = await self._binding.match_records(
-            agency_id, [_record(r) for r in request.records]
-        )
+        records = [_record(r) for r in request.records]
+        batch, covered = b"", []
+        if request.seal_as_batch:
+            answer = await self._binding.match_records_batch(agency_id, records)
+            outcomes, batch, covered = (
+                answer.outcomes,
+                answer.sealed_batch,
+                answer.sealed_batch_outcomes,
+            )
+        else:
+            outcomes = await self._binding.match_records(agency_id, records)
         return registry_pb2.MatchRecordsResponse(
             outcomes=[
                 registry_pb2.MatchOutcome(
@@ -397,7 +481,9 @@ class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
                     subscription_handle=o.subscription_handle,
                 )
                 for o in outcomes
-            ]
+            ],
+            sealed_batch=batch,
+            sealed_batch_outcomes=covered,
         )
 
     @rpc("ListChanges")

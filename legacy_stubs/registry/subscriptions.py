@@ -97,6 +97,7 @@ class Subscriptions:
                 ).all()
             )
             handles: list[str] = []
+            minted: list[tuple[str, int]] = []
             for code in resident_codes:
                 person = people.get(code)
                 if person is None:
@@ -104,23 +105,29 @@ class Subscriptions:
                     continue
                 if person not in known:
                     known[person] = new_handle()
-                    conn.execute(
-                        subscriptions.insert().values(
-                            handle=known[person],
-                            agency_id=agency_id,
-                            person_id=person,
-                            created_at=now,
-                        )
-                    )
-                    conn.execute(
-                        deliveries.insert().values(
-                            agency_id=agency_id,
-                            handle=known[person],
-                            kind=SUBSCRIBED,
-                            effective_date=today,
-                        )
-                    )
+                    minted.append((known[person], person))
                 handles.append(known[person])
+            # One statement a table for the whole batch (in order: the queue's order).
+            if minted:
+                conn.execute(
+                    subscriptions.insert(),
+                    [
+                        {"handle": h, "agency_id": agency_id, "person_id": p, "created_at": now}
+                        for h, p in minted
+                    ],
+                )
+                conn.execute(
+                    deliveries.insert(),
+                    [
+                        {
+                            "agency_id": agency_id,
+                            "handle": h,
+                            "kind": SUBSCRIBED,
+                            "effective_date": today,
+                        }
+                        for h, _ in minted
+                    ],
+                )
         return handles
 
     def list_changes(

@@ -1,6 +1,6 @@
 """`make bench-binding`, end to end: an agency's file bound through every party, as processes.
 
-    python -m renkei.bench.binding [--count N] [--batch B] [--concurrency C] [--seed S]
+    python -m renkei.bench.binding [--count N] [--batch B] [--ahead A] [--seed S]
 
 The matcher alone is measured in process by ``legacy_stubs.registry.bench_binding``
 (a million residents). This run takes the same generated register and agency
@@ -9,9 +9,11 @@ file through the real path, ``comm_server.bulk_bind.bind_agency`` (what
 ``renkei bind`` runs) as the city's communication server:
 
     batch of B records --MatchRecords--> registry binding service (normalize, match)
-                                           --SealIdCodes (one call a batch)--> ID issuer
-    each unique match  --IssueLinkCode (one call a record)--> hub (opens, derives the link code)
-                       --> correspondence table (one SQLite commit a record)
+                          --SealIdCodeBatch (one call, one HPKE message a batch)--> ID issuer
+    the batch's unique matches --IssueLinkCodes (one call a batch)--> hub (opens, derives)
+                       --> correspondence table and handles (one SQLite commit a batch)
+
+with the next A batches matched while one is at the hub and the store.
 
 The ID issuer, the hub and the registry's binding service run as separate
 processes on loopback (``renkei.processes``); the driver is this process.
@@ -34,17 +36,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
-from comm_server.bulk_bind import CONCURRENCY, BindReport, LocalRecord, bind_agency
+from comm_server.bulk_bind import AHEAD, BindReport, LocalRecord, bind_agency
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
-from comm_server.store import CommStore
+from comm_server.store import CommStore, correspondence
 from id_issuer.issuer import IdIssuer
 from legacy_stubs.registry import bench_binding as inproc
 from legacy_stubs.registry.store import RegistryStore
-from renkei import db
+from renkei import db, id_code_batch
 from renkei.bench.linkage import cpu_seconds
 from renkei.deploy import (
     DEMO_AGENCIES,
@@ -74,29 +77,55 @@ def _local(n: int, record: inproc.BenchRecord) -> LocalRecord:
 async def _check_precision(
     config: CommConfig, issuer: IdIssuer, truth: dict[str, str | None]
 ) -> tuple[int, int]:
-    """(bound rightly, bound wrongly), from the city's correspondence table."""
+    """(bound rightly, bound wrongly), from the city's correspondence table.
+
+    The expected code of each bound record is the hub's link code for its own
+    resident: that resident's ID code, made here with the ID issuer's key,
+    sealed in batches of 1000 for the city and turned into link codes by the
+    hub (the same derivation as a single ``IssueLinkCode``, tested so).
+    """
     store = CommStore(db.create_engine(config.database_url, schema=config.database_schema))
     hub = HubClient(
         config.hub_endpoint, config.tls, insecure_development=config.insecure_development
     )
     right = wrong = 0
     try:
+        pending: list[tuple[str, str]] = []  # (bound link code, resident code)
+        bound_codes = _bound_codes(store, list(truth))
         for local, code in truth.items():
-            bound = store.link_code_for(local)
+            bound = bound_codes.get(local)
             if bound is None:
                 continue
             if code is None:
                 wrong += 1
-                continue
-            link, _, _ = await hub.issue_link_code(issuer.sealed_id_code(code, CITY), timeout=10)
-            if link == bound:
-                right += 1
             else:
-                wrong += 1
+                pending.append((bound, code))
+        for i in range(0, len(pending), id_code_batch.MAX_CODES):
+            chunk = pending[i : i + id_code_batch.MAX_CODES]
+            sealed = issuer.sealed_batch([issuer.issuer.issue(c) for _, c in chunk], CITY)
+            issued, _ = await hub.issue_link_codes(sealed, timeout=30)
+            for (bound, _), (link, _) in zip(chunk, issued, strict=True):
+                if link == bound:
+                    right += 1
+                else:
+                    wrong += 1
     finally:
         await hub.close()
         store.engine.dispose()
     return right, wrong
+
+
+def _bound_codes(store: CommStore, local_ids: list[str]) -> dict[str, str]:
+    c = correspondence.c
+    out: dict[str, str] = {}
+    with store.engine.connect() as conn:
+        for i in range(0, len(local_ids), 1000):
+            chunk = local_ids[i : i + 1000]
+            rows = conn.execute(
+                sa.select(c.local_person_id, c.link_code).where(c.local_person_id.in_(chunk))
+            )
+            out.update({r.local_person_id: r.link_code for r in rows})
+    return out
 
 
 def run(
@@ -104,7 +133,7 @@ def run(
     batch: int = 500,
     seed: int = 1,
     *,
-    concurrency: int = CONCURRENCY,
+    ahead: int = AHEAD,
     state_dir: Path | None = None,
     echo: bool = True,
 ) -> dict[str, Any]:
@@ -145,9 +174,7 @@ def run(
             config = CommConfig.load(layout.comm_config(CITY))
             cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
             started_at = time.perf_counter()
-            report: BindReport = asyncio.run(
-                bind_agency(config, records, batch=batch, concurrency=concurrency)
-            )
+            report: BindReport = asyncio.run(bind_agency(config, records, batch=batch, ahead=ahead))
             seconds = time.perf_counter() - started_at
             cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
             right, wrong = asyncio.run(
@@ -162,7 +189,7 @@ def run(
     result: dict[str, Any] = {
         "records": len(records),
         "batch": batch,
-        "concurrency": concurrency,
+        "ahead": ahead,
         "seconds": round(seconds, 2),
         "records_per_second": round(rate, 1),
         "bound": report.bound,
@@ -187,7 +214,7 @@ def run(
 def print_table(result: dict[str, Any], console: Console) -> None:
     table = Table(
         title=f"binding end to end: {result['records']:,} records, batches of {result['batch']}"
-        f", {result['concurrency']} hub calls in flight ({result['cpus']} CPUs)"
+        f", {result['ahead']} matched ahead ({result['cpus']} CPUs)"
     )
     table.add_column("figure")
     table.add_column("value", justify="right")
@@ -211,7 +238,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m renkei.bench.binding")
     parser.add_argument("--count", type=int, default=20_000, help="residents and records")
     parser.add_argument("--batch", type=int, default=500, help="records per MatchRecords call")
-    parser.add_argument("--concurrency", type=int, default=CONCURRENCY, help="hub calls in flight")
+    parser.add_argument(
+        "--ahead", type=int, default=AHEAD, help="batches matched while one is written"
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--state-dir", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -223,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.batch,
             args.seed,
             state_dir=args.state_dir,
-            concurrency=args.concurrency,
+            ahead=args.ahead,
         )
     except inproc.PrecisionError as err:
         Console(stderr=True).print(f"[bold red]{err}[/]")

@@ -5,8 +5,9 @@ from __future__ import annotations
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -489,3 +490,120 @@ def test_a_crash_mid_run_resumes_without_binding_anyone_twice(
     assert {k: city.link_code_for(k) for k in first} == first  # the same codes, kept
     codes = [city.link_code_for(r.local_person_id) for r in records]
     assert len(set(codes)) == 5
+
+
+def test_a_crash_inside_a_batchs_transaction_binds_none_of_it_and_a_rerun_binds_it_once(
+    loop: LoopThread, setup: Setup, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from comm_server.person_facts import PersonFactsStore
+
+    s = setup
+    records = [replace(_legacy(r, i), local_person_id=f"MID-{i}") for i, r in enumerate(s.fresh)]
+    comm = s.topo.comms[CITY]
+    real = PersonFactsStore.remember_handles
+    calls: list[int] = []
+
+    def crash_in_second_batch(conn: Any, pairs: list[tuple[str, str]]) -> Any:
+        calls.append(len(pairs))
+        if len(calls) == 2:  # the bindings of batch 2 are written, its handles are not
+            raise RuntimeError("the machine went down")
+        return real(conn, pairs)
+
+    monkeypatch.setattr(PersonFactsStore, "remember_handles", staticmethod(crash_in_second_batch))
+
+    async def crashing() -> BindReport:
+        ch, stub = _stub(s, s.topo.layout.pki.agency(CITY))
+        async with ch:
+            return await bulk_bind(comm.store, comm.hub, stub, records, batch=2)
+
+    with pytest.raises(RuntimeError, match="went down"):
+        loop.run(crashing(), timeout=60)
+    city = s.topo.store(CITY)
+    facts = PersonFactsStore(city.engine)
+    first = {r.local_person_id: city.link_code_for(r.local_person_id) for r in records[:2]}
+    assert all(first.values())
+    # The whole second batch rolled back: no binding and no handle of it stayed.
+    assert [city.link_code_for(r.local_person_id) for r in records[2:]] == [None] * 3
+    assert [facts.handle_for(r.local_person_id) for r in records[2:]] == [None] * 3
+    handles = {r.local_person_id: facts.handle_for(r.local_person_id) for r in records[:2]}
+    assert all(handles.values())
+
+    monkeypatch.setattr(PersonFactsStore, "remember_handles", staticmethod(real))
+    report = _bulk(loop, s, records)
+    assert (report.bound, report.already_bound, report.failed) == (3, 2, 0)
+    assert {k: city.link_code_for(k) for k in first} == first
+    assert {k: facts.handle_for(k) for k in handles} == handles
+    assert all(facts.handle_for(r.local_person_id) for r in records)
+    issuer = IdIssuer.load(s.topo.layout.id_issuer_config)
+
+    async def expected(resident_code: str) -> str:
+        link, _, _ = await comm.hub.issue_link_code(
+            issuer.sealed_id_code(resident_code, CITY), timeout=5
+        )
+        return link
+
+    for record, resident in zip(records, s.fresh, strict=True):
+        bound = city.link_code_for(record.local_person_id)
+        assert bound == loop.run(expected(resident.resident_code))
+
+
+def test_a_batch_the_hub_refuses_goes_to_review_and_the_job_goes_on(
+    loop: LoopThread, setup: Setup
+) -> None:
+    from hub_server.id_issuer_client import IdKeyState
+
+    s = setup
+    records = [replace(_legacy(r, i), local_person_id=f"OLD-{i}") for i, r in enumerate(s.fresh)]
+    hub = s.topo.hub.hub
+    before = hub.id_state
+    # The ID issuer still seals under version 1, which the hub no longer accepts.
+    hub.id_state = IdKeyState(2, 2, {1: datetime.now(UTC) - timedelta(seconds=1)})
+    try:
+        report = _bulk(loop, s, records)
+    finally:
+        hub.id_state = before
+    assert (report.bound, report.failed) == (0, 5)
+    assert {item.status for item in report.review} == {"failed"}
+    assert report.review[0].reason.startswith("ID_CODE_KEY_RETIRED: sealed_batch is made from")
+    assert all(s.topo.store(CITY).link_code_for(r.local_person_id) is None for r in records)
+
+
+@pytest.mark.parametrize("ahead", [0, 1, 3])
+def test_a_registry_failure_stops_the_job_after_the_batches_before_it(
+    loop: LoopThread, setup: Setup, ahead: int
+) -> None:
+    s = setup
+    records = [
+        replace(_legacy(r, i), local_person_id=f"A{ahead}-{i}") for i, r in enumerate(s.fresh)
+    ]
+    comm = s.topo.comms[CITY]
+
+    class FailingSecondCall:
+        def __init__(self, stub: registry_pb2_grpc.BindingServiceAsyncStub) -> None:
+            self.stub, self.calls = stub, 0
+
+        async def MatchRecords(self, request: Any, **kwargs: Any) -> Any:
+            self.calls += 1
+            if self.calls == 2:
+                raise RenkeiError("REGISTRY_UNAVAILABLE", "the registry went away")
+            return await self.stub.MatchRecords(request, **kwargs)
+
+    async def go() -> BindReport:
+        ch, stub = _stub(s, s.topo.layout.pki.agency(CITY))
+        async with ch:
+            return await bulk_bind(
+                comm.store,
+                comm.hub,
+                cast("registry_pb2_grpc.BindingServiceAsyncStub", FailingSecondCall(stub)),
+                records,
+                batch=2,
+                ahead=ahead,
+            )
+
+    with pytest.raises(RenkeiError, match="went away"):
+        loop.run(go(), timeout=60)
+    city = s.topo.store(CITY)
+    bound = [city.link_code_for(r.local_person_id) is not None for r in records]
+    assert bound == [True, True, False, False, False]
+    report = _bulk(loop, s, records)
+    assert (report.bound, report.already_bound) == (3, 2)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from comm_server.store import AsyncCommStore, CommStore, LogRecord
 from renkei.errors import FailedPrecondition
@@ -217,3 +217,73 @@ def test_a_failed_log_commit_reaches_every_waiter_of_the_batch_and_the_next_succ
         shared.close()
     assert all(isinstance(e, sa.exc.OperationalError) for e in first)
     assert [r.serial for r in store.log_rows()] == [4]  # nothing half-written
+
+
+def test_bind_many_binds_in_one_go_and_judges_each_row_like_bind(store: CommStore) -> None:
+    from comm_server.store import NewBinding
+
+    store.bind("OLD", "1.code-old", 1, NOW)
+    rows = [
+        NewBinding("A1", "1.code-a", 1, 1),
+        NewBinding("OLD", "1.code-old", 1, 1),  # already bound to that code
+        NewBinding("OLD", "1.code-other", 1, 1),  # bound to another code
+        NewBinding("A2", "1.code-old", 1, 1),  # that person is bound to OLD
+        NewBinding("A3", "1.code-a", 1, 1),  # the batch bound that person to A1 just now
+        NewBinding("A4", "1.code-d", 2, 3),
+    ]
+    seen: list[list[str]] = []
+    results = store.bind_many(rows, NOW, then=lambda conn, bound: seen.append(bound))
+    assert results[:2] == [True, False]
+    assert [getattr(r, "reason", r) for r in results[2:]] == [
+        "LOCAL_PERSON_ALREADY_BOUND",
+        "LINK_CODE_ALREADY_BOUND",
+        "LINK_CODE_ALREADY_BOUND",
+        True,
+    ]
+    assert seen == [["A1", "OLD", "A4"]]
+    assert store.bound_among(["A1", "A2", "A3", "A4", "OLD", "nobody"]) == {"A1", "A4", "OLD"}
+    assert store.link_code_for("A4") == "1.code-d"
+    assert store.rekey_pending(3, below_id_version=4)[0] == [
+        ("A1", "1.code-a"),
+        ("A4", "1.code-d"),
+        ("OLD", "1.code-old"),
+    ]
+    # Again: nothing new, nothing changed.
+    assert store.bind_many(rows[:2], NOW) == [False, False]
+    assert store.bind_many([], NOW) == []
+
+
+def test_bind_many_writes_nothing_when_the_transaction_fails(store: CommStore) -> None:
+    from comm_server.store import NewBinding
+
+    def crash(conn: object, bound: list[str]) -> None:
+        raise RuntimeError("the machine went down")
+
+    with pytest.raises(RuntimeError):
+        store.bind_many([NewBinding("A1", "1.code-a", 1)], NOW, then=crash)
+    assert store.link_code_for("A1") is None
+
+
+def test_handles_are_kept_with_the_bindings_and_conflicts_named(engine: Engine) -> None:
+    from comm_server.person_facts import PersonFactsStore
+    from comm_server.store import NewBinding
+
+    store = CommStore(engine)
+    facts = PersonFactsStore(engine)
+    facts.remember_handle("OLD", "h-old")
+    conflicts: dict[str, FailedPrecondition] = {}
+
+    def keep(conn: Connection, bound: list[str]) -> None:
+        pairs = {"A1": "h-1", "OLD": "h-old", "A2": "h-old", "A3": "h-3"}
+        conflicts.update(facts.remember_handles(conn, [(b, pairs[b]) for b in bound]))
+
+    rows = [NewBinding(local, f"1.{local}", 1) for local in ("A1", "OLD", "A2", "A3")]
+    store.bind_many(rows, NOW, then=keep)
+    assert {k: v.reason for k, v in conflicts.items()} == {"A2": "REGISTRY_HANDLE_CONFLICT"}
+    assert [facts.handle_for(x) for x in ("A1", "OLD", "A2", "A3")] == [
+        "h-1",
+        "h-old",
+        None,
+        "h-3",
+    ]
+    assert store.link_code_for("A2") == "1.A2"  # the binding stays; the handle is refused

@@ -690,3 +690,82 @@ class BulkItemError(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___BulkItemError: _TypeAlias = BulkItemError  # noqa: Y015
+
+@_typing.final
+class IssueLinkCodesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEALED_BATCH_FIELD_NUMBER: _builtins.int
+    sealed_batch: _builtins.bytes
+    """ID codes sealed together (one HPKE message) to the hub's public key for
+    the calling agency by the ID issuer, as MatchRecords answers them
+    (renkei/id_code_batch.py: "RKB1", a 16-byte batch id, the HPKE message).
+    At most 1000 ID codes.
+    """
+    def __init__(
+        self,
+        *,
+        sealed_batch: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sealed_batch", b"sealed_batch"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssueLinkCodesRequest: _TypeAlias = IssueLinkCodesRequest  # noqa: Y015
+
+@_typing.final
+class IssueLinkCodesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINK_CODES_FIELD_NUMBER: _builtins.int
+    KEY_VERSION_FIELD_NUMBER: _builtins.int
+    BATCH_ID_FIELD_NUMBER: _builtins.int
+    key_version: _builtins.int
+    """The caller's key version the link codes are made under."""
+    batch_id: _builtins.bytes
+    """The batch id from the batch's header, for the caller's records."""
+    @_builtins.property
+    def link_codes(self) -> _containers.RepeatedCompositeFieldContainer[Global___IssuedLinkCode]:
+        """One per ID code of the batch, in the batch's order."""
+
+    def __init__(
+        self,
+        *,
+        link_codes: _abc.Iterable[Global___IssuedLinkCode] | None = ...,
+        key_version: _builtins.int = ...,
+        batch_id: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch_id", b"batch_id", "key_version", b"key_version", "link_codes", b"link_codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssueLinkCodesResponse: _TypeAlias = IssueLinkCodesResponse  # noqa: Y015
+
+@_typing.final
+class IssuedLinkCode(_message.Message):
+    """One link code of a batch."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LINK_CODE_FIELD_NUMBER: _builtins.int
+    ID_KEY_VERSION_FIELD_NUMBER: _builtins.int
+    link_code: _builtins.str
+    id_key_version: _builtins.int
+    """The ID key version the code is made from (for re-keying after an ID-key rotation)."""
+    def __init__(
+        self,
+        *,
+        link_code: _builtins.str = ...,
+        id_key_version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id_key_version", b"id_key_version", "link_code", b"link_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___IssuedLinkCode: _TypeAlias = IssuedLinkCode  # noqa: Y015

@@ -85,6 +85,11 @@ class HubServiceStub:
                 request_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.BulkRelayRequest.SerializeToString,
                 response_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.BulkRelayResponse.FromString,
                 _registered_method=True)
+        self.IssueLinkCodes = channel.unary_unary(
+                '/renkei.hub.v1.HubService/IssueLinkCodes',
+                request_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.IssueLinkCodesRequest.SerializeToString,
+                response_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.IssueLinkCodesResponse.FromString,
+                _registered_method=True)
 
 
 class HubServiceServicer:
@@ -178,6 +183,17 @@ class HubServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def IssueLinkCodes(self, request, context):
+        """Binding in bulk (R13): turns a batch of ID codes sealed together to the
+        hub for the calling agency (by the ID issuer, one message for a whole
+        MatchRecords call) into the caller's link codes, in the batch's order.
+        All or nothing: a batch that does not open for the caller, is malformed
+        or holds a code of a retired ID key version is refused as a whole.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HubServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -225,6 +241,11 @@ def add_HubServiceServicer_to_server(servicer, server):
                     servicer.BulkRelay,
                     request_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.BulkRelayRequest.FromString,
                     response_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.BulkRelayResponse.SerializeToString,
+            ),
+            'IssueLinkCodes': grpc.unary_unary_rpc_method_handler(
+                    servicer.IssueLinkCodes,
+                    request_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.IssueLinkCodesRequest.FromString,
+                    response_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.IssueLinkCodesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -476,6 +497,33 @@ class HubService:
             '/renkei.hub.v1.HubService/BulkRelay',
             renkei_dot_hub_dot_v1_dot_hub__pb2.BulkRelayRequest.SerializeToString,
             renkei_dot_hub_dot_v1_dot_hub__pb2.BulkRelayResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def IssueLinkCodes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/renkei.hub.v1.HubService/IssueLinkCodes',
+            renkei_dot_hub_dot_v1_dot_hub__pb2.IssueLinkCodesRequest.SerializeToString,
+            renkei_dot_hub_dot_v1_dot_hub__pb2.IssueLinkCodesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -84,6 +84,13 @@ class HubServiceStub:
     asked (one BulkProvide call) and completed before the answer. One
     person's failure (a foreign link code, no record) fails that item alone.
     """
+    IssueLinkCodes: _grpc.UnaryUnaryMultiCallable[_hub_pb2.IssueLinkCodesRequest, _hub_pb2.IssueLinkCodesResponse]
+    """Binding in bulk (R13): turns a batch of ID codes sealed together to the
+    hub for the calling agency (by the ID issuer, one message for a whole
+    MatchRecords call) into the caller's link codes, in the batch's order.
+    All or nothing: a batch that does not open for the caller, is malformed
+    or holds a code of a retired ID key version is refused as a whole.
+    """
 
 @_typing.type_check_only
 class HubServiceAsyncStub(HubServiceStub):
@@ -140,6 +147,13 @@ class HubServiceAsyncStub(HubServiceStub):
     person gets a serial and a log row, durable before the provider is
     asked (one BulkProvide call) and completed before the answer. One
     person's failure (a foreign link code, no record) fails that item alone.
+    """
+    IssueLinkCodes: _aio.UnaryUnaryMultiCallable[_hub_pb2.IssueLinkCodesRequest, _hub_pb2.IssueLinkCodesResponse]  # type: ignore[assignment]
+    """Binding in bulk (R13): turns a batch of ID codes sealed together to the
+    hub for the calling agency (by the ID issuer, one message for a whole
+    MatchRecords call) into the caller's link codes, in the batch's order.
+    All or nothing: a batch that does not open for the caller, is malformed
+    or holds a code of a retired ID key version is refused as a whole.
     """
 
 class HubServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -248,6 +262,19 @@ class HubServiceServicer(metaclass=_abc_1.ABCMeta):
         person gets a serial and a log row, durable before the provider is
         asked (one BulkProvide call) and completed before the answer. One
         person's failure (a foreign link code, no record) fails that item alone.
+        """
+
+    @_abc_1.abstractmethod
+    def IssueLinkCodes(
+        self,
+        request: _hub_pb2.IssueLinkCodesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hub_pb2.IssueLinkCodesResponse, _abc.Awaitable[_hub_pb2.IssueLinkCodesResponse]]:
+        """Binding in bulk (R13): turns a batch of ID codes sealed together to the
+        hub for the calling agency (by the ID issuer, one message for a whole
+        MatchRecords call) into the caller's link codes, in the batch's order.
+        All or nothing: a batch that does not open for the caller, is malformed
+        or holds a code of a retired ID key version is refused as a whole.
         """
 
 def add_HubServiceServicer_to_server(servicer: HubServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -275,3 +275,59 @@ class CompleteIdRotationResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___CompleteIdRotationResponse: _TypeAlias = CompleteIdRotationResponse  # noqa: Y015
+
+@_typing.final
+class SealIdCodeBatchRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGENCY_ID_FIELD_NUMBER: _builtins.int
+    RESIDENT_CODES_FIELD_NUMBER: _builtins.int
+    agency_id: _builtins.str
+    """The agency the batch is for; only the hub, for that agency, opens it."""
+    @_builtins.property
+    def resident_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """11-digit resident codes, at most 1000."""
+
+    def __init__(
+        self,
+        *,
+        agency_id: _builtins.str = ...,
+        resident_codes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_id", b"agency_id", "resident_codes", b"resident_codes"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SealIdCodeBatchRequest: _TypeAlias = SealIdCodeBatchRequest  # noqa: Y015
+
+@_typing.final
+class SealIdCodeBatchResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEALED_BATCH_FIELD_NUMBER: _builtins.int
+    ERROR_REASONS_FIELD_NUMBER: _builtins.int
+    sealed_batch: _builtins.bytes
+    """The ID codes of the resident codes that have one, in order, sealed
+    together (renkei/id_code_batch.py). Empty when none has.
+    """
+    @_builtins.property
+    def error_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """One per resident code, in order: empty when its ID code is in the batch,
+        else why not (e.g. "RESIDENT_CODE_MALFORMED").
+        """
+
+    def __init__(
+        self,
+        *,
+        sealed_batch: _builtins.bytes = ...,
+        error_reasons: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_reasons", b"error_reasons", "sealed_batch", b"sealed_batch"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SealIdCodeBatchResponse: _TypeAlias = SealIdCodeBatchResponse  # noqa: Y015

@@ -57,6 +57,11 @@ class IdIssuerServiceStub:
                 request_serializer=renkei_dot_idissuer_dot_v1_dot_id__issuer__pb2.CompleteIdRotationRequest.SerializeToString,
                 response_deserializer=renkei_dot_idissuer_dot_v1_dot_id__issuer__pb2.CompleteIdRotationResponse.FromString,
                 _registered_method=True)
+        self.SealIdCodeBatch = channel.unary_unary(
+                '/renkei.idissuer.v1.IdIssuerService/SealIdCodeBatch',
+                request_serializer=renkei_dot_idissuer_dot_v1_dot_id__issuer__pb2.SealIdCodeBatchRequest.SerializeToString,
+                response_deserializer=renkei_dot_idissuer_dot_v1_dot_id__issuer__pb2.SealIdCodeBatchResponse.FromString,
+                _registered_method=True)
 
 
 class IdIssuerServiceServicer:
@@ -98,6 +103,15 @@ class IdIssuerServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SealIdCodeBatch(self, request, context):
+        """Seals the ID codes of residents to the hub for one agency as ONE message
+        (a batch: the hub opens it with IssueLinkCodes), instead of one message a
+        code. Callers: the resident registry's side.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IdIssuerServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +134,11 @@ def add_IdIssuerServiceServicer_to_server(servicer, server):
                     servicer.CompleteIdRotation,
                     request_deserializer=renkei_dot_idissuer_dot_v1_dot_id__issuer__pb2.CompleteIdRotationRequest.FromString,
                     response_serializer=renkei_dot_idissuer_dot_v1_dot_id__issuer__pb2.CompleteIdRotationResponse.SerializeToString,
+            ),
+            'SealIdCodeBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.SealIdCodeBatch,
+                    request_deserializer=renkei_dot_idissuer_dot_v1_dot_id__issuer__pb2.SealIdCodeBatchRequest.FromString,
+                    response_serializer=renkei_dot_idissuer_dot_v1_dot_id__issuer__pb2.SealIdCodeBatchResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -233,6 +252,33 @@ class IdIssuerService:
             '/renkei.idissuer.v1.IdIssuerService/CompleteIdRotation',
             renkei_dot_idissuer_dot_v1_dot_id__issuer__pb2.CompleteIdRotationRequest.SerializeToString,
             renkei_dot_idissuer_dot_v1_dot_id__issuer__pb2.CompleteIdRotationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SealIdCodeBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/renkei.idissuer.v1.IdIssuerService/SealIdCodeBatch',
+            renkei_dot_idissuer_dot_v1_dot_id__issuer__pb2.SealIdCodeBatchRequest.SerializeToString,
+            renkei_dot_idissuer_dot_v1_dot_id__issuer__pb2.SealIdCodeBatchResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,11 @@ class IdIssuerServiceStub:
     the previous one stays accepted for the window stated at rotation.
     Caller: the hub.
     """
+    SealIdCodeBatch: _grpc.UnaryUnaryMultiCallable[_id_issuer_pb2.SealIdCodeBatchRequest, _id_issuer_pb2.SealIdCodeBatchResponse]
+    """Seals the ID codes of residents to the hub for one agency as ONE message
+    (a batch: the hub opens it with IssueLinkCodes), instead of one message a
+    code. Callers: the resident registry's side.
+    """
 
 @_typing.type_check_only
 class IdIssuerServiceAsyncStub(IdIssuerServiceStub):
@@ -76,6 +81,11 @@ class IdIssuerServiceAsyncStub(IdIssuerServiceStub):
     """Makes the newest ID key version current once every agency has re-keyed;
     the previous one stays accepted for the window stated at rotation.
     Caller: the hub.
+    """
+    SealIdCodeBatch: _aio.UnaryUnaryMultiCallable[_id_issuer_pb2.SealIdCodeBatchRequest, _id_issuer_pb2.SealIdCodeBatchResponse]  # type: ignore[assignment]
+    """Seals the ID codes of residents to the hub for one agency as ONE message
+    (a batch: the hub opens it with IssueLinkCodes), instead of one message a
+    code. Callers: the resident registry's side.
     """
 
 class IdIssuerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -122,6 +132,17 @@ class IdIssuerServiceServicer(metaclass=_abc_1.ABCMeta):
         """Makes the newest ID key version current once every agency has re-keyed;
         the previous one stays accepted for the window stated at rotation.
         Caller: the hub.
+        """
+
+    @_abc_1.abstractmethod
+    def SealIdCodeBatch(
+        self,
+        request: _id_issuer_pb2.SealIdCodeBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_id_issuer_pb2.SealIdCodeBatchResponse, _abc.Awaitable[_id_issuer_pb2.SealIdCodeBatchResponse]]:
+        """Seals the ID codes of residents to the hub for one agency as ONE message
+        (a batch: the hub opens it with IssueLinkCodes), instead of one message a
+        code. Callers: the resident registry's side.
         """
 
 def add_IdIssuerServiceServicer_to_server(servicer: IdIssuerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

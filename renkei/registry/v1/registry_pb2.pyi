@@ -143,6 +143,12 @@ class MatchRecordsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     RECORDS_FIELD_NUMBER: _builtins.int
+    SEAL_AS_BATCH_FIELD_NUMBER: _builtins.int
+    seal_as_batch: _builtins.bool
+    """When set, the unique matches' ID codes come sealed together in one
+    message (MatchRecordsResponse.sealed_batch, for HubService.IssueLinkCodes)
+    instead of one sealed_id_code per outcome.
+    """
     @_builtins.property
     def records(self) -> _containers.RepeatedCompositeFieldContainer[Global___Record]:
         """At most 1000."""
@@ -151,10 +157,11 @@ class MatchRecordsRequest(_message.Message):
         self,
         *,
         records: _abc.Iterable[Global___Record] | None = ...,
+        seal_as_batch: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["records", b"records"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["records", b"records", "seal_as_batch", b"seal_as_batch"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -215,18 +222,33 @@ class MatchRecordsResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     OUTCOMES_FIELD_NUMBER: _builtins.int
+    SEALED_BATCH_FIELD_NUMBER: _builtins.int
+    SEALED_BATCH_OUTCOMES_FIELD_NUMBER: _builtins.int
+    sealed_batch: _builtins.bytes
+    """Only when seal_as_batch was set and some record matched uniquely: the
+    ID codes of those residents sealed together to the hub for the calling
+    agency (opened by HubService.IssueLinkCodes).
+    """
     @_builtins.property
     def outcomes(self) -> _containers.RepeatedCompositeFieldContainer[Global___MatchOutcome]:
         """One per record, in order."""
+
+    @_builtins.property
+    def sealed_batch_outcomes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The indexes (in outcomes) of the records whose ID codes sealed_batch
+        holds, in the batch's order: every MATCH_STATUS_UNIQUE outcome, ascending.
+        """
 
     def __init__(
         self,
         *,
         outcomes: _abc.Iterable[Global___MatchOutcome] | None = ...,
+        sealed_batch: _builtins.bytes = ...,
+        sealed_batch_outcomes: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["outcomes", b"outcomes", "sealed_batch", b"sealed_batch", "sealed_batch_outcomes", b"sealed_batch_outcomes"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -251,7 +273,7 @@ class MatchOutcome(_message.Message):
     """Why, for people (never a resident code or a four fact of the register)."""
     sealed_id_code: _builtins.bytes
     """The resident's ID code sealed to the hub for the calling agency; only for
-    MATCH_STATUS_UNIQUE.
+    MATCH_STATUS_UNIQUE, and not when the request set seal_as_batch.
     """
     subscription_handle: _builtins.str
     """For MATCH_STATUS_UNIQUE: the calling agency's handle for this resident in
