@@ -44,8 +44,8 @@ from renkei.grpcutil.handlers import outgoing_metadata
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 
 MAX_BATCH = 1000
-AHEAD = 1
-"""Batches matched at the registry while the previous one is at the hub and the store."""
+AHEAD = 3
+"""MatchRecords calls in flight beyond the batch at the hub and the store (overlapping)."""
 SAMPLES = 20
 ReviewStatus = Literal["ambiguous", "none", "invalid", "failed"]
 
@@ -228,14 +228,20 @@ async def bulk_bind(
         async for chunk in _batches(records, batch):
             await write(await match(chunk))
         return report
-    # The next batches are matched while this one is at the hub and the store;
-    # the queue bounds how far ahead (and how much memory) the matching runs.
-    queue: asyncio.Queue[_Matched | Exception | None] = asyncio.Queue(maxsize=ahead)
+    # The next batches are matched while this one is at the hub and the store,
+    # up to ``ahead`` of them at once (their MatchRecords calls overlap: the
+    # registry's waits for the ID issuer and its disk are not the job's). The
+    # queue keeps file order and bounds how far ahead (and how much memory).
+    queue: asyncio.Queue[asyncio.Task[_Matched] | Exception | None] = asyncio.Queue(maxsize=ahead)
+    running: set[asyncio.Task[_Matched]] = set()
 
     async def produce() -> None:
         try:
             async for chunk in _batches(records, batch):
-                await queue.put(await match(chunk))
+                task = asyncio.create_task(match(chunk))
+                running.add(task)
+                task.add_done_callback(running.discard)
+                await queue.put(task)
         except Exception as err:  # handed to the writer, which raises it in order
             await queue.put(err)
         else:
@@ -246,11 +252,15 @@ async def bulk_bind(
         while (item := await queue.get()) is not None:
             if isinstance(item, Exception):
                 raise item
-            await write(item)
+            await write(await item)
     finally:
         producer.cancel()
+        left = list(running)
+        for task in left:
+            task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await producer
+        await asyncio.gather(*left, return_exceptions=True)
     return report
 
 

@@ -117,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
         " default: the person file of the agency's legacy system, read through its"
         " [legacy] client and format mapper",
     )
-    p.add_argument("--batch", type=int, default=200)
+    p.add_argument("--batch", type=int, default=1000, help="records per MatchRecords call")
     p.add_argument("--report", type=Path, help="also write the report (review list included) here")
 
     num = sub.add_parser("numbering", help="the numbering agency").add_subparsers(
