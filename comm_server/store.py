@@ -8,6 +8,7 @@ hub's serial number, so the three shares of one exchange join on it.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -122,7 +123,11 @@ def _insert_logs_sqlite(conn: sa.Connection, records: list[LogRecord]) -> None:
     distinct time (a bulk query's rows share one).
     """
     to_db = agency_log.c.logged_at.type.bind_processor(conn.dialect)
-    convert: Callable[[object], object] = to_db if to_db is not None else (lambda value: value)
+
+    # Then sqlite3's own adapter, as it would run on every row: once per distinct time here.
+    def convert(value: object) -> object:
+        return sqlite3.adapt(value if to_db is None else to_db(value), sqlite3.PrepareProtocol)
+
     stamped: dict[datetime, object] = {}
     rows: list[tuple[object, ...]] = []
     for r in records:
