@@ -30,6 +30,7 @@ from comm_server.exchange import (
     provided_content,
 )
 from comm_server.hub_client import HubClient
+from comm_server.legacy import ManyLegacyClient
 from comm_server.standard import BadLegacyRecord
 from comm_server.store import AsyncCommStore, LogRecord
 from renkei import bulk, sealing, validate
@@ -117,16 +118,88 @@ def _row(
 
     ``detail`` (a bad legacy record's field and bytes) stays in this agency's log.
     """
-    if error is None:
-        return replace(base, serial=serial, local_person_id=local_person_id, content=content)
-    return replace(
-        base,
-        serial=serial,
-        local_person_id=local_person_id,
-        outcome=error.code,
-        reason=error.reason,
-        detail=detail or base.detail,
+    # Built directly: dataclasses.replace costs several times more, once per person.
+    ok = error is None
+    return LogRecord(
+        serial,
+        base.role,
+        base.logged_at,
+        base.counterpart_agency_id,
+        base.info_kind,
+        base.legal_basis_item,
+        local_person_id,
+        base.staff_id,
+        base.terminal_id,
+        content if ok else base.content,
+        base.purpose,
+        base.outcome if error is None else error.code,
+        base.reason if error is None else error.reason,
+        base.detail if ok or not detail else detail,
     )
+
+
+async def _lookup_many(
+    many: ManyLegacyClient,
+    requests: list[tuple[str, str, bytes]],
+    wanted: list[int],
+    timeout: float,
+    window: float,
+    results: dict[int, bytes | BaseException],
+    unfinished: dict[int, asyncio.Future[bytes]],
+) -> None:
+    """All persons in one ``lookup_many`` call: no task per person.
+
+    Past ``timeout`` every person is late: each gets a future settled when the
+    call ends (within ``window`` more), so a late answer is still logged and
+    discarded person by person, as with one lookup each.
+    """
+    batch = asyncio.ensure_future(many.lookup_many(requests, timeout=timeout + window))
+    try:
+        done, _ = await asyncio.wait([batch], timeout=timeout)
+    except asyncio.CancelledError:
+        batch.cancel()
+        raise
+    if not done:
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[bytes]] = [loop.create_future() for _ in wanted]
+        batch.add_done_callback(lambda finished: _settle(finished, futures))
+        unfinished.update(zip(wanted, futures, strict=True))
+        return
+    for k, outcome in zip(wanted, _outcomes(batch, len(wanted)), strict=True):
+        results[k] = outcome
+
+
+def _outcomes(
+    batch: asyncio.Future[list[bytes | Exception]], n: int
+) -> list[bytes | BaseException]:
+    """Per person: the answer or the error; the call's own failure is everyone's."""
+    failure = batch.exception()
+    if failure is not None:
+        return [failure] * n
+    answers = batch.result()
+    if len(answers) != n:
+        wrong = RuntimeError(f"lookup_many answered {len(answers)} results for {n} persons")
+        return [wrong] * n
+    return list(answers)
+
+
+def _settle(
+    batch: asyncio.Future[list[bytes | Exception]], futures: list[asyncio.Future[bytes]]
+) -> None:
+    outcomes: list[bytes | BaseException] | None = (
+        None if batch.cancelled() else _outcomes(batch, len(futures))
+    )
+    for k, future in enumerate(futures):
+        if future.done():  # its watcher was cancelled (shutdown)
+            continue
+        if outcomes is None:
+            future.cancel()
+            continue
+        outcome = outcomes[k]
+        if isinstance(outcome, bytes):
+            future.set_result(outcome)
+        else:
+            future.set_exception(outcome)
 
 
 class BulkExchange:
@@ -448,6 +521,36 @@ class BulkExchange:
             )
         return payload.nonce, [bytes(query) for query in payload.queries]
 
+    async def _lookup_each(
+        self,
+        requests: list[tuple[str, str, bytes]],
+        wanted: list[int],
+        timeout: float,
+        window: float,
+        results: dict[int, bytes | BaseException],
+        unfinished: dict[int, asyncio.Future[bytes]],
+    ) -> None:
+        """One lookup per person, all at once; those still running at ``timeout`` go to
+        ``unfinished`` (left running for ``window`` more, to log a late answer)."""
+        tasks = [
+            asyncio.ensure_future(
+                self._exchange.legacy_answer(local_id, kind, query, timeout=timeout + window)
+            )
+            for local_id, kind, query in requests
+        ]
+        try:
+            await asyncio.wait(tasks, timeout=timeout)
+        except asyncio.CancelledError:
+            for task in tasks:
+                task.cancel()
+            raise
+        for k, task in zip(wanted, tasks, strict=True):
+            if not task.done():
+                unfinished[k] = task
+            else:
+                failure = task.exception()
+                results[k] = task.result() if failure is None else failure
+
     async def provide(
         self, call: BulkProvideCall, time_remaining: float | None
     ) -> tuple[list[tuple[int, ItemError | None]], bytes]:
@@ -485,60 +588,58 @@ class BulkExchange:
         errors: list[ItemError | None] = [None] * n
         payloads: list[bytes] = [b""] * n
         details: dict[int, str] = {}
-        tasks: dict[int, asyncio.Future[bytes]] = {}
         loop = asyncio.get_running_loop()
         started = loop.time()
         window = self._exchange.late_window(timeout)
+        wanted: list[int] = []
         for k, item in enumerate(call.items):
-            local_id = local_ids.get(item.link_code)
-            if local_id is None:
+            if item.link_code in local_ids:
+                wanted.append(k)
+            else:
                 errors[k] = ItemError(
                     "NOT_FOUND",
                     "PERSON_NOT_BOUND",
                     "the provider has no record bound to this person",
                 )
-                continue
-            tasks[k] = asyncio.ensure_future(
-                self._exchange.legacy_answer(
-                    local_id, call.info_kind, queries[item.index], timeout=timeout + window
-                )
-            )
-        try:
-            if tasks:
-                await asyncio.wait(tasks.values(), timeout=timeout)
-        except asyncio.CancelledError:
-            for task in tasks.values():
-                task.cancel()
-            raise
-        late = 0
-        for k, task in tasks.items():
+        results: dict[int, bytes | BaseException] = {}
+        unfinished: dict[int, asyncio.Future[bytes]] = {}
+        if wanted:
+            requests = [
+                (local_ids[call.items[k].link_code], call.info_kind, queries[call.items[k].index])
+                for k in wanted
+            ]
+            many = self._exchange.many_lookups()
+            if many is None:
+                await self._lookup_each(requests, wanted, timeout, window, results, unfinished)
+            else:
+                await _lookup_many(many, requests, wanted, timeout, window, results, unfinished)
+        for k, task in unfinished.items():
             item = call.items[k]
-            if not task.done():
-                late += 1
-                self._exchange.watch_late(
-                    task,
-                    replace(base, serial=item.serial, local_person_id=local_ids[item.link_code]),
-                    started,
-                    timeout,
-                )
-                errors[k] = ItemError(
-                    "DEADLINE_EXCEEDED",
-                    "LEGACY_TIMEOUT",
-                    f"the legacy system did not answer within {timeout:g}s",
-                )
-                continue
-            failure = task.exception()
-            if failure is None:
+            self._exchange.watch_late(
+                task,
+                replace(base, serial=item.serial, local_person_id=local_ids[item.link_code]),
+                started,
+                timeout,
+            )
+            errors[k] = ItemError(
+                "DEADLINE_EXCEEDED",
+                "LEGACY_TIMEOUT",
+                f"the legacy system did not answer within {timeout:g}s",
+            )
+        late = len(unfinished)
+        payload_of = self._exchange.payload_of
+        for k, result in results.items():
+            if isinstance(result, bytes):
                 try:
-                    payloads[k] = self._exchange.payload_of(call.info_kind, task.result())
+                    payloads[k] = payload_of(call.info_kind, result)
                 except BadLegacyRecord as bad:
                     # The record's bytes stay in this agency's log; the requester gets the reason.
                     errors[k] = ItemError.of(bad)
                     details[k] = bad.log_detail
-            elif isinstance(failure, RenkeiError):
-                errors[k] = ItemError.of(failure)
+            elif isinstance(result, RenkeiError):
+                errors[k] = ItemError.of(result)
             else:
-                event(_log, "bulk lookup failed", serial=item.serial, error=repr(failure))
+                event(_log, "bulk lookup failed", serial=call.items[k].serial, error=repr(result))
                 errors[k] = ItemError(
                     "UNAVAILABLE", "LEGACY_UNAVAILABLE", "the legacy lookup failed"
                 )

@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from comm_server import answer_later, standard
 from comm_server.answer_later import ANSWER_PENDING
 from comm_server.hub_client import HubClient
-from comm_server.legacy import BatchLegacyClient, LegacyClient
+from comm_server.legacy import BatchLegacyClient, LegacyClient, ManyLegacyClient
 from comm_server.mapping.mapper import Mapper
 from comm_server.staff_register import RegisterFile
 from comm_server.store import AsyncCommStore, LogRecord, Ticket
@@ -488,6 +488,10 @@ class Exchange:
     ) -> bytes:
         """One person's answer from the legacy system: the call Provide and BulkProvide share."""
         return await self._legacy.lookup(local_id, info_kind, query, timeout=timeout)
+
+    def many_lookups(self) -> ManyLegacyClient | None:
+        """The legacy client, if it looks many persons up in one call (bulk queries)."""
+        return self._legacy if isinstance(self._legacy, ManyLegacyClient) else None
 
     def late_window(self, timeout: float) -> float:
         """How long past ``timeout`` a lookup is left running, to log a late answer."""

@@ -103,7 +103,9 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
         )
         return comm_pb2.BulkProvideResponse(
             results=[
-                comm_pb2.BulkProvideResult(serial=serial, error=_item_error(error))
+                comm_pb2.BulkProvideResult(serial=serial)
+                if error is None
+                else comm_pb2.BulkProvideResult(serial=serial, error=_item_error(error))
                 for serial, error in results
             ],
             sealed_answers=sealed,

@@ -8,9 +8,10 @@ hub's serial number, so the three shares of one exchange join on it.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -113,6 +114,55 @@ class NewBinding:
     link_code: str
     key_version: int
     id_key_version: int = 1
+
+
+_LOG_COLUMNS = tuple(c.name for c in agency_log.columns if c.name != "id")
+# _insert_logs_sqlite builds its tuples in this order.
+assert tuple(f.name for f in fields(LogRecord)) == _LOG_COLUMNS, "agency_log and LogRecord differ"
+_SQLITE_INSERT_LOG = (
+    f"INSERT INTO agency_log ({', '.join(_LOG_COLUMNS)})"
+    f" VALUES ({', '.join('?' * len(_LOG_COLUMNS))})"
+)
+
+
+def _insert_logs_sqlite(conn: sa.Connection, records: list[LogRecord]) -> None:
+    """``append_logs`` on SQLite: one raw executemany of tuples, in order.
+
+    SQLAlchemy's executemany processes every parameter of every row; here the
+    only column needing conversion, ``logged_at``, is converted once per
+    distinct time (a bulk query's rows share one).
+    """
+    to_db = agency_log.c.logged_at.type.bind_processor(conn.dialect)
+
+    # Then sqlite3's own adapter, as it would run on every row: once per distinct time here.
+    def convert(value: object) -> object:
+        return sqlite3.adapt(value if to_db is None else to_db(value), sqlite3.PrepareProtocol)
+
+    stamped: dict[datetime, object] = {}
+    rows: list[tuple[object, ...]] = []
+    for r in records:
+        logged = stamped.get(r.logged_at)
+        if logged is None:
+            logged = stamped[r.logged_at] = convert(r.logged_at)
+        rows.append(
+            (
+                r.serial,
+                r.role,
+                logged,
+                r.counterpart_agency_id,
+                r.info_kind,
+                r.legal_basis_item,
+                r.local_person_id,
+                r.staff_id,
+                r.terminal_id,
+                r.content,
+                r.purpose,
+                r.outcome,
+                r.reason,
+                r.detail,
+            )
+        )
+    conn.exec_driver_sql(_SQLITE_INSERT_LOG, rows)
 
 
 @dataclass(frozen=True)
@@ -469,8 +519,12 @@ class CommStore:
     def append_logs(self, records: list[LogRecord]) -> None:
         """Every row in one transaction, in order: all durable, or none (bulk queries, and
         the group commit of single rows)."""
-        if records:
-            with self._engine.begin() as conn:
+        if not records:
+            return
+        with self._engine.begin() as conn:
+            if conn.dialect.name == "sqlite":
+                _insert_logs_sqlite(conn, records)
+            else:
                 conn.execute(agency_log.insert(), [r.__dict__ for r in records])
 
     def log_rows(self, limit: int = 1000) -> list[LogRecord]:

@@ -375,25 +375,38 @@ class Hub:
         rows: list[tuple[LogEntry, str, str]] = []
         errors: list[ItemError | None] = []
         id_codes: list[bytes | None] = []
-        for i, link_code in enumerate(req.link_codes):
+        decoded = self.codec.decode_many(agency, req.link_codes)
+        accepted: dict[int, bool] = {}  # ID key version -> still accepted
+        for i, (link_code, got) in enumerate(zip(req.link_codes, decoded, strict=True)):
             if i % BULK_YIELD_EVERY == BULK_YIELD_EVERY - 1:
                 await asyncio.sleep(0)
             id_code: bytes | None = None
             error: RenkeiError | None = None
-            try:
-                if not link_code:
-                    raise invalid_field("link_codes", f"item {i} is empty")
-                id_code, _ = self._decode(agency, link_code)
-            except RenkeiError as err:
-                error = err
+            if not link_code:
+                error = invalid_field("link_codes", f"item {i} is empty")
+            elif isinstance(got, RenkeiError):
+                error = got
+            else:
+                version = got[0][0]
+                ok = accepted.get(version)
+                if ok is None:
+                    ok = accepted[version] = self.id_state.accepted(version, self._clock())
+                if ok:
+                    id_code = got[0]
+                else:
+                    try:
+                        self._check_id_version(got[0], "link_code")
+                        id_code = got[0]
+                    except RenkeiError as err:
+                        error = err
             entry = LogEntry(
-                logged_at=started,
-                legal_basis_item=req.legal_basis_item,
-                requester_agency_id=agency,
-                provider_agency_id=provider.agency_id,
-                info_kind=req.info_kind,
-                policy_version=decision.policy_version,
-                person_key=None if id_code is None else self.person_key(id_code),
+                started,
+                req.legal_basis_item,
+                agency,
+                provider.agency_id,
+                req.info_kind,
+                decision.policy_version,
+                None if id_code is None else self.person_key(id_code),
             )
             id_codes.append(id_code)
             if not decision.approved:
@@ -406,6 +419,7 @@ class Hub:
             errors.append(
                 None if error is None else ItemError(error.code.name, error.reason, error.message)
             )
+        del decoded
         serials = await self._log.begin_many(rows)
         if not decision.approved:
             event(_log, "bulk relay denied", persons=len(serials), reason=decision.reason)
@@ -418,12 +432,13 @@ class Hub:
                     "policy_version": decision.policy_version,
                 },
             )
+        relay_at = [i for i, id_code in enumerate(id_codes) if id_code is not None]
+        provider_codes = self.codec.encode_many(
+            provider.agency_id, [id_code for id_code in id_codes if id_code is not None]
+        )
         items = [
-            BulkProvideItem(serial, i, self.codec.encode(provider.agency_id, id_code))
-            for i, (serial, id_code, error) in enumerate(
-                zip(serials, id_codes, errors, strict=True)
-            )
-            if error is None and id_code is not None
+            BulkProvideItem(serials[i], i, code)
+            for i, code in zip(relay_at, provider_codes, strict=True)
         ]
         del id_codes
         relayed = [item.serial for item in items]

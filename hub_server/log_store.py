@@ -9,7 +9,7 @@ identifier.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -377,7 +377,11 @@ def _insert_sqlite(
     VALUES order, so the serials sorted are the rows' serials in order.
     """
     to_db = hub_log.c.logged_at.type.bind_processor(conn.dialect)
-    convert: Callable[[object], object] = to_db if to_db is not None else (lambda value: value)
+
+    # Then sqlite3's own adapter, as it would run on every row: once per distinct time here.
+    def convert(value: object) -> object:
+        return sqlite3.adapt(value if to_db is None else to_db(value), sqlite3.PrepareProtocol)
+
     done = convert(now)
     stamped: dict[datetime, object] = {}
     columns = ", ".join(_BULK_COLUMNS)

@@ -34,6 +34,7 @@ into ``renkei.errors`` with these reasons:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 
@@ -86,6 +87,23 @@ class BatchLegacyClient(LegacyClient, Protocol):
         ...
 
 
+@runtime_checkable
+class ManyLegacyClient(LegacyClient, Protocol):
+    """A legacy system that looks many persons up in one call (bulk queries).
+
+    Optional: a bulk query asks any other client once per person, concurrently.
+    Worth it where the per-person call is cheap next to the task that would
+    carry it (an in-memory or local table).
+    """
+
+    async def lookup_many(
+        self, requests: Sequence[tuple[str, str, bytes]], *, timeout: float
+    ) -> list[bytes | Exception]:
+        """Per (local_person_id, info_kind, query), in order: what ``lookup`` would
+        return, or the exception it would raise (that person's error alone)."""
+        ...
+
+
 from .csv_dropbox_client import CsvDropboxClient  # noqa: E402 - after the protocols they implement
 from .fixed_tax_client import FixedTaxClient  # noqa: E402
 from .json_http_client import JsonHttpClient  # noqa: E402
@@ -99,5 +117,6 @@ __all__ = [
     "JsonHttpClient",
     "JsonlLegacyClient",
     "LegacyClient",
+    "ManyLegacyClient",
     "SoapPensionClient",
 ]

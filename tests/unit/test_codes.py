@@ -508,3 +508,81 @@ def test_during_a_rotation_the_newest_version_is_made_only_for_the_rekey() -> No
     assert codec.newest_version("city-001") == 2
     assert codec.encode("city-001", _id_code()).startswith("1.")
     assert codec.rekey("city-001", codec.encode("city-001", _id_code()))[0].startswith("2.")
+
+
+# ------------------------------------------------------------------ many at once (bulk relay)
+
+
+def _each(codec: LinkCodec, agency_id: str, link_code: str) -> tuple[bytes, int] | tuple[str, str]:
+    try:
+        return codec.decode(agency_id, link_code)
+    except RenkeiError as err:
+        return (err.code.name, err.reason)
+
+
+def _many(codec: LinkCodec, agency_id: str, link_codes: list[str]) -> list[object]:
+    return [
+        (got.code.name, got.reason) if isinstance(got, RenkeiError) else got
+        for got in codec.decode_many(agency_id, link_codes)
+    ]
+
+
+def test_encode_many_is_encode_for_each_in_order() -> None:
+    codec = _codec()
+    ids = [_id_code(f"{n:011d}") for n in range(5)]
+    assert codec.encode_many("pension", ids) == [codec.encode("pension", i) for i in ids]
+    assert codec.encode_many("pension", []) == []
+
+
+def test_decode_many_is_decode_for_each_with_each_refusal_in_place() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    now = [datetime(2026, 4, 1, tzinfo=UTC)]
+    until = now[0] + timedelta(days=30)
+    codec = LinkCodec(
+        {
+            "city-001": AgencyKeys(2, {1: KEY_CITY_1, 2: KEY_CITY_2}, {1: until}),
+            "pension": AgencyKeys(current=1, keys={1: KEY_PENSION}),
+        },
+        lambda: now[0],
+    )
+    good = codec.encode("city-001", _id_code())
+    old = codec.encode("city-001", _id_code("10987654321"), 1)
+    other = codec.encode("city-001", _id_code("11111111111"))
+    foreign = codec.encode("pension", _id_code())
+    corrupt = good[:-3] + ("A" if good[-3] != "A" else "B") + good[-2:]
+    codes = [
+        good,
+        "",
+        "not a code",
+        corrupt,
+        foreign,
+        "7." + good.split(".")[1],  # a version the agency does not have
+        old,
+        "x" * (MAX_LINK_CODE_CHARS + 1),
+        other,
+        good,
+    ]
+    expected = [_each(codec, "city-001", c) for c in codes]
+    assert _many(codec, "city-001", codes) == expected
+    assert [e[1] for e in expected[1:8]] == [
+        "LINK_CODE_MALFORMED",
+        "LINK_CODE_MALFORMED",
+        "LINK_CODE_CORRUPT",
+        "LINK_CODE_FOREIGN",
+        "LINK_CODE_KEY_UNKNOWN",
+        1,
+        "LINK_CODE_MALFORMED",
+    ]
+    now[0] = until  # version 1 retires: that person alone is refused
+    got = _many(codec, "city-001", codes)
+    assert got[6] == ("FAILED_PRECONDITION", "LINK_CODE_KEY_RETIRED")
+    assert got == [_each(codec, "city-001", c) for c in codes]
+
+
+def test_decode_many_for_an_agency_without_keys_refuses_every_code() -> None:
+    codec = _codec()
+    code = codec.encode("city-001", _id_code())
+    assert (
+        _many(codec, "nobody", [code, code]) == [("FAILED_PRECONDITION", "AGENCY_HAS_NO_KEY")] * 2
+    )

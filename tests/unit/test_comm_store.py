@@ -65,6 +65,66 @@ def test_log_rows_keep_every_field_and_the_instant(store: CommStore) -> None:
     assert row == LogRecord(**{**record.__dict__, "logged_at": row.logged_at})
 
 
+def test_many_log_rows_keep_their_order_fields_and_instants(store: CommStore) -> None:
+    jst = timezone(timedelta(hours=9))
+    base = LogRecord(
+        serial=None,
+        role="provider",
+        logged_at=NOW,
+        counterpart_agency_id="141003",
+        info_kind="年金給付関係情報",
+        legal_basis_item="二十七",
+        local_person_id=None,
+        staff_id="auto-responder",
+        terminal_id="comm-nenkin",
+        content="",
+        purpose=None,
+        outcome="OK",
+        reason="",
+    )
+    records = [
+        LogRecord(
+            **{
+                **base.__dict__,
+                "serial": 100 + i,
+                "local_person_id": f"P{i}" if i % 3 else None,
+                "logged_at": (NOW + timedelta(seconds=i % 2)).astimezone(jst),
+                "content": f"c{i}",
+                "detail": "bad field" if i == 4 else None,
+            }
+        )
+        for i in range(7)
+    ]
+    store.append_logs(records)
+    rows = store.log_rows()
+    assert [r.serial for r in rows] == [100 + i for i in range(7)]
+    for row, record in zip(rows, records, strict=True):
+        assert row.logged_at == record.logged_at
+        assert row == LogRecord(**{**record.__dict__, "logged_at": row.logged_at})
+
+
+def test_log_rows_appended_together_are_all_written_or_none(store: CommStore) -> None:
+    good = LogRecord(
+        serial=1,
+        role="provider",
+        logged_at=NOW,
+        counterpart_agency_id="141003",
+        info_kind="k",
+        legal_basis_item="1",
+        local_person_id="P1",
+        staff_id="s",
+        terminal_id="t",
+        content="",
+        purpose=None,
+        outcome="OK",
+        reason="",
+    )
+    naive = LogRecord(**{**good.__dict__, "serial": 2, "logged_at": NOW.replace(tzinfo=None)})
+    with pytest.raises((ValueError, sa.exc.StatementError)):
+        store.append_logs([good, naive])
+    assert store.log_rows() == []
+
+
 def test_answer_tickets_are_kept_per_role_and_taken_once(store: CommStore) -> None:
     from comm_server.store import Ticket
 
