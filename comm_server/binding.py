@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from comm_server.clients import hub_client
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
 from comm_server.store import AsyncCommStore, open_store
@@ -46,9 +47,7 @@ async def bind_all(
 ) -> list[BindOutcome]:
     """Bind many records with this agency's own store and certificate (``renkei comm bind``)."""
     store = open_store(config)
-    hub = HubClient(
-        config.hub_endpoint, config.tls, insecure_development=config.insecure_development
-    )
+    hub = hub_client(config)
     try:
         return [await bind(store, hub, local, sealed, timeout=timeout) for local, sealed in items]
     finally:

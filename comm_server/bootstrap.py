@@ -9,6 +9,7 @@ from pathlib import Path
 
 from comm_server import keys
 from comm_server.bulk_exchange import BulkExchange
+from comm_server.clients import hub_client
 from comm_server.config import CommConfig
 from comm_server.exchange import Exchange
 from comm_server.hub_client import HubClient
@@ -95,9 +96,7 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
     staff = load_register(config)
     mapper = load_format(config)
     store = open_store(config)
-    hub = HubClient(
-        config.hub_endpoint, config.tls, insecure_development=config.insecure_development
-    )
+    hub = hub_client(config)
     if legacy is None:
         legacy = open_legacy_client(config.legacy)
     sealing_key = keys.sealing_key(open_key_store(config, store))

@@ -32,6 +32,7 @@ from typing import Literal, TypeAlias
 import grpc
 from sqlalchemy.engine import Connection
 
+from comm_server.clients import hub_client, registry_channel
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
 from comm_server.person_facts import PersonFactsStore
@@ -39,7 +40,6 @@ from comm_server.store import AsyncCommStore, CommStore, NewBinding, open_store
 from renkei import validate
 from renkei.config_util import ConfigError
 from renkei.errors import FailedPrecondition, RenkeiError, from_rpc_error
-from renkei.grpcutil.client import channel
 from renkei.grpcutil.handlers import outgoing_metadata
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 
@@ -418,12 +418,8 @@ async def bind_agency(
         legacy = open_legacy_client(config.legacy)
         records = person_file(legacy, mapper)
     store = open_store(config)
-    hub = HubClient(
-        config.hub_endpoint, config.tls, insecure_development=config.insecure_development
-    )
-    registry = channel(
-        config.registry_endpoint, config.tls, insecure_development=config.insecure_development
-    )
+    hub = hub_client(config)
+    registry = registry_channel(config)
     try:
         return await bulk_bind(
             store,

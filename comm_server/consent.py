@@ -32,11 +32,11 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from comm_server.binding import bind
 from comm_server.bulk_bind import LocalRecord
+from comm_server.clients import hub_client, registry_channel
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
 from comm_server.store import AsyncCommStore, open_store
 from renkei.errors import RenkeiError, from_rpc_error
-from renkei.grpcutil.client import channel
 from renkei.grpcutil.handlers import outgoing_metadata
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 
@@ -205,12 +205,8 @@ async def bind_consents(config: CommConfig, items: list[ConsentItem]) -> Consent
     if not config.registry_endpoint:
         raise ValueError("the comm config sets no registry_endpoint")
     store = open_store(config)
-    hub = HubClient(
-        config.hub_endpoint, config.tls, insecure_development=config.insecure_development
-    )
-    ch = channel(
-        config.registry_endpoint, config.tls, insecure_development=config.insecure_development
-    )
+    hub = hub_client(config)
+    ch = registry_channel(config)
     try:
         return await bind_with_consent(
             store,

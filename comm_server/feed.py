@@ -17,11 +17,11 @@ from dataclasses import dataclass
 
 import grpc
 
+from comm_server.clients import registry_channel
 from comm_server.config import CommConfig
 from comm_server.person_facts import FeedItem, PersonFacts, PersonFactsStore
 from renkei import db
 from renkei.errors import RenkeiError, from_rpc_error
-from renkei.grpcutil.client import channel
 from renkei.grpcutil.handlers import outgoing_metadata
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 
@@ -105,9 +105,7 @@ async def follow_agency(
         raise ValueError("the comm config sets no registry_endpoint")
     engine = db.create_engine(config.database_url, schema=config.database_schema)
     facts = PersonFactsStore(engine)
-    ch = channel(
-        config.registry_endpoint, config.tls, insecure_development=config.insecure_development
-    )
+    ch = registry_channel(config)
     stub = registry_pb2_grpc.BindingServiceStub(ch)
     try:
         while True:

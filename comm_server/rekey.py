@@ -20,6 +20,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from comm_server.clients import hub_client
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
 from comm_server.store import AsyncCommStore, open_store
@@ -103,9 +104,7 @@ async def rekey(
 async def rekey_agency(config: CommConfig, *, batch: int, progress: Progress | None) -> RekeyReport:
     """``renkei comm rekey``: with this agency's own store and certificate."""
     store = open_store(config)
-    hub = HubClient(
-        config.hub_endpoint, config.tls, insecure_development=config.insecure_development
-    )
+    hub = hub_client(config)
     try:
         return await rekey(store, hub, batch=batch, progress=progress)
     finally:

@@ -1,0 +1,24 @@
+"""Connections a communication server's own jobs open with its certificate (bind, rekey, follow)."""
+
+from __future__ import annotations
+
+import grpc
+
+from comm_server.config import CommConfig
+from comm_server.hub_client import HubClient
+from renkei.grpcutil.client import channel
+
+
+def hub_client(config: CommConfig) -> HubClient:
+    return HubClient(
+        config.hub_endpoint, config.tls, insecure_development=config.insecure_development
+    )
+
+
+def registry_channel(config: CommConfig) -> grpc.aio.Channel:
+    """The resident registry's binding service; ValueError if the config names none."""
+    if not config.registry_endpoint:
+        raise ValueError("the comm config sets no registry_endpoint")
+    return channel(
+        config.registry_endpoint, config.tls, insecure_development=config.insecure_development
+    )
