@@ -192,6 +192,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="run the whole system on loopback and print what happened")
     p.add_argument("--state-dir", type=Path, default=Path("demo-state"))
+    p.add_argument(
+        "--keep-serving",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="afterwards keep every party up this long (Ctrl-C stops sooner), with staff LOAD"
+        " registered, so that `renkei load --deployment STATE_DIR` can drive it",
+    )
 
     p = sub.add_parser(
         "load",
@@ -549,7 +557,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "demo":
         from renkei.demo import main as demo_main
 
-        return demo_main(args.state_dir)
+        return demo_main(args.state_dir, args.keep_serving)
     if args.command == "bench":
         if args.tool == "frame":
             from renkei.bench.frame import main as frame_main

@@ -19,7 +19,9 @@ import asyncio
 import json
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +33,7 @@ from rich.table import Table
 
 from comm_server.bulk_bind import BindReport, bind_agency
 from comm_server.config import CommConfig
+from comm_server.staff_register import Grant
 from comm_server.standard import render as render_record
 from comm_server.store import CommStore
 from hub_server.config import HubConfig
@@ -106,9 +109,11 @@ def own_format(answer: bytes, fmt: str | None) -> str:
 
 
 class Demo:
-    def __init__(self, state_dir: Path, console: Console) -> None:
+    def __init__(self, state_dir: Path, console: Console, keep_serving: float = 0.0) -> None:
         self.state_dir = state_dir
         self.console = console
+        # Seconds to keep every party running after the demo (for `renkei load`).
+        self.keep_serving = keep_serving
         self.people = residents()
         self.drop_folder = state_dir / "insurer-drop"
         endpoints = pick_endpoints(AGENCIES)
@@ -124,12 +129,43 @@ class Demo:
             self.state_dir,
             AGENCIES,
             self.endpoints,
-            Settings(answer_timeout_seconds=1.0, query_timeout_seconds=4.0, log_level="WARNING"),
+            Settings(
+                answer_timeout_seconds=1.0,
+                query_timeout_seconds=4.0,
+                log_level="WARNING",
+                extra_staff=self._load_staff(),
+            ),
         )
         for agency_id, records in legacy_records(self.people).items():
             write_records(layout.legacy_records(agency_id), records)
         self.layout = layout
         return layout
+
+    def _load_staff(self) -> tuple[Grant, ...]:
+        """When the parties stay up for `renkei load`, its staff member may ask (and only then)."""
+        if not self.keep_serving:
+            return ()
+        from renkei.load.targets import LOAD_STAFF_ID
+
+        return (Grant(LOAD_STAFF_ID, name="renkei load, for --keep-serving only"),)
+
+    def serve_on(self) -> None:
+        """Keep every party up for ``keep_serving`` seconds, or until Ctrl-C or SIGTERM."""
+        c = self.console
+        c.rule("[bold]Serving")
+        c.print(
+            f"  every party stays up for {self.keep_serving:g} s (Ctrl-C stops sooner); e.g.\n"
+            f"  renkei load --target comm --deployment {self.state_dir}"
+            " --scenario renkei/load/scenarios/demo.toml --duration 10"
+        )
+        stop = threading.Event()
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            stop.wait(self.keep_serving)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            signal.signal(signal.SIGTERM, previous)
 
     def bind(self, layout: Layout) -> None:
         """Each agency binds its file by the four facts as its own system writes them:
@@ -522,6 +558,8 @@ class Demo:
                 self.trace(layout, n, q)
             self.print_logs(layout)
             clean = self.audit(layout)
+            if self.keep_serving:
+                self.serve_on()
             exits = group.stop_all()
         c.rule("[bold]Shutdown")
         c.print("  " + ", ".join(f"{name} exited {code}" for name, code in exits.items()))
@@ -542,9 +580,9 @@ def wait_logged_ready(child: Started, timeout: float = 20.0) -> None:
     raise RuntimeError(f"{child.name} never became ready")
 
 
-def main(state_dir: Path) -> int:
+def main(state_dir: Path, keep_serving: float = 0.0) -> int:
     console = Console(width=140, highlight=False)
-    return Demo(state_dir, console).run()
+    return Demo(state_dir, console, keep_serving).run()
 
 
 if __name__ == "__main__":

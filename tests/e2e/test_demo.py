@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -76,3 +77,46 @@ def test_demo_runs_the_whole_system_and_leaves_nothing_behind(tmp_path: Path) ->
         assert f"{party} exited 0" in text
     assert (state / "hub" / "hub.db").exists()
     assert processes_mentioning(str(state)) == []
+
+
+def test_renkei_load_drives_the_demo_kept_serving(tmp_path: Path) -> None:
+    """`renkei demo --keep-serving` leaves a deployment `renkei load --target comm` can drive."""
+    state = tmp_path / "demo-state"
+    report = tmp_path / "load.json"
+    demo_args = ["demo", "--state-dir", str(state), "--keep-serving", "120"]
+    load_args = [
+        *("load", "--target", "comm", "--deployment", str(state)),
+        *("--scenario", "renkei/load/scenarios/demo.toml"),
+        *("--requests", "40", "--concurrency", "4", "--quiet", "--json", str(report)),
+    ]
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "renkei.cli", *demo_args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    try:
+        assert demo.stdout is not None
+        for line in demo.stdout:  # the parties are up once the demo says it is serving
+            if "every party stays up" in line:
+                break
+        else:
+            pytest.fail("the demo ended before serving")
+        load = subprocess.run(
+            [sys.executable, "-m", "renkei.cli", *load_args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert load.returncode == 0, load.stdout[-3000:] + load.stderr[-3000:]
+    finally:
+        demo.terminate()  # SIGTERM ends the serving early; the demo stops every party
+        rest, _ = demo.communicate(timeout=60)
+    assert demo.returncode == 0, rest[-3000:]
+    result = json.loads(report.read_text(encoding="utf-8"))
+    assert result["requests"] == 40
+    assert result["unexpected"] == 0, result["errors"]
+    assert result["ok"] > 0  # lawful linkages answered through the demo's legacy systems
+    assert not processes_mentioning(str(state))
