@@ -242,16 +242,24 @@ def breaches(report: Mapping[str, Mapping[str, int]]) -> dict[str, set[str]]:
 
 
 def render(report: Mapping[str, Mapping[str, int]]) -> Table:
-    """The audit as a table: a row per store, a column per kind of identifier."""
+    """The audit as a table: a row per kind of identifier, a column per store.
+
+    Kinds go down the side because there are many (a link code and a handle
+    per agency) while the stores are few, so it fits a terminal.
+    """
     link_kinds = sorted({k for kinds in report.values() for k in kinds if k.startswith(LINK_CODE)})
     handle_kinds = sorted({k for kinds in report.values() for k in kinds if k.startswith(HANDLE)})
-    columns = [NUMBER, RESIDENT_CODE, ID_CODE, *link_kinds, *handle_kinds, FOUR_FACTS, PAYLOAD]
+    rows = [NUMBER, RESIDENT_CODE, ID_CODE, *link_kinds, *handle_kinds, FOUR_FACTS, PAYLOAD]
     bad = breaches(report)
-    table = Table("store", *columns, "verdict", title="identifiers held, by store")
-    for store, kinds in report.items():
-        table.add_row(
-            store,
-            *(str(kinds[c]) if c in kinds else "-" for c in columns),
-            "BREACH: " + ", ".join(sorted(bad[store])) if store in bad else "as allowed",
-        )
+    stores = list(report)
+    table = Table(title="cells holding each kind of identifier, by store (agencies by id)")
+    table.add_column("kind", no_wrap=True)
+    for store in stores:
+        table.add_column(store.removeprefix("agency:"), justify="right", overflow="fold")
+    for kind in rows:
+        table.add_row(kind, *(str(report[s][kind]) if kind in report[s] else "-" for s in stores))
+    table.add_row(
+        "verdict",
+        *("BREACH: " + ", ".join(sorted(bad[s])) if s in bad else "ok" for s in stores),
+    )
     return table
