@@ -145,3 +145,21 @@ def test_the_agency_keeps_the_latest_facts_and_its_cursor(engine: Engine) -> Non
     with pytest.raises(FailedPrecondition) as err:
         again.remember_handle("L-1", "h2")
     assert err.value.reason == "REGISTRY_HANDLE_CONFLICT"
+
+
+def test_one_batch_mixing_known_new_repeated_and_unknown_codes(store: RegistryStore) -> None:
+    # The look-up joins residents to THIS agency's handles only: another agency's
+    # handles for the same people must neither be answered nor hide a new one.
+    subs = Subscriptions(store)
+    pension = subs.subscribe(PENSION, _codes(0, 1))
+    known = subs.subscribe(CITY, _codes(1))
+    got = subs.subscribe(CITY, [*_codes(0, 1, 0, 3), "12345678903"])
+    assert got[1] == known[0]
+    assert got[0] == got[2]
+    assert got[4] == ""
+    assert len({got[0], got[1], got[3]}) == 3
+    assert not {got[0], got[1], got[3]} & set(pension)
+    entries, _, more = subs.list_changes(CITY, 0, 10)
+    assert not more
+    assert [e.handle for e in entries] == [known[0], got[0], got[3]]  # one each, in order
+    assert all(e.kind == "subscribed" for e in entries)
