@@ -71,6 +71,9 @@ class _Open:
             raise
         finally:
             self.broken = True
+            # Ends the request generator too: a broken stream's is never read again,
+            # and left waiting on the queue it would outlive the event loop.
+            self.outbox.put_nowait(None)
             for done in self.pending.values():
                 if not done.done():
                     done.set_exception(failure)
