@@ -273,8 +273,7 @@ class Exchange:
                         created_at=record.logged_at,
                     ),
                 )
-                await self._store.run(
-                    self._store.store.append_log,
+                await self._store.append_log(
                     replace(
                         record,
                         serial=answer.serial,
@@ -305,15 +304,13 @@ class Exchange:
             opened = self.opened(plaintext, q.info_kind, q.local_person_id)
         except TimeoutError:
             err = DeadlineExceeded("QUERY_TIMEOUT", f"no answer within {timeout:.3f} s")
-            await self._store.run(
-                self._store.store.append_log,
+            await self._store.append_log(
                 replace(record, outcome=err.code.name, reason=err.reason),
             )
             raise err from None
         except RenkeiError as err:
             serial = err.metadata.get("serial")
-            await self._store.run(
-                self._store.store.append_log,
+            await self._store.append_log(
                 replace(
                     record,
                     serial=int(serial) if serial else None,
@@ -322,8 +319,7 @@ class Exchange:
                 ),
             )
             raise
-        await self._store.run(
-            self._store.store.append_log,
+        await self._store.append_log(
             replace(record, serial=answer.serial, content=opened.content, detail=opened.problem),
         )
         return QueryResult(
@@ -398,8 +394,7 @@ class Exchange:
             if isinstance(self._legacy, BatchLegacyClient):
                 raw, ticket = await self._ask_batch(call, local_id, query, timeout)
                 if raw is None:
-                    await self._store.run(
-                        self._store.store.append_log,
+                    await self._store.append_log(
                         replace(
                             record,
                             outcome=ANSWER_PENDING,
@@ -425,11 +420,9 @@ class Exchange:
             )
         except RenkeiError as err:
             err.metadata.setdefault("serial", str(call.serial))
-            await self._store.run(self._store.store.append_log, _failed(record, err))
+            await self._store.append_log(_failed(record, err))
             raise
-        await self._store.run(
-            self._store.store.append_log, replace(record, content=provided_content(payload))
-        )
+        await self._store.append_log(replace(record, content=provided_content(payload)))
         return Provided(sealed)
 
     async def _fetch_standard(
@@ -536,8 +529,7 @@ class Exchange:
         )
         if record is None:
             return
-        await self._store.run(
-            self._store.store.append_log,
+        await self._store.append_log(
             replace(
                 record,
                 logged_at=self._clock(),
@@ -634,10 +626,9 @@ class Exchange:
                 raise answer_later.unknown_ticket()  # a concurrent collect took it
         except RenkeiError as err:
             err.metadata.setdefault("serial", str(call.serial))
-            await self._store.run(self._store.store.append_log, _failed(record, err))
+            await self._store.append_log(_failed(record, err))
             raise
-        await self._store.run(
-            self._store.store.append_log,
+        await self._store.append_log(
             replace(
                 record,
                 content=provided_content(payload),
@@ -698,14 +689,12 @@ class Exchange:
             err.metadata.setdefault("serial", str(held.serial))
             if err.reason == "ANSWER_EXPIRED":
                 await self._store.run(self._store.store.take_ticket, REQUESTER, f.ticket)
-            await self._store.run(
-                self._store.store.append_log,
+            await self._store.append_log(
                 replace(record, outcome=err.code.name, reason=err.reason),
             )
             raise
         await self._store.run(self._store.store.take_ticket, REQUESTER, f.ticket)
-        await self._store.run(
-            self._store.store.append_log,
+        await self._store.append_log(
             replace(
                 record,
                 content=opened.content,

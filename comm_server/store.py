@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 from comm_server.config import CommConfig
 from renkei import db
 from renkei.errors import FailedPrecondition
+from renkei.group_commit import GroupCommit
 from renkei.keystore import KeyStore, load_master_key
 
 metadata = sa.MetaData()
@@ -564,56 +565,28 @@ T = TypeVar("T")
 class AsyncCommStore:
     """The store's blocking calls, run on a small pool off the event loop.
 
-    Log rows are group-committed: ``run(store.append_log, record)`` returns
-    once the row is durable, as before, but rows appended while a commit is
-    in flight share the next transaction, so a busy server pays one commit
-    per batch rather than one per exchange (docs/benchmarks.md).
+    Log rows are group-committed (``renkei.group_commit``): ``append_log``
+    returns once the row is durable, but rows appended while a commit is in
+    flight share the next transaction, so a busy server pays one commit per
+    batch rather than one per exchange (docs/benchmarks.md).
     """
 
     def __init__(self, store: CommStore, workers: int = 1, *, max_batch: int = 512) -> None:
         self.store = store
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="comm-store")
-        self._max_batch = max_batch
-        self._logs: list[tuple[LogRecord, asyncio.Future[None]]] = []
-        self._log_writer: asyncio.Task[None] | None = None
+
+        def write(records: list[LogRecord]) -> list[None]:
+            store.append_logs(records)
+            return [None] * len(records)
+
+        self._logs = GroupCommit(write, self._pool, max_batch=max_batch)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        if getattr(fn, "__func__", None) is CommStore.append_log and fn.__self__ is self.store:  # type: ignore[attr-defined]  # a bound method here
-            (record,) = args
-            await self._append_log(record)
-            return cast(T, None)  # what append_log returns
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    def _append_log(self, record: LogRecord) -> asyncio.Future[None]:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-        self._logs.append((record, done))
-        if self._log_writer is None or self._log_writer.done():
-            self._log_writer = loop.create_task(self._write_logs())
-        return done
-
-    async def _write_logs(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._logs:
-            batch = self._logs[: self._max_batch]
-            del self._logs[: self._max_batch]
-            try:
-                await loop.run_in_executor(
-                    self._pool, self.store.append_logs, [record for record, _ in batch]
-                )
-            except asyncio.CancelledError:
-                for _, done in batch + self._logs:
-                    done.cancel()
-                self._logs.clear()
-                raise
-            except Exception as err:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(err)
-                continue
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+    async def append_log(self, record: LogRecord) -> None:
+        """This agency's share of the log: durable when this returns."""
+        await self._logs.submit(record)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from renkei.db import UtcDateTime
+from renkei.group_commit import GroupCommit
 
 metadata = sa.MetaData()
 
@@ -462,19 +463,17 @@ class AsyncHubLog:
 
     def __init__(self, repo: HubLogRepository, *, max_batch: int = 512) -> None:
         self.repo = repo
-        self._max_batch = max_batch
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-log")
-        self._queue: list[tuple[LogOp, asyncio.Future[int]]] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._writes = GroupCommit(repo.apply, self._pool, max_batch=max_batch)
 
     async def begin(self, entry: LogEntry) -> int:
-        return await self._submit(Begin(entry))
+        return await self._writes.submit(Begin(entry))
 
     async def record(self, entry: LogEntry, outcome: str, reason: str) -> int:
-        return await self._submit(Record(entry, outcome, reason))
+        return await self._writes.submit(Record(entry, outcome, reason))
 
     async def finish(self, serial: int, outcome: str, reason: str) -> None:
-        await self._submit(Finish(serial, outcome, reason))
+        await self._writes.submit(Finish(serial, outcome, reason))
 
     async def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[int]:
         """A bulk request's rows, durable together in one transaction of their own."""
@@ -487,37 +486,6 @@ class AsyncHubLog:
 
     async def add_aliases(self, pairs: list[tuple[str, str]]) -> None:
         await asyncio.get_running_loop().run_in_executor(self._pool, self.repo.add_aliases, pairs)
-
-    def _submit(self, op: LogOp) -> asyncio.Future[int]:
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[int] = loop.create_future()
-        self._queue.append((op, done))
-        if self._writer is None or self._writer.done():
-            self._writer = loop.create_task(self._drain())
-        return done
-
-    async def _drain(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._queue:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
-            try:
-                results = await loop.run_in_executor(
-                    self._pool, self.repo.apply, [op for op, _ in batch]
-                )
-            except Exception as err:
-                for _, done in batch:
-                    if not done.done():
-                        done.set_exception(err)
-                continue
-            except asyncio.CancelledError:
-                for _, done in batch + self._queue:
-                    done.cancel()
-                self._queue.clear()
-                raise
-            for (_, done), result in zip(batch, results, strict=True):
-                if not done.done():
-                    done.set_result(result)
 
     async def row(self, serial: int) -> LogRow | None:
         return await asyncio.get_running_loop().run_in_executor(self._pool, self.repo.row, serial)

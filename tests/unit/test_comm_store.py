@@ -237,9 +237,7 @@ def test_log_rows_appended_together_share_commits_and_each_waits_for_its_own(
     shared = AsyncCommStore(store)
 
     async def run() -> list[int]:
-        waiters = [
-            asyncio.ensure_future(shared.run(store.append_log, _record(s))) for s in range(1, 41)
-        ]
+        waiters = [asyncio.ensure_future(shared.append_log(_record(s))) for s in range(1, 41)]
         seen = []
         for serial, waiter in enumerate(waiters, start=1):
             await waiter
@@ -266,10 +264,10 @@ def test_a_failed_log_commit_reaches_every_waiter_of_the_batch_and_the_next_succ
     async def run() -> tuple[list[BaseException | None], None]:
         store.fail_next = True
         first = await asyncio.gather(
-            *(shared.run(store.append_log, _record(s)) for s in (1, 2, 3)),
+            *(shared.append_log(_record(s)) for s in (1, 2, 3)),
             return_exceptions=True,
         )
-        return list(first), await shared.run(store.append_log, _record(4))
+        return list(first), await shared.append_log(_record(4))
 
     try:
         first, _ = asyncio.run(run())
