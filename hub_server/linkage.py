@@ -416,9 +416,7 @@ class Hub:
                 rows.append((entry, error.code.name, error.reason))
             else:
                 rows.append((entry, PENDING, ""))
-            errors.append(
-                None if error is None else ItemError(error.code.name, error.reason, error.message)
-            )
+            errors.append(None if error is None else ItemError.of(error))
         del decoded
         serials = await self._log.begin_many(rows)
         if not decision.approved:
@@ -600,10 +598,9 @@ class Hub:
                 err.metadata["index"] = str(i)
                 raise
         agency = requester.agency_id
-        encode = self.codec.encode
         return IssuedBatch(
             batch_id,
-            [encode(agency, c) for c in id_codes],
+            self.codec.encode_many(agency, id_codes),
             self.codec.current_version(agency),
             [c[0] for c in id_codes],
         )
@@ -634,10 +631,8 @@ class Hub:
     async def rekey_link_codes(self, requester: Agency, link_codes: list[str]) -> RekeyAnswer:
         """The caller's codes under its newest link-code key and the newest ID key."""
         if len(link_codes) > MAX_REKEY_BATCH:
-            raise InvalidArgument(
-                "INVALID_FIELD",
-                f"link_codes: {len(link_codes)} codes; at most {MAX_REKEY_BATCH} per call",
-                {"field": "link_codes"},
+            raise invalid_field(
+                "link_codes", f"{len(link_codes)} codes; at most {MAX_REKEY_BATCH} per call"
             )
         agency = requester.agency_id
         codec, id_newest = self.codec, self.id_state.newest

@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from id_issuer.issuer import ID_KEY, IdIssuer
-from renkei import validate
-from renkei.errors import FailedPrecondition, InvalidArgument, RenkeiError
+from renkei import id_code_batch, validate
+from renkei.errors import FailedPrecondition, RenkeiError, invalid_field
 from renkei.keystore import KeyStore
 
-MAX_BATCH = 1000
+MAX_BATCH = id_code_batch.MAX_CODES  # one sealed batch holds at most this many
 
 
 @dataclass(frozen=True)
@@ -30,9 +30,7 @@ class KeyStatus:
 
 def _check_batch(field: str, n: int) -> None:
     if n > MAX_BATCH:
-        raise InvalidArgument(
-            "INVALID_FIELD", f"{field}: {n} items; at most {MAX_BATCH}", {"field": field}
-        )
+        raise invalid_field(field, f"{n} items; at most {MAX_BATCH}")
 
 
 class IdIssuerService:

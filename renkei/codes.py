@@ -148,6 +148,11 @@ class AgencyKeys:
             siv = self._ciphers[version] = AESSIV(self.keys[version])
         return siv
 
+    def retired(self, version: int, now: datetime) -> bool:
+        """An older version past its acceptance limit (the current one never is)."""
+        until = self.accept_until.get(version)
+        return version != self.current and until is not None and now >= until
+
 
 class LinkCodec:
     """ID code <-> each agency's link code. Lives inside the hub only."""
@@ -186,16 +191,11 @@ class LinkCodec:
         assert siv is not None, "the version to encode with must be present"
         return format_link_code(version, siv.encrypt(id_code, _associated_data(agency_id, version)))
 
-    def rekey(self, agency_id: str, link_code: str) -> tuple[str, int]:
-        """The same person's link code under the agency's newest key version."""
-        id_code, _ = self.decode(agency_id, link_code)
-        newest = self.newest_version(agency_id)
-        return self.encode(agency_id, id_code, newest), newest
-
     def decode(self, agency_id: str, link_code: str) -> tuple[bytes, int]:
         """The ID code behind ``agency_id``'s link code, and the key version it used."""
         version, ciphertext = parse_link_code(link_code)
-        siv = self._agency(agency_id).cipher(version)
+        keys = self._agency(agency_id)
+        siv = keys.cipher(version)
         if siv is None:
             raise InvalidArgument(
                 "LINK_CODE_KEY_UNKNOWN",
@@ -207,13 +207,11 @@ class LinkCodec:
         except InvalidTag:
             id_code = None
         if id_code is not None:
-            keys = self._agency(agency_id)
-            until = keys.accept_until.get(version)
-            if version != keys.current and until is not None and self._clock() >= until:
+            if keys.retired(version, self._clock()):
                 raise FailedPrecondition(
                     "LINK_CODE_KEY_RETIRED",
                     f"link_code is under key version {version}, accepted until"
-                    f" {until.isoformat()}; re-key to version {keys.current}",
+                    f" {keys.accept_until[version].isoformat()}; re-key to version {keys.current}",
                     {"field": "link_code", "key_version": str(version)},
                 )
             return id_code, version
@@ -289,8 +287,7 @@ class LinkCodec:
     ) -> tuple[AESSIV, list[bytes]] | None:
         """The cipher and associated data for ``version``, if it exists and is not retired."""
         siv = keys.cipher(version)
-        until = keys.accept_until.get(version)
-        if siv is None or (version != keys.current and until is not None and now >= until):
+        if siv is None or keys.retired(version, now):
             return None
         return siv, _associated_data(agency_id, version)
 

@@ -91,7 +91,7 @@ def open_batch(
         field=field,
     )
     size = codes.ID_CODE_BYTES
-    if not plain or len(plain) % size or len(plain) // size > MAX_CODES:
+    if not plain or len(plain) % size:
         raise _malformed(
             field,
             f"{field} holds {len(plain)} bytes of ID codes: not 1 to {MAX_CODES}"
