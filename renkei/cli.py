@@ -57,7 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="an agency of the registry by id or name (横浜市, nenkin), or ID=NAME=CLASSES;"
         " repeatable; default: the demo's three",
     )
-    p.add_argument("--base-port", type=int, default=50051, help="hub port; others follow it")
+    p.add_argument(
+        "--base-port",
+        type=int,
+        default=50051,
+        help="hub port; comm servers from +1, legacy systems from +101,"
+        " the ID issuer, numbering agency and registry at +201..203",
+    )
     p.add_argument("--database-url", help="one database for all parties, a schema each")
 
     for party in ("hub", "comm"):
@@ -457,15 +463,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"CA {pki.ca_cert}; hub and {len(args.agency)} agency certificates")
         return 0
     if args.command == "deploy":
-        from renkei.deploy import DEMO_AGENCIES, Endpoints, Settings, init_deployment
+        from renkei.deploy import DEMO_AGENCIES, Settings, endpoints_from, init_deployment
 
         agencies = args.agency or list(DEMO_AGENCIES)
-        base = args.base_port
-        endpoints = Endpoints(
-            base,
-            {a.agency_id: base + 1 + i for i, a in enumerate(agencies)},
-            {a.agency_id: base + 101 + i for i, a in enumerate(agencies)},
-        )
+        endpoints = endpoints_from(args.base_port, agencies)
         layout = init_deployment(
             args.dir, agencies, endpoints, Settings(database_url=args.database_url)
         )

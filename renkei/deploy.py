@@ -138,6 +138,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def endpoints_from(base: int, agencies: Sequence[AgencySpec]) -> Endpoints:
+    """Fixed ports from ``base`` (``renkei deploy init --base-port``): the hub at
+    base, communication servers from base+1, legacy systems from base+101, then
+    the ID issuer, the numbering agency and the registry at base+201..203."""
+    return Endpoints(
+        base,
+        {a.agency_id: base + 1 + i for i, a in enumerate(agencies)},
+        {a.agency_id: base + 101 + i for i, a in enumerate(agencies)},
+        id_issuer_port=base + 201,
+        numbering_port=base + 202,
+        registry_port=base + 203,
+    )
+
+
 def pick_endpoints(agencies: Sequence[AgencySpec]) -> Endpoints:
     return Endpoints(
         free_port(),

@@ -85,6 +85,11 @@ def test_cli_pki_init_and_deploy_init(tmp_path: Path, capsys: pytest.CaptureFixt
     assert comm["legacy"]["port"] == 50152
     assert HubConfig.load(deployment / "hub" / "hub.toml").tls is not None
     assert "deployment in" in capsys.readouterr().out
+    # Every party gets a real port from the base: no config may name port 0.
+    assert hub["hub"]["id_issuer_endpoint"] == "127.0.0.1:50252"
+    assert comm["comm"]["registry_endpoint"] == "127.0.0.1:50254"
+    for config in deployment.rglob("*.toml"):
+        assert ':0"' not in config.read_text(encoding="utf-8"), config
 
 
 def test_renkei_registry_hands_its_arguments_to_the_registry_cli(
