@@ -421,6 +421,9 @@ def test_place_table_is_the_projects_one_table() -> None:
     from legacy_stubs.registry import places
 
     assert [p.code for p in gazetteer().places] == [g.code for g in places.all_local_governments()]
+    # Where people live (wards, and municipalities without wards) is worked out twice,
+    # by the normalizer and by the registry's population: the two must agree.
+    assert gazetteer().residential_codes == places.residential_codes()
 
 
 # -- dates -------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from comm_server import staff_register
 from comm_server.staff_register import (
     Grant,
     RegisterError,
@@ -129,7 +130,7 @@ def test_rendered_grants_load_back_and_a_bom_is_accepted(tmp_path: Path) -> None
 
 
 def test_a_changed_file_is_reloaded_and_a_bad_change_keeps_the_register_in_force(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "staff.csv"
     path.write_text(render([Grant("A")]), encoding="utf-8")
@@ -143,7 +144,11 @@ def test_a_changed_file_is_reloaded_and_a_bad_change_keeps_the_register_in_force
     path.write_text("staff_id,terminals\n", encoding="utf-8")
     assert file.refresh() is False
     assert file.register.check("B", "T", "K", "I", DAY)  # still in force
+    loads: list[Path] = []
+    real_load = staff_register.load
+    monkeypatch.setattr(staff_register, "load", lambda p: loads.append(p) or real_load(p))
     assert file.refresh() is False  # the bad change is not retried every poll
+    assert loads == []
 
 
 @settings(max_examples=300, deadline=None)
