@@ -118,7 +118,6 @@ class Demo:
         self.drop_folder = state_dir / "insurer-drop"
         endpoints = pick_endpoints(AGENCIES)
         self.endpoints = replace(endpoints, legacy=legacy_tables(endpoints, self.drop_folder))
-        self.layout: Layout | None = None
 
     # -- setting up --------------------------------------------------------
 
@@ -138,7 +137,6 @@ class Demo:
         )
         for agency_id, records in legacy_records(self.people).items():
             write_records(layout.legacy_records(agency_id), records)
-        self.layout = layout
         return layout
 
     def _load_staff(self) -> tuple[Grant, ...]:

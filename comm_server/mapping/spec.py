@@ -322,11 +322,12 @@ def _field(spec: Spec, kind: str, data: Any, where: str) -> FieldSpec:
     if type_name == "constant" and "value" not in data:
         raise SpecError(source, f"{where}: a constant needs its 'value'")
     if (
-        type_name == "constant"
+        type_name in ("constant", "ignore")
         and spec.layout == "fixed"
         and len(kw["value"].encode(spec.encoding, "replace")) != kw["length"]
     ):
-        raise SpecError(source, f"{where}: the constant's value must be {kw['length']} bytes")
+        # Encoding writes the value as it is, so it must fill the field exactly.
+        raise SpecError(source, f"{where}: the {type_name}'s value must be {kw['length']} bytes")
     target = _opt(data, "target", str, where, source)
     if type_name in _NO_TARGET:
         if target is not None:

@@ -67,7 +67,6 @@ class InsurerServer:
         self._busy: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._poller: asyncio.Task[None] | None = None
-        self.batches = 0
 
     def set_faults(self, faults: Faults) -> None:
         """Write ``control/faults.json`` (what a test or an operator does by hand)."""
@@ -128,7 +127,6 @@ class InsurerServer:
         answer = self.outbox / f"{ticket}.csv"
         try:
             data = request.read_bytes()
-            self.batches += 1
             if faults.delay_ms:
                 await asyncio.sleep(faults.delay_ms / 1000)
             if not request.exists():

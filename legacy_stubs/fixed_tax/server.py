@@ -167,8 +167,12 @@ class TaxServer:
         delay, drop, garbage = body[26:32], body[32:33], body[33:34]
         if not delay.isdigit() or drop not in (b"0", b"1") or garbage not in (b"0", b"1"):
             return response(number, BAD_REQUEST)
-        self.faults.delay_ms = int(delay)
-        self.faults.drop, self.faults.garbage = drop == b"1", garbage == b"1"
+        try:  # the same limits as every other stub's fault control
+            self.faults.update(
+                {"delay_ms": int(delay), "drop": drop == b"1", "garbage": garbage == b"1"}
+            )
+        except ValueError:
+            return response(number, BAD_REQUEST)
         event(logger, "faults set", **self.faults.as_json())
         return response(number, OK)
 

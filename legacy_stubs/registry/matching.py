@@ -41,8 +41,8 @@ Candidates: the unique code, or the ambiguous ones; for "none" the list is
 empty, so a failed look-up tells nothing about the people who nearly matched.
 
 Indexes are keyed by (name key, date of birth); building them is one
-streamed pass over ``residents`` and ``history`` (measured: about 19 s and
-600 bytes per resident for a million). A look-up then normalizes the record
+streamed pass over ``residents`` and ``history`` (measured: 4-5 s and about
+1.5 GB for a million, docs/benchmarks.md). A look-up then normalizes the record
 and compares a handful of candidates; ``match`` never raises on bad input.
 The indexes are a snapshot: ``is_stale()`` says whether the change feed has
 moved on since, ``refresh()`` rebuilds and swaps them in at once (matching
@@ -146,10 +146,6 @@ class Matcher:
     def built_at_seq(self) -> int:
         """The change-feed position the indexes reflect."""
         return self._built_at_seq
-
-    @property
-    def people(self) -> int:
-        return len({id(p) for people in self._index.values() for p in people})
 
     def is_stale(self) -> bool:
         """Whether the register has recorded changes since the indexes were built."""

@@ -599,7 +599,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def main(args: argparse.Namespace) -> int:
     console = Console(width=160, highlight=False)
     requests, concurrency = int(args.requests), int(args.concurrency)
-    time_budget = float(getattr(args, "time_budget", TIME_BUDGET))
+    time_budget = float(args.time_budget)
     if requests < 2 or concurrency < 1 or time_budget <= 0:
         console.print("need --requests >= 2, --concurrency >= 1 and --time-budget > 0")
         return 2
@@ -653,7 +653,7 @@ def main(args: argparse.Namespace) -> int:
                 provider_code,
             ),
         )
-        hop = start_nginx(group, layout, state_dir, comm_port, getattr(args, "nginx", None))
+        hop = start_nginx(group, layout, state_dir, comm_port, args.nginx)
         ports = {DIRECT: comm_port, BARE: bare_port, HUB: hub_port}
         relay_pids = {BARE: [bare.process.pid], HUB: [hub.process.pid]}
         if hop.skipped:

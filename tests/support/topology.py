@@ -190,8 +190,8 @@ async def start_topology(
         legacy=legacy_tables or {},
     )
     layout = init_deployment(root, agencies, endpoints, settings)
-    for agency_id, records in legacy_records(people).items():
-        write_records(layout.legacy_records(agency_id), records)
+    for agency_id, agency_records in records.items():
+        write_records(layout.legacy_records(agency_id), agency_records)
     seed_registry(layout, people, extra=50, seed=11)
     numbering = await numbering_bootstrap.create_server(
         NumberingConfig.load(layout.numbering_config)

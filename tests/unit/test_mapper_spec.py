@@ -149,3 +149,11 @@ def test_fixed_constant_must_fill_its_field(tmp_path: Path) -> None:
     assert "field 'rest' (offset 14, length 6): the constant's value must be 6 bytes" in (
         _refused(_spec(tmp_path, ID + YEAR + rest))
     )
+
+
+def test_fixed_ignore_must_fill_its_field(tmp_path: Path) -> None:
+    # Encoding writes an ignored field's value as it is: it must fit the field exactly.
+    rest = REST.replace('type = "filler"', 'type = "ignore"')
+    assert "field 'rest' (offset 14, length 6): the ignore's value must be 6 bytes" in (
+        _refused(_spec(tmp_path, ID + YEAR + rest))
+    )
