@@ -27,7 +27,6 @@ from comm_server.exchange import (
     SAFETY_NET_SECONDS,
     Exchange,
     Opened,
-    provided_content,
 )
 from comm_server.hub_client import HubClient
 from comm_server.legacy import ManyLegacyClient
@@ -588,6 +587,7 @@ class BulkExchange:
         errors: list[ItemError | None] = [None] * n
         payloads: list[bytes] = [b""] * n
         details: dict[int, str] = {}
+        contents: dict[int, str] = {}
         loop = asyncio.get_running_loop()
         started = loop.time()
         window = self._exchange.late_window(timeout)
@@ -631,7 +631,7 @@ class BulkExchange:
         for k, result in results.items():
             if isinstance(result, bytes):
                 try:
-                    payloads[k] = payload_of(call.info_kind, result)
+                    payloads[k], contents[k] = payload_of(call.info_kind, result)
                 except BadLegacyRecord as bad:
                     # The record's bytes stay in this agency's log; the requester gets the reason.
                     errors[k] = ItemError.of(bad)
@@ -681,7 +681,7 @@ class BulkExchange:
                     base,
                     item.serial,
                     local_ids.get(item.link_code),
-                    provided_content(payloads[k]) if errors[k] is None else "",
+                    contents.get(k, "") if errors[k] is None else "",
                     errors[k],
                     details.get(k, ""),
                 )

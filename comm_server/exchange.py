@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import NamedTuple
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
@@ -118,13 +119,11 @@ def _content(payload: bytes) -> str:
     return payload.decode("utf-8", errors="replace")
 
 
-def provided_content(payload: bytes) -> str:
-    """The provider log's content: the record rendered readably, or the raw JSON answer."""
-    if payload.startswith(standard.ANSWER_TAG):
-        record = layout_pb2.StandardRecord()
-        record.ParseFromString(payload[len(standard.ANSWER_TAG) :])
-        return standard.render(record)
-    return _content(payload)
+class Answer(NamedTuple):
+    """A provider's answer for one person: the bytes to seal and its log content."""
+
+    payload: bytes
+    content: str
 
 
 def _failed(record: LogRecord, err: RenkeiError) -> LogRecord:
@@ -402,13 +401,13 @@ class Exchange:
                         ),
                     )
                     return Provided(b"", ticket)
-                payload = self.payload_of(call.info_kind, raw)
+                answer = self.payload_of(call.info_kind, raw)
             else:
-                payload = await self._fetch_standard(
+                answer = await self._fetch_standard(
                     local_id, call.info_kind, query, timeout, record=record
                 )
             sealed = sealing.seal(
-                payload,
+                answer.payload,
                 recipient,
                 answer_info(
                     call.serial,
@@ -422,7 +421,7 @@ class Exchange:
             err.metadata.setdefault("serial", str(call.serial))
             await self._store.append_log(_failed(record, err))
             raise
-        await self._store.append_log(replace(record, content=provided_content(payload)))
+        await self._store.append_log(replace(record, content=answer.content))
         return Provided(sealed)
 
     async def _fetch_standard(
@@ -433,7 +432,7 @@ class Exchange:
         timeout: float,
         *,
         record: LogRecord | None = None,
-    ) -> bytes:
+    ) -> Answer:
         """The answer to seal for one person: legacy lookup within ``timeout``, then the mapper.
 
         With a mapper: ``standard.ANSWER_TAG`` + the serialized ``StandardRecord``
@@ -444,11 +443,13 @@ class Exchange:
         raw = await self._lookup_in_time(record, local_id, info_kind, query, timeout)
         return self.payload_of(info_kind, raw)
 
-    def payload_of(self, info_kind: str, raw: bytes) -> bytes:
-        """What to seal for a legacy answer: the standard record (through the mapper) or raw."""
+    def payload_of(self, info_kind: str, raw: bytes) -> Answer:
+        """What to seal for a legacy answer (the standard record through the mapper, or the
+        answer as it came) and how the provider's log shows it, from the record in hand."""
         if self.mapper is None:
-            return raw
-        return standard.sealed_payload(standard.to_standard(self.mapper, info_kind, raw))
+            return Answer(raw, _content(raw))
+        record = standard.to_standard(self.mapper, info_kind, raw)
+        return Answer(standard.sealed_payload(record), standard.render(record))
 
     async def _lookup_in_time(
         self, record: LogRecord | None, local_id: str, info_kind: str, query: bytes, timeout: float
@@ -606,13 +607,13 @@ class Exchange:
             if raw is None:
                 raise answer_later.not_ready(call.serial)
             try:
-                payload = self.payload_of(call.info_kind, raw)
+                answer = self.payload_of(call.info_kind, raw)
             except standard.BadLegacyRecord:
                 # The legacy answer is gone (collected): the ticket can never be honoured.
                 await self._store.run(self._store.store.take_ticket, PROVIDER, call.ticket)
                 raise
             sealed = sealing.seal(
-                payload,
+                answer.payload,
                 recipient,
                 answer_info(
                     call.serial,
@@ -631,7 +632,7 @@ class Exchange:
         await self._store.append_log(
             replace(
                 record,
-                content=provided_content(payload),
+                content=answer.content,
                 detail="answer collected with its ticket",
             ),
         )
