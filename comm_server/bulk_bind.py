@@ -125,7 +125,15 @@ async def _batches(records: Source, size: int) -> AsyncIterator[list[LocalRecord
         yield chunk
 
 
-_FIELDS = ("local_person_id", "name", "kana", "address", "birth_date", "sex", "municipality_hint")
+RECORD_FIELDS = (
+    "local_person_id",
+    "name",
+    "kana",
+    "address",
+    "birth_date",
+    "sex",
+    "municipality_hint",
+)
 MAX_LOCAL_ID_CHARS = 64
 """As the registry's ``MatchRecords`` checks it (a bad id fails the whole call there)."""
 
@@ -139,7 +147,7 @@ def record_problem(r: LocalRecord) -> str | None:
     a missing, over-long or control-character local id. Everything else about
     the facts the registry judges per record.
     """
-    for name in _FIELDS:
+    for name in RECORD_FIELDS:
         value = getattr(r, name)
         try:
             value.encode("utf-8")
@@ -161,7 +169,8 @@ def _shown(local_person_id: str) -> str:
     return local_person_id.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _proto(r: LocalRecord) -> registry_pb2.Record:
+def registry_record(r: LocalRecord) -> registry_pb2.Record:
+    """A record as the registry's binding service takes it."""
     return registry_pb2.Record(
         local_person_id=r.local_person_id,
         name=r.name,
@@ -286,7 +295,9 @@ async def _match(
         return _Matched(invalid, already, todo, None)
     try:
         response = await registry_stub.MatchRecords(
-            registry_pb2.MatchRecordsRequest(records=[_proto(r) for r in todo], seal_as_batch=True),
+            registry_pb2.MatchRecordsRequest(
+                records=[registry_record(r) for r in todo], seal_as_batch=True
+            ),
             timeout=timeout,
             metadata=outgoing_metadata(),
         )

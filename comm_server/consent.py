@@ -31,7 +31,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from comm_server.binding import bind
-from comm_server.bulk_bind import LocalRecord
+from comm_server.bulk_bind import RECORD_FIELDS, LocalRecord, registry_record
 from comm_server.clients import hub_client, registry_channel
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
@@ -45,8 +45,6 @@ _GIVERS = {
     "person": registry_pb2.CONSENT_GIVER_PERSON,
     "legal_representative": registry_pb2.CONSENT_GIVER_LEGAL_REPRESENTATIVE,
 }
-_RECORD_FIELDS = {"local_person_id", "name", "kana", "address", "birth_date", "sex"}
-_RECORD_FIELDS |= {"municipality_hint"}
 _CONSENT_FIELDS = {
     "consent_id",
     "giver",
@@ -88,7 +86,7 @@ def parse_line(text: str, where: str) -> ConsentItem:
     if not isinstance(row, dict):
         raise ValueError(f"{where}: not a JSON object")
     consent = row.pop("consent", None)
-    unknown = set(row) - _RECORD_FIELDS
+    unknown = set(row) - set(RECORD_FIELDS)
     if unknown:
         raise ValueError(f"{where}: unknown fields {sorted(unknown)}")
     if "local_person_id" not in row:
@@ -153,15 +151,7 @@ async def bind_with_consent(
     for item in items:
         r = item.record
         request = registry_pb2.MatchWithConsentRequest(
-            record=registry_pb2.Record(
-                local_person_id=r.local_person_id,
-                name=r.name,
-                kana=r.kana,
-                address=r.address,
-                birth_date=r.birth_date,
-                sex=r.sex,
-                municipality_hint=r.municipality_hint,
-            ),
+            record=registry_record(r),
         )
         if has_consent(item):
             request.consent.CopyFrom(item.consent)

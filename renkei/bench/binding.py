@@ -36,14 +36,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
 from comm_server.bulk_bind import AHEAD, BindReport, LocalRecord, bind_agency
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
-from comm_server.store import CommStore, correspondence
+from comm_server.store import CommStore
 from id_issuer.issuer import IdIssuer
 from legacy_stubs.registry import bench_binding as inproc
 from legacy_stubs.registry.store import RegistryStore
@@ -91,7 +90,7 @@ async def _check_precision(
     right = wrong = 0
     try:
         pending: list[tuple[str, str]] = []  # (bound link code, resident code)
-        bound_codes = _bound_codes(store, list(truth))
+        bound_codes = store.link_codes_for(list(truth))
         for local, code in truth.items():
             bound = bound_codes.get(local)
             if bound is None:
@@ -113,19 +112,6 @@ async def _check_precision(
         await hub.close()
         store.engine.dispose()
     return right, wrong
-
-
-def _bound_codes(store: CommStore, local_ids: list[str]) -> dict[str, str]:
-    c = correspondence.c
-    out: dict[str, str] = {}
-    with store.engine.connect() as conn:
-        for i in range(0, len(local_ids), 1000):
-            chunk = local_ids[i : i + 1000]
-            rows = conn.execute(
-                sa.select(c.local_person_id, c.link_code).where(c.local_person_id.in_(chunk))
-            )
-            out.update({r.local_person_id: r.link_code for r in rows})
-    return out
 
 
 def run(
