@@ -47,32 +47,32 @@ bench-linkage: $(STAMP)
 	$(BIN)/renkei bench
 
 bench-bulk: $(STAMP)
-	$(BIN)/python -m renkei.bench.bulk
+	$(BIN)/python -m ops.bench.bulk
 
 bench-policy: $(STAMP)
-	$(BIN)/python -m hub_server.bench_policy
+	$(BIN)/python -m ops.bench.policy
 
 bench-keys: $(STAMP)
-	$(BIN)/python -m renkei.bench_keys
+	$(BIN)/python -m ops.bench.keys
 
 bench-numbering: $(STAMP)
-	$(BIN)/python -m numbering.bench --count 1000000
+	$(BIN)/python -m ops.bench.numbering --count 1000000
 
 bench-registry: $(STAMP)
-	$(BIN)/python -m legacy_stubs.registry.bench --count 1000000
+	$(BIN)/python -m ops.bench.registry --count 1000000
 
 bench-mappers: $(STAMP)
-	$(BIN)/python -m comm_server.mapping.bench
+	$(BIN)/python -m ops.bench.mappers
 
 # Four-fact binding: the matcher in process against a million residents, then
 # the whole path (registry, ID issuer, hub as processes) for 20,000 records.
 bench-binding: $(STAMP)
-	$(BIN)/python -m legacy_stubs.registry.bench_binding --count 1000000
-	$(BIN)/python -m renkei.bench.binding --count 20000
+	$(BIN)/python -m ops.bench.matcher --count 1000000
+	$(BIN)/python -m ops.bench.binding --count 20000
 
 # End to end through each kind of legacy system (the demo's deployment, one process per party).
 bench-legacy: $(STAMP)
-	$(BIN)/python -m renkei.bench.legacy --state-dir bench-state/legacy
+	$(BIN)/python -m ops.bench.legacy --state-dir bench-state/legacy
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-state bench-state bench-bulk-state

@@ -4,7 +4,6 @@
     show RESIDENT_CODE --database-url URL
     changes --database-url URL [--since SEQ] [--limit N]
     simulate --database-url URL --seed S --count N
-    bench [--count N] [--seed S]
 
 ``--database-url`` is any SQLAlchemy URL (``sqlite:///registry.db``,
 ``postgresql+psycopg://...``). Exit codes: 0 done, 1 failed (unknown resident,
@@ -37,7 +36,7 @@ from rich.progress import (
 from renkei import db
 from renkei.errors import InvalidArgument, NotFound
 
-from . import bench, resident_code
+from . import resident_code
 from .population import load
 from .simulate import simulate_changes
 from .store import RegistryStore
@@ -85,10 +84,6 @@ def configure_parser(parser: argparse.ArgumentParser) -> argparse.ArgumentParser
     url(p)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--count", type=_non_negative, required=True, help="how many changes")
-
-    p = sub.add_parser("bench", help="time generation, and generation stored in SQLite")
-    p.add_argument("--count", type=_positive, default=1_000_000)
-    p.add_argument("--seed", type=int, default=1)
     return parser
 
 
@@ -106,9 +101,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Carry out parsed arguments; the exit code."""
     try:
-        if args.registry_command == "bench":
-            bench.run(args.count, args.seed)
-            return 0
         if args.registry_command == "show":
             # Refuse a malformed code before touching (or creating) a database.
             resident_code.validate(args.resident_code)

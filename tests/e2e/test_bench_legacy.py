@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from renkei.bench.legacy import run_bench
+from ops.bench.legacy import run_bench
 
 pytestmark = pytest.mark.e2e
 

@@ -30,7 +30,7 @@ def processes_mentioning(text: str) -> list[str]:
 def test_demo_runs_the_whole_system_and_leaves_nothing_behind(tmp_path: Path) -> None:
     state = tmp_path / "demo-state"
     out = subprocess.run(
-        [sys.executable, "-m", "renkei.cli", "demo", "--state-dir", str(state)],
+        [sys.executable, "-m", "ops.cli", "demo", "--state-dir", str(state)],
         capture_output=True,
         text=True,
         timeout=180,
@@ -86,11 +86,11 @@ def test_renkei_load_drives_the_demo_kept_serving(tmp_path: Path) -> None:
     demo_args = ["demo", "--state-dir", str(state), "--keep-serving", "120"]
     load_args = [
         *("load", "--target", "comm", "--deployment", str(state)),
-        *("--scenario", "renkei/load/scenarios/demo.toml"),
+        *("--scenario", "ops/load/scenarios/demo.toml"),
         *("--requests", "40", "--concurrency", "4", "--quiet", "--json", str(report)),
     ]
     demo = subprocess.Popen(
-        [sys.executable, "-m", "renkei.cli", *demo_args],
+        [sys.executable, "-m", "ops.cli", *demo_args],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -104,7 +104,7 @@ def test_renkei_load_drives_the_demo_kept_serving(tmp_path: Path) -> None:
         else:
             pytest.fail("the demo ended before serving")
         load = subprocess.run(
-            [sys.executable, "-m", "renkei.cli", *load_args],
+            [sys.executable, "-m", "ops.cli", *load_args],
             capture_output=True,
             text=True,
             timeout=120,

@@ -21,10 +21,10 @@ import grpc
 import pytest
 from support.topology import CITY, PENSION, Topology
 
-from renkei.bench import frame, nginx
-from renkei.deploy import free_port
+from ops.bench import frame, nginx
+from ops.deploy import free_port
+from ops.processes import ProcessGroup, python_module
 from renkei.hub.v1 import hub_pb2
-from renkei.processes import ProcessGroup, python_module
 
 H2LOAD, NGHTTP, NGINX = shutil.which("h2load"), shutil.which("nghttp"), nginx.find_nginx()
 pytestmark = [
@@ -170,7 +170,7 @@ def test_the_bridge_command_runs_until_stopped(topo: Topology, tmp_path: Path) -
         child = group.start(
             "bridge",
             python_module(
-                "renkei.cli",
+                "ops.cli",
                 "bench",
                 "bridge",
                 "--upstream-port",

@@ -6,7 +6,7 @@ import pytest
 from support.aio import LoopThread
 from support.topology import Topology, start_topology
 
-from renkei.deploy import Settings
+from ops.deploy import Settings
 
 
 @pytest.fixture(scope="module")

@@ -15,9 +15,9 @@ from support.refusals import refused
 from support.topology import CITY, MINISTER, PENSION, Topology, query, start_topology
 
 from comm_server.answer_later import TICKET_TTL
+from ops.demo_data import legacy_records, residents
+from ops.deploy import Settings
 from renkei.comm.v1 import comm_pb2
-from renkei.demo_data import legacy_records, residents
-from renkei.deploy import Settings
 from renkei.hub.v1 import hub_pb2
 
 PENSION_INFO = "年金給付関係情報"
@@ -242,7 +242,7 @@ def test_a_ticket_the_batch_system_never_answers_expires(loop: LoopThread, world
 
 def test_the_hub_stores_no_payload_and_no_ticket(loop: LoopThread, world: World) -> None:
     """Runs last in this module, after every exchange above."""
-    from renkei.audit import scan
+    from ops.audit import scan
 
     topo = world.topo
     pending = _pending(loop, world)

@@ -13,8 +13,8 @@ from support.topology import CITY, PENSION, Topology
 
 from hub_server.id_issuer_client import IdKeyState
 from id_issuer.issuer import IdIssuer
+from ops.deploy import REGISTRY
 from renkei import codes, id_code_batch
-from renkei.deploy import REGISTRY
 from renkei.hub.v1 import hub_pb2
 from renkei.idissuer.v1 import id_issuer_pb2, id_issuer_pb2_grpc
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from renkei.bench import bulk as bench_bulk
+from ops.bench import bulk as bench_bulk
 
 
 @pytest.mark.e2e

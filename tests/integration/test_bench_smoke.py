@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from renkei.bench import linkage, nginx
+from ops.bench import linkage, nginx
 
 HAVE_NGINX = nginx.find_nginx() is not None
 
@@ -85,7 +85,7 @@ def test_bench_without_nginx_says_why(tmp_path: Path) -> None:
 
 @pytest.mark.e2e
 def test_binding_bench_end_to_end_binds_rightly_and_reports(tmp_path: Path) -> None:
-    from renkei.bench import binding as bench_binding
+    from ops.bench import binding as bench_binding
 
     result = bench_binding.run(300, batch=50, state_dir=tmp_path / "state", echo=False)
     assert result["records"] == 300

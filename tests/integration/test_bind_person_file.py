@@ -21,8 +21,8 @@ from legacy_stubs.registry.binding_service import (
     RegistryBindingServer,
     create_server,
 )
-from renkei.cli import main as cli_main
-from renkei.deploy import registered
+from ops.cli import main as cli_main
+from ops.deploy import registered
 from renkei.registry.v1 import registry_pb2_grpc
 
 CITY = "141003"

@@ -29,7 +29,7 @@ from legacy_stubs.registry.matching import Matcher
 from legacy_stubs.registry.model import Resident
 from legacy_stubs.registry.resident_code import new_resident_code
 from legacy_stubs.registry.store import RegistryStore
-from renkei.deploy import registry_engine
+from ops.deploy import registry_engine
 from renkei.errors import RenkeiError
 from renkei.fourfacts.eras import era_of
 from renkei.fourfacts.normalize import FourFacts
@@ -315,7 +315,7 @@ def test_renkei_bind_binds_from_a_json_lines_file_and_reports(
     import dataclasses
     import json
 
-    from renkei.cli import main
+    from ops.cli import main
 
     topo = setup.topo
     comm_toml = topo.layout.comm_config(CITY)

@@ -13,10 +13,10 @@ from support.aio import LoopThread
 from support.topology import CITY, PENSION, Topology, start_topology
 
 from comm_server.legacy import ManyLegacyClient
-from renkei.bench.bulk import MemoryLegacy
+from ops.bench.bulk import MemoryLegacy
+from ops.demo_data import legacy_records, residents
+from ops.deploy import Settings
 from renkei.comm.v1 import comm_pb2
-from renkei.demo_data import legacy_records, residents
-from renkei.deploy import Settings
 from renkei.errors import Unavailable
 
 PENSION_INFO = "年金給付関係情報"

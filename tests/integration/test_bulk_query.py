@@ -14,9 +14,9 @@ from support.refusals import refused
 from support.topology import CITY, MINISTER, PENSION, Topology, query
 
 from comm_server.store import correspondence
+from ops.demo_data import legacy_records
 from renkei import bulk
 from renkei.comm.v1 import comm_pb2
-from renkei.demo_data import legacy_records
 
 PENSION_INFO = "年金給付関係情報"
 TAX_INFO = "地方税関係情報"
@@ -301,7 +301,7 @@ def test_only_the_hub_may_ask_for_bulk_answers(loop: LoopThread, topo: Topology)
 
 def test_hub_store_holds_no_payload_or_identifier_after_bulk_queries(topo: Topology) -> None:
     """Runs last in this module, after every bulk exchange above."""
-    from renkei.audit import scan
+    from ops.audit import scan
 
     payloads = [r.content for a in (CITY, PENSION) for r in topo.store(a).log_rows(100_000)]
     forbidden = {

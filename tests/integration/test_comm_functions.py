@@ -17,8 +17,8 @@ from support.topology import CITY, PENSION, TEST_STAFF, Topology, query
 
 from comm_server.bootstrap import load_register
 from comm_server.staff_register import Grant, render
+from ops.demo_data import legacy_records
 from renkei.config_util import ConfigError
-from renkei.demo_data import legacy_records
 
 PENSION_INFO = "年金給付関係情報"
 TAX_INFO = "地方税関係情報"

@@ -29,8 +29,8 @@ from legacy_stubs.registry.consent import ConsentLog
 from legacy_stubs.registry.model import Address, Resident
 from legacy_stubs.registry.store import RegistryStore
 from legacy_stubs.registry.subscriptions import Subscriptions
-from renkei import audit
-from renkei.deploy import AgencySpec, registry_engine
+from ops import audit
+from ops.deploy import AgencySpec, registry_engine
 from renkei.pki import TlsFiles
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 
@@ -375,7 +375,7 @@ def test_the_cli_follows_shows_facts_and_binds_with_consent(
 ) -> None:
     import json
 
-    from renkei.cli import main
+    from ops.cli import main
 
     s = setup
     mover, exact = s.fresh[0], s.fresh[4]

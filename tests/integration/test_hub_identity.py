@@ -13,8 +13,8 @@ from support.refusals import refused
 from support.topology import CITY, PENSION, Topology
 
 from id_issuer.issuer import IdIssuer
+from ops.pki import init_pki
 from renkei.hub.v1 import hub_pb2
-from renkei.pki import init_pki
 
 APPROVE = hub_pb2.ApproveRequest(
     provider_agency_id=PENSION, info_kind="年金給付関係情報", legal_basis_item="二十七"

@@ -7,7 +7,7 @@ from support.aio import LoopThread
 from support.refusals import refused
 from support.topology import CITY, Topology
 
-from renkei.deploy import REGISTRY
+from ops.deploy import REGISTRY
 from renkei.hub.v1 import hub_pb2
 from renkei.idissuer.v1 import id_issuer_pb2, id_issuer_pb2_grpc
 

@@ -20,8 +20,8 @@ from comm_server.config import LegacyConfig
 from comm_server.legacy import BatchLegacyClient, LegacyClient
 from comm_server.legacy.factory import open_legacy_client
 from legacy_stubs.control import set_faults
+from ops.deploy import Settings, registered
 from renkei.comm.v1 import comm_pb2
-from renkei.deploy import Settings, registered
 from renkei.layout.v1 import layout_pb2
 
 CITY, PENSION, MINISTER = "141003", "nenkin", "mhlw"

@@ -10,7 +10,7 @@ from support.aio import LoopThread
 from support.refusals import refused
 from support.topology import CITY, MINISTER, PENSION, Topology, query
 
-from renkei.demo_data import legacy_records
+from ops.demo_data import legacy_records
 from renkei.hub.v1 import hub_pb2
 
 PENSION_INFO = "年金給付関係情報"
@@ -357,7 +357,7 @@ def test_hub_store_holds_no_link_code_resident_code_local_number_or_payload(
     topo: Topology,
 ) -> None:
     """Runs last in this module, after every exchange above."""
-    from renkei.audit import scan
+    from ops.audit import scan
 
     link_codes = [
         topo.store(agency).link_code_for(local)

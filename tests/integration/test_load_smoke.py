@@ -15,10 +15,10 @@ from support.aio import LoopThread
 from support.topology import CITY, MINISTER, PENSION, TEST_STAFF, Topology, start_topology
 
 from comm_server.staff_register import Grant
-from renkei.deploy import Settings
-from renkei.load import cli
-from renkei.load.scenario import bundled
-from renkei.load.targets import LOAD_STAFF_ID
+from ops.deploy import Settings
+from ops.load import cli
+from ops.load.scenario import bundled
+from ops.load.targets import LOAD_STAFF_ID
 
 
 @pytest.fixture(scope="module")

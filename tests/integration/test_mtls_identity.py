@@ -13,8 +13,9 @@ from typing import Any
 import grpc
 import pytest
 
+from ops import pki as ops_pki
+from ops.pki import PkiLayout
 from renkei import pki
-from renkei.pki import PkiLayout
 
 AGENCY = "city-001"
 METHOD = "/renkei.test.v1.Whoami/Who"
@@ -24,13 +25,13 @@ TEST_TIMEOUT = 10.0  # seconds, whole server+call round
 
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
-    return pki.init_pki(tmp_path_factory.mktemp("pki"), [AGENCY, "nta"])
+    return ops_pki.init_pki(tmp_path_factory.mktemp("pki"), [AGENCY, "nta"])
 
 
 @pytest.fixture(scope="module")
 def foreign(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
     # Same agency id, different CA: the id alone must not be enough.
-    return pki.init_pki(tmp_path_factory.mktemp("foreign"), [AGENCY])
+    return ops_pki.init_pki(tmp_path_factory.mktemp("foreign"), [AGENCY])
 
 
 async def _who(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
@@ -132,6 +133,6 @@ def test_no_identity_on_insecure_port() -> None:
 def test_files_are_read_from_disk(layout: PkiLayout) -> None:
     # Credentials are built from the files at call time, so a freshly issued
     # agency can connect without restarting anything.
-    files = pki.load_pki(layout.root).issue_agency("late-joiner")
+    files = ops_pki.load_pki(layout.root).issue_agency("late-joiner")
     answer = _ask(layout.hub().server_credentials(), files.channel_credentials())
     assert answer == "agency:late-joiner"

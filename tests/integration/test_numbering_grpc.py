@@ -24,10 +24,12 @@ from numbering import number
 from numbering.bootstrap import SERVICE_NAME, NumberingServer, create_server
 from numbering.config import NumberingConfig
 from numbering.servicer import DEV_PARTY_HEADER
-from renkei import db, pki
+from ops import pki as ops_pki
+from ops.pki import PkiLayout
+from renkei import db
 from renkei.numbering.v1 import numbering_pb2 as pb
 from renkei.numbering.v1 import numbering_pb2_grpc
-from renkei.pki import PkiLayout, TlsFiles
+from renkei.pki import TlsFiles
 
 AGENCY = "141003"
 RESIDENTS = [f"{50_000_000_000 + i:011d}" for i in range(20)]
@@ -38,7 +40,7 @@ if TYPE_CHECKING:  # the async stub type exists only in the .pyi
 
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
-    return pki.init_pki(
+    return ops_pki.init_pki(
         tmp_path_factory.mktemp("pki"), [AGENCY], services=["numbering", "registry"]
     )
 

@@ -12,8 +12,8 @@ import pytest
 
 from hub_server import bootstrap
 from hub_server.config import HubConfig
-from renkei.cli import main
-from renkei.deploy import DEMO_AGENCIES, Endpoints, init_deployment
+from ops.cli import main
+from ops.deploy import DEMO_AGENCIES, Endpoints, init_deployment
 from renkei.grpcutil.server import InsecurePortRefused
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from renkei.cli import main
+from ops.cli import main
 
 
 def explain(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[str]]:

@@ -12,7 +12,7 @@ from support.topology import CITY, PENSION, start_topology
 
 import hub_server
 from hub_server.policy_versions import JST
-from renkei.deploy import Settings
+from ops.deploy import Settings
 from renkei.hub.v1 import hub_pb2
 
 

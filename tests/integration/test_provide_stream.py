@@ -27,9 +27,9 @@ from comm_server.servicers import CallerCheck, ProviderServicer
 from hub_server.directory import Agency
 from hub_server.linkage import ProvideCall as HubProvideCall
 from hub_server.provider_gateway import GrpcProviderGateway
-from renkei import pki
+from ops import pki as ops_pki
+from ops.demo_data import legacy_records
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
-from renkei.demo_data import legacy_records
 from renkei.errors import DeadlineExceeded, NotFound, RenkeiError, Unavailable
 from renkei.grpcutil.server import ServerHandle, start_server
 
@@ -84,12 +84,12 @@ class CountingServicer(ProviderServicer):
 
 
 @pytest.fixture(scope="module")
-def layout(tmp_path_factory: pytest.TempPathFactory) -> pki.PkiLayout:
-    return pki.init_pki(tmp_path_factory.mktemp("pki"), ["city", PROVIDER])
+def layout(tmp_path_factory: pytest.TempPathFactory) -> ops_pki.PkiLayout:
+    return ops_pki.init_pki(tmp_path_factory.mktemp("pki"), ["city", PROVIDER])
 
 
 async def _serve(
-    layout: pki.PkiLayout,
+    layout: ops_pki.PkiLayout,
     exchange: ScriptedExchange,
     bind: str = "127.0.0.1:0",
     servicer: ProviderServicer | None = None,
@@ -124,7 +124,7 @@ def _call(serial: int, link_code: str) -> HubProvideCall:
 
 
 class Rig:
-    def __init__(self, layout: pki.PkiLayout, *, streams: bool = True) -> None:
+    def __init__(self, layout: ops_pki.PkiLayout, *, streams: bool = True) -> None:
         self.layout = layout
         self.exchange = ScriptedExchange()
         self.gateway = GrpcProviderGateway(layout.hub(), streams=streams)
@@ -168,7 +168,7 @@ async def _until(predicate: Any, timeout: float = 5.0) -> None:
 
 
 def test_each_call_gets_its_own_answer_whatever_the_order(
-    loop: LoopThread, layout: pki.PkiLayout
+    loop: LoopThread, layout: ops_pki.PkiLayout
 ) -> None:
     async def run() -> tuple[list[bytes], int]:
         async with Rig(layout) as rig:
@@ -184,7 +184,7 @@ def test_each_call_gets_its_own_answer_whatever_the_order(
 
 
 def test_deadline_travels_with_the_call_and_is_enforced(
-    loop: LoopThread, layout: pki.PkiLayout
+    loop: LoopThread, layout: ops_pki.PkiLayout
 ) -> None:
     async def run() -> tuple[RenkeiError, ScriptedExchange, bytes]:
         async with Rig(layout) as rig:
@@ -204,7 +204,7 @@ def test_deadline_travels_with_the_call_and_is_enforced(
 
 
 def test_a_cancelled_caller_cancels_the_providers_work(
-    loop: LoopThread, layout: pki.PkiLayout
+    loop: LoopThread, layout: ops_pki.PkiLayout
 ) -> None:
     async def run() -> set[int]:
         async with Rig(layout) as rig:
@@ -220,7 +220,7 @@ def test_a_cancelled_caller_cancels_the_providers_work(
 
 
 def test_a_refusal_keeps_its_code_reason_and_metadata_as_unary_does(
-    loop: LoopThread, layout: pki.PkiLayout
+    loop: LoopThread, layout: ops_pki.PkiLayout
 ) -> None:
     async def run(streams: bool) -> RenkeiError:
         async with Rig(layout, streams=streams) as rig:
@@ -235,7 +235,7 @@ def test_a_refusal_keeps_its_code_reason_and_metadata_as_unary_does(
 
 
 def test_a_provider_bug_reaches_the_hub_as_unavailable(
-    loop: LoopThread, layout: pki.PkiLayout
+    loop: LoopThread, layout: ops_pki.PkiLayout
 ) -> None:
     async def run() -> tuple[RenkeiError, bytes]:
         async with Rig(layout) as rig:
@@ -250,7 +250,7 @@ def test_a_provider_bug_reaches_the_hub_as_unavailable(
 
 
 def test_a_provider_dying_mid_stream_fails_the_calls_in_flight_and_the_next_stream_works(
-    loop: LoopThread, layout: pki.PkiLayout
+    loop: LoopThread, layout: ops_pki.PkiLayout
 ) -> None:
     async def run() -> tuple[list[RenkeiError], bytes]:
         async with Rig(layout) as rig:
@@ -270,7 +270,7 @@ def test_a_provider_dying_mid_stream_fails_the_calls_in_flight_and_the_next_stre
 
 
 def test_a_draining_provider_answers_what_runs_refuses_new_calls_and_ends_the_stream(
-    loop: LoopThread, layout: pki.PkiLayout
+    loop: LoopThread, layout: ops_pki.PkiLayout
 ) -> None:
     """What a graceful shutdown of the communication server does to the hub's stream."""
 
@@ -297,7 +297,7 @@ def test_a_draining_provider_answers_what_runs_refuses_new_calls_and_ends_the_st
 
 
 def test_a_provider_without_the_stream_gets_unary_calls(
-    loop: LoopThread, layout: pki.PkiLayout
+    loop: LoopThread, layout: ops_pki.PkiLayout
 ) -> None:
     """An older communication server answers ProvideStream with UNIMPLEMENTED."""
 
@@ -340,7 +340,7 @@ def test_a_provider_without_the_stream_gets_unary_calls(
     assert unary == 2
 
 
-def test_only_the_hub_may_open_the_stream(loop: LoopThread, layout: pki.PkiLayout) -> None:
+def test_only_the_hub_may_open_the_stream(loop: LoopThread, layout: ops_pki.PkiLayout) -> None:
     async def run() -> Any:
         handle = await _serve(layout, ScriptedExchange())
         creds = layout.agency("city").channel_credentials()

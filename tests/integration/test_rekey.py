@@ -16,7 +16,7 @@ from support.topology import CITY, MINISTER, PENSION, Topology, query, start_top
 from comm_server.hub_client import HubClient
 from comm_server.rekey import rekey
 from hub_server import keys
-from renkei.deploy import Settings
+from ops.deploy import Settings
 from renkei.hub.v1 import hub_pb2
 
 PENSION_INFO = "年金給付関係情報"

@@ -8,7 +8,7 @@ from pathlib import Path
 from support.aio import LoopThread
 from support.topology import CITY, MINISTER, PENSION, Topology, query
 
-from renkei import audit
+from ops import audit
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "separation.md"
 

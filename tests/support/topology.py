@@ -1,7 +1,7 @@
 """The demo's three agencies, hub and legacy stubs, in one process on loopback ports.
 
 Every server is the real one from its ``create_server(config)``, reading the
-files ``renkei.deploy`` wrote, over mutual TLS.
+files ``ops.deploy`` wrote, over mutual TLS.
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ from legacy_stubs.jsonl_records.server import StubServer
 from legacy_stubs.jsonl_records.store import RecordStore, write_records
 from numbering import bootstrap as numbering_bootstrap
 from numbering.config import NumberingConfig
-from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
-from renkei.demo_data import Resident, legacy_records, residents
-from renkei.deploy import (
+from ops.demo_data import Resident, legacy_records, residents
+from ops.deploy import (
     DEMO_AGENCIES,
     AgencySpec,
     Endpoints,
@@ -42,8 +41,9 @@ from renkei.deploy import (
     Settings,
     init_deployment,
 )
+from ops.identities import issue_numbers, seed_registry
+from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.hub.v1 import hub_pb2_grpc
-from renkei.identities import issue_numbers, seed_registry
 from renkei.pki import TlsFiles
 
 CITY, PENSION, MINISTER = (a.agency_id for a in DEMO_AGENCIES)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from renkei.bench import frame
+from ops.bench import frame
 from renkei.hub.v1 import hub_pb2
 
 LAWFUL = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from renkei.bench import nginx
+from ops.bench import nginx
 from renkei.pki import TlsFiles
 
 

@@ -1,6 +1,6 @@
 """The binding bench's generated file, used as a test set: decoys, twins, movers, spellings.
 
-The bench (``legacy_stubs.registry.bench_binding``) derives an agency file with
+The bench (``ops.bench.matcher``) derives an agency file with
 its ground truth from a generated register. Here a small one is matched and
 every record checked against that truth; hypothesis then draws spellings of
 form for residents and decoys and checks the one rule that must never break.
@@ -18,10 +18,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from legacy_stubs.registry import bench_binding as bb
 from legacy_stubs.registry.matching import Matcher
 from legacy_stubs.registry.model import Resident
 from legacy_stubs.registry.store import RegistryStore
+from ops.bench import matcher as bb
 from renkei import db
 from renkei.fourfacts.normalize import (
     normalize_address,

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from renkei.load.rate import Pacer, Schedule
+from ops.load.rate import Pacer, Schedule
 
 
 def test_the_schedule_is_start_plus_k_over_rate_exactly() -> None:

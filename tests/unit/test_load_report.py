@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from renkei.load import plot, report
-from renkei.load.runner import Plan, Run
-from renkei.load.stats import OK, Outcome, Results
+from ops.load import plot, report
+from ops.load.runner import Plan, Run
+from ops.load.stats import OK, Outcome, Results
 
 
 def known() -> Results:

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from hdrh.histogram import HdrHistogram
 from support.virtual_time import run_virtual
 
-from renkei.load.runner import Plan, drive
-from renkei.load.scenario import Entry, Pick, Scenario
-from renkei.load.stats import OK, Outcome, Results, encode, new_histogram
+from ops.load.runner import Plan, drive
+from ops.load.scenario import Entry, Pick, Scenario
+from ops.load.stats import OK, Outcome, Results, encode, new_histogram
 
 SCENARIO = Scenario("test", (Entry("141003", "nenkin", "kind", "item"),))
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from renkei.load import cli, scenario, targets
-from renkei.load.endpoints import is_loopback, parse_overrides
-from renkei.load.stats import Expectation
+from ops.load import cli, scenario, targets
+from ops.load.endpoints import is_loopback, parse_overrides
+from ops.load.stats import Expectation
 
 LAWFUL = '[[lawful]]\nrequester = "141003"\nprovider = "nenkin"\ninfo_kind = "k"\nitem = "i"\n'
 
@@ -203,10 +203,10 @@ def test_a_deployment_with_port_zero_needs_endpoints(
 def test_nothing_listening_is_reported_not_hung(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
 ) -> None:
-    from renkei.load import runner
+    from ops.load import runner
 
     monkeypatch.setattr(runner, "CONNECT_TIMEOUT", 0.5)
-    from renkei.deploy import free_port
+    from ops.deploy import free_port
 
     port = free_port()
     code, err = _main(

@@ -9,8 +9,7 @@ import grpc
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from renkei.errors import InvalidArgument, PermissionDenied
-from renkei.load.stats import (
+from ops.load.stats import (
     DENIED,
     OK,
     Expectation,
@@ -21,6 +20,7 @@ from renkei.load.stats import (
     outcome_of,
     summary_ms,
 )
+from renkei.errors import InvalidArgument, PermissionDenied
 
 PERCENTILES = (0, 10, 25, 50, 75, 90, 99, 99.9, 100)
 

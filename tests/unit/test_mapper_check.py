@@ -10,7 +10,7 @@ import pytest
 
 from comm_server.mapping.errors import MappingError
 from comm_server.mapping.mapper import SpecMapper
-from renkei.cli import main
+from ops.cli import main
 from renkei.layout.v1 import layout_pb2
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -169,7 +169,7 @@ def test_tutorial_example_maps_both_ways(town_kokuho: object) -> None:
 
 def test_bench_smoke(capsys: pytest.CaptureFixture[str]) -> None:
     """The mapper benchmark runs for every built-in mapper and kind (no timing assertions)."""
-    from comm_server.mapping import bench
+    from ops.bench import mappers as bench
 
     rows = bench.run(seconds=0.001)
     assert [(r["mapper"], r["kind"]) for r in rows][:2] == [

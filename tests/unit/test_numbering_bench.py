@@ -1,10 +1,10 @@
-"""`numbering.bench` end to end on a small count (no timing assertions)."""
+"""`ops.bench.numbering` end to end on a small count (no timing assertions)."""
 
 from __future__ import annotations
 
 import pytest
 
-from numbering import bench
+from ops.bench import numbering as bench
 
 
 def test_bench_runs_and_reports(capsys: pytest.CaptureFixture[str]) -> None:

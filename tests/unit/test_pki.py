@@ -18,15 +18,17 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from ops import pki as ops_pki
+from ops.pki import PkiLayout
 from renkei import pki
-from renkei.pki import PeerIdentity, PkiLayout, TlsFiles
+from renkei.pki import PeerIdentity, TlsFiles
 
 AGENCIES = ("city-001", "nta.tax", "mhlw_pension")
 
 
 @pytest.fixture(scope="module")
 def layout(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
-    return pki.init_pki(tmp_path_factory.mktemp("pki") / "ca", AGENCIES, common_name="test CA")
+    return ops_pki.init_pki(tmp_path_factory.mktemp("pki") / "ca", AGENCIES, common_name="test CA")
 
 
 def _cert(path: Path) -> x509.Certificate:
@@ -46,7 +48,7 @@ def _all_files(layout: PkiLayout) -> list[TlsFiles]:
 
 def test_init_creates_expected_files(tmp_path: Path) -> None:
     root = tmp_path / "fresh" / "pki"  # parents are created too
-    layout = pki.init_pki(root, AGENCIES)
+    layout = ops_pki.init_pki(root, AGENCIES)
     assert layout.root == root
     assert layout.ca_cert == root / "ca.pem"
     assert layout.ca_key == root / "ca.key"
@@ -103,13 +105,13 @@ def test_leaf_certificates(layout: PkiLayout, party: str | None, uri: str) -> No
 def test_second_init_refuses(layout: PkiLayout) -> None:
     before = layout.ca_key.read_bytes()
     with pytest.raises(FileExistsError, match=r"ca\.key already exists"):
-        pki.init_pki(layout.root, ["other"])
+        ops_pki.init_pki(layout.root, ["other"])
     assert layout.ca_key.read_bytes() == before
     assert not layout.agency("other").cert.exists()
 
 
 def test_init_into_existing_empty_dir(tmp_path: Path) -> None:
-    result = pki.init_pki(tmp_path, [])
+    result = ops_pki.init_pki(tmp_path, [])
     assert result.ca_key.is_file()
     assert result.hub().cert.is_file()
 
@@ -118,7 +120,7 @@ def test_init_into_existing_empty_dir(tmp_path: Path) -> None:
 def test_invalid_agency_id_rejected(tmp_path: Path, bad: str) -> None:
     root = tmp_path / "pki"
     with pytest.raises(ValueError, match="invalid agency id") as exc:
-        pki.init_pki(root, ["ok", bad])
+        ops_pki.init_pki(root, ["ok", bad])
     assert repr(bad) in str(exc.value)
     assert not root.exists()  # validated before anything is written
     with pytest.raises(ValueError, match="invalid agency id"):
@@ -127,19 +129,19 @@ def test_invalid_agency_id_rejected(tmp_path: Path, bad: str) -> None:
 
 def test_longest_valid_agency_id(tmp_path: Path) -> None:
     longest = "A" + "b" * 63
-    assert pki.init_pki(tmp_path, [longest]).agency(longest).cert.is_file()
+    assert ops_pki.init_pki(tmp_path, [longest]).agency(longest).cert.is_file()
 
 
 def test_bare_string_is_not_a_list_of_ids(tmp_path: Path) -> None:
     with pytest.raises(TypeError):
-        pki.init_pki(tmp_path, "city-001")
+        ops_pki.init_pki(tmp_path, "city-001")
 
 
 # ------------------------------------------------------------- load / issue
 
 
 def test_load_pki_and_issue_agency(layout: PkiLayout) -> None:
-    loaded = pki.load_pki(layout.root)
+    loaded = ops_pki.load_pki(layout.root)
     assert loaded == layout
     files = loaded.issue_agency("newcomer")
     assert files == layout.agency("newcomer")
@@ -162,26 +164,26 @@ def test_issue_agency_overwrites(layout: PkiLayout) -> None:
 
 
 def test_issued_leaf_never_outlives_ca(tmp_path: Path) -> None:
-    short = pki.init_pki(tmp_path, [], validity_days=1)
+    short = ops_pki.init_pki(tmp_path, [], validity_days=1)
     leaf = _cert(short.issue_agency("late").cert)  # default 825 days, capped by the CA
     assert leaf.not_valid_after_utc <= _cert(short.ca_cert).not_valid_after_utc
 
 
 def test_issue_agency_without_ca_key(tmp_path: Path) -> None:
-    made = pki.init_pki(tmp_path, [])
+    made = ops_pki.init_pki(tmp_path, [])
     made.ca_key.unlink()
     with pytest.raises(FileNotFoundError, match=r"no CA key"):
-        pki.load_pki(tmp_path).issue_agency("x")
+        ops_pki.load_pki(tmp_path).issue_agency("x")
 
 
 def test_load_pki_missing(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match=r"no CA certificate"):
-        pki.load_pki(tmp_path / "nowhere")
+        ops_pki.load_pki(tmp_path / "nowhere")
 
 
 def test_invalid_validity(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="validity_days"):
-        pki.init_pki(tmp_path, [], validity_days=0)
+        ops_pki.init_pki(tmp_path, [], validity_days=0)
 
 
 # ------------------------------------------------------------ peer_identity

@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from renkei.load.runner import Plan, Progress, Run
-from renkei.load.stats import CLASSES, OK, Results, summary_ms
+from ops.load.runner import Plan, Progress, Run
+from ops.load.stats import CLASSES, OK, Results, summary_ms
 
 
 def machine() -> dict[str, Any]:

@@ -29,9 +29,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from renkei.deploy import free_port
+from ops.deploy import free_port
+from ops.processes import ProcessGroup, Started, StartupError, tail
 from renkei.pki import TlsFiles
-from renkei.processes import ProcessGroup, Started, StartupError, tail
 from renkei.runner import write_port_file
 
 # Keep-alive limits far above any bench run: nginx's defaults (1000 requests per
@@ -81,7 +81,7 @@ def config_text(hop: Hop, folder: Path) -> str:
         ssl_protocols TLSv1.2 TLSv1.3;"""
     up = hop.upstream_tls
     tmp = folder / "tmp"
-    return f"""# Written by renkei.bench.nginx; loopback only.
+    return f"""# Written by ops.bench.nginx; loopback only.
 daemon off;
 master_process on;
 worker_processes {hop.workers};

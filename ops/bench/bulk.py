@@ -48,13 +48,13 @@ from comm_server.store import AsyncCommStore, CommStore, open_key_store, open_st
 from id_issuer.issuer import IdIssuer
 from legacy_stubs.jsonl_records.store import load_records, write_records
 from legacy_stubs.registry.resident_code import check_digit
+from ops.bench.linkage import cpu_seconds, machine
+from ops.deploy import DEMO_AGENCIES, Layout, Settings, init_deployment, pick_endpoints
+from ops.processes import ProcessGroup, StartupError, python_module
 from renkei import bulk, db, sealing
-from renkei.bench.linkage import cpu_seconds, machine
 from renkei.comm.v1 import comm_pb2
-from renkei.deploy import DEMO_AGENCIES, Layout, Settings, init_deployment, pick_endpoints
 from renkei.errors import NotFound
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
-from renkei.processes import ProcessGroup, StartupError, python_module
 from renkei.runner import serve_until_signalled
 
 CITY, PENSION = "141003", "nenkin"
@@ -453,7 +453,7 @@ def main(args: argparse.Namespace) -> int:
     started = time.monotonic()
     try:
         hub, hub_port = _start(
-            group, "hub", ["renkei.cli", "hub", "serve", "--config", str(layout.hub_config)]
+            group, "hub", ["ops.cli", "hub", "serve", "--config", str(layout.hub_config)]
         )
         asyncio.run(bind_population(layout, people))
         bound_s = time.monotonic() - started
@@ -476,7 +476,7 @@ def main(args: argparse.Namespace) -> int:
             comm, _ = _start(
                 group,
                 f"comm-{PENSION}",
-                ["renkei.cli", "comm", "serve", "--config", provider_config],
+                ["ops.cli", "comm", "serve", "--config", provider_config],
             )
             pids |= {"provider comm": comm.process.pid, "legacy stub": legacy.process.pid}
         else:
@@ -484,7 +484,7 @@ def main(args: argparse.Namespace) -> int:
                 group,
                 f"comm-{PENSION}",
                 [
-                    "renkei.bench.bulk",
+                    "ops.bench.bulk",
                     "provider",
                     "--config",
                     provider_config,
@@ -550,7 +550,7 @@ def _start(group: ProcessGroup, name: str, argv: list[str]) -> tuple[Any, int]:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m renkei.bench.bulk", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m ops.bench.bulk", description=__doc__)
     sub = p.add_subparsers(dest="command")
     run = sub.add_parser("run", help="the benchmark (the default)")
     prov = sub.add_parser("provider", help="(internal) a provider comm server, in-memory legacy")

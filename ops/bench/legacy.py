@@ -1,6 +1,6 @@
 """`make bench-legacy`: answers per second through each kind of legacy system, end to end.
 
-The demo's deployment (renkei.demo: every party its own process, mutual TLS):
+The demo's deployment (ops.demo: every party its own process, mutual TLS):
 requester comm -> hub -> provider comm -> legacy stub process -> mapper ->
 standard layout, sealed, opened and re-encoded, for the four systems of
 docs/legacy-formats.md. Each system gets the same closed-loop load (a fixed
@@ -26,14 +26,14 @@ from hdrh.histogram import HdrHistogram
 from rich.console import Console
 from rich.table import Table
 
+from ops.demo import SYSTEMS, Demo
+from ops.demo_data import DemoQuery, queries
+from ops.deploy import Layout
+from ops.identities import seed_registry
+from ops.load.report import machine
+from ops.load.stats import DIGITS, HIGHEST_US, LOWEST_US, to_us
+from ops.processes import ProcessGroup
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
-from renkei.demo import SYSTEMS, Demo
-from renkei.demo_data import DemoQuery, queries
-from renkei.deploy import Layout
-from renkei.identities import seed_registry
-from renkei.load.report import machine
-from renkei.load.stats import DIGITS, HIGHEST_US, LOWEST_US, to_us
-from renkei.processes import ProcessGroup
 
 # The demo's first four queries: one through each legacy system, by provider.
 PROVIDERS = ("141003", "nenkin", "kyoukai-kenpo", "131130")
@@ -198,7 +198,7 @@ def run_bench(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m renkei.bench.legacy", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ops.bench.legacy", description=__doc__)
     parser.add_argument("--state-dir", type=Path, default=Path("bench-state/legacy"))
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=5.0, help="load per legacy system")

@@ -1,8 +1,8 @@
 """`make bench-binding`, end to end: an agency's file bound through every party, as processes.
 
-    python -m renkei.bench.binding [--count N] [--batch B] [--ahead A] [--seed S]
+    python -m ops.bench.binding [--count N] [--batch B] [--ahead A] [--seed S]
 
-The matcher alone is measured in process by ``legacy_stubs.registry.bench_binding``
+The matcher alone is measured in process by ``ops.bench.matcher``
 (a million residents). This run takes the same generated register and agency
 file (its kinds and shares, documented there) at a smaller size and sends the
 file through the real path, ``comm_server.bulk_bind.bind_agency`` (what
@@ -16,7 +16,7 @@ file through the real path, ``comm_server.bulk_bind.bind_agency`` (what
 with the next A batches matched while one is at the hub and the store.
 
 The ID issuer, the hub and the registry's binding service run as separate
-processes on loopback (``renkei.processes``); the driver is this process.
+processes on loopback (``ops.processes``); the driver is this process.
 CPU seconds per process over the run say which one limits the rate.
 
 Precision end to end: each bound record's link code must be the hub's link
@@ -44,18 +44,18 @@ from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
 from comm_server.store import CommStore
 from id_issuer.issuer import IdIssuer
-from legacy_stubs.registry import bench_binding as inproc
 from legacy_stubs.registry.store import RegistryStore
-from renkei import db, id_code_batch
-from renkei.bench.linkage import cpu_seconds
-from renkei.deploy import (
+from ops.bench import matcher as inproc
+from ops.bench.linkage import cpu_seconds
+from ops.deploy import (
     DEMO_AGENCIES,
     Settings,
     init_deployment,
     pick_endpoints,
     registry_engine,
 )
-from renkei.processes import ProcessGroup, python_module
+from ops.processes import ProcessGroup, python_module
+from renkei import db, id_code_batch
 
 CITY = "141003"
 
@@ -149,7 +149,7 @@ def run(
             }
             started = {
                 name: group.start(
-                    name, python_module("renkei.cli", cmd, "serve", "--config", str(path))
+                    name, python_module("ops.cli", cmd, "serve", "--config", str(path))
                 )
                 for name, (cmd, path) in parties.items()
             }
@@ -221,7 +221,7 @@ def print_table(result: dict[str, Any], console: Console) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m renkei.bench.binding")
+    parser = argparse.ArgumentParser(prog="python -m ops.bench.binding")
     parser.add_argument("--count", type=int, default=20_000, help="residents and records")
     parser.add_argument("--batch", type=int, default=500, help="records per MatchRecords call")
     parser.add_argument(

@@ -33,11 +33,11 @@ from typing import Any, Literal
 
 import grpc
 
-from renkei.load import targets
-from renkei.load.endpoints import Connection, open_channel
-from renkei.load.rate import Pacer, Schedule
-from renkei.load.scenario import Pick, Scenario
-from renkei.load.stats import Outcome, Results, outcome_of, to_us
+from ops.load import targets
+from ops.load.endpoints import Connection, open_channel
+from ops.load.rate import Pacer, Schedule
+from ops.load.scenario import Pick, Scenario
+from ops.load.stats import Outcome, Results, outcome_of, to_us
 
 Mode = Literal["closed", "open"]
 CONNECT_TIMEOUT = 15.0

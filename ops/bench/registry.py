@@ -1,6 +1,6 @@
 """How fast the mocked register fills: generation alone, and generation stored in SQLite.
 
-    python -m legacy_stubs.registry.bench [--count N] [--seed S]
+    python -m ops.bench.registry [--count N] [--seed S]
 
 The store goes to a temporary SQLite file with the project's own engine
 settings (WAL, ``synchronous=FULL``), so the figure is what ``renkei registry
@@ -20,10 +20,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from legacy_stubs.registry.population import generate, load, paused_gc
+from legacy_stubs.registry.store import RegistryStore
 from renkei import db
-
-from .population import generate, load, paused_gc
-from .store import RegistryStore
 
 
 def run(count: int = 1_000_000, seed: int = 1, *, echo: bool = True) -> dict[str, Any]:
@@ -83,7 +82,7 @@ def print_table(result: dict[str, Any], console: Console | None = None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m legacy_stubs.registry.bench")
+    parser = argparse.ArgumentParser(prog="python -m ops.bench.registry")
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)

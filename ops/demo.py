@@ -40,11 +40,9 @@ from hub_server.config import HubConfig
 from hub_server.log_store import SqlHubLog
 from legacy_stubs.control import set_faults
 from legacy_stubs.jsonl_records.store import write_records
-from renkei import db
-from renkei.audit import audit_deployment, breaches, render
-from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
-from renkei.demo_data import DemoQuery, legacy_record, legacy_records, queries, residents
-from renkei.deploy import (
+from ops.audit import audit_deployment, breaches, render
+from ops.demo_data import DemoQuery, legacy_record, legacy_records, queries, residents
+from ops.deploy import (
     Endpoints,
     Layout,
     Settings,
@@ -52,9 +50,11 @@ from renkei.deploy import (
     pick_endpoints,
     registered,
 )
+from ops.identities import issue_numbers, seed_registry
+from ops.processes import ProcessGroup, Started, python_module
+from renkei import db
+from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import from_rpc_error
-from renkei.identities import issue_numbers, seed_registry
-from renkei.processes import ProcessGroup, Started, python_module
 
 # The city, the pension body, the insurer, a modern ward and the minister (JSON lines).
 AGENCIES = registered("141003", "nenkin", "kyoukai-kenpo", "131130", "mhlw")
@@ -143,7 +143,7 @@ class Demo:
         """When the parties stay up for `renkei load`, its staff member may ask (and only then)."""
         if not self.keep_serving:
             return ()
-        from renkei.load.targets import LOAD_STAFF_ID
+        from ops.load.targets import LOAD_STAFF_ID
 
         return (Grant(LOAD_STAFF_ID, name="renkei load, for --keep-serving only"),)
 
@@ -154,7 +154,7 @@ class Demo:
         c.print(
             f"  every party stays up for {self.keep_serving:g} s (Ctrl-C stops sooner); e.g.\n"
             f"  renkei load --target comm --deployment {self.state_dir}"
-            " --scenario renkei/load/scenarios/demo.toml --duration 10"
+            " --scenario ops/load/scenarios/demo.toml --duration 10"
         )
         stop = threading.Event()
         previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -477,21 +477,21 @@ class Demo:
             group.start(
                 "id-issuer",
                 python_module(
-                    "renkei.cli", "id-issuer", "serve", "--config", str(layout.id_issuer_config)
+                    "ops.cli", "id-issuer", "serve", "--config", str(layout.id_issuer_config)
                 ),
             )
         )
         started.append(
             group.start(
                 "hub",
-                python_module("renkei.cli", "hub", "serve", "--config", str(layout.hub_config)),
+                python_module("ops.cli", "hub", "serve", "--config", str(layout.hub_config)),
             )
         )
         started.append(
             group.start(
                 "registry-binding",
                 python_module(
-                    "renkei.cli",
+                    "ops.cli",
                     "registry-binding",
                     "serve",
                     "--config",
@@ -503,7 +503,7 @@ class Demo:
             group.start(
                 "numbering",
                 python_module(
-                    "renkei.cli", "numbering", "serve", "--config", str(layout.numbering_config)
+                    "ops.cli", "numbering", "serve", "--config", str(layout.numbering_config)
                 ),
             )
         )
@@ -523,7 +523,7 @@ class Demo:
             group.start(
                 f"comm-{a.agency_id}",
                 python_module(
-                    "renkei.cli",
+                    "ops.cli",
                     "comm",
                     "serve",
                     "--config",

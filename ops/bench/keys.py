@@ -28,8 +28,8 @@ from comm_server.store import correspondence, open_store
 from hub_server import bootstrap as hub_bootstrap
 from hub_server import keys as hub_keys
 from hub_server.config import HubConfig
+from ops.deploy import DEMO_AGENCIES, Endpoints, init_deployment
 from renkei import codes
-from renkei.deploy import DEMO_AGENCIES, Endpoints, init_deployment
 
 CITY, PENSION = DEMO_AGENCIES[0].agency_id, DEMO_AGENCIES[1].agency_id
 

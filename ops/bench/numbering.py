@@ -4,7 +4,7 @@ Numbers ``count`` residents into a fresh SQLite store in a temporary folder,
 through the real service (format checks, directory check, CSPRNG draws,
 check digits, collision checks against every Number ever issued, the
 conversion table and the event history), one transaction per batch, durable
-commits (WAL, ``synchronous=FULL``). Run with ``python -m numbering.bench``.
+commits (WAL, ``synchronous=FULL``). Run with ``python -m ops.bench.numbering``.
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _print(result: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m numbering.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ops.bench.numbering", description=__doc__)
     parser.add_argument("--count", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
     args = parser.parse_args(argv)

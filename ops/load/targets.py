@@ -19,10 +19,10 @@ from typing import Any, ClassVar, Protocol
 
 import grpc
 
+from ops.load.scenario import Entry, Pick, Scenario, ScenarioError
+from ops.load.stats import DENIED, OK, Outcome
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
-from renkei.load.scenario import Entry, Pick, Scenario, ScenarioError
-from renkei.load.stats import DENIED, OK, Outcome
 from renkei.numbering.v1 import numbering_pb2, numbering_pb2_grpc
 
 HUB_ENDPOINT, NUMBERING_ENDPOINT = "hub", "numbering"

@@ -1,6 +1,6 @@
 """The benchmark's baseline: HubService.Relay doing nothing but the hops.
 
-    python -m hub_server.bare_relay --config HUB.toml --provider ID --link-code CODE
+    python -m ops.bench.bare_relay --config HUB.toml --provider ID --link-code CODE
         [--port-file PATH]
 
 Same process shape, same mutual TLS (the hub's own certificate, so providers
@@ -125,7 +125,7 @@ async def create_server(config: HubConfig, provider_id: str, link_code: str) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hub_server.bare_relay", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ops.bench.bare_relay", description=__doc__)
     parser.add_argument("--config", type=Path, required=True, help="the hub's hub.toml")
     parser.add_argument("--provider", required=True, help="agency id every call goes to")
     parser.add_argument("--link-code", required=True, help="the provider's link code to send")

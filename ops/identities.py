@@ -15,8 +15,8 @@ import grpc
 
 from legacy_stubs.registry.population import generate
 from legacy_stubs.registry.store import RegistryStore
-from renkei.demo_data import Resident
-from renkei.deploy import REGISTRY, Layout, registry_engine
+from ops.demo_data import Resident
+from ops.deploy import REGISTRY, Layout, registry_engine
 from renkei.files import atomic_write
 from renkei.numbering.v1 import numbering_pb2, numbering_pb2_grpc
 

@@ -11,18 +11,18 @@ from pathlib import Path
 from rich.console import Console
 from rich.live import Live
 
-from renkei.load import report as reporting
-from renkei.load import runner, scenario, targets
-from renkei.load.endpoints import EndpointError, connections, is_loopback, parse_overrides
+from ops.load import report as reporting
+from ops.load import runner, scenario, targets
+from ops.load.endpoints import EndpointError, connections, is_loopback, parse_overrides
 from renkei.pki import TlsFiles
 
 HARD_CAP_SECONDS = 3600.0
 
 EPILOG = """\
 Examples (a deployment from `renkei deploy init`, its servers running):
-  renkei load --target hub --deployment D --scenario renkei/load/scenarios/demo.toml \\
+  renkei load --target hub --deployment D --scenario ops/load/scenarios/demo.toml \\
       --mode closed --concurrency 32 --duration 30 --warmup 5 --json out.json --plot out.png
-  renkei load --target comm --deployment D --scenario renkei/load/scenarios/demo.toml \\
+  renkei load --target comm --deployment D --scenario ops/load/scenarios/demo.toml \\
       --mode open --rate 500 --duration 30 --workers 2
 
 Only loopback targets are accepted unless --allow-remote is given: a load test
@@ -169,7 +169,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             json.dumps(report, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
         )
     if args.plot is not None:
-        from renkei.load.plot import plot
+        from ops.load.plot import plot
 
         plot(report, args.plot)
     failed = bool(run.failures) or report["requests"] == 0

@@ -1,6 +1,6 @@
 """Binding an agency's whole file against a generated register: speed, precision, recall.
 
-    python -m legacy_stubs.registry.bench_binding [--count N] [--records M] [--seed S]
+    python -m ops.bench.matcher [--count N] [--records M] [--seed S]
 
 The register is ``population.generate(seed, count)`` (default a million
 residents) stored in a temporary SQLite file, plus **twins** (for each "twin"
@@ -85,17 +85,18 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
+from legacy_stubs.registry.binding_service import (
+    record_keys,  # the exact field checks MatchRecords applies
+)
+from legacy_stubs.registry.matching import Matcher, MatchResult
+from legacy_stubs.registry.model import Address, Resident
+from legacy_stubs.registry.population import REFERENCE_DATE, Sampler, generate, paused_gc
+from legacy_stubs.registry.resident_code import new_resident_code
+from legacy_stubs.registry.store import RegistryStore
 from renkei import db
 from renkei.fourfacts._text import itaiji_table
 from renkei.fourfacts.eras import era_of
 from renkei.fourfacts.normalize import FourFacts, normalize_name, normalize_town
-
-from .binding_service import record_keys  # the exact field checks MatchRecords applies
-from .matching import Matcher, MatchResult
-from .model import Address, Resident
-from .population import REFERENCE_DATE, Sampler, generate, paused_gc
-from .resident_code import new_resident_code
-from .store import RegistryStore
 
 SHARES: dict[str, float] = {
     "plain": 0.20,
@@ -647,7 +648,7 @@ def print_table(result: dict[str, Any], console: Console) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m legacy_stubs.registry.bench_binding")
+    parser = argparse.ArgumentParser(prog="python -m ops.bench.matcher")
     parser.add_argument("--count", type=int, default=1_000_000, help="residents generated")
     parser.add_argument("--records", type=int, default=None, help="agency records (default: count)")
     parser.add_argument("--seed", type=int, default=1)

@@ -1,7 +1,7 @@
 """`make bench-linkage` (`renkei bench`): lawful linkages per second, four ways, in one run.
 
 One run lays out a fresh deployment, starts the pension service's legacy stub,
-its communication server, the hub, the bare relay (``hub_server.bare_relay``)
+its communication server, the hub, the bare relay (``ops.bench.bare_relay``)
 and nginx as separate processes, and drives every path from this process:
 
 - **direct**: the driver calls the provider's ``ProviderService.Provide``
@@ -55,11 +55,9 @@ from comm_server.keys import sealing_key as agency_sealing_key
 from comm_server.store import CommStore, open_key_store
 from id_issuer.issuer import IdIssuer
 from legacy_stubs.jsonl_records.store import write_records
-from renkei import db, sealing
-from renkei.bench import nginx
-from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
-from renkei.demo_data import Resident, legacy_records, residents
-from renkei.deploy import (
+from ops.bench import nginx
+from ops.demo_data import Resident, legacy_records, residents
+from ops.deploy import (
     DEMO_AGENCIES,
     Layout,
     Settings,
@@ -67,9 +65,11 @@ from renkei.deploy import (
     init_deployment,
     pick_endpoints,
 )
+from ops.processes import ProcessGroup, Started, StartupError, python_module, tail
+from renkei import db, sealing
+from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import RenkeiError
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
-from renkei.processes import ProcessGroup, Started, StartupError, python_module, tail
 
 CITY, PENSION = "141003", "nenkin"
 INFO_KIND, ITEM = "年金給付関係情報", "二十七"  # lawful for the city under the demo policy
@@ -629,22 +629,20 @@ def main(args: argparse.Namespace) -> int:
         hub, hub_port = start(
             group,
             "hub",
-            python_module("renkei.cli", "hub", "serve", "--config", str(layout.hub_config)),
+            python_module("ops.cli", "hub", "serve", "--config", str(layout.hub_config)),
         )
         bind(layout, people)
         comm, comm_port = start(
             group,
             f"comm-{PENSION}",
-            python_module(
-                "renkei.cli", "comm", "serve", "--config", str(layout.comm_config(PENSION))
-            ),
+            python_module("ops.cli", "comm", "serve", "--config", str(layout.comm_config(PENSION))),
         )
         provider_code = link_code(layout, PENSION, person.local_ids[PENSION])
         bare, bare_port = start(
             group,
             "bare-relay",
             python_module(
-                "hub_server.bare_relay",
+                "ops.bench.bare_relay",
                 "--config",
                 str(layout.hub_config),
                 "--provider",

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import grpc
 
-from renkei.deploy import Layout
+from ops.deploy import Layout
+from ops.load.targets import HUB_ENDPOINT, NUMBERING_ENDPOINT
 from renkei.grpcutil.server import MAX_MESSAGE_BYTES
-from renkei.load.targets import HUB_ENDPOINT, NUMBERING_ENDPOINT
 from renkei.pki import TlsFiles
 
 SERVICE_PREFIX = "service:"

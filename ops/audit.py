@@ -147,8 +147,8 @@ def audit_deployment(root: Path, sample: int = 500) -> dict[str, dict[str, int]]
     from id_issuer.issuer import IdIssuer
     from legacy_stubs.registry.store import RegistryStore
     from numbering.config import NumberingConfig
+    from ops.deploy import Layout, registry_engine
     from renkei import db
-    from renkei.deploy import Layout, registry_engine
     from renkei.keystore import KeyStore, load_master_key
 
     layout = Layout(root)

@@ -17,10 +17,9 @@ from collections.abc import Callable
 from rich.console import Console
 from rich.table import Table
 
+from comm_server.mapping import layout
+from comm_server.mapping.registry import load_mapper
 from renkei.layout.v1 import layout_pb2
-
-from . import layout
-from .registry import load_mapper
 
 BUILTIN = ("fixed_tax", "soap_pension", "csv_insurer", "json_http")
 

@@ -35,9 +35,10 @@ from hub_server.keys import provision as hub_key_setup
 from hub_server.keys import sealing_key as hub_sealing_key
 from id_issuer.issuer import open_key_store as open_issuer_key_store
 from id_issuer.issuer import provision as id_key_setup
+from ops.pki import PkiLayout, init_pki
 from renkei import db, sealing
 from renkei.keystore import KeyStore, create_master_key_file, load_master_key
-from renkei.pki import PkiLayout, TlsFiles, init_pki
+from renkei.pki import TlsFiles
 
 ID_ISSUER = "id-issuer"
 REGISTRY = "registry"
@@ -186,7 +187,7 @@ def _db(settings: Settings, party: str) -> dict[str, str]:
 
 def demo_staff(agency_id: str) -> list[Grant]:
     """The demo's staff at one agency, each at the terminal and for the affair its queries use."""
-    from renkei.demo_data import queries, residents  # the demo's world, only when deploying
+    from ops.demo_data import queries, residents  # the demo's world, only when deploying
 
     grants: dict[tuple[str, str], Grant] = {}
     for q in queries(residents()):

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from renkei.load.stats import Expectation
+from ops.load.stats import Expectation
 
 MALFORMED = Expectation("INVALID_ARGUMENT", None)
 LAWFUL = Expectation()
@@ -202,5 +202,5 @@ def load(path: Path) -> Scenario:
 
 
 def bundled(name: str) -> Path:
-    """A scenario shipped in renkei/load/scenarios/."""
+    """A scenario shipped in ops/load/scenarios/."""
     return Path(__file__).parent / "scenarios" / name
