@@ -9,19 +9,11 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 from id_issuer.service import IdIssuerService
-from renkei.errors import PermissionDenied, Unauthenticated
-from renkei.grpcutil.handlers import rpc
+from renkei.errors import PermissionDenied
+from renkei.grpcutil.caller import label, require_caller
 from renkei.idissuer.v1 import id_issuer_pb2, id_issuer_pb2_grpc
-from renkei.pki import peer_identity
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-
-def _caller(context: Context) -> str:
-    identity = peer_identity(context)
-    if identity is None:
-        raise Unauthenticated("CLIENT_CERT_REQUIRED", "the ID issuer knows callers by certificate")
-    return "hub" if identity.kind == "hub" else f"{identity.kind}:{identity.party_id}"
 
 
 def _timestamp(when: datetime | None) -> timestamp_pb2.Timestamp | None:
@@ -38,13 +30,12 @@ class IdIssuerServicer(id_issuer_pb2_grpc.IdIssuerServiceServicer):
         self._may_seal = may_seal
 
     def _require(self, context: Context, allowed: frozenset[str]) -> None:
-        caller = _caller(context)
+        caller = label(require_caller("the ID issuer"))
         if caller not in allowed:
             raise PermissionDenied(
                 "CALLER_NOT_AUTHORIZED", f"{caller} may not call this method of the ID issuer"
             )
 
-    @rpc("SealIdCodes")
     async def SealIdCodes(  # gRPC method names are PascalCase
         self, request: id_issuer_pb2.SealIdCodesRequest, context: Context
     ) -> id_issuer_pb2.SealIdCodesResponse:
@@ -57,7 +48,6 @@ class IdIssuerServicer(id_issuer_pb2_grpc.IdIssuerServiceServicer):
             ]
         )
 
-    @rpc("SealIdCodeBatch")
     async def SealIdCodeBatch(  # gRPC method names are PascalCase
         self, request: id_issuer_pb2.SealIdCodeBatchRequest, context: Context
     ) -> id_issuer_pb2.SealIdCodeBatchResponse:
@@ -65,7 +55,6 @@ class IdIssuerServicer(id_issuer_pb2_grpc.IdIssuerServiceServicer):
         sealed, reasons = self._service.seal_batch(request.agency_id, list(request.resident_codes))
         return id_issuer_pb2.SealIdCodeBatchResponse(sealed_batch=sealed, error_reasons=reasons)
 
-    @rpc("ReissueIdCodes")
     async def ReissueIdCodes(  # gRPC method names are PascalCase
         self, request: id_issuer_pb2.ReissueIdCodesRequest, context: Context
     ) -> id_issuer_pb2.ReissueIdCodesResponse:
@@ -79,7 +68,6 @@ class IdIssuerServicer(id_issuer_pb2_grpc.IdIssuerServiceServicer):
             newest_version=newest,
         )
 
-    @rpc("GetIdKeyStatus")
     async def GetIdKeyStatus(  # gRPC method names are PascalCase
         self, request: id_issuer_pb2.GetIdKeyStatusRequest, context: Context
     ) -> id_issuer_pb2.GetIdKeyStatusResponse:
@@ -94,7 +82,6 @@ class IdIssuerServicer(id_issuer_pb2_grpc.IdIssuerServiceServicer):
             ],
         )
 
-    @rpc("CompleteIdRotation")
     async def CompleteIdRotation(  # gRPC method names are PascalCase
         self, request: id_issuer_pb2.CompleteIdRotationRequest, context: Context
     ) -> id_issuer_pb2.CompleteIdRotationResponse:

@@ -17,7 +17,8 @@ from typing import Any, Literal
 
 from renkei.config_util import ConfigError
 from renkei.errors import PermissionDenied, Unauthenticated
-from renkei.pki import PeerIdentity, validate_agency_id
+from renkei.grpcutil.caller import parse_party
+from renkei.pki import PeerIdentity
 
 Operation = Literal["issue", "lookup", "change"]
 OPERATIONS: tuple[Operation, ...] = ("issue", "lookup", "change")
@@ -26,17 +27,6 @@ REGISTRY = "service:registry"
 
 def party_name(identity: PeerIdentity) -> str:
     return "hub" if identity.kind == "hub" else f"{identity.kind}:{identity.party_id}"
-
-
-def parse_party(text: str) -> PeerIdentity:
-    """``"hub"``, ``"agency:<id>"`` or ``"service:<name>"``; ValueError otherwise."""
-    if text == "hub":
-        return PeerIdentity("hub", "hub")
-    kind, sep, name = text.partition(":")
-    if not sep or kind not in ("agency", "service"):
-        raise ValueError(f"party {text!r} is not 'hub', 'agency:<id>' or 'service:<name>'")
-    validate_agency_id(name)
-    return PeerIdentity("agency" if kind == "agency" else "service", name)
 
 
 @dataclass(frozen=True)

@@ -53,7 +53,6 @@ async def create_server(config: NumberingConfig) -> NumberingServer:
         service,
         config.authorize,
         executor,
-        insecure_development=config.insecure_development,
     )
     handle = await start_server(
         name="numbering",

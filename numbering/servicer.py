@@ -11,18 +11,14 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf import timestamp_pb2
 
-from numbering.authorization import Authorization, Operation, parse_party
+from numbering.authorization import Authorization, Operation
 from numbering.service import NumberingService
 from numbering.store import CHANGE, ISSUE, RESIDENT_CODE_CHANGE
-from renkei.grpcutil.handlers import metadata_value, rpc
+from renkei.grpcutil.caller import caller
 from renkei.numbering.v1 import numbering_pb2, numbering_pb2_grpc
-from renkei.pki import PeerIdentity, peer_identity
 
 Context = grpc.aio.ServicerContext[Any, Any]
 T = TypeVar("T")
-
-# "service:<name>", "agency:<id>" or "hub"; honoured only on a development port.
-DEV_PARTY_HEADER = "x-renkei-dev-party"
 
 _KINDS = {
     ISSUE: numbering_pb2.EVENT_KIND_ISSUE,
@@ -43,32 +39,18 @@ class NumberingServicer(numbering_pb2_grpc.NumberingServiceServicer):
         service: NumberingService,
         authorization: Authorization,
         executor: Executor,
-        *,
-        insecure_development: bool = False,
     ) -> None:
         self._service = service
         self._authorization = authorization
         self._executor = executor
-        self._insecure = insecure_development
-
-    def _identity(self, context: Context) -> PeerIdentity | None:
-        identity = peer_identity(context)
-        if identity is None and self._insecure:
-            claimed = metadata_value(context, DEV_PARTY_HEADER)
-            try:
-                identity = parse_party(claimed) if claimed else None
-            except ValueError:
-                identity = None
-        return identity
 
     def _authorize(self, operation: Operation, context: Context) -> None:
-        self._authorization.check(operation, self._identity(context))
+        self._authorization.check(operation, caller())
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         # The store blocks (SQL); keep it off the event loop.
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
-    @rpc("IssueNumber")
     async def IssueNumber(  # gRPC method names are PascalCase
         self, request: numbering_pb2.IssueNumberRequest, context: Context
     ) -> numbering_pb2.IssueNumberResponse:
@@ -81,7 +63,6 @@ class NumberingServicer(numbering_pb2_grpc.NumberingServiceServicer):
             notice_html=issued.notice,
         )
 
-    @rpc("ChangeNumber")
     async def ChangeNumber(  # gRPC method names are PascalCase
         self, request: numbering_pb2.ChangeNumberRequest, context: Context
     ) -> numbering_pb2.ChangeNumberResponse:
@@ -93,7 +74,6 @@ class NumberingServicer(numbering_pb2_grpc.NumberingServiceServicer):
             notice_html=issued.notice,
         )
 
-    @rpc("ChangeResidentCode")
     async def ChangeResidentCode(  # gRPC method names are PascalCase
         self, request: numbering_pb2.ChangeResidentCodeRequest, context: Context
     ) -> numbering_pb2.ChangeResidentCodeResponse:
@@ -105,7 +85,6 @@ class NumberingServicer(numbering_pb2_grpc.NumberingServiceServicer):
         )
         return numbering_pb2.ChangeResidentCodeResponse(number=number)
 
-    @rpc("LookupNumber")
     async def LookupNumber(  # gRPC method names are PascalCase
         self, request: numbering_pb2.LookupNumberRequest, context: Context
     ) -> numbering_pb2.LookupNumberResponse:
@@ -113,7 +92,6 @@ class NumberingServicer(numbering_pb2_grpc.NumberingServiceServicer):
         number = await self._run(self._service.lookup_number, request.resident_code)
         return numbering_pb2.LookupNumberResponse(number=number)
 
-    @rpc("LookupResidentCode")
     async def LookupResidentCode(  # gRPC method names are PascalCase
         self, request: numbering_pb2.LookupResidentCodeRequest, context: Context
     ) -> numbering_pb2.LookupResidentCodeResponse:
@@ -121,7 +99,6 @@ class NumberingServicer(numbering_pb2_grpc.NumberingServiceServicer):
         code = await self._run(self._service.lookup_resident_code, request.number)
         return numbering_pb2.LookupResidentCodeResponse(resident_code=code)
 
-    @rpc("GetHistory")
     async def GetHistory(  # gRPC method names are PascalCase
         self, request: numbering_pb2.GetHistoryRequest, context: Context
     ) -> numbering_pb2.GetHistoryResponse:

@@ -11,12 +11,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer as AioHealthServicer  # what health.aio names
 from grpc_reflection.v1alpha import reflection
 
+from renkei.grpcutil.interceptor import RpcInterceptor
+from renkei.limits import MAX_MESSAGE_BYTES
 from renkei.logs import event
 from renkei.pki import TlsFiles
 
 _log = logging.getLogger("renkei.server")
 
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+__all__ = ["MAX_MESSAGE_BYTES", "InsecurePortRefused", "ServerHandle", "start_server"]
 
 
 class InsecurePortRefused(RuntimeError):
@@ -63,11 +65,12 @@ async def start_server(
     explicitly asks for ``insecure_development``.
     """
     server = grpc.aio.server(
+        interceptors=[RpcInterceptor(insecure_development=insecure_development)],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
-        ]
+        ],
     )
     register(server)
     health_servicer = AioHealthServicer()

@@ -23,10 +23,10 @@ from support.refusals import Refusal, refused
 from numbering import number
 from numbering.bootstrap import SERVICE_NAME, NumberingServer, create_server
 from numbering.config import NumberingConfig
-from numbering.servicer import DEV_PARTY_HEADER
 from ops import pki as ops_pki
 from ops.pki import PkiLayout
 from renkei import db
+from renkei.grpcutil.caller import DEV_PARTY_HEADER
 from renkei.numbering.v1 import numbering_pb2 as pb
 from renkei.numbering.v1 import numbering_pb2_grpc
 from renkei.pki import TlsFiles

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from numbering.authorization import Authorization, parse_party
+from numbering.authorization import Authorization
 from numbering.config import NumberingConfig
 from numbering.notice import render_notice
 from renkei.config_util import ConfigError
 from renkei.errors import PermissionDenied, Unauthenticated
+from renkei.grpcutil.caller import parse_party
 from renkei.pki import PeerIdentity
 
 REGISTRY = PeerIdentity("service", "registry")

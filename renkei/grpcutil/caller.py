@@ -1,0 +1,89 @@
+"""Who is calling: read once per call, from the certificate, by the server's interceptor.
+
+A party is known by the URI SAN of its verified client certificate
+(``renkei.pki.peer_identity``). On a server started with the explicit
+insecure development flag (a plaintext port, never in a deployment) the
+caller may instead name itself in one header, ``x-renkei-dev-party``:
+``hub``, ``agency:<id>`` or ``service:<name>``. Servicers ask ``caller()``
+or one of the ``require_*`` helpers; none reads certificates itself.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+import grpc
+
+from renkei.errors import PermissionDenied, Unauthenticated
+from renkei.pki import PeerIdentity, peer_identity, validate_agency_id
+
+DEV_PARTY_HEADER = "x-renkei-dev-party"
+
+_current: ContextVar[PeerIdentity | None] = ContextVar("renkei_caller", default=None)
+
+
+def parse_party(text: str) -> PeerIdentity:
+    """``"hub"``, ``"agency:<id>"`` or ``"service:<name>"``; ValueError otherwise."""
+    if text == "hub":
+        return PeerIdentity("hub", "hub")
+    kind, sep, name = text.partition(":")
+    if not sep or kind not in ("agency", "service"):
+        raise ValueError(f"party {text!r} is not 'hub', 'agency:<id>' or 'service:<name>'")
+    validate_agency_id(name)
+    return PeerIdentity("agency" if kind == "agency" else "service", name)
+
+
+def label(identity: PeerIdentity) -> str:
+    """The party as ``parse_party`` reads it back: ``hub``, ``agency:<id>``, ``service:<name>``."""
+    return "hub" if identity.kind == "hub" else f"{identity.kind}:{identity.party_id}"
+
+
+def resolve(
+    context: grpc.aio.ServicerContext[Any, Any], claimed: str | None, *, insecure_development: bool
+) -> PeerIdentity | None:
+    """The caller of this call: its certificate, else (development only) the header's claim."""
+    identity = peer_identity(context)
+    if identity is None and insecure_development and claimed:
+        try:
+            identity = parse_party(claimed)
+        except ValueError:
+            identity = None
+    return identity
+
+
+def caller() -> PeerIdentity | None:
+    """The current call's caller, as the interceptor found it (None: unknown)."""
+    return _current.get()
+
+
+def set_caller(identity: PeerIdentity | None) -> Any:
+    """For the interceptor (and tests): make ``identity`` this call's caller; a reset token."""
+    return _current.set(identity)
+
+
+def reset_caller(token: Any) -> None:
+    _current.reset(token)
+
+
+def require_caller(who: str = "this server") -> PeerIdentity:
+    """The caller, or UNAUTHENTICATED (CLIENT_CERT_REQUIRED) when none could be read."""
+    identity = _current.get()
+    if identity is None:
+        raise Unauthenticated(
+            "CLIENT_CERT_REQUIRED", f"{who} knows callers only by client certificate"
+        )
+    return identity
+
+
+def caller_agency() -> str | None:
+    """The calling agency's id; None when the caller is unknown or not an agency."""
+    identity = _current.get()
+    return identity.party_id if identity is not None and identity.kind == "agency" else None
+
+
+def require_hub(
+    reason: str = "CALLER_NOT_HUB", message: str = "only the hub may call this"
+) -> None:
+    if require_caller().kind != "hub":
+        raise PermissionDenied(reason, message)
