@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: all setup gen lint typecheck test demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy clean
+.PHONY: all setup gen import-graph lint typecheck test demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy clean
 
 all: test
 
@@ -21,6 +21,10 @@ setup: $(STAMP)
 gen: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m grpc_tools.protoc -I protos \
 	  --python_out=. --grpc_python_out=. --mypy_out=. --mypy_grpc_out=. $(PROTOS)
+
+# docs/import-graph.md: which package imports which (tests/architecture checks it).
+import-graph: $(STAMP)
+	$(BIN)/python tests/support/imports.py > docs/import-graph.md
 
 lint: $(STAMP)
 	$(BIN)/buf lint

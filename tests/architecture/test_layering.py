@@ -84,3 +84,8 @@ def test_the_graph_sees_relative_and_function_level_imports() -> None:
     cli_targets = graph["ops.cli"]
     assert any(t.startswith("hub_server") for t in cli_targets)  # inside functions
     assert any(t.startswith("legacy_stubs.registry") for t in cli_targets)
+
+
+def test_the_import_graph_document_is_current() -> None:
+    shown = (imports.ROOT / "docs" / "import-graph.md").read_text(encoding="utf-8")
+    assert shown == imports.document(), "stale: run `make import-graph`"

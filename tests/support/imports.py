@@ -161,3 +161,37 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return found
+
+
+def package_edges() -> dict[str, set[str]]:
+    """Top-level package -> the other top-level packages it imports."""
+    edges: dict[str, set[str]] = {p: set() for p in top_level_packages()}
+    for imp in project_imports():
+        source, target = imp.source.split(".")[0], imp.target.split(".")[0]
+        if target in edges and target != source:
+            edges[source].add(target)
+    return edges
+
+
+def mermaid() -> str:
+    """The package graph as the Mermaid flowchart that docs/import-graph.md shows."""
+    lines = ["flowchart TD"]
+    for source, targets in sorted(package_edges().items()):
+        lines.extend(f"    {source} --> {target}" for target in sorted(targets))
+    return "\n".join(lines) + "\n"
+
+
+def document() -> str:
+    return (
+        "# Import graph\n\n"
+        "Which top-level package imports which, read from the source by\n"
+        "`tests/support/imports.py` (`make import-graph` writes this file;\n"
+        "`tests/architecture` fails when it is stale). Arrows point from the importer.\n"
+        "The kernel (`renkei`) points at nothing; each party points only at the\n"
+        "kernel; only the tooling (`ops`) points at parties, and nothing points at it.\n\n"
+        "```mermaid\n" + mermaid() + "```\n"
+    )
+
+
+if __name__ == "__main__":
+    print(document(), end="")
