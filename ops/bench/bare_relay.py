@@ -27,10 +27,10 @@ from hub_server.config import HubConfig
 from hub_server.directory import Directory
 from renkei import logs
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
+from renkei.grpcutil.caller import caller_agency
 from renkei.grpcutil.client import channel
 from renkei.grpcutil.server import ServerHandle, start_server
 from renkei.hub.v1 import hub_pb2
-from renkei.pki import peer_identity
 from renkei.runner import serve_until_signalled
 
 SERVICE_NAME = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
@@ -52,15 +52,11 @@ class BareRelay:
     ) -> hub_pb2.RelayResponse:
         # The requester still comes from its certificate: the provider seals the
         # answer to that agency's key, so without it the answer could not open.
-        identity = peer_identity(context)
-        if (
-            identity is None
-            or identity.kind != "agency"
-            or identity.party_id not in self._directory
-        ):
+        agency_id = caller_agency()
+        if agency_id is None or agency_id not in self._directory:
             await context.abort(grpc.StatusCode.UNAUTHENTICATED, "an agency certificate is needed")
             raise AssertionError("unreachable: abort raises")
-        requester = self._directory.get(identity.party_id)
+        requester = self._directory.get(agency_id)
         try:
             response = await self._stub.Provide(
                 comm_pb2.ProvideRequest(
