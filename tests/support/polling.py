@@ -21,7 +21,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -34,13 +34,33 @@ def _gave_up(what: str, timeout: float, last: object) -> AssertionError:
     return AssertionError(message)
 
 
+@overload
 async def until(
-    predicate: Callable[[], T | Awaitable[T]],
+    predicate: Callable[[], Awaitable[T | None]],
+    *,
+    timeout: float = ...,
+    every: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+@overload
+async def until(
+    predicate: Callable[[], T | None],
+    *,
+    timeout: float = ...,
+    every: float = ...,
+    what: str = ...,
+) -> T: ...
+
+
+async def until(
+    predicate: Callable[[], Any],
     *,
     timeout: float = 5.0,
     every: float = 0.01,
     what: str = "the condition",
-) -> T:
+) -> Any:
     """Await the first truthy value of ``predicate()``; AssertionError after ``timeout`` s."""
     last: object = None
     deadline = asyncio.timeout(timeout)
@@ -52,7 +72,7 @@ async def until(
                     value = await value
                 last = value
                 if value:
-                    return value  # type: ignore[return-value]
+                    return value
                 await asyncio.sleep(every)
     except TimeoutError:
         if not deadline.expired():
@@ -61,7 +81,7 @@ async def until(
 
 
 def wait_for(
-    predicate: Callable[[], T],
+    predicate: Callable[[], T | None],
     *,
     timeout: float = 5.0,
     every: float = 0.01,
