@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -10,6 +9,7 @@ import grpc
 import pytest
 import sqlalchemy as sa
 from support.aio import LoopThread
+from support.polling import wait_for
 from support.refusals import refused
 from support.topology import CITY, MINISTER, PENSION, Topology, query
 
@@ -202,16 +202,18 @@ def test_a_record_the_legacy_system_lacks_and_a_slow_one_fail_alone_within_the_d
     assert (hub[serial].outcome, hub[serial].reason) == ("DEADLINE_EXCEEDED", "LEGACY_TIMEOUT")
     assert yamada.local_ids[CITY] == response.results[0].local_person_id
 
-    async def late_row() -> list[tuple[str, str]]:
-        # The slow answer still comes: logged under the person's serial and discarded.
-        for _ in range(100):
-            rows = rows_by_serial(topo, PENSION, "provider").get(serial, [])
-            if len(rows) == 2:
-                break
-            await asyncio.sleep(0.05)
+    def late_row() -> list[tuple[str, str]]:
+        rows = rows_by_serial(topo, PENSION, "provider").get(serial, [])
         return [(r.outcome, r.reason) for r in rows]
 
-    assert loop.run(late_row()) == [
+    # The slow answer still comes: logged under the person's serial and discarded.
+    wait_for(
+        lambda: len(late_row()) == 2,
+        timeout=10,
+        every=0.05,
+        what="the provider to log the slow person's late answer",
+    )
+    assert late_row() == [
         ("DEADLINE_EXCEEDED", "LEGACY_TIMEOUT"),
         ("LATE_ANSWER", "LATE_ANSWER_DISCARDED"),
     ]

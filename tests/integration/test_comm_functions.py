@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
 import grpc
 import pytest
 from support.aio import LoopThread
+from support.polling import wait_for
 from support.refusals import Refusal, refusal_of, refused
 from support.topology import CITY, PENSION, TEST_STAFF, Topology, query
 
@@ -34,14 +33,6 @@ async def _outcome(topo: Topology, requester: str, request: object) -> object:
         return await _query(topo, requester, request)
     except grpc.aio.AioRpcError as err:
         return refusal_of(err)
-
-
-def wait_for(check: Callable[[], bool], limit: float = 15.0) -> None:
-    """Poll ``check()`` until true (a background step finishes), failing after ``limit``."""
-    give_up = time.monotonic() + limit
-    while not check():
-        assert time.monotonic() < give_up, "gave up waiting"
-        time.sleep(0.05)
 
 
 # -- R19: the staff register ------------------------------------------------
@@ -108,7 +99,12 @@ def test_a_changed_register_takes_effect_while_the_server_runs(
     path.write_text(render([TEST_STAFF, Grant("NEW-1", ("T-1",), (PENSION_INFO,))]), "utf-8")
     staff = topo.comms[CITY].exchange.staff
     assert staff is not None
-    wait_for(lambda: "NEW-1" in staff.register.by_staff)  # the watch loop re-read it
+    wait_for(  # the watch loop re-reads it
+        lambda: "NEW-1" in staff.register.by_staff,
+        timeout=15,
+        every=0.05,
+        what="the comm server to re-read its staff register",
+    )
     response = loop.run(_query(topo, CITY, request))
     assert response.serial > 0  # type: ignore[attr-defined]
 
@@ -148,7 +144,12 @@ def test_a_late_legacy_answer_is_discarded_and_logged_by_the_provider(
     def provider_rows() -> list[object]:
         return [r for r in topo.store(PENSION).log_rows() if r.serial == serial]
 
-    wait_for(lambda: len(provider_rows()) == 2)
+    wait_for(
+        lambda: len(provider_rows()) == 2,
+        timeout=15,
+        every=0.05,
+        what="the provider's late-answer log row",
+    )
     first, late = (r for r in topo.store(PENSION).log_rows() if r.serial == serial)
     assert (first.outcome, first.reason) == ("DEADLINE_EXCEEDED", "LEGACY_TIMEOUT")
     assert (late.outcome, late.reason) == ("LATE_ANSWER", "LATE_ANSWER_DISCARDED")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+from support.polling import until, wait_for
 
 from comm_server.legacy.jsonl_client import JsonlLegacyClient, canonical_json
 from legacy_stubs.jsonl_records.protocol import GARBAGE, MAX_LINE
@@ -78,13 +79,6 @@ class Raw:
         self.writer.close()
         with suppress(OSError):
             await self.writer.wait_closed()
-
-
-async def until(condition: Callable[[], bool], limit: float = 2.0) -> None:
-    """Poll ``condition`` until it holds (a failure, not a hang, after ``limit``)."""
-    async with asyncio.timeout(limit):
-        while not condition():  # noqa: ASYNC110 - polling server state, no event to wait on
-            await asyncio.sleep(0.01)
 
 
 def expect(error: type[RenkeiError], reason: str, caught: pytest.ExceptionInfo[Any]) -> None:
@@ -348,7 +342,11 @@ def test_client_vanishing_mid_request_does_not_hurt_the_server() -> None:
             await half.close()
             assert await client.lookup("P1", "tax", b"", timeout=2.0)
             # Both broken connections end; only the client's pooled one stays.
-            await until(lambda: server.open_connections == 1)
+            await until(
+                lambda: server.open_connections == 1,
+                timeout=2.0,
+                what="the server to end both broken connections",
+            )
 
     run(scenario)
 
@@ -360,7 +358,11 @@ def test_stop_ends_connections_and_leaves_no_tasks() -> None:
         client = JsonlLegacyClient("127.0.0.1", port)
         idle = await Raw.open(port)
         pending = asyncio.create_task(client.lookup("P1", "tax", b"", timeout=4.0))
-        await until(lambda: server.open_connections == 2)
+        await until(
+            lambda: server.open_connections == 2,
+            timeout=2.0,
+            what="the server to hold the idle and the pending connection",
+        )
         await server.stop()
         assert server.open_connections == 0
         with pytest.raises(Unavailable) as caught:
@@ -378,13 +380,13 @@ def test_stop_ends_connections_and_leaves_no_tasks() -> None:
 
 
 def _wait_for_port(path: Path, proc: subprocess.Popen[bytes], limit: float = 5.0) -> int:
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if path.exists():
+    def port() -> int | None:
+        if path.exists():  # written atomically, so whole once it is there
             return int(path.read_text())
         assert proc.poll() is None, proc.communicate(timeout=1)
-        time.sleep(0.02)
-    raise AssertionError("the stub never wrote its port file")
+        return None
+
+    return wait_for(port, timeout=limit, every=0.02, what="the stub's port file")
 
 
 def _start(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen[bytes], Path]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any
 
 import pytest
 from support.legacy import StubProcess, refused, run, start_stub
+from support.polling import until
 
 from comm_server.legacy import BatchLegacyClient, CsvDropboxClient, LegacyClient
 from renkei.errors import DeadlineExceeded, InvalidArgument, NotFound, RenkeiError, Unavailable
@@ -67,10 +67,15 @@ def test_golden_batch(stub: StubProcess) -> None:
     async def scenario() -> bytes:
         atomic_write(folder(stub) / "inbox" / "golden-1.csv", GOLDEN_REQUEST)
         answer = folder(stub) / "outbox" / "golden-1.csv"
-        while not answer.exists():  # noqa: ASYNC110 - the insurer is another process
-            await asyncio.sleep(POLL)
-        while (folder(stub) / "inbox" / "golden-1.csv").exists():  # noqa: ASYNC110 - as above
-            await asyncio.sleep(POLL)
+        # The insurer is another process: its files are all there is to watch.
+        await until(answer.exists, timeout=10, every=POLL, what="the insurer's answer file")
+        request = folder(stub) / "inbox" / "golden-1.csv"
+        await until(
+            lambda: not request.exists(),
+            timeout=10,
+            every=POLL,
+            what="the insurer to take the request file away",
+        )
         data = answer.read_bytes()
         answer.unlink()
         return data
@@ -82,8 +87,7 @@ def test_unreadable_request_file_gets_a_9(stub: StubProcess) -> None:
     async def scenario() -> bytes:
         atomic_write(folder(stub) / "inbox" / "bad.csv", b"\x81\x00not,cp932\r\n")
         answer = folder(stub) / "outbox" / "bad.csv"
-        while not answer.exists():  # noqa: ASYNC110 - the insurer is another process
-            await asyncio.sleep(POLL)
+        await until(answer.exists, timeout=10, every=POLL, what="the insurer's answer file")
         data = answer.read_bytes()
         answer.unlink()
         return data
@@ -181,10 +185,12 @@ def test_answer_later_by_ticket(stub: StubProcess) -> None:
         )
         ticket = error.metadata["ticket"]
         assert await dropbox.collect(ticket, timeout=5) is None  # not ready yet
-        answer = None
-        while answer is None:
-            await asyncio.sleep(POLL)
-            answer = await dropbox.collect(ticket, timeout=5)
+        answer = await until(
+            lambda: dropbox.collect(ticket, timeout=5),
+            timeout=10,
+            every=POLL,
+            what="the late answer to be collectable",
+        )
         assert answer == f"{ticket},0,01140016,K-0002,01,30,5230,202604".encode("cp932")
         # Collected once; then the ticket is gone.
         await refused(dropbox.collect(ticket, timeout=5), Unavailable, "LEGACY_UNAVAILABLE")
@@ -192,8 +198,12 @@ def test_answer_later_by_ticket(stub: StubProcess) -> None:
         second = await dropbox.submit("K-0004", MEDICAL, b"", timeout=5)
         assert second != ticket
         assert await dropbox.collect(second, timeout=5) is None
-        while (answer := await dropbox.collect(second, timeout=5)) is None:  # noqa: ASYNC110 - polling another process's files
-            await asyncio.sleep(POLL)
+        answer = await until(
+            lambda: dropbox.collect(second, timeout=5),
+            timeout=10,
+            every=POLL,
+            what="the second answer to be collectable",
+        )
         assert answer.endswith(b",0,01140016,K-0004,01,10,3300,202602")
 
     run(scenario)

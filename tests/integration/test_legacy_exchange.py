@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 from support.aio import LoopThread
 from support.four_systems import INSURER, MODERN, legacy_tables, start_four_stubs
 from support.legacy import StubProcess
+from support.polling import wait_for
 from support.refusals import refused
 from support.topology import Topology, query, start_topology
 
@@ -350,15 +350,17 @@ def test_csv_insurer_answers_later_by_ticket(world: World, loop: LoopThread) -> 
             )
             return answer
 
-    give_up = time.monotonic() + 15
-    while True:
+    def fetched_or_none() -> comm_pb2.FetchAnswerResponse | None:
         try:
-            fetched = loop.run(fetch())
-            break
+            return loop.run(fetch())
         except grpc.aio.AioRpcError as err:
-            if err.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > give_up:
+            if err.code() != grpc.StatusCode.UNAVAILABLE:
                 raise
-            time.sleep(0.2)
+            return None  # the answer file is not there yet
+
+    fetched = wait_for(
+        fetched_or_none, timeout=15, every=0.2, what="the insurer's answer to be fetchable"
+    )
     assert fetched.serial == pending.serial
     medical = fetched.record.medical_insurance_benefit
     assert (medical.benefit_kind, medical.benefit_amount_yen) == (

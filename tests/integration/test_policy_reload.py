@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import grpc
+import pytest
 from support.aio import LoopThread
+from support.polling import until
 from support.topology import CITY, PENSION, start_topology
 
 import hub_server
@@ -16,8 +19,16 @@ from ops.deploy import Settings
 from renkei.hub.v1 import hub_pb2
 
 
-def test_reload_under_load_then_refuse_a_bad_version(tmp_path: Path) -> None:
+def test_reload_under_load_then_refuse_a_bad_version(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     loop = LoopThread()
+    caplog.set_level(logging.INFO, logger="hub_server")
+
+    def refusals() -> int:
+        """How many times the hub has refused the policy folder (it logs each)."""
+        return sum(r.getMessage().startswith("policy refused") for r in caplog.records)
+
     settings = Settings(
         answer_timeout_seconds=0.5,
         query_timeout_seconds=3.0,
@@ -49,19 +60,28 @@ def test_reload_under_load_then_refuse_a_bad_version(tmp_path: Path) -> None:
                     except grpc.aio.AioRpcError as err:
                         errors.append(err.code().name)
 
+        async def more_answers(what: str) -> None:
+            served = len(seen)
+            await until(lambda: len(seen) >= served + 6, timeout=10, what=what)
+
         try:
             clients = [asyncio.ensure_future(client()) for _ in range(6)]
-            await asyncio.sleep(0.3)
+            await more_answers("answers under the first version")
             effective = (datetime.now(JST) - timedelta(minutes=1)).isoformat(timespec="seconds")
             (folder / "v2.toml").write_text(f"effective = {effective}\n{without_27}", "utf-8")
-            for _ in range(100):
-                if seen and seen[-1] == "LEGAL_BASIS_ITEM_UNKNOWN":
-                    break
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(0.2)
+            await until(
+                lambda: bool(seen) and seen[-1] == "LEGAL_BASIS_ITEM_UNKNOWN",
+                timeout=10,
+                what="answers under v2 (item 二十七 unknown)",
+            )
+            await more_answers("more answers under v2")
             # A broken version file: refused as a whole, the versions in force stay.
+            refused_before = refusals()
             (folder / "v3.toml").write_text("effective = 2020-01-01\n[[item]\n", "utf-8")
-            await asyncio.sleep(0.5)
+            await until(
+                lambda: refusals() > refused_before, timeout=10, what="the hub to refuse v3.toml"
+            )
+            await more_answers("answers after the refusal")
             stop.set()
             await asyncio.gather(*clients)
             async with topo.channel("hub", CITY) as ch:

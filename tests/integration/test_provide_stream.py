@@ -18,6 +18,7 @@ from typing import Any, cast
 import grpc
 import pytest
 from support.aio import LoopThread
+from support.polling import until
 from support.refusals import refused
 from support.topology import CITY, PENSION, Topology, query
 
@@ -51,7 +52,7 @@ class ScriptedExchange:
         self.started.add(call.serial)
         kind, _, arg = call.link_code.partition(":")
         if kind == "slow":
-            await asyncio.sleep(float(arg))
+            await asyncio.sleep(float(arg))  # the slowness is the point: order, deadlines
         elif kind == "refuse":
             raise NotFound(
                 "PERSON_NOT_BOUND",
@@ -161,12 +162,6 @@ async def _error(call: Any) -> RenkeiError:
     raise AssertionError("the call did not fail")
 
 
-async def _until(predicate: Any, timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not predicate():  # noqa: ASYNC110  # polls state set by the scripted side
-            await asyncio.sleep(0.01)
-
-
 def test_each_call_gets_its_own_answer_whatever_the_order(
     loop: LoopThread, layout: ops_pki.PkiLayout
 ) -> None:
@@ -190,7 +185,7 @@ def test_deadline_travels_with_the_call_and_is_enforced(
         async with Rig(layout) as rig:
             err = await _error(rig.provide(7, "hang", timeout=0.3))
             # The provider is told the hub gave up, and stops working on the call.
-            await _until(lambda: 7 in rig.exchange.cancelled)
+            await until(lambda: 7 in rig.exchange.cancelled, what="the provider to cancel call 7")
             after = await rig.provide(8, "answer")  # the stream is still good
             return err, rig.exchange, after
 
@@ -209,11 +204,11 @@ def test_a_cancelled_caller_cancels_the_providers_work(
     async def run() -> set[int]:
         async with Rig(layout) as rig:
             task = asyncio.create_task(rig.provide(9, "hang"))
-            await _until(lambda: 9 in rig.exchange.started)
+            await until(lambda: 9 in rig.exchange.started, what="the provider to start call 9")
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task
-            await _until(lambda: 9 in rig.exchange.cancelled)
+            await until(lambda: 9 in rig.exchange.cancelled, what="the provider to cancel call 9")
             return rig.exchange.cancelled
 
     assert loop.run(run()) == {9}
@@ -257,7 +252,7 @@ def test_a_provider_dying_mid_stream_fails_the_calls_in_flight_and_the_next_stre
             assert rig.handle is not None
             port = rig.handle.port
             calls = [asyncio.create_task(rig.provide(s, "hang")) for s in (11, 12, 13)]
-            await _until(lambda: {11, 12, 13} <= rig.exchange.started)
+            await until(lambda: {11, 12, 13} <= rig.exchange.started, what="calls 11-13 to start")
             await rig.handle.server.stop(0)
             errors = [await _error(c) for c in calls]
             # The provider comes back on the same port: the gateway opens a new stream.
@@ -277,12 +272,15 @@ def test_a_draining_provider_answers_what_runs_refuses_new_calls_and_ends_the_st
     async def run() -> tuple[bytes, RenkeiError, bytes, set[int]]:
         async with Rig(layout) as rig:
             running = asyncio.create_task(rig.provide(21, "slow:0.3"))
-            await _until(lambda: 21 in rig.exchange.started)
+            await until(lambda: 21 in rig.exchange.started, what="the provider to start call 21")
             rig.servicer.draining.set()
             refused_call = await _error(rig.provide(22, "answer"))
             answer = await running
             stream = rig.gateway._streams[rig.agency.endpoint]  # its state
-            await _until(lambda: stream._open is None or stream._open.broken)
+            await until(
+                lambda: stream._open is None or stream._open.broken,
+                what="the hub to see the drained stream end",
+            )
             # A stream ended by the provider is not reused: the next call opens a new one.
             rig.servicer.draining.clear()
             started = set(rig.exchange.started)

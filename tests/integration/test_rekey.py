@@ -10,6 +10,7 @@ from pathlib import Path
 import grpc
 import pytest
 from support.aio import LoopThread
+from support.polling import until
 from support.refusals import refused
 from support.topology import CITY, MINISTER, PENSION, Topology, query, start_topology
 
@@ -183,10 +184,12 @@ def test_the_hub_picks_up_a_rotation_made_while_it_runs(loop: LoopThread, tmp_pa
             await asyncio.to_thread(
                 keys.rotate_link_key, topo.hub.key_admin.store, PENSION, timedelta(days=1)
             )
-            for _ in range(200):
-                if topo.hub.hub.codec.newest_version(PENSION) == 2:
-                    break
-                await asyncio.sleep(0.05)
+            await until(
+                lambda: topo.hub.hub.codec.newest_version(PENSION) == 2,
+                timeout=10,
+                every=0.05,
+                what="the hub to load the rotated key (version 2)",
+            )
             return before, topo.hub.hub.codec.newest_version(PENSION)
         finally:
             await topo.stop()

@@ -16,7 +16,9 @@ def test_provider_drains_in_flight_calls_after_announcing_not_serving(tmp_path: 
     async def scenario() -> tuple[list[int], bytes]:
         topo = await start_topology(tmp_path)
         try:
-            topo.stubs[PENSION].faults.delay_ms = 300
+            legacy = topo.stubs[PENSION]
+            legacy.faults.delay_ms = 300  # slow on purpose: the call is still in flight at stop
+            legacy.lookup_started.clear()
             statuses: list[int] = []
             watch_channel = topo.channel(PENSION, CITY)
             watch = health_pb2_grpc.HealthStub(watch_channel).Watch(
@@ -30,7 +32,8 @@ def test_provider_drains_in_flight_calls_after_announcing_not_serving(tmp_path: 
                         timeout=10,
                     )
                 )
-                await asyncio.sleep(0.15)  # the provider is now waiting on its legacy system
+                async with asyncio.timeout(5):
+                    await legacy.lookup_started.wait()  # the provider waits on its legacy system
                 stopping = asyncio.ensure_future(topo.comms[PENSION].stop(grace=5))
                 statuses.append((await watch.read()).status)
                 answer = await in_flight

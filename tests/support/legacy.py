@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from renkei.errors import RenkeiError
+from support.polling import wait_for
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,18 +54,22 @@ def start_stub(module: str, tmp: Path, *args: str, folder: Path | None = None) -
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
     stub = StubProcess(proc, log, folder=folder)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
+
+    def ready() -> bool:
         if proc.poll() is not None:
-            raise AssertionError(log.read_text(errors="replace"))
-        if b'"msg": "ready"' in log.read_bytes():
-            if folder is None:
-                stub.port = int(port_file.read_text())
-            return stub
-        time.sleep(0.02)
-    proc.kill()
-    proc.wait(5)
-    raise AssertionError("the stub never became ready: " + log.read_text(errors="replace"))
+            raise AssertionError(f"the {module} stub exited with {proc.returncode}")
+        return b'"msg": "ready"' in log.read_bytes()
+
+    try:
+        wait_for(ready, timeout=15, every=0.02, what=f"the {module} stub to log ready")
+    except AssertionError as err:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        raise AssertionError(f"{err}: {log.read_text(errors='replace')}") from None
+    if folder is None:
+        stub.port = int(port_file.read_text())
+    return stub
 
 
 def run(scenario: Callable[[], Awaitable[T]], limit: float = 15.0) -> T:

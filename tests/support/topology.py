@@ -54,20 +54,23 @@ TEST_STAFF = Grant("S-1", ("T-1",), name="test staff")
 class PersonFaultStub(StubServer):
     """The JSON-lines stub with faults for chosen persons only, so one bad request
     can run beside good ones: ``person_faults[local_person_id] = "drop" | "garbage" | "slow"
-    | "missing"`` ("slow": answer after ``slow_seconds``; "missing": no such record)."""
+    | "missing"`` ("slow": answer after ``slow_seconds``; "missing": no such record).
+    ``lookup_started`` is set as each lookup arrives, for a test to wait on."""
 
     slow_seconds = 1.5
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.person_faults: dict[str, str] = {}
+        self.lookup_started = asyncio.Event()
 
     async def _lookup(
         self, request: LookupRequest, writer: asyncio.StreamWriter, peer: str
     ) -> bool:
+        self.lookup_started.set()
         fault = self.person_faults.get(request.local_person_id)
         if fault == "slow":
-            await asyncio.sleep(self.slow_seconds)
+            await asyncio.sleep(self.slow_seconds)  # the slowness is the point: deadlines fire
         if fault == "drop":
             return False
         if fault == "garbage":

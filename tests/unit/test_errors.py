@@ -318,7 +318,7 @@ def test_internal_and_unknown_from_peer_become_unavailable() -> None:
 
 def test_client_deadline_gets_fallback_reason() -> None:
     async def slow(context: grpc.aio.ServicerContext[Any, Any]) -> None:
-        await asyncio.sleep(2)
+        await asyncio.sleep(2)  # the slowness is the point: the client's deadline fires first
 
     (failure,) = _through_server(slow, timeout=0.05)
     got = from_rpc_error(failure, fallback_reason="PROVIDER_TIMEOUT")
