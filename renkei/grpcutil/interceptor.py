@@ -3,7 +3,9 @@
 For each call to a renkei service (health and reflection are left as grpc
 ships them) the interceptor sets the correlation id from the caller's
 metadata (or makes one), reads who is calling (``renkei.grpcutil.caller``),
-logs the call as one structured line with its latency, and turns a
+logs the call as one structured line with its latency, refuses request bytes
+that are no message of the method's type (INVALID_ARGUMENT,
+REQUEST_UNDECODABLE, where grpc would answer UNKNOWN), and turns a
 ``RenkeiError`` into a gRPC status with ErrorInfo. Anything else is a bug:
 logged with its traceback and answered INTERNAL without details. The method
 is named from the call itself, so no servicer repeats its name as a string.
@@ -14,6 +16,7 @@ dictionary lookup more than an uninterceptored server.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 import time
@@ -22,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
-from renkei.errors import RenkeiError
+from renkei.errors import InvalidArgument, RenkeiError
 from renkei.grpcutil.caller import DEV_PARTY_HEADER, reset_caller, resolve, set_caller
 from renkei.logs import CORRELATION_HEADER, correlation_id, event, new_correlation_id
 
@@ -66,14 +69,15 @@ class RpcInterceptor(_ServerInterceptor):
         self, handler: grpc.RpcMethodHandler[Any, Any], name: str
     ) -> grpc.RpcMethodHandler[Any, Any]:
         factory, behavior = _kind(handler)
-        streams_out = handler.response_streaming
-        if streams_out and inspect.isasyncgenfunction(behavior):
-            new: Any = self._around_stream(behavior, name)
+        refusal = _undecodable(handler.request_deserializer)
+        streams_in = handler.request_streaming
+        if handler.response_streaming and inspect.isasyncgenfunction(behavior):
+            new: Any = self._around_stream(behavior, name, streams_in, refusal)
         else:
-            new = self._around_call(behavior, name)
+            new = self._around_call(behavior, name, streams_in, refusal)
         return factory(
             new,
-            request_deserializer=handler.request_deserializer,
+            request_deserializer=_tolerant(handler.request_deserializer),
             response_serializer=handler.response_serializer,
         )
 
@@ -82,13 +86,21 @@ class RpcInterceptor(_ServerInterceptor):
         return correlation_id.set((cid or new_correlation_id())[:64]), set_caller(identity)
 
     def _around_call(
-        self, behavior: Callable[[Any, Context], Awaitable[Any]], name: str
+        self,
+        behavior: Callable[[Any, Context], Awaitable[Any]],
+        name: str,
+        streams_in: bool,
+        refusal: Callable[[], InvalidArgument],
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def call(request: Any, context: Context) -> Any:
             started = time.perf_counter()
             cid, claimed = _metadata_of(context)
             tokens = self._enter(context, cid, claimed)
             try:
+                if streams_in:
+                    request = _checked(request, refusal)
+                elif type(request) is _Undecodable:
+                    raise refusal()
                 response = await behavior(request, context)
             except RenkeiError as err:
                 await _refuse(context, err, name, started)
@@ -103,13 +115,21 @@ class RpcInterceptor(_ServerInterceptor):
         return call
 
     def _around_stream(
-        self, behavior: Callable[[Any, Context], AsyncIterator[Any]], name: str
+        self,
+        behavior: Callable[[Any, Context], AsyncIterator[Any]],
+        name: str,
+        streams_in: bool,
+        refusal: Callable[[], InvalidArgument],
     ) -> Callable[[Any, Context], AsyncIterator[Any]]:
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             started = time.perf_counter()
             cid, claimed = _metadata_of(context)
             tokens = self._enter(context, cid, claimed)
             try:
+                if streams_in:
+                    request = _checked(request, refusal)
+                elif type(request) is _Undecodable:
+                    raise refusal()
                 async for response in behavior(request, context):
                     yield response
             except RenkeiError as err:
@@ -122,6 +142,48 @@ class RpcInterceptor(_ServerInterceptor):
             _ok(name, started)
 
         return stream
+
+
+class _Undecodable:
+    """What a request's bytes became when they were no message of its type."""
+
+    __slots__ = ()
+
+
+_UNDECODABLE = _Undecodable()
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """``deserializer``, but bytes that are no such message give ``_UNDECODABLE``.
+
+    grpc answers a deserializer's exception with UNKNOWN and the exception's
+    class in the details; the call wrapper answers INVALID_ARGUMENT instead.
+    """
+    if deserializer is None:
+        return None
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception:  # DecodeError, or whatever else the parser makes of hostile bytes
+            return _UNDECODABLE
+
+    return deserialize
+
+
+def _undecodable(deserializer: Callable[[bytes], Any] | None) -> Callable[[], InvalidArgument]:
+    message_type = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
+    message = f"the request's bytes are not a valid {getattr(message_type, 'full_name', 'request')}"
+    return functools.partial(InvalidArgument, "REQUEST_UNDECODABLE", message)
+
+
+async def _checked(
+    requests: AsyncIterator[Any], refusal: Callable[[], InvalidArgument]
+) -> AsyncIterator[Any]:
+    async for request in requests:
+        if type(request) is _Undecodable:
+            raise refusal()
+        yield request
 
 
 def _metadata_of(context: Context) -> tuple[str | None, str | None]:

@@ -130,3 +130,35 @@ def test_outside_a_call_there_is_no_caller() -> None:
     assert caller.caller_agency() is None
     with pytest.raises(Exception, match="client certificate"):
         caller.require_caller()
+
+
+async def _raw(method: str, data: bytes) -> grpc.aio.AioRpcError:
+    handle = await start_server(
+        name="test",
+        bind="127.0.0.1:0",
+        tls=None,
+        register=lambda s: id_issuer_pb2_grpc.add_IdIssuerServiceServicer_to_server(Echo(), s),
+        services=[SERVICE],
+        insecure_development=True,
+    )
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{handle.port}") as channel:
+            call = channel.unary_unary(f"/{SERVICE}/{method}")  # bytes as they are
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call(data, timeout=5)
+            return caught.value
+    finally:
+        await handle.stop(0)
+
+
+@pytest.mark.parametrize("data", [b"\xff\xff\xff", b"\x0a\x05ab", b"\x12\x80\x80\x80\x80\x80"])
+def test_undecodable_bytes_are_invalid_argument_not_unknown(data: bytes) -> None:
+    err = asyncio.run(_raw("SealIdCodes", data))
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "DecodeError" not in (err.details() or "")
+    status = rpc_status.from_call(err)
+    assert status is not None
+    info = error_info(status)
+    assert info is not None
+    assert info.reason == "REQUEST_UNDECODABLE"
+    assert "renkei.idissuer.v1.SealIdCodesRequest" in (err.details() or "")
