@@ -30,7 +30,8 @@ feed starts from, not a change to it. Every change afterwards writes
 
 Change transactions start by updating the single row of ``feed_lock``. That
 serialises writers on both backends, so ``seq`` values commit in order and a
-reader of ``changes_since`` never skips an entry that commits late; on SQLite
+reader of ``changes_since`` never skips an entry that commits late (the
+promise ``renkei.residents.ResidentSource`` makes); on SQLite
 it also takes the write lock up front, so a transaction that has already read
 never fails to upgrade to a writer.
 """
@@ -39,7 +40,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, cast
 
@@ -48,6 +49,7 @@ from sqlalchemy.engine import Engine
 
 from renkei.db import UtcDateTime
 from renkei.errors import FailedPrecondition, NotFound, invalid_field
+from renkei.residents import ResidentHistory
 
 from . import resident_code as rc
 from .model import (
@@ -401,6 +403,39 @@ class RegistryStore:
             )
             versions.append(_version(current, None))
         return versions
+
+    def lookup(self, resident_codes: Collection[str]) -> dict[str, Resident]:
+        """Current records by current code; unknown (or replaced) codes are left out."""
+        wanted = sorted(set(resident_codes))
+        found: dict[str, Resident] = {}
+        with self._engine.connect() as conn:
+            # In slices: a bound parameter per code, and SQLite allows only so many.
+            for start in range(0, len(wanted), 1000):
+                rows = conn.execute(
+                    sa.select(residents).where(
+                        residents.c.resident_code.in_(wanted[start : start + 1000])
+                    )
+                ).mappings()
+                for row in rows:
+                    found[row["resident_code"]] = _resident(row)
+        return found
+
+    def histories(self) -> Iterator[ResidentHistory]:
+        """Every resident with their past versions (oldest first), in person order.
+
+        ``history`` is read whole first (it holds only the past versions, far
+        fewer rows than ``residents``), then ``residents`` is streamed: a
+        million current rows are never all in memory at once.
+        """
+        with self._engine.connect() as conn:
+            past: dict[int, list[Version]] = {}
+            for row in conn.execute(sa.select(history).order_by(history.c.id)).mappings():
+                past.setdefault(row["person_id"], []).append(_version(row, row["valid_to"]))
+            rows = conn.execution_options(yield_per=10_000).execute(
+                sa.select(residents).order_by(residents.c.person_id)
+            )
+            for row in rows.mappings():
+                yield ResidentHistory(_resident(row), tuple(past.get(row["person_id"], ())))
 
     def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
         """Feed entries with ``seq`` greater than the given one, in seq order, at most ``limit``.
