@@ -13,16 +13,11 @@ Tables (SQLAlchemy Core, SQLite or PostgreSQL):
     copies the current row here before updating it. The current version lives
     in ``residents``, so the initial load writes nothing here.
 ``changes``
-    The feed that agencies follow to keep their four facts current (R14):
+    The register's change feed (what the binding party turns into each
+    agency's feed, R14; ``legacy_stubs.registry.source`` serves it):
     ``seq`` (autoincrement, never reused), the resident code, the kind, the
     effective date, ``before`` and ``after`` (JSON, only what changed) and
     ``recorded_at``.
-
-``subscriptions`` and ``deliveries``
-    Which agency follows which person (by a random handle per agency and
-    person, ``legacy_stubs.registry.subscriptions``), and each agency's queue
-    of entries to read: a change to a followed person is queued for every
-    agency that follows them, in the change's own transaction.
 
 The initial load (``add_many``) writes no feed entries: it is the state the
 feed starts from, not a change to it. Every change afterwards writes
@@ -132,29 +127,6 @@ changes = sa.Table(
     sa.Column("after", sa.JSON, nullable=False),
     sa.Column("recorded_at", UtcDateTime(), nullable=False),
     # Without AUTOINCREMENT SQLite may hand out a deleted row's rowid again.
-    sqlite_autoincrement=True,
-)
-
-subscriptions = sa.Table(
-    "subscriptions",
-    metadata,
-    sa.Column("handle", sa.String(32), primary_key=True),
-    sa.Column("agency_id", sa.String(64), nullable=False),
-    sa.Column("person_id", _Id, nullable=False, index=True),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.UniqueConstraint("agency_id", "person_id", name="subscriptions_agency_person"),
-)
-
-deliveries = sa.Table(
-    "deliveries",
-    metadata,
-    sa.Column("id", _Id, primary_key=True, autoincrement=True),
-    sa.Column("agency_id", sa.String(64), nullable=False),
-    sa.Column("handle", sa.String(32), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("effective_date", sa.Date, nullable=False),
-    sa.Index("ix_deliveries_agency_id", "agency_id", "id"),
-    # Ids are cursors: never reuse a deleted one.
     sqlite_autoincrement=True,
 )
 
@@ -509,7 +481,6 @@ class RegistryStore:
                 conn,
                 resident.resident_code,
                 "birth",
-                None,
                 resident.birth_date,
                 {},
                 resident.to_dict(),
@@ -542,7 +513,6 @@ class RegistryStore:
                 conn,
                 resident_code,
                 "move",
-                current["person_id"],
                 effective,
                 {"address": old.to_dict()},
                 {"address": new_address.to_dict()},
@@ -566,7 +536,6 @@ class RegistryStore:
                 conn,
                 resident_code,
                 "name_change",
-                current["person_id"],
                 effective,
                 {"name": old.to_dict()},
                 {"name": new_name.to_dict()},
@@ -586,7 +555,6 @@ class RegistryStore:
                 conn,
                 resident_code,
                 "death",
-                current["person_id"],
                 died_on,
                 {"status": "alive", "died_on": None},
                 {"status": "deceased", "died_on": died_on.isoformat()},
@@ -616,7 +584,6 @@ class RegistryStore:
                 conn,
                 old,
                 "code_change",
-                None,  # nothing an agency follows changes: it never knows the code
                 effective,
                 {"resident_code": old},
                 {"resident_code": new},
@@ -680,12 +647,11 @@ class RegistryStore:
         conn: sa.Connection,
         resident_code: str,
         kind: ChangeKind,
-        person_id: int | None,
         effective: date,
         before: dict[str, Any],
         after: dict[str, Any],
     ) -> Change:
-        """Write the feed entry and queue it for every agency that follows ``person_id``."""
+        """Write the feed entry."""
         recorded_at = datetime.now(UTC)
         result = conn.execute(
             changes.insert().values(
@@ -700,20 +666,7 @@ class RegistryStore:
         key = result.inserted_primary_key
         if key is None:
             raise RuntimeError("the database returned no seq for a change")
-        seq = key[0]
-        if person_id is not None:
-            followers = sa.select(
-                subscriptions.c.agency_id,
-                subscriptions.c.handle,
-                sa.literal(kind, sa.String(16)),
-                sa.literal(effective, sa.Date),
-            ).where(subscriptions.c.person_id == person_id)
-            conn.execute(
-                deliveries.insert().from_select(
-                    ["agency_id", "handle", "kind", "effective_date"], followers
-                )
-            )
-        return Change(int(seq), resident_code, kind, effective, before, after, recorded_at)
+        return Change(int(key[0]), resident_code, kind, effective, before, after, recorded_at)
 
 
 def lock_feed(conn: sa.Connection) -> None:

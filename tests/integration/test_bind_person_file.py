@@ -16,11 +16,8 @@ from comm_server.config import CommConfig
 from comm_server.legacy.factory import open_legacy_client
 from comm_server.mapping.registry import load_mapper
 from comm_server.person_file import person_file
-from legacy_stubs.registry.binding_service import (
-    RegistryBindingConfig,
-    RegistryBindingServer,
-    create_server,
-)
+from registry_binding.bootstrap import RegistryBindingServer, create_server
+from registry_binding.config import RegistryBindingConfig
 from renkei.cli import main as cli_main
 from renkei.deploy import registered
 from renkei.registry.v1 import registry_pb2_grpc
