@@ -2,9 +2,9 @@
 
 ``scan`` looks for given values in one store. ``audit_deployment`` opens every
 store of a deployment (hub, each agency, ID issuer, numbering agency,
-registry) and reports which kinds of identifier each holds: Numbers, resident
-codes, ID codes, link codes and change-feed subscription handles (by agency),
-four facts, payloads.
+registry, the registry's binding party) and reports which kinds of identifier
+each holds: Numbers, resident codes, ID codes, link codes and change-feed
+subscription handles (by agency), four facts, payloads.
 
 It reads every column of every table, and for SQLite also the raw database
 and WAL files (deleted rows and free pages included), looking for known
@@ -46,8 +46,11 @@ SEPARATION: Mapping[str, frozenset[str]] = {
     "hub": frozenset(),
     "id-issuer": frozenset(),
     "numbering": frozenset({NUMBER, RESIDENT_CODE}),
-    # The registry mints every agency's handles for the change feed.
-    "registry": frozenset({RESIDENT_CODE, FOUR_FACTS, f"{HANDLE} {EVERY_AGENCY}"}),
+    # The register (the mocked Juki-net): residents and their four facts.
+    "registry": frozenset({RESIDENT_CODE, FOUR_FACTS}),
+    # The registry's binding party mints every agency's handles for the change
+    # feed and keeps the resident code each follows (and the consent log's).
+    "registry-binding": frozenset({RESIDENT_CODE, f"{HANDLE} {EVERY_AGENCY}"}),
     # An agency: its own link codes and handles only, the four facts of the
     # persons it follows (R14), and the payloads of its exchanges.
     "agency": frozenset({f"{LINK_CODE} {OWN}", f"{HANDLE} {OWN}", FOUR_FACTS, PAYLOAD}),
@@ -148,6 +151,8 @@ def audit_deployment(root: Path, sample: int = 500) -> dict[str, dict[str, int]]
     from legacy_stubs.registry.store import RegistryStore
     from numbering.config import NumberingConfig
     from ops.deploy import Layout, registry_engine
+    from registry_binding.config import RegistryBindingConfig
+    from registry_binding.store import BindingStore
     from renkei import db
     from renkei.keystore import KeyStore, load_master_key
 
@@ -170,6 +175,10 @@ def audit_deployment(root: Path, sample: int = 500) -> dict[str, dict[str, int]]
         numbering.database_url, schema=numbering.database_schema
     )
     engines["registry"] = registry_engine(layout)
+    binding = RegistryBindingConfig.load(layout.registry_config)
+    engines["registry-binding"] = db.create_engine(
+        binding.database_url, schema=binding.database_schema
+    )
 
     evidence = Evidence()
     registry = RegistryStore(engines["registry"])
@@ -197,9 +206,7 @@ def audit_deployment(root: Path, sample: int = 500) -> dict[str, dict[str, int]]
             for enc in _encodings(issuer.issue(r.resident_code, version))
         ),
     )
-    from legacy_stubs.registry.subscriptions import Subscriptions
-
-    for agency, handles in Subscriptions(registry).handles().items():
+    for agency, handles in BindingStore(engines["registry-binding"]).handles().items():
         evidence.add(f"{HANDLE} ({agency})", handles)
     own_codes: dict[str, set[bytes]] = {}
     for agency in agencies:

@@ -501,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         Console(width=160).print(render(report))
         return 1 if breaches(report) else 0
     if args.command == "registry-binding":
-        from legacy_stubs.registry.binding_service import serve as serve_binding
+        from registry_binding.bootstrap import serve as serve_binding
 
         logs.configure("registry-binding")
         asyncio.run(serve_binding(args.config, args.port_file))

@@ -347,6 +347,8 @@ def init_deployment(
                 "listen": f"{host}:{endpoints.registry_port}",
                 "id_issuer_endpoint": f"{host}:{endpoints.id_issuer_port}",
             },
+            # The binding party's own store: handles and consent log, never the facts.
+            "binding": _db(settings, "registry_binding"),
             "tls": _tls_paths(pki.service(REGISTRY), layout.registry_config.parent),
         },
     )

@@ -4,18 +4,19 @@ Juki-net is the legacy system that holds each resident's 11-digit resident
 code (住民票コード) and the latest four facts (4情報): name, address, date of
 birth, sex (R8, R13, R14). This package stands in for it: a reproducible
 synthetic population, a store with history and a change feed, random life
-events, a CLI (``renkei registry ...``) and a benchmark.
+events, a CLI (``renkei registry ...``) and a benchmark. The registry's
+binding party (``registry_binding``) reads it through the port
+``renkei.residents.ResidentSource`` (``source``), never its tables.
 
 Modules
 -------
 ``resident_code``  check digit, validation, issuing codes.
-``model``          the values: ``Name``, ``Address``, ``Resident``, ``Version``, ``Change``.
+``model``          the values (from ``renkei.residents``) and checks of values from outside.
 ``places``         Japan's municipalities and wards (``renkei.localgov``'s CC0 table).
 ``population``     ``generate(seed, count)``: the same residents for the same seed.
 ``store``          ``RegistryStore(engine)``: SQLAlchemy Core, SQLite or PostgreSQL.
 ``simulate``       ``simulate_changes(store, seed, n)``: moves, marriages, deaths, ...
-``subscriptions``  handles per agency and person, each agency's change queue (R14).
-``consent``        the consent flow for private bodies and its log (R20).
+``source``         ``JukiMockSource``: the store as a ``ResidentSource`` (``juki_mock``).
 ``cli``            ``main(argv)``: generate, show, changes, simulate, bench.
 ``bench``          ``run(count, seed)``: generation and generation + SQLite store timed.
 
@@ -62,11 +63,9 @@ Tables
                effective date, ``before`` / ``after`` JSON, ``recorded_at``.
 ``feed_lock``  one row that every change transaction updates first, so
                changes commit in ``seq`` order.
-``subscriptions``, ``deliveries``
-               which agency follows which person (a random handle each) and
-               each agency's queue of changes to read (``subscriptions``).
-``consent_log``
-               every consent-flow attempt of a private body (``consent``).
+
+Who follows whom, each agency's queue and the consent log are the binding
+party's, in its own store (``registry_binding.store``).
 
 The initial load (``add_many``) writes no feed entries: it is the state the
 feed starts from. Each change writes all three tables in one transaction. A

@@ -13,16 +13,11 @@ Tables (SQLAlchemy Core, SQLite or PostgreSQL):
     copies the current row here before updating it. The current version lives
     in ``residents``, so the initial load writes nothing here.
 ``changes``
-    The feed that agencies follow to keep their four facts current (R14):
+    The register's change feed (what the binding party turns into each
+    agency's feed, R14; ``legacy_stubs.registry.source`` serves it):
     ``seq`` (autoincrement, never reused), the resident code, the kind, the
     effective date, ``before`` and ``after`` (JSON, only what changed) and
     ``recorded_at``.
-
-``subscriptions`` and ``deliveries``
-    Which agency follows which person (by a random handle per agency and
-    person, ``legacy_stubs.registry.subscriptions``), and each agency's queue
-    of entries to read: a change to a followed person is queued for every
-    agency that follows them, in the change's own transaction.
 
 The initial load (``add_many``) writes no feed entries: it is the state the
 feed starts from, not a change to it. Every change afterwards writes
@@ -30,7 +25,8 @@ feed starts from, not a change to it. Every change afterwards writes
 
 Change transactions start by updating the single row of ``feed_lock``. That
 serialises writers on both backends, so ``seq`` values commit in order and a
-reader of ``changes_since`` never skips an entry that commits late; on SQLite
+reader of ``changes_since`` never skips an entry that commits late (the
+promise ``renkei.residents.ResidentSource`` makes); on SQLite
 it also takes the write lock up front, so a transaction that has already read
 never fails to upgrade to a writer.
 """
@@ -39,7 +35,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, cast
 
@@ -48,6 +44,7 @@ from sqlalchemy.engine import Engine
 
 from renkei.db import UtcDateTime
 from renkei.errors import FailedPrecondition, NotFound, invalid_field
+from renkei.residents import ResidentHistory
 
 from . import resident_code as rc
 from .model import (
@@ -130,29 +127,6 @@ changes = sa.Table(
     sa.Column("after", sa.JSON, nullable=False),
     sa.Column("recorded_at", UtcDateTime(), nullable=False),
     # Without AUTOINCREMENT SQLite may hand out a deleted row's rowid again.
-    sqlite_autoincrement=True,
-)
-
-subscriptions = sa.Table(
-    "subscriptions",
-    metadata,
-    sa.Column("handle", sa.String(32), primary_key=True),
-    sa.Column("agency_id", sa.String(64), nullable=False),
-    sa.Column("person_id", _Id, nullable=False, index=True),
-    sa.Column("created_at", UtcDateTime(), nullable=False),
-    sa.UniqueConstraint("agency_id", "person_id", name="subscriptions_agency_person"),
-)
-
-deliveries = sa.Table(
-    "deliveries",
-    metadata,
-    sa.Column("id", _Id, primary_key=True, autoincrement=True),
-    sa.Column("agency_id", sa.String(64), nullable=False),
-    sa.Column("handle", sa.String(32), nullable=False),
-    sa.Column("kind", sa.String(16), nullable=False),
-    sa.Column("effective_date", sa.Date, nullable=False),
-    sa.Index("ix_deliveries_agency_id", "agency_id", "id"),
-    # Ids are cursors: never reuse a deleted one.
     sqlite_autoincrement=True,
 )
 
@@ -402,6 +376,63 @@ class RegistryStore:
             versions.append(_version(current, None))
         return versions
 
+    def lookup(self, resident_codes: Collection[str]) -> dict[str, Resident]:
+        """Current records by current code; unknown (or replaced) codes are left out."""
+        wanted = sorted(set(resident_codes))
+        found: dict[str, Resident] = {}
+        with self._engine.connect() as conn:
+            # In slices: a bound parameter per code, and SQLite allows only so many.
+            for start in range(0, len(wanted), 1000):
+                rows = conn.execute(
+                    sa.select(residents).where(
+                        residents.c.resident_code.in_(wanted[start : start + 1000])
+                    )
+                ).mappings()
+                for row in rows:
+                    found[row["resident_code"]] = _resident(row)
+        return found
+
+    def histories(self) -> Iterator[ResidentHistory]:
+        """Every resident with their past versions (oldest first), in person order.
+
+        ``history`` is read whole first (it holds only the past versions, far
+        fewer rows than ``residents``), then ``residents`` is streamed: a
+        million current rows are never all in memory at once. Rows are
+        unpacked by position, not by name: the matcher reads every resident
+        this way, and by name took half as long again (200,000 rows: 4.9 s
+        against 3.3 s, measured on a loaded machine).
+        """
+        with self._engine.connect() as conn:
+            past: dict[int, list[Version]] = {}
+            for row in conn.execute(sa.select(history).order_by(history.c.id)).mappings():
+                past.setdefault(row["person_id"], []).append(_version(row, row["valid_to"]))
+            columns = [residents.c[c] for c in ("person_id", *FACTS_WITH_CODE)]
+            rows = conn.execution_options(yield_per=10_000).execute(
+                sa.select(*columns).order_by(residents.c.person_id)
+            )
+            for (
+                person,
+                code,
+                kanji,
+                kana,
+                birth,
+                sex,
+                prefecture,
+                municipality_code,
+                municipality,
+                town,
+                chome,
+                banchi,
+                go,
+                status,
+                died_on,
+            ) in rows:
+                address = Address(
+                    prefecture, municipality_code, municipality, town, chome, banchi, go
+                )
+                resident = Resident(code, Name(kanji, kana), birth, sex, address, status, died_on)
+                yield ResidentHistory(resident, tuple(past.get(person, ())))
+
     def changes_since(self, seq: int, limit: int = 1000) -> list[Change]:
         """Feed entries with ``seq`` greater than the given one, in seq order, at most ``limit``.
 
@@ -474,7 +505,6 @@ class RegistryStore:
                 conn,
                 resident.resident_code,
                 "birth",
-                None,
                 resident.birth_date,
                 {},
                 resident.to_dict(),
@@ -507,7 +537,6 @@ class RegistryStore:
                 conn,
                 resident_code,
                 "move",
-                current["person_id"],
                 effective,
                 {"address": old.to_dict()},
                 {"address": new_address.to_dict()},
@@ -531,7 +560,6 @@ class RegistryStore:
                 conn,
                 resident_code,
                 "name_change",
-                current["person_id"],
                 effective,
                 {"name": old.to_dict()},
                 {"name": new_name.to_dict()},
@@ -551,7 +579,6 @@ class RegistryStore:
                 conn,
                 resident_code,
                 "death",
-                current["person_id"],
                 died_on,
                 {"status": "alive", "died_on": None},
                 {"status": "deceased", "died_on": died_on.isoformat()},
@@ -581,7 +608,6 @@ class RegistryStore:
                 conn,
                 old,
                 "code_change",
-                None,  # nothing an agency follows changes: it never knows the code
                 effective,
                 {"resident_code": old},
                 {"resident_code": new},
@@ -645,12 +671,11 @@ class RegistryStore:
         conn: sa.Connection,
         resident_code: str,
         kind: ChangeKind,
-        person_id: int | None,
         effective: date,
         before: dict[str, Any],
         after: dict[str, Any],
     ) -> Change:
-        """Write the feed entry and queue it for every agency that follows ``person_id``."""
+        """Write the feed entry."""
         recorded_at = datetime.now(UTC)
         result = conn.execute(
             changes.insert().values(
@@ -665,20 +690,7 @@ class RegistryStore:
         key = result.inserted_primary_key
         if key is None:
             raise RuntimeError("the database returned no seq for a change")
-        seq = key[0]
-        if person_id is not None:
-            followers = sa.select(
-                subscriptions.c.agency_id,
-                subscriptions.c.handle,
-                sa.literal(kind, sa.String(16)),
-                sa.literal(effective, sa.Date),
-            ).where(subscriptions.c.person_id == person_id)
-            conn.execute(
-                deliveries.insert().from_select(
-                    ["agency_id", "handle", "kind", "effective_date"], followers
-                )
-            )
-        return Change(int(seq), resident_code, kind, effective, before, after, recorded_at)
+        return Change(int(key[0]), resident_code, kind, effective, before, after, recorded_at)
 
 
 def lock_feed(conn: sa.Connection) -> None:

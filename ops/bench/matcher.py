@@ -57,7 +57,7 @@ A decoy or outsider whose normalized facts equal a resident's current or past
 facts would BE that resident under the rule, so such draws are skipped (their
 count is reported; at a million, a handful at most).
 
-Matching goes through the same path as ``MatchRecords`` (``binding_service``'s
+Matching goes through the same path as ``MatchRecords`` (``registry_binding.records``'
 field checks and ``normalize``, then ``Matcher.match_normalized``), in
 process, one record at a time; no sealing, no hub (those are measured by
 ``--end-to-end``, which see). Precision must be 100 %: a single record bound
@@ -85,14 +85,13 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
-from legacy_stubs.registry.binding_service import (
-    record_keys,  # the exact field checks MatchRecords applies
-)
-from legacy_stubs.registry.matching import Matcher, MatchResult
 from legacy_stubs.registry.model import Address, Resident
 from legacy_stubs.registry.population import REFERENCE_DATE, Sampler, generate, paused_gc
 from legacy_stubs.registry.resident_code import new_resident_code
+from legacy_stubs.registry.source import JukiMockSource
 from legacy_stubs.registry.store import RegistryStore
+from registry_binding.matching import Matcher, MatchResult
+from registry_binding.records import record_keys  # the exact field checks MatchRecords applies
 from renkei import db
 from renkei.fourfacts._text import itaiji_table
 from renkei.fourfacts.eras import era_of
@@ -554,7 +553,7 @@ def run(
                 store_seconds = time.perf_counter() - started
                 say(f"stored in {store_seconds:.1f} s")
                 started = time.perf_counter()
-                matcher = Matcher(store)
+                matcher = Matcher(JukiMockSource(store))
                 index_seconds = time.perf_counter() - started
                 say(f"indexed in {index_seconds:.1f} s")
             finally:

@@ -6,7 +6,7 @@ different systems: full-width or half-width digits, old character forms, era
 dates, "1-2-3" or "一丁目2番地3号", with or without the prefecture. This package
 turns each fact into a key that two spellings of the same fact share
 (``normalize``), and nothing else: deciding when keys identify one person is the
-matcher's job (``legacy_stubs.registry.matching`` for the register stub).
+matcher's job (``registry_binding.matching``).
 
 Import from the modules (the package re-exports nothing, so that
 ``renkei.fourfacts.normalize`` is always the module, never the function):

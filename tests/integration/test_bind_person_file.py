@@ -16,13 +16,10 @@ from comm_server.config import CommConfig
 from comm_server.legacy.factory import open_legacy_client
 from comm_server.mapping.registry import load_mapper
 from comm_server.person_file import person_file
-from legacy_stubs.registry.binding_service import (
-    RegistryBindingConfig,
-    RegistryBindingServer,
-    create_server,
-)
 from ops.cli import main as cli_main
 from ops.deploy import registered
+from registry_binding.bootstrap import RegistryBindingServer, create_server
+from registry_binding.config import RegistryBindingConfig
 from renkei.registry.v1 import registry_pb2_grpc
 
 CITY = "141003"

@@ -18,23 +18,21 @@ from support.topology import CITY, PENSION, Topology, start_topology
 from comm_server.bulk_bind import BindReport, LocalRecord, bulk_bind
 from comm_server.hub_client import HubClient
 from id_issuer.issuer import IdIssuer
-from legacy_stubs.registry.binding_service import (
-    AgencyRecord,
-    RegistryBinding,
-    RegistryBindingConfig,
-    RegistryBindingServer,
-    create_server,
-)
-from legacy_stubs.registry.matching import Matcher
-from legacy_stubs.registry.model import Resident
 from legacy_stubs.registry.resident_code import new_resident_code
+from legacy_stubs.registry.source import JukiMockSource
 from legacy_stubs.registry.store import RegistryStore
 from ops.deploy import registry_engine
+from registry_binding.binding import RegistryBinding
+from registry_binding.bootstrap import RegistryBindingServer, create_server
+from registry_binding.config import RegistryBindingConfig
+from registry_binding.matching import Matcher
+from registry_binding.records import AgencyRecord
 from renkei.errors import RenkeiError
 from renkei.fourfacts.eras import era_of
 from renkei.fourfacts.normalize import FourFacts
 from renkei.pki import TlsFiles
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
+from renkei.residents import Resident
 
 _FULL_WIDTH = str.maketrans("0123456789-", "０１２３４５６７８９－")
 
@@ -287,7 +285,7 @@ class CountingSealer:
 def test_one_seal_call_per_batch_and_only_for_unique(loop: LoopThread, setup: Setup) -> None:
     s = setup
     sealer = CountingSealer()
-    binding = RegistryBinding(Matcher(RegistryStore(registry_engine(s.topo.layout))), sealer)
+    binding = RegistryBinding(Matcher(JukiMockSource(_registry(s))), sealer)
     records = [
         AgencyRecord(
             r.local_person_id,
@@ -304,7 +302,7 @@ def test_one_seal_call_per_batch_and_only_for_unique(loop: LoopThread, setup: Se
     assert [o.sealed_id_code for o in outcomes[5:]] == [b"", b""]
 
     empty = CountingSealer()
-    nobody = RegistryBinding(Matcher(RegistryStore(registry_engine(s.topo.layout))), empty)
+    nobody = RegistryBinding(Matcher(JukiMockSource(_registry(s))), empty)
     loop.run(nobody.match_records(CITY, records[5:]))
     assert empty.calls == []
 

@@ -20,19 +20,15 @@ from comm_server.consent import ConsentItem, bind_with_consent
 from comm_server.feed import FollowReport, follow_once
 from comm_server.person_facts import PersonFactsStore
 from id_issuer.issuer import IdIssuer
-from legacy_stubs.registry.binding_service import (
-    RegistryBindingConfig,
-    RegistryBindingServer,
-    create_server,
-)
-from legacy_stubs.registry.consent import ConsentLog
-from legacy_stubs.registry.model import Address, Resident
 from legacy_stubs.registry.store import RegistryStore
-from legacy_stubs.registry.subscriptions import Subscriptions
 from ops import audit
 from ops.deploy import AgencySpec, registry_engine
+from registry_binding.bootstrap import RegistryBindingServer, create_server
+from registry_binding.config import RegistryBindingConfig
+from registry_binding.consent import ConsentLog
 from renkei.pki import TlsFiles
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
+from renkei.residents import Address, Resident
 
 BANK = "example-bank"
 CHIYODA = Address("東京都", "131016", "千代田区", "丸の内", 1, 1, 1)
@@ -182,12 +178,16 @@ def test_moves_and_deaths_reach_the_agencies_that_bound_the_person(
     assert stranger.name.kanji not in names
     assert loop.run(raw(BANK)).changes == []
 
-    # The audit: the city holds its own handles and four facts, the registry all handles.
+    # The audit: the city holds its own handles and four facts, the binding party
+    # all handles and no facts, the register no handles.
     report = audit.audit_deployment(s.topo.layout.root)
     assert audit.breaches(report) == {}
     assert f"{audit.HANDLE} ({CITY})" in report[f"agency:{CITY}"]
     assert audit.FOUR_FACTS in report[f"agency:{CITY}"]
-    assert f"{audit.HANDLE} ({PENSION})" in report["registry"]
+    assert f"{audit.HANDLE} ({PENSION})" in report["registry-binding"]
+    assert audit.RESIDENT_CODE in report["registry-binding"]
+    assert audit.FOUR_FACTS not in report["registry-binding"]
+    assert not any(k.startswith(audit.HANDLE) for k in report["registry"])
     assert not any(k.startswith(audit.HANDLE) for k in report["hub"])
 
 
@@ -279,10 +279,10 @@ def test_a_private_body_binds_only_exact_current_matches_with_consent(
     for other in ("B-moved", "B-dead", "B-typo", "B-no-consent", "B-no-purpose"):
         assert s.topo.store(BANK).link_code_for(other) is None
     # A private body follows nobody: consent covers this look-up, not a subscription.
-    assert Subscriptions(s.store).handles(BANK) == {}
+    assert s.registry.store.handles(BANK) == {}
 
-    # Every attempt is in the registry's log, with the detail the body was not told.
-    rows = ConsentLog(s.store.engine).rows(f"agency:{BANK}")
+    # Every attempt is in the binding party's log, with the detail the body was not told.
+    rows = ConsentLog(s.registry.store.engine).rows(f"agency:{BANK}")
     assert [(r["local_person_id"], r["outcome"]) for r in rows] == [
         ("B-exact", "matched"),
         ("B-moved", "no_exact_match"),
@@ -340,7 +340,7 @@ def test_consent_flow_refusals(loop: LoopThread, setup: Setup) -> None:
             assert answer.attempt_id
 
     loop.run(go(), timeout=30)
-    outcomes = [(r["caller"], r["outcome"]) for r in ConsentLog(s.store.engine).rows()]
+    outcomes = [(r["caller"], r["outcome"]) for r in ConsentLog(s.registry.store.engine).rows()]
     assert outcomes == [
         (f"agency:{CITY}", "refused"),
         (f"agency:{BANK}", "refused"),

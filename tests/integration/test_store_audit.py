@@ -27,6 +27,7 @@ def test_every_store_holds_only_what_the_separation_table_allows(
     # The audit finds what is there, so an empty row means something.
     assert set(report["numbering"]) == {audit.NUMBER, audit.RESIDENT_CODE}
     assert set(report["registry"]) == {audit.RESIDENT_CODE, audit.FOUR_FACTS}
+    assert report["registry-binding"] == {}  # nobody bound through it in this topology
     assert report["hub"] == {}
     assert report["id-issuer"] == {}
     assert set(report[f"agency:{CITY}"]) == {f"{audit.LINK_CODE} ({CITY})", audit.PAYLOAD}

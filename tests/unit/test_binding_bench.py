@@ -18,10 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from legacy_stubs.registry.matching import Matcher
 from legacy_stubs.registry.model import Resident
+from legacy_stubs.registry.source import JukiMockSource
 from legacy_stubs.registry.store import RegistryStore
 from ops.bench import matcher as bb
+from registry_binding.matching import Matcher
 from renkei import db
 from renkei.fourfacts.normalize import (
     normalize_address,
@@ -39,7 +40,7 @@ def matcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matcher]:
     engine = db.create_engine(db.sqlite_url(str(path)))
     store = RegistryStore(engine)
     bb.store_world(WORLD, store)
-    yield Matcher(store)
+    yield Matcher(JukiMockSource(store))
     engine.dispose()
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from legacy_stubs.registry.binding_service import MAX_FIELD_CHARS, record_keys
+from registry_binding.records import MAX_FIELD_CHARS, record_keys
 from renkei.fourfacts.normalize import FourFacts
 
 _GOOD = {"name": "山田 太郎", "address": "横浜市中区港町1-2-3", "birth_date": "1958-05-14"}

@@ -1,21 +1,24 @@
 """Binding agency records to the register by the four facts: total precision, high recall.
 
 Every match in this module goes through ``_bind``, which asserts the rule that
-must never break: a record binds to nobody but the resident it is about.
+must never break: a record binds to nobody but the resident it is about. The
+register is the in-memory ``FakeResidentSource``: no database, no socket.
 """
 
 from __future__ import annotations
 
 import random
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date, timedelta
-from pathlib import Path
 
 import pytest
+from support.fake_residents import FakeResidentSource
 
-from legacy_stubs.registry.matching import (
+from legacy_stubs.registry.population import generate
+from legacy_stubs.registry.resident_code import new_resident_code
+from registry_binding.matching import (
     ADDRESS_DIFFERS,
     DECEASED,
     KANA_DIFFERS,
@@ -29,15 +32,11 @@ from legacy_stubs.registry.matching import (
     Matcher,
     MatchResult,
 )
-from legacy_stubs.registry.model import Address, Name, Resident
-from legacy_stubs.registry.population import generate
-from legacy_stubs.registry.resident_code import new_resident_code
-from legacy_stubs.registry.store import RegistryStore
-from renkei import db
 from renkei.fourfacts._text import itaiji_table
 from renkei.fourfacts.eras import era_of
 from renkei.fourfacts.normalize import FourFacts
 from renkei.fourfacts.places import gazetteer
+from renkei.residents import Address, Name, Resident
 
 SEED = 20260101
 PEOPLE = list(generate(SEED, 5000))
@@ -67,17 +66,12 @@ def _bind(matcher: Matcher, facts: FourFacts, truth: str | None) -> MatchResult:
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RegistryStore]:
-    path: Path = tmp_path_factory.mktemp("matching") / "registry.db"
-    engine = db.create_engine(db.sqlite_url(str(path)))
-    s = RegistryStore(engine)
-    s.add_many(PEOPLE)
-    yield s
-    engine.dispose()
+def store() -> FakeResidentSource:
+    return FakeResidentSource(PEOPLE)
 
 
 @pytest.fixture(scope="module")
-def matcher(store: RegistryStore) -> Matcher:
+def matcher(store: FakeResidentSource) -> Matcher:
     """A snapshot shared by the tests that change nothing; the others build their own."""
     return Matcher(store)
 
@@ -367,7 +361,7 @@ def _new_code() -> str:
     return code
 
 
-def _twin(store: RegistryStore, person: Resident, *, kana: str | None = None) -> Resident:
+def _twin(store: FakeResidentSource, person: Resident, *, kana: str | None = None) -> Resident:
     """Register someone with the same name, birth date, sex and address as ``person``."""
     name = person.name if kana is None else Name(person.name.kanji, kana)
     twin = replace(person, resident_code=_new_code(), name=name)
@@ -375,7 +369,7 @@ def _twin(store: RegistryStore, person: Resident, *, kana: str | None = None) ->
     return twin
 
 
-def test_two_residents_with_the_same_four_facts_are_ambiguous(store: RegistryStore) -> None:
+def test_two_residents_with_the_same_four_facts_are_ambiguous(store: FakeResidentSource) -> None:
     person = _spare_resident()
     twin = _twin(store, person)
     matcher = Matcher(store)
@@ -386,7 +380,7 @@ def test_two_residents_with_the_same_four_facts_are_ambiguous(store: RegistrySto
         assert "2 residents match" in result.reason
 
 
-def test_kana_breaks_a_tie_only_when_it_tells_them_apart(store: RegistryStore) -> None:
+def test_kana_breaks_a_tie_only_when_it_tells_them_apart(store: FakeResidentSource) -> None:
     person = _spare_resident()
     twin = _twin(store, person, kana="ベツ ヨミカタ")
     matcher = Matcher(store)
@@ -408,7 +402,7 @@ def _elsewhere(a: Address) -> Address:
     return replace(a, banchi=a.banchi % 30 + 1)
 
 
-def test_moved_resident_matches_by_the_old_address(store: RegistryStore) -> None:
+def test_moved_resident_matches_by_the_old_address(store: FakeResidentSource) -> None:
     person = _spare_resident()
     matcher = Matcher(store)
     assert not matcher.is_stale()
@@ -427,7 +421,7 @@ def test_moved_resident_matches_by_the_old_address(store: RegistryStore) -> None
 
 
 def test_someone_now_living_at_a_previous_address_makes_it_ambiguous(
-    store: RegistryStore,
+    store: FakeResidentSource,
 ) -> None:
     person = _spare_resident()
     old_address = person.address
@@ -439,7 +433,7 @@ def test_someone_now_living_at_a_previous_address_makes_it_ambiguous(
     assert set(result.candidates) == {person.resident_code, newcomer.resident_code}
 
 
-def test_name_change_matches_by_the_previous_name(store: RegistryStore) -> None:
+def test_name_change_matches_by_the_previous_name(store: FakeResidentSource) -> None:
     person = _spare_resident()
     new_name = Name(f"改名 {person.name.given_kanji}", f"カイメイ {person.name.given_kana}")
     store.change_name(person.resident_code, new_name, date(2026, 2, 1))
@@ -452,7 +446,7 @@ def test_name_change_matches_by_the_previous_name(store: RegistryStore) -> None:
     assert (current.status, current.reason) == ("unique", MATCHED_CURRENT)
 
 
-def test_previous_name_with_previous_address(store: RegistryStore) -> None:
+def test_previous_name_with_previous_address(store: FakeResidentSource) -> None:
     person = _spare_resident()
     new_name = Name(f"新姓 {person.name.given_kanji}", f"シンセイ {person.name.given_kana}")
     store.change_name(person.resident_code, new_name, date(2026, 2, 1))
@@ -465,7 +459,7 @@ def test_previous_name_with_previous_address(store: RegistryStore) -> None:
     )
 
 
-def test_deceased_resident_matches_and_says_so(store: RegistryStore) -> None:
+def test_deceased_resident_matches_and_says_so(store: FakeResidentSource) -> None:
     person = _spare_resident()
     store.record_death(person.resident_code, date(2026, 2, 1))
     matcher = Matcher(store)
@@ -473,7 +467,7 @@ def test_deceased_resident_matches_and_says_so(store: RegistryStore) -> None:
     assert (result.status, result.reason, result.deceased) == ("unique", DECEASED, True)
 
 
-def test_code_change_binds_to_the_current_code(store: RegistryStore) -> None:
+def test_code_change_binds_to_the_current_code(store: FakeResidentSource) -> None:
     person = _spare_resident()
     new_code = _new_code()
     store.change_code(person.resident_code, new_code, date(2026, 2, 1))

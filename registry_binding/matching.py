@@ -2,8 +2,9 @@
 
 An agency's record (``renkei.fourfacts.normalize.FourFacts``) is normalized
 (``renkei.fourfacts.normalize.normalize``) and looked up in in-memory indexes
-built from the register: every current record AND every past version in
-``history``, so previous names and previous addresses are known.
+built from the register (a ``renkei.residents.ResidentSource``): every current
+record AND every past version, so previous names and previous addresses are
+known.
 
 The rule
 --------
@@ -41,24 +42,22 @@ Candidates: the unique code, or the ambiguous ones; for "none" the list is
 empty, so a failed look-up tells nothing about the people who nearly matched.
 
 Indexes are keyed by (name key, date of birth); building them is one
-streamed pass over ``residents`` and ``history`` (measured: 4-5 s and about
-1.5 GB for a million, docs/benchmarks.md). A look-up then normalizes the record
+pass over ``ResidentSource.residents()`` (measured over the mock's tables:
+4-5 s and about 1.5 GB for a million, docs/benchmarks.md). A look-up then normalizes the record
 and compares a handful of candidates; ``match`` never raises on bad input.
 The indexes are a snapshot: ``is_stale()`` says whether the change feed has
 moved on since, ``refresh()`` rebuilds and swaps them in at once (matching
-from other threads meanwhile sees the old or the new, never a mix). The
-initial load (``RegistryStore.add_many``) writes no feed entries, so build
-or refresh after it.
+from other threads meanwhile sees the old or the new, never a mix). A
+register's initial load writes no feed entries (the mock's ``add_many``), so
+build or refresh after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, Literal, TypeVar, cast
-
-import sqlalchemy as sa
+from typing import Literal, TypeVar, cast
 
 from renkei.fourfacts.normalize import (
     FourFacts,
@@ -70,8 +69,7 @@ from renkei.fourfacts.normalize import (
     normalize_name,
     normalize_town,
 )
-
-from .store import RegistryStore, history, residents
+from renkei.residents import Address, ResidentSource
 
 Status = Literal["unique", "ambiguous", "none"]
 _T = TypeVar("_T")
@@ -116,27 +114,11 @@ class _Person:
     births: tuple[date, ...]
 
 
-_COLUMNS = (
-    "person_id",
-    "resident_code",
-    "name_kanji",
-    "name_kana",
-    "birth_date",
-    "sex",
-    "municipality_code",
-    "town",
-    "chome",
-    "banchi",
-    "go",
-    "status",
-)
-
-
 class Matcher:
     """The register's four facts, indexed for ``match`` (see the module docstring)."""
 
-    def __init__(self, store: RegistryStore, *, sex_encoding: SexEncoding = "iso5218") -> None:
-        self._store = store
+    def __init__(self, source: ResidentSource, *, sex_encoding: SexEncoding = "iso5218") -> None:
+        self._source = source
         self._sex_encoding: SexEncoding = sex_encoding
         self._index: dict[tuple[str, date], tuple[_Person, ...]] = {}
         self._built_at_seq = 0
@@ -149,73 +131,63 @@ class Matcher:
 
     def is_stale(self) -> bool:
         """Whether the register has recorded changes since the indexes were built."""
-        return self._store.last_seq() != self._built_at_seq
+        return self._source.last_seq() != self._built_at_seq
 
     def refresh(self) -> None:
-        """(Re)build the indexes from the store.
+        """(Re)build the indexes from the source.
 
         The feed position is read before and after; if a change committed in
         between, the read is repeated, so the indexes are one consistent state.
         """
         for _ in range(10):
-            seq = self._store.last_seq()
+            seq = self._source.last_seq()
             index = self._build()
-            if self._store.last_seq() == seq:
+            if self._source.last_seq() == seq:
                 self._index, self._built_at_seq = index, seq
                 return
         raise RuntimeError("the register kept changing while the matcher read it")
 
     def _build(self) -> dict[tuple[str, date], tuple[_Person, ...]]:
-        people: dict[int, _Person] = {}
+        people: list[_Person] = []
         shared: dict[object, object] = {}  # one object per distinct date and code
 
         def share(value: _T) -> _T:
             return cast(_T, shared.setdefault(value, value))
 
-        def address_key(row: Sequence[Any]) -> AddressKey:
-            return (
-                share(str(row[6])),
-                normalize_town(row[7]),
-                int(row[8]),
-                int(row[9]),
-                int(row[10]),
-            )
+        def address_key(a: Address) -> AddressKey:
+            return (share(a.municipality_code), normalize_town(a.town), a.chome, a.banchi, a.go)
 
-        with self._store.engine.connect() as conn:
-            # Rows are streamed, not fetched all at once: a million of them are large.
-            for row in conn.execute(sa.select(*(residents.c[c] for c in _COLUMNS))):
-                name = normalize_name(row[2])
-                address = address_key(row)
-                people[row[0]] = _Person(
-                    code=row[1],
-                    deceased=row[11] == "deceased",
-                    current_name=name,
-                    current_address=address,
-                    names=(name,),
-                    kanas=(normalize_kana(row[3]),),
-                    sexes=row[5],
-                    addresses=(address,),
-                    births=(share(row[4]),),
-                )
-            past = sa.select(*(history.c[c] for c in _COLUMNS)).order_by(history.c.id)
-            for row in conn.execute(past):
-                person = people.get(row[0])
-                if person is None:  # a history row without a current one: cannot be bound
-                    continue
-                name, kana = normalize_name(row[2]), normalize_kana(row[3])
+        for entry in self._source.residents():
+            now = entry.current
+            name = normalize_name(now.name.kanji)
+            address = address_key(now.address)
+            person = _Person(
+                code=now.resident_code,
+                deceased=now.status == "deceased",
+                current_name=name,
+                current_address=address,
+                names=(name,),
+                kanas=(normalize_kana(now.name.kana),),
+                sexes=now.sex,
+                addresses=(address,),
+                births=(share(now.birth_date),),
+            )
+            for version in entry.past:
+                name, kana = normalize_name(version.name.kanji), normalize_kana(version.name.kana)
                 if name not in person.names:
                     person.names += (name,)
                 if kana not in person.kanas:
                     person.kanas += (kana,)
-                if row[5] not in person.sexes:
-                    person.sexes += row[5]
-                address = address_key(row)
+                if version.sex not in person.sexes:
+                    person.sexes += version.sex
+                address = address_key(version.address)
                 if address not in person.addresses:
                     person.addresses += (address,)
-                if row[4] not in person.births:
-                    person.births += (share(row[4]),)
+                if version.birth_date not in person.births:
+                    person.births += (share(version.birth_date),)
+            people.append(person)
         index: dict[tuple[str, date], tuple[_Person, ...]] = {}
-        for person in people.values():
+        for person in people:
             for name in person.names:
                 for birth in person.births:
                     key = (name, birth)

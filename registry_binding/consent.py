@@ -1,7 +1,7 @@
 """A private body's binding with the person's consent (R20), and the log of every attempt.
 
 A private body is an agency the registry's operator designates
-(``[registry] private_bodies`` in registry.toml), as the Minister designates
+(``[registry] private_bodies`` in registry.toml, ``config``), as the Minister designates
 the private verifiers of the public key infrastructure: Annex Table 2 names
 no private body, so the hub's agency registry has no class for one. A
 designated body may bind ONLY this way (``MatchRecords`` refuses it), and no
@@ -15,12 +15,13 @@ CURRENT name, date of birth, sex and address (municipality, town, 丁目, 番,
 partial match; no tie broken by the reading; a reading (kana), if given, must
 equal the current one too. The candidate comes from the matcher (which must
 find exactly one person over all versions, kana aside) and is then checked
-against the register's current row.
+against the register's current record (``ResidentSource.lookup``).
 
 The caller learns MATCHED or NO_EXACT_MATCH and nothing else, so the flow
 cannot be used to probe the register. ``consent_log`` keeps every attempt,
 refusals included, with the detailed reason and, on a match, the resident
-code, for the oversight body (R27).
+code, for the oversight body (R27). ``ConsentBinding`` writes through the
+``AttemptLog`` port; ``ConsentLog`` is it on the binding store's table.
 """
 
 from __future__ import annotations
@@ -30,13 +31,16 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from registry_binding.matching import Matcher
+from registry_binding.records import AgencyRecord, record_keys
+from registry_binding.sealer import Sealer
+from registry_binding.store import consent_log, metadata
 from renkei import validate
-from renkei.db import UtcDateTime
 from renkei.errors import PermissionDenied, RenkeiError, invalid_field
 from renkei.fourfacts.normalize import (
     NormalizedFacts,
@@ -45,46 +49,13 @@ from renkei.fourfacts.normalize import (
     normalize_name,
     normalize_town,
 )
-
-from .matching import Matcher
-from .model import Resident
-from .store import RegistryStore
-
-if TYPE_CHECKING:
-    from .binding_service import AgencyRecord, Sealer
+from renkei.residents import Resident, ResidentSource
 
 Giver = Literal["person", "legal_representative"]
 Outcome = Literal["matched", "no_exact_match", "refused"]
 GIVERS: tuple[Giver, ...] = ("person", "legal_representative")
 # Clocks differ a little between a private body and the registry.
 CLOCK_SKEW = timedelta(minutes=5)
-
-metadata = sa.MetaData()
-_Id = sa.BigInteger().with_variant(sa.Integer, "sqlite")
-
-consent_log = sa.Table(
-    "consent_log",
-    metadata,
-    sa.Column("id", _Id, primary_key=True, autoincrement=True),
-    sa.Column("attempt_id", sa.String(32), nullable=False, unique=True),
-    # The certificate's party: "agency:<id>" (or "service:<name>", refused).
-    sa.Column("caller", sa.String(80), nullable=False, index=True),
-    sa.Column("attempted_at", UtcDateTime(), nullable=False),
-    sa.Column("local_person_id", sa.String(64), nullable=True),
-    sa.Column("consent_id", sa.String(64), nullable=True),
-    sa.Column("giver", sa.String(24), nullable=True),
-    sa.Column("representative_name", sa.String(100), nullable=True),
-    sa.Column("consented_at", UtcDateTime(), nullable=True),
-    sa.Column("purpose", sa.String(400), nullable=True),
-    sa.Column("document_sha256", sa.String(64), nullable=True),
-    sa.Column("outcome", sa.String(16), nullable=False),
-    # What the caller was told (a status or a refusal's reason) ...
-    sa.Column("answered", sa.String(40), nullable=False),
-    # ... and what the oversight body reads.
-    sa.Column("reason", sa.String(400), nullable=False),
-    sa.Column("resident_code", sa.String(11), nullable=True),
-    sqlite_autoincrement=True,
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,34 +117,43 @@ def check_consent(consent: Consent | None, now: datetime) -> Consent:
     return consent
 
 
+def attempt_row(attempt: ConsentAttempt) -> dict[str, Any]:
+    """The attempt as a ``consent_log`` row (free text cut to the columns' sizes)."""
+    c = attempt.consent
+    return {
+        "attempt_id": attempt.attempt_id,
+        "caller": attempt.caller,
+        "attempted_at": attempt.attempted_at,
+        "local_person_id": attempt.local_person_id,
+        "consent_id": None if c is None else c.consent_id[:64],
+        "giver": None if c is None else c.giver,
+        "representative_name": None if c is None else c.representative_name[:100],
+        "consented_at": None if c is None else c.consented_at,
+        "purpose": None if c is None else c.purpose[:400],
+        "document_sha256": None if c is None else c.document_sha256.hex()[:64],
+        "outcome": attempt.outcome,
+        "answered": attempt.answered,
+        "reason": attempt.reason[:400],
+        "resident_code": attempt.resident_code,
+    }
+
+
+class AttemptLog(Protocol):
+    """Where ``ConsentBinding`` writes every attempt."""
+
+    def append(self, attempt: ConsentAttempt) -> None: ...
+
+
 class ConsentLog:
-    """``consent_log`` on the register's engine (table made if missing)."""
+    """``consent_log`` on the binding store's engine (table made if missing)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         metadata.create_all(engine)
 
     def append(self, attempt: ConsentAttempt) -> None:
-        c = attempt.consent
         with self._engine.begin() as conn:
-            conn.execute(
-                consent_log.insert().values(
-                    attempt_id=attempt.attempt_id,
-                    caller=attempt.caller,
-                    attempted_at=attempt.attempted_at,
-                    local_person_id=attempt.local_person_id,
-                    consent_id=None if c is None else c.consent_id[:64],
-                    giver=None if c is None else c.giver,
-                    representative_name=None if c is None else c.representative_name[:100],
-                    consented_at=None if c is None else c.consented_at,
-                    purpose=None if c is None else c.purpose[:400],
-                    document_sha256=None if c is None else c.document_sha256.hex()[:64],
-                    outcome=attempt.outcome,
-                    answered=attempt.answered,
-                    reason=attempt.reason[:400],
-                    resident_code=attempt.resident_code,
-                )
-            )
+            conn.execute(consent_log.insert().values(**attempt_row(attempt)))
 
     def rows(self, caller: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
         """The newest ``limit`` attempts, oldest first (for the oversight body)."""
@@ -213,15 +193,15 @@ class ConsentBinding:
     def __init__(
         self,
         matcher: Matcher,
-        store: RegistryStore,
+        source: ResidentSource,
         sealer: Sealer,
-        log: ConsentLog,
+        log: AttemptLog,
         private_bodies: Collection[str],
         *,
         sex_encoding: SexEncoding = "iso5218",
     ) -> None:
         self._matcher = matcher
-        self._store = store
+        self._source = source
         self._sealer = sealer
         self._log = log
         self._private = frozenset(private_bodies)
@@ -238,8 +218,6 @@ class ConsentBinding:
         ``caller`` names the certificate ("agency:x", "service:y") for the log;
         ``agency_id`` is set only when it is an agency's.
         """
-        from .binding_service import record_keys
-
         now = datetime.now(UTC)
         attempt_id = secrets.token_hex(16)
         local = record.local_person_id[:64] or None
@@ -291,7 +269,7 @@ class ConsentBinding:
         found = self._matcher.match_normalized(replace(keys, kana=None))
         if found.status != "unique" or found.resident_code is None:
             return None, f"{found.status}: {found.reason}"
-        current = self._store.get(found.resident_code)
+        current = self._source.lookup([found.resident_code]).get(found.resident_code)
         if current is None:
             return None, "the matched resident is no longer in the register"
         why = differs_from_current(keys, current)

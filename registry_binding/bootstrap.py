@@ -1,0 +1,86 @@
+"""Wiring the registry's binding party: every dependency is built here, once, from the config."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from registry_binding.binding import RegistryBinding
+from registry_binding.config import RegistryBindingConfig
+from registry_binding.consent import ConsentBinding, ConsentLog
+from registry_binding.matching import Matcher
+from registry_binding.sealer import GrpcSealer
+from registry_binding.servicer import BindingServicer
+from registry_binding.sources import open_source
+from registry_binding.store import BindingStore
+from registry_binding.subscriptions import Subscriptions
+from renkei import db
+from renkei.config_util import ConfigError
+from renkei.grpcutil.server import ServerHandle, start_server
+from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
+from renkei.residents import ResidentSource
+from renkei.runner import serve_until_signalled
+
+SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["BindingService"].full_name
+
+
+@dataclass
+class RegistryBindingServer:
+    config: RegistryBindingConfig
+    binding: RegistryBinding
+    subscriptions: Subscriptions
+    store: BindingStore
+    source: ResidentSource
+    sealer: GrpcSealer
+    handle: ServerHandle
+
+    @property
+    def port(self) -> int:
+        return self.handle.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
+        await self.sealer.close()
+        self.source.close()
+        self.store.engine.dispose()
+
+
+async def create_server(config: RegistryBindingConfig) -> RegistryBindingServer:
+    if not config.id_issuer_endpoint:
+        raise ConfigError("[registry] id_issuer_endpoint is needed to serve binding")
+    source = open_source(config.resident_source, config.resident_source_options)
+    store = BindingStore(db.create_engine(config.database_url, schema=config.database_schema))
+    sealer: GrpcSealer | None = None
+    try:
+        matcher = await asyncio.to_thread(Matcher, source)
+        log = ConsentLog(store.engine)
+        sealer = GrpcSealer(
+            config.id_issuer_endpoint, config.tls, insecure_development=config.insecure_development
+        )
+        subscriptions = Subscriptions(store, source)
+        binding = RegistryBinding(matcher, sealer, subscriptions=subscriptions)
+        consent = ConsentBinding(matcher, source, sealer, log, config.private_bodies)
+        servicer = BindingServicer(binding, subscriptions, consent)
+        handle = await start_server(
+            name="registry-binding",
+            bind=config.listen,
+            tls=config.tls,
+            register=lambda server: registry_pb2_grpc.add_BindingServiceServicer_to_server(
+                servicer, server
+            ),
+            services=[SERVICE_NAME],
+            insecure_development=config.insecure_development,
+        )
+    except BaseException:
+        if sealer is not None:
+            await sealer.close()
+        source.close()
+        store.engine.dispose()
+        raise
+    return RegistryBindingServer(config, binding, subscriptions, store, source, sealer, handle)
+
+
+async def serve(config_path: Path, port_file: Path | None = None) -> None:
+    config = RegistryBindingConfig.load(config_path)
+    await serve_until_signalled(lambda: create_server(config), port_file)

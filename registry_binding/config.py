@@ -1,0 +1,113 @@
+"""The binding party's configuration: ``registry/registry.toml``, paths relative to it.
+
+::
+
+    [registry]
+    database_url = "sqlite:///{config_dir}/registry.db"   # the register (the mock's own)
+    listen = "127.0.0.1:0"                                 # optional
+    id_issuer_endpoint = "127.0.0.1:50061"                 # optional here, needed to serve
+    private_bodies = ["example-bank"]                      # optional: agencies designated
+                                                           # as private bodies (R20)
+    [binding]                                              # optional: this party's own store
+    database_url = "sqlite:///{config_dir}/registry_binding.db"
+    # database_schema = "registry_binding"                 # PostgreSQL
+
+    [resident_source]                                      # optional: where residents come from
+    kind = "juki_mock"                                     # a renkei.resident_sources entry point
+    # every other key is handed to the source's factory; by default the
+    # [registry] database_url and database_schema
+
+    [tls]                                                  # the party's service certificate
+    ca_cert = "..."; cert = "..."; key = "..."
+
+The deployment writes this file (``renkei deploy init``) and finds the
+register by its ``[registry]`` section too. Configs written before the binding
+party had its own store keep working: without ``[binding]`` the store is
+``registry_binding.db`` beside the file (SQLite) or, on PostgreSQL, the
+register's database in the schema ``<register schema>_binding``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from renkei.config_util import ConfigError, load_toml, required, table, tls_files
+from renkei.pki import TlsFiles, validate_agency_id
+
+DEFAULT_SOURCE = "juki_mock"
+
+
+@dataclass(frozen=True)
+class RegistryBindingConfig:
+    # The binding party's own store.
+    database_url: str
+    id_issuer_endpoint: str | None = None
+    listen: str = "127.0.0.1:0"
+    tls: TlsFiles | None = None
+    # PostgreSQL: the schema of this party's tables.
+    database_schema: str | None = None
+    insecure_development: bool = False
+    shutdown_grace_seconds: float = 5.0
+    # Agencies designated as private bodies: they bind only with consent (R20).
+    private_bodies: tuple[str, ...] = ()
+    # The renkei.resident_sources entry point and the options handed to it.
+    resident_source: str = DEFAULT_SOURCE
+    resident_source_options: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> RegistryBindingConfig:
+        data = load_toml(path)
+        config_dir = str(path.parent)
+        section = table(data, "registry", path)
+        where = f"{path}: [registry]"
+        register_url = str(required(section, "database_url", where)).replace(
+            "{config_dir}", config_dir
+        )
+        register_schema = section.get("database_schema")
+        endpoint = section.get("id_issuer_endpoint")
+
+        own = table(data, "binding", path)
+        if "database_url" in own:
+            url = str(own["database_url"]).replace("{config_dir}", config_dir)
+            schema = own.get("database_schema")
+        elif register_url.startswith("sqlite"):
+            url, schema = f"sqlite:///{config_dir}/registry_binding.db", None
+        else:  # the register's server, a schema of this party's own
+            url = register_url
+            schema = f"{register_schema}_binding" if register_schema else "registry_binding"
+
+        source = dict(table(data, "resident_source", path))
+        kind = str(source.pop("kind", DEFAULT_SOURCE))
+        options = {
+            k: v.replace("{config_dir}", config_dir) if isinstance(v, str) else v
+            for k, v in source.items()
+        } or {
+            "database_url": register_url,
+            **({} if register_schema is None else {"database_schema": str(register_schema)}),
+        }
+        return cls(
+            database_url=url,
+            id_issuer_endpoint=None if endpoint is None else str(endpoint),
+            listen=str(section.get("listen", "127.0.0.1:0")),
+            tls=tls_files(data, path),
+            database_schema=None if schema is None else str(schema),
+            insecure_development=bool(section.get("insecure_development", False)),
+            shutdown_grace_seconds=float(section.get("shutdown_grace_seconds", 5.0)),
+            private_bodies=_private_bodies(section.get("private_bodies", []), where),
+            resident_source=kind,
+            resident_source_options=options,
+        )
+
+
+def _private_bodies(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: private_bodies must be a list of agency ids")
+    for agency_id in value:
+        try:
+            validate_agency_id(agency_id)
+        except ValueError as err:
+            raise ConfigError(f"{where}: private_bodies: {err}") from None
+    return tuple(value)

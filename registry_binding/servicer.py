@@ -1,0 +1,210 @@
+"""``renkei.registry.v1.BindingService`` over gRPC: proto in, domain call, proto out.
+
+``MatchRecords`` (``binding``), ``ListChanges`` (``subscriptions``) and
+``MatchWithConsent`` (``consent``). The agency is the one named in the
+caller's certificate: no field of a request can name another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC
+from typing import Any
+
+import grpc
+
+from registry_binding.binding import MAX_RECORDS, RegistryBinding
+from registry_binding.consent import Consent, ConsentBinding, Giver
+from registry_binding.records import AgencyRecord
+from registry_binding.subscriptions import MAX_PAGE, Subscriptions
+from renkei.errors import InvalidArgument, PermissionDenied, invalid_field
+from renkei.fourfacts.normalize import FourFacts
+from renkei.grpcutil.handlers import rpc
+from renkei.pki import peer_identity
+from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
+from renkei.residents import Resident
+
+Context = grpc.aio.ServicerContext[Any, Any]
+
+_STATUS = {
+    "unique": registry_pb2.MATCH_STATUS_UNIQUE,
+    "ambiguous": registry_pb2.MATCH_STATUS_AMBIGUOUS,
+    "none": registry_pb2.MATCH_STATUS_NONE,
+    "invalid": registry_pb2.MATCH_STATUS_INVALID,
+}
+
+
+_KINDS = {
+    "subscribed": registry_pb2.CHANGE_KIND_SUBSCRIBED,
+    "move": registry_pb2.CHANGE_KIND_MOVED,
+    "name_change": registry_pb2.CHANGE_KIND_NAME_CHANGED,
+    "death": registry_pb2.CHANGE_KIND_DECEASED,
+}
+_GIVERS: dict[int, Giver] = {
+    registry_pb2.CONSENT_GIVER_PERSON: "person",
+    registry_pb2.CONSENT_GIVER_LEGAL_REPRESENTATIVE: "legal_representative",
+}
+DEFAULT_PAGE = 100
+
+
+def _caller_name(context: Context) -> tuple[str, str | None]:
+    """(how the log names the caller, the agency id if an agency's certificate)."""
+    identity = peer_identity(context)
+    if identity is None:
+        return "no certificate", None
+    name = f"{identity.kind}:{identity.party_id}"
+    return name, identity.party_id if identity.kind == "agency" else None
+
+
+def _facts(r: Resident) -> registry_pb2.ResidentFacts:
+    return registry_pb2.ResidentFacts(
+        name=r.name.kanji,
+        kana=r.name.kana,
+        birth_date=r.birth_date.isoformat(),
+        sex=r.sex,
+        address=r.address.text,
+        municipality_code=r.address.municipality_code,
+        municipality=r.address.municipality,
+        deceased=r.status == "deceased",
+        died_on="" if r.died_on is None else r.died_on.isoformat(),
+    )
+
+
+def _cursor(text: str) -> int:
+    if not text:
+        return 0
+    if not text.isascii() or not text.isdigit() or len(text) > 19:
+        raise invalid_field("cursor", "is not a cursor this registry gave")
+    return int(text)
+
+
+def _consent(request: registry_pb2.MatchWithConsentRequest) -> Consent | None:
+    if not request.HasField("consent"):
+        return None
+    c = request.consent
+    return Consent(
+        consent_id=c.consent_id,
+        giver=_GIVERS.get(c.giver),
+        representative_name=c.representative_name,
+        consented_at=c.consented_at.ToDatetime(UTC) if c.HasField("consented_at") else None,
+        purpose=c.purpose,
+        document_sha256=bytes(c.document_sha256),
+    )
+
+
+def _caller_agency(context: Context) -> str:
+    identity = peer_identity(context)
+    if identity is None or identity.kind != "agency":
+        who = "no certificate" if identity is None else f"{identity.kind}:{identity.party_id}"
+        raise PermissionDenied(
+            "CALLER_NOT_AGENCY", f"only agencies bind records; the caller is {who}"
+        )
+    return identity.party_id
+
+
+def _record(r: registry_pb2.Record) -> AgencyRecord:
+    return AgencyRecord(
+        r.local_person_id,
+        FourFacts(
+            name=r.name,
+            kana=r.kana or None,
+            address=r.address,
+            birth_date=r.birth_date,
+            sex=r.sex,
+            municipality_hint=r.municipality_hint or None,
+        ),
+    )
+
+
+class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
+    def __init__(
+        self,
+        binding: RegistryBinding,
+        subscriptions: Subscriptions,
+        consent: ConsentBinding,
+    ) -> None:
+        self._binding = binding
+        self._subscriptions = subscriptions
+        self._consent = consent
+
+    @rpc("MatchRecords")
+    async def MatchRecords(  # gRPC method names are PascalCase
+        self, request: registry_pb2.MatchRecordsRequest, context: Context
+    ) -> registry_pb2.MatchRecordsResponse:
+        agency_id = _caller_agency(context)
+        if self._consent.is_private_body(agency_id):
+            raise PermissionDenied(
+                "PRIVATE_BODY_NEEDS_CONSENT",
+                f"{agency_id} is a private body: it binds only with consent (MatchWithConsent)",
+            )
+        if len(request.records) > MAX_RECORDS:
+            raise InvalidArgument(
+                "TOO_MANY_RECORDS", f"{len(request.records)} records; at most {MAX_RECORDS} a call"
+            )
+        records = [_record(r) for r in request.records]
+        batch, covered = b"", []
+        if request.seal_as_batch:
+            answer = await self._binding.match_records_batch(agency_id, records)
+            outcomes, batch, covered = (
+                answer.outcomes,
+                answer.sealed_batch,
+                answer.sealed_batch_outcomes,
+            )
+        else:
+            outcomes = await self._binding.match_records(agency_id, records)
+        return registry_pb2.MatchRecordsResponse(
+            outcomes=[
+                registry_pb2.MatchOutcome(
+                    local_person_id=o.local_person_id,
+                    status=_STATUS[o.status],
+                    reason=o.reason,
+                    sealed_id_code=o.sealed_id_code,
+                    subscription_handle=o.subscription_handle,
+                )
+                for o in outcomes
+            ],
+            sealed_batch=batch,
+            sealed_batch_outcomes=covered,
+        )
+
+    @rpc("ListChanges")
+    async def ListChanges(  # gRPC method names are PascalCase
+        self, request: registry_pb2.ListChangesRequest, context: Context
+    ) -> registry_pb2.ListChangesResponse:
+        agency_id = _caller_agency(context)
+        after = _cursor(request.cursor)
+        size = request.page_size or DEFAULT_PAGE
+        if not 1 <= size <= MAX_PAGE:
+            raise invalid_field("page_size", f"must be 0 (default {DEFAULT_PAGE}) to {MAX_PAGE}")
+        entries, last, more = await asyncio.to_thread(
+            self._subscriptions.list_changes, agency_id, after, size
+        )
+        return registry_pb2.ListChangesResponse(
+            changes=[
+                registry_pb2.PersonChange(
+                    subscription_handle=e.handle,
+                    kind=_KINDS[e.kind],
+                    effective_date=e.effective_date.isoformat(),
+                    facts=_facts(e.resident),
+                )
+                for e in entries
+            ],
+            next_cursor=str(last),
+            more=more,
+        )
+
+    @rpc("MatchWithConsent")
+    async def MatchWithConsent(  # gRPC method names are PascalCase
+        self, request: registry_pb2.MatchWithConsentRequest, context: Context
+    ) -> registry_pb2.MatchWithConsentResponse:
+        caller, agency_id = _caller_name(context)
+        outcome = await self._consent.match(
+            caller, agency_id, _record(request.record), _consent(request)
+        )
+        return registry_pb2.MatchWithConsentResponse(
+            status=registry_pb2.CONSENT_MATCH_STATUS_MATCHED
+            if outcome.matched
+            else registry_pb2.CONSENT_MATCH_STATUS_NO_EXACT_MATCH,
+            sealed_id_code=outcome.sealed_id_code,
+            attempt_id=outcome.attempt_id,
+        )
