@@ -19,8 +19,7 @@ from registry_binding.records import AgencyRecord
 from registry_binding.subscriptions import MAX_PAGE, Subscriptions
 from renkei.errors import InvalidArgument, PermissionDenied, invalid_field
 from renkei.fourfacts.normalize import FourFacts
-from renkei.grpcutil.handlers import rpc
-from renkei.pki import peer_identity
+from renkei.grpcutil.caller import caller, label
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 from renkei.residents import Resident
 
@@ -47,13 +46,12 @@ _GIVERS: dict[int, Giver] = {
 DEFAULT_PAGE = 100
 
 
-def _caller_name(context: Context) -> tuple[str, str | None]:
+def _caller_name() -> tuple[str, str | None]:
     """(how the log names the caller, the agency id if an agency's certificate)."""
-    identity = peer_identity(context)
+    identity = caller()
     if identity is None:
         return "no certificate", None
-    name = f"{identity.kind}:{identity.party_id}"
-    return name, identity.party_id if identity.kind == "agency" else None
+    return label(identity), identity.party_id if identity.kind == "agency" else None
 
 
 def _facts(r: Resident) -> registry_pb2.ResidentFacts:
@@ -92,10 +90,10 @@ def _consent(request: registry_pb2.MatchWithConsentRequest) -> Consent | None:
     )
 
 
-def _caller_agency(context: Context) -> str:
-    identity = peer_identity(context)
+def _caller_agency() -> str:
+    identity = caller()
     if identity is None or identity.kind != "agency":
-        who = "no certificate" if identity is None else f"{identity.kind}:{identity.party_id}"
+        who = "no certificate" if identity is None else label(identity)
         raise PermissionDenied(
             "CALLER_NOT_AGENCY", f"only agencies bind records; the caller is {who}"
         )
@@ -127,11 +125,10 @@ class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
         self._subscriptions = subscriptions
         self._consent = consent
 
-    @rpc("MatchRecords")
     async def MatchRecords(  # gRPC method names are PascalCase
         self, request: registry_pb2.MatchRecordsRequest, context: Context
     ) -> registry_pb2.MatchRecordsResponse:
-        agency_id = _caller_agency(context)
+        agency_id = _caller_agency()
         if self._consent.is_private_body(agency_id):
             raise PermissionDenied(
                 "PRIVATE_BODY_NEEDS_CONSENT",
@@ -167,11 +164,10 @@ class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
             sealed_batch_outcomes=covered,
         )
 
-    @rpc("ListChanges")
     async def ListChanges(  # gRPC method names are PascalCase
         self, request: registry_pb2.ListChangesRequest, context: Context
     ) -> registry_pb2.ListChangesResponse:
-        agency_id = _caller_agency(context)
+        agency_id = _caller_agency()
         after = _cursor(request.cursor)
         size = request.page_size or DEFAULT_PAGE
         if not 1 <= size <= MAX_PAGE:
@@ -193,11 +189,10 @@ class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
             more=more,
         )
 
-    @rpc("MatchWithConsent")
     async def MatchWithConsent(  # gRPC method names are PascalCase
         self, request: registry_pb2.MatchWithConsentRequest, context: Context
     ) -> registry_pb2.MatchWithConsentResponse:
-        caller, agency_id = _caller_name(context)
+        caller, agency_id = _caller_name()
         outcome = await self._consent.match(
             caller, agency_id, _record(request.record), _consent(request)
         )
