@@ -38,7 +38,7 @@ from rich.console import Console
 from rich.table import Table
 
 from comm_server import bootstrap as comm_bootstrap
-from comm_server.binding import bind
+from comm_server.binding.bind import bind
 from comm_server.config import CommConfig
 from comm_server.exchange import answer_info, query_info
 from comm_server.hub_client import HubClient

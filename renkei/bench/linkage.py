@@ -48,7 +48,7 @@ from hdrh.histogram import HdrHistogram
 from rich.console import Console
 from rich.table import Table
 
-from comm_server.binding import bind_all
+from comm_server.binding.bind import bind_all
 from comm_server.config import CommConfig
 from comm_server.exchange import answer_info, query_info
 from comm_server.keys import sealing_key as agency_sealing_key

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 from sqlalchemy.engine import Engine
 
-from comm_server.person_facts import FeedItem, PersonFacts, PersonFactsStore
+from comm_server.binding.person_facts import FeedItem, PersonFacts, PersonFactsStore
 from legacy_stubs.registry.model import Address, Name
 from legacy_stubs.registry.population import generate
 from legacy_stubs.registry.store import RegistryStore
