@@ -56,6 +56,10 @@ class Envelope(Protocol):
         """Person ``k``'s lookup failed with something not a ``RenkeiError`` (a bug)."""
         ...
 
+    def refused(self, call: ProvideCall, err: RenkeiError) -> None:
+        """The call is refused whole with ``err`` (it is logged for every person)."""
+        ...
+
     def open_queries(
         self, call: ProvideCall, agency_id: str, key: x25519.X25519PrivateKey
     ) -> tuple[bytes, list[bytes]]:
@@ -94,6 +98,9 @@ class PerPerson:
 
     def failed(self, k: int, serial: int, err: BaseException, errors: Errors) -> None:
         raise err  # as any bug in the call: INTERNAL, logged by the RPC layer
+
+    def refused(self, call: ProvideCall, err: RenkeiError) -> None:
+        err.metadata.setdefault("serial", str(call.serial))  # the hub logs it under it
 
     def open_queries(
         self, call: ProvideCall, agency_id: str, key: x25519.X25519PrivateKey
@@ -158,6 +165,9 @@ class OneMessage:
     def failed(self, k: int, serial: int, err: BaseException, errors: Errors) -> None:
         event(_log, "bulk lookup failed", serial=serial, error=repr(err))
         errors[k] = Unavailable("LEGACY_UNAVAILABLE", "the legacy lookup failed")
+
+    def refused(self, call: ProvideCall, err: RenkeiError) -> None:
+        pass  # the hub knows every person's serial
 
     def open_queries(
         self, call: ProvideCall, agency_id: str, key: x25519.X25519PrivateKey

@@ -128,20 +128,7 @@ class Provider:
             how.check(call)
             local_ids = await self._local_ids(call)
             errors: Errors = [None] * n
-            wanted: list[int] = []
-            for k, item in enumerate(items):
-                if item.link_code in local_ids:
-                    wanted.append(k)
-                else:
-                    how.refuse(
-                        k,
-                        NotFound(
-                            "PERSON_NOT_BOUND",
-                            "the provider has no record bound to this person",
-                            {"provider_agency_id": self.agency_id},
-                        ),
-                        errors,
-                    )
+            wanted = self._bound(how, call, local_ids, errors)
             nonce, queries = how.open_queries(call, self.agency_id, self._sealing_key)
             results: Results = {}
             unfinished: Unfinished = {}
@@ -163,41 +150,11 @@ class Provider:
                 else:
                     await self._lookups.each(requests, wanted, timeout, results, unfinished)
             if unfinished:
-                too_late = DeadlineExceeded(
-                    "LEGACY_TIMEOUT", f"the legacy system did not answer within {timeout:g}s"
-                )
-                for k, task in unfinished.items():
-                    item = items[k]
-                    self._lookups.watch_late(
-                        task,
-                        replace(
-                            base, serial=item.serial, local_person_id=local_ids[item.link_code]
-                        ),
-                        started,
-                        timeout,
-                    )
-                    how.refuse(k, too_late, errors)
-            payloads: list[bytes] = [b""] * n
-            contents: dict[int, str] = {}
-            details: dict[int, str] = {}
-            payload_of = self.payload_of
-            for k, result in results.items():
-                if isinstance(result, bytes):
-                    try:
-                        payloads[k], contents[k] = payload_of(call.info_kind, result)
-                    except BadLegacyRecord as bad:
-                        # The record's bytes stay in this agency's log; the requester gets
-                        # the reason.
-                        details[k] = bad.log_detail
-                        how.refuse(k, bad, errors)
-                elif isinstance(result, RenkeiError):
-                    how.refuse(k, result, errors)
-                else:
-                    how.failed(k, items[k].serial, result, errors)
+                self._too_late(how, call, base, local_ids, unfinished, started, timeout, errors)
+            payloads, contents, details = self._answers(how, call, results, errors)
             sealed = how.seal(call, self.agency_id, nonce, payloads, errors, recipient)
         except RenkeiError as err:
-            if not call.bulk:
-                err.metadata.setdefault("serial", str(call.serial))
+            how.refused(call, err)
             await self._log(
                 [failed(base, i.serial, local_ids.get(i.link_code), err) for i in items]
             )
@@ -216,6 +173,70 @@ class Provider:
             ]
         )
         return how.provided(call, sealed, errors, len(unfinished))
+
+    def _bound(
+        self, how: Envelope, call: ProvideCall, local_ids: dict[str, str], errors: Errors
+    ) -> list[int]:
+        """The positions of the persons bound here; the others are refused."""
+        wanted: list[int] = []
+        for k, item in enumerate(call.items):
+            if item.link_code in local_ids:
+                wanted.append(k)
+            else:
+                how.refuse(
+                    k,
+                    NotFound(
+                        "PERSON_NOT_BOUND",
+                        "the provider has no record bound to this person",
+                        {"provider_agency_id": self.agency_id},
+                    ),
+                    errors,
+                )
+        return wanted
+
+    def _too_late(
+        self,
+        how: Envelope,
+        call: ProvideCall,
+        base: LogRecord,
+        local_ids: dict[str, str],
+        unfinished: Unfinished,
+        started: float,
+        timeout: float,
+        errors: Errors,
+    ) -> None:
+        """Lookups still running at the deadline: refused now, their answers awaited to be
+        logged and discarded."""
+        too_late = DeadlineExceeded(
+            "LEGACY_TIMEOUT", f"the legacy system did not answer within {timeout:g}s"
+        )
+        for k, task in unfinished.items():
+            item = call.items[k]
+            record = replace(base, serial=item.serial, local_person_id=local_ids[item.link_code])
+            self._lookups.watch_late(task, record, started, timeout)
+            how.refuse(k, too_late, errors)
+
+    def _answers(
+        self, how: Envelope, call: ProvideCall, results: Results, errors: Errors
+    ) -> tuple[list[bytes], dict[int, str], dict[int, str]]:
+        """Per person: the payload to seal; by position, the log content and, for a bad
+        legacy record, the detail that stays in this agency's log."""
+        payloads: list[bytes] = [b""] * len(call.items)
+        contents: dict[int, str] = {}
+        details: dict[int, str] = {}
+        payload_of, info_kind = self.payload_of, call.info_kind
+        for k, result in results.items():
+            if isinstance(result, bytes):
+                try:
+                    payloads[k], contents[k] = payload_of(info_kind, result)
+                except BadLegacyRecord as bad:
+                    details[k] = bad.log_detail  # the requester gets only the reason
+                    how.refuse(k, bad, errors)
+            elif isinstance(result, RenkeiError):
+                how.refuse(k, result, errors)
+            else:
+                how.failed(k, call.items[k].serial, result, errors)
+        return payloads, contents, details
 
     async def _local_ids(self, call: ProvideCall) -> dict[str, str]:
         if len(call.items) == 1:  # the single-code lookup: no IN list, one query
