@@ -8,17 +8,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from comm_server import keys
-from comm_server.bulk_exchange import BulkExchange
+from comm_server.callers import CallerCheck
 from comm_server.clients import hub_client
 from comm_server.config import CommConfig
-from comm_server.exchange import Exchange
 from comm_server.hub_client import HubClient
 from comm_server.legacy import LegacyClient
 from comm_server.legacy.factory import open_legacy_client
 from comm_server.mapping.errors import SpecError, UnknownFormat
 from comm_server.mapping.mapper import Mapper
 from comm_server.mapping.registry import load_mapper
-from comm_server.servicers import CallerCheck, ProviderServicer, RequesterServicer
+from comm_server.provider.pipeline import Provider
+from comm_server.provider.servicer import ProviderServicer
+from comm_server.requester.pipeline import Requester
+from comm_server.requester.servicer import RequesterServicer
 from comm_server.staff_register import RegisterError, RegisterFile
 from comm_server.store import AsyncCommStore, open_key_store, open_store
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
@@ -38,12 +40,13 @@ SERVICES = [
 @dataclass
 class CommServer:
     config: CommConfig
-    exchange: Exchange
+    requester: Requester
+    provider: Provider
     store: AsyncCommStore
     hub: HubClient
     legacy: LegacyClient
     handle: ServerHandle
-    provider: ProviderServicer
+    provider_service: ProviderServicer
     watcher: asyncio.Task[None] | None = None
 
     @property
@@ -53,9 +56,9 @@ class CommServer:
     async def stop(self, grace: float | None = None) -> None:
         if self.watcher is not None:
             self.watcher.cancel()
-        self.provider.draining.set()
+        self.provider_service.draining.set()
         await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
-        await self.exchange.aclose()
+        await self.provider.aclose()
         await self.hub.close()
         await self.legacy.aclose()
         self.store.close()
@@ -100,36 +103,34 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
     if legacy is None:
         legacy = open_legacy_client(config.legacy)
     sealing_key = keys.sealing_key(open_key_store(config, store))
-    exchange = Exchange(
+    requester = Requester(
         agency_id=config.agency_id,
         store=store,
         hub=hub,
-        legacy=legacy,
         sealing_key=sealing_key,
-        answer_timeout=config.answer_timeout_seconds,
         query_timeout=config.query_timeout_seconds,
-        responder_staff_id=config.responder_staff_id,
-        responder_terminal_id=config.responder_terminal_id,
+        bulk_query_timeout=config.bulk_query_timeout_seconds,
         staff=staff,
         mapper=mapper,
     )
-    bulk = BulkExchange(
-        exchange=exchange,
+    provider = Provider(
+        agency_id=config.agency_id,
         store=store,
-        hub=hub,
+        legacy=legacy,
         sealing_key=sealing_key,
-        answer_timeout=config.bulk_answer_timeout_seconds,
-        query_timeout=config.bulk_query_timeout_seconds,
+        answer_timeout=config.answer_timeout_seconds,
+        bulk_answer_timeout=config.bulk_answer_timeout_seconds,
         responder_staff_id=config.responder_staff_id,
         responder_terminal_id=config.responder_terminal_id,
+        mapper=mapper,
     )
     callers = CallerCheck(config.agency_id, insecure_development=config.insecure_development)
-    provider = ProviderServicer(exchange, callers, bulk)
-    requester = RequesterServicer(exchange, callers, bulk)
+    provider_service = ProviderServicer(provider, callers)
+    requester_service = RequesterServicer(requester, callers)
 
     def register(server: object) -> None:
-        comm_pb2_grpc.add_ProviderServiceServicer_to_server(provider, server)  # type: ignore[arg-type]
-        comm_pb2_grpc.add_RequesterServiceServicer_to_server(requester, server)  # type: ignore[arg-type]
+        comm_pb2_grpc.add_ProviderServiceServicer_to_server(provider_service, server)  # type: ignore[arg-type]
+        comm_pb2_grpc.add_RequesterServiceServicer_to_server(requester_service, server)  # type: ignore[arg-type]
 
     handle = await start_server(
         name=f"comm:{config.agency_id}",
@@ -144,7 +145,9 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
         if staff is not None
         else None
     )
-    return CommServer(config, exchange, store, hub, legacy, handle, provider, watcher)
+    return CommServer(
+        config, requester, provider, store, hub, legacy, handle, provider_service, watcher
+    )
 
 
 async def serve(config_path: Path, port_file: Path | None = None) -> None:

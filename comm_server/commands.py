@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _follow(config: CommConfig, every: float | None) -> int:
-    from comm_server.feed import FollowReport, follow_agency
+    from comm_server.binding.feed import FollowReport, follow_agency
 
     def show(r: FollowReport) -> None:
         print(f"{r.entries} entries in {r.pages} pages applied; cursor {r.cursor or '-'}")
@@ -39,7 +39,7 @@ def _follow(config: CommConfig, every: float | None) -> int:
 
 
 def _facts(config: CommConfig, local_ids: list[str]) -> int:
-    from comm_server.person_facts import PersonFactsStore
+    from comm_server.binding.person_facts import PersonFactsStore
     from renkei import db
 
     engine = db.create_engine(config.database_url, schema=config.database_schema)
@@ -67,7 +67,7 @@ def _facts(config: CommConfig, local_ids: list[str]) -> int:
 
 
 def _bind_consent(config: CommConfig, input_path: Path, report_path: Path | None) -> int:
-    from comm_server.consent import bind_consents, parse_line
+    from comm_server.binding.consent import bind_consents, parse_line
 
     items = []
     for n, line in enumerate(input_path.read_text(encoding="utf-8").splitlines(), start=1):

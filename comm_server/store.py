@@ -588,6 +588,33 @@ class AsyncCommStore:
         """This agency's share of the log: durable when this returns."""
         await self._logs.submit(record)
 
+    # The exchange pipelines' port (comm_server.ports.ExchangeStore).
+
+    async def append_logs(self, records: list[LogRecord]) -> None:
+        """A bulk exchange's rows, one per person, in one transaction of their own."""
+        await self.run(self.store.append_logs, records)
+
+    async def link_code_for(self, local_person_id: str) -> str | None:
+        return await self.run(self.store.link_code_for, local_person_id)
+
+    async def link_codes_for(self, local_person_ids: list[str]) -> dict[str, str]:
+        return await self.run(self.store.link_codes_for, local_person_ids)
+
+    async def local_person_for(self, link_code: str) -> str | None:
+        return await self.run(self.store.local_person_for, link_code)
+
+    async def local_persons_for(self, link_codes: list[str]) -> dict[str, str]:
+        return await self.run(self.store.local_persons_for, link_codes)
+
+    async def add_ticket(self, ticket: Ticket) -> None:
+        await self.run(self.store.add_ticket, ticket)
+
+    async def ticket(self, role: str, ticket: str) -> Ticket | None:
+        return await self.run(self.store.ticket, role, ticket)
+
+    async def take_ticket(self, role: str, ticket: str) -> bool:
+        return await self.run(self.store.take_ticket, role, ticket)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 

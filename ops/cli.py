@@ -273,7 +273,8 @@ def _bind(args: argparse.Namespace) -> int:
 
     from rich.progress import Progress
 
-    from comm_server.bulk_bind import LocalRecord, bind_agency
+    from comm_server.binding.bulk_bind import bind_agency
+    from comm_server.binding.records import LocalRecord
     from comm_server.config import CommConfig
     from renkei.config_util import ConfigError
     from renkei.errors import RenkeiError
@@ -348,8 +349,8 @@ def _bind(args: argparse.Namespace) -> int:
 def _rekey(config_path: Path, batch: int) -> int:
     from rich.progress import Progress
 
+    from comm_server.binding.rekey import rekey_agency
     from comm_server.config import CommConfig
-    from comm_server.rekey import rekey_agency
 
     config = CommConfig.load(config_path)
     with Progress() as bar:
@@ -479,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("hub", "comm") and args.action == "serve":
         return _serve(args.command, args.config, args.port_file)
     if args.command == "comm" and args.action == "bind":
-        from comm_server.binding import bind_all
+        from comm_server.binding.bind import bind_all
         from comm_server.config import CommConfig
 
         items = [

@@ -31,7 +31,7 @@ import grpc
 from rich.console import Console
 from rich.table import Table
 
-from comm_server.bulk_bind import BindReport, bind_agency
+from comm_server.binding.bulk_bind import BindReport, bind_agency
 from comm_server.config import CommConfig
 from comm_server.staff_register import Grant
 from comm_server.standard import render as render_record

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from comm_server.bulk_bind import LocalRecord
+from comm_server.binding.records import LocalRecord
 from legacy_stubs.registry.model import Address, Name, Sex
 from legacy_stubs.registry.model import Resident as RegistryResident
 from legacy_stubs.registry.resident_code import new_resident_code

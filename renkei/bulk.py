@@ -17,22 +17,33 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from renkei import sealing
+from renkei.deadline import RETURN_SHARE
 from renkei.errors import InvalidArgument, RenkeiError, invalid_field
+from renkei.limits import MAX_BULK_ANSWER_BYTES, MAX_BULK_ITEMS, MAX_BULK_SEALED_QUERIES
 
-MAX_BULK_ITEMS = 5000
-# Sealed queries for MAX_BULK_ITEMS persons; a query of one person is small (a year, a flag).
-MAX_BULK_SEALED_QUERIES = 2 * 1024 * 1024
-# Answers beyond this (sealed) size are refused per item (BULK_ANSWER_TOO_LARGE) so the
-# whole response stays under the 4 MiB gRPC message limit.
-MAX_BULK_ANSWER_BYTES = 3 * 1024 * 1024
+# Re-exported: their home is renkei.limits and renkei.deadline; the hub still reads them here.
+__all__ = [
+    "MAX_BULK_ANSWER_BYTES",
+    "MAX_BULK_ITEMS",
+    "MAX_BULK_SEALED_QUERIES",
+    "NONCE_BYTES",
+    "RETURN_SHARE",
+    "ItemError",
+    "answer_info",
+    "answers_digest",
+    "check_count",
+    "format_serials",
+    "margin",
+    "parse_serials",
+    "query_info",
+]
+
 NONCE_BYTES = 16
-# Each hop keeps back this share of the time it was given (at least its fixed margin) to
-# write its log rows and answer: a bulk request's way back costs more than a single one's.
-RETURN_SHARE = 0.1
 
 
 def margin(time_remaining: float | None, floor: float) -> float:
-    """Seconds a hop keeps back from ``time_remaining`` for its way back."""
+    """Seconds a hop keeps back from ``time_remaining`` for its way back (``floor`` already
+    counts the persons). Kept for the hub until it calls ``renkei.deadline.margin``."""
     return floor if time_remaining is None else max(floor, RETURN_SHARE * time_remaining)
 
 

@@ -2,8 +2,8 @@
 
 A single query and a bulk query, the requester's server, the hub and the
 provider's server all check the same fields against these numbers, so a rule
-changes in one place. ``check_exchange`` is the check of the fields every
-exchange carries; the hops call it with what they have.
+changes in one place. ``check_requester_fields`` and ``check_person`` are the
+checks of the fields a query carries; ``check_kind`` is what every hop checks.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
 The matcher alone is measured in process by ``ops.bench.matcher``
 (a million residents). This run takes the same generated register and agency
 file (its kinds and shares, documented there) at a smaller size and sends the
-file through the real path, ``comm_server.bulk_bind.bind_agency`` (what
+file through the real path, ``comm_server.binding.bulk_bind.bind_agency`` (what
 ``renkei bind`` runs) as the city's communication server:
 
     batch of B records --MatchRecords--> registry binding service (normalize, match)
@@ -39,7 +39,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from comm_server.bulk_bind import AHEAD, BindReport, LocalRecord, bind_agency
+from comm_server.binding.bulk_bind import AHEAD, BindReport, bind_agency
+from comm_server.binding.records import LocalRecord
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
 from comm_server.store import CommStore

@@ -38,12 +38,12 @@ from rich.console import Console
 from rich.table import Table
 
 from comm_server import bootstrap as comm_bootstrap
-from comm_server.binding import bind
+from comm_server.binding.bind import bind
 from comm_server.config import CommConfig
-from comm_server.exchange import answer_info, query_info
 from comm_server.hub_client import HubClient
 from comm_server.keys import sealing_key as agency_sealing_key
 from comm_server.legacy.jsonl_client import canonical_json
+from comm_server.seal_info import answer_info, query_info
 from comm_server.store import AsyncCommStore, CommStore, open_key_store, open_store
 from id_issuer.issuer import IdIssuer
 from legacy_stubs.jsonl_records.store import load_records, write_records

@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
+from comm_server.binding.rekey import rekey
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
-from comm_server.rekey import rekey
 from comm_server.store import correspondence, open_store
 from hub_server import bootstrap as hub_bootstrap
 from hub_server import keys as hub_keys

@@ -48,10 +48,10 @@ from hdrh.histogram import HdrHistogram
 from rich.console import Console
 from rich.table import Table
 
-from comm_server.binding import bind_all
+from comm_server.binding.bind import bind_all
 from comm_server.config import CommConfig
-from comm_server.exchange import answer_info, query_info
 from comm_server.keys import sealing_key as agency_sealing_key
+from comm_server.seal_info import answer_info, query_info
 from comm_server.store import CommStore, open_key_store
 from id_issuer.issuer import IdIssuer
 from legacy_stubs.jsonl_records.store import write_records

@@ -222,7 +222,7 @@ def test_only_the_hub_may_collect_and_only_the_agency_may_fetch(
 
 def test_a_ticket_the_batch_system_never_answers_expires(loop: LoopThread, world: World) -> None:
     pending = _pending(loop, world)
-    exchange = world.topo.comms[PENSION].exchange
+    exchange = world.topo.comms[PENSION].provider
     exchange.ticket_ttl = timedelta(0)
     try:
         refusal = loop.run(refused(_fetch(world.topo, pending.ticket)))

@@ -11,11 +11,11 @@ from support.four_systems import MODERN, legacy_tables, start_four_stubs
 from support.legacy import StubProcess
 from support.topology import Topology, start_topology
 
-from comm_server.bulk_bind import BindReport, bind_agency, bulk_bind
+from comm_server.binding.bulk_bind import BindReport, bind_agency, bulk_bind
+from comm_server.binding.person_file import person_file
 from comm_server.config import CommConfig
 from comm_server.legacy.factory import open_legacy_client
 from comm_server.mapping.registry import load_mapper
-from comm_server.person_file import person_file
 from ops.cli import main as cli_main
 from ops.deploy import registered
 from registry_binding.bootstrap import RegistryBindingServer, create_server

@@ -15,7 +15,7 @@ from support.aio import LoopThread
 from support.refusals import refused
 from support.topology import CITY, PENSION, Topology, start_topology
 
-from comm_server.bulk_bind import BindReport, LocalRecord, bulk_bind
+from comm_server.binding.bulk_bind import BindReport, LocalRecord, bulk_bind
 from comm_server.hub_client import HubClient
 from id_issuer.issuer import IdIssuer
 from legacy_stubs.registry.resident_code import new_resident_code
@@ -493,7 +493,7 @@ def test_a_crash_mid_run_resumes_without_binding_anyone_twice(
 def test_a_crash_inside_a_batchs_transaction_binds_none_of_it_and_a_rerun_binds_it_once(
     loop: LoopThread, setup: Setup, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from comm_server.person_facts import PersonFactsStore
+    from comm_server.binding.person_facts import PersonFactsStore
 
     s = setup
     records = [replace(_legacy(r, i), local_person_id=f"MID-{i}") for i, r in enumerate(s.fresh)]

@@ -97,7 +97,7 @@ def test_a_changed_register_takes_effect_while_the_server_runs(
     assert loop.run(refused(_query(topo, CITY, request))).reason == "STAFF_NOT_REGISTERED"
     path = topo.layout.agency_dir(CITY) / "staff.csv"
     path.write_text(render([TEST_STAFF, Grant("NEW-1", ("T-1",), (PENSION_INFO,))]), "utf-8")
-    staff = topo.comms[CITY].exchange.staff
+    staff = topo.comms[CITY].requester.staff
     assert staff is not None
     wait_for(  # the watch loop re-reads it
         lambda: "NEW-1" in staff.register.by_staff,

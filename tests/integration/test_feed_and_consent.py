@@ -15,10 +15,10 @@ from support.aio import LoopThread
 from support.refusals import refused
 from support.topology import CITY, PENSION, Topology, start_topology
 
-from comm_server.bulk_bind import BindReport, LocalRecord, bulk_bind
-from comm_server.consent import ConsentItem, bind_with_consent
-from comm_server.feed import FollowReport, follow_once
-from comm_server.person_facts import PersonFactsStore
+from comm_server.binding.bulk_bind import BindReport, LocalRecord, bulk_bind
+from comm_server.binding.consent import ConsentItem, bind_with_consent
+from comm_server.binding.feed import FollowReport, follow_once
+from comm_server.binding.person_facts import PersonFactsStore
 from id_issuer.issuer import IdIssuer
 from legacy_stubs.registry.store import RegistryStore
 from ops import audit

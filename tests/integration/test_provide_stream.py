@@ -22,9 +22,10 @@ from support.polling import until
 from support.refusals import refused
 from support.topology import CITY, PENSION, Topology, query
 
-from comm_server.bulk_exchange import BulkExchange
-from comm_server.exchange import Exchange, ProvideCall, Provided
-from comm_server.servicers import CallerCheck, ProviderServicer
+from comm_server.callers import CallerCheck
+from comm_server.provider.pipeline import Provider
+from comm_server.provider.servicer import ProviderServicer
+from comm_server.provider.types import ProvideCall, Provided
 from hub_server.directory import Agency
 from hub_server.linkage import ProvideCall as HubProvideCall
 from hub_server.provider_gateway import GrpcProviderGateway
@@ -73,9 +74,8 @@ class ScriptedExchange:
 class CountingServicer(ProviderServicer):
     unary = 0
 
-    def __init__(self, exchange: Exchange, callers: CallerCheck) -> None:
-        # These tests never make a bulk call.
-        super().__init__(exchange, callers, cast(BulkExchange, None))
+    def __init__(self, exchange: Provider, callers: CallerCheck) -> None:
+        super().__init__(exchange, callers)
 
     async def Provide(  # gRPC method names are PascalCase
         self, request: comm_pb2.ProvideRequest, context: Any
@@ -96,7 +96,7 @@ async def _serve(
     servicer: ProviderServicer | None = None,
 ) -> ServerHandle:
     servicer = servicer or CountingServicer(
-        cast(Exchange, exchange), CallerCheck(PROVIDER, insecure_development=False)
+        cast(Provider, exchange), CallerCheck(PROVIDER, insecure_development=False)
     )
     return await start_server(
         name="scripted-provider",
@@ -131,7 +131,7 @@ class Rig:
         self.gateway = GrpcProviderGateway(layout.hub(), streams=streams)
         self.handle: ServerHandle | None = None
         self.servicer = CountingServicer(
-            cast(Exchange, self.exchange), CallerCheck(PROVIDER, insecure_development=False)
+            cast(Provider, self.exchange), CallerCheck(PROVIDER, insecure_development=False)
         )
 
     async def __aenter__(self) -> Rig:
@@ -302,7 +302,7 @@ def test_a_provider_without_the_stream_gets_unary_calls(
     async def run() -> tuple[list[bytes], int]:
         exchange = ScriptedExchange()
         servicer = CountingServicer(
-            cast(Exchange, exchange), CallerCheck(PROVIDER, insecure_development=False)
+            cast(Provider, exchange), CallerCheck(PROVIDER, insecure_development=False)
         )
         unary_only = grpc.method_handlers_generic_handler(
             SERVICES[0],

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 from support.databases import POSTGRES_URL, drop_schemas
 
-from comm_server.person_facts import FeedItem, PersonFacts, PersonFactsStore
+from comm_server.binding.person_facts import FeedItem, PersonFacts, PersonFactsStore
 from legacy_stubs.registry.population import generate
 from legacy_stubs.registry.resident_code import new_resident_code
 from legacy_stubs.registry.source import JukiMockSource

@@ -14,8 +14,8 @@ from support.polling import until
 from support.refusals import refused
 from support.topology import CITY, MINISTER, PENSION, Topology, query, start_topology
 
+from comm_server.binding.rekey import rekey
 from comm_server.hub_client import HubClient
-from comm_server.rekey import rekey
 from hub_server import keys
 from ops.deploy import Settings
 from renkei.hub.v1 import hub_pb2
@@ -58,7 +58,7 @@ async def _ask(topo: Topology, requester: str, provider: str, info: str, item: s
 
 def _bind_more(loop: LoopThread, topo: Topology, n: int) -> None:
     """More records at the city, so the job needs several batches."""
-    from comm_server.binding import bind
+    from comm_server.binding.bind import bind
     from id_issuer.issuer import IdIssuer
 
     issuer = IdIssuer.load(topo.layout.id_issuer_config)

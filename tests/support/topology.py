@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 
 from comm_server import bootstrap as comm_bootstrap
-from comm_server.binding import bind_all
+from comm_server.binding.bind import bind_all
 from comm_server.config import CommConfig
 from comm_server.legacy import LegacyClient
 from comm_server.staff_register import Grant

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from comm_server.bulk_bind import LocalRecord, ReviewItem
+from comm_server.binding.records import LocalRecord, ReviewItem
 from comm_server.legacy import LegacyClient
 from comm_server.legacy.common import MAX_PAGE
 from comm_server.mapping.errors import MappingError

@@ -14,7 +14,7 @@ gave and their consent::
 ``document_sha256`` may be left out.) The registry answers MATCHED with the
 person's ID code sealed to the hub for this body, or NO_EXACT_MATCH and no
 more; the sealed code goes to the hub for the body's link code, which the
-correspondence table keeps, as in ``comm_server.bulk_bind``. The registry's
+correspondence table keeps, as in ``comm_server.binding.bulk_bind``. The registry's
 attempt id is reported for every line, so the body's own consent records can
 cite the registry's log.
 """
@@ -30,8 +30,9 @@ from typing import Any, Literal
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from comm_server.binding import bind
-from comm_server.bulk_bind import RECORD_FIELDS, LocalRecord, registry_record
+from comm_server.binding.bind import bind
+from comm_server.binding.bulk_bind import RECORD_FIELDS, registry_record
+from comm_server.binding.records import LocalRecord
 from comm_server.clients import hub_client, registry_channel
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient

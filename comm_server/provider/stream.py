@@ -1,6 +1,6 @@
 """ProviderService.ProvideStream: many Provide calls from the hub over one stream.
 
-Each request runs as its own task through the same ``Exchange.provide`` as a
+Each request runs as its own task through the same ``Provider.provide`` as a
 unary Provide call, with the deadline the request carries; its answer or
 refusal goes back tagged with the request's call id as soon as it is ready.
 A cancel message, or the stream ending early (the hub gone), cancels the
@@ -21,7 +21,8 @@ from typing import Any
 
 import grpc
 
-from comm_server.exchange import Exchange, ProvideCall
+from comm_server.provider.pipeline import Provider
+from comm_server.provider.types import ProvideCall
 from renkei.comm.v1 import comm_pb2
 from renkei.errors import RenkeiError, Unavailable
 from renkei.logs import correlation_id, event, new_correlation_id
@@ -38,8 +39,9 @@ _SHUTTING_DOWN = Unavailable(
 )
 
 
-def _call(request: comm_pb2.ProvideRequest) -> ProvideCall:
-    return ProvideCall(
+def provide_call(request: comm_pb2.ProvideRequest) -> ProvideCall:
+    """A unary Provide's request (or one of a stream's) as the pipeline takes it."""
+    return ProvideCall.single(
         serial=request.serial,
         time=request.time.ToDatetime(tzinfo=UTC),
         requester_agency_id=request.requester_agency_id,
@@ -61,7 +63,7 @@ def _refusal(call_id: int, err: RenkeiError) -> Response:
 
 
 async def serve_provide_stream(
-    exchange: Exchange,
+    provider: Provider,
     requests: Requests,
     check_caller: Callable[[], None],
     draining: asyncio.Event | None = None,
@@ -78,7 +80,7 @@ async def serve_provide_stream(
         try:
             # No timeout_ms: no deadline, as a unary call without one (the server's ceiling).
             remaining = request.timeout_ms / 1000 if request.timeout_ms else None
-            provided = await exchange.provide(_call(request.provide), remaining)
+            provided = await provider.provide(provide_call(request.provide), remaining)
             out.put_nowait(
                 Response(
                     call_id=call_id,

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import grpc
 
+from comm_server.binding.person_facts import FeedItem, PersonFacts, PersonFactsStore
 from comm_server.clients import registry_channel
 from comm_server.config import CommConfig
-from comm_server.person_facts import FeedItem, PersonFacts, PersonFactsStore
 from renkei import db
 from renkei.errors import RenkeiError, from_rpc_error
 from renkei.grpcutil.handlers import outgoing_metadata

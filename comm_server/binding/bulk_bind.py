@@ -8,7 +8,7 @@ residents' ID codes sealed together to the hub for this agency, and which
 outcomes it covers. That batch goes to the hub in one call
 (``HubService.IssueLinkCodes``) for this agency's link codes, in order, and
 the correspondence table keeps them in one transaction together with the
-registry's subscription handles (``registry_handles``; ``comm_server.feed``
+registry's subscription handles (``registry_handles``; ``comm_server.binding.feed``
 follows the persons' changes by them). Ambiguous, unmatched and invalid
 records go to a review list with the registry's reason; nothing about them is
 guessed. While one batch is at the hub and the store, the next ``ahead``
@@ -27,15 +27,17 @@ import contextlib
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 
 import grpc
 from sqlalchemy.engine import Connection
 
+from comm_server.binding.person_facts import PersonFactsStore
+from comm_server.binding.person_file import person_file
+from comm_server.binding.records import LocalRecord, ReviewItem, ReviewStatus
 from comm_server.clients import hub_client, registry_channel
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
-from comm_server.person_facts import PersonFactsStore
 from comm_server.store import AsyncCommStore, CommStore, NewBinding, open_store
 from renkei import validate
 from renkei.config_util import ConfigError
@@ -47,29 +49,6 @@ MAX_BATCH = 1000
 AHEAD = 3
 """MatchRecords calls in flight beyond the batch at the hub and the store (overlapping)."""
 SAMPLES = 20
-ReviewStatus = Literal["ambiguous", "none", "invalid", "failed"]
-
-
-@dataclass(frozen=True, slots=True)
-class LocalRecord:
-    """One record of the agency's file: its own id and the four facts as it writes them."""
-
-    local_person_id: str
-    name: str
-    address: str
-    birth_date: str
-    sex: str
-    kana: str = ""
-    municipality_hint: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class ReviewItem:
-    """A record that did not bind, and why (for a person to look at)."""
-
-    local_person_id: str
-    status: ReviewStatus
-    reason: str
 
 
 @dataclass
@@ -418,7 +397,6 @@ async def bind_agency(
     if records is None:
         from comm_server.bootstrap import load_format
         from comm_server.legacy.factory import open_legacy_client
-        from comm_server.person_file import person_file  # it imports this module
 
         mapper = load_format(config)
         if mapper is None:

@@ -323,7 +323,7 @@ def test_bind_many_writes_nothing_when_the_transaction_fails(store: CommStore) -
 
 
 def test_handles_are_kept_with_the_bindings_and_conflicts_named(engine: Engine) -> None:
-    from comm_server.person_facts import PersonFactsStore
+    from comm_server.binding.person_facts import PersonFactsStore
     from comm_server.store import NewBinding
 
     store = CommStore(engine)

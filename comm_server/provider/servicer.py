@@ -1,0 +1,105 @@
+"""ProviderService: the hub asks through it; each RPC onto the one provider pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC
+
+from comm_server.callers import CallerCheck, Context
+from comm_server.provider.pipeline import Provider
+from comm_server.provider.stream import provide_call, serve_provide_stream
+from comm_server.provider.types import CollectCall, ProvideCall, ProvideItem
+from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
+from renkei.errors import RenkeiError
+from renkei.grpcutil.handlers import rpc
+from renkei.logs import event
+
+_log = logging.getLogger("renkei.rpc")
+
+
+class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
+    def __init__(self, provider: Provider, callers: CallerCheck) -> None:
+        self._provider = provider
+        self._callers = callers
+        # Set on shutdown: open ProvideStreams finish their calls and end.
+        self.draining = asyncio.Event()
+
+    @rpc("BulkProvide")
+    async def BulkProvide(  # gRPC method names are PascalCase
+        self, request: comm_pb2.BulkProvideRequest, context: Context
+    ) -> comm_pb2.BulkProvideResponse:
+        self._callers.require_hub(context)
+        provided = await self._provider.provide(
+            ProvideCall(
+                time=request.time.ToDatetime(tzinfo=UTC),
+                requester_agency_id=request.requester_agency_id,
+                info_kind=request.info_kind,
+                legal_basis_item=request.legal_basis_item,
+                items=[ProvideItem(i.serial, i.index, i.link_code) for i in request.items],
+                sealed_queries=request.sealed_queries,
+                requester_sealing_public_key=request.requester_sealing_public_key,
+                item_count=request.item_count,
+                bulk=True,
+            ),
+            context.time_remaining(),
+        )
+        return comm_pb2.BulkProvideResponse(
+            results=[
+                comm_pb2.BulkProvideResult(serial=serial)
+                if error is None
+                else comm_pb2.BulkProvideResult(
+                    serial=serial,
+                    error=comm_pb2.BulkItemError(
+                        code=error.code, reason=error.reason, message=error.message
+                    ),
+                )
+                for serial, error in provided.results
+            ],
+            sealed_answers=provided.sealed_answer,
+        )
+
+    @rpc("Provide")
+    async def Provide(  # gRPC method names are PascalCase
+        self, request: comm_pb2.ProvideRequest, context: Context
+    ) -> comm_pb2.ProvideResponse:
+        self._callers.require_hub(context)
+        provided = await self._provider.provide(provide_call(request), context.time_remaining())
+        return comm_pb2.ProvideResponse(
+            sealed_answer=provided.sealed_answer, ticket=provided.ticket
+        )
+
+    async def ProvideStream(  # gRPC method names are PascalCase
+        self, request_iterator: AsyncIterator[comm_pb2.ProvideStreamRequest], context: Context
+    ) -> AsyncIterator[comm_pb2.ProvideStreamResponse]:
+        try:
+            async for response in serve_provide_stream(
+                self._provider,
+                request_iterator,
+                lambda: self._callers.require_hub(context),
+                self.draining,
+            ):
+                yield response
+        except RenkeiError as err:  # the stream as a whole refused (a caller not the hub)
+            event(_log, "rpc refused", method="ProvideStream", reason=err.reason)
+            status = err.to_status()
+            await context.abort(status.code, status.details, status.trailing_metadata)
+
+    @rpc("Collect")
+    async def Collect(  # gRPC method names are PascalCase
+        self, request: comm_pb2.CollectRequest, context: Context
+    ) -> comm_pb2.CollectResponse:
+        self._callers.require_hub(context)
+        sealed = await self._provider.collect(
+            CollectCall(
+                serial=request.serial,
+                ticket=request.ticket,
+                requester_agency_id=request.requester_agency_id,
+                info_kind=request.info_kind,
+                legal_basis_item=request.legal_basis_item,
+                requester_sealing_public_key=request.requester_sealing_public_key,
+            ),
+            context.time_remaining(),
+        )
+        return comm_pb2.CollectResponse(sealed_answer=sealed)

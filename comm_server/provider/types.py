@@ -1,0 +1,88 @@
+"""The provider's side's calls from the hub and its answers, for one person or a batch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from renkei.bulk import ItemError
+
+
+@dataclass(frozen=True, slots=True)
+class ProvideItem:
+    """One person of a call: the hub's serial, the query it answers (index), the link code."""
+
+    serial: int
+    index: int
+    link_code: str
+
+
+@dataclass(frozen=True)
+class ProvideCall:
+    """A call from the hub: one person (Provide) or up to 5,000 (``bulk``: BulkProvide).
+
+    ``sealed_queries``: a single call's one sealed query (may be empty: no query),
+    or a bulk call's one message holding ``item_count`` queries.
+    """
+
+    time: datetime
+    requester_agency_id: str
+    info_kind: str
+    legal_basis_item: str
+    items: list[ProvideItem]
+    sealed_queries: bytes
+    requester_sealing_public_key: bytes
+    item_count: int = 1
+    bulk: bool = False
+
+    @classmethod
+    def single(
+        cls,
+        *,
+        serial: int,
+        time: datetime,
+        requester_agency_id: str,
+        info_kind: str,
+        legal_basis_item: str,
+        link_code: str,
+        sealed_query: bytes,
+        requester_sealing_public_key: bytes,
+    ) -> ProvideCall:
+        return cls(
+            time,
+            requester_agency_id,
+            info_kind,
+            legal_basis_item,
+            [ProvideItem(serial, 0, link_code)],
+            sealed_query,
+            requester_sealing_public_key,
+        )
+
+    @property
+    def serial(self) -> int:
+        """The serial of the first person: a single call's only one."""
+        return self.items[0].serial
+
+    @property
+    def link_code(self) -> str:
+        return self.items[0].link_code
+
+
+@dataclass(frozen=True)
+class Provided:
+    """A single call's sealed answer (or its ticket), or a bulk call's one sealed message
+    and each person's (serial, error or None) in order."""
+
+    sealed_answer: bytes
+    ticket: str = ""
+    results: list[tuple[int, ItemError | None]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CollectCall:
+    serial: int
+    ticket: str
+    requester_agency_id: str
+    info_kind: str
+    legal_basis_item: str
+    requester_sealing_public_key: bytes

@@ -1,0 +1,354 @@
+"""The requester's pipeline: a query from the agency's legacy side, to the hub and back (R28).
+
+One path for a single query and a bulk one (a single query is a batch of
+one): the field limits and the deadline budget, the staff check (R19), each
+person's link code from the correspondence table, the hub, the answers opened
+and turned into the agency's own format, and one log row per person, tied to
+the hub's serial, whatever the outcome. ``envelope`` holds how the batch is
+sealed and relayed, the only part that differs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta, timezone
+
+from cryptography.hazmat.primitives.asymmetric import x25519
+
+from comm_server import answer_later, standard
+from comm_server.answer_later import ANSWER_PENDING
+from comm_server.exchange_log import OK, REQUESTER, row
+from comm_server.mapping.mapper import Mapper
+from comm_server.ports import Clock, ExchangeStore, Hub, Staff
+from comm_server.requester.envelope import Envelope, OneMessage, Outcomes, PerPerson, Relayed
+from comm_server.requester.types import Answered, FetchRequest, LocalQuery, PersonAnswer
+from comm_server.seal_info import answer_info
+from comm_server.store import LogRecord, Ticket
+from renkei import deadline, sealing, validate
+from renkei.bulk import ItemError
+from renkei.errors import DeadlineExceeded, PermissionDenied, RenkeiError
+from renkei.layout.v1 import layout_pb2
+from renkei.limits import MAX_ID, MAX_TICKET
+
+# Staff registers give validity in Japanese calendar days.
+JST = timezone(timedelta(hours=9), "JST")
+
+
+@dataclass(frozen=True, slots=True)
+class Opened:
+    """An answer as this agency takes it: its own format, the standard record, log text."""
+
+    answer: bytes
+    record: layout_pb2.StandardRecord | None
+    content: str
+    problem: str | None
+
+
+class Requester:
+    def __init__(
+        self,
+        *,
+        agency_id: str,
+        store: ExchangeStore,
+        hub: Hub,
+        sealing_key: x25519.X25519PrivateKey,
+        query_timeout: float,
+        bulk_query_timeout: float,
+        staff: Staff | None = None,
+        mapper: Mapper | None = None,
+        clock: Clock = lambda: datetime.now(UTC),
+    ) -> None:
+        self.agency_id = agency_id
+        self._store = store
+        self._hub = hub
+        self._sealing_key = sealing_key
+        self._query_timeout = query_timeout
+        self._single: Envelope = PerPerson(query_timeout)
+        self._bulk: Envelope = OneMessage(bulk_query_timeout)
+        self.staff = staff
+        # None: answers are handed on as the provider sealed them.
+        self.mapper = mapper
+        self._clock = clock
+
+    def check_staff(self, staff_id: str, terminal_id: str, info_kind: str, item: str) -> None:
+        """R19: only registered staff, at their terminals, for their affairs."""
+        if self.staff is None:
+            raise PermissionDenied(
+                "STAFF_REGISTER_NOT_CONFIGURED",
+                "this communication server has no staff register, so no one may query",
+            )
+        day = self._clock().astimezone(JST).date()
+        self.staff.register.check(staff_id, terminal_id, info_kind, item, day)
+
+    async def query(self, q: LocalQuery, time_remaining: float | None) -> Answered:
+        """Every person's answer or error, in order.
+
+        A single query raises its refusal; a bulk one raises only if refused whole
+        (staff register, the hub's policy, a deadline), and still leaves one log
+        row per person, with the hub's serial where it gave one.
+        """
+        how = self._bulk if q.bulk else self._single
+        how.check(q)
+        persons = q.persons
+        n = len(persons)
+        timeout = deadline.budget(
+            how.ceiling,
+            time_remaining,
+            deadline.margin(time_remaining, deadline.REQUESTER_MARGIN_SECONDS, n),
+        )
+        now = self._clock()
+        base = LogRecord(
+            serial=None,
+            role=REQUESTER,
+            logged_at=now,
+            counterpart_agency_id=q.provider_agency_id,
+            info_kind=q.info_kind,
+            legal_basis_item=q.legal_basis_item,
+            local_person_id=None,
+            staff_id=q.staff_id,
+            terminal_id=q.terminal_id,
+            content="",
+            purpose=q.purpose,
+            outcome=OK,
+            reason="",
+        )
+        out = Outcomes([0] * n, [b""] * n, [None] * n)
+        sent: list[int] = []  # request positions of the persons sent to the hub, in hub order
+        relayed = None
+        try:
+            self.check_staff(q.staff_id, q.terminal_id, q.info_kind, q.legal_basis_item)
+            codes = await self._link_codes(q)
+            for i, person in enumerate(persons):
+                if person.local_person_id in codes:
+                    sent.append(i)
+                else:
+                    how.unbound(i, person.local_person_id, out)
+            if sent:
+                # The hub gets what is left of one deadline, so its own (serial-carrying)
+                # refusal arrives before this server's safety net fires.
+                until = asyncio.get_running_loop().time() + timeout
+                async with asyncio.timeout_at(until + deadline.SAFETY_NET_SECONDS):
+                    provider_key = await self._hub.sealing_key(
+                        q.provider_agency_id, timeout=timeout
+                    )
+                    relayed = await how.relay(
+                        self._hub,
+                        self.agency_id,
+                        q,
+                        sent,
+                        codes,
+                        provider_key,
+                        until,
+                        self._sealing_key,
+                        out,
+                    )
+            del codes
+        except TimeoutError:
+            err = DeadlineExceeded("QUERY_TIMEOUT", f"no answer within {timeout:.3f} s")
+            await self._refused(q, base, how, sent, out, err)
+            raise err from None
+        except RenkeiError as err:
+            how.serials_of(err, sent, out)
+            await self._refused(q, base, how, sent, out, err)
+            raise
+        if relayed is not None and relayed.ticket:
+            return await self._pending(q, base, out.serials[0], relayed)
+        errors = out.errors
+        opened = [
+            None
+            if errors[i] is not None
+            else self.opened(out.answers[i], q.info_kind, person.local_person_id)
+            for i, person in enumerate(persons)
+        ]
+        serials = out.serials
+        await self._log(
+            [
+                row(
+                    base,
+                    serials[i] or None,
+                    person.local_person_id,
+                    "" if o is None else o.content,
+                    errors[i],
+                    None if o is None else o.problem,
+                )
+                for i, (person, o) in enumerate(zip(persons, opened, strict=True))
+            ]
+        )
+        return Answered(
+            now,
+            q.legal_basis_item if relayed is None else relayed.legal_basis_item,
+            "" if relayed is None else relayed.policy_version,
+            [
+                PersonAnswer(
+                    person.local_person_id,
+                    serials[i],
+                    b"" if o is None else o.answer,
+                    errors[i],
+                    None if o is None else o.record,
+                )
+                for i, (person, o) in enumerate(zip(persons, opened, strict=True))
+            ],
+        )
+
+    async def _link_codes(self, q: LocalQuery) -> dict[str, str]:
+        if len(q.persons) == 1:  # the single-person lookup: a plain equality, no IN list
+            local_id = q.persons[0].local_person_id
+            code = await self._store.link_code_for(local_id)
+            return {} if code is None else {local_id: code}
+        return await self._store.link_codes_for([p.local_person_id for p in q.persons])
+
+    async def _log(self, records: list[LogRecord]) -> None:
+        if len(records) == 1:
+            await self._store.append_log(records[0])
+        else:
+            await self._store.append_logs(records)
+
+    async def _refused(
+        self,
+        q: LocalQuery,
+        base: LogRecord,
+        how: Envelope,
+        sent: list[int],
+        out: Outcomes,
+        err: RenkeiError,
+    ) -> None:
+        """The request failed whole: one row per person (its own reason if it never left)."""
+        whole = ItemError.of(err)
+        went = set(sent)
+        errors, serials = out.errors, out.serials
+        await self._log(
+            [
+                row(
+                    base,
+                    serials[i] or None,
+                    person.local_person_id,
+                    "",
+                    errors[i] if sent and i not in went and errors[i] else whole,
+                )
+                for i, person in enumerate(q.persons)
+            ]
+        )
+        how.mark(err, out)
+
+    async def _pending(
+        self, q: LocalQuery, base: LogRecord, serial: int, relayed: Relayed
+    ) -> Answered:
+        """A single query's answer comes later: keep the ticket, log the first half."""
+        local_id = q.persons[0].local_person_id
+        await self._store.add_ticket(
+            Ticket(
+                ticket=relayed.ticket,
+                role=REQUESTER,
+                serial=serial,
+                counterpart_agency_id=q.provider_agency_id,
+                info_kind=q.info_kind,
+                legal_basis_item=q.legal_basis_item,
+                local_person_id=local_id,
+                purpose=q.purpose,
+                legacy_ticket=None,
+                created_at=base.logged_at,
+            )
+        )
+        await self._store.append_log(
+            replace(
+                base,
+                serial=serial,
+                local_person_id=local_id,
+                outcome=ANSWER_PENDING,
+                detail="answer to be fetched later with a ticket",
+            )
+        )
+        return Answered(
+            base.logged_at,
+            relayed.legal_basis_item,
+            relayed.policy_version,
+            [PersonAnswer(local_id, serial, b"")],
+            relayed.ticket,
+        )
+
+    def opened(self, plaintext: bytes, info_kind: str, local_person_id: str) -> Opened:
+        """An opened answer as this agency takes it: the record, and in its own format."""
+        record = standard.open_payload(plaintext, info_kind)
+        if record is None:
+            return Opened(plaintext, None, plaintext.decode("utf-8", errors="replace"), None)
+        record.local_person_id = local_person_id
+        own, problem = standard.to_own_format(self.mapper, info_kind, record)
+        return Opened(own, record, standard.render(record), problem or None)
+
+    # -- answer-later ----------------------------------------------------------
+
+    async def fetch(self, f: FetchRequest, time_remaining: float | None) -> Answered:
+        """The answer to one of this agency's pending queries, logged as its second half."""
+        validate.text("ticket", f.ticket, max_chars=MAX_TICKET)
+        validate.text("staff_id", f.staff_id, max_chars=MAX_ID)
+        validate.text("terminal_id", f.terminal_id, max_chars=MAX_ID)
+        held = await self._store.ticket(REQUESTER, f.ticket)
+        if held is None:
+            raise answer_later.unknown_ticket()
+        record = LogRecord(
+            serial=held.serial,
+            role=REQUESTER,
+            logged_at=self._clock(),
+            counterpart_agency_id=held.counterpart_agency_id,
+            info_kind=held.info_kind,
+            legal_basis_item=held.legal_basis_item,
+            local_person_id=held.local_person_id,
+            staff_id=f.staff_id,
+            terminal_id=f.terminal_id,
+            content="",
+            purpose=held.purpose,
+            outcome=OK,
+            reason="",
+        )
+        timeout = deadline.budget(
+            self._query_timeout, time_remaining, deadline.REQUESTER_MARGIN_SECONDS
+        )
+        try:
+            self.check_staff(f.staff_id, f.terminal_id, held.info_kind, held.legal_basis_item)
+            try:
+                async with asyncio.timeout(timeout + deadline.SAFETY_NET_SECONDS):
+                    answer = await self._hub.fetch_answer(held.serial, f.ticket, timeout=timeout)
+            except TimeoutError:
+                raise DeadlineExceeded(
+                    "QUERY_TIMEOUT", f"no answer within {timeout:.3f} s"
+                ) from None
+            plaintext = sealing.open_sealed(
+                answer.sealed_answer,
+                self._sealing_key,
+                answer_info(
+                    held.serial,
+                    self.agency_id,
+                    held.counterpart_agency_id,
+                    held.info_kind,
+                    held.legal_basis_item,
+                ),
+                field="sealed_answer",
+            )
+            opened = self.opened(plaintext, held.info_kind, held.local_person_id or "")
+        except RenkeiError as err:
+            err.metadata.setdefault("serial", str(held.serial))
+            if err.reason == "ANSWER_EXPIRED":
+                await self._store.take_ticket(REQUESTER, f.ticket)
+            await self._store.append_log(
+                replace(record, outcome=err.code.name, reason=err.reason),
+            )
+            raise
+        await self._store.take_ticket(REQUESTER, f.ticket)
+        await self._store.append_log(
+            replace(
+                record,
+                content=opened.content,
+                detail=(
+                    "answer fetched with its ticket"
+                    + (f"; {opened.problem}" if opened.problem else "")
+                )[: standard.DETAIL_CHARS],
+            ),
+        )
+        local_id = held.local_person_id or ""
+        return Answered(
+            record.logged_at,
+            held.legal_basis_item,
+            answer.policy_version,
+            [PersonAnswer(local_id, held.serial, opened.answer, record=opened.record)],
+        )
