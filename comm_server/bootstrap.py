@@ -124,7 +124,7 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
         responder_terminal_id=config.responder_terminal_id,
         mapper=mapper,
     )
-    callers = CallerCheck(config.agency_id, insecure_development=config.insecure_development)
+    callers = CallerCheck(config.agency_id)
     provider_service = ProviderServicer(provider, callers)
     requester_service = RequesterServicer(requester, callers)
 

@@ -12,9 +12,6 @@ from comm_server.provider.pipeline import Provider
 from comm_server.provider.stream import provide_call, serve_provide_stream
 from comm_server.provider.types import CollectCall, ProvideCall, ProvideItem
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
-from renkei.errors import RenkeiError
-from renkei.grpcutil.handlers import rpc
-from renkei.logs import event
 
 _log = logging.getLogger("renkei.rpc")
 
@@ -26,11 +23,10 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
         # Set on shutdown: open ProvideStreams finish their calls and end.
         self.draining = asyncio.Event()
 
-    @rpc("BulkProvide")
     async def BulkProvide(  # gRPC method names are PascalCase
         self, request: comm_pb2.BulkProvideRequest, context: Context
     ) -> comm_pb2.BulkProvideResponse:
-        self._callers.require_hub(context)
+        self._callers.require_hub()
         provided = await self._provider.provide(
             ProvideCall(
                 time=request.time.ToDatetime(tzinfo=UTC),
@@ -60,11 +56,10 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
             sealed_answers=provided.sealed_answer,
         )
 
-    @rpc("Provide")
     async def Provide(  # gRPC method names are PascalCase
         self, request: comm_pb2.ProvideRequest, context: Context
     ) -> comm_pb2.ProvideResponse:
-        self._callers.require_hub(context)
+        self._callers.require_hub()
         provided = await self._provider.provide(provide_call(request), context.time_remaining())
         return comm_pb2.ProvideResponse(
             sealed_answer=provided.sealed_answer, ticket=provided.ticket
@@ -73,24 +68,16 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
     async def ProvideStream(  # gRPC method names are PascalCase
         self, request_iterator: AsyncIterator[comm_pb2.ProvideStreamRequest], context: Context
     ) -> AsyncIterator[comm_pb2.ProvideStreamResponse]:
-        try:
-            async for response in serve_provide_stream(
-                self._provider,
-                request_iterator,
-                lambda: self._callers.require_hub(context),
-                self.draining,
-            ):
-                yield response
-        except RenkeiError as err:  # the stream as a whole refused (a caller not the hub)
-            event(_log, "rpc refused", method="ProvideStream", reason=err.reason)
-            status = err.to_status()
-            await context.abort(status.code, status.details, status.trailing_metadata)
+        # A refusal of the whole stream (a caller not the hub) is the interceptor's to answer.
+        async for response in serve_provide_stream(
+            self._provider, request_iterator, self._callers.require_hub, self.draining
+        ):
+            yield response
 
-    @rpc("Collect")
     async def Collect(  # gRPC method names are PascalCase
         self, request: comm_pb2.CollectRequest, context: Context
     ) -> comm_pb2.CollectResponse:
-        self._callers.require_hub(context)
+        self._callers.require_hub()
         sealed = await self._provider.collect(
             CollectCall(
                 serial=request.serial,

@@ -11,7 +11,6 @@ from comm_server.requester.pipeline import Requester
 from comm_server.requester.types import FetchRequest, LocalQuery, Person
 from renkei.bulk import ItemError
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
-from renkei.grpcutil.handlers import rpc
 
 
 def item_error(error: ItemError | None) -> comm_pb2.BulkItemError | None:
@@ -31,11 +30,10 @@ class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
         self._requester = requester
         self._callers = callers
 
-    @rpc("BulkQuery")
     async def BulkQuery(  # gRPC method names are PascalCase
         self, request: comm_pb2.BulkQueryRequest, context: Context
     ) -> comm_pb2.BulkQueryResponse:
-        self._callers.require_own_agency(context)
+        self._callers.require_own_agency()
         result = await self._requester.query(
             LocalQuery(
                 provider_agency_id=request.provider_agency_id,
@@ -65,11 +63,10 @@ class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
             ],
         )
 
-    @rpc("Query")
     async def Query(  # gRPC method names are PascalCase
         self, request: comm_pb2.QueryRequest, context: Context
     ) -> comm_pb2.QueryResponse:
-        self._callers.require_own_agency(context)
+        self._callers.require_own_agency()
         result = await self._requester.query(
             LocalQuery(
                 provider_agency_id=request.provider_agency_id,
@@ -96,11 +93,10 @@ class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
             record=person.record,
         )
 
-    @rpc("FetchAnswer")
     async def FetchAnswer(  # gRPC method names are PascalCase
         self, request: comm_pb2.FetchAnswerRequest, context: Context
     ) -> comm_pb2.FetchAnswerResponse:
-        self._callers.require_own_agency(context)
+        self._callers.require_own_agency()
         result = await self._requester.fetch(
             FetchRequest(
                 ticket=request.ticket, staff_id=request.staff_id, terminal_id=request.terminal_id

@@ -95,9 +95,7 @@ async def _serve(
     bind: str = "127.0.0.1:0",
     servicer: ProviderServicer | None = None,
 ) -> ServerHandle:
-    servicer = servicer or CountingServicer(
-        cast(Provider, exchange), CallerCheck(PROVIDER, insecure_development=False)
-    )
+    servicer = servicer or CountingServicer(cast(Provider, exchange), CallerCheck(PROVIDER))
     return await start_server(
         name="scripted-provider",
         bind=bind,
@@ -130,9 +128,7 @@ class Rig:
         self.exchange = ScriptedExchange()
         self.gateway = GrpcProviderGateway(layout.hub(), streams=streams)
         self.handle: ServerHandle | None = None
-        self.servicer = CountingServicer(
-            cast(Provider, self.exchange), CallerCheck(PROVIDER, insecure_development=False)
-        )
+        self.servicer = CountingServicer(cast(Provider, self.exchange), CallerCheck(PROVIDER))
 
     async def __aenter__(self) -> Rig:
         self.handle = await _serve(self.layout, self.exchange, servicer=self.servicer)
@@ -301,9 +297,7 @@ def test_a_provider_without_the_stream_gets_unary_calls(
 
     async def run() -> tuple[list[bytes], int]:
         exchange = ScriptedExchange()
-        servicer = CountingServicer(
-            cast(Provider, exchange), CallerCheck(PROVIDER, insecure_development=False)
-        )
+        servicer = CountingServicer(cast(Provider, exchange), CallerCheck(PROVIDER))
         unary_only = grpc.method_handlers_generic_handler(
             SERVICES[0],
             {
