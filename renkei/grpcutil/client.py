@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import grpc
 
-from renkei.grpcutil.server import MAX_MESSAGE_BYTES
+from renkei.limits import MAX_MESSAGE_BYTES
 from renkei.pki import TlsFiles
 
 _OPTIONS = [

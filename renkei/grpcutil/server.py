@@ -11,12 +11,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer as AioHealthServicer  # what health.aio names
 from grpc_reflection.v1alpha import reflection
 
+from renkei import limits
 from renkei.logs import event
 from renkei.pki import TlsFiles
 
 _log = logging.getLogger("renkei.server")
 
-MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+# Kept under this name for its importers; the number lives in renkei/limits.py.
+MAX_MESSAGE_BYTES = limits.MAX_MESSAGE_BYTES
 
 
 class InsecurePortRefused(RuntimeError):
