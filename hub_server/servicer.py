@@ -7,8 +7,8 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
-from hub_server.bulk import BulkRelayRequest
-from hub_server.linkage import Hub, RelayRequest
+from hub_server.exchange import RelayRequest
+from hub_server.linkage import Hub
 from hub_server.policy import Decision
 from renkei.grpcutil.handlers import metadata_value, rpc
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
@@ -75,18 +75,20 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                 provider_agency_id=request.provider_agency_id,
                 info_kind=request.info_kind,
                 legal_basis_item=request.legal_basis_item,
-                link_code=request.link_code,
-                sealed_query=request.sealed_query,
+                link_codes=(request.link_code,),
+                sealed_queries=request.sealed_query,
+                single=True,
             ),
             context.time_remaining(),
         )
+        ((serial, _),) = result.results  # a refusal of a single relay is raised, not returned
         when = timestamp_pb2.Timestamp()
         when.FromDatetime(result.time)
         return hub_pb2.RelayResponse(
-            serial=result.serial,
+            serial=serial,
             time=when,
             citation=_citation(result.decision),
-            sealed_answer=result.sealed_answer,
+            sealed_answer=result.sealed_answers,
             ticket=result.ticket,
         )
 
@@ -95,9 +97,9 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
         self, request: hub_pb2.BulkRelayRequest, context: Context
     ) -> hub_pb2.BulkRelayResponse:
         caller = self._hub.caller(self._caller_id(context))
-        result = await self._hub.bulk_relay(
+        result = await self._hub.relay(
             caller,
-            BulkRelayRequest(
+            RelayRequest(
                 provider_agency_id=request.provider_agency_id,
                 info_kind=request.info_kind,
                 legal_basis_item=request.legal_basis_item,
