@@ -40,7 +40,7 @@ class RelayRequest:
     single: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built once per person, and a frozen init costs 3x
 class ProvideItem:
     serial: int
     index: int

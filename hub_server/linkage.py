@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives import hashes, hmac
@@ -88,17 +88,19 @@ class RekeyAnswer:
     newest_id_key_version: int
 
 
-@dataclass(slots=True)
 class _Admitted:
     """Each person of a relay as the hub found them, in request order."""
 
-    rows: list[tuple[LogEntry, str, str]] = field(default_factory=list)
-    errors: list[ItemError | None] = field(default_factory=list)
-    # The persons the provider may be asked about: their indexes and ID codes.
-    relay_at: list[int] = field(default_factory=list)
-    id_codes: list[bytes] = field(default_factory=list)
-    accepted: dict[int, bool] = field(default_factory=dict)  # ID key version -> still accepted
-    refusal: RenkeiError | None = None  # the last person refused here
+    __slots__ = ("accepted", "errors", "id_codes", "refusal", "relay_at", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[LogEntry, str, str]] = []
+        self.errors: list[ItemError | None] = []
+        # The persons the provider may be asked about: their indexes and ID codes.
+        self.relay_at: list[int] = []
+        self.id_codes: list[bytes] = []
+        self.accepted: dict[int, bool] = {}  # ID key version -> still accepted
+        self.refusal: RenkeiError | None = None  # the last person refused here
 
 
 def _ticket_ok(ticket: str) -> bool:
@@ -219,19 +221,18 @@ class Hub:
         link_codes = req.link_codes
         decoded = self.codec.decode_many(requester.agency_id, link_codes)
         admitted = _Admitted()
-        entry = LogEntry(
+        exchange = (
             started,
             req.legal_basis_item,
             requester.agency_id,
             provider.agency_id,
             req.info_kind,
             decision.policy_version,
-            None,
         )
         for start in range(0, len(link_codes), BULK_YIELD_EVERY):
             if start:
                 await asyncio.sleep(0)
-            self._admit(entry, decision, mode, decoded, link_codes, start, admitted)
+            self._admit(exchange, decision, mode, decoded, link_codes, start, admitted)
         del decoded
         provider_codes: list[str] = []
         if decision.approved and admitted.id_codes:
@@ -324,7 +325,7 @@ class Hub:
 
     def _admit(
         self,
-        entry: LogEntry,
+        exchange: tuple[datetime, str, str, str, str, str],
         decision: Decision,
         mode: RelayMode,
         decoded: list[tuple[bytes, int] | RenkeiError],
@@ -339,14 +340,8 @@ class Hub:
         request (refused whole) that person's row is DENIED like the others.
         """
         rows, errors, relay_at, id_codes = out.rows, out.errors, out.relay_at, out.id_codes
-        at, item, agency, provider_id, kind, version = (
-            entry.logged_at,
-            entry.legal_basis_item,
-            entry.requester_agency_id,
-            entry.provider_agency_id,
-            entry.info_kind,
-            entry.policy_version,
-        )
+        at, item, agency, provider_id, kind, version = exchange  # a row's fields but the person
+        nobody: LogEntry | None = None  # the row of a person the hub could not identify
         approved, denial = decision.approved, decision.reason
         own_error = approved or mode.refuses_as_status
         person_key, accepted, accepted_at = self.person_key, out.accepted, self.id_state.accepted
@@ -372,8 +367,10 @@ class Hub:
                     id_codes.append(id_code)
                     continue
                 error = self._id_key_retired(id_code[0], "link_code")
+            if nobody is None:
+                nobody = LogEntry(at, item, agency, provider_id, kind, version, None)
             rows.append(
-                (entry, error.code.name, error.reason) if own_error else (entry, DENIED, denial)
+                (nobody, error.code.name, error.reason) if own_error else (nobody, DENIED, denial)
             )
             errors.append(ItemError.of(error))
             out.refusal = error
