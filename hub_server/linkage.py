@@ -152,7 +152,6 @@ class Hub:
         self._gateway = gateway
         self._log_index_key = log_index_key
         self._sealing_key = sealing_key
-        self._relay_ceiling = relay_ceiling
         self._single = SingleRelay(relay_ceiling)
         self._bulk = BulkRelay(bulk_relay_ceiling)
         self._log_margin = log_margin
@@ -422,7 +421,7 @@ class Hub:
                     legal_basis_item=row.entry.legal_basis_item,
                     requester_sealing_public_key=requester.sealing_public_key,
                 ),
-                self._provider_timeout(self._relay_ceiling, time_remaining, 1),
+                self._provider_timeout(self._single.ceiling, time_remaining, 1),
             )
         except (Exception, asyncio.CancelledError) as err:
             await _log_failure(

@@ -155,19 +155,22 @@ class FakeGateway:
 
 
 class FakeIdIssuer:
+    """Re-issues ID codes under the issuer's current version; ``complete`` promotes it."""
+
     def __init__(self, state: IdKeyState, issuer: codes.IdCodeIssuer) -> None:
         self.state = state
-        self._issuer = issuer
+        self.issuer = issuer
         self.completed: list[int] = []
 
     async def status(self) -> IdKeyState:
         return self.state
 
     async def reissue(self, id_codes: list[bytes]) -> tuple[list[tuple[bytes, str]], int]:
-        return [(self._issuer.reissue(c), "") for c in id_codes], self._issuer.newest
+        return [(self.issuer.reissue(c), "") for c in id_codes], self.issuer.newest
 
     async def complete(self, version: int) -> None:
         self.completed.append(version)
+        self.state = IdKeyState(version, version)
 
 
 class FakeKeyAdmin:
@@ -247,7 +250,8 @@ def hub_rig(**hub_options: float) -> HubRig:
         [_agency(CITY, "municipality"), _agency(PENSION, "pension_body"), _agency(TAX, "tax")]
     )
     keyring = {a.agency_id: codes.AgencyKeys(1, {1: codes.new_key()}) for a in directory}
-    id_codes = codes.IdCodeIssuer({1: codes.new_key()}, 1)
+    # Version 2 of the ID key exists for rotations; codes are issued under 1.
+    id_codes = codes.IdCodeIssuer({1: codes.new_key(), 2: codes.new_key()}, 1)
     id_issuer = FakeIdIssuer(IdKeyState(), id_codes)
     hub = Hub(
         directory=directory,

@@ -438,3 +438,52 @@ def test_only_the_requester_may_fetch_and_only_a_pending_exchange() -> None:
     assert refusal(rig.hub.fetch_answer(rig.city, 2, "T-1", 5.0)).reason == "EXCHANGE_NOT_PENDING"
     assert refusal(rig.hub.fetch_answer(rig.city, 99, "T-1", 5.0)).reason == "EXCHANGE_UNKNOWN"
     assert rig.gateway.collected == []
+
+
+# -- re-keying after an ID-key rotation ---------------------------------------
+
+
+def test_rekeying_reissues_stale_id_codes_and_keeps_the_persons_rows_findable() -> None:
+    rig = hub_rig()
+    old = rig.person(1)
+    code = rig.hub.codec.encode(CITY, old)
+    rig.id_codes.current = 2  # the ID issuer rotates: version 2 is newest, 1 still current
+    rig.hub.id_state = IdKeyState(1, 2)
+
+    answer = run(rig.hub.rekey_link_codes(rig.city, [code, "garbage"]))
+    fresh, bad = answer.results
+    new_id = rig.hub.codec.decode(CITY, fresh.link_code)[0]
+    assert (new_id[0], rig.id_codes.resident_code(new_id)) == (2, "00000000001")
+    assert bad.error_reason == "LINK_CODE_MALFORMED"
+    assert rig.log.aliases == [(rig.hub.person_key(old), rig.hub.person_key(new_id))]
+    assert answer.newest_id_key_version == 2
+
+
+def test_the_rotation_completes_only_once_every_agency_has_rekeyed() -> None:
+    rig = hub_rig()
+    rig.hub.id_state = IdKeyState(1, 2)
+    for agency in (CITY, PENSION):
+        done = run(rig.hub.complete_rekey(rig.hub.directory.get(agency), 1, 2))
+        assert done == (1, None, False)
+    assert rig.id_issuer.completed == []
+    assert run(rig.hub.complete_rekey(rig.hub.directory.get(TAX), 1, 2)) == (1, None, True)
+    assert rig.id_issuer.completed == [2]
+    assert rig.hub.id_state.current == 2
+
+
+def test_a_new_link_code_key_made_current_retires_the_old_one_after_its_window() -> None:
+    rig = hub_rig()
+    old_code = rig.link_code(1)
+    rig.keyring[CITY].keys[2] = codes.new_key()  # the re-key job's version
+    rig.hub.codec = codes.LinkCodec(rig.keyring, rig.clock)
+
+    current, until, may_promote = run(rig.hub.complete_rekey(rig.city, 2, 1))
+    assert (current, may_promote) == (2, True)
+    assert until is not None
+    assert rig.hub.codec.current_version(CITY) == 2
+    relay(rig, single(old_code))  # still accepted within the window
+
+    rig.clock.now = until
+    err = refusal(rig.hub.relay(rig.city, single(old_code), 5.0))
+    assert (err.reason, err.metadata["key_version"]) == ("LINK_CODE_KEY_RETIRED", "1")
+    assert rig.log.outcomes()[-1] == ("FAILED_PRECONDITION", "LINK_CODE_KEY_RETIRED")
