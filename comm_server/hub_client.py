@@ -8,8 +8,7 @@ import grpc
 
 from renkei.bulk import ItemError
 from renkei.errors import RenkeiError, from_rpc_error
-from renkei.grpcutil.client import channel
-from renkei.grpcutil.handlers import outgoing_metadata
+from renkei.grpcutil.client import channel, outgoing_metadata
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
 from renkei.pki import TlsFiles
 

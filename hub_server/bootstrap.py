@@ -161,7 +161,7 @@ async def create_server(config: HubConfig) -> HubServer:
         bulk_relay_ceiling=config.bulk_relay_ceiling_seconds,
         log_margin=config.log_margin_seconds,
     )
-    servicer = HubServicer(hub, insecure_development=config.insecure_development)
+    servicer = HubServicer(hub)
     handle = await start_server(
         name="hub",
         bind=config.listen,

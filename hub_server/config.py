@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from renkei import deadline
 from renkei.config_util import load_toml, master_key_spec, required, resolve, table, tls_files
 from renkei.pki import TlsFiles
 
@@ -25,8 +26,8 @@ class HubConfig:
     relay_ceiling_seconds: float = 10.0
     # The same for one bulk relay (up to 5,000 persons).
     bulk_relay_ceiling_seconds: float = 60.0
-    # Seconds kept back from the caller's deadline to write the log row.
-    log_margin_seconds: float = 0.05
+    # Seconds kept back from the caller's deadline to write the log row (renkei.deadline).
+    log_margin_seconds: float = deadline.HUB_LOG_MARGIN_SECONDS
     shutdown_grace_seconds: float = 5.0
     log_level: str = "INFO"
     # How often a running hub looks for key changes (a rotation, a completed re-key).
@@ -55,7 +56,9 @@ class HubConfig:
             database_schema=hub.get("database_schema"),
             relay_ceiling_seconds=float(hub.get("relay_ceiling_seconds", 10.0)),
             bulk_relay_ceiling_seconds=float(hub.get("bulk_relay_ceiling_seconds", 60.0)),
-            log_margin_seconds=float(hub.get("log_margin_seconds", 0.05)),
+            log_margin_seconds=float(
+                hub.get("log_margin_seconds", deadline.HUB_LOG_MARGIN_SECONDS)
+            ),
             shutdown_grace_seconds=float(hub.get("shutdown_grace_seconds", 5.0)),
             log_level=str(hub.get("log_level", "INFO")),
             key_refresh_seconds=float(hub.get("key_refresh_seconds", 5.0)),

@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import grpc
 
 from renkei.errors import from_rpc_error
-from renkei.grpcutil.client import channel
-from renkei.grpcutil.handlers import outgoing_metadata
+from renkei.grpcutil.client import channel, outgoing_metadata
 from renkei.idissuer.v1 import id_issuer_pb2, id_issuer_pb2_grpc
 from renkei.pki import TlsFiles
 

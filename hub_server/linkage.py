@@ -10,29 +10,31 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
 
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.asymmetric import x25519
 
-from hub_server.bulk import (
-    BulkProvideCall,
-    BulkProvided,
-    BulkProvideItem,
-    BulkRelayRequest,
-    BulkRelayResult,
-    ItemError,
-)
 from hub_server.directory import Agency, Directory
+from hub_server.exchange import (
+    CollectCall,
+    FetchResult,
+    ItemError,
+    ProvideCall,
+    Provided,
+    ProvideItem,
+    RelayRequest,
+    RelayResult,
+)
 from hub_server.id_issuer_client import IdKeyState
-from hub_server.log_store import ANSWER_PENDING, DENIED, OK, PENDING, AsyncHubLog, LogEntry
+from hub_server.log_store import ANSWER_PENDING, DENIED, OK, PENDING, LogEntry
 from hub_server.policy import Decision, LegalBasisPolicy
-from renkei import bulk, codes, id_code_batch, sealing, validate
+from hub_server.ports import HubLog, IdIssuerPort, KeyAdmin, ProviderGateway
+from hub_server.relay_modes import BulkRelay, RelayMode, SingleRelay
+from renkei import codes, deadline, id_code_batch, limits, sealing, validate
 from renkei.errors import (
-    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -46,71 +48,13 @@ from renkei.logs import event
 
 _log = logging.getLogger("hub_server.linkage")
 
-MAX_INFO_KIND = 200
-MAX_ITEM = 32
-MAX_SEALED_BYTES = 256 * 1024
-MAX_REKEY_BATCH = 1000
-MAX_TICKET = 64
-# Bulk relay: time kept back per person to complete its log row, and how many
-# persons are translated between yields to the event loop (single relays wait meanwhile).
-BULK_LOG_SECONDS_PER_ITEM = 20e-6
+# Persons translated between yields to the event loop (single relays wait meanwhile).
 BULK_YIELD_EVERY = 500
-
-
-@dataclass(frozen=True)
-class RelayRequest:
-    provider_agency_id: str
-    info_kind: str
-    legal_basis_item: str
-    link_code: str
-    sealed_query: bytes
-
-
-@dataclass(frozen=True)
-class ProvideCall:
-    serial: int
-    time: datetime
-    requester_agency_id: str
-    info_kind: str
-    legal_basis_item: str
-    link_code: str
-    sealed_query: bytes
-    requester_sealing_public_key: bytes
-
-
-@dataclass(frozen=True)
-class Provided:
-    """A provider's reply: the sealed answer, or a ticket to fetch it later."""
-
-    sealed_answer: bytes
-    ticket: str = ""
-
-
-@dataclass(frozen=True)
-class CollectCall:
-    serial: int
-    ticket: str
-    requester_agency_id: str
-    info_kind: str
-    legal_basis_item: str
-    requester_sealing_public_key: bytes
-
-
-@dataclass(frozen=True)
-class RelayResult:
-    serial: int
-    time: datetime
-    decision: Decision
-    sealed_answer: bytes
-    ticket: str = ""
-
-
-@dataclass(frozen=True)
-class FetchResult:
-    serial: int
-    legal_basis_item: str
-    policy_version: str
-    sealed_answer: bytes
+# A person the provider's answer left out.
+_MISSING = ItemError(
+    "UNAVAILABLE", "PROVIDER_RESULT_MISSING", "the provider's answer left this person out"
+)
+_NOTHING = Provided({}, b"")
 
 
 @dataclass(frozen=True)
@@ -144,48 +88,40 @@ class RekeyAnswer:
     newest_id_key_version: int
 
 
+class _Admitted:
+    """Each person of a relay as the hub found them, in request order."""
+
+    __slots__ = ("accepted", "errors", "id_codes", "refusal", "relay_at", "rows")
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[LogEntry, str, str]] = []
+        self.errors: list[ItemError | None] = []
+        # The persons the provider may be asked about: their indexes and ID codes.
+        self.relay_at: list[int] = []
+        self.id_codes: list[bytes] = []
+        self.accepted: dict[int, bool] = {}  # ID key version -> still accepted
+        self.refusal: RenkeiError | None = None  # the last person refused here
+
+
 def _ticket_ok(ticket: str) -> bool:
-    return len(ticket) <= MAX_TICKET and ticket.isascii() and ticket.isprintable()
+    return len(ticket) <= limits.MAX_TICKET and ticket.isascii() and ticket.isprintable()
 
 
-class IdIssuerPort(Protocol):
-    async def status(self) -> IdKeyState: ...
+async def _log_failure(
+    err: BaseException, finish: Callable[[str, str], Awaitable[None]], tags: dict[str, str]
+) -> None:
+    """Complete the rows of an exchange whose provider call failed, however it failed.
 
-    async def reissue(self, id_codes: list[bytes]) -> tuple[list[tuple[bytes, str]], int]: ...
-
-    async def complete(self, version: int) -> None: ...
-
-
-class KeyAdmin(Protocol):
-    """Changes to the hub's keys, made durable before they take effect."""
-
-    async def make_current(self, agency_id: str, version: int) -> datetime | None:
-        """Make ``version`` current; the old one's acceptance limit (None: already current)."""
-        ...
-
-    async def codec(self) -> codes.LinkCodec:
-        """A codec reflecting the key store as it is now."""
-        ...
-
-    async def record_completion(self, agency_id: str, id_key_version: int) -> set[str]:
-        """Note that an agency re-keyed to an ID key version; every agency that has."""
-        ...
-
-
-class ProviderGateway(Protocol):
-    async def provide(self, provider: Agency, call: ProvideCall, timeout: float) -> Provided:
-        """The provider's sealed answer or ticket; raises RenkeiError on refusal or failure."""
-        ...
-
-    async def collect(self, provider: Agency, call: CollectCall, timeout: float) -> bytes:
-        """The sealed answer behind a ticket; raises RenkeiError (ANSWER_NOT_READY, ...)."""
-        ...
-
-    async def bulk_provide(
-        self, provider: Agency, call: BulkProvideCall, timeout: float
-    ) -> BulkProvided:
-        """Per-item outcomes and the sealed answers; raises RenkeiError if the call fails whole."""
-        ...
+    A refusal keeps its own code and reason, and gains ``tags`` (the serials)
+    in its metadata; a cancelled or broken call is still logged, shielded.
+    """
+    if isinstance(err, RenkeiError):
+        await finish(err.code.name, err.reason)
+        err.metadata.update(tags)
+    elif isinstance(err, asyncio.CancelledError):
+        await asyncio.shield(finish("CANCELLED", "CALLER_CANCELLED"))
+    elif isinstance(err, Exception):
+        await asyncio.shield(finish("INTERNAL", "HUB_FAILURE"))
 
 
 class Hub:
@@ -195,7 +131,7 @@ class Hub:
         directory: Directory,
         policy: LegalBasisPolicy,
         codec: codes.LinkCodec,
-        log: AsyncHubLog,
+        log: HubLog,
         gateway: ProviderGateway,
         key_admin: KeyAdmin | None = None,
         id_issuer: IdIssuerPort | None = None,
@@ -203,7 +139,7 @@ class Hub:
         sealing_key: x25519.X25519PrivateKey,
         relay_ceiling: float = 10.0,
         bulk_relay_ceiling: float = 60.0,
-        log_margin: float = 0.05,
+        log_margin: float = deadline.HUB_LOG_MARGIN_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.directory = directory
@@ -216,8 +152,8 @@ class Hub:
         self._gateway = gateway
         self._log_index_key = log_index_key
         self._sealing_key = sealing_key
-        self._relay_ceiling = relay_ceiling
-        self._bulk_relay_ceiling = bulk_relay_ceiling
+        self._single = SingleRelay(relay_ceiling)
+        self._bulk = BulkRelay(bulk_relay_ceiling)
         self._log_margin = log_margin
         self._clock = clock
 
@@ -241,8 +177,7 @@ class Hub:
 
     def approve(self, requester: Agency, provider_id: str, info_kind: str, item: str) -> Decision:
         provider = self.directory.get(provider_id, field="provider_agency_id")
-        validate.text("info_kind", info_kind, max_chars=MAX_INFO_KIND)
-        validate.text("legal_basis_item", item, max_chars=MAX_ITEM)
+        limits.check_kind(info_kind, item)
         return self.policy.decide(requester, provider, info_kind, item, self._clock())
 
     # -- translate --------------------------------------------------------
@@ -266,234 +201,178 @@ class Hub:
     async def relay(
         self, requester: Agency, req: RelayRequest, time_remaining: float | None
     ) -> RelayResult:
+        """Relay for one person or many: one approval, one provider call, one log row each.
+
+        Every person's row is durable (PENDING, or complete for a person
+        refused here) before the provider is asked, and every row is complete
+        before the answer. An unlawful request is refused whole, each person
+        logged DENIED. A single relay answers any refusal as its status; a bulk
+        one refuses a person in that person's result (relay_modes.py).
+        """
+        mode: RelayMode = self._single if req.single else self._bulk
         provider = self.directory.get(req.provider_agency_id, field="provider_agency_id")
-        validate.text("info_kind", req.info_kind, max_chars=MAX_INFO_KIND)
-        validate.text("legal_basis_item", req.legal_basis_item, max_chars=MAX_ITEM)
-        validate.required("link_code", req.link_code)
-        validate.blob("sealed_query", req.sealed_query, max_bytes=MAX_SEALED_BYTES)
+        limits.check_kind(req.info_kind, req.legal_basis_item)
+        mode.check(req)
         started = self._clock()
-        entry = LogEntry(
-            logged_at=started,
-            legal_basis_item=req.legal_basis_item,
-            requester_agency_id=requester.agency_id,
-            provider_agency_id=provider.agency_id,
-            info_kind=req.info_kind,
-            policy_version=self.policy.version,
-            person_key=None,
-        )
-        try:
-            id_code, _ = self._decode(requester.agency_id, req.link_code)
-        except RenkeiError as err:
-            # A foreign or damaged link code is a security event: it is logged, without a person.
-            err.metadata["serial"] = str(await self._log.record(entry, err.code.name, err.reason))
-            raise
-        entry = replace(entry, person_key=self.person_key(id_code))
         decision = self.policy.decide(
             requester, provider, req.info_kind, req.legal_basis_item, started
         )
-        entry = replace(entry, policy_version=decision.policy_version)
+        link_codes = req.link_codes
+        decoded = self.codec.decode_many(requester.agency_id, link_codes)
+        admitted = _Admitted()
+        exchange = (
+            started,
+            req.legal_basis_item,
+            requester.agency_id,
+            provider.agency_id,
+            req.info_kind,
+            decision.policy_version,
+        )
+        for start in range(0, len(link_codes), BULK_YIELD_EVERY):
+            if start:
+                await asyncio.sleep(0)
+            self._admit(exchange, decision, mode, decoded, link_codes, start, admitted)
+        del decoded
+        provider_codes: list[str] = []
+        if decision.approved and admitted.id_codes:
+            # Before any row: a provider the hub cannot translate for fails with nothing begun.
+            provider_codes = self.codec.encode_many(provider.agency_id, admitted.id_codes)
+        admitted.id_codes.clear()
+        serials = await self._log.begin_many(admitted.rows)
+        if admitted.refusal is not None and mode.refuses_as_status:
+            admitted.refusal.metadata.update(mode.tags(serials))
+            raise admitted.refusal
         if not decision.approved:
-            serial = await self._log.record(entry, DENIED, decision.reason)
-            event(_log, "relay denied", serial=serial, reason=decision.reason)
+            mode.denied(serials, decision.reason)
             raise PermissionDenied(
                 decision.reason,
                 decision.message,
                 {
-                    "serial": str(serial),
+                    **mode.tags(serials),
                     "legal_basis_item": decision.item,
                     "policy_version": decision.policy_version,
                 },
             )
-        provider_link_code = self.codec.encode(provider.agency_id, id_code)
-        serial = await self._log.begin(entry)
-        try:
-            # The provider gets the caller's deadline less the time kept to log the outcome.
-            timeout = self._relay_ceiling
-            if time_remaining is not None:
-                timeout = min(timeout, time_remaining - self._log_margin)
-            if timeout <= 0:
-                raise DeadlineExceeded("DEADLINE_TOO_SHORT", "no time left to ask the provider")
-            provided = await self._gateway.provide(
-                provider,
-                ProvideCall(
-                    serial=serial,
-                    time=started,
-                    requester_agency_id=requester.agency_id,
-                    info_kind=req.info_kind,
-                    legal_basis_item=req.legal_basis_item,
-                    link_code=provider_link_code,
-                    sealed_query=req.sealed_query,
-                    requester_sealing_public_key=requester.sealing_public_key,
-                ),
-                timeout,
-            )
-            if provided.ticket and not _ticket_ok(provided.ticket):
-                raise Unavailable(
-                    "PROVIDER_TICKET_INVALID",
-                    "the provider answered with a ticket that is not a short printable string",
+        items = [
+            ProvideItem(serials[i], i, code)
+            for i, code in zip(admitted.relay_at, provider_codes, strict=True)
+        ]
+        del provider_codes
+        provided = _NOTHING
+        if items:
+            try:
+                timeout = self._provider_timeout(mode.ceiling, time_remaining, len(items))
+                provided = await self._gateway.provide(
+                    provider,
+                    ProvideCall(
+                        started,
+                        requester.agency_id,
+                        req.info_kind,
+                        req.legal_basis_item,
+                        len(link_codes),
+                        items,
+                        req.sealed_queries,
+                        requester.sealing_public_key,
+                        req.single,
+                    ),
+                    timeout,
                 )
-        except RenkeiError as err:
-            await self._log.finish(serial, err.code.name, err.reason)
-            err.metadata["serial"] = str(serial)
-            raise
-        except asyncio.CancelledError:
-            await asyncio.shield(self._log.finish(serial, "CANCELLED", "CALLER_CANCELLED"))
-            raise
-        except Exception:
-            await asyncio.shield(self._log.finish(serial, "INTERNAL", "HUB_FAILURE"))
-            raise
-        if provided.ticket:
-            await self._log.finish(serial, ANSWER_PENDING, "")
-        else:
-            await self._log.finish(serial, OK, "")
-        return RelayResult(serial, started, decision, provided.sealed_answer, provided.ticket)
+                if provided.ticket and not _ticket_ok(provided.ticket):
+                    raise Unavailable(
+                        "PROVIDER_TICKET_INVALID",
+                        "the provider answered with a ticket that is not a short printable string",
+                    )
+            except (Exception, asyncio.CancelledError) as err:
+                await _log_failure(
+                    err,
+                    lambda outcome, reason: self._log.finish_many(
+                        [(item.serial, outcome, reason) for item in items]
+                    ),
+                    mode.tags(serials),
+                )
+                raise
+        answered = ANSWER_PENDING if provided.ticket else OK
+        errors, outcomes = admitted.errors, provided.errors
+        finished: list[tuple[int, str, str]] = []
+        for item in items:
+            outcome = outcomes.get(item.serial, _MISSING)
+            errors[item.index] = outcome
+            finished.append(
+                (item.serial, answered, "")
+                if outcome is None
+                else (item.serial, outcome.code, outcome.reason)
+            )
+        if finished:
+            await self._log.finish_many(finished)
+        mode.relayed(serials, len(items))
+        return RelayResult(
+            started,
+            decision,
+            list(zip(serials, errors, strict=True)),
+            provided.sealed_answers,
+            provided.ticket,
+        )
 
-    async def bulk_relay(
-        self, requester: Agency, req: BulkRelayRequest, time_remaining: float | None
-    ) -> BulkRelayResult:
-        """Relay for many persons: one approval, one provider call, one log row per person.
+    def _provider_timeout(self, ceiling: float, time_remaining: float | None, count: int) -> float:
+        """The provider's share of the caller's time: what is left less the hub's way back."""
+        return deadline.budget(
+            ceiling,
+            time_remaining,
+            deadline.margin(time_remaining, self._log_margin, count),
+            for_what="to ask the provider",
+        )
 
-        Every person's row is durable (PENDING, or complete for a person refused
-        here) before the provider is asked, and every row is complete before the
-        answer. An unlawful request is refused whole, each person logged DENIED.
+    def _admit(
+        self,
+        exchange: tuple[datetime, str, str, str, str, str],
+        decision: Decision,
+        mode: RelayMode,
+        decoded: list[tuple[bytes, int] | RenkeiError],
+        link_codes: Sequence[str],
+        start: int,
+        out: _Admitted,
+    ) -> None:
+        """Persons ``start`` to ``start + BULK_YIELD_EVERY``: their ID codes, errors and rows.
+
+        ID key versions are checked once per version. A foreign or damaged
+        code is logged for its person, without a person key; in a denied bulk
+        request (refused whole) that person's row is DENIED like the others.
         """
-        provider = self.directory.get(req.provider_agency_id, field="provider_agency_id")
-        validate.text("info_kind", req.info_kind, max_chars=MAX_INFO_KIND)
-        validate.text("legal_basis_item", req.legal_basis_item, max_chars=MAX_ITEM)
-        bulk.check_count("link_codes", len(req.link_codes))
-        validate.blob(
-            "sealed_queries",
-            req.sealed_queries,
-            max_bytes=bulk.MAX_BULK_SEALED_QUERIES,
-            required=True,
-        )
-        started = self._clock()
-        agency = requester.agency_id
-        decision = self.policy.decide(
-            requester, provider, req.info_kind, req.legal_basis_item, started
-        )
-        rows: list[tuple[LogEntry, str, str]] = []
-        errors: list[ItemError | None] = []
-        id_codes: list[bytes | None] = []
-        decoded = self.codec.decode_many(agency, req.link_codes)
-        accepted: dict[int, bool] = {}  # ID key version -> still accepted
-        for i, (link_code, got) in enumerate(zip(req.link_codes, decoded, strict=True)):
-            if i % BULK_YIELD_EVERY == BULK_YIELD_EVERY - 1:
-                await asyncio.sleep(0)
-            id_code: bytes | None = None
-            error: RenkeiError | None = None
-            if not link_code:
+        rows, errors, relay_at, id_codes = out.rows, out.errors, out.relay_at, out.id_codes
+        at, item, agency, provider_id, kind, version = exchange  # a row's fields but the person
+        nobody: LogEntry | None = None  # the row of a person the hub could not identify
+        approved, denial = decision.approved, decision.reason
+        own_error = approved or mode.refuses_as_status
+        person_key, accepted, accepted_at = self.person_key, out.accepted, self.id_state.accepted
+        error: RenkeiError
+        for i in range(start, min(start + BULK_YIELD_EVERY, len(link_codes))):
+            got = decoded[i]
+            if not link_codes[i]:
                 error = invalid_field("link_codes", f"item {i} is empty")
             elif isinstance(got, RenkeiError):
                 error = got
             else:
-                version = got[0][0]
-                ok = accepted.get(version)
+                id_code = got[0]
+                ok = accepted.get(id_code[0])
                 if ok is None:
-                    ok = accepted[version] = self.id_state.accepted(version, self._clock())
+                    ok = accepted[id_code[0]] = accepted_at(id_code[0], self._clock())
                 if ok:
-                    id_code = got[0]
-                else:
-                    try:
-                        self._check_id_version(got[0], "link_code")
-                        id_code = got[0]
-                    except RenkeiError as err:
-                        error = err
-            entry = LogEntry(
-                started,
-                req.legal_basis_item,
-                agency,
-                provider.agency_id,
-                req.info_kind,
-                decision.policy_version,
-                None if id_code is None else self.person_key(id_code),
+                    person = LogEntry(
+                        at, item, agency, provider_id, kind, version, person_key(id_code)
+                    )
+                    rows.append((person, PENDING, "") if approved else (person, DENIED, denial))
+                    errors.append(None)
+                    relay_at.append(i)
+                    id_codes.append(id_code)
+                    continue
+                error = self._id_key_retired(id_code[0], "link_code")
+            if nobody is None:
+                nobody = LogEntry(at, item, agency, provider_id, kind, version, None)
+            rows.append(
+                (nobody, error.code.name, error.reason) if own_error else (nobody, DENIED, denial)
             )
-            id_codes.append(id_code)
-            if not decision.approved:
-                rows.append((entry, DENIED, decision.reason))
-            elif error is not None:
-                # A foreign or damaged code is logged for its item, without a person.
-                rows.append((entry, error.code.name, error.reason))
-            else:
-                rows.append((entry, PENDING, ""))
-            errors.append(None if error is None else ItemError.of(error))
-        del decoded
-        serials = await self._log.begin_many(rows)
-        if not decision.approved:
-            event(_log, "bulk relay denied", persons=len(serials), reason=decision.reason)
-            raise PermissionDenied(
-                decision.reason,
-                decision.message,
-                {
-                    "serials": bulk.format_serials(serials),
-                    "legal_basis_item": decision.item,
-                    "policy_version": decision.policy_version,
-                },
-            )
-        relay_at = [i for i, id_code in enumerate(id_codes) if id_code is not None]
-        provider_codes = self.codec.encode_many(
-            provider.agency_id, [id_code for id_code in id_codes if id_code is not None]
-        )
-        items = [
-            BulkProvideItem(serials[i], i, code)
-            for i, code in zip(relay_at, provider_codes, strict=True)
-        ]
-        del id_codes
-        relayed = [item.serial for item in items]
-        provided = BulkProvided({}, b"")
-        if items:
-            try:
-                timeout = self._bulk_relay_ceiling
-                if time_remaining is not None:
-                    floor = self._log_margin + BULK_LOG_SECONDS_PER_ITEM * len(items)
-                    timeout = min(timeout, time_remaining - bulk.margin(time_remaining, floor))
-                if timeout <= 0:
-                    raise DeadlineExceeded("DEADLINE_TOO_SHORT", "no time left to ask the provider")
-                provided = await self._gateway.bulk_provide(
-                    provider,
-                    BulkProvideCall(
-                        time=started,
-                        requester_agency_id=agency,
-                        info_kind=req.info_kind,
-                        legal_basis_item=req.legal_basis_item,
-                        item_count=len(req.link_codes),
-                        items=items,
-                        sealed_queries=req.sealed_queries,
-                        requester_sealing_public_key=requester.sealing_public_key,
-                    ),
-                    timeout,
-                )
-            except RenkeiError as err:
-                await self._log.finish_many([(s, err.code.name, err.reason) for s in relayed])
-                err.metadata["serials"] = bulk.format_serials(serials)
-                raise
-            except asyncio.CancelledError:
-                await asyncio.shield(
-                    self._log.finish_many([(s, "CANCELLED", "CALLER_CANCELLED") for s in relayed])
-                )
-                raise
-            except Exception:
-                await asyncio.shield(
-                    self._log.finish_many([(s, "INTERNAL", "HUB_FAILURE") for s in relayed])
-                )
-                raise
-        missing = ItemError(
-            "UNAVAILABLE", "PROVIDER_RESULT_MISSING", "the provider's answer left this person out"
-        )
-        finished: list[tuple[int, str, str]] = []
-        for item in items:
-            outcome = provided.errors.get(item.serial, missing)
-            errors[item.index] = outcome
-            finished.append(
-                (item.serial, OK, "")
-                if outcome is None
-                else (item.serial, outcome.code, outcome.reason)
-            )
-        await self._log.finish_many(finished)
-        event(_log, "bulk relayed", persons=len(serials), relayed=len(items))
-        return BulkRelayResult(
-            started, decision, list(zip(serials, errors, strict=True)), provided.sealed_answers
-        )
+            errors.append(ItemError.of(error))
+            out.refusal = error
 
     async def fetch_answer(
         self, requester: Agency, serial: int, ticket: str, time_remaining: float | None
@@ -504,7 +383,7 @@ class Hub:
         and only its own requester may fetch, only while it is pending. The
         ticket is opaque here; the provider checks it and honours it once.
         """
-        validate.text("ticket", ticket, max_chars=MAX_TICKET)
+        validate.text("ticket", ticket, max_chars=limits.MAX_TICKET)
         row = await self._log.row(serial) if serial > 0 else None
         if row is None:
             raise NotFound(
@@ -532,11 +411,6 @@ class Hub:
             )
         provider = self.directory.get(row.entry.provider_agency_id)
         try:
-            timeout = self._relay_ceiling
-            if time_remaining is not None:
-                timeout = min(timeout, time_remaining - self._log_margin)
-            if timeout <= 0:
-                raise DeadlineExceeded("DEADLINE_TOO_SHORT", "no time left to ask the provider")
             sealed_answer = await self._gateway.collect(
                 provider,
                 CollectCall(
@@ -547,14 +421,14 @@ class Hub:
                     legal_basis_item=row.entry.legal_basis_item,
                     requester_sealing_public_key=requester.sealing_public_key,
                 ),
-                timeout,
+                self._provider_timeout(self._single.ceiling, time_remaining, 1),
             )
-        except RenkeiError as err:
-            await self._log.record_fetch(serial, err.code.name, err.reason)
-            err.metadata["serial"] = str(serial)
-            raise
-        except asyncio.CancelledError:
-            await asyncio.shield(self._log.record_fetch(serial, "CANCELLED", "CALLER_CANCELLED"))
+        except (Exception, asyncio.CancelledError) as err:
+            await _log_failure(
+                err,
+                lambda outcome, reason: self._log.record_fetch(serial, outcome, reason),
+                {"serial": str(serial)},
+            )
             raise
         await self._log.record_fetch(serial, OK, "")
         event(_log, "pending answer fetched", serial=serial)
@@ -613,14 +487,16 @@ class Hub:
         return id_code, version
 
     def _check_id_version(self, id_code: bytes, field: str) -> None:
-        version = id_code[0]
-        if not self.id_state.accepted(version, self._clock()):
-            raise FailedPrecondition(
-                "ID_CODE_KEY_RETIRED",
-                f"{field} is made from ID key version {version}, no longer accepted;"
-                f" re-key to ID key version {self.id_state.current}",
-                {"field": field, "id_key_version": str(version)},
-            )
+        if not self.id_state.accepted(id_code[0], self._clock()):
+            raise self._id_key_retired(id_code[0], field)
+
+    def _id_key_retired(self, version: int, field: str) -> FailedPrecondition:
+        return FailedPrecondition(
+            "ID_CODE_KEY_RETIRED",
+            f"{field} is made from ID key version {version}, no longer accepted;"
+            f" re-key to ID key version {self.id_state.current}",
+            {"field": field, "id_key_version": str(version)},
+        )
 
     async def refresh_id_state(self) -> None:
         if self._id_issuer is not None:
@@ -630,9 +506,9 @@ class Hub:
 
     async def rekey_link_codes(self, requester: Agency, link_codes: list[str]) -> RekeyAnswer:
         """The caller's codes under its newest link-code key and the newest ID key."""
-        if len(link_codes) > MAX_REKEY_BATCH:
+        if len(link_codes) > limits.MAX_REKEY_BATCH:
             raise invalid_field(
-                "link_codes", f"{len(link_codes)} codes; at most {MAX_REKEY_BATCH} per call"
+                "link_codes", f"{len(link_codes)} codes; at most {limits.MAX_REKEY_BATCH} per call"
             )
         agency = requester.agency_id
         codec, id_newest = self.codec, self.id_state.newest

@@ -476,11 +476,24 @@ class AsyncHubLog:
         await self._writes.submit(Finish(serial, outcome, reason))
 
     async def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[int]:
-        """A bulk request's rows, durable together in one transaction of their own."""
+        """Rows durable together, serials in order; PENDING rows are completed later.
+
+        One row (a single relay's) shares the group commit with every other
+        exchange in flight; a bulk request's rows get a transaction of their own.
+        """
+        if len(rows) == 1:
+            ((entry, outcome, reason),) = rows
+            op = Begin(entry) if outcome == PENDING else Record(entry, outcome, reason)
+            return [await self._writes.submit(op)]
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self.repo.begin_many, rows)
 
     async def finish_many(self, outcomes: list[tuple[int, str, str]]) -> None:
+        """Complete PENDING rows: one through the group commit, many in one transaction."""
+        if len(outcomes) == 1:
+            ((serial, outcome, reason),) = outcomes
+            await self._writes.submit(Finish(serial, outcome, reason))
+            return
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._pool, self.repo.finish_many, outcomes)
 

@@ -5,14 +5,12 @@ from __future__ import annotations
 import grpc
 from google.protobuf import timestamp_pb2
 
-from hub_server.bulk import BulkProvideCall, BulkProvided, ItemError
 from hub_server.directory import Agency
-from hub_server.linkage import CollectCall, ProvideCall, Provided
+from hub_server.exchange import CollectCall, ItemError, ProvideCall, Provided
 from hub_server.provider_stream import ProviderStream, StreamUnsupported
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import RenkeiError, from_rpc_error
-from renkei.grpcutil.client import channel
-from renkei.grpcutil.handlers import outgoing_metadata
+from renkei.grpcutil.client import channel, outgoing_metadata
 from renkei.pki import TlsFiles
 
 
@@ -51,16 +49,21 @@ class GrpcProviderGateway:
         return stub
 
     async def provide(self, provider: Agency, call: ProvideCall, timeout: float) -> Provided:
+        """A single call as Provide (over the stream), its refusal raised; a bulk one as
+        BulkProvide, its refusals per item."""
+        if not call.single:
+            return await self._bulk_provide(provider, call, timeout)
+        (item,) = call.items
         when = timestamp_pb2.Timestamp()
         when.FromDatetime(call.time)
         request = comm_pb2.ProvideRequest(
-            serial=call.serial,
+            serial=item.serial,
             time=when,
             requester_agency_id=call.requester_agency_id,
             info_kind=call.info_kind,
             legal_basis_item=call.legal_basis_item,
-            link_code=call.link_code,
-            sealed_query=call.sealed_query,
+            link_code=item.link_code,
+            sealed_query=call.sealed_queries,
             requester_sealing_public_key=call.requester_sealing_public_key,
         )
         endpoint = provider.endpoint
@@ -74,14 +77,14 @@ class GrpcProviderGateway:
                 # The provider never saw the call: asking it unary is safe.
                 self._unary_only.add(endpoint)
             else:
-                return Provided(bytes(response.sealed_answer), response.ticket)
+                return Provided({item.serial: None}, bytes(response.sealed_answer), response.ticket)
         try:
             response = await self._stub(endpoint).Provide(
                 request, timeout=timeout, metadata=outgoing_metadata()
             )
         except grpc.aio.AioRpcError as err:
             raise _provider_error(err) from None
-        return Provided(bytes(response.sealed_answer), response.ticket)
+        return Provided({item.serial: None}, bytes(response.sealed_answer), response.ticket)
 
     async def collect(self, provider: Agency, call: CollectCall, timeout: float) -> bytes:
         request = comm_pb2.CollectRequest(
@@ -100,9 +103,7 @@ class GrpcProviderGateway:
             raise _provider_error(err) from None
         return bytes(response.sealed_answer)
 
-    async def bulk_provide(
-        self, provider: Agency, call: BulkProvideCall, timeout: float
-    ) -> BulkProvided:
+    async def _bulk_provide(self, provider: Agency, call: ProvideCall, timeout: float) -> Provided:
         when = timestamp_pb2.Timestamp()
         when.FromDatetime(call.time)
         request = comm_pb2.BulkProvideRequest(
@@ -130,7 +131,7 @@ class GrpcProviderGateway:
             else None
             for r in response.results
         }
-        return BulkProvided(errors, bytes(response.sealed_answers))
+        return Provided(errors, bytes(response.sealed_answers))
 
     async def close(self) -> None:
         for stream in self._streams.values():

@@ -7,17 +7,13 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
-from hub_server.bulk import BulkRelayRequest
-from hub_server.linkage import Hub, RelayRequest
+from hub_server.exchange import RelayRequest
+from hub_server.linkage import Hub
 from hub_server.policy import Decision
-from renkei.grpcutil.handlers import metadata_value, rpc
+from renkei.grpcutil.caller import caller_agency
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
-from renkei.pki import peer_identity
 
 Context = grpc.aio.ServicerContext[Any, Any]
-
-# Honoured only on a server started with the insecure development flag.
-DEV_AGENCY_HEADER = "x-renkei-dev-agency"
 
 
 def _citation(decision: Decision) -> hub_pb2.Citation:
@@ -27,21 +23,13 @@ def _citation(decision: Decision) -> hub_pb2.Citation:
 
 
 class HubServicer(hub_pb2_grpc.HubServiceServicer):
-    def __init__(self, hub: Hub, *, insecure_development: bool = False) -> None:
+    def __init__(self, hub: Hub) -> None:
         self._hub = hub
-        self._insecure = insecure_development
 
-    def _caller_id(self, context: Context) -> str | None:
-        identity = peer_identity(context)
-        if identity is not None:
-            return identity.party_id if identity.kind == "agency" else None
-        return metadata_value(context, DEV_AGENCY_HEADER) if self._insecure else None
-
-    @rpc("Approve")
     async def Approve(  # gRPC method names are PascalCase
         self, request: hub_pb2.ApproveRequest, context: Context
     ) -> hub_pb2.ApproveResponse:
-        caller = self._hub.caller(self._caller_id(context))
+        caller = self._hub.caller(caller_agency())
         decision = self._hub.approve(
             caller, request.provider_agency_id, request.info_kind, request.legal_basis_item
         )
@@ -52,11 +40,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             citation=_citation(decision),
         )
 
-    @rpc("Translate")
     async def Translate(  # gRPC method names are PascalCase
         self, request: hub_pb2.TranslateRequest, context: Context
     ) -> hub_pb2.TranslateResponse:
-        caller = self._hub.caller(self._caller_id(context))
+        caller = self._hub.caller(caller_agency())
         result = self._hub.translate(caller, request.provider_agency_id, request.link_code)
         return hub_pb2.TranslateResponse(
             provider_agency_id=result.provider_agency_id,
@@ -64,40 +51,40 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             current_key_version=result.current_key_version,
         )
 
-    @rpc("Relay")
     async def Relay(  # gRPC method names are PascalCase
         self, request: hub_pb2.RelayRequest, context: Context
     ) -> hub_pb2.RelayResponse:
-        caller = self._hub.caller(self._caller_id(context))
+        caller = self._hub.caller(caller_agency())
         result = await self._hub.relay(
             caller,
             RelayRequest(
                 provider_agency_id=request.provider_agency_id,
                 info_kind=request.info_kind,
                 legal_basis_item=request.legal_basis_item,
-                link_code=request.link_code,
-                sealed_query=request.sealed_query,
+                link_codes=(request.link_code,),
+                sealed_queries=request.sealed_query,
+                single=True,
             ),
             context.time_remaining(),
         )
+        ((serial, _),) = result.results  # a refusal of a single relay is raised, not returned
         when = timestamp_pb2.Timestamp()
         when.FromDatetime(result.time)
         return hub_pb2.RelayResponse(
-            serial=result.serial,
+            serial=serial,
             time=when,
             citation=_citation(result.decision),
-            sealed_answer=result.sealed_answer,
+            sealed_answer=result.sealed_answers,
             ticket=result.ticket,
         )
 
-    @rpc("BulkRelay")
     async def BulkRelay(  # gRPC method names are PascalCase
         self, request: hub_pb2.BulkRelayRequest, context: Context
     ) -> hub_pb2.BulkRelayResponse:
-        caller = self._hub.caller(self._caller_id(context))
-        result = await self._hub.bulk_relay(
+        caller = self._hub.caller(caller_agency())
+        result = await self._hub.relay(
             caller,
-            BulkRelayRequest(
+            RelayRequest(
                 provider_agency_id=request.provider_agency_id,
                 info_kind=request.info_kind,
                 legal_basis_item=request.legal_basis_item,
@@ -125,11 +112,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             sealed_answers=result.sealed_answers,
         )
 
-    @rpc("FetchAnswer")
     async def FetchAnswer(  # gRPC method names are PascalCase
         self, request: hub_pb2.FetchAnswerRequest, context: Context
     ) -> hub_pb2.FetchAnswerResponse:
-        caller = self._hub.caller(self._caller_id(context))
+        caller = self._hub.caller(caller_agency())
         result = await self._hub.fetch_answer(
             caller, request.serial, request.ticket, context.time_remaining()
         )
@@ -141,21 +127,19 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             sealed_answer=result.sealed_answer,
         )
 
-    @rpc("IssueLinkCode")
     async def IssueLinkCode(  # gRPC method names are PascalCase
         self, request: hub_pb2.IssueLinkCodeRequest, context: Context
     ) -> hub_pb2.IssueLinkCodeResponse:
-        caller = self._hub.caller(self._caller_id(context))
+        caller = self._hub.caller(caller_agency())
         link_code, version, id_version = self._hub.issue_link_code(caller, request.sealed_id_code)
         return hub_pb2.IssueLinkCodeResponse(
             link_code=link_code, key_version=version, id_key_version=id_version
         )
 
-    @rpc("IssueLinkCodes")
     async def IssueLinkCodes(  # gRPC method names are PascalCase
         self, request: hub_pb2.IssueLinkCodesRequest, context: Context
     ) -> hub_pb2.IssueLinkCodesResponse:
-        caller = self._hub.caller(self._caller_id(context))
+        caller = self._hub.caller(caller_agency())
         issued = self._hub.issue_link_codes(caller, request.sealed_batch)
         return hub_pb2.IssueLinkCodesResponse(
             link_codes=[
@@ -166,11 +150,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             batch_id=issued.batch_id,
         )
 
-    @rpc("GetAgency")
     async def GetAgency(  # gRPC method names are PascalCase
         self, request: hub_pb2.GetAgencyRequest, context: Context
     ) -> hub_pb2.GetAgencyResponse:
-        self._hub.caller(self._caller_id(context))
+        self._hub.caller(caller_agency())
         agency = self._hub.directory.get(request.agency_id)
         return hub_pb2.GetAgencyResponse(
             agency=hub_pb2.Agency(
@@ -181,11 +164,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             )
         )
 
-    @rpc("RekeyLinkCodes")
     async def RekeyLinkCodes(  # gRPC method names are PascalCase
         self, request: hub_pb2.RekeyLinkCodesRequest, context: Context
     ) -> hub_pb2.RekeyLinkCodesResponse:
-        caller = self._hub.caller(self._caller_id(context))
+        caller = self._hub.caller(caller_agency())
         answer = await self._hub.rekey_link_codes(caller, list(request.link_codes))
         return hub_pb2.RekeyLinkCodesResponse(
             results=[
@@ -197,11 +179,10 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             newest_id_key_version=answer.newest_id_key_version,
         )
 
-    @rpc("CompleteRekey")
     async def CompleteRekey(  # gRPC method names are PascalCase
         self, request: hub_pb2.CompleteRekeyRequest, context: Context
     ) -> hub_pb2.CompleteRekeyResponse:
-        caller = self._hub.caller(self._caller_id(context))
+        caller = self._hub.caller(caller_agency())
         current, until, may_promote = await self._hub.complete_rekey(
             caller, request.key_version, request.id_key_version
         )

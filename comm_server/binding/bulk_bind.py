@@ -42,7 +42,7 @@ from comm_server.store import AsyncCommStore, CommStore, NewBinding, open_store
 from renkei import validate
 from renkei.config_util import ConfigError
 from renkei.errors import FailedPrecondition, RenkeiError, from_rpc_error
-from renkei.grpcutil.handlers import outgoing_metadata
+from renkei.grpcutil.client import outgoing_metadata
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 
 MAX_BATCH = 1000

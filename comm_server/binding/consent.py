@@ -38,7 +38,7 @@ from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
 from comm_server.store import AsyncCommStore, open_store
 from renkei.errors import RenkeiError, from_rpc_error
-from renkei.grpcutil.handlers import outgoing_metadata
+from renkei.grpcutil.client import outgoing_metadata
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 
 Result = Literal["bound", "already_bound", "no_exact_match", "refused", "failed"]

@@ -22,7 +22,7 @@ from comm_server.clients import registry_channel
 from comm_server.config import CommConfig
 from renkei import db
 from renkei.errors import RenkeiError, from_rpc_error
-from renkei.grpcutil.handlers import outgoing_metadata
+from renkei.grpcutil.client import outgoing_metadata
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 
 KINDS = {

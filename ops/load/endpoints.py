@@ -20,7 +20,7 @@ import grpc
 
 from ops.deploy import Layout
 from ops.load.targets import HUB_ENDPOINT, NUMBERING_ENDPOINT
-from renkei.grpcutil.server import MAX_MESSAGE_BYTES
+from renkei.limits import MAX_MESSAGE_BYTES
 from renkei.pki import TlsFiles
 
 SERVICE_PREFIX = "service:"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import grpc
 
 from renkei.limits import MAX_MESSAGE_BYTES
+from renkei.logs import CORRELATION_HEADER, correlation_id
 from renkei.pki import TlsFiles
 
 _OPTIONS = [
@@ -24,3 +25,9 @@ def channel(
             f"no TLS files for {target}; a plaintext channel needs the insecure development flag"
         )
     return grpc.aio.insecure_channel(target, options=_OPTIONS)
+
+
+def outgoing_metadata() -> tuple[tuple[str, str], ...]:
+    """Metadata that carries the current correlation id to the next hop."""
+    cid = correlation_id.get()
+    return ((CORRELATION_HEADER, cid),) if cid else ()

@@ -13,30 +13,23 @@ import base64
 import hashlib
 import os
 from pathlib import Path
-from typing import Protocol
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from renkei.files import atomic_write
+from renkei.keystore.kek import MASTER_KEY_BYTES, KeyUnwrapError, MasterKey
 
-MASTER_KEY_BYTES = 32
+__all__ = [
+    "MASTER_KEY_BYTES",
+    "AesGcmMasterKey",
+    "KeyUnwrapError",
+    "MasterKey",
+    "create_master_key_file",
+    "load_master_key",
+]
+
 _NONCE = 12
-
-
-class KeyUnwrapError(ValueError):
-    """Wrapped key material did not open: wrong master key, or altered."""
-
-
-class MasterKey(Protocol):
-    @property
-    def key_id(self) -> str:
-        """A fingerprint naming the master key (not secret), stored beside each wrapped key."""
-        ...
-
-    def wrap(self, plaintext: bytes, aad: bytes) -> bytes: ...
-
-    def unwrap(self, wrapped: bytes, aad: bytes) -> bytes: ...
 
 
 class AesGcmMasterKey:

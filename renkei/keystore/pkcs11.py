@@ -51,7 +51,7 @@ from pkcs11.constants import Attribute, MechanismFlag, ObjectClass
 from pkcs11.mechanisms import GCMParams, KeyType, Mechanism
 from pkcs11.types import DecryptMixin, EncryptMixin, Session, Token
 
-from renkei.keystore.master import MASTER_KEY_BYTES, KeyUnwrapError
+from renkei.keystore.kek import MASTER_KEY_BYTES, KeyUnwrapError
 
 __all__ = ["Pkcs11MasterKey", "Pkcs11Spec", "create_token_key"]
 

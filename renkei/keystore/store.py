@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from renkei.db import UtcDateTime
-from renkei.keystore.master import MasterKey
+from renkei.keystore.kek import MasterKey
 
 metadata = sa.MetaData()
 

@@ -66,12 +66,6 @@ def test_nothing_imports_the_tooling() -> None:
     assert bad == []
 
 
-# Loops being taken apart on other branches; each must leave this list when it goes.
-KNOWN_LOOPS = {
-    "renkei": [["renkei.keystore.master", "renkei.keystore.pkcs11"]],
-}
-
-
 @pytest.mark.parametrize("package", imports.top_level_packages())
 def test_no_import_loops(package: str) -> None:
     graph = {
@@ -79,7 +73,7 @@ def test_no_import_loops(package: str) -> None:
         for source, targets in imports.module_graph().items()
         if _top(source) == package
     }
-    assert imports.cycles(graph) == KNOWN_LOOPS.get(package, [])
+    assert imports.cycles(graph) == []
 
 
 def test_the_graph_sees_relative_and_function_level_imports() -> None:

@@ -14,6 +14,7 @@ from hub_server import bootstrap
 from hub_server.config import HubConfig
 from ops.cli import main
 from ops.deploy import DEMO_AGENCIES, Endpoints, init_deployment
+from renkei.grpcutil.caller import DEV_PARTY_HEADER
 from renkei.grpcutil.server import InsecurePortRefused
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
 
@@ -52,7 +53,7 @@ def test_development_mode_serves_plaintext_and_takes_the_caller_from_a_header(
                     legal_basis_item="二十七",
                 )
                 ok = await stub.Approve(
-                    request, metadata=(("x-renkei-dev-agency", "141003"),), timeout=5
+                    request, metadata=((DEV_PARTY_HEADER, "agency:141003"),), timeout=5
                 )
                 try:
                     await stub.Approve(request, timeout=5)

@@ -27,7 +27,8 @@ from comm_server.provider.pipeline import Provider
 from comm_server.provider.servicer import ProviderServicer
 from comm_server.provider.types import ProvideCall, Provided
 from hub_server.directory import Agency
-from hub_server.linkage import ProvideCall as HubProvideCall
+from hub_server.exchange import ProvideCall as HubProvideCall
+from hub_server.exchange import ProvideItem
 from hub_server.provider_gateway import GrpcProviderGateway
 from ops import pki as ops_pki
 from ops.demo_data import legacy_records
@@ -111,14 +112,15 @@ def _agency(port: int) -> Agency:
 
 def _call(serial: int, link_code: str) -> HubProvideCall:
     return HubProvideCall(
-        serial=serial,
         time=datetime.now(UTC),
         requester_agency_id="city",
         info_kind="年金給付関係情報",
         legal_basis_item="二十七",
-        link_code=link_code,
-        sealed_query=b"",
+        item_count=1,
+        items=[ProvideItem(serial, 0, link_code)],
+        sealed_queries=b"",
         requester_sealing_public_key=b"",
+        single=True,
     )
 
 
@@ -147,7 +149,7 @@ class Rig:
 
     async def provide(self, serial: int, link_code: str, timeout: float = 5.0) -> bytes:
         provided = await self.gateway.provide(self.agency, _call(serial, link_code), timeout)
-        return provided.sealed_answer
+        return provided.sealed_answers
 
 
 async def _error(call: Any) -> RenkeiError:
@@ -319,7 +321,7 @@ def test_a_provider_without_the_stream_gets_unary_calls(
         gateway = GrpcProviderGateway(layout.hub())
         try:
             answers = [
-                (await gateway.provide(_agency(handle.port), _call(s, "answer"), 5)).sealed_answer
+                (await gateway.provide(_agency(handle.port), _call(s, "answer"), 5)).sealed_answers
                 for s in (1, 2)
             ]
             return answers, CountingServicer.unary

@@ -1,4 +1,4 @@
-"""Unit tests for hub_server.log_store, on SQLite and (when it answers) PostgreSQL.
+"""Tests for hub_server.log_store, on SQLite and (when it answers) PostgreSQL.
 
 The PostgreSQL variant uses a throw-away schema per test, dropped afterwards.
 """
@@ -398,6 +398,36 @@ def test_group_commit_shares_transactions_under_load(engine: Engine) -> None:
     assert sum(repo.batches) == 400
     assert len(repo.batches) < 400
     assert {r.outcome for r in repo.rows()} == {OK}
+
+
+def test_one_row_goes_through_the_group_commit_and_many_in_their_own_transaction(
+    engine: Engine,
+) -> None:
+    repo = _CountingRepo(engine)
+    log = AsyncHubLog(repo)
+
+    async def run() -> tuple[list[list[int]], list[int]]:
+        # A single relay's rows: begun and completed through the group commit, together.
+        singles = await asyncio.gather(
+            log.begin_many([(_entry("pk-a"), PENDING, "")]),
+            log.begin_many([(_entry(None), "INVALID_ARGUMENT", "LINK_CODE_CORRUPT")]),
+        )
+        await log.finish_many([(singles[0][0], OK, "")])
+        many = await log.begin_many([(_entry(f"pk-{i}"), PENDING, "") for i in range(3)])
+        await log.finish_many([(s, OK, "") for s in many])
+        return list(singles), many
+
+    try:
+        singles, many = asyncio.run(run())
+    finally:
+        log.close()
+    assert sum(repo.batches) == 3  # the bulk rows never went through apply
+    (pending,), (refused,) = singles
+    assert _by_serial(repo, pending).outcome == OK
+    row = _by_serial(repo, refused)
+    assert (row.outcome, row.reason) == ("INVALID_ARGUMENT", "LINK_CODE_CORRUPT")
+    assert row.completed_at is not None
+    assert [_by_serial(repo, s).outcome for s in many] == [OK] * 3
 
 
 def test_group_commit_answers_only_after_the_row_is_committed(engine: Engine) -> None:

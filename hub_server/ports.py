@@ -1,0 +1,72 @@
+"""What the hub's domain (linkage.Hub) needs from the world, as protocols.
+
+The servers plug in the real ones (bootstrap.py); the unit tests plug in
+in-memory fakes (tests/support/hub_fakes.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol
+
+from hub_server.directory import Agency
+from hub_server.exchange import CollectCall, ProvideCall, Provided
+from hub_server.id_issuer_client import IdKeyState
+from hub_server.log_store import LogEntry, LogRow
+from renkei import codes
+
+
+class HubLog(Protocol):
+    """The hub's log rows; each call returns once what it wrote is durable."""
+
+    async def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[int]:
+        """(entry, outcome, reason) rows, serials in order; PENDING rows are completed later."""
+        ...
+
+    async def finish_many(self, outcomes: list[tuple[int, str, str]]) -> None:
+        """Complete PENDING rows: (serial, outcome, reason)."""
+        ...
+
+    async def add_aliases(self, pairs: list[tuple[str, str]]) -> None: ...
+
+    async def row(self, serial: int) -> LogRow | None: ...
+
+    async def fetches(self, serial: int) -> list[tuple[datetime, str, str]]: ...
+
+    async def record_fetch(self, serial: int, outcome: str, reason: str) -> None: ...
+
+
+class ProviderGateway(Protocol):
+    async def provide(self, provider: Agency, call: ProvideCall, timeout: float) -> Provided:
+        """The provider's answer: per item for a bulk call, the sealed answer or a ticket
+        for a single one; raises RenkeiError when the call fails whole (for a single
+        call, also when the provider refuses the person)."""
+        ...
+
+    async def collect(self, provider: Agency, call: CollectCall, timeout: float) -> bytes:
+        """The sealed answer behind a ticket; raises RenkeiError (ANSWER_NOT_READY, ...)."""
+        ...
+
+
+class IdIssuerPort(Protocol):
+    async def status(self) -> IdKeyState: ...
+
+    async def reissue(self, id_codes: list[bytes]) -> tuple[list[tuple[bytes, str]], int]: ...
+
+    async def complete(self, version: int) -> None: ...
+
+
+class KeyAdmin(Protocol):
+    """Changes to the hub's keys, made durable before they take effect."""
+
+    async def make_current(self, agency_id: str, version: int) -> datetime | None:
+        """Make ``version`` current; the old one's acceptance limit (None: already current)."""
+        ...
+
+    async def codec(self) -> codes.LinkCodec:
+        """A codec reflecting the key store as it is now."""
+        ...
+
+    async def record_completion(self, agency_id: str, id_key_version: int) -> set[str]:
+        """Note that an agency re-keyed to an ID key version; every agency that has."""
+        ...
