@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from renkei import limits
 from renkei.errors import PermissionDenied
 from renkei.logs import event
 
@@ -34,7 +35,7 @@ ANY = "*"
 SEPARATOR = "|"
 REQUIRED_COLUMNS = ("staff_id", "terminals", "info_kinds", "legal_basis_items")
 OPTIONAL_COLUMNS = ("valid_from", "valid_until", "name", "note")
-MAX_ID = 64
+MAX_ID = limits.MAX_ID
 
 
 class RegisterError(ValueError):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from id_issuer.issuer import ID_KEY, IdIssuer
-from renkei import id_code_batch, validate
+from renkei import id_code_batch, limits, validate
 from renkei.errors import FailedPrecondition, RenkeiError, invalid_field
 from renkei.keystore import KeyStore
 
@@ -55,7 +55,7 @@ class IdIssuerService:
         )
 
     def seal(self, agency_id: str, resident_codes: list[str]) -> list[Item]:
-        validate.text("agency_id", agency_id, max_chars=64)
+        validate.text("agency_id", agency_id, max_chars=limits.MAX_ID)
         _check_batch("resident_codes", len(resident_codes))
         out = []
         for code in resident_codes:
@@ -67,7 +67,7 @@ class IdIssuerService:
 
     def seal_batch(self, agency_id: str, resident_codes: list[str]) -> tuple[bytes, list[str]]:
         """(the ID codes sealed together, b"" if none; an error reason per code, "" if in)."""
-        validate.text("agency_id", agency_id, max_chars=64)
+        validate.text("agency_id", agency_id, max_chars=limits.MAX_ID)
         _check_batch("resident_codes", len(resident_codes))
         issuer = self._issuer
         id_codes: list[bytes] = []

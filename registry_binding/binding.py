@@ -23,7 +23,7 @@ from registry_binding.matching import Matcher, MatchResult
 from registry_binding.records import AgencyRecord, record_keys
 from registry_binding.sealer import Sealer
 from registry_binding.subscriptions import Subscriptions
-from renkei import validate
+from renkei import limits, validate
 from renkei.errors import InvalidArgument, RenkeiError
 from renkei.fourfacts.normalize import SexEncoding
 
@@ -82,7 +82,9 @@ class RegistryBinding:
                 "TOO_MANY_RECORDS", f"{len(records)} records; at most {MAX_RECORDS} a call"
             )
         for i, record in enumerate(records):
-            validate.text(f"records[{i}].local_person_id", record.local_person_id, max_chars=64)
+            validate.text(
+                f"records[{i}].local_person_id", record.local_person_id, max_chars=limits.MAX_ID
+            )
         results = await asyncio.to_thread(self._match, records)
         unique = [
             (i, r.resident_code)

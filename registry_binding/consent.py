@@ -40,7 +40,7 @@ from registry_binding.matching import Matcher
 from registry_binding.records import AgencyRecord, record_keys
 from registry_binding.sealer import Sealer
 from registry_binding.store import consent_log, metadata
-from renkei import validate
+from renkei import limits, validate
 from renkei.errors import PermissionDenied, RenkeiError, invalid_field
 from renkei.fourfacts.normalize import (
     NormalizedFacts,
@@ -98,7 +98,7 @@ def check_consent(consent: Consent | None, now: datetime) -> Consent:
     """The consent, or INVALID_ARGUMENT naming the first bad field (``consent.*``)."""
     if consent is None:
         raise invalid_field("consent", "is required")
-    validate.text("consent.consent_id", consent.consent_id, max_chars=64)
+    validate.text("consent.consent_id", consent.consent_id, max_chars=limits.MAX_ID)
     if consent.giver not in GIVERS:
         raise invalid_field("consent.giver", "is required: the person or a legal representative")
     if consent.giver == "legal_representative":
@@ -235,7 +235,7 @@ class ConsentBinding:
                     f"only designated private bodies bind with consent; the caller is {caller}",
                 )
             check_consent(consent, now)
-            validate.text("record.local_person_id", record.local_person_id, max_chars=64)
+            validate.text("record.local_person_id", record.local_person_id, max_chars=limits.MAX_ID)
             try:
                 keys = record_keys(record.facts, self._sex_encoding)
             except ValueError as exc:

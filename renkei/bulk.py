@@ -17,34 +17,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from renkei import sealing
-from renkei.deadline import RETURN_SHARE
 from renkei.errors import InvalidArgument, RenkeiError, invalid_field
-from renkei.limits import MAX_BULK_ANSWER_BYTES, MAX_BULK_ITEMS, MAX_BULK_SEALED_QUERIES
-
-# Re-exported: their home is renkei.limits and renkei.deadline; the hub still reads them here.
-__all__ = [
-    "MAX_BULK_ANSWER_BYTES",
-    "MAX_BULK_ITEMS",
-    "MAX_BULK_SEALED_QUERIES",
-    "NONCE_BYTES",
-    "RETURN_SHARE",
-    "ItemError",
-    "answer_info",
-    "answers_digest",
-    "check_count",
-    "format_serials",
-    "margin",
-    "parse_serials",
-    "query_info",
-]
+from renkei.limits import MAX_BULK_ITEMS
 
 NONCE_BYTES = 16
-
-
-def margin(time_remaining: float | None, floor: float) -> float:
-    """Seconds a hop keeps back from ``time_remaining`` for its way back (``floor`` already
-    counts the persons). Kept for the hub until it calls ``renkei.deadline.margin``."""
-    return floor if time_remaining is None else max(floor, RETURN_SHARE * time_remaining)
 
 
 @dataclass(frozen=True, slots=True)

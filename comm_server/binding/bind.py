@@ -16,7 +16,7 @@ from comm_server.clients import hub_client
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
 from comm_server.store import AsyncCommStore, open_store
-from renkei import validate
+from renkei import limits, validate
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ async def bind(
     *,
     timeout: float = 5.0,
 ) -> BindOutcome:
-    validate.text("local_person_id", local_person_id, max_chars=64)
+    validate.text("local_person_id", local_person_id, max_chars=limits.MAX_ID)
     link_code, version, id_version = await hub.issue_link_code(sealed_id_code, timeout=timeout)
     fresh = await store.run(
         store.store.bind, local_person_id, link_code, version, datetime.now(UTC), id_version

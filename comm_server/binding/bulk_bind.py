@@ -39,7 +39,7 @@ from comm_server.clients import hub_client, registry_channel
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
 from comm_server.store import AsyncCommStore, CommStore, NewBinding, open_store
-from renkei import validate
+from renkei import limits, validate
 from renkei.config_util import ConfigError
 from renkei.errors import FailedPrecondition, RenkeiError, from_rpc_error
 from renkei.grpcutil.client import outgoing_metadata
@@ -113,7 +113,7 @@ RECORD_FIELDS = (
     "sex",
     "municipality_hint",
 )
-MAX_LOCAL_ID_CHARS = 64
+MAX_LOCAL_ID_CHARS = limits.MAX_ID
 """As the registry's ``MatchRecords`` checks it (a bad id fails the whole call there)."""
 
 

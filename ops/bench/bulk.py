@@ -51,7 +51,7 @@ from legacy_stubs.registry.resident_code import check_digit
 from ops.bench.linkage import cpu_seconds, machine
 from ops.deploy import DEMO_AGENCIES, Layout, Settings, init_deployment, pick_endpoints
 from ops.processes import ProcessGroup, StartupError, python_module
-from renkei import bulk, db, sealing
+from renkei import bulk, db, limits, sealing
 from renkei.comm.v1 import comm_pb2
 from renkei.errors import NotFound
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
@@ -437,8 +437,8 @@ def report(console: Console, info: Mapping[str, Any], results: list[PathResult])
 def main(args: argparse.Namespace) -> int:
     console = Console(width=160, highlight=False)
     persons = int(args.persons)
-    if not 1 <= persons <= bulk.MAX_BULK_ITEMS or int(args.requests) < 1:
-        console.print(f"need 1 <= --persons <= {bulk.MAX_BULK_ITEMS} and --requests >= 1")
+    if not 1 <= persons <= limits.MAX_BULK_ITEMS or int(args.requests) < 1:
+        console.print(f"need 1 <= --persons <= {limits.MAX_BULK_ITEMS} and --requests >= 1")
         return 2
     state_dir = Path(args.state_dir)
     if state_dir.exists():

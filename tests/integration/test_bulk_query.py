@@ -15,7 +15,7 @@ from support.topology import CITY, MINISTER, PENSION, Topology, query
 
 from comm_server.store import correspondence
 from ops.demo_data import legacy_records
-from renkei import bulk
+from renkei import bulk, limits
 from renkei.comm.v1 import comm_pb2
 
 PENSION_INFO = "年金給付関係情報"
@@ -265,7 +265,7 @@ def test_a_staff_refusal_refuses_the_request_whole_without_asking_the_hub(
 @pytest.mark.parametrize(
     ("items", "field"),
     [
-        (bulk.MAX_BULK_ITEMS + 1, "items"),
+        (limits.MAX_BULK_ITEMS + 1, "items"),
         (0, "items"),
     ],
 )

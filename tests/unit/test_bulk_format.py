@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from renkei import bulk
+from renkei import bulk, limits
 from renkei.errors import InvalidArgument, RenkeiError
 
 
@@ -35,14 +35,8 @@ def test_answer_info_binds_every_pair_and_the_nonce() -> None:
     assert base != bulk.answer_info(*args, b"n" * 16, [(0, 10)])
 
 
-@pytest.mark.parametrize("count", [0, bulk.MAX_BULK_ITEMS + 1])
+@pytest.mark.parametrize("count", [0, limits.MAX_BULK_ITEMS + 1])
 def test_count_limits_name_the_field(count: int) -> None:
     with pytest.raises(RenkeiError) as caught:
         bulk.check_count("items", count)
     assert caught.value.metadata["field"] == "items"
-
-
-def test_each_hop_keeps_a_tenth_for_its_way_back_and_at_least_its_floor() -> None:
-    assert bulk.margin(None, 0.05) == 0.05
-    assert bulk.margin(2.0, 0.05) == pytest.approx(0.2)
-    assert bulk.margin(0.2, 0.05) == 0.05
