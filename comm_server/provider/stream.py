@@ -28,6 +28,10 @@ from renkei.errors import RenkeiError, Unavailable
 from renkei.logs import correlation_id, event, new_correlation_id
 
 _log = logging.getLogger("renkei.rpc")
+# Each call inside the one stream is logged as the interceptor logs a unary call.
+_METHOD = (
+    comm_pb2.DESCRIPTOR.services_by_name["ProviderService"].methods_by_name["ProvideStream"].name
+)
 
 Context = grpc.aio.ServicerContext[Any, Any]
 Requests = AsyncIterator[comm_pb2.ProvideStreamRequest]
@@ -93,7 +97,7 @@ async def serve_provide_stream(
             event(
                 _log,
                 "rpc refused",
-                method="ProvideStream",
+                method=_METHOD,
                 code=err.code.name,
                 reason=err.reason,
                 detail=err.message,
@@ -103,7 +107,7 @@ async def serve_provide_stream(
         except asyncio.CancelledError:
             raise  # the hub gave up on it: nothing to answer
         except Exception:
-            _log.exception("rpc failed", extra={"fields": {"method": "ProvideStream"}})
+            _log.exception("rpc failed", extra={"fields": {"method": _METHOD}})
             out.put_nowait(
                 Response(
                     call_id=call_id,
