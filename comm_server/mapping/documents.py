@@ -128,6 +128,12 @@ def _parse_constant(name: str) -> float:
     raise DocumentError(f"{name} is not JSON")
 
 
+# Made once: json.loads with hooks would build a decoder (and its scanner) per call.
+_DECODER: Final = json.JSONDecoder(
+    parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant
+)
+
+
 def parse_json(data: bytes | str, encoding: str = "utf-8") -> Any:
     """The value of JSON ``data`` (bytes in ``encoding``); ``DocumentError`` beyond the limits."""
     if len(data) > MAX_DOCUMENT_BYTES:
@@ -142,12 +148,7 @@ def parse_json(data: bytes | str, encoding: str = "utf-8") -> Any:
     else:
         text = data
     try:
-        value = json.loads(
-            text,
-            parse_int=_parse_int,
-            parse_float=_parse_float,
-            parse_constant=_parse_constant,
-        )
+        value = _DECODER.decode(text)
     except RecursionError:  # only far past MAX_DEPTH: the C scanner recurses
         raise _too_deep() from None
     except DocumentError:
