@@ -5,6 +5,7 @@ on any bytes, and ``renkei mapper check`` answering them in one line."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -23,6 +24,7 @@ from comm_server.mapping.errors import MappingError
 from comm_server.mapping.mapper import SpecMapper
 from comm_server.mapping.registry import load_mapper
 from ops.cli import main
+from renkei.layout.v1 import layout_pb2
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mappers"
 FORMATS = ("fixed_tax", "soap_pension", "csv_insurer", "json_http")
@@ -353,3 +355,64 @@ def test_mapper_check_shows_a_bad_record_with_markup_in_it(
     assert code == 0, captured.out
     assert "[/] [bold]" in captured.out
     assert "Traceback" not in captured.err
+
+
+# -- encode keeps the contract too: any record of the kind, any field values ------------
+
+_TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=40)
+_INT_RANGES = {3: (-(2**63), 2**63 - 1), 5: (-(2**31), 2**31 - 1)}  # int64, int32
+
+
+def _message(target: Any, values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        setattr(target, name, value)
+
+
+def _records(kind: str) -> st.SearchStrategy[layout.Record]:
+    message = layout.message_type(kind)
+    if kind == layout.PERSON_KIND:
+        fields = message.DESCRIPTOR.fields
+        return st.fixed_dictionaries({f.name: _TEXT for f in fields}).map(
+            lambda values: message(**values)
+        )
+    case = layout.INFO_KINDS[kind]
+    info = layout_pb2.StandardRecord.DESCRIPTOR.fields_by_name[case].message_type
+    strategies: dict[str, st.SearchStrategy[Any]] = {}
+    for f in info.fields:
+        if f.enum_type is not None:
+            strategies[f.name] = st.sampled_from([v.number for v in f.enum_type.values])
+        elif f.type == f.TYPE_BOOL:
+            strategies[f.name] = st.booleans()
+        elif f.type in _INT_RANGES:
+            strategies[f.name] = st.integers(*_INT_RANGES[f.type])
+        else:
+            strategies[f.name] = _TEXT
+
+    def build(pid: str, values: dict[str, Any]) -> layout.Record:
+        record = layout.new_record(kind)
+        assert isinstance(record, layout_pb2.StandardRecord)
+        record.local_person_id = pid
+        _message(getattr(record, case), values)
+        return record
+
+    return st.builds(build, _TEXT, st.fixed_dictionaries(strategies))
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_encode_raises_only_mapping_errors_on_any_record(fmt: str) -> None:
+    mapper = load_mapper(fmt)
+
+    @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.sampled_from(mapper.kinds).flatmap(lambda k: st.tuples(st.just(k), _records(k))))
+    def fuzz(case: tuple[str, layout.Record]) -> None:
+        kind, record = case
+        refused: MappingError | None = None
+        try:
+            mapper.encode(kind, record)
+        except MappingError as err:
+            refused = err
+        if refused is not None:
+            assert refused.reason == "STANDARD_RECORD_UNENCODABLE"
+            assert refused.message
+
+    fuzz()
