@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Final
 
+from comm_server.mapping.documents import MAX_DOCUMENT_BYTES
 from renkei.errors import RenkeiError
 from renkei.logs import event
 
@@ -62,6 +63,8 @@ def _csv_field(value: str, field: str) -> str:
 
 def _rows(raw: bytes) -> tuple[str, list[tuple[bytes, list[str]]]]:
     """(header, [(raw line, columns)]) of an answer file; LEGACY_GARBAGE if it is no CSV."""
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise common.garbage(raw, f"answer file over {MAX_DOCUMENT_BYTES} bytes")
     if not raw.endswith(b"\r\n"):
         raise common.garbage(raw, "answer file does not end with CRLF")
     lines = raw[:-2].split(b"\r\n")  # cp932 trail bytes are never CR or LF
@@ -198,7 +201,8 @@ class CsvDropboxClient:
         request = self.inbox / f"{ticket}.csv"
         for attempt in range(2):
             try:
-                data = answer.read_bytes()
+                with open(answer, "rb") as fh:
+                    data = fh.read(MAX_DOCUMENT_BYTES + 1)  # past the limit is garbage anyway
             except FileNotFoundError:
                 # The insurer writes the answer before it deletes the request:
                 # look again after seeing no request, or we could miss it.

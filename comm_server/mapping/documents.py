@@ -53,7 +53,8 @@ def _too_deep() -> DocumentError:
 # A document expat reads as UTF-8 from its first byte: no BOM but UTF-8's, and no XML
 # declaration or one naming UTF-8. In UTF-8 a DTD can only be spelled b"<!DOCTYPE", so
 # for these (every answer and record renkei's systems write) a byte search is exact
-# and the C parser stays fast. Anything else (UTF-16, a declared or odd encoding)
+# (it also refuses the word in a comment or CDATA, which no record needs) and the C
+# parser stays fast. Anything else (UTF-16, a declared or odd encoding)
 # goes through defusedxml, whose expat handlers refuse a DTD once decoded.
 _UTF8_START: Final = re.compile(
     rb"(?:\xef\xbb\xbf)?(?:"

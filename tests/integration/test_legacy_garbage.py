@@ -19,6 +19,7 @@ from comm_server.legacy import (
     JsonlLegacyClient,
     SoapPensionClient,
     common,
+    csv_dropbox_client,
 )
 from renkei.errors import NotFound, RenkeiError, Unavailable
 
@@ -436,3 +437,21 @@ def test_the_boundary_names_any_parsing_failure() -> None:
     assert "b'\\x00raw'" in caught.value.message
     with pytest.raises(NotFound):  # renkei's own errors pass unchanged
         common.read_answer(lambda raw: (_ for _ in ()).throw(common.not_found()), b"")
+
+
+def test_csv_answer_file_over_the_size_limit_is_garbage(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(csv_dropbox_client, "MAX_DOCUMENT_BYTES", 1000)
+    (tmp_path / "inbox").mkdir()
+    (tmp_path / "outbox").mkdir()
+
+    async def scenario() -> RenkeiError:
+        client = CsvDropboxClient(tmp_path)
+        ticket = await client.submit("K-0001", "医療保険給付関係情報", b"", timeout=5)
+        line = f"{ticket},0,01140016,K-0001,01,30,100,202604\r\n"
+        (tmp_path / "outbox" / f"{ticket}.csv").write_bytes((HEADER + line * 30).encode("cp932"))
+        return await refused(client.collect(ticket, timeout=5), Unavailable, "LEGACY_GARBAGE")
+
+    assert "answer file over 1000 bytes" in run(scenario).message
+    assert not list((tmp_path / "outbox").iterdir())  # read no further, and collected once
