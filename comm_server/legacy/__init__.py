@@ -24,7 +24,10 @@ into ``renkei.errors`` with these reasons:
   drop folder, the metadata carries the ``ticket`` to collect the answer later);
 * ``LEGACY_UNAVAILABLE`` (Unavailable): cannot connect, or the connection
   dropped, or the batch system dropped the request;
-* ``LEGACY_GARBAGE`` (Unavailable): an answer out of protocol;
+* ``LEGACY_GARBAGE`` (Unavailable): an answer out of protocol, or one its parser
+  refuses (``comm_server.mapping.documents``: a DTD, an odd encoding, nesting,
+  size, long integers, lone surrogates) or fails on in any way: every client
+  parses behind ``common.read_answer``, so no answer raises anything else;
 * ``LEGACY_ERROR`` (Unavailable): the legacy system refused the request;
 * ``RECORD_NOT_FOUND`` (NotFound): no such person or no record of that kind
   (also: an info kind this legacy system does not keep);

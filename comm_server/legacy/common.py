@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Mapping
-from typing import Final
+from collections.abc import Callable, Collection, Mapping
+from typing import Concatenate, Final, ParamSpec, TypeVar
 
-from renkei.errors import DeadlineExceeded, InvalidArgument, NotFound, Unavailable
+from comm_server.mapping.documents import DocumentError
+from renkei.errors import DeadlineExceeded, InvalidArgument, NotFound, RenkeiError, Unavailable
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 TAX_INFO: Final = "地方税関係情報"
 RESIDENT_INFO: Final = "住民票関係情報"
@@ -94,6 +98,29 @@ def garbage(raw: bytes, problem: str) -> Unavailable:
         "LEGACY_GARBAGE",
         f"legacy system sent an unreadable answer ({problem}): {raw[:GARBAGE_PREVIEW]!r}",
     )
+
+
+def read_answer(
+    read: Callable[Concatenate[bytes, P], T], raw: bytes, *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """``read(raw, ...)``: the one boundary every client parses a legacy answer behind.
+
+    The legacy system is outside renkei, so whatever its answer makes parsing raise
+    (a limit of ``comm_server.mapping.documents``, or a ``ValueError``,
+    ``RecursionError``, ``LookupError`` ... from a parser) is that answer's fault:
+    LEGACY_GARBAGE naming the problem, which the provider logs and answers like
+    any legacy error, never a crash. renkei's own errors pass unchanged.
+    """
+    try:
+        return read(raw, *args, **kwargs)
+    except RenkeiError:
+        raise
+    except DocumentError as exc:
+        raise garbage(raw, str(exc)) from None
+    except Exception as exc:
+        # backslashreplace: a message quoting a lone surrogate must still go out as UTF-8.
+        text = str(exc)[:200].encode("utf-8", "backslashreplace").decode("utf-8")
+        raise garbage(raw, f"{type(exc).__name__}: {text}") from None
 
 
 def timed_out(timeout: float, **metadata: str) -> DeadlineExceeded:

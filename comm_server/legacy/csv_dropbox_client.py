@@ -25,6 +25,7 @@ import uuid
 from pathlib import Path
 from typing import Final
 
+from comm_server.mapping.documents import MAX_DOCUMENT_BYTES
 from renkei.errors import RenkeiError
 from renkei.logs import event
 
@@ -62,19 +63,60 @@ def _csv_field(value: str, field: str) -> str:
 
 def _rows(raw: bytes) -> tuple[str, list[tuple[bytes, list[str]]]]:
     """(header, [(raw line, columns)]) of an answer file; LEGACY_GARBAGE if it is no CSV."""
+    if len(raw) > MAX_DOCUMENT_BYTES:
+        raise common.garbage(raw, f"answer file over {MAX_DOCUMENT_BYTES} bytes")
     if not raw.endswith(b"\r\n"):
         raise common.garbage(raw, "answer file does not end with CRLF")
     lines = raw[:-2].split(b"\r\n")  # cp932 trail bytes are never CR or LF
     try:
         texts = [line.decode("cp932") for line in lines]
-        parsed = list(csv.reader(texts))
+        parsed = list(csv.reader(texts, strict=True))  # as the mapper reads a line
     except UnicodeDecodeError as exc:
         raise common.garbage(raw, f"not cp932 (byte {exc.start} of a line)") from None
     except csv.Error as exc:
         raise common.garbage(raw, f"not CSV ({exc})") from None
     if any("\r" in t or "\n" in t for t in texts):
         raise common.garbage(raw, "a line break that is not CRLF")
+    if len(parsed) != len(lines):  # the reader joined lines: a quote left open at a line's end
+        raise common.garbage(raw, "a quoted field runs past the end of its line")
     return texts[0], list(zip(lines[1:], parsed[1:], strict=True))
+
+
+def _benefit_line(raw: bytes, ticket: str) -> bytes:
+    """The data line of a benefit answer file for ``ticket``; raises for refusals and garbage."""
+    header, rows = _rows(raw)
+    if header != BENEFIT_HEADER or len(rows) != 1 or len(rows[0][1]) != 8:
+        raise common.garbage(raw, "not one benefit answer line of 8 columns")
+    line, columns = rows[0]
+    if columns[0] != ticket:
+        if columns[0] == "" and columns[1] == "9":
+            raise _refused(ticket)
+        raise common.garbage(raw, "answer to another request")
+    if columns[1] == "0":
+        return line
+    if columns[1] == "1":
+        raise common.not_found()
+    if columns[1] == "9":
+        raise _refused(ticket)
+    raise common.garbage(raw, f"unknown 結果 {columns[1][:10]!r}")
+
+
+def _person_lines(raw: bytes, ticket: str, after: str | None, limit: int) -> list[bytes]:
+    """Up to ``limit`` lines of a PERSONS answer file after ``after``, in 被保険者番号 order."""
+    header, rows = _rows(raw)
+    if header == BENEFIT_HEADER and len(rows) == 1 and rows[0][1][1:2] == ["9"]:
+        raise _refused(ticket)
+    if header != PERSONS_HEADER or any(len(columns) != 6 for _, columns in rows):
+        raise common.garbage(raw, "not a person file of 6 columns")
+    page = sorted(
+        (columns[0], line) for line, columns in rows if after is None or columns[0] > after
+    )
+    return [line for _, line in page[:limit]]
+
+
+def _refused(ticket: str) -> RenkeiError:
+    event(logger, "legacy system refused a request", ticket=ticket, level=logging.WARNING)
+    return common.refused()
 
 
 class CsvDropboxClient:
@@ -137,25 +179,7 @@ class CsvDropboxClient:
         raw = await self._fetch(ticket, timeout)
         if raw is None:
             return None
-        header, rows = _rows(raw)
-        if header != BENEFIT_HEADER or len(rows) != 1 or len(rows[0][1]) != 8:
-            raise common.garbage(raw, "not one benefit answer line of 8 columns")
-        line, columns = rows[0]
-        if columns[0] != ticket:
-            if columns[0] == "" and columns[1] == "9":
-                raise self._refused(ticket)
-            raise common.garbage(raw, "answer to another request")
-        if columns[1] == "0":
-            return line
-        if columns[1] == "1":
-            raise common.not_found()
-        if columns[1] == "9":
-            raise self._refused(ticket)
-        raise common.garbage(raw, f"unknown 結果 {columns[1][:10]!r}")
-
-    def _refused(self, ticket: str) -> RenkeiError:
-        event(logger, "legacy system refused a request", ticket=ticket, level=logging.WARNING)
-        return common.refused()
+        return common.read_answer(_benefit_line, raw, ticket)
 
     async def _fetch(self, ticket: str, timeout: float) -> bytes | None:
         if not isinstance(ticket, str) or not TICKET.fullmatch(ticket):
@@ -177,7 +201,8 @@ class CsvDropboxClient:
         request = self.inbox / f"{ticket}.csv"
         for attempt in range(2):
             try:
-                data = answer.read_bytes()
+                with open(answer, "rb") as fh:
+                    data = fh.read(MAX_DOCUMENT_BYTES + 1)  # past the limit is garbage anyway
             except FileNotFoundError:
                 # The insurer writes the answer before it deletes the request:
                 # look again after seeing no request, or we could miss it.
@@ -229,15 +254,7 @@ class CsvDropboxClient:
             with contextlib.suppress(OSError):  # withdraw it: nobody will collect a listing
                 (self.inbox / f"{ticket}.csv").unlink()
             raise
-        header, rows = _rows(raw)
-        if header == BENEFIT_HEADER and len(rows) == 1 and rows[0][1][1:2] == ["9"]:
-            raise self._refused(ticket)
-        if header != PERSONS_HEADER or any(len(columns) != 6 for _, columns in rows):
-            raise common.garbage(raw, "not a person file of 6 columns")
-        page = sorted(
-            (columns[0], line) for line, columns in rows if after is None or columns[0] > after
-        )
-        return [line for _, line in page[:limit]]
+        return common.read_answer(_person_lines, raw, ticket, after, limit)
 
     async def aclose(self) -> None:
         """Later calls fail with LEGACY_UNAVAILABLE; files in the folder stay."""

@@ -134,7 +134,7 @@ class FixedTaxClient:
                 raise common.unavailable(
                     "the legacy system closed the connection mid-answer"
                 ) from None
-            records = self._records(number, body)
+            records = common.read_answer(self._records, body, number)
             keep = True
             return records
         except RenkeiError as exc:
@@ -146,7 +146,7 @@ class FixedTaxClient:
             else:
                 writer.transport.abort()
 
-    def _records(self, number: bytes, body: bytes) -> list[bytes]:
+    def _records(self, body: bytes, number: bytes) -> list[bytes]:
         if len(body) < HEADER_LEN or body[0:2] != b"RS":
             raise common.garbage(body, "not an RS response")
         if body[2:10] != number:

@@ -9,12 +9,13 @@ from typing import Final
 
 import aiohttp
 
+from comm_server.mapping.documents import MAX_DOCUMENT_BYTES
 from renkei.logs import event
 
 from . import common
 
-MAX_BODY: Final = 16 * 1024 * 1024
-"""Longest answer body read, in bytes; a longer one is garbage."""
+MAX_BODY: Final = MAX_DOCUMENT_BYTES
+"""Longest answer body read, in bytes; a longer one is garbage (no parser would take it)."""
 
 
 class HttpTransport:

@@ -9,11 +9,11 @@ documented shape at the top level; the record's fields are the mapper's.
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any, Final
 from urllib.parse import quote
 
+from comm_server.mapping.documents import DocumentError, parse_json
 from renkei.logs import event
 
 from . import common
@@ -37,29 +37,8 @@ class JsonHttpClient:
     def __repr__(self) -> str:
         return f"JsonHttpClient({self.base_url!r})"
 
-    async def _get(self, path: str, params: dict[str, str], timeout: float) -> dict[str, Any]:
-        status, raw = await self._http.request(
-            "GET", self.base_url + path, params=params, timeout=timeout
-        )
-        try:
-            body = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
-            raise common.garbage(raw, f"HTTP {status}, not UTF-8 JSON") from None
-        if not isinstance(body, dict):
-            raise common.garbage(raw, f"HTTP {status}, not a JSON object")
-        if status == 200:
-            return body
-        if status == 404 and body.get("error") == "not_found":
-            raise common.not_found()
-        event(
-            logger,
-            "legacy system refused a request",
-            status=status,
-            error=str(body.get("error"))[:100],
-            legacy_message=str(body.get("message"))[:200],
-            level=logging.WARNING,
-        )
-        raise common.refused()
+    async def _get(self, path: str, params: dict[str, str], timeout: float) -> tuple[int, bytes]:
+        return await self._http.request("GET", self.base_url + path, params=params, timeout=timeout)
 
     async def lookup(
         self, local_person_id: str, info_kind: str, query: bytes, *, timeout: float
@@ -72,26 +51,59 @@ class JsonHttpClient:
             raise common.query_invalid("local_person_id is empty", field="local_person_id")
         http_params = {"fiscalYear": params["fiscal_year"]} if "fiscal_year" in params else {}
         path = f"/v1/persons/{quote(local_person_id, safe='')}/records/{kind}"
-        body = await self._get(path, http_params, timeout)
-        record = body.get("record")
-        if not isinstance(record, dict) or body.get("kind") != kind:
-            raise common.garbage(canonical_json(body), "no record object of the asked kind")
-        return canonical_json(record)
+        status, raw = await self._get(path, http_params, timeout)
+        return common.read_answer(_record, raw, status, kind)
 
     async def list_persons(self, after: str | None, limit: int, *, timeout: float) -> list[bytes]:
         common.check_limit(limit)
         params = {"limit": str(limit)}
         if after is not None:
             params["after"] = after
-        body = await self._get("/v1/persons", params, timeout)
-        persons = body.get("persons")
-        if (
-            not isinstance(persons, list)
-            or len(persons) > limit
-            or not all(isinstance(p, dict) and isinstance(p.get("personId"), str) for p in persons)
-        ):
-            raise common.garbage(canonical_json(body), "persons is not a list of person objects")
-        return [canonical_json(p) for p in persons]
+        status, raw = await self._get("/v1/persons", params, timeout)
+        return common.read_answer(_persons, raw, status, limit)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _body(raw: bytes, status: int) -> dict[str, Any]:
+    """The answer object of a 200; raises for refusals and garbage."""
+    try:
+        body = parse_json(raw)
+    except DocumentError as err:
+        raise common.garbage(raw, f"HTTP {status}, {err}") from None
+    if not isinstance(body, dict):
+        raise common.garbage(raw, f"HTTP {status}, not a JSON object")
+    if status == 200:
+        return body
+    if status == 404 and body.get("error") == "not_found":
+        raise common.not_found()
+    event(
+        logger,
+        "legacy system refused a request",
+        status=status,
+        error=str(body.get("error"))[:100],
+        legacy_message=str(body.get("message"))[:200],
+        level=logging.WARNING,
+    )
+    raise common.refused()
+
+
+def _record(raw: bytes, status: int, kind: str) -> bytes:
+    body = _body(raw, status)
+    record = body.get("record")
+    if not isinstance(record, dict) or body.get("kind") != kind:
+        raise common.garbage(raw, "no record object of the asked kind")
+    return canonical_json(record)
+
+
+def _persons(raw: bytes, status: int, limit: int) -> list[bytes]:
+    body = _body(raw, status)
+    persons = body.get("persons")
+    if (
+        not isinstance(persons, list)
+        or len(persons) > limit
+        or not all(isinstance(p, dict) and isinstance(p.get("personId"), str) for p in persons)
+    ):
+        raise common.garbage(raw, "persons is not a list of person objects")
+    return [canonical_json(p) for p in persons]

@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
+from comm_server.mapping.documents import DocumentError, parse_json
 from renkei.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -30,6 +31,8 @@ from renkei.errors import (
     Unavailable,
 )
 from renkei.logs import event
+
+from . import common
 
 logger = logging.getLogger("comm_server.legacy.jsonl")
 
@@ -66,11 +69,9 @@ def decode_response(line: bytes, request_id: str) -> bytes:
     ``error`` answer, LEGACY_GARBAGE for anything out of protocol).
     """
     try:
-        body = json.loads(line.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise _garbage(line, "not UTF-8") from None
-    except json.JSONDecodeError:
-        raise _garbage(line, "not JSON") from None
+        body = parse_json(line)
+    except DocumentError as err:
+        raise _garbage(line, str(err)) from None
     if not isinstance(body, dict):
         raise _garbage(line, "not a JSON object")
     # An error about an unreadable request may carry a null id; anything
@@ -224,7 +225,7 @@ class JsonlLegacyClient:
         try:
             answer = await self._round_trip(conn, line)
             try:
-                record = decode_response(answer, request_id)
+                record = common.read_answer(decode_response, answer, request_id)
             except (NotFound, Unavailable) as exc:
                 # A protocol-level answer leaves the stream in step; garbage does not.
                 keep = exc.reason in ("RECORD_NOT_FOUND", "LEGACY_ERROR")

@@ -4,8 +4,10 @@
 ``<nk:Person>`` elements, each serialized standalone: ``nk:`` prefixes, an
 ``xmlns:nk`` declaration on the element itself, UTF-8, no XML declaration,
 text as received (``&``, ``<``, ``>`` escaped). No query keys are understood.
-The client checks the envelope (well-formed XML, ``soap:Envelope``/``soap:Body``,
-the expected response element or a ``soap:Fault``); the fields are the mapper's.
+The client checks the envelope (well-formed XML within the limits of
+``comm_server.mapping.documents``, so no DTD in any encoding, ``soap:Envelope``/
+``soap:Body``, the expected response element or a ``soap:Fault``); the fields
+are the mapper's.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import xml.etree.ElementTree as ET
 from typing import Final
 from xml.sax.saxutils import escape
 
+from comm_server.mapping.documents import DocumentError, parse_xml
 from renkei.logs import event
 
 from . import common
@@ -66,38 +69,14 @@ class SoapPensionClient:
     def __repr__(self) -> str:
         return f"SoapPensionClient({self.url!r})"
 
-    async def _call(self, action: str, body: str, timeout: float) -> ET.Element:
-        """The response element in the SOAP body; raises for faults and garbage."""
-        status, raw = await self._http.request(
+    async def _call(self, action: str, body: str, timeout: float) -> tuple[int, bytes]:
+        return await self._http.request(
             "POST",
             self.url,
             timeout=timeout,
             data=envelope(body),
             headers={"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{action}"'},
         )
-        try:
-            root = ET.fromstring(raw)
-        except ET.ParseError:
-            raise common.garbage(raw, f"HTTP {status}, not XML") from None
-        soap_body = root.find(f"{{{SOAP_NS}}}Body")
-        if root.tag != f"{{{SOAP_NS}}}Envelope" or soap_body is None or len(soap_body) != 1:
-            raise common.garbage(raw, f"HTTP {status}, not a SOAP envelope with one body element")
-        answer = soap_body[0]
-        if answer.tag == f"{{{SOAP_NS}}}Fault":
-            faultstring = answer.findtext("faultstring") or ""
-            if faultstring == "NotFound":
-                raise common.not_found()
-            event(
-                logger,
-                "legacy system refused a request",
-                faultcode=answer.findtext("faultcode") or "",
-                faultstring=faultstring[:200],
-                level=logging.WARNING,
-            )
-            raise common.refused()
-        if status != 200 or answer.tag != f"{{{NK_NS}}}{action}Response":
-            raise common.garbage(raw, f"HTTP {status}, unexpected {answer.tag[:60]}")
-        return answer
 
     async def lookup(
         self, local_person_id: str, info_kind: str, query: bytes, *, timeout: float
@@ -106,29 +85,65 @@ class SoapPensionClient:
             raise common.unknown_kind(info_kind, KINDS)
         common.parse_query(query, (), info_kind)
         number = _text_field(local_person_id, "local_person_id")
-        answer = await self._call(
+        status, raw = await self._call(
             "GetBenefit",
             f"<nk:GetBenefit><nk:KisoNenkinBango>{number}</nk:KisoNenkinBango></nk:GetBenefit>",
             timeout,
         )
-        benefits = answer.findall(f"{{{NK_NS}}}Benefit")
-        if len(answer) != 1 or len(benefits) != 1:
-            raise common.garbage(ET.tostring(answer), "GetBenefitResponse without one Benefit")
-        return standalone(benefits[0], ET.tostring(answer)).encode("utf-8")
+        return common.read_answer(_benefit, raw, status)
 
     async def list_persons(self, after: str | None, limit: int, *, timeout: float) -> list[bytes]:
         common.check_limit(limit)
         after_xml = "" if after is None else _text_field(after, "after")
-        answer = await self._call(
+        status, raw = await self._call(
             "ListPersons",
             f"<nk:ListPersons><nk:After>{after_xml}</nk:After>"
             f"<nk:Limit>{limit}</nk:Limit></nk:ListPersons>",
             timeout,
         )
-        raw = ET.tostring(answer)
-        if any(child.tag != f"{{{NK_NS}}}Person" for child in answer) or len(answer) > limit:
-            raise common.garbage(raw, "ListPersonsResponse holds more than Person elements")
-        return [standalone(person, raw).encode("utf-8") for person in answer]
+        return common.read_answer(_persons, raw, status, limit)
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+
+def _answer(raw: bytes, status: int, action: str) -> ET.Element:
+    """The response element in the SOAP body; raises for faults and garbage."""
+    try:
+        root = parse_xml(raw)
+    except DocumentError as err:
+        raise common.garbage(raw, f"HTTP {status}, {err}") from None
+    soap_body = root.find(f"{{{SOAP_NS}}}Body")
+    if root.tag != f"{{{SOAP_NS}}}Envelope" or soap_body is None or len(soap_body) != 1:
+        raise common.garbage(raw, f"HTTP {status}, not a SOAP envelope with one body element")
+    answer = soap_body[0]
+    if answer.tag == f"{{{SOAP_NS}}}Fault":
+        faultstring = answer.findtext("faultstring") or ""
+        if faultstring == "NotFound":
+            raise common.not_found()
+        event(
+            logger,
+            "legacy system refused a request",
+            faultcode=answer.findtext("faultcode") or "",
+            faultstring=faultstring[:200],
+            level=logging.WARNING,
+        )
+        raise common.refused()
+    if status != 200 or answer.tag != f"{{{NK_NS}}}{action}Response":
+        raise common.garbage(raw, f"HTTP {status}, unexpected {answer.tag[:60]}")
+    return answer
+
+
+def _benefit(raw: bytes, status: int) -> bytes:
+    answer = _answer(raw, status, "GetBenefit")
+    benefits = answer.findall(f"{{{NK_NS}}}Benefit")
+    if len(answer) != 1 or len(benefits) != 1:
+        raise common.garbage(ET.tostring(answer), "GetBenefitResponse without one Benefit")
+    return standalone(benefits[0], raw).encode("utf-8")
+
+
+def _persons(raw: bytes, status: int, limit: int) -> list[bytes]:
+    answer = _answer(raw, status, "ListPersons")
+    if any(child.tag != f"{{{NK_NS}}}Person" for child in answer) or len(answer) > limit:
+        raise common.garbage(raw, "ListPersonsResponse holds more than Person elements")
+    return [standalone(person, raw).encode("utf-8") for person in answer]

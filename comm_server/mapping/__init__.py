@@ -16,6 +16,7 @@ Import from the modules (nothing is re-exported):
 ``hooks``       built-in hooks (``era_date_or_unknown``).
 ``layout``      kinds of information -> ``StandardRecord`` cases; ``LAYOUT_VERSION``.
 ``errors``      ``MappingError`` (a bad record), ``SpecError``, ``UnknownFormat``.
+``documents``   ``parse_xml``/``parse_json`` within limits (no DTD, depth, size), for all.
 ``builtin``     the four built-in mappers (specs in ``specs/``).
 ``check``       ``renkei mapper check``; ``bench``: records per second per mapper.
 """

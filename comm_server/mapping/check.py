@@ -25,8 +25,10 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 from rich.console import Console
+from rich.markup import escape as escape_markup
 from rich.table import Table
 
+from .documents import DocumentError, parse_json, parse_xml
 from .errors import MappingError, SpecError, UnknownFormat
 from .mapper import FieldView, Mapper, SpecMapper
 from .registry import load_mapper_or_spec
@@ -74,17 +76,23 @@ def split_sample(mapper: SpecMapper, kind: str, data: bytes) -> list[bytes]:
 def _xml_records(mapper: SpecMapper, kind: str, data: bytes) -> list[bytes]:
     spec = mapper.spec
     try:
-        root = ET.fromstring(data)
-    except ET.ParseError as err:
-        raise SampleError(f"the sample is not XML: {err}") from None
+        root = parse_xml(data)
+    except DocumentError as err:
+        raise SampleError(str(err)) from None
     element = mapper.record_spec(kind).element or ""
     prefix, _, local = element.rpartition(":")
     tag = f"{{{spec.namespaces[prefix]}}}{local}" if prefix else local
     prefixes = {uri: p for p, uri in spec.namespaces.items()}
     declarations = "".join(f" xmlns:{p}={quoteattr(uri)}" for p, uri in spec.namespaces.items())
-    return [
-        _serialize(found, prefixes, declarations).encode(spec.encoding) for found in root.iter(tag)
-    ]
+    try:
+        return [
+            _serialize(found, prefixes, declarations).encode(spec.encoding)
+            for found in root.iter(tag)
+        ]
+    except UnicodeEncodeError as err:
+        raise SampleError(
+            f"a record holds {err.object[err.start : err.end]!r}, not in {spec.encoding}"
+        ) from None
 
 
 def _serialize(el: ET.Element, prefixes: dict[str, str], declarations: str = "") -> str:
@@ -102,6 +110,14 @@ def _serialize(el: ET.Element, prefixes: dict[str, str], declarations: str = "")
 
 
 def _json_records(data: bytes, encoding: str) -> list[bytes]:
+    try:
+        return _json_split(data, encoding)
+    except UnicodeEncodeError as err:
+        bad = err.object[err.start : err.end]
+        raise SampleError(f"a record holds {bad!r}, not in {encoding}") from None
+
+
+def _json_split(data: bytes, encoding: str) -> list[bytes]:
     def dump(obj: Any) -> bytes:
         return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode(encoding)
 
@@ -110,12 +126,17 @@ def _json_records(data: bytes, encoding: str) -> list[bytes]:
     except UnicodeDecodeError as err:
         raise SampleError(f"the sample is not {encoding}: {err}") from None
     try:
-        whole = json.loads(text)
-    except ValueError:
+        whole = parse_json(text)
+    except DocumentError as first:
+        lines = [line for line in text.splitlines() if line.strip()]
+        if len(lines) < 2:
+            raise SampleError(str(first)) from None
         try:
-            return [dump(json.loads(line)) for line in text.splitlines() if line.strip()]
-        except ValueError as err:
-            raise SampleError(f"the sample is neither JSON nor JSON lines: {err}") from None
+            return [dump(parse_json(line)) for line in lines]
+        except DocumentError as err:
+            raise SampleError(
+                f"the sample is neither JSON ({first}) nor JSON lines ({err})"
+            ) from None
     if isinstance(whole, list):
         return [dump(item) for item in whole]
     if isinstance(whole, dict) and isinstance(whole.get("record"), dict):
@@ -131,7 +152,10 @@ def check_record(mapper: SpecMapper, kind: str, index: int, raw: bytes) -> Recor
         reencoded = mapper.encode(kind, mapper.decode(kind, raw))
     except MappingError as err:
         return RecordResult(index, raw, views, err, None, [], [])
-    after = {v.field.name: v for v in mapper.explain(kind, reencoded)}
+    try:
+        after = {v.field.name: v for v in mapper.explain(kind, reencoded)}
+    except MappingError as err:  # written, but not readable back
+        return RecordResult(index, raw, views, err, reencoded, [], [])
     differences: list[str] = []
     uncarried: list[str] = []
     for view in views:
@@ -182,16 +206,16 @@ def _table(mapper: SpecMapper, result: RecordResult) -> Table:
         table.add_column(column, overflow="fold")
     for view in result.views:
         decoded = (
-            f"[red]{view.error.problem}[/]"
+            f"[red]{escape_markup(view.error.problem)}[/]"
             if view.error
             else ""
             if view.value is None
-            else repr(view.value)
+            else escape_markup(repr(view.value))
         )
         table.add_row(
             view.field.name,
             _where(view.field),
-            _show(view.raw, mapper.spec.encoding, view.field.type == "packed"),
+            escape_markup(_show(view.raw, mapper.spec.encoding, view.field.type == "packed")),
             decoded,
             view.field.target or f"({view.field.type})",
         )
@@ -221,18 +245,27 @@ def run_check(
     try:
         records = split_sample(mapper, kind, sample.read_bytes())
     except (OSError, SampleError) as err:
-        console.print(f"[red]renkei mapper check: {sample}: {err}[/]")
+        # One line, however long, so that it greps.
+        message = escape_markup(f"{sample}: {err}")
+        console.print(f"[red]renkei mapper check: {message}[/]", soft_wrap=True)
         return 2
     console.print(f"{mapper.format} ({mapper.spec.source}), kind {kind}: {len(records)} records")
     results = [check_record(mapper, kind, i, raw) for i, raw in enumerate(records, start=1)]
     for result in results:
         console.print(_table(mapper, result))
         if result.error is not None:
-            console.print(f"[red]record {result.index}: {result.error.message}[/]", highlight=False)
+            message = escape_markup(result.error.message)
+            console.print(
+                f"[red]record {result.index}: {message}[/]", highlight=False, soft_wrap=True
+            )
         for line in result.differences:
-            console.print(f"[red]record {result.index}: differs: {line}[/]", highlight=False)
+            console.print(
+                f"[red]record {result.index}: differs: {escape_markup(line)}[/]", highlight=False
+            )
         for line in result.uncarried:
-            console.print(f"record {result.index}: not carried: {line}", highlight=False)
+            console.print(
+                f"record {result.index}: not carried: {escape_markup(line)}", highlight=False
+            )
     bad = sum(not r.ok for r in results)
     console.print(
         f"{len(results) - bad} of {len(results)} records round-trip"

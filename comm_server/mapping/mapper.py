@@ -22,6 +22,7 @@ from xml.sax.saxutils import escape
 from renkei.layout.v1 import layout_pb2
 
 from . import layout
+from .documents import DocumentError, parse_json, parse_xml
 from .errors import RECORD_UNENCODABLE, MappingError, unknown_kind
 from .fieldtypes import IDEOGRAPHIC_SPACE, TYPES, Value, packed_decode, packed_encode
 from .layout import Record
@@ -94,27 +95,50 @@ class SpecMapper:
     def decode(self, kind: str, raw: bytes) -> Record:
         record_spec = self.record_spec(kind)
         record = layout.new_record(kind)
-        for f, piece in self._pieces(record_spec, raw):
-            value = self._value(f, piece)
-            if f.target is not None and value is not None:
-                self._set(record, f, value, piece)
+        try:
+            for f, piece in self._pieces(record_spec, raw):
+                value = self._value(f, piece)
+                if f.target is not None and value is not None:
+                    self._set(record, f, value, piece)
+        except MappingError:
+            raise
+        except Exception as err:  # the contract: a bad record is a MappingError, whatever it held
+            raise self._fail(f"unreadable record ({type(err).__name__}: {err})", raw) from None
         return record
 
     def encode(self, kind: str, record: Record) -> bytes:
         record_spec = self.record_spec(kind)
         self._check_record(kind, record)
-        pieces = [(f, self._piece(f, record)) for f in record_spec.fields]
-        return self._join(record_spec, pieces)
+        try:
+            pieces = [(f, self._piece(f, record)) for f in record_spec.fields]
+            return self._join(record_spec, pieces)
+        except MappingError:
+            raise
+        except Exception as err:  # the contract, as for decode
+            raise MappingError(
+                f"cannot write the record ({type(err).__name__}: {err})",
+                reason=RECORD_UNENCODABLE,
+                mapper=self.format,
+            ) from None
 
     def explain(self, kind: str, raw: bytes) -> list[FieldView]:
         """Every field of ``raw`` with its raw piece and value, an error per field at worst."""
         record_spec = self.record_spec(kind)
         views = []
-        for f, piece in self._pieces(record_spec, raw):
+        try:
+            pieces = list(self._pieces(record_spec, raw))
+        except MappingError:
+            raise
+        except Exception as err:  # as in decode
+            raise self._fail(f"unreadable record ({type(err).__name__}: {err})", raw) from None
+        for f, piece in pieces:
             try:
                 views.append(FieldView(f, piece, self._value(f, piece)))
             except MappingError as err:
                 views.append(FieldView(f, piece, None, err))
+            except Exception as err:  # as in decode
+                bad = self._error(f, f"unreadable ({type(err).__name__}: {err})", piece)
+                views.append(FieldView(f, piece, None, bad))
         return views
 
     def record_spec(self, kind: str) -> RecordSpec:
@@ -367,12 +391,10 @@ class SpecMapper:
         return [row[f.column or 0] for f in record_spec.fields]
 
     def _xml_pieces(self, record_spec: RecordSpec, raw: bytes) -> Iterator[tuple[FieldSpec, str]]:
-        if b"<!DOCTYPE" in raw.upper() or b"<!ENTITY" in raw.upper():
-            raise self._fail("a DTD in a record; refused", raw)
         try:
-            root = ET.fromstring(raw)
-        except (ET.ParseError, ValueError, UnicodeError) as err:
-            raise self._fail(f"not well-formed XML: {err}", raw) from None
+            root = parse_xml(raw)
+        except DocumentError as err:
+            raise self._fail(str(err), raw) from None
         assert record_spec.element is not None
         expected = _qualify(self.spec, record_spec.element)
         if root.tag != expected:
@@ -414,11 +436,9 @@ class SpecMapper:
 
     def _json_pieces(self, record_spec: RecordSpec, raw: bytes) -> Iterator[tuple[FieldSpec, Any]]:
         try:
-            obj = json.loads(raw.decode(self.spec.encoding))
-        except UnicodeDecodeError as err:
-            raise self._fail(f"not valid {self.spec.encoding} at byte {err.start}", raw) from None
-        except (ValueError, RecursionError) as err:
-            raise self._fail(f"not JSON: {str(err)[:200]}", raw) from None
+            obj = parse_json(raw, self.spec.encoding)
+        except DocumentError as err:
+            raise self._fail(str(err)[:200], raw) from None
         if not isinstance(obj, dict):
             raise self._fail(f"expected a JSON object, got {type(obj).__name__}", raw)
         tops = {_pointer(f.path)[0] for f in record_spec.fields if f.path}

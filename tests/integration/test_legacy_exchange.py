@@ -17,7 +17,13 @@ from support.refusals import refused
 from support.topology import Topology, query, start_topology
 
 from comm_server.config import LegacyConfig
-from comm_server.legacy import BatchLegacyClient, LegacyClient
+from comm_server.legacy import (
+    BatchLegacyClient,
+    LegacyClient,
+    common,
+    json_http_client,
+    soap_client,
+)
 from comm_server.legacy.factory import open_legacy_client
 from legacy_stubs.control import set_faults
 from ops.deploy import Settings, registered
@@ -39,6 +45,8 @@ class Corruptible:
     def __init__(self, inner: LegacyClient) -> None:
         self.inner = inner
         self.corrupt: Callable[[bytes], bytes] | None = None
+        # Stands for the client receiving a hostile answer: its own parsing, on those bytes.
+        self.receive: Callable[[], bytes] | None = None
 
     def _spoil(self, raw: bytes) -> bytes:
         if self.corrupt is None:
@@ -50,6 +58,8 @@ class Corruptible:
     async def lookup(
         self, local_person_id: str, info_kind: str, query: bytes, *, timeout: float
     ) -> bytes:
+        if self.receive is not None:
+            return self.receive()
         return self._spoil(
             await self.inner.lookup(local_person_id, info_kind, query, timeout=timeout)
         )
@@ -321,6 +331,61 @@ def test_legacy_garbage_is_a_clear_error_and_the_server_keeps_serving(
     finally:
         set_faults(world.tables[provider])
     assert (refused_.code, refused_.reason) == (grpc.StatusCode.UNAVAILABLE, "LEGACY_GARBAGE")
+    assert ask(world, loop, requester, provider, kind, item, q).record.WhichOneof("info")
+
+
+LAUGHS = (
+    '<?xml version="1.0" encoding="utf-16"?><!DOCTYPE a [<!ENTITY a "aaaaaaaaaa">'
+    + "".join(f'<!ENTITY {chr(98 + i)} "{("&" + chr(97 + i) + ";") * 10}">' for i in range(7))
+    + "]><a>&h;&h;</a>"
+).encode("utf-16")
+HOSTILE = {
+    # What once escaped the clients as plain exceptions: INTERNAL at the hub, no log row.
+    "soap-laughs-utf16": (PENSION, lambda: common.read_answer(soap_client._benefit, LAUGHS, 200)),
+    "soap-odd-encoding": (
+        PENSION,
+        lambda: common.read_answer(soap_client._benefit, b'<?xml version="" encoding="o"?>', 200),
+    ),
+    "soap-deep": (
+        PENSION,
+        lambda: common.read_answer(soap_client._benefit, b"<a>" * 1000 + b"</a>" * 1000, 200),
+    ),
+    "json-deep": (
+        MODERN,
+        lambda: common.read_answer(json_http_client._record, b"[" * 1000, 200, "resident-record"),
+    ),
+    "json-lone-surrogate": (
+        MODERN,
+        lambda: common.read_answer(
+            json_http_client._record,
+            b'{"kind": "resident-record", "record": {"name": "\\ud800"}}',
+            200,
+            "resident-record",
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_a_hostile_legacy_answer_is_logged_garbage_not_an_internal_error(
+    world: World, loop: LoopThread, case: str
+) -> None:
+    provider, receive = HOSTILE[case]
+    requester, kind, item, q, _, _ = SPOIL[provider]
+    world.clients[provider].receive = receive
+    try:
+        refused_ = refusal(world, loop, requester, provider, kind, item, q)
+    finally:
+        world.clients[provider].receive = None
+    assert (refused_.code, refused_.reason) == (grpc.StatusCode.UNAVAILABLE, "LEGACY_GARBAGE")
+    assert "Traceback" not in refused_.message
+    logged = world.topo.store(provider).log_rows()[-1]
+    assert (logged.role, logged.outcome, logged.reason) == (
+        "provider",
+        "UNAVAILABLE",
+        "LEGACY_GARBAGE",
+    )
+    assert str(logged.serial) == refused_.metadata["serial"]
     assert ask(world, loop, requester, provider, kind, item, q).record.WhichOneof("info")
 
 
