@@ -12,12 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import grpc
 import pytest
 from support.aio import LoopThread
+from support.exchange_fakes import CITY as CITY_FAKE
+from support.exchange_fakes import ITEM, PENSION_INFO, Agencies
+from support.exchange_fakes import PENSION as PENSION_FAKE
 from support.polling import until
 from support.refusals import refused
 from support.topology import CITY, PENSION, Topology, query
@@ -26,12 +30,14 @@ from comm_server.callers import CallerCheck
 from comm_server.provider.pipeline import Provider
 from comm_server.provider.servicer import ProviderServicer
 from comm_server.provider.types import ProvideCall, Provided
+from comm_server.seal_info import query_info
 from hub_server.directory import Agency
 from hub_server.exchange import ProvideCall as HubProvideCall
 from hub_server.exchange import ProvideItem
 from hub_server.provider_gateway import GrpcProviderGateway
 from ops import pki as ops_pki
 from ops.demo_data import legacy_records
+from renkei import sealing
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import DeadlineExceeded, NotFound, RenkeiError, Unavailable
 from renkei.grpcutil.server import ServerHandle, start_server
@@ -260,6 +266,54 @@ def test_a_provider_dying_mid_stream_fails_the_calls_in_flight_and_the_next_stre
     errors, after = loop.run(run())
     assert all(isinstance(e, Unavailable) for e in errors), errors
     assert after == b"answer-14"
+
+
+def test_a_hub_dropping_the_stream_leaves_the_provider_a_row_per_call_in_flight(
+    loop: LoopThread, layout: ops_pki.PkiLayout
+) -> None:
+    """The real pipeline behind the real servicer: the hub goes away mid-call (here its
+    gateway closes, cancelling the stream), and every serial it asked about is logged."""
+
+    async def run() -> list[tuple[int | None, str | None, str, str]]:
+        world = Agencies()
+        for n in range(3):
+            world.legacy.slow[f"L-{n}"] = 60.0  # still looking up when the hub goes
+        servicer = ProviderServicer(world.provider, CallerCheck(PROVIDER))
+        handle = await _serve(layout, ScriptedExchange(), servicer=servicer)
+        gateway = GrpcProviderGateway(layout.hub())
+        sealed = sealing.seal(
+            b"y=2025",
+            sealing.load_public_key(world.hub.provider_key, field="provider key"),
+            query_info(CITY_FAKE, PENSION_FAKE, PENSION_INFO, ITEM),
+        )
+        try:
+            calls = [
+                asyncio.create_task(
+                    gateway.provide(
+                        _agency(handle.port),
+                        replace(
+                            _call(401 + n, f"pension-code-{n}"),
+                            sealed_queries=sealed,
+                            requester_sealing_public_key=world.hub.requester_key,
+                        ),
+                        30,
+                    )
+                )
+                for n in range(3)
+            ]
+            await until(lambda: len(world.legacy.asked) == 3, what="three lookups to start")
+            await gateway.close()  # the hub's side of the stream is gone
+            await asyncio.gather(*calls, return_exceptions=True)
+            await until(lambda: len(world.pension_store.logs) == 3, what="three provider rows")
+            return sorted(
+                (r.serial, r.local_person_id, r.outcome, r.reason) for r in world.pension_store.logs
+            )
+        finally:
+            await handle.server.stop(0)
+
+    assert loop.run(run()) == [
+        (401 + n, f"L-{n}", "INTERRUPTED", "HUB_STREAM_DROPPED") for n in range(3)
+    ]
 
 
 def test_a_draining_provider_answers_what_runs_refuses_new_calls_and_ends_the_stream(
