@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Coroutine
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import pytest
@@ -22,16 +23,19 @@ from support.exchange_fakes import (
     TERMINAL,
     Agencies,
     FakeBatchLegacy,
+    FakeHub,
     FakeLegacy,
     PensionMapper,
 )
 from support.polling import until
 from support.virtual_time import run_virtual
 
+from comm_server.hub_client import RelayAnswer
 from comm_server.provider.stream import serve_provide_stream
 from comm_server.provider.types import ProvideCall, ProvideItem
 from comm_server.requester.types import LocalQuery, Person
 from comm_server.seal_info import query_info
+from comm_server.standard import ANSWER_TAG
 from comm_server.store import LogRecord
 from renkei import sealing
 from renkei.comm.v1 import comm_pb2
@@ -386,3 +390,70 @@ def test_a_cancelled_unary_call_leaves_an_interrupted_row_per_person(bulk: bool)
     run(scenario())
     expected = [(101 + n, f"L-{n}", "INTERRUPTED", "HUB_CANCELLED") for n in range(1 + bulk)]
     assert rows(world.pension_store.logs) == expected
+
+
+# -- the requester's row has the serial whenever the hub gave one ---------------------
+
+
+class AlteringHub(FakeHub):
+    """A hub whose answers arrive altered: they no longer open for the requester."""
+
+    async def relay(self, **kwargs: Any) -> RelayAnswer:
+        answer = await super().relay(**kwargs)
+        return replace(answer, sealed_answer=answer.sealed_answer[:-1] + b"\0")
+
+
+def test_an_answer_that_does_not_open_is_logged_under_the_serial_the_hub_gave() -> None:
+    world = Agencies()
+    hub = AlteringHub(world.provider, world.hub.provider_key, world.hub.requester_key)
+    hub.codes = world.hub.codes
+    world.requester._hub = hub
+    err = run(refusal(world.requester.query(ask(["P-1"]), 3.0)))
+    assert (err.reason, err.metadata["field"]) == ("SEALED_PAYLOAD_INVALID", "sealed_answer")
+    assert err.metadata["serial"] == "101"
+    assert rows(world.city_store.logs) == [
+        (101, "P-1", "INVALID_ARGUMENT", "SEALED_PAYLOAD_INVALID")
+    ]
+    assert rows(world.pension_store.logs) == [(101, "L-1", "OK", "")]  # the three shares join
+
+
+class DeadlineHub(FakeHub):
+    """A hub that numbers the exchange, then runs out of time waiting for the provider."""
+
+    async def relay(self, **kwargs: Any) -> RelayAnswer:
+        raise DeadlineExceeded(
+            "PROVIDER_DEADLINE_EXCEEDED", "late", {"serial": str(self._serial())}
+        )
+
+
+def test_a_hub_deadline_refusal_is_logged_under_its_serial() -> None:
+    world = Agencies()
+    world.requester._hub = DeadlineHub(world.provider, world.hub.provider_key, b"")
+    err = run(refusal(world.requester.query(ask(["P-1"]), 3.0)))
+    assert (err.reason, err.metadata["serial"]) == ("PROVIDER_DEADLINE_EXCEEDED", "101")
+    assert rows(world.city_store.logs) == [
+        (101, "P-1", "DEADLINE_EXCEEDED", "PROVIDER_DEADLINE_EXCEEDED")
+    ]
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_an_answer_the_requester_cannot_read_is_logged_under_its_serial(bulk: bool) -> None:
+    """Opened, but claiming a standard record it is not: ANSWER_INVALID, with its serial."""
+    legacy = FakeLegacy({f"L-{n}": ANSWER_TAG + b"\xff\xff" for n in range(2)})
+    world = Agencies(persons=2, legacy=legacy)
+
+    async def scenario() -> RenkeiError | list[str | None]:
+        try:
+            answered = await world.requester.query(ask(["P-0", "P-1"][: 1 + bulk], bulk=bulk), 30.0)
+        except RenkeiError as err:
+            return err
+        return [p.error and p.error.reason for p in answered.persons]
+
+    got = run(scenario())
+    if bulk:
+        assert got == ["ANSWER_INVALID", "ANSWER_INVALID"]
+    else:
+        assert isinstance(got, RenkeiError)
+        assert (got.reason, got.metadata["serial"]) == ("ANSWER_INVALID", "101")
+    expected = [(101 + n, f"P-{n}", "UNAVAILABLE", "ANSWER_INVALID") for n in range(1 + bulk)]
+    assert rows(world.city_store.logs) == expected
