@@ -18,6 +18,7 @@ from typing import Any, cast
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.aio import LoopThread
 from support.exchange_fakes import CITY as CITY_FAKE
 from support.exchange_fakes import ITEM, PENSION_INFO, Agencies
@@ -43,6 +44,11 @@ from renkei.errors import DeadlineExceeded, NotFound, RenkeiError, Unavailable
 from renkei.grpcutil.server import ServerHandle, start_server
 
 PROVIDER = "nenkin"
+# A restarted provider is asked again within this many polls, this far apart: the hub's
+# backoff (at most 250 ms, jitter 20 %) fits in 7; grpc's default (from 1 s) does not.
+POLL_SECONDS = 0.05
+RECONNECT_POLLS = 10
+DOWN_POLLS = 30
 SERVICES = [comm_pb2.DESCRIPTOR.services_by_name["ProviderService"].full_name]
 
 
@@ -314,6 +320,56 @@ def test_a_hub_dropping_the_stream_leaves_the_provider_a_row_per_call_in_flight(
     assert loop.run(run()) == [
         (401 + n, f"L-{n}", "INTERRUPTED", "HUB_STREAM_DROPPED") for n in range(3)
     ]
+
+
+async def _serving(layout: ops_pki.PkiLayout, port: int) -> bool:
+    """Whether the provider's health is SERVING, asked on a channel of its own (no backoff)."""
+    creds = layout.hub().channel_credentials()
+    async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as ch:
+        try:
+            served = await health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=5
+            )
+        except grpc.aio.AioRpcError:
+            return False
+    return served.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_restarted_provider_is_asked_again_within_a_few_polls(
+    loop: LoopThread, layout: ops_pki.PkiLayout
+) -> None:
+    """The hub's channel to a provider backs off for a moment only: once the provider
+    serves again, the next lawful Provide gets through within a few polls."""
+
+    async def run() -> int:
+        async with Rig(layout) as rig:
+            assert rig.handle is not None
+            port = rig.handle.port
+            assert await rig.provide(31, "answer") == b"answer-31"
+            await rig.handle.server.stop(0)
+            # The provider is gone: a call fails, and the hub's channel starts backing off.
+            # It stays down while the hub keeps asking (a restart takes a while), so the
+            # hub's channel is well into its reconnect backoff when it comes back.
+            for serial in range(100, 100 + DOWN_POLLS):
+                assert isinstance(await _error(rig.provide(serial, "answer")), Unavailable)
+                await asyncio.sleep(POLL_SECONDS)  # the hub's traffic while it is down
+            rig.handle = await _serve(layout, rig.exchange, f"127.0.0.1:{port}")
+            await until(lambda: _serving(layout, port), what="the provider to serve again")
+            attempts = 0
+
+            async def attempt() -> bytes | None:
+                nonlocal attempts
+                attempts += 1
+                try:
+                    return await rig.provide(32 + attempts, "answer")
+                except Unavailable:
+                    return None
+
+            await until(attempt, every=POLL_SECONDS, timeout=15, what="a Provide to get through")
+            return attempts
+
+    # With grpc's default backoff (1 s, then 1.6 times longer) this took 16 to 27 polls.
+    assert loop.run(run()) <= RECONNECT_POLLS
 
 
 def test_a_draining_provider_answers_what_runs_refuses_new_calls_and_ends_the_stream(
