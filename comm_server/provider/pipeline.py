@@ -26,7 +26,7 @@ from comm_server.mapping.mapper import Mapper
 from comm_server.ports import Clock, ExchangeStore
 from comm_server.provider.envelope import Envelope, Errors, OneMessage, PerPerson
 from comm_server.provider.lookup import Lookups, Results, Unfinished
-from comm_server.provider.types import CollectCall, ProvideCall, Provided
+from comm_server.provider.types import CollectCall, ProvideCall, Provided, ProvideItem
 from comm_server.seal_info import answer_info
 from comm_server.standard import BadLegacyRecord
 from comm_server.store import LogRecord, Ticket
@@ -36,6 +36,17 @@ from renkei.limits import MAX_TICKET
 
 # How often a batch system's answer file is looked for while the answer time lasts.
 BATCH_POLL_SECONDS = 0.2
+
+# A call cancelled before it was answered: the hub cancelled it (its deadline, or a unary
+# call whose connection was lost) or its ProvideStream dropped. The reason travels as the
+# cancellation's message (``Task.cancel(msg)``); a cancellation without one is the hub's.
+INTERRUPTED = "INTERRUPTED"
+HUB_CANCELLED = "HUB_CANCELLED"
+HUB_STREAM_DROPPED = "HUB_STREAM_DROPPED"
+_INTERRUPTIONS = {
+    HUB_CANCELLED: "the hub cancelled the call before it was answered; nothing was sent",
+    HUB_STREAM_DROPPED: "the hub's ProvideStream ended before the answer; nothing was sent",
+}
 
 
 class Answer(NamedTuple):
@@ -75,10 +86,13 @@ class Provider:
         self.mapper = mapper
         self._clock = clock
         self.ticket_ttl = answer_later.TICKET_TTL
+        # Rows of interrupted calls still being written (their callers are gone).
+        self._interrupted: set[asyncio.Future[None]] = set()
 
     async def aclose(self) -> None:
-        """Stop waiting for late legacy answers."""
+        """Stop waiting for late legacy answers; finish writing interrupted calls' rows."""
         await self._lookups.aclose()
+        await asyncio.gather(*self._interrupted, return_exceptions=True)
 
     def _record(self, requester: str, info_kind: str, item: str, serial: int | None) -> LogRecord:
         return LogRecord(
@@ -116,6 +130,7 @@ class Provider:
         n = len(items)
         base = self._record(call.requester_agency_id, call.info_kind, call.legal_basis_item, None)
         local_ids: dict[str, str] = {}
+        ticket = ""
         try:
             recipient = sealing.load_public_key(
                 call.requester_sealing_public_key, field="requester_sealing_public_key"
@@ -140,9 +155,8 @@ class Provider:
                 ]
                 if how.answers_later and self._batch:
                     raw, ticket = await self._ask_batch(call, requests[0], timeout)
-                    if raw is None:
-                        return await self._pending(base, call, requests[0][0], ticket)
-                    results[0] = raw
+                    if raw is not None:
+                        results[0] = raw
                 elif how.looks_up_many and (many := self._lookups.many) is not None:
                     await self._lookups.all_in_one(
                         many, requests, wanted, timeout, results, unfinished
@@ -151,14 +165,22 @@ class Provider:
                     await self._lookups.each(requests, wanted, timeout, results, unfinished)
             if unfinished:
                 self._too_late(how, call, base, local_ids, unfinished, started, timeout, errors)
-            payloads, contents, details = self._answers(how, call, results, errors)
-            sealed = how.seal(call, self.agency_id, nonce, payloads, errors, recipient)
+            if not ticket:
+                payloads, contents, details = self._answers(how, call, results, errors)
+                sealed = how.seal(call, self.agency_id, nonce, payloads, errors, recipient)
         except RenkeiError as err:
             how.refused(call, err)
             await self._log(
                 [failed(base, i.serial, local_ids.get(i.link_code), err) for i in items]
             )
             raise
+        except asyncio.CancelledError as cancel:
+            # Before any row: one per person still, or this share of the log would lack
+            # serials the hub's has. The rows written at the end are past this point.
+            await self._log_interrupted(base, items, local_ids, cancel)
+            raise
+        if ticket:
+            return await self._pending(base, call, local_ids[items[0].link_code], ticket)
         await self._log(
             [
                 row(
@@ -250,6 +272,27 @@ class Provider:
             await self._store.append_log(records[0])
         else:
             await self._store.append_logs(records)
+
+    async def _log_interrupted(
+        self,
+        base: LogRecord,
+        items: list[ProvideItem],
+        local_ids: dict[str, str],
+        cancel: asyncio.CancelledError,
+    ) -> None:
+        """One INTERRUPTED row per person, written even though the call is cancelled."""
+        given = cancel.args[0] if cancel.args else None
+        reason = given if given in _INTERRUPTIONS else HUB_CANCELLED
+        interrupted = replace(
+            base, outcome=INTERRUPTED, reason=reason, detail=_INTERRUPTIONS[reason]
+        )
+        write = asyncio.ensure_future(
+            self._log([row(interrupted, i.serial, local_ids.get(i.link_code), "") for i in items])
+        )
+        self._interrupted.add(write)
+        write.add_done_callback(self._interrupted.discard)
+        # Shielded: a second cancellation ends this wait, not the write (aclose awaits it).
+        await asyncio.shield(write)
 
     # -- answer-later (single calls to a batch legacy system) ------------------
 

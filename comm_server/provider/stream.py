@@ -4,7 +4,8 @@ Each request runs as its own task through the same ``Provider.provide`` as a
 unary Provide call, with the deadline the request carries; its answer or
 refusal goes back tagged with the request's call id as soon as it is ready.
 A cancel message, or the stream ending early (the hub gone), cancels the
-calls still running, as a cancelled unary call would be. When the server
+calls still running, as a cancelled unary call would be; the pipeline logs
+each as INTERRUPTED, the reason given as the cancellation's message. When the server
 shuts down (``draining`` set), the stream takes no new calls, answers the
 ones running and ends, so a graceful shutdown is not held up by the hub's
 long-lived stream; the hub opens a new one, elsewhere or after the restart.
@@ -21,7 +22,7 @@ from typing import Any
 
 import grpc
 
-from comm_server.provider.pipeline import Provider
+from comm_server.provider.pipeline import HUB_CANCELLED, HUB_STREAM_DROPPED, Provider
 from comm_server.provider.types import ProvideCall
 from renkei.comm.v1 import comm_pb2
 from renkei.errors import RenkeiError, Unavailable
@@ -128,17 +129,18 @@ async def serve_provide_stream(
                 elif kind == "provide" and request.call_id not in running:
                     running[request.call_id] = asyncio.create_task(one(request.call_id, request))
                 elif kind == "cancel" and (task := running.get(request.call_id)) is not None:
-                    task.cancel()
-            # The hub closed its side: answer what is still running, then end.
+                    task.cancel(HUB_CANCELLED)
+            # The hub closed its side: answer what is still running, then end. (Waited for,
+            # not gathered: cancelling this wait must not cancel the calls, see below.)
             while running:
-                await asyncio.gather(*running.values(), return_exceptions=True)
+                await asyncio.wait(list(running.values()))
         finally:
             out.put_nowait(None)
 
     async def drain() -> None:
         await draining.wait()
         while running:
-            await asyncio.gather(*running.values(), return_exceptions=True)
+            await asyncio.wait(list(running.values()))
         out.put_nowait(None)
 
     reader = asyncio.create_task(read())
@@ -149,8 +151,13 @@ async def serve_provide_stream(
         if not draining.is_set():
             await reader  # a failed read of the requests ends the stream with its error
     finally:
+        # Calls still running here: the stream ended without the hub closing its side. Each
+        # is cancelled once, with the reason its INTERRUPTED row gives (a second cancel,
+        # from a gather or from grpc cancelling this stream again, would lose the reason).
+        for task in list(running.values()):
+            task.cancel(HUB_STREAM_DROPPED)
         reader.cancel()
         drainer.cancel()
-        for task in list(running.values()):
-            task.cancel()
-        await asyncio.gather(reader, drainer, *running.values(), return_exceptions=True)
+        await asyncio.shield(
+            asyncio.gather(reader, drainer, *running.values(), return_exceptions=True)
+        )

@@ -138,19 +138,28 @@ class PerPerson:
         )
         out.serials[0] = answer.serial
         if not answer.ticket:
-            out.answers[0] = sealing.open_sealed(
-                answer.sealed_answer,
-                key,
-                answer_info(
-                    answer.serial, agency_id, q.provider_agency_id, q.info_kind, q.legal_basis_item
-                ),
-                field="sealed_answer",
-            )
+            try:
+                out.answers[0] = sealing.open_sealed(
+                    answer.sealed_answer,
+                    key,
+                    answer_info(
+                        answer.serial,
+                        agency_id,
+                        q.provider_agency_id,
+                        q.info_kind,
+                        q.legal_basis_item,
+                    ),
+                    field="sealed_answer",
+                )
+            except RenkeiError as err:
+                err.metadata.setdefault("serial", str(answer.serial))  # the hub numbered it
+                raise
         return Relayed(answer.legal_basis_item, answer.policy_version, answer.ticket)
 
     def serials_of(self, err: RenkeiError, sent: list[int], out: Outcomes) -> None:
-        serial = err.metadata.get("serial")
-        out.serials[0] = int(serial) if serial else 0
+        # A refusal without one keeps the serial the hub's answer gave, if any.
+        if serial := err.metadata.get("serial"):
+            out.serials[0] = int(serial)
 
     def mark(self, err: RenkeiError, out: Outcomes) -> None:
         pass  # the hub's refusal carries its serial already

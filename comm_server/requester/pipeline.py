@@ -155,12 +155,12 @@ class Requester:
         if relayed is not None and relayed.ticket:
             return await self._pending(q, base, out.serials[0], relayed)
         errors = out.errors
-        opened = [
-            None
-            if errors[i] is not None
-            else self.opened(out.answers[i], q.info_kind, person.local_person_id)
-            for i, person in enumerate(persons)
-        ]
+        try:
+            opened = self._open_all(q, out)
+        except RenkeiError as err:  # a single query's answer the agency cannot take
+            err.metadata.setdefault("serial", str(out.serials[0]))
+            await self._refused(q, base, how, sent, out, err)
+            raise
         serials = out.serials
         await self._log(
             [
@@ -190,6 +190,24 @@ class Requester:
                 for i, (person, o) in enumerate(zip(persons, opened, strict=True))
             ],
         )
+
+    def _open_all(self, q: LocalQuery, out: Outcomes) -> list[Opened | None]:
+        """Each answer as this agency takes it; one it cannot take (ANSWER_INVALID) is that
+        person's error in a bulk query, raised for a single one."""
+        errors, answers = out.errors, out.answers
+        opened: list[Opened | None] = []
+        for i, person in enumerate(q.persons):
+            if errors[i] is not None:
+                opened.append(None)
+                continue
+            try:
+                opened.append(self.opened(answers[i], q.info_kind, person.local_person_id))
+            except RenkeiError as err:
+                if not q.bulk:
+                    raise
+                errors[i] = ItemError.of(err)
+                opened.append(None)
+        return opened
 
     async def _link_codes(self, q: LocalQuery) -> dict[str, str]:
         if len(q.persons) == 1:  # the single-person lookup: a plain equality, no IN list

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import grpc
 
 from renkei.limits import MAX_MESSAGE_BYTES
@@ -16,15 +18,21 @@ _OPTIONS = [
 
 
 def channel(
-    target: str, tls: TlsFiles | None, *, insecure_development: bool = False
+    target: str,
+    tls: TlsFiles | None,
+    *,
+    insecure_development: bool = False,
+    options: Sequence[tuple[str, int]] = (),
 ) -> grpc.aio.Channel:
+    """A channel to ``target``; ``options`` are grpc channel arguments added to the usual."""
+    all_options = [*_OPTIONS, *options]
     if tls is not None:
-        return grpc.aio.secure_channel(target, tls.channel_credentials(), options=_OPTIONS)
+        return grpc.aio.secure_channel(target, tls.channel_credentials(), options=all_options)
     if not insecure_development:
         raise ValueError(
             f"no TLS files for {target}; a plaintext channel needs the insecure development flag"
         )
-    return grpc.aio.insecure_channel(target, options=_OPTIONS)
+    return grpc.aio.insecure_channel(target, options=all_options)
 
 
 def outgoing_metadata() -> tuple[tuple[str, str], ...]:

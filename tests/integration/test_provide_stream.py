@@ -12,12 +12,17 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.aio import LoopThread
+from support.exchange_fakes import CITY as CITY_FAKE
+from support.exchange_fakes import ITEM, PENSION_INFO, Agencies
+from support.exchange_fakes import PENSION as PENSION_FAKE
 from support.polling import until
 from support.refusals import refused
 from support.topology import CITY, PENSION, Topology, query
@@ -26,17 +31,24 @@ from comm_server.callers import CallerCheck
 from comm_server.provider.pipeline import Provider
 from comm_server.provider.servicer import ProviderServicer
 from comm_server.provider.types import ProvideCall, Provided
+from comm_server.seal_info import query_info
 from hub_server.directory import Agency
 from hub_server.exchange import ProvideCall as HubProvideCall
 from hub_server.exchange import ProvideItem
 from hub_server.provider_gateway import GrpcProviderGateway
 from ops import pki as ops_pki
 from ops.demo_data import legacy_records
+from renkei import sealing
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import DeadlineExceeded, NotFound, RenkeiError, Unavailable
 from renkei.grpcutil.server import ServerHandle, start_server
 
 PROVIDER = "nenkin"
+# A restarted provider is asked again within this many polls, this far apart: the hub's
+# backoff (at most 250 ms, jitter 20 %) fits in 7; grpc's default (from 1 s) does not.
+POLL_SECONDS = 0.05
+RECONNECT_POLLS = 10
+DOWN_POLLS = 30
 SERVICES = [comm_pb2.DESCRIPTOR.services_by_name["ProviderService"].full_name]
 
 
@@ -260,6 +272,104 @@ def test_a_provider_dying_mid_stream_fails_the_calls_in_flight_and_the_next_stre
     errors, after = loop.run(run())
     assert all(isinstance(e, Unavailable) for e in errors), errors
     assert after == b"answer-14"
+
+
+def test_a_hub_dropping_the_stream_leaves_the_provider_a_row_per_call_in_flight(
+    loop: LoopThread, layout: ops_pki.PkiLayout
+) -> None:
+    """The real pipeline behind the real servicer: the hub goes away mid-call (here its
+    gateway closes, cancelling the stream), and every serial it asked about is logged."""
+
+    async def run() -> list[tuple[int | None, str | None, str, str]]:
+        world = Agencies()
+        for n in range(3):
+            world.legacy.slow[f"L-{n}"] = 60.0  # still looking up when the hub goes
+        servicer = ProviderServicer(world.provider, CallerCheck(PROVIDER))
+        handle = await _serve(layout, ScriptedExchange(), servicer=servicer)
+        gateway = GrpcProviderGateway(layout.hub())
+        sealed = sealing.seal(
+            b"y=2025",
+            sealing.load_public_key(world.hub.provider_key, field="provider key"),
+            query_info(CITY_FAKE, PENSION_FAKE, PENSION_INFO, ITEM),
+        )
+        try:
+            calls = [
+                asyncio.create_task(
+                    gateway.provide(
+                        _agency(handle.port),
+                        replace(
+                            _call(401 + n, f"pension-code-{n}"),
+                            sealed_queries=sealed,
+                            requester_sealing_public_key=world.hub.requester_key,
+                        ),
+                        30,
+                    )
+                )
+                for n in range(3)
+            ]
+            await until(lambda: len(world.legacy.asked) == 3, what="three lookups to start")
+            await gateway.close()  # the hub's side of the stream is gone
+            await asyncio.gather(*calls, return_exceptions=True)
+            await until(lambda: len(world.pension_store.logs) == 3, what="three provider rows")
+            return sorted(
+                (r.serial, r.local_person_id, r.outcome, r.reason) for r in world.pension_store.logs
+            )
+        finally:
+            await handle.server.stop(0)
+
+    assert loop.run(run()) == [
+        (401 + n, f"L-{n}", "INTERRUPTED", "HUB_STREAM_DROPPED") for n in range(3)
+    ]
+
+
+async def _serving(layout: ops_pki.PkiLayout, port: int) -> bool:
+    """Whether the provider's health is SERVING, asked on a channel of its own (no backoff)."""
+    creds = layout.hub().channel_credentials()
+    async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as ch:
+        try:
+            served = await health_pb2_grpc.HealthStub(ch).Check(
+                health_pb2.HealthCheckRequest(service=""), timeout=5
+            )
+        except grpc.aio.AioRpcError:
+            return False
+    return served.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_restarted_provider_is_asked_again_within_a_few_polls(
+    loop: LoopThread, layout: ops_pki.PkiLayout
+) -> None:
+    """The hub's channel to a provider backs off for a moment only: once the provider
+    serves again, the next lawful Provide gets through within a few polls."""
+
+    async def run() -> int:
+        async with Rig(layout) as rig:
+            assert rig.handle is not None
+            port = rig.handle.port
+            assert await rig.provide(31, "answer") == b"answer-31"
+            await rig.handle.server.stop(0)
+            # The provider is gone: a call fails, and the hub's channel starts backing off.
+            # It stays down while the hub keeps asking (a restart takes a while), so the
+            # hub's channel is well into its reconnect backoff when it comes back.
+            for serial in range(100, 100 + DOWN_POLLS):
+                assert isinstance(await _error(rig.provide(serial, "answer")), Unavailable)
+                await asyncio.sleep(POLL_SECONDS)  # the hub's traffic while it is down
+            rig.handle = await _serve(layout, rig.exchange, f"127.0.0.1:{port}")
+            await until(lambda: _serving(layout, port), what="the provider to serve again")
+            attempts = 0
+
+            async def attempt() -> bytes | None:
+                nonlocal attempts
+                attempts += 1
+                try:
+                    return await rig.provide(32 + attempts, "answer")
+                except Unavailable:
+                    return None
+
+            await until(attempt, every=POLL_SECONDS, timeout=15, what="a Provide to get through")
+            return attempts
+
+    # With grpc's default backoff (1 s, then 1.6 times longer) this took 16 to 27 polls.
+    assert loop.run(run()) <= RECONNECT_POLLS
 
 
 def test_a_draining_provider_answers_what_runs_refuses_new_calls_and_ends_the_stream(

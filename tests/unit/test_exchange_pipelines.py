@@ -9,26 +9,36 @@ rows both sides leave, tied by the hub's serial.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import pytest
 from support.exchange_fakes import (
     CITY,
     ITEM,
+    PENSION,
     PENSION_INFO,
     STAFF,
     TERMINAL,
     Agencies,
     FakeBatchLegacy,
+    FakeHub,
     FakeLegacy,
     PensionMapper,
 )
+from support.polling import until
 from support.virtual_time import run_virtual
 
+from comm_server.hub_client import RelayAnswer
+from comm_server.provider.stream import serve_provide_stream
 from comm_server.provider.types import ProvideCall, ProvideItem
 from comm_server.requester.types import LocalQuery, Person
+from comm_server.seal_info import query_info
+from comm_server.standard import ANSWER_TAG
 from comm_server.store import LogRecord
+from renkei import sealing
+from renkei.comm.v1 import comm_pb2
 from renkei.errors import DeadlineExceeded, NotFound, PermissionDenied, RenkeiError, Unavailable
 
 T = TypeVar("T")
@@ -297,3 +307,153 @@ def test_a_bulk_call_of_no_persons_is_refused_before_any_lookup() -> None:
     err = run(refusal(world.provider.provide(call, 10.0)))
     assert (err.reason, err.metadata["field"]) == ("INVALID_FIELD", "items")
     assert world.pension_store.logs == []
+
+
+# -- calls cancelled before they are answered: the provider's row all the same --------
+
+
+def _sealed_query(world: Agencies) -> bytes:
+    return sealing.seal(
+        b"y=2025",
+        sealing.load_public_key(world.hub.provider_key, field="provider key"),
+        query_info(CITY, PENSION, PENSION_INFO, ITEM),
+    )
+
+
+def _stream_request(world: Agencies, serial: int, n: int) -> comm_pb2.ProvideStreamRequest:
+    return comm_pb2.ProvideStreamRequest(
+        call_id=serial,
+        timeout_ms=10_000,
+        provide=comm_pb2.ProvideRequest(
+            serial=serial,
+            requester_agency_id=CITY,
+            info_kind=PENSION_INFO,
+            legal_basis_item=ITEM,
+            link_code=f"pension-code-{n}",
+            sealed_query=_sealed_query(world),
+            requester_sealing_public_key=world.hub.requester_key,
+        ),
+    )
+
+
+class StreamDropped(Exception):
+    """What reading the hub's requests raises when its connection is gone."""
+
+
+def test_a_stream_dropped_with_calls_in_flight_leaves_an_interrupted_row_per_serial() -> None:
+    world = Agencies()
+    for n in range(3):
+        world.legacy.slow[f"L-{n}"] = 100.0  # still looking up when the stream drops
+
+    async def requests() -> AsyncIterator[comm_pb2.ProvideStreamRequest]:
+        for n in range(3):
+            yield _stream_request(world, 301 + n, n)
+        await until(lambda: len(world.legacy.asked) == 3, what="three lookups to start")
+        yield comm_pb2.ProvideStreamRequest(call_id=302, cancel=True)  # the hub gives up on one
+        await until(lambda: world.pension_store.logs, what="the cancelled call's row")
+        raise StreamDropped
+
+    got: list[comm_pb2.ProvideStreamResponse] = []
+
+    async def serve() -> None:
+        async for response in serve_provide_stream(world.provider, requests(), lambda: None):
+            got.append(response)
+
+    async def scenario() -> list[comm_pb2.ProvideStreamResponse]:
+        with pytest.raises(StreamDropped):
+            await serve()
+        return got
+
+    assert run(scenario()) == []  # nothing answered: every call was cut short
+    assert sorted(rows(world.pension_store.logs)) == [
+        (301, "L-0", "INTERRUPTED", "HUB_STREAM_DROPPED"),
+        (302, "L-1", "INTERRUPTED", "HUB_CANCELLED"),
+        (303, "L-2", "INTERRUPTED", "HUB_STREAM_DROPPED"),
+    ]
+    assert all(r.detail and "nothing was sent" in r.detail for r in world.pension_store.logs)
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_a_cancelled_unary_call_leaves_an_interrupted_row_per_person(bulk: bool) -> None:
+    world = Agencies()
+    world.legacy.slow["L-0"] = 100.0
+
+    async def scenario() -> None:
+        task = asyncio.create_task(
+            world.requester.query(ask(["P-0", "P-1"][: 1 + bulk], bulk=bulk), 60.0)
+        )
+        await until(lambda: "L-0" in world.legacy.asked, what="the lookup to start")
+        task.cancel()  # as grpc cancels a unary handler whose caller went away
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    run(scenario())
+    expected = [(101 + n, f"L-{n}", "INTERRUPTED", "HUB_CANCELLED") for n in range(1 + bulk)]
+    assert rows(world.pension_store.logs) == expected
+
+
+# -- the requester's row has the serial whenever the hub gave one ---------------------
+
+
+class AlteringHub(FakeHub):
+    """A hub whose answers arrive altered: they no longer open for the requester."""
+
+    async def relay(self, **kwargs: Any) -> RelayAnswer:
+        answer = await super().relay(**kwargs)
+        return replace(answer, sealed_answer=answer.sealed_answer[:-1] + b"\0")
+
+
+def test_an_answer_that_does_not_open_is_logged_under_the_serial_the_hub_gave() -> None:
+    world = Agencies()
+    hub = AlteringHub(world.provider, world.hub.provider_key, world.hub.requester_key)
+    hub.codes = world.hub.codes
+    world.requester._hub = hub
+    err = run(refusal(world.requester.query(ask(["P-1"]), 3.0)))
+    assert (err.reason, err.metadata["field"]) == ("SEALED_PAYLOAD_INVALID", "sealed_answer")
+    assert err.metadata["serial"] == "101"
+    assert rows(world.city_store.logs) == [
+        (101, "P-1", "INVALID_ARGUMENT", "SEALED_PAYLOAD_INVALID")
+    ]
+    assert rows(world.pension_store.logs) == [(101, "L-1", "OK", "")]  # the three shares join
+
+
+class DeadlineHub(FakeHub):
+    """A hub that numbers the exchange, then runs out of time waiting for the provider."""
+
+    async def relay(self, **kwargs: Any) -> RelayAnswer:
+        raise DeadlineExceeded(
+            "PROVIDER_DEADLINE_EXCEEDED", "late", {"serial": str(self._serial())}
+        )
+
+
+def test_a_hub_deadline_refusal_is_logged_under_its_serial() -> None:
+    world = Agencies()
+    world.requester._hub = DeadlineHub(world.provider, world.hub.provider_key, b"")
+    err = run(refusal(world.requester.query(ask(["P-1"]), 3.0)))
+    assert (err.reason, err.metadata["serial"]) == ("PROVIDER_DEADLINE_EXCEEDED", "101")
+    assert rows(world.city_store.logs) == [
+        (101, "P-1", "DEADLINE_EXCEEDED", "PROVIDER_DEADLINE_EXCEEDED")
+    ]
+
+
+@pytest.mark.parametrize("bulk", [False, True])
+def test_an_answer_the_requester_cannot_read_is_logged_under_its_serial(bulk: bool) -> None:
+    """Opened, but claiming a standard record it is not: ANSWER_INVALID, with its serial."""
+    legacy = FakeLegacy({f"L-{n}": ANSWER_TAG + b"\xff\xff" for n in range(2)})
+    world = Agencies(persons=2, legacy=legacy)
+
+    async def scenario() -> RenkeiError | list[str | None]:
+        try:
+            answered = await world.requester.query(ask(["P-0", "P-1"][: 1 + bulk], bulk=bulk), 30.0)
+        except RenkeiError as err:
+            return err
+        return [p.error and p.error.reason for p in answered.persons]
+
+    got = run(scenario())
+    if bulk:
+        assert got == ["ANSWER_INVALID", "ANSWER_INVALID"]
+    else:
+        assert isinstance(got, RenkeiError)
+        assert (got.reason, got.metadata["serial"]) == ("ANSWER_INVALID", "101")
+    expected = [(101 + n, f"P-{n}", "UNAVAILABLE", "ANSWER_INVALID") for n in range(1 + bulk)]
+    assert rows(world.city_store.logs) == expected
