@@ -8,11 +8,17 @@ from typing import Any
 
 from renkei.config_util import (
     ConfigError,
+    boolean,
+    database_url,
+    integer,
     load_toml,
     master_key_spec,
-    required,
-    resolve,
+    number,
+    optional_path,
+    optional_text,
+    path,
     table,
+    text,
     tls_files,
 )
 from renkei.pki import TlsFiles, validate_agency_id
@@ -52,13 +58,13 @@ class LegacyConfig:
     @classmethod
     def from_table(cls, legacy: dict[str, Any], path: Path) -> LegacyConfig:
         where = f"{path}: [legacy]"
-        kind = str(legacy.get("kind", "jsonl"))
+        kind = text(legacy, "kind", where, "jsonl")
         if kind not in LEGACY_KINDS:
             known = ", ".join(repr(k) for k in LEGACY_KINDS)
             raise ConfigError(f"{path}: [legacy] kind {kind!r} is unknown; known: {known}")
         transport = cls._transport(kind, legacy, path, where)
-        fmt = legacy.get("format", "")
-        if not isinstance(fmt, str) or (kind != "jsonl" and not fmt):
+        fmt = text(legacy, "format", where, "")
+        if kind != "jsonl" and not fmt:
             raise ConfigError(
                 f"{where} format: the mapper's format name (e.g. {DEFAULT_FORMATS.get(kind)!r})"
                 f" is required for kind {kind!r}"
@@ -66,22 +72,20 @@ class LegacyConfig:
         return replace(transport, format=fmt)
 
     @classmethod
-    def _transport(cls, kind: str, legacy: dict[str, Any], path: Path, where: str) -> LegacyConfig:
+    def _transport(
+        cls, kind: str, legacy: dict[str, Any], config_path: Path, where: str
+    ) -> LegacyConfig:
         if kind in ("jsonl", "fixed_tax"):
-            port = required(legacy, "port", where)
-            if not isinstance(port, int) or not 0 < port < 65536:
-                raise ConfigError(f"{where} port: must be an integer from 1 to 65535")
-            return cls(kind, host=str(legacy.get("host", "127.0.0.1")), port=port)
+            port = integer(legacy, "port", where, minimum=1, maximum=65535)
+            return cls(kind, host=text(legacy, "host", where, "127.0.0.1"), port=port)
         if kind in ("soap", "json_http"):
-            url = str(required(legacy, "url", where))
+            url = text(legacy, "url", where)
             if not url.startswith(("http://", "https://")):
                 raise ConfigError(f"{where} url: must start with http:// or https://")
             return cls(kind, url=url)
-        folder = path.parent / str(required(legacy, "folder", where))
-        interval = legacy.get("poll_interval_seconds", 0.2)
-        if isinstance(interval, bool) or not isinstance(interval, int | float) or interval <= 0:
-            raise ConfigError(f"{where} poll_interval_seconds: must be a number > 0")
-        return cls(kind, folder=folder, poll_interval_seconds=float(interval))
+        folder = path(legacy, "folder", where, config_path.parent)
+        interval = number(legacy, "poll_interval_seconds", where, 0.2)
+        return cls(kind, folder=folder, poll_interval_seconds=interval)
 
 
 @dataclass(frozen=True)
@@ -123,34 +127,34 @@ class CommConfig:
         comm = table(data, "comm", path)
         legacy = table(data, "legacy", path)
         where = f"{path}: [comm]"
-        agency_id = str(required(comm, "agency_id", where))
+        agency_id = text(comm, "agency_id", where)
         try:
             validate_agency_id(agency_id)
         except ValueError as err:
             raise ConfigError(f"{where}: {err}") from None
         return cls(
             agency_id=agency_id,
-            listen=str(comm.get("listen", "127.0.0.1:0")),
-            hub_endpoint=str(required(comm, "hub_endpoint", where)),
-            database_url=str(required(comm, "database_url", where)).replace(
-                "{config_dir}", str(base)
-            ),
-            master_key=master_key_spec(str(required(comm, "master_key", where)), base),
+            listen=text(comm, "listen", where, "127.0.0.1:0"),
+            hub_endpoint=text(comm, "hub_endpoint", where),
+            database_url=database_url(comm, where, base),
+            master_key=master_key_spec(text(comm, "master_key", where), base),
             legacy=LegacyConfig.from_table(legacy, path),
             tls=tls_files(data, path),
-            insecure_development=bool(comm.get("insecure_development", False)),
-            database_schema=comm.get("database_schema"),
-            answer_timeout_seconds=float(comm.get("answer_timeout_seconds", 2.0)),
-            query_timeout_seconds=float(comm.get("query_timeout_seconds", 5.0)),
-            bulk_answer_timeout_seconds=float(comm.get("bulk_answer_timeout_seconds", 30.0)),
-            bulk_query_timeout_seconds=float(comm.get("bulk_query_timeout_seconds", 60.0)),
-            responder_staff_id=str(comm.get("responder_staff_id", "auto-responder")),
-            responder_terminal_id=str(comm.get("responder_terminal_id", f"comm-{agency_id}")),
-            shutdown_grace_seconds=float(comm.get("shutdown_grace_seconds", 5.0)),
-            log_level=str(comm.get("log_level", "INFO")),
-            registry_endpoint=comm.get("registry_endpoint"),
-            staff_register=resolve(base, str(comm["staff_register"]))
-            if "staff_register" in comm
-            else None,
-            staff_register_refresh_seconds=float(comm.get("staff_register_refresh_seconds", 2.0)),
+            insecure_development=boolean(comm, "insecure_development", where, False),
+            database_schema=optional_text(comm, "database_schema", where),
+            answer_timeout_seconds=number(comm, "answer_timeout_seconds", where, 2.0),
+            query_timeout_seconds=number(comm, "query_timeout_seconds", where, 5.0),
+            bulk_answer_timeout_seconds=number(comm, "bulk_answer_timeout_seconds", where, 30.0),
+            bulk_query_timeout_seconds=number(comm, "bulk_query_timeout_seconds", where, 60.0),
+            responder_staff_id=text(comm, "responder_staff_id", where, "auto-responder"),
+            responder_terminal_id=text(comm, "responder_terminal_id", where, f"comm-{agency_id}"),
+            shutdown_grace_seconds=number(
+                comm, "shutdown_grace_seconds", where, 5.0, positive=False
+            ),
+            log_level=text(comm, "log_level", where, "INFO"),
+            registry_endpoint=optional_text(comm, "registry_endpoint", where),
+            staff_register=optional_path(comm, "staff_register", where, base),
+            staff_register_refresh_seconds=number(
+                comm, "staff_register_refresh_seconds", where, 2.0
+            ),
         )

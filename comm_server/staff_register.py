@@ -20,6 +20,7 @@ import csv
 import hashlib
 import io
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -115,9 +116,20 @@ class StaffRegister:
         )
 
 
+# str.splitlines also ends a line at these; the csv reader and an editor do
+# not. Split there, one row became two and every message after named the wrong
+# line; a cell may hold none of them (a quoted cell may still span lines).
+LINE_BREAKS = re.compile("[\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
+
+
+def lines(text: str) -> list[str]:
+    """The file's lines as the csv reader counts them: ended by \\n, \\r\\n or \\r only."""
+    return io.StringIO(text, newline="").readlines()
+
+
 def _uncommented(text: str) -> Iterator[str]:
     # A comment becomes an empty line, so csv's line numbers stay those of the file.
-    for line in text.splitlines(keepends=True):
+    for line in lines(text):
         yield "\n" if line.lstrip().startswith("#") else line
 
 
@@ -154,10 +166,19 @@ def parse(text: str, source: str = "<register>", digest: str = "") -> StaffRegis
     header: list[str] | None = None
     permissions: list[Permission] = []
     try:
-        for row in reader:
-            line = reader.line_num
+        while True:
+            line = reader.line_num + 1  # where the row starts, should a quoted cell span lines
+            row = next(reader, None)
+            if row is None:
+                break
             if not row or all(not c.strip() for c in row):
                 continue
+            for n, cell in enumerate(row, start=1):
+                if found := LINE_BREAKS.search(cell):
+                    raise RegisterError(
+                        f"{source}: line {line}, column {n}: a line separator"
+                        f" (U+{ord(found.group()):04X}) inside a cell"
+                    )
             if header is None:
                 header = [c.strip() for c in row]
                 known = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
@@ -222,7 +243,8 @@ def load(path: Path) -> StaffRegister:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = raw[: err.start].count(b"\n") + 1
+        # The line the bad byte is on, counted as the reader counts (the bytes before it decode).
+        line = len(lines(raw[: err.start].decode("utf-8") + "?"))
         raise RegisterError(f"{path}: line {line}: not UTF-8 (byte {err.start})") from None
     return parse(text, str(path), hashlib.sha256(raw).hexdigest())
 

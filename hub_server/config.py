@@ -6,7 +6,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from renkei import deadline
-from renkei.config_util import load_toml, master_key_spec, required, resolve, table, tls_files
+from renkei.config_util import (
+    boolean,
+    database_url,
+    load_toml,
+    master_key_spec,
+    number,
+    optional_text,
+    path,
+    table,
+    text,
+    tls_files,
+)
 from renkei.pki import TlsFiles
 
 
@@ -38,30 +49,30 @@ class HubConfig:
     provider_streams: bool = True
 
     @classmethod
-    def load(cls, path: Path) -> HubConfig:
-        data = load_toml(path)
-        base = path.parent
-        hub = table(data, "hub", path)
-        where = f"{path}: [hub]"
+    def load(cls, config_path: Path) -> HubConfig:
+        data = load_toml(config_path)
+        base = config_path.parent
+        hub = table(data, "hub", config_path)
+        where = f"{config_path}: [hub]"
         return cls(
-            listen=str(hub.get("listen", "127.0.0.1:50051")),
-            database_url=str(required(hub, "database_url", where)).replace(
-                "{config_dir}", str(base)
+            listen=text(hub, "listen", where, "127.0.0.1:50051"),
+            database_url=database_url(hub, where, base),
+            directory_path=path(hub, "directory", where, base),
+            policy_path=path(hub, "policy", where, base),
+            master_key=master_key_spec(text(hub, "master_key", where), base),
+            tls=tls_files(data, config_path),
+            insecure_development=boolean(hub, "insecure_development", where, False),
+            database_schema=optional_text(hub, "database_schema", where),
+            relay_ceiling_seconds=number(hub, "relay_ceiling_seconds", where, 10.0),
+            bulk_relay_ceiling_seconds=number(hub, "bulk_relay_ceiling_seconds", where, 60.0),
+            log_margin_seconds=number(
+                hub, "log_margin_seconds", where, deadline.HUB_LOG_MARGIN_SECONDS, positive=False
             ),
-            directory_path=resolve(base, str(required(hub, "directory", where))),
-            policy_path=resolve(base, str(required(hub, "policy", where))),
-            master_key=master_key_spec(str(required(hub, "master_key", where)), base),
-            tls=tls_files(data, path),
-            insecure_development=bool(hub.get("insecure_development", False)),
-            database_schema=hub.get("database_schema"),
-            relay_ceiling_seconds=float(hub.get("relay_ceiling_seconds", 10.0)),
-            bulk_relay_ceiling_seconds=float(hub.get("bulk_relay_ceiling_seconds", 60.0)),
-            log_margin_seconds=float(
-                hub.get("log_margin_seconds", deadline.HUB_LOG_MARGIN_SECONDS)
+            shutdown_grace_seconds=number(
+                hub, "shutdown_grace_seconds", where, 5.0, positive=False
             ),
-            shutdown_grace_seconds=float(hub.get("shutdown_grace_seconds", 5.0)),
-            log_level=str(hub.get("log_level", "INFO")),
-            key_refresh_seconds=float(hub.get("key_refresh_seconds", 5.0)),
-            id_issuer_endpoint=hub.get("id_issuer_endpoint"),
-            provider_streams=bool(hub.get("provider_streams", True)),
+            log_level=text(hub, "log_level", where, "INFO"),
+            key_refresh_seconds=number(hub, "key_refresh_seconds", where, 5.0),
+            id_issuer_endpoint=optional_text(hub, "id_issuer_endpoint", where),
+            provider_streams=boolean(hub, "provider_streams", where, True),
         )

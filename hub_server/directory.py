@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import base64
 import re
-import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from renkei.config_util import ConfigError, load_toml, text, text_list
 from renkei.errors import NotFound, invalid_field
 
 AGENCY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
@@ -55,23 +55,30 @@ class Directory:
     @classmethod
     def load(cls, path: Path) -> Directory:
         """Read ``[[agency]]`` tables: id, name, classes, endpoint, sealing_public_key (base64)."""
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        data = load_toml(path)
+        entries = data.get("agency", [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ConfigError(f"{path}: agency must be an array of tables ([[agency]])")
         agencies = []
-        for i, entry in enumerate(data.get("agency", [])):
+        for i, entry in enumerate(entries):
             where = f"{path}: agency[{i}]"
+            agency_id = text(entry, "id", where)
+            if not AGENCY_ID_RE.match(agency_id):
+                raise ConfigError(f"{where} id: must be 1-64 letters, digits, '.', '_' or '-'")
+            encoded = text(entry, "sealing_public_key", where)
             try:
-                key = base64.b64decode(entry["sealing_public_key"], validate=True)
-                agency = Agency(
-                    agency_id=str(entry["id"]),
-                    display_name=str(entry.get("name", entry["id"])),
-                    classes=frozenset(entry.get("classes", [])),
-                    endpoint=str(entry["endpoint"]),
+                key = base64.b64decode(encoded, validate=True)
+            except ValueError:  # binascii.Error
+                raise ConfigError(f"{where} sealing_public_key: is not base64") from None
+            if len(key) != 32:
+                raise ConfigError(f"{where} sealing_public_key: is {len(key)} bytes; X25519 is 32")
+            agencies.append(
+                Agency(
+                    agency_id=agency_id,
+                    display_name=text(entry, "name", where, agency_id),
+                    classes=frozenset(text_list(entry, "classes", where)),
+                    endpoint=text(entry, "endpoint", where),
                     sealing_public_key=key,
                 )
-            except (KeyError, ValueError) as err:
-                raise ValueError(f"{where}: {err}") from None
-            if not AGENCY_ID_RE.match(agency.agency_id) or len(key) != 32:
-                raise ValueError(f"{where}: bad id or sealing key")
-            agencies.append(agency)
+            )
         return cls(agencies)

@@ -5,13 +5,19 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from renkei.config_util import (
     ConfigError,
+    boolean,
+    database_url,
     load_toml,
     master_key_spec,
-    required,
+    number,
+    optional_text,
     table,
+    text,
+    text_list,
     tls_files,
 )
 from renkei.pki import TlsFiles
@@ -38,23 +44,29 @@ class IdIssuerConfig:
         section = table(data, "id_issuer", path)
         authorize = table(data, "authorize", path)
         where = f"{path}: [id_issuer]"
-        try:
-            hub_key = base64.b64decode(
-                str(required(section, "hub_sealing_public_key", where)), validate=True
-            )
-        except ValueError:
-            raise ConfigError(f"{where}: hub_sealing_public_key is not base64") from None
         return cls(
-            listen=str(section.get("listen", "127.0.0.1:0")),
-            database_url=str(required(section, "database_url", where)).replace(
-                "{config_dir}", str(base)
-            ),
-            master_key=master_key_spec(str(required(section, "master_key", where)), base),
-            hub_sealing_public_key=hub_key,
+            listen=text(section, "listen", where, "127.0.0.1:0"),
+            database_url=database_url(section, where, base),
+            master_key=master_key_spec(text(section, "master_key", where), base),
+            hub_sealing_public_key=hub_sealing_public_key(section, where),
             tls=tls_files(data, path),
-            may_seal=frozenset(str(p) for p in authorize.get("seal", [])),
-            insecure_development=bool(section.get("insecure_development", False)),
-            database_schema=section.get("database_schema"),
-            shutdown_grace_seconds=float(section.get("shutdown_grace_seconds", 5.0)),
-            log_level=str(section.get("log_level", "INFO")),
+            may_seal=frozenset(text_list(authorize, "seal", f"{path}: [authorize]")),
+            insecure_development=boolean(section, "insecure_development", where, False),
+            database_schema=optional_text(section, "database_schema", where),
+            shutdown_grace_seconds=number(
+                section, "shutdown_grace_seconds", where, 5.0, positive=False
+            ),
+            log_level=text(section, "log_level", where, "INFO"),
         )
+
+
+def hub_sealing_public_key(section: dict[str, Any], where: str) -> bytes:
+    """``hub_sealing_public_key``: base64 of the hub's 32-byte X25519 public key."""
+    encoded = text(section, "hub_sealing_public_key", where)
+    try:
+        key = base64.b64decode(encoded, validate=True)
+    except ValueError:  # binascii.Error
+        raise ConfigError(f"{where} hub_sealing_public_key: is not base64") from None
+    if len(key) != 32:
+        raise ConfigError(f"{where} hub_sealing_public_key: is {len(key)} bytes; X25519 is 32")
+    return key

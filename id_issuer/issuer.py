@@ -15,15 +15,15 @@ Its configuration, ``issuer.toml``::
 
 from __future__ import annotations
 
-import base64
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
+from id_issuer.config import hub_sealing_public_key
 from renkei import codes, db, id_code_batch, sealing
-from renkei.config_util import load_toml, master_key_spec, required, table
+from renkei.config_util import database_url, load_toml, master_key_spec, table, text
 from renkei.keystore import KeyStore, load_master_key
 
 ID_KEY = "id"
@@ -34,9 +34,9 @@ def open_key_store(config_path: Path) -> tuple[KeyStore, bytes]:
     data = table(load_toml(config_path), "id_issuer", config_path)
     where = f"{config_path}: [id_issuer]"
     base = config_path.parent
-    url = str(required(data, "database_url", where)).replace("{config_dir}", str(base))
-    master = load_master_key(master_key_spec(str(required(data, "master_key", where)), base))
-    hub_key = base64.b64decode(str(required(data, "hub_sealing_public_key", where)))
+    url = database_url(data, where, base)
+    hub_key = hub_sealing_public_key(data, where)  # the whole file checked before any key is read
+    master = load_master_key(master_key_spec(text(data, "master_key", where), base))
     return KeyStore(db.create_engine(url), master), hub_key
 
 

@@ -22,7 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from numbering.authorization import Authorization
-from renkei.config_util import load_toml, required, table, tls_files
+from renkei.config_util import (
+    boolean,
+    database_url,
+    load_toml,
+    number,
+    optional_text,
+    table,
+    text,
+    tls_files,
+)
 from renkei.pki import TlsFiles
 
 
@@ -49,20 +58,20 @@ class NumberingConfig:
         numbering = table(data, "numbering", path)
         where = f"{path}: [numbering]"
         return cls(
-            listen=str(numbering.get("listen", "127.0.0.1:50070")),
-            database_url=str(required(numbering, "database_url", where)).replace(
-                "{config_dir}", str(base)
-            ),
-            registry_database_url=str(required(numbering, "registry_database_url", where)).replace(
+            listen=text(numbering, "listen", where, "127.0.0.1:50070"),
+            database_url=database_url(numbering, where, base),
+            registry_database_url=text(numbering, "registry_database_url", where).replace(
                 "{config_dir}", str(base)
             ),
             tls=tls_files(data, path),
             authorize=Authorization.from_table(
                 table(data, "authorize", path), f"{path}: [authorize]"
             ),
-            insecure_development=bool(numbering.get("insecure_development", False)),
-            database_schema=numbering.get("database_schema"),
-            registry_database_schema=numbering.get("registry_database_schema"),
-            shutdown_grace_seconds=float(numbering.get("shutdown_grace_seconds", 5.0)),
-            log_level=str(numbering.get("log_level", "INFO")),
+            insecure_development=boolean(numbering, "insecure_development", where, False),
+            database_schema=optional_text(numbering, "database_schema", where),
+            registry_database_schema=optional_text(numbering, "registry_database_schema", where),
+            shutdown_grace_seconds=number(
+                numbering, "shutdown_grace_seconds", where, 5.0, positive=False
+            ),
+            log_level=text(numbering, "log_level", where, "INFO"),
         )

@@ -7,7 +7,7 @@ import asyncio
 import base64
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from renkei import logs
@@ -239,6 +239,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _config_refused(party: str, config: Path, run: Callable[[], int]) -> int:
+    """``run()``, or one line and exit status 2 when the config cannot be used.
+
+    A ConfigError is the operator's to fix, not a bug: a traceback would bury
+    the one line that says which file and key.
+    """
+    from renkei.config_util import ConfigError
+
+    try:
+        return run()
+    except ConfigError as err:
+        problem = str(err)
+        if not problem.startswith(f"{config}: "):  # bootstrap's own few name no file
+            problem = f"{config}: {problem}"
+        print(f"renkei {party} serve: {problem}", file=sys.stderr)
+        return 2
+
+
 def _serve(party: str, config: Path, port_file: Path | None) -> int:
     if party == "hub":
         from hub_server.bootstrap import serve as serve_hub
@@ -253,6 +271,32 @@ def _serve(party: str, config: Path, port_file: Path | None) -> int:
         cfg = CommConfig.load(config)
         logs.configure(f"comm:{cfg.agency_id}", cfg.log_level)
         asyncio.run(serve_comm(config, port_file))
+    return 0
+
+
+def _serve_binding(config: Path, port_file: Path | None) -> int:
+    from registry_binding.bootstrap import serve as serve_binding
+
+    logs.configure("registry-binding")
+    asyncio.run(serve_binding(config, port_file))
+    return 0
+
+
+def _serve_numbering(config: Path, port_file: Path | None) -> int:
+    from numbering.bootstrap import serve as serve_numbering
+    from numbering.config import NumberingConfig
+
+    logs.configure("numbering", NumberingConfig.load(config).log_level)
+    asyncio.run(serve_numbering(config, port_file))
+    return 0
+
+
+def _serve_issuer(config: Path, port_file: Path | None) -> int:
+    from id_issuer.bootstrap import serve as serve_issuer
+    from id_issuer.config import IdIssuerConfig
+
+    logs.configure("id-issuer", IdIssuerConfig.load(config).log_level)
+    asyncio.run(serve_issuer(config, port_file))
     return 0
 
 
@@ -478,7 +522,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deployment in {layout.root}: hub config {layout.hub_config}")
         return 0
     if args.command in ("hub", "comm") and args.action == "serve":
-        return _serve(args.command, args.config, args.port_file)
+        return _config_refused(
+            args.command, args.config, lambda: _serve(args.command, args.config, args.port_file)
+        )
     if args.command == "comm" and args.action == "bind":
         from comm_server.binding.bind import bind_all
         from comm_server.config import CommConfig
@@ -502,20 +548,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         Console(width=160).print(render(report))
         return 1 if breaches(report) else 0
     if args.command == "registry-binding":
-        from registry_binding.bootstrap import serve as serve_binding
-
-        logs.configure("registry-binding")
-        asyncio.run(serve_binding(args.config, args.port_file))
-        return 0
+        return _config_refused(
+            "registry-binding", args.config, lambda: _serve_binding(args.config, args.port_file)
+        )
     if args.command == "bind":
         return _bind(args)
     if args.command == "numbering":
-        from numbering.bootstrap import serve as serve_numbering
-        from numbering.config import NumberingConfig
-
-        logs.configure("numbering", NumberingConfig.load(args.config).log_level)
-        asyncio.run(serve_numbering(args.config, args.port_file))
-        return 0
+        return _config_refused(
+            "numbering", args.config, lambda: _serve_numbering(args.config, args.port_file)
+        )
     if args.command == "comm" and args.action in ("follow", "facts", "bind-consent"):
         from comm_server import commands
 
@@ -526,12 +567,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from id_issuer import issuer as id_issuer
 
         if args.action == "serve":
-            from id_issuer.bootstrap import serve as serve_issuer
-            from id_issuer.config import IdIssuerConfig
-
-            logs.configure("id-issuer", IdIssuerConfig.load(args.config).log_level)
-            asyncio.run(serve_issuer(args.config, args.port_file))
-            return 0
+            return _config_refused(
+                "id-issuer", args.config, lambda: _serve_issuer(args.config, args.port_file)
+            )
         if args.action == "rotate":
             from datetime import timedelta
 

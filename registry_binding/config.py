@@ -34,7 +34,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from renkei.config_util import ConfigError, load_toml, required, table, tls_files
+from renkei.config_util import (
+    ConfigError,
+    boolean,
+    database_url,
+    load_toml,
+    number,
+    optional_text,
+    table,
+    text,
+    text_list,
+    tls_files,
+)
 from renkei.pki import TlsFiles, validate_agency_id
 
 DEFAULT_SOURCE = "juki_mock"
@@ -63,16 +74,14 @@ class RegistryBindingConfig:
         config_dir = str(path.parent)
         section = table(data, "registry", path)
         where = f"{path}: [registry]"
-        register_url = str(required(section, "database_url", where)).replace(
-            "{config_dir}", config_dir
-        )
-        register_schema = section.get("database_schema")
-        endpoint = section.get("id_issuer_endpoint")
+        register_url = database_url(section, where, path.parent)
+        register_schema = optional_text(section, "database_schema", where)
+        endpoint = optional_text(section, "id_issuer_endpoint", where)
 
         own = table(data, "binding", path)
         if "database_url" in own:
-            url = str(own["database_url"]).replace("{config_dir}", config_dir)
-            schema = own.get("database_schema")
+            url = database_url(own, f"{path}: [binding]", path.parent)
+            schema = optional_text(own, "database_schema", f"{path}: [binding]")
         elif register_url.startswith("sqlite"):
             url, schema = f"sqlite:///{config_dir}/registry_binding.db", None
         else:  # the register's server, a schema of this party's own
@@ -80,7 +89,8 @@ class RegistryBindingConfig:
             schema = f"{register_schema}_binding" if register_schema else "registry_binding"
 
         source = dict(table(data, "resident_source", path))
-        kind = str(source.pop("kind", DEFAULT_SOURCE))
+        kind = text(source, "kind", f"{path}: [resident_source]", DEFAULT_SOURCE)
+        source.pop("kind", None)
         options = {
             k: v.replace("{config_dir}", config_dir) if isinstance(v, str) else v
             for k, v in source.items()
@@ -90,24 +100,24 @@ class RegistryBindingConfig:
         }
         return cls(
             database_url=url,
-            id_issuer_endpoint=None if endpoint is None else str(endpoint),
-            listen=str(section.get("listen", "127.0.0.1:0")),
+            id_issuer_endpoint=endpoint,
+            listen=text(section, "listen", where, "127.0.0.1:0"),
             tls=tls_files(data, path),
-            database_schema=None if schema is None else str(schema),
-            insecure_development=bool(section.get("insecure_development", False)),
-            shutdown_grace_seconds=float(section.get("shutdown_grace_seconds", 5.0)),
-            private_bodies=_private_bodies(section.get("private_bodies", []), where),
+            database_schema=schema,
+            insecure_development=boolean(section, "insecure_development", where, False),
+            shutdown_grace_seconds=number(
+                section, "shutdown_grace_seconds", where, 5.0, positive=False
+            ),
+            private_bodies=_private_bodies(text_list(section, "private_bodies", where), where),
             resident_source=kind,
             resident_source_options=options,
         )
 
 
-def _private_bodies(value: object, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}: private_bodies must be a list of agency ids")
+def _private_bodies(value: tuple[str, ...], where: str) -> tuple[str, ...]:
     for agency_id in value:
         try:
             validate_agency_id(agency_id)
         except ValueError as err:
             raise ConfigError(f"{where}: private_bodies: {err}") from None
-    return tuple(value)
+    return value

@@ -211,12 +211,20 @@ class ConsentBinding:
         return agency_id in self._private
 
     async def match(
-        self, caller: str, agency_id: str | None, record: AgencyRecord, consent: Consent | None
+        self,
+        caller: str,
+        agency_id: str | None,
+        record: AgencyRecord,
+        consent: Consent | None,
+        *,
+        invalid: RenkeiError | None = None,
     ) -> ConsentOutcome:
         """Every call writes one log row, refusals too.
 
         ``caller`` names the certificate ("agency:x", "service:y") for the log;
-        ``agency_id`` is set only when it is an agency's.
+        ``agency_id`` is set only when it is an agency's. ``invalid``: what the
+        servicer could not read of the consent (an out-of-range time), raised
+        only once the caller may bind at all.
         """
         now = datetime.now(UTC)
         attempt_id = secrets.token_hex(16)
@@ -234,6 +242,8 @@ class ConsentBinding:
                     "CALLER_NOT_PRIVATE_BODY",
                     f"only designated private bodies bind with consent; the caller is {caller}",
                 )
+            if invalid is not None:
+                raise invalid
             check_consent(consent, now)
             validate.text("record.local_person_id", record.local_person_id, max_chars=limits.MAX_ID)
             try:

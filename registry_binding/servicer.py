@@ -8,7 +8,6 @@ caller's certificate: no field of a request can name another.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC
 from typing import Any
 
 import grpc
@@ -17,6 +16,7 @@ from registry_binding.binding import MAX_RECORDS, RegistryBinding
 from registry_binding.consent import Consent, ConsentBinding, Giver
 from registry_binding.records import AgencyRecord
 from registry_binding.subscriptions import MAX_PAGE, Subscriptions
+from renkei import validate
 from renkei.errors import InvalidArgument, PermissionDenied, invalid_field
 from renkei.fourfacts.normalize import FourFacts
 from renkei.grpcutil.caller import caller, label
@@ -71,23 +71,36 @@ def _facts(r: Resident) -> registry_pb2.ResidentFacts:
 def _cursor(text: str) -> int:
     if not text:
         return 0
-    if not text.isascii() or not text.isdigit() or len(text) > 19:
-        raise invalid_field("cursor", "is not a cursor this registry gave")
-    return int(text)
+    # A cursor is a BIGINT row id: above int64 the database driver overflows.
+    return validate.digits("cursor", text, problem="is not a cursor this registry gave")
 
 
-def _consent(request: registry_pb2.MatchWithConsentRequest) -> Consent | None:
+def _consent(
+    request: registry_pb2.MatchWithConsentRequest,
+) -> tuple[Consent | None, InvalidArgument | None]:
+    """The consent, and the refusal of its time if that is out of range.
+
+    The refusal is handed to the domain rather than raised: the caller is
+    checked first, and the attempt is logged like any other refusal.
+    """
     if not request.HasField("consent"):
-        return None
+        return None, None
     c = request.consent
-    return Consent(
+    at, invalid = None, None
+    if c.HasField("consented_at"):
+        try:
+            at = validate.timestamp("consent.consented_at", c.consented_at)
+        except InvalidArgument as err:
+            invalid = err
+    consent = Consent(
         consent_id=c.consent_id,
         giver=_GIVERS.get(c.giver),
         representative_name=c.representative_name,
-        consented_at=c.consented_at.ToDatetime(UTC) if c.HasField("consented_at") else None,
+        consented_at=at,
         purpose=c.purpose,
         document_sha256=bytes(c.document_sha256),
     )
+    return consent, invalid
 
 
 def _caller_agency() -> str:
@@ -193,8 +206,9 @@ class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
         self, request: registry_pb2.MatchWithConsentRequest, context: Context
     ) -> registry_pb2.MatchWithConsentResponse:
         caller, agency_id = _caller_name()
+        consent, invalid = _consent(request)
         outcome = await self._consent.match(
-            caller, agency_id, _record(request.record), _consent(request)
+            caller, agency_id, _record(request.record), consent, invalid=invalid
         )
         return registry_pb2.MatchWithConsentResponse(
             status=registry_pb2.CONSENT_MATCH_STATUS_MATCHED

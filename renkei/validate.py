@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
+
+from google.protobuf import timestamp_pb2
 
 from renkei.errors import invalid_field
 
@@ -36,3 +39,39 @@ def blob(field: str, value: bytes, *, max_bytes: int, required: bool = False) ->
     if len(value) > max_bytes:
         raise invalid_field(field, f"is {len(value)} bytes; at most {max_bytes}")
     return value
+
+
+INT64_MAX = 2**63 - 1
+# google.protobuf.Timestamp's own range (0001-01-01T00:00:00Z..9999-12-31T23:59:59Z):
+# outside it ``ToDatetime`` raises ValueError, which would reach the client as INTERNAL.
+TIMESTAMP_MIN_SECONDS = -62_135_596_800
+TIMESTAMP_MAX_SECONDS = 253_402_300_799
+MAX_NANOS = 999_999_999
+
+
+def timestamp(field: str, value: timestamp_pb2.Timestamp) -> datetime:
+    """A client's Timestamp as an aware UTC datetime, or INVALID_FIELD naming ``field``."""
+    if not TIMESTAMP_MIN_SECONDS <= value.seconds <= TIMESTAMP_MAX_SECONDS:
+        raise invalid_field(field, "seconds must fall within 0001-01-01..9999-12-31")
+    if not 0 <= value.nanos <= MAX_NANOS:
+        raise invalid_field(field, f"nanos must be 0 to {MAX_NANOS}")
+    return value.ToDatetime(tzinfo=UTC)
+
+
+def integer(field: str, value: int, *, minimum: int = 0, maximum: int = INT64_MAX) -> int:
+    """An integer within ``minimum..maximum`` (by default what a database's BIGINT holds)."""
+    if not minimum <= value <= maximum:
+        raise invalid_field(field, f"must be {minimum} to {maximum}")
+    return value
+
+
+def digits(field: str, value: str, *, maximum: int = INT64_MAX, problem: str = "") -> int:
+    """A decimal string a client was given back (a cursor), within ``0..maximum``."""
+    why = problem or f"must be decimal digits, 0 to {maximum}"
+    # isascii first: str.isdigit accepts other scripts' digits, int() would read them.
+    if not value.isascii() or not value.isdigit() or len(value) > len(str(maximum)):
+        raise invalid_field(field, why)
+    number = int(value)
+    if number > maximum:
+        raise invalid_field(field, why)
+    return number

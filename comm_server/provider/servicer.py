@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from datetime import UTC
 
 from comm_server.callers import CallerCheck, Context
 from comm_server.provider.pipeline import Provider
 from comm_server.provider.stream import provide_call, serve_provide_stream
 from comm_server.provider.types import CollectCall, ProvideCall, ProvideItem
+from renkei import validate
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 
 _log = logging.getLogger("renkei.rpc")
@@ -29,7 +29,7 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
         self._callers.require_hub()
         provided = await self._provider.provide(
             ProvideCall(
-                time=request.time.ToDatetime(tzinfo=UTC),
+                time=validate.timestamp("time", request.time),
                 requester_agency_id=request.requester_agency_id,
                 info_kind=request.info_kind,
                 legal_basis_item=request.legal_basis_item,

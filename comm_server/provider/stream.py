@@ -17,13 +17,13 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from datetime import UTC
 from typing import Any
 
 import grpc
 
 from comm_server.provider.pipeline import HUB_CANCELLED, HUB_STREAM_DROPPED, Provider
 from comm_server.provider.types import ProvideCall
+from renkei import validate
 from renkei.comm.v1 import comm_pb2
 from renkei.errors import RenkeiError, Unavailable
 from renkei.logs import correlation_id, event, new_correlation_id
@@ -48,7 +48,7 @@ def provide_call(request: comm_pb2.ProvideRequest) -> ProvideCall:
     """A unary Provide's request (or one of a stream's) as the pipeline takes it."""
     return ProvideCall.single(
         serial=request.serial,
-        time=request.time.ToDatetime(tzinfo=UTC),
+        time=validate.timestamp("time", request.time),
         requester_agency_id=request.requester_agency_id,
         info_kind=request.info_kind,
         legal_basis_item=request.legal_basis_item,

@@ -204,6 +204,9 @@ def test_feed_refusals(loop: LoopThread, setup: Setup) -> None:
         async with ch:
             for request, field in [
                 (registry_pb2.ListChangesRequest(cursor="abc"), "cursor"),
+                # 19 digits, above int64: the database driver would overflow (INTERNAL).
+                (registry_pb2.ListChangesRequest(cursor="9999999999999999999"), "cursor"),
+                (registry_pb2.ListChangesRequest(cursor="9223372036854775808"), "cursor"),
                 (registry_pb2.ListChangesRequest(page_size=1001), "page_size"),
             ]:
                 refusal = await refused(stub.ListChanges(request, timeout=10))
@@ -415,3 +418,46 @@ def test_the_cli_follows_shows_facts_and_binds_with_consent(
     consents.write_text('{"local_person_id": "B-2", "colour": "red"}\n', "utf-8")
     assert main(["comm", "bind-consent", "--config", bank, "--input", str(consents)]) == 2
     assert "consents.jsonl:1: unknown fields ['colour']" in capsys.readouterr().err
+
+
+def test_a_consent_time_out_of_range_is_invalid_field_after_the_caller_check(
+    loop: LoopThread, setup: Setup
+) -> None:
+    s = setup
+    person = s.fresh[4]
+    record = registry_pb2.Record(
+        local_person_id="X-2",
+        name=person.name.kanji,
+        address=person.address.text,
+        birth_date=person.birth_date.isoformat(),
+        sex=person.sex,
+    )
+
+    def request(seconds: int, nanos: int) -> registry_pb2.MatchWithConsentRequest:
+        consent = _consent("C-10")
+        consent.consented_at.CopyFrom(Timestamp(seconds=seconds, nanos=nanos))
+        return registry_pb2.MatchWithConsentRequest(record=record, consent=consent)
+
+    after_9999, before_0001 = 253402300800, -62135596801
+
+    async def go() -> None:
+        # Not a private body: refused as such, whatever the consent's time.
+        ch, stub = _stub(s, s.topo.layout.pki.agency(CITY))
+        async with ch:
+            refusal = await refused(stub.MatchWithConsent(request(after_9999, 0), timeout=10))
+        assert refusal.code == grpc.StatusCode.PERMISSION_DENIED
+        assert refusal.reason == "CALLER_NOT_PRIVATE_BODY"
+        ch, stub = _stub(s, s.topo.layout.pki.agency(BANK))
+        async with ch:
+            for seconds, nanos in [(after_9999, 0), (before_0001, 0), (0, -1), (0, 10**9)]:
+                refusal = await refused(stub.MatchWithConsent(request(seconds, nanos), timeout=10))
+                assert refusal.code == grpc.StatusCode.INVALID_ARGUMENT, (seconds, nanos)
+                assert refusal.reason == "INVALID_FIELD"
+                assert refusal.metadata["field"] == "consent.consented_at"
+
+    loop.run(go(), timeout=30)
+    rows = ConsentLog(s.registry.store.engine).rows()
+    assert [(r["caller"], r["outcome"], r["answered"]) for r in rows] == [
+        (f"agency:{CITY}", "refused", "CALLER_NOT_PRIVATE_BODY")
+    ] + [(f"agency:{BANK}", "refused", "INVALID_FIELD")] * 4
+    assert all(r["consented_at"] is None and r["consent_id"] == "C-10" for r in rows)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 
 import grpc
 import pytest
 from support.aio import LoopThread
-from support.refusals import refused
+from support.refusals import Refusal, refused
 from support.topology import CITY, MINISTER, PENSION, Topology, query
 
 from ops.demo_data import legacy_records
@@ -379,3 +380,48 @@ def test_hub_store_holds_no_link_code_resident_code_local_number_or_payload(
     # The scanner does find what is there: the agencies' own stores hold their link codes.
     city_store = topo.store(CITY).engine
     assert scan(city_store, {"link code": forbidden["link code"]})
+
+
+def test_a_provide_time_out_of_range_is_invalid_field_on_every_provide_rpc(
+    loop: LoopThread, topo: Topology
+) -> None:
+    """Unary, bulk and stream alike: ``time`` past 9999 or with negative nanos is the
+    caller's error, not the provider's (ToDatetime's ValueError was INTERNAL)."""
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from renkei.comm.v1 import comm_pb2
+
+    link_code = topo.link_code(PENSION, 0)
+    bad = [Timestamp(seconds=253402300800), Timestamp(seconds=0, nanos=-1)]
+
+    async def go() -> list[Refusal]:
+        refusals: list[Refusal] = []
+        async with topo.channel(PENSION, "hub") as ch:
+            stub = topo.provider_stub(ch)
+            for when in bad:
+                provide = comm_pb2.ProvideRequest(serial=1, time=when, link_code=link_code)
+                refusals.append(await refused(stub.Provide(provide, timeout=5)))
+                bulk = comm_pb2.BulkProvideRequest(
+                    time=when,
+                    item_count=1,
+                    items=[comm_pb2.BulkProvideItem(serial=1, link_code=link_code)],
+                )
+                refusals.append(await refused(stub.BulkProvide(bulk, timeout=5)))
+
+                async def one(
+                    provide: comm_pb2.ProvideRequest = provide,
+                ) -> AsyncIterator[comm_pb2.ProvideStreamRequest]:
+                    yield comm_pb2.ProvideStreamRequest(call_id=7, provide=provide)
+
+                [answer] = [a async for a in stub.ProvideStream(one(), timeout=5)]
+                assert answer.call_id == 7
+                assert answer.WhichOneof("result") == "error"
+                assert answer.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+                assert answer.error.reason == "INVALID_FIELD"
+                assert answer.error.metadata["field"] == "time"
+        return refusals
+
+    for refusal in loop.run(go(), timeout=30):
+        assert refusal.code == grpc.StatusCode.INVALID_ARGUMENT
+        assert refusal.reason == "INVALID_FIELD"
+        assert refusal.metadata["field"] == "time"

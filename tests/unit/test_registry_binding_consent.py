@@ -207,6 +207,33 @@ def test_only_designated_private_bodies(setup: Setup) -> None:
     ]
 
 
+def test_what_the_servicer_could_not_read_is_raised_after_the_caller_check(
+    setup: Setup,
+) -> None:
+    """An out-of-range consent time: the caller's refusal first, then INVALID_FIELD, logged."""
+    from dataclasses import replace
+
+    from renkei.errors import invalid_field
+
+    _, binding, sealer, log = setup
+    invalid = invalid_field("consent.consented_at", "seconds must fall within 0001-01-01..")
+    unread = replace(CONSENT, consented_at=None)
+    with pytest.raises(PermissionDenied):
+        asyncio.run(
+            binding.match(f"agency:{CITY}", CITY, _record(PEOPLE[0]), unread, invalid=invalid)
+        )
+    with pytest.raises(InvalidArgument) as err:
+        asyncio.run(
+            binding.match(f"agency:{BANK}", BANK, _record(PEOPLE[0]), unread, invalid=invalid)
+        )
+    assert err.value is invalid
+    assert sealer.calls == []
+    assert [(r["caller"], r["answered"]) for r in log.rows()] == [
+        (f"agency:{CITY}", "CALLER_NOT_PRIVATE_BODY"),
+        (f"agency:{BANK}", "INVALID_FIELD"),
+    ]
+
+
 class DownSealer:
     async def seal(self, agency_id: str, resident_codes: list[str]) -> list[tuple[bytes, str]]:
         raise Unavailable("ID_ISSUER_UNAVAILABLE", "the ID issuer does not answer")

@@ -152,7 +152,11 @@ def test_a_changed_file_is_reloaded_and_a_bad_change_keeps_the_register_in_force
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.text(alphabet=st.sampled_from('abY-1,|*"#\n\r\t 　年二2026-04-01\x00'), max_size=300))
+@given(
+    st.text(
+        alphabet=st.sampled_from('abY-1,|*"#\n\r\t 　年二2026-04-01\x00\u2028\x85'), max_size=300
+    )
+)
 def test_any_text_either_parses_or_is_refused_with_a_register_error(text: str) -> None:
     header = "staff_id,terminals,info_kinds,legal_basis_items,valid_from,valid_until\n"
     for candidate in (text, header + text):
@@ -167,3 +171,37 @@ def test_any_text_either_parses_or_is_refused_with_a_register_error(text: str) -
             continue
         for rows in register.by_staff.values():
             assert all(p.staff_id and p.line >= 1 for p in rows)
+
+
+HEADER = "staff_id,terminals,info_kinds,legal_basis_items,valid_from,valid_until,name\n"
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1e"])
+def test_a_line_separator_inside_a_cell_is_refused_naming_its_line(separator: str) -> None:
+    """str.splitlines split the row there: the message named the next line, or none."""
+    text = f"{HEADER}A,T,K,I,,,名\nB,T,K,I,,,横浜{separator}花子\nC,T,K,I,,,名\n"
+    with pytest.raises(RegisterError) as err:
+        parse(text, "staff.csv")
+    code = f"U+{ord(separator):04X}"
+    assert str(err.value) == f"staff.csv: line 3, column 7: a line separator ({code}) inside a cell"
+
+
+def test_lines_after_a_separator_in_a_comment_keep_their_numbers() -> None:
+    text = f"# note\u2028more\n{HEADER}A,T,K,I,2026-13-01,,\n"
+    with pytest.raises(RegisterError, match=r"^staff.csv: line 3, column 5 \(valid_from\)"):
+        parse(text, "staff.csv")
+    assert parse(f"# note\u2028more\n{HEADER}A,T,K,I,,,\n").check("A", "T", "K", "I", DAY).line == 3
+
+
+def test_a_row_with_a_quoted_cell_over_two_lines_is_named_by_its_first_line() -> None:
+    text = f'{HEADER}A,T,K,I,,,"two\nlines"\nB,,K,I,,,\n'
+    with pytest.raises(RegisterError, match=r"^staff.csv: line 4, column 2 \(terminals\)"):
+        parse(text, "staff.csv")
+    assert parse(f'{HEADER}A,T,K,I,,,"two\nlines"\n').check("A", "T", "K", "I", DAY).line == 2
+
+
+def test_a_byte_that_is_not_utf8_after_a_separator_names_the_readers_line(tmp_path: Path) -> None:
+    path = tmp_path / "staff.csv"
+    path.write_bytes(b"# a\xe2\x80\xa8b\n" + HEADER.encode() + b"A,T,\xff,I,,,\n")
+    with pytest.raises(RegisterError, match=r"staff.csv: line 3: not UTF-8"):
+        load(path)

@@ -110,3 +110,60 @@ def test_control_pattern_is_exactly_unicode_category_cc() -> None:
     for code in range(sys.maxunicode + 1):
         ch = chr(code)
         assert (CONTROL.search(ch) is not None) == (unicodedata.category(ch) == "Cc"), hex(code)
+
+
+# ------------------------------------------------------------------ timestamps, integers
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos", "expected"),
+    [
+        (-62_135_596_800, 0, "0001-01-01T00:00:00+00:00"),
+        (253_402_300_799, 999_999_999, "9999-12-31T23:59:59.999999+00:00"),
+        (0, 1500, "1970-01-01T00:00:00.000001+00:00"),
+    ],
+)
+def test_timestamp_edges_convert_to_aware_utc(seconds: int, nanos: int, expected: str) -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    assert validate.timestamp("time", Timestamp(seconds=seconds, nanos=nanos)).isoformat() == (
+        expected
+    )
+
+
+@pytest.mark.parametrize(
+    ("seconds", "nanos", "fragment"),
+    [
+        (253_402_300_800, 0, "seconds"),
+        (-62_135_596_801, 0, "seconds"),
+        (2**63 - 1, 0, "seconds"),
+        (0, -1, "nanos"),
+        (0, 1_000_000_000, "nanos"),
+    ],
+)
+def test_timestamp_out_of_range_is_invalid_field(seconds: int, nanos: int, fragment: str) -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    with pytest.raises(InvalidArgument) as exc:
+        validate.timestamp("consent.consented_at", Timestamp(seconds=seconds, nanos=nanos))
+    _assert_invalid_field(exc.value, "consent.consented_at", fragment)
+
+
+def test_integer_range() -> None:
+    assert validate.integer("serial", 2**63 - 1) == 2**63 - 1
+    for value in (-1, 2**63):
+        with pytest.raises(InvalidArgument) as exc:
+            validate.integer("serial", value)
+        _assert_invalid_field(exc.value, "serial", "must be 0 to")
+
+
+@pytest.mark.parametrize("value", ["", "-1", "1e3", " 1", "١٢", "9223372036854775808", "0" * 20])
+def test_digits_refuses_what_is_not_an_int64(value: str) -> None:
+    with pytest.raises(InvalidArgument) as exc:
+        validate.digits("cursor", value, problem="is not a cursor")
+    _assert_invalid_field(exc.value, "cursor", "is not a cursor")
+
+
+def test_digits_reads_up_to_int64() -> None:
+    assert validate.digits("cursor", "9223372036854775807") == 2**63 - 1
+    assert validate.digits("cursor", "0042") == 42

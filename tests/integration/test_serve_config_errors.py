@@ -1,0 +1,72 @@
+"""``renkei <party> serve`` with a config it cannot use: one line naming file and key, exit 2.
+
+Issue 12, finding 9: every serve printed a traceback for any config error.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ops.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_hub_serve_with_a_quoted_false_exits_2_with_one_line_and_no_traceback(
+    tmp_path: Path,
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(
+        '[hub]\ndatabase_url = "sqlite://"\ndirectory = "d.toml"\npolicy = "p.toml"\n'
+        'master_key = "file:m.key"\ninsecure_development = "false"\n',
+        encoding="utf-8",
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "ops.cli", "hub", "serve", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.splitlines()
+    assert lines == [
+        f"renkei hub serve: {config}: [hub] insecure_development:"
+        " must be true or false (unquoted), not the string 'false'"
+    ]
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "file_name", "text", "fragment"),
+    [
+        (["comm", "serve"], "comm.toml", b"[comm]\nagency_id = \xff\n", "line 2: not UTF-8"),
+        (["numbering", "serve"], "numbering.toml", b"x = " + b"[" * 500, "nested too deeply"),
+        (["id-issuer", "serve"], "issuer.toml", b"[id_issuer]\n", "missing key 'database_url'"),
+        (["registry-binding", "serve"], "registry.toml", b"registry = 1\n", "must be a table"),
+        (["hub", "serve"], "missing.toml", None, "no such config file"),
+    ],
+)
+def test_every_serve_answers_a_config_error_with_one_line(
+    argv: list[str],
+    file_name: str,
+    text: bytes | None,
+    fragment: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config = tmp_path / file_name
+    if text is not None:
+        config.write_bytes(text)
+    assert main([*argv, "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    [line] = err.splitlines()
+    assert line.startswith(f"renkei {argv[0]} serve: {config}: "), line
+    assert fragment in line
