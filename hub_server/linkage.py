@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +30,14 @@ from hub_server.exchange import (
     RelayResult,
 )
 from hub_server.id_issuer_client import IdKeyState
-from hub_server.log_store import ANSWER_PENDING, DENIED, OK, PENDING, LogEntry
+from hub_server.log_store import (
+    ANSWER_PENDING,
+    DENIED,
+    OK,
+    PENDING,
+    WRITE_CEILING_SECONDS,
+    LogEntry,
+)
 from hub_server.policy import Decision, LegalBasisPolicy
 from hub_server.ports import HubLog, IdIssuerPort, KeyAdmin, ProviderGateway
 from hub_server.relay_modes import BulkRelay, RelayMode, SingleRelay
@@ -55,6 +63,8 @@ _MISSING = ItemError(
     "UNAVAILABLE", "PROVIDER_RESULT_MISSING", "the provider's answer left this person out"
 )
 _NOTHING = Provided({}, b"")
+# Kept back from the caller's deadline to send the answer once the last log write is done.
+ANSWER_SECONDS = 0.005
 
 
 @dataclass(frozen=True)
@@ -114,14 +124,22 @@ async def _log_failure(
 
     A refusal keeps its own code and reason, and gains ``tags`` (the serials)
     in its metadata; a cancelled or broken call is still logged, shielded.
+    When the outcome cannot be written, HUB_LOG_UNAVAILABLE (with ``tags``)
+    is raised instead: the hub never answers without its outcome row.
     """
-    if isinstance(err, RenkeiError):
-        await finish(err.code.name, err.reason)
-        err.metadata.update(tags)
-    elif isinstance(err, asyncio.CancelledError):
-        await asyncio.shield(finish("CANCELLED", "CALLER_CANCELLED"))
-    elif isinstance(err, Exception):
-        await asyncio.shield(finish("INTERNAL", "HUB_FAILURE"))
+    try:
+        if isinstance(err, RenkeiError):
+            await finish(err.code.name, err.reason)
+            err.metadata.update(tags)
+        elif isinstance(err, asyncio.CancelledError):
+            await asyncio.shield(finish("CANCELLED", "CALLER_CANCELLED"))
+        elif isinstance(err, Exception):
+            await asyncio.shield(finish("INTERNAL", "HUB_FAILURE"))
+    except RenkeiError as log_err:
+        if isinstance(err, asyncio.CancelledError):
+            return  # nobody to tell; the log keeps the outcome and writes it when it can
+        log_err.metadata.update(tags)
+        raise log_err from err
 
 
 class Hub:
@@ -140,7 +158,9 @@ class Hub:
         relay_ceiling: float = 10.0,
         bulk_relay_ceiling: float = 60.0,
         log_margin: float = deadline.HUB_LOG_MARGIN_SECONDS,
+        log_ceiling: float = WRITE_CEILING_SECONDS,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self.directory = directory
         self.policy: LegalBasisPolicy = policy
@@ -155,7 +175,9 @@ class Hub:
         self._single = SingleRelay(relay_ceiling)
         self._bulk = BulkRelay(bulk_relay_ceiling)
         self._log_margin = log_margin
+        self._log_ceiling = log_ceiling
         self._clock = clock
+        self._timer = timer
 
     # -- identity ---------------------------------------------------------
 
@@ -210,6 +232,7 @@ class Hub:
         one refuses a person in that person's result (relay_modes.py).
         """
         mode: RelayMode = self._single if req.single else self._bulk
+        entered = self._timer()
         provider = self.directory.get(req.provider_agency_id, field="provider_agency_id")
         limits.check_kind(req.info_kind, req.legal_basis_item)
         mode.check(req)
@@ -238,7 +261,11 @@ class Hub:
             # Before any row: a provider the hub cannot translate for fails with nothing begun.
             provider_codes = self.codec.encode_many(provider.agency_id, admitted.id_codes)
         admitted.id_codes.clear()
-        serials = await self._log.begin_many(admitted.rows)
+        # Raises HUB_LOG_UNAVAILABLE when the rows are not durable in time; then
+        # nothing is relayed, and the log closes any row that lands later.
+        serials = await self._log.begin_many(
+            admitted.rows, self._log_timeout(time_remaining, entered)
+        )
         if admitted.refusal is not None and mode.refuses_as_status:
             admitted.refusal.metadata.update(mode.tags(serials))
             raise admitted.refusal
@@ -261,7 +288,9 @@ class Hub:
         provided = _NOTHING
         if items:
             try:
-                timeout = self._provider_timeout(mode.ceiling, time_remaining, len(items))
+                timeout = self._provider_timeout(
+                    mode.ceiling, self._left(time_remaining, entered), len(items)
+                )
                 provided = await self._gateway.provide(
                     provider,
                     ProvideCall(
@@ -286,7 +315,8 @@ class Hub:
                 await _log_failure(
                     err,
                     lambda outcome, reason: self._log.finish_many(
-                        [(item.serial, outcome, reason) for item in items]
+                        [(item.serial, outcome, reason) for item in items],
+                        self._log_timeout(time_remaining, entered),
                     ),
                     mode.tags(serials),
                 )
@@ -303,7 +333,11 @@ class Hub:
                 else (item.serial, outcome.code, outcome.reason)
             )
         if finished:
-            await self._log.finish_many(finished)
+            try:
+                await self._log.finish_many(finished, self._log_timeout(time_remaining, entered))
+            except RenkeiError as err:  # HUB_LOG_UNAVAILABLE: never OK without the outcome row
+                err.metadata.update(mode.tags(serials))
+                raise
         mode.relayed(serials, len(items))
         return RelayResult(
             started,
@@ -312,6 +346,21 @@ class Hub:
             provided.sealed_answers,
             provided.ticket,
         )
+
+    def _left(self, time_remaining: float | None, entered: float) -> float | None:
+        """The caller's time still left, ``time_remaining`` having been read at ``entered``."""
+        return None if time_remaining is None else time_remaining - (self._timer() - entered)
+
+    def _log_timeout(self, time_remaining: float | None, entered: float) -> float:
+        """How long a log write may take: up to the caller's deadline less the time to answer.
+
+        A write is always tried, however little time is left; when it fails to
+        be durable in time the caller hears HUB_LOG_UNAVAILABLE before its deadline.
+        """
+        left = self._left(time_remaining, entered)
+        if left is None:
+            return self._log_ceiling
+        return min(self._log_ceiling, max(left - ANSWER_SECONDS, ANSWER_SECONDS))
 
     def _provider_timeout(self, ceiling: float, time_remaining: float | None, count: int) -> float:
         """The provider's share of the caller's time: what is left less the hub's way back."""

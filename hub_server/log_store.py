@@ -9,17 +9,25 @@ identifier.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from renkei.db import UtcDateTime
+from renkei.errors import Unavailable
 from renkei.group_commit import GroupCommit
+from renkei.logs import event
+
+_log = logging.getLogger("hub_server.log_store")
+R = TypeVar("R")
 
 metadata = sa.MetaData()
 
@@ -452,6 +460,62 @@ def _row(r: sa.RowMapping) -> LogRow:
     )
 
 
+# A row whose exchange ended before the provider was asked: the caller went away
+# while its PENDING row was being written, or the log did not confirm it in time.
+CANCELLED = "CANCELLED"
+NOT_RELAYED = "NOT_RELAYED"
+UNAVAILABLE = "UNAVAILABLE"
+LOG_UNAVAILABLE = "HUB_LOG_UNAVAILABLE"
+# Without a deadline of the caller's, a log write is given this long.
+WRITE_CEILING_SECONDS = 2.0
+
+
+class Outage:
+    """Logs a run of log failures once: the first with its traceback, then a summary
+    line at most every ``every`` seconds while it lasts, and one line when it ends.
+
+    Used on the event loop's thread only.
+    """
+
+    def __init__(self, every: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.every = every
+        self._clock = clock
+        self.since: float | None = None
+        self._failures = 0
+        self._reported_at = 0.0
+
+    def failed(self, what: str, err: BaseException | None = None) -> None:
+        now = self._clock()
+        self._failures += 1
+        if self.since is None:
+            self.since = self._reported_at = now
+            _log.error(
+                "hub log unavailable: %s",
+                what,
+                exc_info=(type(err), err, err.__traceback__) if err is not None else None,
+            )
+        elif now - self._reported_at >= self.every:
+            self._reported_at = now
+            event(
+                _log,
+                "hub log still unavailable",
+                logging.WARNING,
+                seconds=round(now - self.since, 1),
+                failures=self._failures,
+                last=what,
+            )
+
+    def recovered(self) -> None:
+        if self.since is not None:
+            seconds = round(self._clock() - self.since, 1)
+            event(_log, "hub log recovered", seconds=seconds, failures=self._failures)
+            self.since, self._failures = None, 0
+
+
+def log_unavailable(what: str) -> Unavailable:
+    return Unavailable(LOG_UNAVAILABLE, f"the hub cannot write its log: {what}")
+
+
 class AsyncHubLog:
     """Runs the repository off the event loop, committing queued writes together.
 
@@ -459,12 +523,39 @@ class AsyncHubLog:
     writes arriving while a commit is in flight share the next commit (group
     commit), so a busy hub pays one fsync per batch rather than one per row.
     An idle hub commits each write at once: nothing waits for a batch to fill.
+
+    Failures fail closed and leave no row PENDING behind (ports.HubLog): a
+    write that fails or is not durable within its timeout raises UNAVAILABLE
+    ``HUB_LOG_UNAVAILABLE``. A PENDING row written for a caller who is gone is
+    closed (``CANCELLED``/``NOT_RELAYED``, or ``UNAVAILABLE``/``HUB_LOG_UNAVAILABLE``
+    after a timeout); an outcome that could not be written is kept and written
+    again every ``retry_every`` seconds until the database takes it. Rows still
+    PENDING when the hub stops are marked INTERRUPTED at its next start.
     """
 
-    def __init__(self, repo: HubLogRepository, *, max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        repo: HubLogRepository,
+        *,
+        max_batch: int = 512,
+        retry_every: float = 1.0,
+        report_every: float = 30.0,
+    ) -> None:
         self.repo = repo
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-log")
-        self._writes = GroupCommit(repo.apply, self._pool, max_batch=max_batch)
+        self._writes = GroupCommit(
+            repo.apply,
+            self._pool,
+            max_batch=max_batch,
+            droppable=self._droppable,
+            orphaned=self._orphaned,
+        )
+        self.outage = Outage(report_every)
+        self._retry_every = retry_every
+        # Outcomes to write when the database is back: serial -> (outcome, reason).
+        self.unfinished: dict[int, tuple[str, str]] = {}
+        self._finisher: asyncio.Task[None] | None = None
+        self._expired: set[int] = set()  # id() of Begin ops whose waiter timed out
 
     async def begin(self, entry: LogEntry) -> int:
         return await self._writes.submit(Begin(entry))
@@ -475,44 +566,258 @@ class AsyncHubLog:
     async def finish(self, serial: int, outcome: str, reason: str) -> None:
         await self._writes.submit(Finish(serial, outcome, reason))
 
-    async def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[int]:
+    async def begin_many(
+        self, rows: list[tuple[LogEntry, str, str]], timeout: float = WRITE_CEILING_SECONDS
+    ) -> list[int]:
         """Rows durable together, serials in order; PENDING rows are completed later.
 
         One row (a single relay's) shares the group commit with every other
         exchange in flight; a bulk request's rows get a transaction of their own.
         """
-        if len(rows) == 1:
-            ((entry, outcome, reason),) = rows
-            op = Begin(entry) if outcome == PENDING else Record(entry, outcome, reason)
-            return [await self._writes.submit(op)]
+        if len(rows) != 1:
+            return await self._begin_bulk(rows, timeout)
+        ((entry, outcome, reason),) = rows
+        op = Begin(entry) if outcome == PENDING else Record(entry, outcome, reason)
+        done = self._writes.submit(op)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.repo.begin_many, rows)
+        timer = loop.call_later(timeout, self._expire, op, done)
+        try:
+            serial = await done
+        except asyncio.CancelledError:
+            if done.cancelled():
+                if _own_timeout():
+                    self.outage.failed(f"a row was not durable within {timeout:.3f} s")
+                    raise log_unavailable("the database did not answer in time") from None
+                raise  # the caller went away; _orphaned closes the row once it is written
+            if done.exception() is None and isinstance(op, Begin):
+                # Written just as the caller went away: nobody will complete it.
+                self._later({done.result(): (CANCELLED, NOT_RELAYED)})
+            raise
+        except Exception as err:
+            self.outage.failed("a row was refused", err)
+            raise log_unavailable(str(err)) from err
+        finally:
+            timer.cancel()
+        if self.outage.since is not None:
+            self.outage.recovered()
+        return [serial]
 
-    async def finish_many(self, outcomes: list[tuple[int, str, str]]) -> None:
-        """Complete PENDING rows: one through the group commit, many in one transaction."""
-        if len(outcomes) == 1:
-            ((serial, outcome, reason),) = outcomes
-            await self._writes.submit(Finish(serial, outcome, reason))
-            return
+    async def _begin_bulk(self, rows: list[tuple[LogEntry, str, str]], timeout: float) -> list[int]:
+        if not rows:
+            return []
+        job = self._pool.submit(self.repo.begin_many, rows)
+        try:
+            async with asyncio.timeout(timeout):
+                serials = await asyncio.shield(asyncio.wrap_future(job))
+        except (TimeoutError, asyncio.CancelledError) as err:
+            timed_out = isinstance(err, TimeoutError)
+            if not job.cancel():  # already running: close its PENDING rows once written
+                close = (UNAVAILABLE, LOG_UNAVAILABLE) if timed_out else (CANCELLED, NOT_RELAYED)
+                job.add_done_callback(self._close_when_written(rows, close))
+            if timed_out:
+                self.outage.failed(f"{len(rows)} rows were not durable within {timeout:.3f} s")
+                raise log_unavailable("the database did not answer in time") from None
+            raise
+        except Exception as err:
+            self.outage.failed(f"{len(rows)} rows were refused", err)
+            raise log_unavailable(str(err)) from err
+        if self.outage.since is not None:
+            self.outage.recovered()
+        return serials
+
+    def _close_when_written(
+        self, rows: list[tuple[LogEntry, str, str]], close: tuple[str, str]
+    ) -> Callable[[Future[list[int]]], None]:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool, self.repo.finish_many, outcomes)
+
+        def closing(job: Future[list[int]]) -> None:  # on the log's thread, or here
+            if job.cancelled() or job.exception() is not None:
+                return  # nothing was written
+            pending = {
+                s: close
+                for s, (_, outcome, _) in zip(job.result(), rows, strict=True)
+                if outcome == PENDING
+            }
+            loop.call_soon_threadsafe(self._later, pending)
+
+        return closing
+
+    async def finish_many(
+        self, outcomes: list[tuple[int, str, str]], timeout: float = WRITE_CEILING_SECONDS
+    ) -> None:
+        """Complete PENDING rows: one through the group commit, many in one transaction.
+
+        The outcomes are written whether or not the caller still waits: a
+        cancelled caller's are written all the same, and ones the database
+        refused or did not take in time are kept and written when it is back.
+        """
+        if len(outcomes) != 1:
+            await self._finish_bulk(outcomes, timeout)
+            return
+        ((serial, outcome, reason),) = outcomes
+        op = Finish(serial, outcome, reason)
+        done = self._writes.submit(op)
+        timer = asyncio.get_running_loop().call_later(timeout, self._expire, op, done)
+        try:
+            await done
+        except asyncio.CancelledError:
+            if done.cancelled():
+                # Still queued or in flight: _orphaned keeps it if its batch fails.
+                if _own_timeout():
+                    self.outage.failed(f"an outcome was not durable within {timeout:.3f} s")
+                    raise log_unavailable("the database did not answer in time") from None
+            elif done.exception() is not None:
+                self._later({serial: (outcome, reason)})
+            raise
+        except Exception as err:
+            self._later({serial: (outcome, reason)})
+            self.outage.failed("an outcome was refused", err)
+            raise log_unavailable(str(err)) from err
+        finally:
+            timer.cancel()
+        if self.outage.since is not None:
+            self.outage.recovered()
+
+    async def _finish_bulk(self, outcomes: list[tuple[int, str, str]], timeout: float) -> None:
+        if not outcomes:
+            return
+        job = self._pool.submit(self.repo.finish_many, outcomes)
+        try:
+            async with asyncio.timeout(timeout):
+                await asyncio.shield(asyncio.wrap_future(job))  # never cancelled: it must land
+        except (TimeoutError, asyncio.CancelledError) as err:
+            loop = asyncio.get_running_loop()
+            later = {s: (o, r) for s, o, r in outcomes}
+
+            def keep_if_failed(job: Future[None]) -> None:
+                if job.exception() is not None:
+                    loop.call_soon_threadsafe(self._later, later)
+
+            job.add_done_callback(keep_if_failed)
+            if isinstance(err, TimeoutError):
+                self.outage.failed(f"{len(outcomes)} outcomes were not durable in {timeout:.3f} s")
+                raise log_unavailable("the database did not answer in time") from None
+            raise
+        except Exception as err:
+            self._later({s: (o, r) for s, o, r in outcomes})
+            self.outage.failed(f"{len(outcomes)} outcomes were refused", err)
+            raise log_unavailable(str(err)) from err
+        if self.outage.since is not None:
+            self.outage.recovered()
+
+    # -- what callers who went away left behind ------------------------------
+
+    def _expire(self, op: LogOp, done: asyncio.Future[int]) -> None:
+        """The waiter's timeout: noted before the write is let go, so _orphaned knows why."""
+        if not done.done():
+            if isinstance(op, Begin):
+                self._expired.add(id(op))
+            done.cancel()
+
+    def _droppable(self, op: LogOp) -> bool:
+        """A Begin nobody waits for is never written; outcomes and complete rows are."""
+        if isinstance(op, Begin):
+            self._expired.discard(id(op))
+            return True
+        return False
+
+    def _orphaned(self, gone: list[tuple[LogOp, int | Exception]]) -> None:
+        closes: dict[int, tuple[str, str]] = {}
+        failure: Exception | None = None
+        for op, result in gone:
+            timed_out = id(op) in self._expired
+            self._expired.discard(id(op))
+            if isinstance(result, Exception):
+                failure = result
+                if isinstance(op, Finish):
+                    closes[op.serial] = (op.outcome, op.reason)
+            elif isinstance(op, Begin):
+                closes[result] = (
+                    (UNAVAILABLE, LOG_UNAVAILABLE) if timed_out else (CANCELLED, NOT_RELAYED)
+                )
+        if failure is not None:
+            self.outage.failed("a batch of rows was refused", failure)
+        if closes:
+            self._later(closes)
+
+    def _later(self, closes: dict[int, tuple[str, str]]) -> None:
+        """Write these outcomes in the background, again and again until they are durable."""
+        self.unfinished.update(closes)
+        if self._finisher is None or self._finisher.done():
+            self._finisher = asyncio.get_running_loop().create_task(self._finish_unfinished())
+
+    async def _finish_unfinished(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.unfinished:
+            batch = dict(self.unfinished)
+            try:
+                await loop.run_in_executor(
+                    self._pool, self.repo.finish_many, [(s, o, r) for s, (o, r) in batch.items()]
+                )
+            except Exception as err:
+                self.outage.failed(f"{len(batch)} rows are still to be closed", err)
+                await asyncio.sleep(self._retry_every)
+                continue
+            for serial, outcome in batch.items():
+                if self.unfinished.get(serial) == outcome:
+                    del self.unfinished[serial]
+            self.outage.recovered()
+
+    async def flush(self) -> None:
+        """Return once every write so far is done and every kept outcome written (tests)."""
+        while True:
+            await self._writes.drained()
+            # The log's one thread runs jobs in order: once this one ran, so did
+            # every earlier one, and their callbacks are queued on the loop.
+            await asyncio.wrap_future(self._pool.submit(lambda: None))
+            await asyncio.sleep(0)
+            if self._finisher is None or self._finisher.done():
+                return
+            await asyncio.shield(self._finisher)
+
+    # -- the rest -------------------------------------------------------------
+
+    async def _call(self, what: str, fn: Callable[..., R], *args: object) -> R:
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+        except Exception as err:
+            self.outage.failed(what, err)
+            raise log_unavailable(str(err)) from err
+        if self.outage.since is not None:
+            self.outage.recovered()
+        return result
 
     async def add_aliases(self, pairs: list[tuple[str, str]]) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._pool, self.repo.add_aliases, pairs)
+        await self._call("person-key aliases were refused", self.repo.add_aliases, pairs)
 
     async def row(self, serial: int) -> LogRow | None:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, self.repo.row, serial)
+        return await self._call("a row could not be read", self.repo.row, serial)
 
     async def fetches(self, serial: int) -> list[tuple[datetime, str, str]]:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._pool, self.repo.fetches, serial
-        )
+        return await self._call("fetches could not be read", self.repo.fetches, serial)
 
     async def record_fetch(self, serial: int, outcome: str, reason: str) -> None:
-        await asyncio.get_running_loop().run_in_executor(
-            self._pool, self.repo.record_fetch, serial, outcome, reason
-        )
+        await self._call("a fetch was refused", self.repo.record_fetch, serial, outcome, reason)
 
     def close(self) -> None:
+        if self._finisher is not None:
+            self._finisher.cancel()
         self._pool.shutdown(wait=True)
+        if self.unfinished:
+            try:
+                self.repo.finish_many([(s, o, r) for s, (o, r) in self.unfinished.items()])
+                self.unfinished.clear()
+            except Exception:
+                event(
+                    _log,
+                    "hub log rows left PENDING; they are marked INTERRUPTED at the next start",
+                    logging.ERROR,
+                    rows=len(self.unfinished),
+                )
         self.repo.close()
+
+
+def _own_timeout() -> bool:
+    """Was the awaited write let go by its own timeout (not by cancelling the caller)?"""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() == 0

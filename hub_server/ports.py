@@ -17,14 +17,28 @@ from renkei import codes
 
 
 class HubLog(Protocol):
-    """The hub's log rows; each call returns once what it wrote is durable."""
+    """The hub's log rows; each call returns once what it wrote is durable.
 
-    async def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[int]:
+    A call that fails, or is not durable within its ``timeout``, raises
+    UNAVAILABLE ``HUB_LOG_UNAVAILABLE`` (a database error is logged once per
+    outage, not per call). No row is ever left PENDING by a call that did not
+    return its serials: it is not written, or it is closed once written
+    (``CANCELLED``/``NOT_RELAYED`` when the caller was cancelled,
+    ``UNAVAILABLE``/``HUB_LOG_UNAVAILABLE`` after the timeout).
+    """
+
+    async def begin_many(
+        self, rows: list[tuple[LogEntry, str, str]], timeout: float = ...
+    ) -> list[int]:
         """(entry, outcome, reason) rows, serials in order; PENDING rows are completed later."""
         ...
 
-    async def finish_many(self, outcomes: list[tuple[int, str, str]]) -> None:
-        """Complete PENDING rows: (serial, outcome, reason)."""
+    async def finish_many(self, outcomes: list[tuple[int, str, str]], timeout: float = ...) -> None:
+        """Complete PENDING rows: (serial, outcome, reason).
+
+        The outcomes are written even when the caller is cancelled, and, when
+        the database refuses them or is too slow, kept and written when it is back.
+        """
         ...
 
     async def add_aliases(self, pairs: list[tuple[str, str]]) -> None: ...

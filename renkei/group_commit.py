@@ -4,6 +4,12 @@ Each caller still waits until its own write is durable; a busy party pays one
 commit (one fsync) per batch rather than one per write, and an idle one commits
 each write at once: nothing waits for a batch to fill. Used by the hub's log
 and by a communication server's share of the log.
+
+A caller may go away (be cancelled) while its write waits. Its item is then
+either dropped before it is written, when ``droppable(item)`` says so, or
+written like the others and handed to ``orphaned`` with its result or error,
+so that the owner can finish what the caller would have (the hub closes a
+PENDING row nobody will complete).
 """
 
 from __future__ import annotations
@@ -26,10 +32,14 @@ class GroupCommit(Generic[Item, Result]):
         executor: Executor,
         *,
         max_batch: int = 512,
+        droppable: Callable[[Item], bool] | None = None,
+        orphaned: Callable[[list[tuple[Item, Result | Exception]]], None] | None = None,
     ) -> None:
         self._write = write
         self._executor = executor
         self._max_batch = max_batch
+        self._droppable = droppable
+        self._orphaned = orphaned
         self._queue: list[tuple[Item, asyncio.Future[Result]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -42,13 +52,29 @@ class GroupCommit(Generic[Item, Result]):
             self._writer = loop.create_task(self._drain())
         return done
 
+    async def drained(self) -> None:
+        """Return once nothing is queued or in flight (tests, shutdown)."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+
+    def _take(self) -> list[tuple[Item, asyncio.Future[Result]]]:
+        batch = self._queue[: self._max_batch]
+        del self._queue[: self._max_batch]
+        drop = self._droppable
+        if drop is not None:
+            # Nobody waits for these any more and nothing needs them written.
+            batch = [(item, done) for item, done in batch if not (done.cancelled() and drop(item))]
+        return batch
+
     async def _drain(self) -> None:
         loop = asyncio.get_running_loop()
         while self._queue:
-            batch = self._queue[: self._max_batch]
-            del self._queue[: self._max_batch]
+            batch = self._take()
+            if not batch:
+                continue
+            results: list[Result | Exception]
             try:
-                results = await loop.run_in_executor(
+                written = await loop.run_in_executor(
                     self._executor, self._write, [item for item, _ in batch]
                 )
             except asyncio.CancelledError:
@@ -60,7 +86,17 @@ class GroupCommit(Generic[Item, Result]):
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(err)
-                continue
-            for (_, done), result in zip(batch, results, strict=True):
-                if not done.done():
-                    done.set_result(result)
+                results = [err] * len(batch)
+            else:
+                for (_, done), result in zip(batch, written, strict=True):
+                    if not done.done():
+                        done.set_result(result)
+                results = list(written)
+            if self._orphaned is not None:
+                gone = [
+                    (item, result)
+                    for (item, done), result in zip(batch, results, strict=True)
+                    if done.cancelled()
+                ]
+                if gone:
+                    self._orphaned(gone)

@@ -9,6 +9,7 @@ ones.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from hub_server.id_issuer_client import IdKeyState
 from hub_server.linkage import Hub
 from hub_server.log_store import PENDING, LogEntry, LogRow
 from hub_server.policy import Item, Provision, TablePolicy
+from hub_server.ports import HubLog
 from renkei import codes
 
 CITY = "city"
@@ -44,6 +46,10 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
 
+    def monotonic(self) -> float:
+        """The hub's timer: seconds on this clock, moving only when it does."""
+        return (self.now - NOW).total_seconds()
+
 
 @dataclass
 class Journal:
@@ -56,17 +62,35 @@ class Journal:
 
 
 class FakeHubLog:
-    """The hub's log as a dict of rows; a write is 'durable' once its call returns."""
+    """The hub's log as a dict of rows; a write is 'durable' once its call returns.
 
-    def __init__(self, journal: Journal, clock: Callable[[], datetime]) -> None:
+    It keeps ports.HubLog's promises as the real one does: ``fail_next``
+    fails the next write (nothing written; a failed outcome is kept in
+    ``unfinished`` until ``recover``); ``stall`` ("begin" or "finish") makes that
+    write hang until its caller is cancelled, after which the begun rows are
+    closed CANCELLED/NOT_RELAYED and outcomes written all the same; ``slow``
+    seconds pass on the clock during each write. ``timeouts`` has what each
+    write was given.
+    """
+
+    def __init__(self, journal: Journal, clock: FakeClock) -> None:
         self._journal = journal
         self._clock = clock
         self._rows: dict[int, LogRow] = {}
         self._fetches: dict[int, list[tuple[datetime, str, str]]] = {}
         self.aliases: list[tuple[str, str]] = []
         self.fail_next: Exception | None = None
+        self.stall: str | None = None
+        self.stalled = asyncio.Event()
+        self.slow = 0.0
+        self.timeouts: list[tuple[str, float]] = []
+        self.unfinished: list[tuple[int, str, str]] = []
 
-    async def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[int]:
+    async def begin_many(
+        self, rows: list[tuple[LogEntry, str, str]], timeout: float = 2.0
+    ) -> list[int]:
+        self.timeouts.append(("begin", timeout))
+        self._clock.advance(self.slow)
         self._fail()
         serials = []
         for entry, outcome, reason in rows:
@@ -75,15 +99,43 @@ class FakeHubLog:
             self._rows[serial] = LogRow(serial, entry, outcome, reason, done)
             serials.append(serial)
         self._journal.events.append(("begin", serials))
+        if self.stall == "begin":
+            try:
+                await self._hang()
+            except asyncio.CancelledError:
+                self._apply([(s, "CANCELLED", "NOT_RELAYED") for s in serials])
+                raise
         return serials
 
-    async def finish_many(self, outcomes: list[tuple[int, str, str]]) -> None:
+    async def finish_many(self, outcomes: list[tuple[int, str, str]], timeout: float = 2.0) -> None:
+        self.timeouts.append(("finish", timeout))
+        self._clock.advance(self.slow)
+        if self.fail_next is not None:
+            self.unfinished += outcomes
         self._fail()
+        if self.stall == "finish":
+            try:
+                await self._hang()
+            finally:
+                self._apply(outcomes)
+        self._apply(outcomes)
+        self._journal.events.append(("finish", [s for s, _, _ in outcomes]))
+
+    def recover(self) -> None:
+        """The database is back: the kept outcomes are written."""
+        self._apply(self.unfinished)
+        self.unfinished = []
+
+    def _apply(self, outcomes: list[tuple[int, str, str]]) -> None:
         for serial, outcome, reason in outcomes:
             row = self._rows[serial]
             if row.outcome == PENDING:  # a completed row is never rewritten
                 self._rows[serial] = LogRow(serial, row.entry, outcome, reason, self._clock())
-        self._journal.events.append(("finish", [s for s, _, _ in outcomes]))
+
+    async def _hang(self) -> None:
+        self.stall = None
+        self.stalled.set()
+        await asyncio.get_running_loop().create_future()  # until the caller is cancelled
 
     async def add_aliases(self, pairs: list[tuple[str, str]]) -> None:
         self.aliases += pairs
@@ -128,9 +180,9 @@ class Asked:
 class FakeGateway:
     """A provider that follows ``script``; records every call and the rows as they stood."""
 
-    def __init__(self, journal: Journal, log: FakeHubLog) -> None:
+    def __init__(self, journal: Journal, rows: Callable[[], list[LogRow]]) -> None:
         self._journal = journal
-        self._log = log
+        self._rows = rows
         self.script: Script = answer_all
         self.asked: list[Asked] = []
         self.collect_script: Callable[[CollectCall], bytes | BaseException] = lambda c: b"late"
@@ -139,7 +191,7 @@ class FakeGateway:
     async def provide(self, provider: Agency, call: ProvideCall, timeout: float) -> Provided:
         serials = [i.serial for i in call.items]
         self._journal.events.append(("provide", serials))
-        by_serial = {r.serial: r.outcome for r in self._log.rows()}
+        by_serial = {r.serial: r.outcome for r in self._rows()}
         self.asked.append(Asked(call, timeout, [by_serial[s] for s in serials]))
         got = self.script(call)
         if isinstance(got, BaseException):
@@ -241,11 +293,14 @@ class HubRig:
         return self.hub.person_key(self.person(n))
 
 
-def hub_rig(**hub_options: float) -> HubRig:
+def hub_rig(
+    real_log: tuple[HubLog, Callable[[], list[LogRow]]] | None = None, **hub_options: float
+) -> HubRig:
+    """A hub on the fakes, or on ``real_log`` (a log and what reads its rows)."""
     clock = FakeClock()
     journal = Journal()
     log = FakeHubLog(journal, clock)
-    gateway = FakeGateway(journal, log)
+    gateway = FakeGateway(journal, log.rows if real_log is None else real_log[1])
     directory = Directory(
         [_agency(CITY, "municipality"), _agency(PENSION, "pension_body"), _agency(TAX, "tax")]
     )
@@ -257,13 +312,14 @@ def hub_rig(**hub_options: float) -> HubRig:
         directory=directory,
         policy=POLICY,
         codec=codes.LinkCodec(keyring, clock),
-        log=log,
+        log=log if real_log is None else real_log[0],
         gateway=gateway,
         key_admin=FakeKeyAdmin(keyring, clock),
         id_issuer=id_issuer,
         log_index_key=os.urandom(32),
         sealing_key=x25519.X25519PrivateKey.generate(),
         clock=clock,
+        timer=clock.monotonic,
         **hub_options,
     )
     return HubRig(hub, log, gateway, journal, clock, id_issuer, id_codes, keyring)

@@ -487,3 +487,105 @@ def test_a_new_link_code_key_made_current_retires_the_old_one_after_its_window()
     err = refusal(rig.hub.relay(rig.city, single(old_code), 5.0))
     assert (err.reason, err.metadata["key_version"]) == ("LINK_CODE_KEY_RETIRED", "1")
     assert rig.log.outcomes()[-1] == ("FAILED_PRECONDITION", "LINK_CODE_KEY_RETIRED")
+
+
+# -- the log under cancellation and failure (issue 12, findings 5 and 6) -------
+
+
+def _log_down() -> Unavailable:
+    # What the real log (log_store.AsyncHubLog) raises for a failed or late write.
+    return Unavailable("HUB_LOG_UNAVAILABLE", "the hub cannot write its log: scripted")
+
+
+async def _cancelled_while_stalled(rig: HubRig, req: RelayRequest, where: str) -> None:
+    rig.log.stall = where
+    task = asyncio.ensure_future(rig.hub.relay(rig.city, req, 5.0))
+    await rig.log.stalled.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_a_caller_gone_while_its_pending_rows_are_written_leaves_them_closed_not_relayed(
+    size: int,
+) -> None:
+    rig = hub_rig()
+    codes_ = [rig.link_code(n) for n in range(1, size + 1)]
+    req = single(codes_[0]) if size == 1 else bulk(codes_)
+    run(_cancelled_while_stalled(rig, req, "begin"))
+    assert rig.gateway.asked == []
+    assert rig.log.outcomes() == [("CANCELLED", "NOT_RELAYED")] * size
+
+
+def test_a_caller_gone_while_the_outcome_is_written_still_gets_its_row_completed() -> None:
+    rig = hub_rig()
+    run(_cancelled_while_stalled(rig, single(rig.link_code(1)), "finish"))
+    assert len(rig.gateway.asked) == 1
+    assert rig.log.outcomes() == [(OK, "")]
+
+
+def test_a_log_that_cannot_begin_fails_closed_and_never_relays() -> None:
+    rig = hub_rig()
+    rig.log.fail_next = _log_down()
+    err = refusal(rig.hub.relay(rig.city, single(rig.link_code(1)), 5.0))
+    assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "HUB_LOG_UNAVAILABLE")
+    assert rig.gateway.asked == []
+    assert rig.log.rows() == []
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_an_outcome_the_log_cannot_write_is_never_answered_ok(size: int) -> None:
+    rig = hub_rig()
+    codes_ = [rig.link_code(n) for n in range(1, size + 1)]
+    req = single(codes_[0]) if size == 1 else bulk(codes_)
+
+    def answer_then_log_down(call: ProvideCall) -> Provided:
+        rig.log.fail_next = _log_down()
+        return answer_all(call)
+
+    rig.gateway.script = answer_then_log_down
+    err = refusal(rig.hub.relay(rig.city, req, 5.0))
+    assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "HUB_LOG_UNAVAILABLE")
+    assert err.metadata == ({"serial": "1"} if size == 1 else {"serials": f"1-{size}"})
+    assert rig.log.outcomes() == [(PENDING, "")] * size  # until the database is back:
+    rig.log.recover()
+    assert rig.log.outcomes() == [(OK, "")] * size
+
+
+def test_a_provider_refusal_whose_outcome_cannot_be_written_is_hub_log_unavailable() -> None:
+    rig = hub_rig()
+
+    def refuse_then_log_down(call: ProvideCall) -> BaseException:
+        rig.log.fail_next = _log_down()
+        return Unavailable("PROVIDER_UNAVAILABLE", "down")
+
+    rig.gateway.script = refuse_then_log_down
+    err = refusal(rig.hub.relay(rig.city, single(rig.link_code(1)), 5.0))
+    assert (err.reason, err.metadata) == ("HUB_LOG_UNAVAILABLE", {"serial": "1"})
+    rig.log.recover()
+    assert rig.log.outcomes() == [("UNAVAILABLE", "PROVIDER_UNAVAILABLE")]
+
+
+def test_each_log_write_gets_the_callers_time_left_less_the_answer_and_no_more() -> None:
+    rig = hub_rig()
+    rig.log.slow = 0.1  # each write takes 100 ms of the caller's 0.5 s
+    relay(rig, single(rig.link_code(1)), time_remaining=0.5)
+    (asked,) = rig.gateway.asked
+    # The provider gets what the begin write left, less the log margin.
+    assert asked.timeout == pytest.approx(0.5 - 0.1 - 0.05)
+    assert rig.log.timeouts == [
+        ("begin", pytest.approx(0.5 - 0.005)),
+        ("finish", pytest.approx(0.5 - 0.1 - 0.005)),
+    ]
+    relay(rig, single(rig.link_code(2)), time_remaining=None)
+    assert rig.log.timeouts[2:] == [("begin", 2.0), ("finish", 2.0)]  # the log's own ceiling
+
+
+def test_a_begin_too_slow_for_the_provider_is_logged_deadline_too_short() -> None:
+    rig = hub_rig()
+    rig.log.slow = 0.2
+    err = refusal(rig.hub.relay(rig.city, single(rig.link_code(1)), 0.22))
+    assert (err.reason, err.metadata) == ("DEADLINE_TOO_SHORT", {"serial": "1"})
+    assert rig.gateway.asked == []
+    assert rig.log.outcomes() == [("DEADLINE_EXCEEDED", "DEADLINE_TOO_SHORT")]
