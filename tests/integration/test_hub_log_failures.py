@@ -165,7 +165,9 @@ def test_an_outcome_the_database_refuses_is_unavailable_with_the_serial_and_writ
     engine: Engine, bulk: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     if engine.dialect.name != "sqlite":
-        pytest.skip("lock_timeout set on connect does not reach the log's writer connection yet")
+        pytest.skip(
+            "SQLite-only scenario: lock_timeout set at connect does not reach the PostgreSQL log writer's connection (issue 12, open)"
+        )
     _impatient(engine)
     rig, log, repo = _rig(engine)
     req = _bulk(rig, 1, 2) if bulk else _single(rig)
