@@ -166,7 +166,8 @@ def test_an_outcome_the_database_refuses_is_unavailable_with_the_serial_and_writ
 ) -> None:
     if engine.dialect.name != "sqlite":
         pytest.skip(
-            "SQLite-only scenario: lock_timeout set at connect does not reach the PostgreSQL log writer's connection (issue 12, open)"
+            "SQLite-only scenario: lock_timeout set at connect does not reach the"
+            " PostgreSQL log writer's connection (issue 12, open)"
         )
     _impatient(engine)
     rig, log, repo = _rig(engine)
