@@ -15,11 +15,12 @@ from hub_server.directory import Directory
 from hub_server.id_issuer_client import GrpcIdIssuer
 from hub_server.linkage import Hub
 from hub_server.log_store import AsyncHubLog, SqlHubLog
-from hub_server.policy_versions import fingerprint, load_policy
+from hub_server.policy_versions import PolicySet, fingerprint, load_policy
 from hub_server.provider_gateway import GrpcProviderGateway
 from hub_server.rekey_store import RekeyCompletions
 from hub_server.servicer import HubServicer
 from renkei import codes, db
+from renkei.config_util import ConfigError
 from renkei.errors import RenkeiError
 from renkei.grpcutil.server import ServerHandle, require_tls, start_server
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
@@ -119,8 +120,24 @@ async def watch(hub: Hub, admin: StoreKeyAdmin, every: float, policy_path: Path)
             _log.exception("refresh failed; keeping what is in memory")
 
 
+def _policy_at_start(path: Path) -> PolicySet:
+    """The policy in force at start; a broken one stops the hub before any store is opened.
+
+    A ConfigError, so ``renkei hub serve`` says it in one line. A version that
+    breaks later is refused by ``reload_policy`` and the hub keeps the one it has.
+    """
+    try:
+        return load_policy(path)
+    except (ValueError, OSError) as err:
+        problem = str(err)
+        raise ConfigError(
+            problem if problem.startswith(str(path)) else f"{path}: {problem}"
+        ) from None
+
+
 async def create_server(config: HubConfig) -> HubServer:
     require_tls("hub", config.tls, config.insecure_development)
+    policy = _policy_at_start(config.policy_path)
     directory = Directory.load(config.directory_path)
     engine = db.create_engine(config.database_url, schema=config.database_schema)
     store = KeyStore(engine, load_master_key(config.master_key))
@@ -148,7 +165,7 @@ async def create_server(config: HubConfig) -> HubServer:
     )
     hub = Hub(
         directory=directory,
-        policy=load_policy(config.policy_path),
+        policy=policy,
         codec=await key_admin.codec(),
         log=log,
         gateway=gateway,

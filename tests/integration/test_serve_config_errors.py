@@ -70,3 +70,27 @@ def test_every_serve_answers_a_config_error_with_one_line(
     [line] = err.splitlines()
     assert line.startswith(f"renkei {argv[0]} serve: {config}: "), line
     assert fragment in line
+
+
+@pytest.mark.parametrize(
+    ("policy", "fragment"),
+    [
+        ("[[item]\n", "p.toml"),  # not TOML
+        ("effective = 2020-01-01\n", "no [[item]] tables"),
+    ],
+)
+def test_hub_serve_with_a_broken_policy_answers_one_line(
+    policy: str, fragment: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "p.toml").write_text(policy, encoding="utf-8")
+    config = tmp_path / "hub.toml"
+    config.write_text(
+        f'[hub]\ndatabase_url = "sqlite:///{tmp_path}/hub.db"\ndirectory = "d.toml"\n'
+        'policy = "p.toml"\nmaster_key = "file:m.key"\ninsecure_development = true\n',
+        encoding="utf-8",
+    )
+    assert main(["hub", "serve", "--config", str(config)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"renkei hub serve: {config}: {tmp_path / 'p.toml'}"), line
+    assert fragment in line
+    assert not (tmp_path / "hub.db").exists()  # refused before any store was opened
