@@ -81,7 +81,9 @@ class RpcInterceptor(_ServerInterceptor):
             response_serializer=handler.response_serializer,
         )
 
-    def _enter(self, context: Context, cid: str | None, claimed: str | None) -> tuple[Any, Any]:
+    def _enter(self, context: Context) -> tuple[Any, Any]:
+        """Set this call's correlation id and caller; the tokens ``_leave`` resets."""
+        cid, claimed = _metadata_of(context)
         identity = resolve(context, claimed, insecure_development=self._insecure)
         return correlation_id.set((cid or new_correlation_id())[:64]), set_caller(identity)
 
@@ -94,21 +96,15 @@ class RpcInterceptor(_ServerInterceptor):
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def call(request: Any, context: Context) -> Any:
             started = time.perf_counter()
-            cid, claimed = _metadata_of(context)
-            tokens = self._enter(context, cid, claimed)
+            tokens = self._enter(context)
             try:
-                if streams_in:
-                    request = _checked(request, refusal)
-                elif type(request) is _Undecodable:
-                    raise refusal()
-                response = await behavior(request, context)
+                response = await behavior(_admit(request, streams_in, refusal), context)
             except RenkeiError as err:
                 await _refuse(context, err, name, started)
             except Exception as err:
                 await _fail(context, name, err)
             finally:
-                correlation_id.reset(tokens[0])
-                reset_caller(tokens[1])
+                _leave(tokens)
             _ok(name, started)
             return response
 
@@ -123,22 +119,16 @@ class RpcInterceptor(_ServerInterceptor):
     ) -> Callable[[Any, Context], AsyncIterator[Any]]:
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             started = time.perf_counter()
-            cid, claimed = _metadata_of(context)
-            tokens = self._enter(context, cid, claimed)
+            tokens = self._enter(context)
             try:
-                if streams_in:
-                    request = _checked(request, refusal)
-                elif type(request) is _Undecodable:
-                    raise refusal()
-                async for response in behavior(request, context):
+                async for response in behavior(_admit(request, streams_in, refusal), context):
                     yield response
             except RenkeiError as err:
                 await _refuse(context, err, name, started)
             except Exception as err:
                 await _fail(context, name, err)
             finally:
-                correlation_id.reset(tokens[0])
-                reset_caller(tokens[1])
+                _leave(tokens)
             _ok(name, started)
 
         return stream
@@ -175,6 +165,20 @@ def _undecodable(deserializer: Callable[[bytes], Any] | None) -> Callable[[], In
     message_type = getattr(getattr(deserializer, "__self__", None), "DESCRIPTOR", None)
     message = f"the request's bytes are not a valid {getattr(message_type, 'full_name', 'request')}"
     return functools.partial(InvalidArgument, "REQUEST_UNDECODABLE", message)
+
+
+def _leave(tokens: tuple[Any, Any]) -> None:
+    correlation_id.reset(tokens[0])
+    reset_caller(tokens[1])
+
+
+def _admit(request: Any, streams_in: bool, refusal: Callable[[], InvalidArgument]) -> Any:
+    """The request as the servicer gets it: undecodable bytes refused (a stream's, as read)."""
+    if streams_in:
+        return _checked(request, refusal)
+    if type(request) is _Undecodable:
+        raise refusal()
+    return request
 
 
 async def _checked(
