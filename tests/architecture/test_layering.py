@@ -80,6 +80,8 @@ def test_the_graph_sees_relative_and_function_level_imports() -> None:
     # A guard on the reader itself: if it missed these, every rule above would pass vacuously.
     graph = imports.module_graph()
     assert "renkei.errors" in graph["renkei.validate"]  # absolute, module level
+    # relative: `from . import resident_code`
+    assert "legacy_stubs.registry.resident_code" in graph["legacy_stubs.registry.cli"]
     cli_targets = graph["ops.cli"]
     assert any(t.startswith("hub_server") for t in cli_targets)  # inside functions
     assert any(t.startswith("legacy_stubs.registry") for t in cli_targets)
