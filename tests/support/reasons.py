@@ -89,8 +89,16 @@ def in_code() -> dict[str, set[str]]:
 
 
 def named_anywhere() -> set[str]:
-    """Every upper-case word in the kernel's and parties' source (for the page's other way)."""
+    """Every upper-case string literal in the kernel's and parties' source (comments and
+    docstrings do not count), for the page's other way: a reason the code names only
+    through a constant or a table still counts, a reason only talked about does not."""
     words: set[str] = set()
     for path in _sources():
-        words.update(REASON.findall(path.read_text(encoding="utf-8")))
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and REASON.fullmatch(node.value)
+            ):
+                words.add(node.value)
     return words
