@@ -22,6 +22,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
+from comm_server.legacy.common import GARBAGE_PREVIEW, garbage
 from comm_server.mapping.documents import DocumentError, parse_json
 from renkei.errors import (
     DeadlineExceeded,
@@ -39,7 +40,6 @@ logger = logging.getLogger("comm_server.legacy.jsonl")
 MAX_LINE: Final = 64 * 1024
 """Longest protocol line, its newline included, in bytes."""
 
-GARBAGE_PREVIEW: Final = 40
 """Raw bytes of an unreadable answer quoted in the error."""
 
 
@@ -55,13 +55,6 @@ def _describe(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else type(exc).__name__
 
 
-def _garbage(raw: bytes, problem: str) -> Unavailable:
-    return Unavailable(
-        "LEGACY_GARBAGE",
-        f"legacy system sent an unreadable answer ({problem}): {raw[:GARBAGE_PREVIEW]!r}",
-    )
-
-
 def decode_response(line: bytes, request_id: str) -> bytes:
     """The record in the answer ``line`` to request ``request_id``, as canonical JSON.
 
@@ -71,19 +64,19 @@ def decode_response(line: bytes, request_id: str) -> bytes:
     try:
         body = parse_json(line)
     except DocumentError as err:
-        raise _garbage(line, str(err)) from None
+        raise garbage(line, str(err)) from None
     if not isinstance(body, dict):
-        raise _garbage(line, "not a JSON object")
+        raise garbage(line, "not a JSON object")
     # An error about an unreadable request may carry a null id; anything
     # else answering another request means the stream is out of step.
     null_id_error = body.get("status") == "error" and body.get("id") is None
     if body.get("id") != request_id and not null_id_error:
-        raise _garbage(line, "answer to another request")
+        raise garbage(line, "answer to another request")
     status = body.get("status")
     if status == "ok":
         record = body.get("record")
         if not isinstance(record, dict):
-            raise _garbage(line, "ok answer without a record object")
+            raise garbage(line, "ok answer without a record object")
         return canonical_json(record)
     if status == "not_found":
         # The legacy message may name the person: it stays out of the error.
@@ -98,7 +91,7 @@ def decode_response(line: bytes, request_id: str) -> bytes:
             level=logging.WARNING,
         )
         raise Unavailable("LEGACY_ERROR", "the legacy system answered the request with an error")
-    raise _garbage(line, "unknown status")
+    raise garbage(line, "unknown status")
 
 
 @dataclass(eq=False)
@@ -257,7 +250,7 @@ class JsonlLegacyClient:
         except asyncio.LimitOverrunError:
             # The overrun leaves the buffered bytes in place: quote their start.
             head = await conn.reader.read(GARBAGE_PREVIEW)
-            raise _garbage(head, f"answer longer than {MAX_LINE} bytes") from None
+            raise garbage(head, f"answer longer than {MAX_LINE} bytes") from None
         except OSError as exc:
             error = Unavailable(
                 "LEGACY_UNAVAILABLE", f"connection to the legacy system failed: {_describe(exc)}"
