@@ -39,10 +39,6 @@ Errors = list[RenkeiError | None]
 class Envelope(Protocol):
     ceiling: float
     """The longest this server waits for its legacy system, whatever the hub's deadline."""
-    answers_later: bool
-    """A batch legacy system may answer with a ticket (single calls only)."""
-    looks_up_many: bool
-    """Use a client's ``lookup_many`` (one call for all persons) where it has one."""
 
     def check(self, call: ProvideCall) -> None:
         """The call's shape, before anything is looked up."""
@@ -83,9 +79,6 @@ class Envelope(Protocol):
 
 class PerPerson:
     """A single call: one person, its query and answer sealed alone, its refusal a status."""
-
-    answers_later = True
-    looks_up_many = False
 
     def __init__(self, ceiling: float) -> None:
         self.ceiling = ceiling
@@ -142,9 +135,6 @@ class PerPerson:
 
 class OneMessage:
     """A bulk call: one sealed message of queries in, one of answers out, errors per person."""
-
-    answers_later = False
-    looks_up_many = True
 
     def __init__(self, ceiling: float) -> None:
         self.ceiling = ceiling

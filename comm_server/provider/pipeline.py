@@ -153,11 +153,13 @@ class Provider:
                     (local_ids[items[k].link_code], call.info_kind, queries[items[k].index])
                     for k in wanted
                 ]
-                if how.answers_later and self._batch:
+                # Only a single call may be answered later with a ticket; a bulk one uses a
+                # client's lookup_many (one call for all persons) where it has one.
+                if not call.bulk and self._batch:
                     raw, ticket = await self._ask_batch(call, requests[0], timeout)
                     if raw is not None:
                         results[0] = raw
-                elif how.looks_up_many and (many := self._lookups.many) is not None:
+                elif call.bulk and (many := self._lookups.many) is not None:
                     await self._lookups.all_in_one(
                         many, requests, wanted, timeout, results, unfinished
                     )

@@ -25,6 +25,22 @@ def _timestamp(when: datetime) -> timestamp_pb2.Timestamp:
     return ts
 
 
+def _local_query(
+    request: comm_pb2.QueryRequest | comm_pb2.BulkQueryRequest, persons: list[Person], bulk: bool
+) -> LocalQuery:
+    """The fields a Query and a BulkQuery share, onto the one pipeline's request."""
+    return LocalQuery(
+        provider_agency_id=request.provider_agency_id,
+        info_kind=request.info_kind,
+        legal_basis_item=request.legal_basis_item,
+        purpose=request.purpose,
+        staff_id=request.staff_id,
+        terminal_id=request.terminal_id,
+        persons=persons,
+        bulk=bulk,
+    )
+
+
 class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
     def __init__(self, requester: Requester, callers: CallerCheck) -> None:
         self._requester = requester
@@ -35,15 +51,8 @@ class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
     ) -> comm_pb2.BulkQueryResponse:
         self._callers.require_own_agency()
         result = await self._requester.query(
-            LocalQuery(
-                provider_agency_id=request.provider_agency_id,
-                info_kind=request.info_kind,
-                legal_basis_item=request.legal_basis_item,
-                purpose=request.purpose,
-                staff_id=request.staff_id,
-                terminal_id=request.terminal_id,
-                persons=[Person(i.local_person_id, i.query) for i in request.items],
-                bulk=True,
+            _local_query(
+                request, [Person(i.local_person_id, i.query) for i in request.items], bulk=True
             ),
             context.time_remaining(),
         )
@@ -68,15 +77,7 @@ class RequesterServicer(comm_pb2_grpc.RequesterServiceServicer):
     ) -> comm_pb2.QueryResponse:
         self._callers.require_own_agency()
         result = await self._requester.query(
-            LocalQuery(
-                provider_agency_id=request.provider_agency_id,
-                info_kind=request.info_kind,
-                legal_basis_item=request.legal_basis_item,
-                purpose=request.purpose,
-                staff_id=request.staff_id,
-                terminal_id=request.terminal_id,
-                persons=[Person(request.local_person_id, request.query)],
-            ),
+            _local_query(request, [Person(request.local_person_id, request.query)], bulk=False),
             context.time_remaining(),
         )
         person = result.persons[0]
