@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from renkei import validate
 from renkei.pki import TlsFiles
 
 
@@ -98,7 +99,7 @@ def integer(
     default: int | None = None,
     *,
     minimum: int = 0,
-    maximum: int = 2**63 - 1,
+    maximum: int = validate.INT64_MAX,
 ) -> int:
     """An integer within ``minimum..maximum``; required when ``default`` is None."""
     value = required(data, key, where) if default is None else data.get(key, default)

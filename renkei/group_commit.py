@@ -61,7 +61,7 @@ class GroupCommit(Generic[Item, Result]):
         batch = self._queue[: self._max_batch]
         del self._queue[: self._max_batch]
         drop = self._droppable
-        if drop is not None:
+        if drop is not None and any(done.cancelled() for _, done in batch):
             # Nobody waits for these any more and nothing needs them written.
             batch = [(item, done) for item, done in batch if not (done.cancelled() and drop(item))]
         return batch
@@ -72,7 +72,7 @@ class GroupCommit(Generic[Item, Result]):
             batch = self._take()
             if not batch:
                 continue
-            results: list[Result | Exception]
+            failure: Exception | None = None
             try:
                 written = await loop.run_in_executor(
                     self._executor, self._write, [item for item, _ in batch]
@@ -83,16 +83,18 @@ class GroupCommit(Generic[Item, Result]):
                 self._queue.clear()
                 raise
             except Exception as err:
+                failure = err
                 for _, done in batch:
                     if not done.done():
                         done.set_exception(err)
-                results = [err] * len(batch)
             else:
                 for (_, done), result in zip(batch, written, strict=True):
                     if not done.done():
                         done.set_result(result)
-                results = list(written)
             if self._orphaned is not None:
+                results: list[Result | Exception] = (
+                    [failure] * len(batch) if failure is not None else list(written)
+                )
                 gone = [
                     (item, result)
                     for (item, done), result in zip(batch, results, strict=True)
