@@ -17,15 +17,21 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import uuid
 from dataclasses import dataclass
 from typing import Any, Final
 
-from comm_server.legacy.common import GARBAGE_PREVIEW, garbage
+from comm_server.legacy.common import (
+    GARBAGE_PREVIEW,
+    closed,
+    describe,
+    garbage,
+    refused,
+    timed_out,
+    unavailable,
+)
 from comm_server.mapping.documents import DocumentError, parse_json
 from renkei.errors import (
-    DeadlineExceeded,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
@@ -48,11 +54,6 @@ def canonical_json(record: Any) -> bytes:
     return json.dumps(record, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode(
         "utf-8"
     )
-
-
-def _describe(exc: OSError) -> str:
-    """What went wrong, without addresses (those go to the log only)."""
-    return os.strerror(exc.errno) if exc.errno else type(exc).__name__
 
 
 def decode_response(line: bytes, request_id: str) -> bytes:
@@ -90,7 +91,7 @@ def decode_response(line: bytes, request_id: str) -> bytes:
             legacy_message=message if isinstance(message, str) else repr(message),
             level=logging.WARNING,
         )
-        raise Unavailable("LEGACY_ERROR", "the legacy system answered the request with an error")
+        raise refused()
     raise garbage(line, "unknown status")
 
 
@@ -170,7 +171,7 @@ class JsonlLegacyClient:
                 {"field": "query"},
             ) from None
         if self._closed:
-            raise Unavailable("LEGACY_UNAVAILABLE", "the legacy client is closed")
+            raise closed()
         request_id = uuid.uuid4().hex
         line = (
             json.dumps(
@@ -206,9 +207,7 @@ class JsonlLegacyClient:
                         )
                         return await self._exchange(line, request_id, fresh=True)
         except TimeoutError:
-            raise DeadlineExceeded(
-                "LEGACY_TIMEOUT", f"the legacy system did not answer within {timeout:g}s"
-            ) from None
+            raise timed_out(timeout) from None
 
     async def _exchange(self, line: bytes, request_id: str, *, fresh: bool) -> bytes:
         conn = None if fresh else self._take_idle()
@@ -238,12 +237,8 @@ class JsonlLegacyClient:
             return await conn.reader.readuntil(b"\n")
         except asyncio.IncompleteReadError as exc:
             if exc.partial:
-                raise Unavailable(
-                    "LEGACY_UNAVAILABLE", "the legacy system closed the connection mid-answer"
-                ) from None
-            error = Unavailable(
-                "LEGACY_UNAVAILABLE", "the legacy system closed the connection without answering"
-            )
+                raise unavailable("the legacy system closed the connection mid-answer") from None
+            error = unavailable("the legacy system closed the connection without answering")
             if conn.reused:
                 raise _Retry(error) from None
             raise error from None
@@ -252,9 +247,7 @@ class JsonlLegacyClient:
             head = await conn.reader.read(GARBAGE_PREVIEW)
             raise garbage(head, f"answer longer than {MAX_LINE} bytes") from None
         except OSError as exc:
-            error = Unavailable(
-                "LEGACY_UNAVAILABLE", f"connection to the legacy system failed: {_describe(exc)}"
-            )
+            error = unavailable(f"connection to the legacy system failed: {describe(exc)}")
             if conn.reused:
                 raise _Retry(error) from None
             raise error from None
@@ -271,10 +264,7 @@ class JsonlLegacyClient:
                 error=repr(exc),
                 level=logging.WARNING,
             )
-            raise Unavailable(
-                "LEGACY_UNAVAILABLE",
-                f"cannot connect to the legacy system: {_describe(exc)}",
-            ) from None
+            raise unavailable(f"cannot connect to the legacy system: {describe(exc)}") from None
         return _Connection(reader, writer)
 
     def _take_idle(self) -> _Connection | None:
