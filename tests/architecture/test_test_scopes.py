@@ -22,6 +22,9 @@ FORBIDDEN_CALLS = {
     "open_connection",
     "create_connection",
 }
+# Names whose import brings real time in: support.polling's wait_for sleeps in the thread
+# (unit tests wait with until() on the virtual clock).
+FORBIDDEN_NAMES = {("support.polling", "wait_for")}
 FORBIDDEN_MODULES = {"support.databases", "support.topology", "sqlalchemy", "socket"}
 # Fixtures of tests/conftest.py that bring real databases or servers.
 FORBIDDEN_FIXTURES = {"database", "loop", "topo"}
@@ -51,6 +54,11 @@ def _problems(path: Path) -> list[str]:
         elif isinstance(node, ast.ImportFrom) and node.module:
             if node.module in FORBIDDEN_MODULES or node.module.split(".")[0] == "sqlalchemy":
                 found.append(f"{path.name}:{node.lineno} imports {node.module}")
+            found.extend(
+                f"{path.name}:{node.lineno} imports {node.module}.{alias.name}"
+                for alias in node.names
+                if (node.module, alias.name) in FORBIDDEN_NAMES
+            )
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name in FORBIDDEN_MODULES or alias.name.split(".")[0] == "sqlalchemy":

@@ -7,6 +7,7 @@ function, except those under ``if TYPE_CHECKING:`` (types only, never run).
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,13 +86,14 @@ def imports_of(path: Path) -> Iterator[Import]:
             yield Import(source, target, tuple(a.name for a in node.names), node.lineno, path)
 
 
-def project_imports() -> list[Import]:
+@functools.cache  # the tree does not change during a test run; read it once
+def project_imports() -> tuple[Import, ...]:
     found: list[Import] = []
     for package in top_level_packages():
         for path in sorted((ROOT / package).rglob("*.py")):
             if not _generated(path):
                 found.extend(imports_of(path))
-    return found
+    return tuple(found)
 
 
 def modules() -> set[str]:

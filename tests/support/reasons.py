@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -56,6 +57,7 @@ def _sources() -> list[Path]:
     ]
 
 
+@functools.cache  # read once per run; callers only read the result
 def in_code() -> dict[str, set[str]]:
     """Reason -> the places (``path:line``) that refuse with it."""
     found: dict[str, set[str]] = {}

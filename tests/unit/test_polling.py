@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import re
-import threading
 from collections.abc import Callable
 
 import pytest
-from support.polling import until, wait_for
+from support.polling import until
 from support.virtual_time import run_virtual
 
 
@@ -65,17 +63,3 @@ def test_until_lets_the_predicates_own_errors_through_at_once() -> None:
 
     with pytest.raises(TimeoutError, match="the predicate's own"):
         run_virtual(until(broken, timeout=5.0))
-
-
-def test_wait_for_returns_once_another_thread_makes_it_hold() -> None:
-    done = threading.Event()
-    threading.Timer(0.05, done.set).start()
-    assert wait_for(done.is_set, timeout=5.0, what="the timer") is True
-
-
-def test_wait_for_fails_with_what_it_waited_for_after_a_short_timeout() -> None:
-    calls, predicate = counter(holds_at=10**9)
-    message = "gave up after 0.05 s waiting for the port file"
-    with pytest.raises(AssertionError, match=f"^{re.escape(message)}$"):
-        wait_for(predicate, timeout=0.05, every=0.01, what="the port file")
-    assert len(calls) >= 2  # polled, then checked once more at the deadline
