@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
 from renkei.bulk import ItemError
 from renkei.errors import RenkeiError, from_rpc_error
 from renkei.grpcutil.client import channel, outgoing_metadata
+from renkei.grpcutil.metadata import ANNOUNCED_KEYS, announced
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
 from renkei.pki import TlsFiles
 
@@ -29,6 +32,16 @@ class BulkRelayAnswer:
     # (serial, error or None), one per link code in order.
     results: list[tuple[int, ItemError | None]]
     sealed_answers: bytes
+
+
+async def _relay_error(call: Any, err: grpc.aio.AioRpcError) -> RenkeiError:
+    """A relay's refusal, with the serials the hub announced when its own status has none
+    (the call's deadline fired, or the connection dropped, after the rows were logged)."""
+    error = _hub_error(err)
+    if not any(key in error.metadata for key in ANNOUNCED_KEYS):
+        with contextlib.suppress(grpc.RpcError):  # a call that ended before any header
+            error.metadata.update(announced(await call.initial_metadata()))
+    return error
 
 
 def _hub_error(err: grpc.aio.AioRpcError) -> RenkeiError:
@@ -58,20 +71,21 @@ class HubClient:
         sealed_query: bytes,
         timeout: float,
     ) -> RelayAnswer:
+        call = self._stub.Relay(
+            hub_pb2.RelayRequest(
+                provider_agency_id=provider_agency_id,
+                info_kind=info_kind,
+                legal_basis_item=legal_basis_item,
+                link_code=link_code,
+                sealed_query=sealed_query,
+            ),
+            timeout=timeout,
+            metadata=outgoing_metadata(),
+        )
         try:
-            response = await self._stub.Relay(
-                hub_pb2.RelayRequest(
-                    provider_agency_id=provider_agency_id,
-                    info_kind=info_kind,
-                    legal_basis_item=legal_basis_item,
-                    link_code=link_code,
-                    sealed_query=sealed_query,
-                ),
-                timeout=timeout,
-                metadata=outgoing_metadata(),
-            )
+            response = await call
         except grpc.aio.AioRpcError as err:
-            raise _hub_error(err) from None
+            raise await _relay_error(call, err) from None
         return RelayAnswer(
             response.serial,
             response.citation.item,
@@ -90,20 +104,21 @@ class HubClient:
         sealed_queries: bytes,
         timeout: float,
     ) -> BulkRelayAnswer:
+        call = self._stub.BulkRelay(
+            hub_pb2.BulkRelayRequest(
+                provider_agency_id=provider_agency_id,
+                info_kind=info_kind,
+                legal_basis_item=legal_basis_item,
+                link_codes=link_codes,
+                sealed_queries=sealed_queries,
+            ),
+            timeout=timeout,
+            metadata=outgoing_metadata(),
+        )
         try:
-            response = await self._stub.BulkRelay(
-                hub_pb2.BulkRelayRequest(
-                    provider_agency_id=provider_agency_id,
-                    info_kind=info_kind,
-                    legal_basis_item=legal_basis_item,
-                    link_codes=link_codes,
-                    sealed_queries=sealed_queries,
-                ),
-                timeout=timeout,
-                metadata=outgoing_metadata(),
-            )
+            response = await call
         except grpc.aio.AioRpcError as err:
-            raise _hub_error(err) from None
+            raise await _relay_error(call, err) from None
         return BulkRelayAnswer(
             response.citation.item,
             response.citation.policy_version,

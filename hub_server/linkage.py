@@ -221,7 +221,11 @@ class Hub:
     # -- relay ------------------------------------------------------------
 
     async def relay(
-        self, requester: Agency, req: RelayRequest, time_remaining: float | None
+        self,
+        requester: Agency,
+        req: RelayRequest,
+        time_remaining: float | None,
+        announce: Callable[[dict[str, str]], Awaitable[None]] | None = None,
     ) -> RelayResult:
         """Relay for one person or many: one approval, one provider call, one log row each.
 
@@ -230,6 +234,10 @@ class Hub:
         before the answer. An unlawful request is refused whole, each person
         logged DENIED. A single relay answers any refusal as its status; a bulk
         one refuses a person in that person's result (relay_modes.py).
+
+        ``announce`` is told the rows' serials once they are durable and before
+        the provider is asked, so a caller whose own deadline ends the call
+        still knows under which serials the hub logged it (R24: shares joinable).
         """
         mode: RelayMode = self._single if req.single else self._bulk
         entered = self._timer()
@@ -288,6 +296,8 @@ class Hub:
         provided = _NOTHING
         if items:
             try:
+                if announce is not None:
+                    await announce(mode.tags(serials))
                 timeout = self._provider_timeout(
                     mode.ceiling, self._left(time_remaining, entered), len(items)
                 )

@@ -11,6 +11,7 @@ from hub_server.exchange import RelayRequest
 from hub_server.linkage import Hub
 from hub_server.policy import Decision
 from renkei.grpcutil.caller import caller_agency
+from renkei.grpcutil.metadata import MAX_ANNOUNCED_BYTES, SERIALS_METADATA_PREFIX
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -20,6 +21,13 @@ def _citation(decision: Decision) -> hub_pb2.Citation:
     return hub_pb2.Citation(
         item=decision.item, affair=decision.affair, policy_version=decision.policy_version
     )
+
+
+async def _announce(context: Context, tags: dict[str, str]) -> None:
+    """The serials of a relay's rows, in initial metadata once they are durable."""
+    metadata = tuple((SERIALS_METADATA_PREFIX + key, value) for key, value in tags.items())
+    if sum(len(v) for _, v in metadata) <= MAX_ANNOUNCED_BYTES:
+        await context.send_initial_metadata(metadata)
 
 
 class HubServicer(hub_pb2_grpc.HubServiceServicer):
@@ -66,6 +74,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                 single=True,
             ),
             context.time_remaining(),
+            lambda tags: _announce(context, tags),
         )
         ((serial, _),) = result.results  # a refusal of a single relay is raised, not returned
         when = timestamp_pb2.Timestamp()
@@ -92,6 +101,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                 sealed_queries=request.sealed_queries,
             ),
             context.time_remaining(),
+            lambda tags: _announce(context, tags),
         )
         when = timestamp_pb2.Timestamp()
         when.FromDatetime(result.time)
