@@ -443,30 +443,47 @@ class Hub:
         ticket is opaque here; the provider checks it and honours it once.
         """
         validate.text("ticket", ticket, max_chars=limits.MAX_TICKET)
-        row = await self._log.row(serial) if serial > 0 else None
+        entered = self._timer()
+
+        def log_timeout() -> float:
+            return self._log_timeout(time_remaining, entered)
+
+        tags = {"serial": str(serial)}
+        try:
+            row = await self._log.row(serial, log_timeout()) if serial > 0 else None
+        except RenkeiError as err:
+            err.metadata.update(tags)
+            raise
         if row is None:
             raise NotFound(
                 "EXCHANGE_UNKNOWN", f"no exchange with serial {serial}", {"field": "serial"}
             )
         if row.entry.requester_agency_id != requester.agency_id:
             # Logged: someone fishing for another agency's answer is a security event.
-            await self._log.record_fetch(serial, "PERMISSION_DENIED", "NOT_EXCHANGE_REQUESTER")
+            await self._log.record_fetch(
+                serial, "PERMISSION_DENIED", "NOT_EXCHANGE_REQUESTER", log_timeout()
+            )
             raise PermissionDenied(
                 "NOT_EXCHANGE_REQUESTER",
                 f"exchange {serial} was asked by another agency",
-                {"field": "serial", "serial": str(serial)},
+                {"field": "serial", **tags},
             )
         if row.outcome != ANSWER_PENDING:
             raise FailedPrecondition(
                 "EXCHANGE_NOT_PENDING",
                 f"exchange {serial} has no answer to fetch (outcome {row.outcome})",
-                {"field": "serial", "serial": str(serial)},
+                {"field": "serial", **tags},
             )
-        if any(outcome == OK for _, outcome, _ in await self._log.fetches(serial)):
+        try:
+            fetched = await self._log.fetches(serial, log_timeout())
+        except RenkeiError as err:
+            err.metadata.update(tags)
+            raise
+        if any(outcome == OK for _, outcome, _ in fetched):
             raise FailedPrecondition(
                 "ANSWER_ALREADY_FETCHED",
                 f"the answer to exchange {serial} was fetched already; tickets are single-use",
-                {"field": "ticket", "serial": str(serial)},
+                {"field": "ticket", **tags},
             )
         provider = self.directory.get(row.entry.provider_agency_id)
         try:
@@ -480,16 +497,23 @@ class Hub:
                     legal_basis_item=row.entry.legal_basis_item,
                     requester_sealing_public_key=requester.sealing_public_key,
                 ),
-                self._provider_timeout(self._single.ceiling, time_remaining, 1),
+                self._provider_timeout(
+                    self._single.ceiling, self._left(time_remaining, entered), 1
+                ),
             )
         except (Exception, asyncio.CancelledError) as err:
             await _log_failure(
                 err,
-                lambda outcome, reason: self._log.record_fetch(serial, outcome, reason),
-                {"serial": str(serial)},
+                lambda outcome, reason: self._log.record_fetch(
+                    serial, outcome, reason, log_timeout()
+                ),
+                tags,
             )
             raise
-        await self._log.record_fetch(serial, OK, "")
+        # The provider honoured its single-use ticket: the answer is passed on even
+        # when this write is late (the exchange's row is durable; the fetch is kept
+        # and logged when the database is back), else it would be lost for good.
+        await self._log.record_fetch(serial, OK, "", log_timeout(), keep=True)
         event(_log, "pending answer fetched", serial=serial)
         return FetchResult(
             serial, row.entry.legal_basis_item, row.entry.policy_version, sealed_answer

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from renkei.db import UtcDateTime
-from renkei.errors import Unavailable
+from renkei.errors import RenkeiError, Unavailable
 from renkei.group_commit import GroupCommit
 from renkei.logs import event
 
@@ -554,6 +554,8 @@ class AsyncHubLog:
         self._retry_every = retry_every
         # Outcomes to write when the database is back: serial -> (outcome, reason).
         self.unfinished: dict[int, tuple[str, str]] = {}
+        # Fetches of answers already passed on (single-use tickets), to log when it is back.
+        self.unrecorded_fetches: list[tuple[int, str, str]] = []
         self._finisher: asyncio.Task[None] | None = None
         self._expired: set[int] = set()  # id() of Begin ops whose waiter timed out
 
@@ -748,14 +750,22 @@ class AsyncHubLog:
 
     async def _finish_unfinished(self) -> None:
         loop = asyncio.get_running_loop()
-        while self.unfinished:
+        while self.unfinished or self.unrecorded_fetches:
             batch = dict(self.unfinished)
+            fetches = list(self.unrecorded_fetches)
             try:
-                await loop.run_in_executor(
-                    self._pool, self.repo.finish_many, [(s, o, r) for s, (o, r) in batch.items()]
-                )
+                for fetch in fetches:
+                    await loop.run_in_executor(self._pool, self.repo.record_fetch, *fetch)
+                    self.unrecorded_fetches.remove(fetch)
+                if batch:
+                    await loop.run_in_executor(
+                        self._pool,
+                        self.repo.finish_many,
+                        [(s, o, r) for s, (o, r) in batch.items()],
+                    )
             except Exception as err:
-                self.outage.failed(f"{len(batch)} rows are still to be closed", err)
+                left = len(self.unfinished) + len(self.unrecorded_fetches)
+                self.outage.failed(f"{left} rows are still to be written", err)
                 await asyncio.sleep(self._retry_every)
                 continue
             for serial, outcome in batch.items():
@@ -777,9 +787,16 @@ class AsyncHubLog:
 
     # -- the rest -------------------------------------------------------------
 
-    async def _call(self, what: str, fn: Callable[..., R], *args: object) -> R:
+    async def _call(
+        self, what: str, fn: Callable[..., R], *args: object, timeout: float = WRITE_CEILING_SECONDS
+    ) -> R:
+        job = asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
         try:
-            result = await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+            async with asyncio.timeout(timeout):
+                result = await asyncio.shield(job)  # a write let go still lands, or fails alone
+        except TimeoutError:
+            self.outage.failed(f"{what}: no answer within {timeout:.3f} s")
+            raise log_unavailable("the database did not answer in time") from None
         except Exception as err:
             self.outage.failed(what, err)
             raise log_unavailable(str(err)) from err
@@ -790,21 +807,51 @@ class AsyncHubLog:
     async def add_aliases(self, pairs: list[tuple[str, str]]) -> None:
         await self._call("person-key aliases were refused", self.repo.add_aliases, pairs)
 
-    async def row(self, serial: int) -> LogRow | None:
-        return await self._call("a row could not be read", self.repo.row, serial)
+    async def row(self, serial: int, timeout: float = WRITE_CEILING_SECONDS) -> LogRow | None:
+        return await self._call("a row could not be read", self.repo.row, serial, timeout=timeout)
 
-    async def fetches(self, serial: int) -> list[tuple[datetime, str, str]]:
-        return await self._call("fetches could not be read", self.repo.fetches, serial)
+    async def fetches(
+        self, serial: int, timeout: float = WRITE_CEILING_SECONDS
+    ) -> list[tuple[datetime, str, str]]:
+        return await self._call(
+            "fetches could not be read", self.repo.fetches, serial, timeout=timeout
+        )
 
-    async def record_fetch(self, serial: int, outcome: str, reason: str) -> None:
-        await self._call("a fetch was refused", self.repo.record_fetch, serial, outcome, reason)
+    async def record_fetch(
+        self,
+        serial: int,
+        outcome: str,
+        reason: str,
+        timeout: float = WRITE_CEILING_SECONDS,
+        *,
+        keep: bool = False,
+    ) -> None:
+        """Log a fetch of an exchange's answer. With ``keep``, a fetch the database
+        does not take in time is kept and written when it is back, instead of raised."""
+        try:
+            await self._call(
+                "a fetch was refused",
+                self.repo.record_fetch,
+                serial,
+                outcome,
+                reason,
+                timeout=timeout,
+            )
+        except RenkeiError:
+            if not keep:
+                raise
+            self.unrecorded_fetches.append((serial, outcome, reason))
+            self._later({})
 
     def close(self) -> None:
         if self._finisher is not None:
             self._finisher.cancel()
         self._pool.shutdown(wait=True)
-        if self.unfinished:
+        if self.unfinished or self.unrecorded_fetches:
             try:
+                for fetch in self.unrecorded_fetches:
+                    self.repo.record_fetch(*fetch)
+                self.unrecorded_fetches.clear()
                 self.repo.finish_many([(s, o, r) for s, (o, r) in self.unfinished.items()])
                 self.unfinished.clear()
             except Exception:

@@ -85,6 +85,7 @@ class FakeHubLog:
         self.slow = 0.0
         self.timeouts: list[tuple[str, float]] = []
         self.unfinished: list[tuple[int, str, str]] = []
+        self.unrecorded_fetches: list[tuple[int, str, str]] = []
 
     async def begin_many(
         self, rows: list[tuple[LogEntry, str, str]], timeout: float = 2.0
@@ -122,9 +123,12 @@ class FakeHubLog:
         self._journal.events.append(("finish", [s for s, _, _ in outcomes]))
 
     def recover(self) -> None:
-        """The database is back: the kept outcomes are written."""
+        """The database is back: the kept outcomes and fetches are written."""
         self._apply(self.unfinished)
         self.unfinished = []
+        for serial, outcome, reason in self.unrecorded_fetches:
+            self._fetches.setdefault(serial, []).append((self._clock(), outcome, reason))
+        self.unrecorded_fetches = []
 
     def _apply(self, outcomes: list[tuple[int, str, str]]) -> None:
         for serial, outcome, reason in outcomes:
@@ -140,13 +144,30 @@ class FakeHubLog:
     async def add_aliases(self, pairs: list[tuple[str, str]]) -> None:
         self.aliases += pairs
 
-    async def row(self, serial: int) -> LogRow | None:
+    async def row(self, serial: int, timeout: float = 2.0) -> LogRow | None:
+        self.timeouts.append(("row", timeout))
+        self._clock.advance(self.slow)
+        self._fail()
         return self._rows.get(serial)
 
-    async def fetches(self, serial: int) -> list[tuple[datetime, str, str]]:
+    async def fetches(self, serial: int, timeout: float = 2.0) -> list[tuple[datetime, str, str]]:
+        self.timeouts.append(("fetches", timeout))
+        self._clock.advance(self.slow)
+        self._fail()
         return list(self._fetches.get(serial, []))
 
-    async def record_fetch(self, serial: int, outcome: str, reason: str) -> None:
+    async def record_fetch(
+        self, serial: int, outcome: str, reason: str, timeout: float = 2.0, *, keep: bool = False
+    ) -> None:
+        self.timeouts.append(("fetch", timeout))
+        self._clock.advance(self.slow)
+        try:
+            self._fail()
+        except Exception:
+            if not keep:
+                raise
+            self.unrecorded_fetches.append((serial, outcome, reason))
+            return
         self._fetches.setdefault(serial, []).append((self._clock(), outcome, reason))
 
     def rows(self) -> list[LogRow]:

@@ -589,3 +589,39 @@ def test_a_begin_too_slow_for_the_provider_is_logged_deadline_too_short() -> Non
     assert (err.reason, err.metadata) == ("DEADLINE_TOO_SHORT", {"serial": "1"})
     assert rig.gateway.asked == []
     assert rig.log.outcomes() == [("DEADLINE_EXCEEDED", "DEADLINE_TOO_SHORT")]
+
+
+def test_every_log_read_and_write_of_a_fetch_gets_the_callers_time_left() -> None:
+    rig = hub_rig()
+    serial = _pending(rig)
+    rig.log.timeouts.clear()
+    rig.log.slow = 0.1  # each log call takes 100 ms of the caller's second
+    run(rig.hub.fetch_answer(rig.city, serial, "T-1", 1.0))
+    assert [what for what, _ in rig.log.timeouts] == ["row", "fetches", "fetch"]
+    assert [t for _, t in rig.log.timeouts] == pytest.approx([0.995, 0.895, 0.795])
+
+
+def test_a_fetched_answer_is_passed_on_when_its_fetch_cannot_be_logged_in_time() -> None:
+    # The provider's ticket is single-use: refusing now would lose the answer for good.
+    rig = hub_rig()
+    serial = _pending(rig)
+
+    def answer_then_log_down(call: object) -> bytes:
+        rig.log.fail_next = _log_down()
+        return b"late"
+
+    rig.gateway.collect_script = answer_then_log_down
+    fetched = run(rig.hub.fetch_answer(rig.city, serial, "T-1", 5.0))
+    assert fetched.sealed_answer == b"late"
+    assert run(rig.log.fetches(serial)) == []
+    rig.log.recover()
+    assert [(o, r) for _, o, r in run(rig.log.fetches(serial))] == [(OK, "")]
+
+
+def test_a_fetch_whose_log_cannot_be_read_is_hub_log_unavailable_and_asks_nobody() -> None:
+    rig = hub_rig()
+    serial = _pending(rig)
+    rig.log.fail_next = _log_down()
+    err = refusal(rig.hub.fetch_answer(rig.city, serial, "T-1", 5.0))
+    assert (err.reason, err.metadata) == ("HUB_LOG_UNAVAILABLE", {"serial": str(serial)})
+    assert rig.gateway.collected == []
