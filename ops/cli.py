@@ -239,11 +239,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _config_refused(party: str, config: Path, run: Callable[[], int]) -> int:
-    """``run()``, or one line and exit status 2 when the config cannot be used.
+def _config_refused(args: argparse.Namespace, run: Callable[[], int]) -> int:
+    """``run()``, or one line and exit status 2 when a config file cannot be used.
 
     A ConfigError is the operator's to fix, not a bug: a traceback would bury
-    the one line that says which file and key.
+    the one line that says which file and key. Every command that reads a
+    ``--config`` answers so, not only ``serve``.
     """
     from renkei.config_util import ConfigError
 
@@ -251,9 +252,11 @@ def _config_refused(party: str, config: Path, run: Callable[[], int]) -> int:
         return run()
     except ConfigError as err:
         problem = str(err)
-        if not problem.startswith(f"{config}: "):  # bootstrap's own few name no file
-            problem = f"{config}: {problem}"
-        print(f"renkei {party} serve: {problem}", file=sys.stderr)
+        config: Path | None = getattr(args, "config", None)
+        if config is not None and not problem.startswith(f"{config}: "):
+            problem = f"{config}: {problem}"  # bootstrap's own few name no file
+        command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
+        print(f"renkei {command}: {problem}", file=sys.stderr)
         return 2
 
 
@@ -505,6 +508,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return load_cli.main(argv[1:])
     args = build_parser().parse_args(argv)
+    return _config_refused(args, lambda: _dispatch(args))
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "pki":
         from ops.pki import init_pki
 
@@ -522,9 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"deployment in {layout.root}: hub config {layout.hub_config}")
         return 0
     if args.command in ("hub", "comm") and args.action == "serve":
-        return _config_refused(
-            args.command, args.config, lambda: _serve(args.command, args.config, args.port_file)
-        )
+        return _serve(args.command, args.config, args.port_file)
     if args.command == "comm" and args.action == "bind":
         from comm_server.binding.bind import bind_all
         from comm_server.config import CommConfig
@@ -548,15 +553,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         Console(width=160).print(render(report))
         return 1 if breaches(report) else 0
     if args.command == "registry-binding":
-        return _config_refused(
-            "registry-binding", args.config, lambda: _serve_binding(args.config, args.port_file)
-        )
+        return _serve_binding(args.config, args.port_file)
     if args.command == "bind":
         return _bind(args)
     if args.command == "numbering":
-        return _config_refused(
-            "numbering", args.config, lambda: _serve_numbering(args.config, args.port_file)
-        )
+        return _serve_numbering(args.config, args.port_file)
     if args.command == "comm" and args.action in ("follow", "facts", "bind-consent"):
         from comm_server import commands
 
@@ -567,9 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from id_issuer import issuer as id_issuer
 
         if args.action == "serve":
-            return _config_refused(
-                "id-issuer", args.config, lambda: _serve_issuer(args.config, args.port_file)
-            )
+            return _serve_issuer(args.config, args.port_file)
         if args.action == "rotate":
             from datetime import timedelta
 

@@ -94,3 +94,28 @@ def test_hub_serve_with_a_broken_policy_answers_one_line(
     assert line.startswith(f"renkei hub serve: {config}: {tmp_path / 'p.toml'}"), line
     assert fragment in line
     assert not (tmp_path / "hub.db").exists()  # refused before any store was opened
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["comm", "bind", "--input", "in.jsonl"],
+        ["comm", "rekey"],
+        ["comm", "follow"],
+        ["bind"],
+        ["id-issuer", "seal", "--agency", "x", "--input", "in.jsonl"],
+        ["id-issuer", "rotate", "--window-days", "7"],
+    ],
+)
+def test_every_command_with_a_config_answers_its_error_with_one_line(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("agency_id = []\n", encoding="utf-8")
+    (tmp_path / "in.jsonl").write_text("", encoding="utf-8")
+    argv = [str(tmp_path / a) if a == "in.jsonl" else a for a in argv]
+    assert main([*argv, "--config", str(config)]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    command = " ".join(argv[:2] if argv[0] in ("comm", "id-issuer") else argv[:1])
+    assert line.startswith(f"renkei {command}: {config}: "), line
+    assert "missing key" in line
