@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import grpc
 
-from renkei.errors import from_rpc_error
+from renkei import validate
+from renkei.errors import RenkeiError, Unavailable, from_rpc_error
 from renkei.grpcutil.client import channel, outgoing_metadata
 from renkei.idissuer.v1 import id_issuer_pb2, id_issuer_pb2_grpc
 from renkei.pki import TlsFiles
@@ -40,15 +41,17 @@ class GrpcIdIssuer:
             )
         except grpc.aio.AioRpcError as err:
             raise from_rpc_error(err, fallback_reason="ID_ISSUER_UNAVAILABLE") from None
-        return IdKeyState(
-            r.current_version,
-            r.newest_version,
-            {
-                v.version: v.accept_until.ToDatetime(tzinfo=UTC)
+        try:
+            accept_until = {
+                v.version: validate.timestamp("versions.accept_until", v.accept_until)
                 for v in r.versions
                 if v.HasField("accept_until")
-            },
-        )
+            }
+        except RenkeiError as err:  # the issuer's fault, not the calling agency's
+            raise Unavailable(
+                "ID_ISSUER_ANSWER_INVALID", f"the ID issuer's key status is unusable: {err}"
+            ) from None
+        return IdKeyState(r.current_version, r.newest_version, accept_until)
 
     async def reissue(
         self, id_codes: list[bytes], timeout: float = 30.0
