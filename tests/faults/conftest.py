@@ -1,8 +1,9 @@
 """The fault suite (issue 12): `make test-faults`; `make test` leaves this folder out.
 
-Every test here carries the ``faults`` marker. The world fixture is per module
-and per database: SQLite files, and PostgreSQL when it answers at 127.0.0.1:5432
-(a schema per party, dropped afterwards).
+Every test here carries the ``faults`` marker. One world per database for the
+whole run: SQLite files, and PostgreSQL when it answers at 127.0.0.1:5432 (a
+schema per party, dropped afterwards). Each scenario checks the rows written
+since it began, and begins with every party running and no fault set.
 """
 
 from __future__ import annotations
@@ -25,8 +26,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.faults)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
-def world(
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend_world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
     url = None
@@ -41,6 +42,12 @@ def world(
             if url is not None:
                 w.group.stop_all()
                 drop_schemas(w.schema_prefix)
+
+
+@pytest.fixture
+def world(backend_world: World) -> World:
+    backend_world.heal()
+    return backend_world
 
 
 # Each scenario's own bound: a hang fails the test here instead of stalling CI.

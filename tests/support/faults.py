@@ -124,6 +124,17 @@ class World:
             self.kill(name)
         self.start(name)
 
+    def heal(self) -> None:
+        """Every party running and no legacy fault set: how each scenario begins."""
+        for name in self.argv:
+            child = self.running.get(name)
+            if child is None or child.process.poll() is not None:
+                self.running.pop(name, None)
+                self.start(name)
+        for agency_id in (CITY, PENSION):
+            self.legacy(agency_id)
+        self.wait_answering()
+
     def pid(self, name: str) -> int:
         return self.running[name].process.pid
 
