@@ -187,7 +187,8 @@ class World:
         return grpc.aio.secure_channel(target, files.channel_credentials())
 
     def request(self, n: int) -> comm_pb2.QueryRequest:
-        # Two of the three residents have a pension; the third is a RECORD_NOT_FOUND.
+        # Two of the three residents have a pension; the pension service never bound
+        # the third (its refusal: NOT_FOUND PERSON_NOT_BOUND, under the hub's serial).
         person = self.people[n % len(self.people)]
         return comm_pb2.QueryRequest(
             local_person_id=person.local_ids[CITY],
