@@ -17,7 +17,9 @@ What each fault is, on each backend:
 
 The hub refuses UNAVAILABLE ``HUB_LOG_UNAVAILABLE`` within the caller's
 deadline while the fault lasts, writes the outcomes it owes once the database
-is back, and the invariants hold.
+is back, and the invariants hold. An agency's own share locked: the requester's
+server refuses ``REQUESTER_LOG_UNAVAILABLE`` before the caller's deadline, and
+a provider that cannot log is answered for by the hub's deadline.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from support.faults import Load, World, check
+from support.faults import CITY, PENSION, Load, World, check
 
 from ops.deploy import free_port
 
@@ -47,16 +49,20 @@ def hub_file(world: World) -> Path:
     return world.layout.hub_dir / "hub.db"
 
 
-def saw_log_unavailable(load: Load, timeout: float = 15.0) -> None:
+def saw_log_unavailable(
+    load: Load, reason: str = "HUB_LOG_UNAVAILABLE", timeout: float = 15.0
+) -> None:
     give_up = time.monotonic() + timeout
-    while not any(a.reason == "HUB_LOG_UNAVAILABLE" for a in load.answers):
+    while not any(a.reason == reason for a in load.answers):
         assert time.monotonic() < give_up, "the fault never reached a caller"
         time.sleep(0.05)
 
 
 @contextlib.contextmanager
-def locked(world: World) -> Iterator[None]:
-    engine = world.hub_engine()
+def locked(world: World, agency_id: str | None = None) -> Iterator[None]:
+    """The hub's log (or an agency's share of it) held for writing by another connection."""
+    engine = world.hub_engine() if agency_id is None else world.comm_engine(agency_id)
+    table = "hub_log" if agency_id is None else "agency_log"
     conn = engine.raw_connection()
     try:
         cur = conn.cursor()
@@ -64,7 +70,7 @@ def locked(world: World) -> Iterator[None]:
             cur.execute("BEGIN EXCLUSIVE")
         else:
             cur.execute("BEGIN")
-            cur.execute("LOCK TABLE hub_log IN ACCESS EXCLUSIVE MODE")
+            cur.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
         yield
         conn.rollback()
     finally:
@@ -77,6 +83,30 @@ def test_hub_database_locked_under_load(world: World) -> None:
         load.wait_calls(20)
         with locked(world):
             saw_log_unavailable(load)
+            time.sleep(FAULT_SECONDS)
+        world.wait_answering()
+        load.wait_calls(20)
+    check(world, load)
+
+
+def test_requester_database_locked_under_load(world: World) -> None:
+    """The city's own share stalls: its server refuses in time, it does not go silent."""
+    with Load(world) as load:
+        load.wait_calls(20)
+        with locked(world, CITY):
+            saw_log_unavailable(load, "REQUESTER_LOG_UNAVAILABLE")
+            time.sleep(FAULT_SECONDS)
+        world.wait_answering()
+        load.wait_calls(20)
+    check(world, load)
+
+
+def test_provider_database_locked_under_load(world: World) -> None:
+    """The pension service's share stalls: the hub's deadline answers for it."""
+    with Load(world) as load:
+        load.wait_calls(20)
+        with locked(world, PENSION):
+            saw_log_unavailable(load, "PROVIDER_DEADLINE_EXCEEDED")
             time.sleep(FAULT_SECONDS)
         world.wait_answering()
         load.wait_calls(20)

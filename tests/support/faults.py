@@ -64,6 +64,8 @@ NO_SERIAL_REASONS = frozenset(
         "DEADLINE_TOO_SHORT",
         # The hub could not write the exchange's first row: there is no serial to tell.
         "HUB_LOG_UNAVAILABLE",
+        # The requester's own store stalled before it could ask the hub.
+        "REQUESTER_LOG_UNAVAILABLE",
     }
 )
 
