@@ -247,12 +247,17 @@ class Requester:
     async def _in_time(answer_by: float | None, work: Awaitable[T], serial: int = 0) -> T:
         """``work`` done by ``answer_by``, else REQUESTER_LOG_UNAVAILABLE: this agency's
         store (its share of the log, and on SQLite the one thread that also reads the
-        correspondence table) is stalled, so the caller hears why before its deadline."""
-        if answer_by is None:
-            return await work
+        correspondence table) is stalled, so the caller hears why before its deadline.
+        A refusal names the hub's ``serial`` when there is one, so it can be joined."""
         try:
+            if answer_by is None:
+                return await work
             async with asyncio.timeout_at(answer_by):
                 return await work
+        except Unavailable as err:  # the store refused the row (full, unreachable)
+            if serial:
+                err.metadata.setdefault("serial", str(serial))
+            raise
         except TimeoutError:
             raise Unavailable(
                 "REQUESTER_LOG_UNAVAILABLE",

@@ -19,7 +19,9 @@ The hub refuses UNAVAILABLE ``HUB_LOG_UNAVAILABLE`` within the caller's
 deadline while the fault lasts, writes the outcomes it owes once the database
 is back, and the invariants hold. An agency's own share locked: the requester's
 server refuses ``REQUESTER_LOG_UNAVAILABLE`` before the caller's deadline, and
-a provider that cannot log is answered for by the hub's deadline.
+a provider that cannot log is answered for by the hub's deadline; an agency's
+share full: its server refuses ``REQUESTER_LOG_UNAVAILABLE`` or
+``PROVIDER_LOG_UNAVAILABLE`` (relayed by the hub under its serial).
 """
 
 from __future__ import annotations
@@ -118,18 +120,22 @@ CREATE FUNCTION disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = 'disk_full';
 END $$;
-CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON hub_log
+CREATE TRIGGER disk_full BEFORE INSERT OR UPDATE ON {table}
   FOR EACH STATEMENT EXECUTE FUNCTION disk_full();
 """
-DISK_FREED = "DROP TRIGGER disk_full ON hub_log; DROP FUNCTION disk_full();"
+DISK_FREED = "DROP TRIGGER disk_full ON {table}; DROP FUNCTION disk_full();"
 
 
 @contextlib.contextmanager
-def full(world: World) -> Iterator[None]:
-    if sqlite(world):
-        # The running hub may write no byte more to any file; Python ignores SIGXFSZ,
+def full(world: World, agency_id: str | None = None) -> Iterator[None]:
+    """The hub's database (or an agency's) full, as the module's docstring says."""
+    party = "hub" if agency_id is None else f"comm-{agency_id}"
+    engine = world.hub_engine() if agency_id is None else world.comm_engine(agency_id)
+    if engine.dialect.name == "sqlite":
+        engine.dispose()
+        # The running party may write no byte more to any file; Python ignores SIGXFSZ,
         # so each write fails with EFBIG, as a full disk refuses new blocks.
-        pid = world.pid("hub")
+        pid = world.pid(party)
         before = resource.prlimit(pid, resource.RLIMIT_FSIZE)
         resource.prlimit(pid, resource.RLIMIT_FSIZE, (0, before[1]))
         try:
@@ -137,15 +143,15 @@ def full(world: World) -> Iterator[None]:
         finally:
             resource.prlimit(pid, resource.RLIMIT_FSIZE, before)
         return
-    engine = world.hub_engine()
+    table = "hub_log" if agency_id is None else "agency_log"
     try:
         with engine.begin() as conn:
-            conn.execute(sa.text(DISK_FULL))
+            conn.execute(sa.text(DISK_FULL.format(table=table)))
         try:
             yield
         finally:
             with engine.begin() as conn:
-                conn.execute(sa.text(DISK_FREED))
+                conn.execute(sa.text(DISK_FREED.format(table=table)))
     finally:
         engine.dispose()
 
@@ -159,6 +165,33 @@ def test_hub_database_full_under_load(world: World) -> None:
         world.wait_answering()
         load.wait_calls(20)
     check(world, load)
+
+
+AGENCY_FULL = {CITY: "REQUESTER_LOG_UNAVAILABLE", PENSION: "PROVIDER_LOG_UNAVAILABLE"}
+
+
+@pytest.mark.parametrize("agency_id", [CITY, PENSION])
+def test_agency_database_full_under_load(world: World, agency_id: str) -> None:
+    """An agency's share refuses its rows: that agency's own refusal, never INTERNAL."""
+    reason = AGENCY_FULL[agency_id]
+    with Load(world) as load:
+        load.wait_calls(20)
+        with full(world, agency_id):
+            saw_log_unavailable(load, reason)
+            time.sleep(FAULT_SECONDS)
+        world.wait_answering()
+        load.wait_calls(20)
+    if agency_id == PENSION:
+        check(world, load)
+        return
+    # The city's full database took none of those rows: each exchange the hub logged
+    # without a city row is one the caller was refused, under the serial it names.
+    check(world, load, requester_rows_kept=False)
+    joined = {r.serial for r in world.comm_rows(CITY)}
+    logged = {r.serial for r in world.hub_rows() if r.serial > load.since.hub_serial}
+    unjoined = logged - joined
+    refused = {a.serial for a in load.answers if a.reason == reason}
+    assert unjoined <= refused, f"hub rows nobody was refused for: {sorted(unjoined - refused)}"
 
 
 class Proxy:
