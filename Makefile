@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: all setup gen import-graph lint typecheck test demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy clean
+.PHONY: all setup gen import-graph lint typecheck test test-faults demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy clean
 
 all: test
 
@@ -40,6 +40,11 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# Issue 12's fault suite: kills, stalls and floods against the parties as processes
+# (docs/errors.md, "The fault suite"); not part of `make test`.
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest -q tests/faults
 
 demo: $(STAMP)
 	$(BIN)/renkei demo

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from comm_server.config import CommConfig
 from renkei import db
-from renkei.errors import FailedPrecondition
+from renkei.errors import FailedPrecondition, Unavailable
 from renkei.group_commit import GroupCommit
 from renkei.keystore import KeyStore, load_master_key
 
@@ -562,6 +562,22 @@ class CommStore:
 T = TypeVar("T")
 
 
+# A row the database refused (full, unreachable, an I/O error): the refusal, by role.
+_LOG_UNAVAILABLE = {
+    "requester": "REQUESTER_LOG_UNAVAILABLE",
+    "provider": "PROVIDER_LOG_UNAVAILABLE",
+}
+
+
+def _log_unavailable(role: str, err: sa.exc.SQLAlchemyError) -> Unavailable:
+    """UNAVAILABLE with the role's reason, not the driver's error as INTERNAL."""
+    cause = type(getattr(err, "orig", None) or err).__name__
+    return Unavailable(
+        _LOG_UNAVAILABLE.get(role, "REQUESTER_LOG_UNAVAILABLE"),
+        f"this agency's share of the log refused the exchange's row ({cause})",
+    )
+
+
 class AsyncCommStore:
     """The store's blocking calls, run on a small pool off the event loop.
 
@@ -586,13 +602,19 @@ class AsyncCommStore:
 
     async def append_log(self, record: LogRecord) -> None:
         """This agency's share of the log: durable when this returns."""
-        await self._logs.submit(record)
+        try:
+            await self._logs.submit(record)
+        except sa.exc.SQLAlchemyError as err:
+            raise _log_unavailable(record.role, err) from err
 
     # The exchange pipelines' port (comm_server.ports.ExchangeStore).
 
     async def append_logs(self, records: list[LogRecord]) -> None:
         """A bulk exchange's rows, one per person, in one transaction of their own."""
-        await self.run(self.store.append_logs, records)
+        try:
+            await self.run(self.store.append_logs, records)
+        except sa.exc.SQLAlchemyError as err:
+            raise _log_unavailable(records[0].role if records else "", err) from err
 
     async def link_code_for(self, local_person_id: str) -> str | None:
         return await self.run(self.store.link_code_for, local_person_id)

@@ -53,7 +53,13 @@ class _Open:
                 else:
                     e = message.error
                     done.set_exception(
-                        from_parts(status_code(e.code), e.reason, e.message, dict(e.metadata))
+                        # A provider's failure it gave no reason for is still one.
+                        from_parts(
+                            status_code(e.code),
+                            e.reason or "PROVIDER_UNAVAILABLE",
+                            e.message,
+                            dict(e.metadata),
+                        )
                     )
             failure: Exception = from_parts(
                 grpc.StatusCode.UNAVAILABLE, "PROVIDER_UNAVAILABLE", "the provider ended the stream"

@@ -21,6 +21,9 @@ PROVIDER_MARGIN_SECONDS = 0.02
 LOG_SECONDS_PER_ITEM = 20e-6
 # Each hop keeps back at least this share of a bulk request's time for its way back.
 RETURN_SHARE = 0.1
+# Kept back from the caller's deadline by a requester waiting for its own log row,
+# so a row the database does not take in time is refused before the caller gives up.
+REQUESTER_ANSWER_SECONDS = 0.02
 # How long past its own deadline a requester waits for the hub's (serial-carrying)
 # refusal before its own safety net fires.
 SAFETY_NET_SECONDS = 0.05

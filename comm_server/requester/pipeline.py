@@ -11,8 +11,10 @@ sealed and relayed, the only part that differs.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric import x25519
 
@@ -27,10 +29,11 @@ from comm_server.seal_info import answer_info
 from comm_server.store import LogRecord, Ticket
 from renkei import deadline, sealing, validate
 from renkei.bulk import ItemError
-from renkei.errors import DeadlineExceeded, PermissionDenied, RenkeiError
+from renkei.errors import DeadlineExceeded, PermissionDenied, RenkeiError, Unavailable
 from renkei.layout.v1 import layout_pb2
 from renkei.limits import MAX_ID, MAX_TICKET
 
+T = TypeVar("T")
 # Staff registers give validity in Japanese calendar days.
 JST = timezone(timedelta(hours=9), "JST")
 
@@ -98,6 +101,15 @@ class Requester:
             deadline.margin(time_remaining, deadline.REQUESTER_MARGIN_SECONDS, n),
         )
         now = self._clock()
+        # The log rows below must be durable before the caller's deadline, less the time
+        # to answer: a share of the log that stalls is a refusal, not a silent caller.
+        answer_by = (
+            None
+            if time_remaining is None
+            else asyncio.get_running_loop().time()
+            + time_remaining
+            - deadline.REQUESTER_ANSWER_SECONDS
+        )
         base = LogRecord(
             serial=None,
             role=REQUESTER,
@@ -118,7 +130,7 @@ class Requester:
         relayed = None
         try:
             self.check_staff(q.staff_id, q.terminal_id, q.info_kind, q.legal_basis_item)
-            codes = await self._link_codes(q)
+            codes = await self._in_time(answer_by, self._link_codes(q))
             for i, person in enumerate(persons):
                 if person.local_person_id in codes:
                     sent.append(i)
@@ -146,11 +158,11 @@ class Requester:
             del codes
         except TimeoutError:
             err = DeadlineExceeded("QUERY_TIMEOUT", f"no answer within {timeout:.3f} s")
-            await self._refused(q, base, how, sent, out, err)
+            await self._refused(q, base, how, sent, out, err, answer_by)
             raise err from None
         except RenkeiError as err:
             how.serials_of(err, sent, out)
-            await self._refused(q, base, how, sent, out, err)
+            await self._refused(q, base, how, sent, out, err, answer_by)
             raise
         if relayed is not None and relayed.ticket:
             return await self._pending(q, base, out.serials[0], relayed)
@@ -159,10 +171,11 @@ class Requester:
             opened = self._open_all(q, out)
         except RenkeiError as err:  # a single query's answer the agency cannot take
             err.metadata.setdefault("serial", str(out.serials[0]))
-            await self._refused(q, base, how, sent, out, err)
+            await self._refused(q, base, how, sent, out, err, answer_by)
             raise
         serials = out.serials
         await self._log(
+            answer_by,
             [
                 row(
                     base,
@@ -173,7 +186,8 @@ class Requester:
                     None if o is None else o.problem,
                 )
                 for i, (person, o) in enumerate(zip(persons, opened, strict=True))
-            ]
+            ],
+            out.serials[0] if n == 1 else 0,
         )
         return Answered(
             now,
@@ -216,11 +230,40 @@ class Requester:
             return {} if code is None else {local_id: code}
         return await self._store.link_codes_for([p.local_person_id for p in q.persons])
 
-    async def _log(self, records: list[LogRecord]) -> None:
+    async def _log(
+        self, answer_by: float | None, records: list[LogRecord], serial: int = 0
+    ) -> None:
+        """The rows durable by ``answer_by`` (loop time), else REQUESTER_LOG_UNAVAILABLE.
+
+        A row let go of here is still written when the database takes it (the store
+        keeps a queued row whose caller left), with the outcome it had.
+        """
         if len(records) == 1:
-            await self._store.append_log(records[0])
+            await self._in_time(answer_by, self._store.append_log(records[0]), serial)
         else:
-            await self._store.append_logs(records)
+            await self._in_time(answer_by, self._store.append_logs(records), serial)
+
+    @staticmethod
+    async def _in_time(answer_by: float | None, work: Awaitable[T], serial: int = 0) -> T:
+        """``work`` done by ``answer_by``, else REQUESTER_LOG_UNAVAILABLE: this agency's
+        store (its share of the log, and on SQLite the one thread that also reads the
+        correspondence table) is stalled, so the caller hears why before its deadline.
+        A refusal names the hub's ``serial`` when there is one, so it can be joined."""
+        try:
+            if answer_by is None:
+                return await work
+            async with asyncio.timeout_at(answer_by):
+                return await work
+        except Unavailable as err:  # the store refused the row (full, unreachable)
+            if serial:
+                err.metadata.setdefault("serial", str(serial))
+            raise
+        except TimeoutError:
+            raise Unavailable(
+                "REQUESTER_LOG_UNAVAILABLE",
+                "this agency's share of the log did not take the exchange's row in time",
+                {"serial": str(serial)} if serial else None,
+            ) from None
 
     async def _refused(
         self,
@@ -230,12 +273,14 @@ class Requester:
         sent: list[int],
         out: Outcomes,
         err: RenkeiError,
+        answer_by: float | None,
     ) -> None:
         """The request failed whole: one row per person (its own reason if it never left)."""
         whole = ItemError.of(err)
         went = set(sent)
         errors, serials = out.errors, out.serials
         await self._log(
+            answer_by,
             [
                 row(
                     base,
@@ -245,7 +290,8 @@ class Requester:
                     errors[i] if sent and i not in went and errors[i] else whole,
                 )
                 for i, person in enumerate(q.persons)
-            ]
+            ],
+            serials[0] if len(q.persons) == 1 else 0,
         )
         how.mark(err, out)
 

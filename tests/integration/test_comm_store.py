@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from comm_server.store import AsyncCommStore, CommStore, LogRecord
-from renkei.errors import FailedPrecondition
+from renkei.errors import FailedPrecondition, Unavailable
 
 NOW = datetime(2026, 4, 1, 9, 30, tzinfo=UTC)
 
@@ -273,7 +273,10 @@ def test_a_failed_log_commit_reaches_every_waiter_of_the_batch_and_the_next_succ
         first, _ = asyncio.run(run())
     finally:
         shared.close()
-    assert all(isinstance(e, sa.exc.OperationalError) for e in first)
+    # Every waiter hears the role's refusal (never the driver's error as INTERNAL).
+    assert all(isinstance(e, Unavailable) for e in first)
+    assert all(isinstance(e.__cause__, sa.exc.OperationalError) for e in first)
+    assert {e.reason for e in first if isinstance(e, Unavailable)} == {"PROVIDER_LOG_UNAVAILABLE"}
     assert [r.serial for r in store.log_rows()] == [4]  # nothing half-written
 
 

@@ -25,6 +25,7 @@ from support.exchange_fakes import (
     FakeBatchLegacy,
     FakeHub,
     FakeLegacy,
+    FakeStore,
     PensionMapper,
 )
 from support.polling import until
@@ -37,7 +38,7 @@ from comm_server.requester.types import LocalQuery, Person
 from comm_server.seal_info import query_info
 from comm_server.standard import ANSWER_TAG
 from comm_server.store import LogRecord
-from renkei import sealing
+from renkei import deadline, sealing
 from renkei.comm.v1 import comm_pb2
 from renkei.errors import DeadlineExceeded, NotFound, PermissionDenied, RenkeiError, Unavailable
 
@@ -457,3 +458,26 @@ def test_an_answer_the_requester_cannot_read_is_logged_under_its_serial(bulk: bo
         assert (got.reason, got.metadata["serial"]) == ("ANSWER_INVALID", "101")
     expected = [(101 + n, f"P-{n}", "UNAVAILABLE", "ANSWER_INVALID") for n in range(1 + bulk)]
     assert rows(world.city_store.logs) == expected
+
+
+class StalledLog(FakeStore):
+    """A share of the log whose database never takes a row (locked, full, unreachable)."""
+
+    async def append_log(self, record: LogRecord) -> None:
+        await asyncio.Event().wait()
+
+
+def test_a_requester_log_that_stalls_is_refused_before_the_callers_deadline() -> None:
+    world = Agencies()
+    world.requester._store = StalledLog(dict(world.city_store.codes))
+
+    async def timed() -> tuple[RenkeiError, float]:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        err = await refusal(world.requester.query(ask(["P-1"]), 1.0))
+        return err, loop.time() - start
+
+    err, took = run(timed())
+    assert (err.code.name, err.reason) == ("UNAVAILABLE", "REQUESTER_LOG_UNAVAILABLE")
+    assert err.metadata["serial"] == "101"  # the hub numbered it: the shares can be joined
+    assert took == pytest.approx(1.0 - deadline.REQUESTER_ANSWER_SECONDS)
