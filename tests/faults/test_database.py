@@ -282,10 +282,9 @@ def proxied_hub(world: World) -> Iterator[Proxy]:
         proxy.close()
 
 
+@pytest.mark.postgres_only  # a SQLite file on a local disk has no network path to lose
 @pytest.mark.parametrize("how", ["stopped", "stalled"])
 def test_hub_database_unreachable_under_load(world: World, how: str) -> None:
-    if sqlite(world):
-        pytest.skip("a SQLite file on a local disk has no network path to lose")
     with proxied_hub(world) as proxy, Load(world) as load:
         load.wait_calls(20)
         if how == "stopped":

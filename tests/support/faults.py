@@ -54,6 +54,14 @@ LATENESS = 0.05
 CLIENT_DEADLINE_ONLY_UNDER = 0.2
 # How often the load's loop checks it is running on time.
 HEARTBEAT = 0.005
+# Hub rows whose caller was never told their serial (see check()).
+UNTOLD_HUB_ROWS = frozenset(
+    {
+        ("CANCELLED", "NOT_RELAYED"),
+        ("UNAVAILABLE", "HUB_LOG_UNAVAILABLE"),
+        ("INTERRUPTED", "HUB_RESTARTED"),
+    }
+)
 # A requester row without a serial is right only when the hub never told one
 # (docs/errors.md): a refusal before the hub, or giving up before its answer.
 NO_SERIAL_REASONS = frozenset(
@@ -490,14 +498,18 @@ def check(
         if h.outcome == "OK" and h.serial not in prov_serials:
             problems.append(f"(d) hub OK serial {h.serial} has no provider row")
     if requester_rows_kept:
-        # TODO(issue 12, the serial gap; hub_server is being fixed for it): demand that
-        # every hub row joins a requester row. Today a requester whose own deadline fires
-        # before the hub's refusal logs HUB_DEADLINE_EXCEEDED without the serial, and the
-        # hub's row (e.g. CANCELLED/NOT_RELAYED, DEADLINE_EXCEEDED/DEADLINE_TOO_SHORT under
-        # 50 ms deadlines) joins nothing; so is a hub killed mid-exchange (the requester
-        # logs HUB_UNAVAILABLE, never told the serial: docs/errors.md). Until then each
-        # unjoined hub row must be matched by a requester row without a serial.
+        # The hub announces a relay's serial once its row is durable (initial metadata),
+        # so a hub row joins no requester row only when its caller cannot have been told:
+        # the row landed after the caller had gone (closed NOT_RELAYED, or not durable in
+        # time), or the hub died between the row and the announcement (closed at the next
+        # start). Each such row is matched by a requester row without a serial.
         unjoined = [h for h in hub if h.serial not in req_serials]
+        for h in unjoined:
+            if (h.outcome, h.reason) not in UNTOLD_HUB_ROWS:
+                problems.append(
+                    f"(d) hub row {h.serial} {h.outcome} {h.reason} joins no requester row,"
+                    " though the hub announced its serial"
+                )
         untold = [r for r in requester if r.serial is None and r.reason in NO_SERIAL_REASONS]
         if len(unjoined) > len(untold):
             rows = ", ".join(f"{h.serial} {h.outcome} {h.reason}" for h in unjoined)
