@@ -8,10 +8,11 @@ hub's serial number, so the three shares of one exchange join on it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ from renkei import db
 from renkei.errors import FailedPrecondition, Unavailable
 from renkei.group_commit import GroupCommit
 from renkei.keystore import KeyStore, load_master_key
+from renkei.logs import event
 
 metadata = sa.MetaData()
 
@@ -559,6 +561,7 @@ class CommStore:
         return bool(result.rowcount)
 
 
+_log = logging.getLogger("comm_server.store")
 T = TypeVar("T")
 
 
@@ -585,9 +588,21 @@ class AsyncCommStore:
     returns once the row is durable, but rows appended while a commit is in
     flight share the next transaction, so a busy server pays one commit per
     batch rather than one per exchange (docs/benchmarks.md).
+
+    A row the database refuses (full, unreachable) is refused to the caller as
+    ``<ROLE>_LOG_UNAVAILABLE`` and kept, as that refusal (what the caller was
+    told, with no content), and written again every ``retry_every`` seconds
+    until the database takes it: this agency's share loses no exchange.
     """
 
-    def __init__(self, store: CommStore, workers: int = 1, *, max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        store: CommStore,
+        workers: int = 1,
+        *,
+        max_batch: int = 512,
+        retry_every: float = 1.0,
+    ) -> None:
         self.store = store
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="comm-store")
 
@@ -596,6 +611,10 @@ class AsyncCommStore:
             return [None] * len(records)
 
         self._logs = GroupCommit(write, self._pool, max_batch=max_batch)
+        self._retry_every = retry_every
+        # Refused rows, as refusals, still to be written.
+        self.unwritten: list[LogRecord] = []
+        self._rewriter: asyncio.Task[None] | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
@@ -605,7 +624,7 @@ class AsyncCommStore:
         try:
             await self._logs.submit(record)
         except sa.exc.SQLAlchemyError as err:
-            raise _log_unavailable(record.role, err) from err
+            raise self._kept([record], err) from err
 
     # The exchange pipelines' port (comm_server.ports.ExchangeStore).
 
@@ -614,7 +633,31 @@ class AsyncCommStore:
         try:
             await self.run(self.store.append_logs, records)
         except sa.exc.SQLAlchemyError as err:
-            raise _log_unavailable(records[0].role if records else "", err) from err
+            raise self._kept(records, err) from err
+
+    def _kept(self, records: list[LogRecord], err: sa.exc.SQLAlchemyError) -> Unavailable:
+        refusal = _log_unavailable(records[0].role if records else "", err)
+        self.unwritten += [
+            replace(r, outcome="UNAVAILABLE", reason=refusal.reason, content="") for r in records
+        ]
+        if self._rewriter is None or self._rewriter.done():
+            self._rewriter = asyncio.get_running_loop().create_task(self._write_unwritten())
+        return refusal
+
+    async def _write_unwritten(self) -> None:
+        while self.unwritten:
+            batch = list(self.unwritten)
+            try:
+                await self.run(self.store.append_logs, batch)
+            except sa.exc.SQLAlchemyError:
+                await asyncio.sleep(self._retry_every)
+                continue
+            del self.unwritten[: len(batch)]
+
+    async def flush(self) -> None:
+        """Return once the kept rows are written (tests)."""
+        if self._rewriter is not None:
+            await asyncio.shield(self._rewriter)
 
     async def link_code_for(self, local_person_id: str) -> str | None:
         return await self.run(self.store.link_code_for, local_person_id)
@@ -638,7 +681,20 @@ class AsyncCommStore:
         return await self.run(self.store.take_ticket, role, ticket)
 
     def close(self) -> None:
+        if self._rewriter is not None:
+            self._rewriter.cancel()
         self._pool.shutdown(wait=True)
+        if self.unwritten:  # a last try; the rows are lost only if the database is still gone
+            try:
+                self.store.append_logs(self.unwritten)
+                self.unwritten.clear()
+            except sa.exc.SQLAlchemyError:
+                event(
+                    _log,
+                    "log rows the database refused are lost at this stop",
+                    logging.ERROR,
+                    rows=len(self.unwritten),
+                )
 
 
 def open_store(config: CommConfig) -> AsyncCommStore:
