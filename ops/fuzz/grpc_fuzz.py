@@ -1,0 +1,329 @@
+"""Every RPC of every renkei service, found by walking the descriptors, sent hostile input.
+
+Each input is raw bytes through a generic channel method (no client-side
+serializer): random bytes, mutations of a plausible request, a well-formed
+message with hostile values, or one with a 100,000-entry repeated field. The
+call goes out under the certificate of the caller the service serves (an
+agency to the hub, the hub to a provider ...), now and then of another party.
+
+Outcomes that fail the run:
+- ``INTERNAL`` or ``UNKNOWN``, whatever their details;
+- any other non-OK status without a ``google.rpc.ErrorInfo`` in its rich details,
+  except the one the transport makes itself: ``RESOURCE_EXHAUSTED`` for a request
+  over the server's message limit (grpc refuses it before any handler);
+- an ErrorInfo reason docs/errors.md does not list;
+- a status past the client's deadline (``DEADLINE_EXCEEDED`` without ErrorInfo: the
+  server did not answer within ``deadline`` seconds, a hang), or a call that took
+  far longer than its deadline;
+- a server whose grpc.health.v1 check is not SERVING after a batch.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from comm_server.mapping import layout
+from ops.demo_data import queries, residents
+from ops.fuzz import messages
+from ops.fuzz.report import Tally, pack, unpack
+from ops.fuzz.world import AGENCY_IDS, BINDING, HUB, ID_ISSUER, NUMBERING, World
+from renkei.comm.v1 import comm_pb2
+from renkei.hub.v1 import hub_pb2
+from renkei.idissuer.v1 import id_issuer_pb2
+from renkei.limits import MAX_MESSAGE_BYTES
+from renkei.numbering.v1 import numbering_pb2
+from renkei.registry.v1 import registry_pb2
+
+FILES = (comm_pb2, hub_pb2, id_issuer_pb2, numbering_pb2, registry_pb2)
+REPO = Path(__file__).resolve().parents[2]
+ERRORS_PAGE = REPO / "docs" / "errors.md"
+# Past the deadline by this much, a call has hung even though grpc gave up on it.
+HANG_GRACE = 2.0
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", -1),
+    ("grpc.max_receive_message_length", -1),
+]
+
+
+@dataclass(frozen=True)
+class Target:
+    server: str  # World.ports key
+    service: ServiceDescriptor
+    callers: tuple[str, ...]  # the parties this service serves, first the usual one
+
+    def methods(self) -> list[MethodDescriptor]:
+        return list(self.service.methods)
+
+
+def services() -> list[ServiceDescriptor]:
+    """Every service of every renkei proto file, from its descriptor."""
+    return [s for f in FILES for s in f.DESCRIPTOR.services_by_name.values()]
+
+
+def targets() -> list[Target]:
+    """Each service at each server that serves it, with the callers it serves."""
+    agencies = tuple(f"agency:{a}" for a in AGENCY_IDS)
+    found: list[Target] = []
+    for service in services():
+        name = service.full_name
+        if name == "renkei.hub.v1.HubService":
+            found.append(Target(HUB, service, agencies))
+        elif name == "renkei.comm.v1.ProviderService":
+            found.extend(Target(a, service, (HUB,)) for a in AGENCY_IDS)
+        elif name == "renkei.comm.v1.RequesterService":
+            found.extend(Target(a, service, (f"agency:{a}",)) for a in AGENCY_IDS)
+        elif name == "renkei.idissuer.v1.IdIssuerService":
+            found.append(Target(ID_ISSUER, service, ("service:registry", HUB)))
+        elif name == "renkei.numbering.v1.NumberingService":
+            found.append(Target(NUMBERING, service, ("service:registry",)))
+        elif name == "renkei.registry.v1.BindingService":
+            found.append(Target(BINDING, service, agencies))
+        else:
+            raise LookupError(f"{name}: the fuzzer knows no server for this service")
+    return found
+
+
+def documented_reasons() -> frozenset[str]:
+    if not ERRORS_PAGE.exists():
+        return frozenset()
+    return frozenset(re.findall(r"`([A-Z][A-Z0-9_]+)`", ERRORS_PAGE.read_text(encoding="utf-8")))
+
+
+def words() -> list[str]:
+    """Plausible field values: the deployment's parties, people, kinds and items."""
+    people = residents()
+    found = {*AGENCY_IDS, "hub", "registry", "S-1", "T-1", "test", "1", "2026", "202604"}
+    found.update(layout.INFO_KINDS)
+    found.add(layout.PERSON_KIND)
+    for person in people:
+        found.add(person.resident_code)
+        found.update(person.local_ids.values())
+    for q in queries(people):
+        found.update((q.info_kind, q.item, q.staff_id, q.terminal_id, q.purpose))
+    return sorted(found)
+
+
+@dataclass
+class Outcome:
+    label: str  # OK, or CODE/REASON, or CODE (transport)
+    problem: str | None  # why this fails the run; None: within the contract
+
+
+def judge(
+    error: grpc.RpcError | None,
+    elapsed: float,
+    deadline: float,
+    size: int,
+    reasons: frozenset[str],
+) -> Outcome:
+    """Whether a call's outcome keeps the contract (see the module's docstring)."""
+    if elapsed > deadline + HANG_GRACE:
+        return Outcome("HANG", f"took {elapsed:.1f} s with a {deadline:g} s deadline")
+    if error is None:
+        return Outcome("OK", None)
+    call: Any = error
+    code: grpc.StatusCode = call.code()
+    try:
+        status = rpc_status.from_call(call)
+    except ValueError as exc:
+        return Outcome(code.name, f"rich status inconsistent: {exc}")
+    info = None
+    for detail in status.details if status is not None else ():
+        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+            info = error_details_pb2.ErrorInfo()
+            detail.Unpack(info)
+    if code in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN):
+        return Outcome(code.name, f"{code.name}: {call.details()!r}")
+    if info is None or not info.reason:
+        label = f"{code.name} (transport)"
+        if code == grpc.StatusCode.RESOURCE_EXHAUSTED and size > MAX_MESSAGE_BYTES:
+            return Outcome(label, None)
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return Outcome("HANG", f"no answer within the {deadline:g} s deadline")
+        return Outcome(label, f"{code.name} without ErrorInfo: {call.details()!r}")
+    label = f"{code.name}/{info.reason}"
+    if reasons and info.reason not in reasons:
+        return Outcome(label, f"reason {info.reason} is not in docs/errors.md")
+    return Outcome(label, None)
+
+
+class Caller:
+    """Blocking channels to every server, one per calling party, made on first use."""
+
+    def __init__(self, world: World) -> None:
+        self.world = world
+        self._channels: dict[tuple[str, str], grpc.Channel] = {}
+
+    def channel(self, server: str, party: str) -> grpc.Channel:
+        key = (server, party)
+        if key not in self._channels:
+            creds = self.world.tls(party).channel_credentials()
+            target = f"127.0.0.1:{self.world.ports[server]}"
+            self._channels[key] = grpc.secure_channel(target, creds, CHANNEL_OPTIONS)
+        return self._channels[key]
+
+    def call(
+        self,
+        server: str,
+        party: str,
+        method: MethodDescriptor,
+        requests: Sequence[bytes],
+        deadline: float,
+    ) -> tuple[grpc.RpcError | None, float]:
+        """One call with raw request bytes; (its error or None, seconds taken)."""
+        channel = self.channel(server, party)
+        path = f"/{method.containing_service.full_name}/{method.name}"
+        started = time.perf_counter()
+        try:
+            if method.client_streaming and method.server_streaming:
+                stream: Any = channel.stream_stream(path, None, None)(
+                    iter(requests), timeout=deadline
+                )
+                for _ in stream:
+                    pass
+            elif method.client_streaming:
+                channel.stream_unary(path, None, None)(iter(requests), timeout=deadline)
+            elif method.server_streaming:
+                for _ in channel.unary_stream(path, None, None)(requests[0], timeout=deadline):
+                    pass
+            else:
+                channel.unary_unary(path, None, None)(requests[0], timeout=deadline)
+        except grpc.RpcError as err:
+            return err, time.perf_counter() - started
+        return None, time.perf_counter() - started
+
+    def healthy(self, server: str) -> str | None:
+        """None when ``server`` answers SERVING; else what it answered."""
+        stub = health_pb2_grpc.HealthStub(self.channel(server, HUB))
+        try:
+            answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=5)
+        except grpc.RpcError as err:
+            return f"health check failed: {err.code().name}"
+        if answer.status != health_pb2.HealthCheckResponse.SERVING:
+            return f"health is {health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)}"
+        return None
+
+    def close(self) -> None:
+        for channel in self._channels.values():
+            channel.close()
+
+
+def _inputs(
+    gen: messages.Generator, method: MethodDescriptor, seeds: list[bytes]
+) -> tuple[str, bytes]:
+    """One request's bytes for ``method`` and how they were made."""
+    rng = gen.rng
+    r = rng.random()
+    descriptor = method.input_type
+    if r < 0.2:
+        return "random", messages.random_bytes(rng)
+    if r < 0.5:
+        seed = rng.choice(seeds)
+        return "mutated", messages.mutate(rng, seed, seeds)
+    if r < 0.9:
+        return "hostile", gen.hostile(descriptor).SerializeToString()
+    if r < 0.93:
+        huge = gen.huge_repeated(descriptor)
+        if huge is not None:
+            return "huge-repeated", huge
+    return "plausible", gen.plausible(descriptor).SerializeToString()
+
+
+def fuzz_grpc(
+    world: World,
+    total: int,
+    seed: int,
+    tally: Tally,
+    *,
+    deadline: float = 5.0,
+    batch: int = 200,
+    stop_at: float | None = None,
+) -> None:
+    """About ``total`` inputs spread over every RPC of every target, health after each batch."""
+    rng = random.Random(seed)
+    gen = messages.Generator(rng, words())
+    reasons = documented_reasons()
+    caller = Caller(world)
+    rpcs = [(t, m) for t in targets() for m in t.methods()]
+    per_rpc = max(1, total // len(rpcs))
+    try:
+        plan = [(t, m) for t, m in rpcs for _ in range(per_rpc)]
+        rng.shuffle(plan)
+        seeds = {
+            id(m): [gen.plausible(m.input_type).SerializeToString() for _ in range(8)]
+            for _, m in rpcs
+        }
+        for n, (t, method) in enumerate(plan, 1):
+            if stop_at is not None and time.monotonic() > stop_at:
+                break
+            party = t.callers[0] if len(t.callers) == 1 else rng.choice(t.callers)
+            if rng.random() < 0.05:  # the wrong kind of caller now and then
+                party = rng.choice((HUB, "agency:nenkin", "service:registry", "service:numbering"))
+            requests = []
+            how = ""
+            for _ in range(rng.randint(1, 3) if method.client_streaming else 1):
+                how, raw = _inputs(gen, method, seeds[id(method)])
+                requests.append(raw)
+            error, elapsed = caller.call(t.server, party, method, requests, deadline)
+            outcome = judge(error, elapsed, deadline, max(map(len, requests)), reasons)
+            name = f"{t.server} {method.containing_service.name}/{method.name}"
+            tally.saw(name, outcome.label)
+            if outcome.problem is not None:
+                tally.fail(
+                    name,
+                    f"{outcome.problem} ({how} input as {party})",
+                    {
+                        "kind": "grpc",
+                        "server": t.server,
+                        "method": method.full_name,
+                        "caller": party,
+                        "requests": [pack(r) for r in requests],
+                    },
+                )
+            if n % batch == 0 or n == len(plan):
+                for server in sorted({x.server for x in targets()}):
+                    problem = caller.healthy(server)
+                    if problem is not None:
+                        tally.fail(f"{server} health", problem, {"kind": "health"})
+                        return
+    finally:
+        caller.close()
+
+
+def method_by_name(full_name: str) -> MethodDescriptor:
+    for service in services():
+        for method in service.methods:
+            if method.full_name == full_name:
+                return method
+    raise LookupError(full_name)
+
+
+def replay(world: World, case: dict[str, Any], deadline: float = 5.0) -> str | None:
+    """A kept gRPC case sent again: None if it now keeps the contract, else the problem."""
+    caller = Caller(world)
+    try:
+        requests = [unpack(r) for r in case["requests"]]
+        method = method_by_name(case["method"])
+        error, elapsed = caller.call(case["server"], case["caller"], method, requests, deadline)
+        outcome = judge(error, elapsed, deadline, max(map(len, requests)), documented_reasons())
+        if outcome.problem is None:
+            outcome.problem = caller.healthy(case["server"])
+        return outcome.problem
+    finally:
+        caller.close()
+
+
+def iter_cases(folder: Path, kind: str) -> Iterator[Path]:
+    yield from sorted(folder.glob(f"{kind}-*.json"))
