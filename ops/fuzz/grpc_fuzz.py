@@ -115,6 +115,45 @@ def words() -> list[str]:
     return sorted(found)
 
 
+def real_requests(server: str, method: MethodDescriptor) -> list[bytes]:
+    """Requests a correct client sends ``server``: the demo's queries, as their requester.
+
+    Mutations of these reach past the shape checks: the hub's approval, the
+    provider, its legacy system and mapper.
+    """
+    if server not in AGENCY_IDS or method.containing_service.name != "RequesterService":
+        return []
+    mine = [q for q in queries(residents()) if q.requester == server]
+    if method.name == "Query":
+        return [
+            comm_pb2.QueryRequest(
+                local_person_id=q.local_person_id,
+                provider_agency_id=q.provider,
+                info_kind=q.info_kind,
+                legal_basis_item=q.item,
+                purpose=q.purpose,
+                staff_id=q.staff_id,
+                terminal_id=q.terminal_id,
+                query=q.query,
+            ).SerializeToString()
+            for q in mine
+        ]
+    if method.name == "BulkQuery":
+        return [
+            comm_pb2.BulkQueryRequest(
+                provider_agency_id=q.provider,
+                info_kind=q.info_kind,
+                legal_basis_item=q.item,
+                purpose=q.purpose,
+                staff_id=q.staff_id,
+                terminal_id=q.terminal_id,
+                items=[comm_pb2.BulkQueryItem(local_person_id=q.local_person_id, query=q.query)],
+            ).SerializeToString()
+            for q in mine
+        ]
+    return []
+
+
 @dataclass
 class Outcome:
     label: str  # OK, or CODE/REASON, or CODE (transport)
@@ -221,7 +260,7 @@ class Caller:
 
 
 def _inputs(
-    gen: messages.Generator, method: MethodDescriptor, seeds: list[bytes]
+    gen: messages.Generator, method: MethodDescriptor, seeds: list[bytes], real: list[bytes]
 ) -> tuple[str, bytes]:
     """One request's bytes for ``method`` and how they were made."""
     rng = gen.rng
@@ -233,11 +272,17 @@ def _inputs(
         seed = rng.choice(seeds)
         return "mutated", messages.mutate(rng, seed, seeds)
     if r < 0.9:
+        if real and rng.random() < 0.5:  # a real request with hostile values over it
+            base = messages.message_class(descriptor).FromString(rng.choice(real))
+            base.MergeFrom(gen.hostile(descriptor))
+            return "hostile-real", base.SerializeToString()
         return "hostile", gen.hostile(descriptor).SerializeToString()
     if r < 0.93:
         huge = gen.huge_repeated(descriptor)
         if huge is not None:
             return "huge-repeated", huge
+    if real and rng.random() < 0.5:
+        return "real", rng.choice(real)
     return "plausible", gen.plausible(descriptor).SerializeToString()
 
 
@@ -253,17 +298,21 @@ def fuzz_grpc(
 ) -> None:
     """About ``total`` inputs spread over every RPC of every target, health after each batch."""
     rng = random.Random(seed)
-    gen = messages.Generator(rng, words())
+    gen = messages.Generator(rng, words() + world.secrets)
     reasons = documented_reasons()
     caller = Caller(world)
     rpcs = [(t, m) for t in targets() for m in t.methods()]
-    per_rpc = max(1, total // len(rpcs))
     try:
-        plan = [(t, m) for t, m in rpcs for _ in range(per_rpc)]
+        # Every RPC gets total // len(rpcs) inputs, the first total % len(rpcs) one more.
+        plan = [rpcs[n % len(rpcs)] for n in range(total)]
         rng.shuffle(plan)
+        real = {(t.server, m.full_name): real_requests(t.server, m) for t, m in rpcs}
         seeds = {
-            id(m): [gen.plausible(m.input_type).SerializeToString() for _ in range(8)]
-            for _, m in rpcs
+            (t.server, m.full_name): [
+                gen.plausible(m.input_type).SerializeToString() for _ in range(8)
+            ]
+            + real[t.server, m.full_name]
+            for t, m in rpcs
         }
         for n, (t, method) in enumerate(plan, 1):
             if stop_at is not None and time.monotonic() > stop_at:
@@ -274,7 +323,8 @@ def fuzz_grpc(
             requests = []
             how = ""
             for _ in range(rng.randint(1, 3) if method.client_streaming else 1):
-                how, raw = _inputs(gen, method, seeds[id(method)])
+                key = (t.server, method.full_name)
+                how, raw = _inputs(gen, method, seeds[key], real[key])
                 requests.append(raw)
             error, elapsed = caller.call(t.server, party, method, requests, deadline)
             outcome = judge(error, elapsed, deadline, max(map(len, requests)), reasons)

@@ -32,7 +32,7 @@ from numbering import bootstrap as numbering_bootstrap
 from numbering.config import NumberingConfig
 from ops.demo_data import legacy_records, residents
 from ops.deploy import DEMO_AGENCIES, REGISTRY, Endpoints, Layout, Settings, init_deployment
-from ops.identities import seed_registry
+from ops.identities import issue_numbers, seed_registry
 from registry_binding import bootstrap as registry_bootstrap
 from registry_binding.config import RegistryBindingConfig
 from renkei.pki import TlsFiles
@@ -69,6 +69,8 @@ class World:
     layout: Layout
     loop: LoopThread
     ports: dict[str, int] = field(default_factory=dict)
+    # Values a correct client would hold: link codes, Numbers (plausible field values).
+    secrets: list[str] = field(default_factory=list)
     _stops: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def tls(self, party: str) -> TlsFiles:
@@ -113,6 +115,9 @@ async def _start(world: World, root: Path) -> None:
     )
     world._stops.append(lambda: numbering.stop(0))
     world.ports[NUMBERING] = numbering.port
+    codes = [p.resident_code for p in people[:5]]
+    numbers = await issue_numbers(layout, numbering.port, codes, root / "notices")
+    world.secrets.extend(numbers.values())
     issuer = await issuer_bootstrap.create_server(IdIssuerConfig.load(layout.id_issuer_config))
     world._stops.append(lambda: issuer.stop(0))
     world.ports[ID_ISSUER] = issuer.port
@@ -152,6 +157,10 @@ async def _start(world: World, root: Path) -> None:
         comms[agency_id] = comm
         world._stops.append(lambda comm=comm: comm.stop(0))  # type: ignore[misc]
         world.ports[agency_id] = comm.port
+        for person in people[:10]:
+            if agency_id in person.local_ids:
+                code = await comm.store.link_code_for(person.local_ids[agency_id])
+                world.secrets.extend([code] if code else [])
     hub.hub.directory = Directory(
         replace(agency, endpoint=f"127.0.0.1:{comms[agency.agency_id].port}")
         if agency.agency_id in comms
