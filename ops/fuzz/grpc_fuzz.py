@@ -38,7 +38,15 @@ from comm_server.mapping import layout
 from ops.demo_data import queries, residents
 from ops.fuzz import messages
 from ops.fuzz.report import Tally, pack, unpack
-from ops.fuzz.world import AGENCY_IDS, BINDING, HUB, ID_ISSUER, NUMBERING, World
+from ops.fuzz.world import (
+    AGENCY_IDS,
+    BINDING,
+    HUB,
+    ID_ISSUER,
+    NUMBERING,
+    World,
+    record_real_requests,
+)
 from renkei.comm.v1 import comm_pb2
 from renkei.hub.v1 import hub_pb2
 from renkei.idissuer.v1 import id_issuer_pb2
@@ -298,7 +306,7 @@ def fuzz_grpc(
 ) -> None:
     """About ``total`` inputs spread over every RPC of every target, health after each batch."""
     rng = random.Random(seed)
-    gen = messages.Generator(rng, words() + world.secrets)
+    gen = messages.Generator(rng, words() + world.secrets * 5)
     reasons = documented_reasons()
     caller = Caller(world)
     rpcs = [(t, m) for t in targets() for m in t.methods()]
@@ -306,7 +314,12 @@ def fuzz_grpc(
         # Every RPC gets total // len(rpcs) inputs, the first total % len(rpcs) one more.
         plan = [rpcs[n % len(rpcs)] for n in range(total)]
         rng.shuffle(plan)
-        real = {(t.server, m.full_name): real_requests(t.server, m) for t, m in rpcs}
+        recorded = record_real_requests(world)
+        real = {
+            (t.server, m.full_name): real_requests(t.server, m)
+            + recorded.get(m.input_type.full_name, [])
+            for t, m in rpcs
+        }
         seeds = {
             (t.server, m.full_name): [
                 gen.plausible(m.input_type).SerializeToString() for _ in range(8)
