@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--time-limit", type=float, default=None, help="stop after SECONDS")
     parser.add_argument("--deadline", type=float, default=5.0, help="per gRPC call, seconds")
+    parser.add_argument("--only", default=None, help="just the RPCs whose name holds this")
     parser.add_argument("--corpus", type=Path, default=Path("fuzz-state/corpus"))
     parser.add_argument("--replay", type=Path, nargs="*", default=None, help="corpus files")
     args = parser.parse_args(argv)
@@ -50,7 +51,13 @@ def main(argv: list[str] | None = None) -> int:
             world = start_world(Path(root))
             try:
                 fuzz_grpc(
-                    world, args.grpc, args.seed, tally, deadline=args.deadline, stop_at=stop_at
+                    world,
+                    args.grpc,
+                    args.seed,
+                    tally,
+                    deadline=args.deadline,
+                    stop_at=stop_at,
+                    only=args.only,
                 )
             finally:
                 world.stop()

@@ -186,6 +186,42 @@ class Generator:
             return rng.choice(UINT32_EDGES)
         return rng.choice(UINT64_EDGES)
 
+    # -- tweak: a correct message with one or two of its fields (at any depth) changed -----
+
+    def tweak(self, message: Message) -> Message:
+        for _ in range(self.rng.randint(1, 2)):
+            self._tweak_one(message, 0)
+        return message
+
+    def _tweak_one(self, message: Message, depth: int) -> None:
+        rng = self.rng
+        fields: list[FieldDescriptor] = list(message.DESCRIPTOR.fields)  # type: ignore[arg-type]
+        if not fields:
+            return
+        f = rng.choice(fields)
+        if f.message_type is not None and f.message_type.GetOptions().map_entry:
+            getattr(message, f.name)[self._hostile_text()] = self._hostile_text()
+            return
+        value = getattr(message, f.name)
+        if f.message_type is not None and depth < 6 and rng.random() < 0.6:
+            if _repeated(f) and len(value):
+                self._tweak_one(rng.choice(value), depth + 1)
+                return
+            if not _repeated(f) and message.HasField(f.name):
+                self._tweak_one(value, depth + 1)
+                return
+        new = self._hostile_value(f, depth) if rng.random() < 0.7 else self._plausible_value(f, 1)
+        if _repeated(f):
+            action = rng.random()
+            if action < 0.3 and len(value):
+                del value[rng.randrange(len(value))]
+            elif action < 0.6 and len(value):
+                value.extend([value[rng.randrange(len(value))]] * rng.choice((1, 10, 5000)))
+            else:
+                self._set(message, f, new)
+        else:
+            self._set(message, f, new)
+
     def _set(self, message: Message, f: FieldDescriptor, value: object) -> None:
         if _repeated(f):
             target = getattr(message, f.name)
