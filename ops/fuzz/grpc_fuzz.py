@@ -30,6 +30,7 @@ from typing import Any
 
 import grpc
 from google.protobuf.descriptor import MethodDescriptor, ServiceDescriptor
+from google.protobuf.message import DecodeError, Message
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
@@ -206,6 +207,53 @@ def judge(
     return Outcome(label, None)
 
 
+BAD_CODES = {
+    grpc.StatusCode.INTERNAL.value[0],
+    grpc.StatusCode.UNKNOWN.value[0],
+    "INTERNAL",
+    "UNKNOWN",
+}
+
+
+def in_band(message: Message, reasons: frozenset[str]) -> str | None:
+    """A refusal carried in a response (a stream's or bulk call's per-item error) that
+    breaks the contract: INTERNAL or UNKNOWN, no reason, or a reason not documented."""
+    fields = {f.name for f in message.DESCRIPTOR.fields}
+    if {"code", "reason"} <= fields:
+        error: Any = message
+        code, reason = error.code, error.reason
+        if code in BAD_CODES:
+            return f"in-band {code}: {getattr(message, 'message', '')!r}"
+        if code and not reason:
+            return f"in-band {code} without a reason"
+    for f, value in message.ListFields():
+        if f.name in ("error_reason", "error_reasons", "reason"):
+            for reason in value if f.is_repeated else [value]:
+                if reason and reasons and reason not in reasons:
+                    return f"in-band reason {reason} is not in docs/errors.md"
+        elif f.message_type is not None and not f.message_type.GetOptions().map_entry:
+            for item in value if f.is_repeated else [value]:
+                found = in_band(item, reasons)
+                if found:
+                    return found
+    return None
+
+
+def judge_responses(
+    method: MethodDescriptor, responses: Sequence[bytes], reasons: frozenset[str]
+) -> str | None:
+    response_type = messages.message_class(method.output_type)
+    for raw in responses:
+        try:
+            response = response_type.FromString(raw)
+        except DecodeError:
+            return f"a response that is no {method.output_type.full_name}"
+        problem = in_band(response, reasons)
+        if problem:
+            return problem
+    return None
+
+
 class Caller:
     """Blocking channels to every server, one per calling party, made on first use."""
 
@@ -228,28 +276,28 @@ class Caller:
         method: MethodDescriptor,
         requests: Sequence[bytes],
         deadline: float,
-    ) -> tuple[grpc.RpcError | None, float]:
-        """One call with raw request bytes; (its error or None, seconds taken)."""
+    ) -> tuple[grpc.RpcError | None, float, list[bytes]]:
+        """One call with raw request bytes; (its error or None, seconds taken, responses)."""
         channel = self.channel(server, party)
         path = f"/{method.containing_service.full_name}/{method.name}"
         started = time.perf_counter()
+        responses: list[bytes] = []
         try:
             if method.client_streaming and method.server_streaming:
-                stream: Any = channel.stream_stream(path, None, None)(
-                    iter(requests), timeout=deadline
-                )
-                for _ in stream:
-                    pass
+                call: Any = channel.stream_stream(path, None, None)
+                responses.extend(call(iter(requests), timeout=deadline))
             elif method.client_streaming:
-                channel.stream_unary(path, None, None)(iter(requests), timeout=deadline)
+                call = channel.stream_unary(path, None, None)
+                responses.append(call(iter(requests), timeout=deadline))
             elif method.server_streaming:
-                for _ in channel.unary_stream(path, None, None)(requests[0], timeout=deadline):
-                    pass
+                call = channel.unary_stream(path, None, None)
+                responses.extend(call(requests[0], timeout=deadline))
             else:
-                channel.unary_unary(path, None, None)(requests[0], timeout=deadline)
+                call = channel.unary_unary(path, None, None)
+                responses.append(call(requests[0], timeout=deadline))
         except grpc.RpcError as err:
-            return err, time.perf_counter() - started
-        return None, time.perf_counter() - started
+            return err, time.perf_counter() - started, responses
+        return None, time.perf_counter() - started, responses
 
     def healthy(self, server: str) -> str | None:
         """None when ``server`` answers SERVING; else what it answered."""
@@ -325,6 +373,9 @@ def fuzz_grpc(
         plan = [rpcs[n % len(rpcs)] for n in range(total)]
         rng.shuffle(plan)
         recorded = record_real_requests(world)
+        startup = world.errors.take()  # logged starting up and in the warm-up: reported apart
+        for line in startup:
+            tally.fail("warm-up", f"a server logged an error: {line}", {"kind": "warm-up"})
         real = {
             (t.server, m.full_name): real_requests(t.server, m)
             + recorded.get(m.input_type.full_name, [])
@@ -349,8 +400,13 @@ def fuzz_grpc(
                 key = (t.server, method.full_name)
                 how, raw = _inputs(gen, method, seeds[key], real[key])
                 requests.append(raw)
-            error, elapsed = caller.call(t.server, party, method, requests, deadline)
+            error, elapsed, responses = caller.call(t.server, party, method, requests, deadline)
             outcome = judge(error, elapsed, deadline, max(map(len, requests)), reasons)
+            if outcome.problem is None:
+                outcome.problem = judge_responses(method, responses, reasons)
+            logged = world.errors.take()
+            if outcome.problem is None and logged:
+                outcome.problem = f"a server logged an error: {logged[0]}"
             name = f"{t.server} {method.containing_service.name}/{method.name}"
             tally.saw(name, outcome.label)
             if outcome.problem is not None:
@@ -389,8 +445,16 @@ def replay(world: World, case: dict[str, Any], deadline: float = 5.0) -> str | N
     try:
         requests = [unpack(r) for r in case["requests"]]
         method = method_by_name(case["method"])
-        error, elapsed = caller.call(case["server"], case["caller"], method, requests, deadline)
-        outcome = judge(error, elapsed, deadline, max(map(len, requests)), documented_reasons())
+        error, elapsed, responses = caller.call(
+            case["server"], case["caller"], method, requests, deadline
+        )
+        reasons = documented_reasons()
+        outcome = judge(error, elapsed, deadline, max(map(len, requests)), reasons)
+        if outcome.problem is None:
+            outcome.problem = judge_responses(method, responses, reasons)
+        logged = world.errors.take()
+        if outcome.problem is None and logged:
+            outcome.problem = f"a server logged an error: {logged[0]}"
         if outcome.problem is None:
             outcome.problem = caller.healthy(case["server"])
         return outcome.problem

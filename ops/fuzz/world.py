@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from concurrent.futures import Future
@@ -51,6 +52,26 @@ NUMBERING = "numbering"
 BINDING = "registry-binding"
 
 
+class ErrorLog(logging.Handler):
+    """Every record at ERROR or above any server logs: a bug even when the client is
+    answered within the contract (a per-item INTERNAL on a stream, a background task)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = f"{record.name}: {record.getMessage()}"
+        if record.exc_info and record.exc_info[1] is not None:
+            exc = record.exc_info[1]
+            text += f" ({type(exc).__name__}: {str(exc)[:200]})"
+        self.records.append(text)
+
+    def take(self) -> list[str]:
+        taken, self.records = self.records, []
+        return taken
+
+
 class LoopThread:
     """An asyncio loop in a daemon thread; ``run`` waits for a coroutine on it."""
 
@@ -77,6 +98,7 @@ class World:
     ports: dict[str, int] = field(default_factory=dict)
     # Values a correct client would hold: link codes, Numbers (plausible field values).
     secrets: list[str] = field(default_factory=list)
+    errors: ErrorLog = field(default_factory=ErrorLog)
     _stops: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def tls(self, party: str) -> TlsFiles:
@@ -97,6 +119,7 @@ class World:
             self.loop.run(stop_all(), timeout=60)
         finally:
             self.loop.close()
+            logging.getLogger().removeHandler(self.errors)
 
 
 async def _start(world: World, root: Path) -> None:
@@ -179,6 +202,7 @@ def start_world(root: Path) -> World:
     """Every server of a fresh deployment under ``root``; ``World.stop`` ends them."""
     loop = LoopThread()
     world = World(Layout(root), loop)
+    logging.getLogger().addHandler(world.errors)
     try:
         loop.run(_start(world, root), timeout=300)
     except BaseException:
