@@ -226,8 +226,13 @@ def in_band(message: Message, reasons: frozenset[str]) -> str | None:
             return f"in-band {code}: {getattr(message, 'message', '')!r}"
         if code and not reason:
             return f"in-band {code} without a reason"
+    # ErrorInfo reasons: error_reason(s) anywhere; reason beside a code, or in Approve's
+    # answer (elsewhere, as in the registry's MatchOutcome, reason is a sentence for people).
+    reason_fields = {"error_reason", "error_reasons"}
+    if "code" in fields or message.DESCRIPTOR.full_name == "renkei.hub.v1.ApproveResponse":
+        reason_fields.add("reason")
     for f, value in message.ListFields():
-        if f.name in ("error_reason", "error_reasons", "reason"):
+        if f.name in reason_fields:
             for reason in value if f.is_repeated else [value]:
                 if reason and reasons and reason not in reasons:
                     return f"in-band reason {reason} is not in docs/errors.md"
