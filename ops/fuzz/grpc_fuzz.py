@@ -462,6 +462,9 @@ def replay(world: World, case: dict[str, Any], deadline: float = 5.0) -> str | N
             outcome.problem = f"a server logged an error: {logged[0]}"
         if outcome.problem is None:
             outcome.problem = caller.healthy(case["server"])
+        expected = case.get("expect")  # set by hand when the case was kept: what the fix answers
+        if outcome.problem is None and expected and outcome.label != expected:
+            outcome.problem = f"answered {outcome.label}, not {expected}"
         return outcome.problem
     finally:
         caller.close()
