@@ -30,7 +30,7 @@ from comm_server.provider.types import CollectCall, ProvideCall, Provided, Provi
 from comm_server.seal_info import answer_info
 from comm_server.standard import BadLegacyRecord
 from comm_server.store import LogRecord, Ticket
-from renkei import deadline, sealing, validate
+from renkei import bulk, deadline, sealing, validate
 from renkei.errors import DeadlineExceeded, NotFound, RenkeiError
 from renkei.limits import MAX_TICKET
 
@@ -128,6 +128,10 @@ class Provider:
         how = self._bulk if call.bulk else self._single
         items = call.items
         n = len(items)
+        if call.bulk:
+            # Refused for its shape before any row: past the limit, a row per item would
+            # let one request (never from the hub) write 100,000 rows and hang the call.
+            bulk.check_count("items", n)
         base = self._record(call.requester_agency_id, call.info_kind, call.legal_basis_item, None)
         local_ids: dict[str, str] = {}
         ticket = ""
