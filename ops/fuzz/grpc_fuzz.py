@@ -414,6 +414,7 @@ def fuzz_grpc(
                 outcome.problem = f"a server logged an error: {logged[0]}"
             name = f"{t.server} {method.containing_service.name}/{method.name}"
             tally.saw(name, outcome.label)
+            tally.took(elapsed, name, f"{how}, {outcome.label}")
             if outcome.problem is not None:
                 tally.fail(
                     name,

@@ -38,6 +38,8 @@ class Tally:
     inputs: Counter[str] = field(default_factory=Counter)
     outcomes: dict[str, Counter[str]] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    # The slowest inputs that kept the contract: (seconds, target, how made), a hint, no failure.
+    slowest: list[tuple[float, str, str]] = field(default_factory=list)
 
     def saw(self, target: str, outcome: str) -> None:
         self.inputs[target] += 1
@@ -45,6 +47,10 @@ class Tally:
 
     def fail(self, target: str, problem: str, case: dict[str, Any]) -> None:
         self.failures.append(Failure(target, problem, {**case, "problem": problem}))
+
+    def took(self, seconds: float, target: str, how: str) -> None:
+        if len(self.slowest) < 5 or seconds > self.slowest[-1][0]:
+            self.slowest = sorted([*self.slowest, (seconds, target, how)], reverse=True)[:5]
 
     @property
     def total(self) -> int:
@@ -78,6 +84,9 @@ def render(title: str, tally: Tally, console: Console, *, seconds: float) -> Non
             shown += f", +{len(seen) - 6} more"
         table.add_row(target, f"{tally.inputs[target]:,}", shown, str(failed.get(target, 0)))
     console.print(table)
+    if tally.slowest:
+        shown = "; ".join(f"{t} {s:.2f} s ({how})" for s, t, how in tally.slowest)
+        console.print(f"slowest inputs: {shown}", markup=False)
     for failure in tally.failures[:20]:
         console.print(f"[red]FAIL[/red] {failure.target}: {failure.problem}", markup=True)
     if len(tally.failures) > 20:
