@@ -20,10 +20,11 @@ Outcomes that fail the run:
 
 from __future__ import annotations
 
+import contextlib
 import random
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,9 @@ from ops.fuzz.world import (
     ID_ISSUER,
     NUMBERING,
     World,
-    record_real_requests,
 )
 from renkei.comm.v1 import comm_pb2
+from renkei.grpcutil import interceptor
 from renkei.hub.v1 import hub_pb2
 from renkei.idissuer.v1 import id_issuer_pb2
 from renkei.limits import MAX_MESSAGE_BYTES
@@ -161,6 +162,51 @@ def real_requests(server: str, method: MethodDescriptor) -> list[bytes]:
             for q in mine
         ]
     return []
+
+
+def record_real_requests(world: World) -> dict[str, list[bytes]]:
+    """Requests the servers send each other for the demo's queries, by message type.
+
+    Each demo query is asked once (Query, and BulkQuery) of its requester's comm
+    server while every server's interceptor notes what it admits: the hub's
+    Approve, Relay, Translate ..., the providers' Provide with real sealed
+    payloads. Mutations of these reach code that made-up requests never do.
+    """
+    seen: dict[str, list[bytes]] = {}
+    original = interceptor._admit
+
+    def note(message: Any) -> None:
+        if isinstance(message, Message):
+            found = seen.setdefault(message.DESCRIPTOR.full_name, [])
+            if len(found) < 20:
+                found.append(message.SerializeToString())
+
+    async def noted(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for request in requests:
+            note(request)
+            yield request
+
+    def admit(request: Any, streams_in: bool, refusal: Any) -> Any:
+        admitted = original(request, streams_in, refusal)
+        if streams_in:
+            return noted(admitted)
+        note(admitted)
+        return admitted
+
+    interceptor._admit = admit
+    try:
+        for agency_id in AGENCY_IDS:
+            creds = world.tls(f"agency:{agency_id}").channel_credentials()
+            with grpc.secure_channel(f"127.0.0.1:{world.ports[agency_id]}", creds) as channel:
+                for method in comm_pb2.DESCRIPTOR.services_by_name["RequesterService"].methods:
+                    path = f"/{method.containing_service.full_name}/{method.name}"
+                    call = channel.unary_unary(path, None, None)
+                    for request in real_requests(agency_id, method):
+                        with contextlib.suppress(grpc.RpcError):
+                            call(request, timeout=10)
+    finally:
+        interceptor._admit = original
+    return seen
 
 
 @dataclass

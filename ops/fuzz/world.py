@@ -10,17 +10,13 @@ deadline, whatever the server's loop is doing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
-
-import grpc
-from google.protobuf.message import Message
 
 from comm_server import bootstrap as comm_bootstrap
 from comm_server.binding.bind import bind_all
@@ -40,8 +36,6 @@ from ops.deploy import DEMO_AGENCIES, REGISTRY, Endpoints, Layout, Settings, ini
 from ops.identities import issue_numbers, seed_registry
 from registry_binding import bootstrap as registry_bootstrap
 from registry_binding.config import RegistryBindingConfig
-from renkei.comm.v1 import comm_pb2
-from renkei.grpcutil import interceptor
 from renkei.pki import TlsFiles
 
 T = TypeVar("T")
@@ -209,50 +203,3 @@ def start_world(root: Path) -> World:
         world.stop()
         raise
     return world
-
-
-def record_real_requests(world: World) -> dict[str, list[bytes]]:
-    """Requests the servers send each other for the demo's queries, by message type.
-
-    Each demo query is asked once (Query, and BulkQuery) of its requester's comm
-    server while every server's interceptor notes what it admits: the hub's
-    Approve, Relay, Translate ..., the providers' Provide with real sealed
-    payloads. Mutations of these reach code that made-up requests never do.
-    """
-    from ops.fuzz.grpc_fuzz import real_requests
-
-    seen: dict[str, list[bytes]] = {}
-    original = interceptor._admit
-
-    def note(message: Any) -> None:
-        if isinstance(message, Message):
-            found = seen.setdefault(message.DESCRIPTOR.full_name, [])
-            if len(found) < 20:
-                found.append(message.SerializeToString())
-
-    async def noted(requests: AsyncIterator[Any]) -> AsyncIterator[Any]:
-        async for request in requests:
-            note(request)
-            yield request
-
-    def admit(request: Any, streams_in: bool, refusal: Any) -> Any:
-        admitted = original(request, streams_in, refusal)
-        if streams_in:
-            return noted(admitted)
-        note(admitted)
-        return admitted
-
-    interceptor._admit = admit
-    try:
-        for agency_id in AGENCY_IDS:
-            creds = world.tls(f"agency:{agency_id}").channel_credentials()
-            with grpc.secure_channel(f"127.0.0.1:{world.ports[agency_id]}", creds) as channel:
-                for method in comm_pb2.DESCRIPTOR.services_by_name["RequesterService"].methods:
-                    path = f"/{method.containing_service.full_name}/{method.name}"
-                    call = channel.unary_unary(path, None, None)
-                    for request in real_requests(agency_id, method):
-                        with contextlib.suppress(grpc.RpcError):
-                            call(request, timeout=10)
-    finally:
-        interceptor._admit = original
-    return seen
