@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ops.fuzz.report import Tally, render, write_corpus
+from ops.fuzz.report import Failure, Tally, render, write_corpus
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _keep(tally: Tally, corpus: Path, console: Console) -> int:
+    if tally.slow:
+        slow = [Failure(c["method"], "slow", c) for c in tally.slow[:50]]
+        write_corpus(slow, corpus / "slow")
+        console.print(f"  {len(tally.slow)} slow inputs (within the contract) in {corpus}/slow/")
     if tally.failures:
         for path in write_corpus(tally.failures, corpus):
             console.print(f"  kept {path}")

@@ -61,6 +61,8 @@ REPO = Path(__file__).resolve().parents[2]
 ERRORS_PAGE = REPO / "docs" / "errors.md"
 # Past the deadline by this much, a call has hung even though grpc gave up on it.
 HANG_GRACE = 2.0
+# An input answered within the contract but slower than this is kept apart (corpus/slow/).
+SLOW_SECONDS = 1.0
 CHANNEL_OPTIONS = [
     ("grpc.max_send_message_length", -1),
     ("grpc.max_receive_message_length", -1),
@@ -461,18 +463,17 @@ def fuzz_grpc(
             name = f"{t.server} {method.containing_service.name}/{method.name}"
             tally.saw(name, outcome.label)
             tally.took(elapsed, name, f"{how}, {outcome.label}")
+            case = {
+                "kind": "grpc",
+                "server": t.server,
+                "method": method.full_name,
+                "caller": party,
+                "requests": [pack(r) for r in requests],
+            }
             if outcome.problem is not None:
-                tally.fail(
-                    name,
-                    f"{outcome.problem} ({how} input as {party})",
-                    {
-                        "kind": "grpc",
-                        "server": t.server,
-                        "method": method.full_name,
-                        "caller": party,
-                        "requests": [pack(r) for r in requests],
-                    },
-                )
+                tally.fail(name, f"{outcome.problem} ({how} input as {party})", case)
+            elif elapsed > SLOW_SECONDS and "(transport)" not in outcome.label:
+                tally.slow.append({**case, "seconds": round(elapsed, 3), "label": outcome.label})
             if n % batch == 0 or n == len(plan):
                 for server in sorted({x.server for x in targets()}):
                     problem = caller.healthy(server)

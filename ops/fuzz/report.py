@@ -40,6 +40,8 @@ class Tally:
     failures: list[Failure] = field(default_factory=list)
     # The slowest inputs that kept the contract: (seconds, target, how made), a hint, no failure.
     slowest: list[tuple[float, str, str]] = field(default_factory=list)
+    # Inputs within the contract but slow, as corpus cases (written to <corpus>/slow/).
+    slow: list[dict[str, Any]] = field(default_factory=list)
 
     def saw(self, target: str, outcome: str) -> None:
         self.inputs[target] += 1
