@@ -15,16 +15,20 @@ Outcomes that fail the run:
 - a status past the client's deadline (``DEADLINE_EXCEEDED`` without ErrorInfo: the
   server did not answer within ``deadline`` seconds, a hang), or a call that took
   far longer than its deadline;
+- a refusal in a response (a stream's call, a bulk item) with code INTERNAL or
+  UNKNOWN, no reason, or an undocumented one;
+- anything a server logs at ERROR or above while serving the input;
 - a server whose grpc.health.v1 check is not SERVING after a batch.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
+import renkei
 from comm_server.mapping import layout
 from ops.demo_data import queries, residents
 from ops.fuzz import messages
@@ -50,13 +55,8 @@ from ops.fuzz.world import (
 )
 from renkei.comm.v1 import comm_pb2
 from renkei.grpcutil import interceptor
-from renkei.hub.v1 import hub_pb2
-from renkei.idissuer.v1 import id_issuer_pb2
 from renkei.limits import MAX_MESSAGE_BYTES
-from renkei.numbering.v1 import numbering_pb2
-from renkei.registry.v1 import registry_pb2
 
-FILES = (comm_pb2, hub_pb2, id_issuer_pb2, numbering_pb2, registry_pb2)
 REPO = Path(__file__).resolve().parents[2]
 ERRORS_PAGE = REPO / "docs" / "errors.md"
 # Past the deadline by this much, a call has hung even though grpc gave up on it.
@@ -79,9 +79,19 @@ class Target:
         return list(self.service.methods)
 
 
+def proto_modules() -> list[Any]:
+    """Every generated ``renkei/<area>/v1/*_pb2`` module (a new proto file is found too)."""
+    found = []
+    for area in sorted(p.name for p in Path(renkei.__file__).parent.iterdir() if p.is_dir()):
+        folder = Path(renkei.__file__).parent / area / "v1"
+        for path in sorted(folder.glob("*_pb2.py")):
+            found.append(importlib.import_module(f"renkei.{area}.v1.{path.stem}"))
+    return found
+
+
 def services() -> list[ServiceDescriptor]:
     """Every service of every renkei proto file, from its descriptor."""
-    return [s for f in FILES for s in f.DESCRIPTOR.services_by_name.values()]
+    return [s for m in proto_modules() for s in m.DESCRIPTOR.services_by_name.values()]
 
 
 def targets() -> list[Target]:
@@ -516,7 +526,3 @@ def replay(world: World, case: dict[str, Any], deadline: float = 5.0) -> str | N
         return outcome.problem
     finally:
         caller.close()
-
-
-def iter_cases(folder: Path, kind: str) -> Iterator[Path]:
-    yield from sorted(folder.glob(f"{kind}-*.json"))
