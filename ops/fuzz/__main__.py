@@ -7,6 +7,7 @@ input written to ``--corpus`` (replay: ``python -m ops.fuzz --replay FILE``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -28,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--corpus", type=Path, default=Path("fuzz-state/corpus"))
     parser.add_argument("--replay", type=Path, nargs="*", default=None, help="corpus files")
     args = parser.parse_args(argv)
+    # grpc core's INFO lines (a GOAWAY as each server stops) are noise under the table.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     console = Console(width=160)
     if args.replay is not None:
         return replay_files(args.replay, console)

@@ -44,6 +44,7 @@ HUB = "hub"
 ID_ISSUER = "id-issuer"
 NUMBERING = "numbering"
 BINDING = "registry-binding"
+PRIVATE_BODY = AGENCY_IDS[2]
 
 
 class ErrorLog(logging.Handler):
@@ -156,6 +157,9 @@ async def _start(world: World, root: Path) -> None:
             id_issuer_endpoint=issuer_endpoint,
             listen="127.0.0.1:0",
             tls=layout.pki.service(REGISTRY),
+            # One of the three binds as a private body (only with consent), so that both
+            # MatchRecords and MatchWithConsent get past their caller check.
+            private_bodies=(PRIVATE_BODY,),
         )
     )
     world._stops.append(lambda: registry.stop(0))
