@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: all setup gen import-graph lint typecheck test test-faults demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy clean
+.PHONY: all setup gen import-graph lint typecheck test test-faults fuzz demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy clean
 
 all: test
 
@@ -46,6 +46,12 @@ test: $(STAMP)
 test-faults: $(STAMP)
 	$(BIN)/python -m pytest -q tests/faults
 
+# Fuzzing (docs/fuzzing.md): bounded and seeded, not part of `make test` (whose
+# tests/integration/test_fuzz_smoke.py runs it in small). Failing inputs go to
+# fuzz-state/corpus/; fixed ones are kept in tests/fuzz_corpus/ as regressions.
+fuzz: $(STAMP)
+	$(BIN)/python -m ops.fuzz --grpc 20000 --mappers 200000 --seed 12
+
 demo: $(STAMP)
 	$(BIN)/renkei demo
 
@@ -84,4 +90,4 @@ bench-legacy: $(STAMP)
 	$(BIN)/python -m ops.bench.legacy --state-dir bench-state/legacy
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-state bench-state bench-bulk-state
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-state bench-state bench-bulk-state fuzz-state

@@ -30,7 +30,7 @@ from comm_server.provider.types import CollectCall, ProvideCall, Provided, Provi
 from comm_server.seal_info import answer_info
 from comm_server.standard import BadLegacyRecord
 from comm_server.store import LogRecord, Ticket
-from renkei import deadline, sealing, validate
+from renkei import bulk, deadline, limits, sealing, validate
 from renkei.errors import DeadlineExceeded, NotFound, RenkeiError
 from renkei.limits import MAX_TICKET
 
@@ -47,6 +47,12 @@ _INTERRUPTIONS = {
     HUB_CANCELLED: "the hub cancelled the call before it was answered; nothing was sent",
     HUB_STREAM_DROPPED: "the hub's ProvideStream ended before the answer; nothing was sent",
 }
+
+
+def _check_shape(requester_agency_id: str, info_kind: str, legal_basis_item: str) -> None:
+    """The fields every row of the call carries, within the exchange's limits."""
+    validate.text("requester_agency_id", requester_agency_id, max_chars=limits.MAX_ID)
+    limits.check_kind(info_kind, legal_basis_item)
 
 
 class Answer(NamedTuple):
@@ -128,6 +134,12 @@ class Provider:
         how = self._bulk if call.bulk else self._single
         items = call.items
         n = len(items)
+        # Refused for its shape before any row: otherwise one request (never the hub's)
+        # writes a row per item, 100,000 of them, or 1,000 rows of a 300,000-character
+        # agency id each, and the call hangs.
+        _check_shape(call.requester_agency_id, call.info_kind, call.legal_basis_item)
+        if call.bulk:
+            bulk.check_count("items", n)
         base = self._record(call.requester_agency_id, call.info_kind, call.legal_basis_item, None)
         local_ids: dict[str, str] = {}
         ticket = ""
@@ -351,6 +363,7 @@ class Provider:
 
     async def collect(self, call: CollectCall, time_remaining: float | None) -> bytes:
         """The answer behind a ticket this server issued, sealed as Provide seals (single-use)."""
+        _check_shape(call.requester_agency_id, call.info_kind, call.legal_basis_item)
         record = self._record(
             call.requester_agency_id, call.info_kind, call.legal_basis_item, call.serial
         )
