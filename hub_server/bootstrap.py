@@ -19,7 +19,7 @@ from hub_server.policy_versions import PolicySet, fingerprint, load_policy
 from hub_server.provider_gateway import GrpcProviderGateway
 from hub_server.rekey_store import RekeyCompletions
 from hub_server.servicer import HubServicer
-from renkei import codes, db
+from renkei import codes, db, id_code_signing
 from renkei.config_util import ConfigError
 from renkei.errors import RenkeiError
 from renkei.grpcutil.server import ServerHandle, require_tls, start_server
@@ -138,6 +138,12 @@ def _policy_at_start(path: Path) -> PolicySet:
 async def create_server(config: HubConfig) -> HubServer:
     require_tls("hub", config.tls, config.insecure_development)
     policy = _policy_at_start(config.policy_path)
+    if config.id_issuer_signing_public_key is None:
+        raise ConfigError(
+            "[hub] id_issuer_signing_public_key: missing; the hub takes only ID codes the ID"
+            " issuer signed (renkei deploy init writes it)"
+        )
+    issuer_key = id_code_signing.load_public_key_b64(config.id_issuer_signing_public_key)
     directory = Directory.load(config.directory_path)
     engine = db.create_engine(config.database_url, schema=config.database_schema)
     store = KeyStore(engine, load_master_key(config.master_key))
@@ -173,6 +179,7 @@ async def create_server(config: HubConfig) -> HubServer:
         id_issuer=id_issuer,
         log_index_key=keys.log_index_key(store),
         sealing_key=keys.sealing_key(store),
+        id_issuer_key=issuer_key,
         clock=clock,
         relay_ceiling=config.relay_ceiling_seconds,
         bulk_relay_ceiling=config.bulk_relay_ceiling_seconds,

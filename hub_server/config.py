@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from renkei import deadline
+from renkei import deadline, id_code_signing
 from renkei.config_util import (
+    ConfigError,
     boolean,
     database_url,
     load_toml,
@@ -47,6 +49,9 @@ class HubConfig:
     id_issuer_endpoint: str | None = None
     # Provide over one ProvideStream per provider (false: one unary call per exchange).
     provider_streams: bool = True
+    # Base64 of the ID issuer's Ed25519 public key: sealed ID codes must carry its
+    # signature (renkei.id_code_signing). Without it the hub mints no link code.
+    id_issuer_signing_public_key: str | None = None
 
     @classmethod
     def load(cls, config_path: Path) -> HubConfig:
@@ -75,4 +80,15 @@ class HubConfig:
             key_refresh_seconds=number(hub, "key_refresh_seconds", where, 5.0),
             id_issuer_endpoint=optional_text(hub, "id_issuer_endpoint", where),
             provider_streams=boolean(hub, "provider_streams", where, True),
+            id_issuer_signing_public_key=_issuer_key(hub, where),
         )
+
+
+def _issuer_key(hub: dict[str, Any], where: str) -> str | None:
+    encoded = optional_text(hub, "id_issuer_signing_public_key", where)
+    if encoded is not None:
+        try:
+            id_code_signing.load_public_key_b64(encoded)
+        except ValueError as err:
+            raise ConfigError(f"{where} id_issuer_signing_public_key: {err}") from None
+    return encoded

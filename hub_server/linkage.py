@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cryptography.hazmat.primitives import hashes, hmac
-from cryptography.hazmat.primitives.asymmetric import x25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from hub_server.directory import Agency, Directory
 from hub_server.exchange import (
@@ -41,7 +41,7 @@ from hub_server.log_store import (
 from hub_server.policy import Decision, LegalBasisPolicy
 from hub_server.ports import HubLog, IdIssuerPort, KeyAdmin, ProviderGateway
 from hub_server.relay_modes import BulkRelay, RelayMode, SingleRelay
-from renkei import codes, deadline, id_code_batch, limits, sealing, validate
+from renkei import codes, deadline, id_code_batch, id_code_signing, limits, sealing, validate
 from renkei.errors import (
     FailedPrecondition,
     InvalidArgument,
@@ -155,6 +155,7 @@ class Hub:
         id_issuer: IdIssuerPort | None = None,
         log_index_key: bytes,
         sealing_key: x25519.X25519PrivateKey,
+        id_issuer_key: ed25519.Ed25519PublicKey,
         relay_ceiling: float = 10.0,
         bulk_relay_ceiling: float = 60.0,
         log_margin: float = deadline.HUB_LOG_MARGIN_SECONDS,
@@ -172,6 +173,7 @@ class Hub:
         self._gateway = gateway
         self._log_index_key = log_index_key
         self._sealing_key = sealing_key
+        self._id_issuer_key = id_issuer_key
         self._single = SingleRelay(relay_ceiling)
         self._bulk = BulkRelay(bulk_relay_ceiling)
         self._log_margin = log_margin
@@ -524,12 +526,11 @@ class Hub:
     def issue_link_code(self, requester: Agency, sealed_id_code: bytes) -> tuple[str, int, int]:
         """(link code, its key version, the ID key version it is made from)."""
         validate.blob("sealed_id_code", sealed_id_code, max_bytes=1024, required=True)
-        id_code = sealing.open_sealed(
-            sealed_id_code,
-            self._sealing_key,
-            sealing.id_code_sealing_info(requester.agency_id),
-            field="sealed_id_code",
+        info = sealing.id_code_sealing_info(requester.agency_id)
+        opened = sealing.open_sealed(
+            sealed_id_code, self._sealing_key, info, field="sealed_id_code"
         )
+        id_code = self._issuer_signed(requester, info, opened, "sealed_id_code")
         if len(id_code) != codes.ID_CODE_BYTES:
             raise InvalidArgument(
                 "ID_CODE_MALFORMED",
@@ -545,9 +546,17 @@ class Hub:
         validate.blob(
             "sealed_batch", sealed_batch, max_bytes=id_code_batch.MAX_SEALED_BYTES, required=True
         )
-        batch_id, id_codes = id_code_batch.open_batch(
-            sealed_batch, self._sealing_key, requester.agency_id, field="sealed_batch"
-        )
+        try:
+            batch_id, id_codes = id_code_batch.open_batch(
+                sealed_batch,
+                self._sealing_key,
+                requester.agency_id,
+                issuer_key=self._id_issuer_key,
+                field="sealed_batch",
+            )
+        except PermissionDenied as err:
+            self._forged(requester, err)
+            raise
         for i, id_code in enumerate(id_codes):
             try:
                 self._check_id_version(id_code, "sealed_batch")
@@ -560,6 +569,23 @@ class Hub:
             self.codec.encode_many(agency, id_codes),
             self.codec.current_version(agency),
             [c[0] for c in id_codes],
+        )
+
+    def _issuer_signed(self, requester: Agency, info: bytes, opened: bytes, field: str) -> bytes:
+        try:
+            return id_code_signing.verified(self._id_issuer_key, info, opened, field=field)
+        except PermissionDenied as err:
+            self._forged(requester, err)
+            raise
+
+    def _forged(self, requester: Agency, err: PermissionDenied) -> None:
+        # A security event: an agency presented an ID code the ID issuer did not make.
+        event(
+            _log,
+            "sealed ID code not signed by the ID issuer",
+            logging.WARNING,
+            agency_id=requester.agency_id,
+            reason=err.reason,
         )
 
     # -- keys ----------------------------------------------------------------

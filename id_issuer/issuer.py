@@ -3,7 +3,9 @@
 It holds the ID key and nothing else of the hub's. It never hands an ID code
 out in the clear: each one is sealed to the hub, for one named agency, so the
 agency that carries it to the hub cannot read it and no other agency can use
-it (the hub opens it with that agency's id as HPKE info).
+it (the hub opens it with that agency's id as HPKE info). What it seals it
+signs with its own Ed25519 key (renkei.id_code_signing), kept in its key
+store; the hub holds the public half and takes no ID code anyone else made.
 
 Its configuration, ``issuer.toml``::
 
@@ -19,14 +21,15 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
-from cryptography.hazmat.primitives.asymmetric import x25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from id_issuer.config import hub_sealing_public_key
-from renkei import codes, db, id_code_batch, sealing
+from renkei import codes, db, id_code_batch, id_code_signing, sealing
 from renkei.config_util import database_url, load_toml, master_key_spec, table, text
 from renkei.keystore import KeyStore, load_master_key
 
 ID_KEY = "id"
+SIGNING_KEY = "id-signing"  # the Ed25519 key its sealed ID codes are signed with
 
 
 def open_key_store(config_path: Path) -> tuple[KeyStore, bytes]:
@@ -44,15 +47,16 @@ def open_key_store(config_path: Path) -> tuple[KeyStore, bytes]:
 class IdIssuer:
     issuer: codes.IdCodeIssuer
     hub_key: x25519.X25519PublicKey
+    signing_key: ed25519.Ed25519PrivateKey
 
     def sealed_id_code(self, resident_code: str, agency_id: str) -> bytes:
-        return sealing.seal(
-            self.issuer.issue(resident_code), self.hub_key, sealing.id_code_sealing_info(agency_id)
-        )
+        info = sealing.id_code_sealing_info(agency_id)
+        plain = id_code_signing.signed(self.signing_key, info, self.issuer.issue(resident_code))
+        return sealing.seal(plain, self.hub_key, info)
 
     def sealed_batch(self, id_codes: list[bytes], agency_id: str) -> bytes:
         """ID codes (made by ``issuer``) sealed together to the hub for one agency."""
-        return id_code_batch.seal_batch(id_codes, self.hub_key, agency_id)
+        return id_code_batch.seal_batch(id_codes, self.hub_key, agency_id, signer=self.signing_key)
 
     @classmethod
     def from_store(cls, store: KeyStore, hub_public_key: bytes) -> IdIssuer:
@@ -63,6 +67,7 @@ class IdIssuer:
         return cls(
             codes.IdCodeIssuer({v.version: v.material for v in versions}, current),
             sealing.load_public_key(hub_public_key, field="hub_sealing_public_key"),
+            signing_key(store),
         )
 
     @classmethod
@@ -71,9 +76,22 @@ class IdIssuer:
         return cls.from_store(store, hub_key)
 
 
-def provision(store: KeyStore) -> None:
+def provision(store: KeyStore) -> bytes:
+    """The ID key and the signing key, made once; the signing key's public half
+    (raw Ed25519), for the hub's ``id_issuer_signing_public_key``."""
     if not store.versions(ID_KEY):
         store.create(ID_KEY, size=codes.SIV_KEY_BYTES)
+    if not store.versions(SIGNING_KEY):
+        store.create(SIGNING_KEY, size=32)  # an Ed25519 private key is 32 random bytes
+    return id_code_signing.public_key_bytes(signing_key(store))
+
+
+def signing_key(store: KeyStore) -> ed25519.Ed25519PrivateKey:
+    versions = store.versions(SIGNING_KEY)
+    if not versions:
+        raise ValueError("the ID issuer's key store has no signing key: run the deployment setup")
+    current = next(v for v in versions if v.current)
+    return id_code_signing.load_private_key(current.material)
 
 
 def rotate(store: KeyStore, window: timedelta) -> int:

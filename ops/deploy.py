@@ -288,22 +288,20 @@ def init_deployment(
         )
     else:
         shutil.copyfile(policy, layout.hub_dir / "policy" / policy.name)
-    _write_toml(
-        layout.hub_config,
-        {
-            "hub": {
-                "listen": f"{host}:{endpoints.hub_port}",
-                **_db(settings, "hub"),
-                "directory": "directory.toml",
-                "policy": "policy",
-                "master_key": "file:master.key",
-                "log_level": settings.log_level,
-                "id_issuer_endpoint": f"{host}:{endpoints.id_issuer_port}",
-                **settings.extra_hub,
-            },
-            "tls": _tls_paths(pki.hub(), layout.hub_dir),
+    hub_toml: dict[str, Any] = {
+        "hub": {
+            "listen": f"{host}:{endpoints.hub_port}",
+            **_db(settings, "hub"),
+            "directory": "directory.toml",
+            "policy": "policy",
+            "master_key": "file:master.key",
+            "log_level": settings.log_level,
+            "id_issuer_endpoint": f"{host}:{endpoints.id_issuer_port}",
+            **settings.extra_hub,
         },
-    )
+        "tls": _tls_paths(pki.hub(), layout.hub_dir),
+    }
+    _write_toml(layout.hub_config, hub_toml)
     hub_config = HubConfig.load(layout.hub_config)
     hub_keys = KeyStore(
         db.create_engine(hub_config.database_url, schema=hub_config.database_schema),
@@ -332,8 +330,11 @@ def init_deployment(
         },
     )
     issuer_keys, _ = open_issuer_key_store(layout.id_issuer_config)
-    id_key_setup(issuer_keys)
+    issuer_public = id_key_setup(issuer_keys)
     issuer_keys.engine.dispose()
+    # The hub takes only ID codes this key signed (renkei.id_code_signing).
+    hub_toml["hub"]["id_issuer_signing_public_key"] = base64.b64encode(issuer_public).decode()
+    _write_toml(layout.hub_config, hub_toml)
 
     # The resident registry (a legacy system, mocked) and the numbering agency,
     # which reads the registry's resident list and nothing else of it.

@@ -108,13 +108,13 @@ def test_a_batch_sealed_for_another_agency_is_refused(loop: LoopThread, topo: To
     [
         (b"", "INVALID_FIELD", {"field": "sealed_batch"}),
         (b"x" * 30_000, "INVALID_FIELD", {"field": "sealed_batch"}),
-        (b"RKB1", "SEALED_BATCH_MALFORMED", {"field": "sealed_batch", "byte_offset": "0"}),
+        (b"RKB2", "SEALED_BATCH_MALFORMED", {"field": "sealed_batch", "byte_offset": "0"}),
         (
             b"JUNK" + b"\x00" * 80,
             "SEALED_BATCH_MALFORMED",
             {"field": "sealed_batch", "byte_offset": "0"},
         ),
-        (b"RKB1" + b"\x00" * 80, "SEALED_PAYLOAD_INVALID", {"field": "sealed_batch"}),
+        (b"RKB2" + b"\x00" * 80, "SEALED_PAYLOAD_INVALID", {"field": "sealed_batch"}),
     ],
 )
 def test_a_malformed_batch_is_refused_naming_the_field(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import grpc
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from support.aio import LoopThread
@@ -14,6 +16,7 @@ from support.topology import CITY, PENSION, Topology
 
 from id_issuer.issuer import IdIssuer
 from ops.pki import init_pki
+from renkei import codes, id_code_batch, id_code_signing, sealing
 from renkei.hub.v1 import hub_pb2
 
 APPROVE = hub_pb2.ApproveRequest(
@@ -93,6 +96,48 @@ def test_issue_link_code_answers_the_callers_own_code_only(
     )
     refusal = loop.run(refused(issue(CITY, b"")))
     assert (refusal.code, refusal.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
+
+
+def test_an_id_code_an_agency_sealed_itself_mints_no_link_code(
+    loop: LoopThread, topo: Topology
+) -> None:
+    """Issue 13, finding 5: the hub's sealing key is public, and HPKE's base mode
+    names no sender, so an agency could seal any ID code-shaped bytes to the hub
+    and have link codes minted past the four-fact binding. Only the ID issuer's
+    signed codes are taken now."""
+    issuer = IdIssuer.load(topo.layout.id_issuer_config)  # for the hub's public key only
+    hub_key = issuer.hub_key
+    made_up = [bytes([1]) + os.urandom(codes.ID_CODE_BYTES - 1) for _ in range(3)]
+    single = sealing.seal(made_up[0], hub_key, sealing.id_code_sealing_info(CITY))
+    own_key = ed25519.Ed25519PrivateKey.generate()  # an agency's own key, not the issuer's
+    signed_by_agency = sealing.seal(
+        id_code_signing.signed(own_key, sealing.id_code_sealing_info(CITY), made_up[0]),
+        hub_key,
+        sealing.id_code_sealing_info(CITY),
+    )
+    batch = id_code_batch.seal_batch(made_up, hub_key, CITY, signer=own_key)
+
+    async def issue() -> list[object]:
+        async with topo.channel("hub", CITY) as ch:
+            stub = topo.hub_stub(ch)
+            return [
+                await refused(
+                    stub.IssueLinkCode(hub_pb2.IssueLinkCodeRequest(sealed_id_code=s), timeout=5)
+                )
+                for s in (single, signed_by_agency)
+            ] + [
+                await refused(
+                    stub.IssueLinkCodes(
+                        hub_pb2.IssueLinkCodesRequest(sealed_batch=batch), timeout=5
+                    )
+                )
+            ]
+
+    for refusal in loop.run(issue()):
+        assert (refusal.code, refusal.reason) == (  # type: ignore[attr-defined]
+            grpc.StatusCode.PERMISSION_DENIED,
+            "ID_CODE_NOT_FROM_ISSUER",
+        )
 
 
 @pytest.mark.parametrize("target", ["hub", CITY])

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from cryptography.hazmat.primitives.asymmetric import x25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from hub_server.directory import Agency, Directory
 from hub_server.exchange import CollectCall, ItemError, ProvideCall, Provided
@@ -339,6 +339,7 @@ def hub_rig(
         id_issuer=id_issuer,
         log_index_key=os.urandom(32),
         sealing_key=x25519.X25519PrivateKey.generate(),
+        id_issuer_key=ed25519.Ed25519PrivateKey.generate().public_key(),
         clock=clock,
         timer=clock.monotonic,
         **hub_options,
