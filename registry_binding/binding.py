@@ -75,8 +75,9 @@ class RegistryBinding:
 
     async def _unique(
         self, records: Sequence[AgencyRecord]
-    ) -> tuple[list[MatchResult | str], list[tuple[int, str]]]:
-        """(a match or invalid reason per record, (index, resident code) of the unique ones)."""
+    ) -> tuple[list[MatchResult | str], list[tuple[int, str, str]]]:
+        """(a match or invalid reason per record, and for the unique ones (index, current
+        resident code, the code their ID code is made from))."""
         if len(records) > MAX_RECORDS:
             raise InvalidArgument(
                 "TOO_MANY_RECORDS", f"{len(records)} records; at most {MAX_RECORDS} a call"
@@ -87,18 +88,18 @@ class RegistryBinding:
             )
         results = await asyncio.to_thread(self._match, records)
         unique = [
-            (i, r.resident_code)
+            (i, r.resident_code, r.id_basis or r.resident_code)
             for i, r in enumerate(results)
             if isinstance(r, MatchResult) and r.status == "unique" and r.resident_code
         ]
         return results, unique
 
     async def _handles(
-        self, agency_id: str, unique: list[tuple[int, str]], ok: set[int]
+        self, agency_id: str, unique: list[tuple[int, str, str]], ok: set[int]
     ) -> dict[int, str]:
         if self._subscriptions is None:
             return {}
-        pairs = [(i, code) for i, code in unique if i in ok]
+        pairs = [(i, code) for i, code, _ in unique if i in ok]
         minted = await asyncio.to_thread(
             self._subscriptions.subscribe, agency_id, [code for _, code in pairs]
         )
@@ -134,7 +135,8 @@ class RegistryBinding:
         results, unique = await self._unique(records)
         sealed: dict[int, tuple[bytes, str]] = {}
         if unique:
-            answers = await self._sealer.seal(agency_id, [code for _, code in unique])
+            # The ID code is made from the person's first code (MatchResult.id_basis).
+            answers = await self._sealer.seal(agency_id, [basis for _, _, basis in unique])
             if len(answers) != len(unique):
                 raise RenkeiError(
                     "ID_ISSUER_BAD_ANSWER",
@@ -143,7 +145,7 @@ class RegistryBinding:
             # A sealed code without a reason is the only success.
             sealed = {
                 i: (value, error or ("" if value else "NO_SEALED_CODE"))
-                for (i, _), (value, error) in zip(unique, answers, strict=True)
+                for (i, _, _), (value, error) in zip(unique, answers, strict=True)
             }
         ok = {i for i, (_, error) in sealed.items() if not error}
         handles = await self._handles(agency_id, unique, ok)
@@ -156,15 +158,17 @@ class RegistryBinding:
         results, unique = await self._unique(records)
         batch, reasons = b"", list[str]()
         if unique:
-            batch, reasons = await self._sealer.seal_batch(agency_id, [c for _, c in unique])
+            batch, reasons = await self._sealer.seal_batch(
+                agency_id, [basis for _, _, basis in unique]
+            )
             if len(reasons) != len(unique) or (batch == b"") != all(reasons):
                 raise RenkeiError(
                     "ID_ISSUER_BAD_ANSWER",
                     f"the ID issuer answered {len(reasons)} reasons for {len(unique)} codes"
                     f" and {'no' if not batch else 'a'} batch",
                 )
-        sealed = {i: (b"", reason) for (i, _), reason in zip(unique, reasons, strict=True)}
-        covered = [i for i, _ in unique if not sealed[i][1]]
+        sealed = {i: (b"", reason) for (i, _, _), reason in zip(unique, reasons, strict=True)}
+        covered = [i for i, _, _ in unique if not sealed[i][1]]
         handles = await self._handles(agency_id, unique, set(covered))
         return SealedBatchAnswer(self._outcomes(records, results, sealed, handles), batch, covered)
 

@@ -254,13 +254,13 @@ class ConsentBinding:
         except RenkeiError as err:
             await log("refused", err.reason, f"{err.reason}: {err.message}", None)
             raise
-        code, why = await asyncio.to_thread(self._decide, keys)
+        code, basis, why = await asyncio.to_thread(self._decide, keys)
         if code is None:
             await log("no_exact_match", "NO_EXACT_MATCH", why, None)
             return ConsentOutcome(False, b"", attempt_id)
         assert agency_id is not None
         try:
-            [(sealed, error)] = await self._sealer.seal(agency_id, [code])
+            [(sealed, error)] = await self._sealer.seal(agency_id, [basis])
         except RenkeiError as err:
             await log("refused", err.reason, f"the ID issuer failed: {err.message}", code)
             raise
@@ -271,18 +271,19 @@ class ConsentBinding:
         await log("matched", "MATCHED", "current facts equal", code)
         return ConsentOutcome(True, sealed, attempt_id)
 
-    def _decide(self, keys: NormalizedFacts) -> tuple[str | None, str]:
-        """(the resident code of the exact match or None, the detailed reason)."""
+    def _decide(self, keys: NormalizedFacts) -> tuple[str | None, str, str]:
+        """(the exact match's current resident code or None, the code its ID code is made
+        from (its first, MatchResult.id_basis), the detailed reason)."""
         if self._matcher.is_stale():
             self._matcher.refresh()
         # Kana aside: it must never break a tie here, only confirm below.
         found = self._matcher.match_normalized(replace(keys, kana=None))
         if found.status != "unique" or found.resident_code is None:
-            return None, f"{found.status}: {found.reason}"
+            return None, "", f"{found.status}: {found.reason}"
         current = self._source.lookup([found.resident_code]).get(found.resident_code)
         if current is None:
-            return None, "the matched resident is no longer in the register"
+            return None, "", "the matched resident is no longer in the register"
         why = differs_from_current(keys, current)
         if why is not None:
-            return None, why
-        return current.resident_code, ""
+            return None, "", why
+        return current.resident_code, found.id_basis or current.resident_code, ""

@@ -95,6 +95,10 @@ class MatchResult:
     reason: str
     candidates: list[str] = field(default_factory=list)
     deceased: bool = False
+    # The code the person's ID code is made from: the first resident code the
+    # register knows for them, so a code change (R8) leaves their ID code, and
+    # every agency's link code for them, as it was.
+    id_basis: str | None = None
 
 
 @dataclass(slots=True)
@@ -103,6 +107,8 @@ class _Person:
 
     code: str
     """The current resident code."""
+    id_basis: str
+    """The first resident code the register knows for the person (MatchResult.id_basis)."""
     deceased: bool
     current_name: str
     current_address: AddressKey
@@ -163,6 +169,7 @@ class Matcher:
             address = address_key(now.address)
             person = _Person(
                 code=now.resident_code,
+                id_basis=entry.past[0].resident_code if entry.past else now.resident_code,
                 deceased=now.status == "deceased",
                 current_name=name,
                 current_address=address,
@@ -248,7 +255,9 @@ class Matcher:
         if keys.kana is not None and keys.kana not in person.kanas:
             notes.append(KANA_DIFFERS)
         reason = "; ".join(notes) if notes else MATCHED_CURRENT
-        return MatchResult("unique", person.code, reason, [person.code], person.deceased)
+        return MatchResult(
+            "unique", person.code, reason, [person.code], person.deceased, person.id_basis
+        )
 
 
 def _missing_parts(address: NormalizedAddress) -> list[str]:

@@ -605,3 +605,35 @@ def test_a_registry_failure_stops_the_job_after_the_batches_before_it(
     assert bound == [True, True, False, False, False]
     report = _bulk(loop, s, records)
     assert (report.bound, report.already_bound) == (3, 2)
+
+
+def test_a_person_bound_before_and_after_a_resident_code_change_is_one_person_at_the_hub(
+    loop: LoopThread, setup: Setup
+) -> None:
+    """Issue 13, finding 6 (R8): the city binds a resident, the register gives them a new
+    resident code, then the pension service binds them. Both link codes must be of one ID
+    code, so the hub translates one into the other and logs one person key."""
+    s = setup
+    resident = s.fresh[0]
+    record = _legacy(resident, 0)
+
+    async def bind(agency: str) -> BindReport:
+        comm = s.topo.comms[agency]
+        ch, stub = _stub(s, s.topo.layout.pki.agency(agency))
+        async with ch:
+            return await bulk_bind(comm.store, comm.hub, stub, [record], batch=1)
+
+    assert loop.run(bind(CITY), timeout=60).bound == 1
+    register = RegistryStore(registry_engine(s.topo.layout))
+    register.change_code(resident.resident_code, new_resident_code(random.Random(13)))
+    assert loop.run(bind(PENSION), timeout=60).bound == 1
+
+    city_code = s.topo.store(CITY).link_code_for(record.local_person_id)
+    pension_code = s.topo.store(PENSION).link_code_for(record.local_person_id)
+    assert city_code is not None
+    assert pension_code is not None
+    codec = s.topo.hub.hub.codec
+    city_id, _ = codec.decode(CITY, city_code)
+    pension_id, _ = codec.decode(PENSION, pension_code)
+    assert city_id == pension_id
+    assert s.topo.hub.hub.person_key(city_id) == s.topo.hub.hub.person_key(pension_id)
