@@ -15,10 +15,17 @@ def hub_client(config: CommConfig) -> HubClient:
     )
 
 
+# The registry's binding service presents the registry's certificate.
+REGISTRY_PARTY = "service:registry"
+
+
 def registry_channel(config: CommConfig) -> grpc.aio.Channel:
     """The resident registry's binding service; ValueError if the config names none."""
     if not config.registry_endpoint:
         raise ValueError("the comm config sets no registry_endpoint")
     return channel(
-        config.registry_endpoint, config.tls, insecure_development=config.insecure_development
+        config.registry_endpoint,
+        config.tls,
+        peer=REGISTRY_PARTY,
+        insecure_development=config.insecure_development,
     )

@@ -13,7 +13,7 @@ from renkei.errors import RenkeiError, from_rpc_error
 from renkei.grpcutil.client import channel, outgoing_metadata
 from renkei.grpcutil.metadata import ANNOUNCED_KEYS, announced
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
-from renkei.pki import TlsFiles
+from renkei.pki import HUB_ID, TlsFiles
 
 # A hub restarted is reached again within a second of listening, not after grpc's
 # default backoff (1 s, growing 1.6 times to 120 s); calls meanwhile fail fast as
@@ -67,7 +67,11 @@ class HubClient:
         self, endpoint: str, tls: TlsFiles | None, *, insecure_development: bool = False
     ) -> None:
         self._channel = channel(
-            endpoint, tls, insecure_development=insecure_development, options=HUB_CHANNEL_OPTIONS
+            endpoint,
+            tls,
+            peer=HUB_ID,
+            insecure_development=insecure_development,
+            options=HUB_CHANNEL_OPTIONS,
         )
         self._stub = hub_pb2_grpc.HubServiceStub(self._channel)
         self._sealing_keys: dict[str, bytes] = {}

@@ -13,6 +13,8 @@ from renkei.grpcutil.client import channel, outgoing_metadata
 from renkei.idissuer.v1 import id_issuer_pb2, id_issuer_pb2_grpc
 from renkei.pki import TlsFiles
 
+ID_ISSUER_PARTY = "service:id-issuer"
+
 
 @dataclass(frozen=True)
 class IdKeyState:
@@ -31,7 +33,9 @@ class GrpcIdIssuer:
     def __init__(
         self, endpoint: str, tls: TlsFiles | None, *, insecure_development: bool = False
     ) -> None:
-        self._channel = channel(endpoint, tls, insecure_development=insecure_development)
+        self._channel = channel(
+            endpoint, tls, peer=ID_ISSUER_PARTY, insecure_development=insecure_development
+        )
         self._stub = id_issuer_pb2_grpc.IdIssuerServiceStub(self._channel)
 
     async def status(self, timeout: float = 5.0) -> IdKeyState:

@@ -50,17 +50,20 @@ class GrpcProviderGateway:
         self._unary_only: set[str] = set()
         self._channels: list[grpc.aio.Channel] = []
 
-    def _stub(self, endpoint: str) -> comm_pb2_grpc.ProviderServiceAsyncStub:
-        stub = self._stubs.get(endpoint)
+    def _stub(self, provider: Agency) -> comm_pb2_grpc.ProviderServiceAsyncStub:
+        # Keyed by endpoint and agency: the channel checks the server is that agency.
+        key = f"{provider.agency_id}@{provider.endpoint}"
+        stub = self._stubs.get(key)
         if stub is None:
             ch = channel(
-                endpoint,
+                provider.endpoint,
                 self._tls,
+                peer=f"agency:{provider.agency_id}",
                 insecure_development=self._insecure,
                 options=PROVIDER_CHANNEL_OPTIONS,
             )
             self._channels.append(ch)
-            stub = self._stubs[endpoint] = comm_pb2_grpc.ProviderServiceStub(ch)
+            stub = self._stubs[key] = comm_pb2_grpc.ProviderServiceStub(ch)
         return stub
 
     async def provide(self, provider: Agency, call: ProvideCall, timeout: float) -> Provided:
@@ -85,7 +88,7 @@ class GrpcProviderGateway:
         if self._streams_on and endpoint not in self._unary_only:
             stream = self._streams.get(endpoint)
             if stream is None:
-                stream = self._streams[endpoint] = ProviderStream(self._stub(endpoint))
+                stream = self._streams[endpoint] = ProviderStream(self._stub(provider))
             try:
                 response = await stream.provide(request, timeout)
             except StreamUnsupported:
@@ -94,7 +97,7 @@ class GrpcProviderGateway:
             else:
                 return Provided({item.serial: None}, bytes(response.sealed_answer), response.ticket)
         try:
-            response = await self._stub(endpoint).Provide(
+            response = await self._stub(provider).Provide(
                 request, timeout=timeout, metadata=outgoing_metadata()
             )
         except grpc.aio.AioRpcError as err:
@@ -111,7 +114,7 @@ class GrpcProviderGateway:
             requester_sealing_public_key=call.requester_sealing_public_key,
         )
         try:
-            response = await self._stub(provider.endpoint).Collect(
+            response = await self._stub(provider).Collect(
                 request, timeout=timeout, metadata=outgoing_metadata()
             )
         except grpc.aio.AioRpcError as err:
@@ -135,7 +138,7 @@ class GrpcProviderGateway:
             requester_sealing_public_key=call.requester_sealing_public_key,
         )
         try:
-            response = await self._stub(provider.endpoint).BulkProvide(
+            response = await self._stub(provider).BulkProvide(
                 request, timeout=timeout, metadata=outgoing_metadata()
             )
         except grpc.aio.AioRpcError as err:

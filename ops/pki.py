@@ -25,6 +25,8 @@ from renkei.pki import (
     SAN_PREFIX_AGENCY,
     SAN_PREFIX_SERVICE,
     TlsFiles,
+    party_host,
+    party_of_uri,
     validate_agency_id,
 )
 
@@ -252,6 +254,9 @@ def _issue_leaf(
     san = x509.SubjectAlternativeName(
         [
             x509.UniformResourceIdentifier(uri),
+            # The name renkei's own clients check (renkei.pki.party_host); the loopback
+            # names below serve tools and tests that dial 127.0.0.1 without naming a party.
+            x509.DNSName(party_host(party_of_uri(uri))),
             x509.DNSName("localhost"),
             *(x509.IPAddress(ipaddress.ip_address(a)) for a in _LOCAL_ADDRESSES),
         ]

@@ -37,7 +37,9 @@ class GrpcSealer:
         insecure_development: bool = False,
         timeout: float = 30.0,
     ) -> None:
-        self._channel = channel(endpoint, tls, insecure_development=insecure_development)
+        self._channel = channel(
+            endpoint, tls, peer="service:id-issuer", insecure_development=insecure_development
+        )
         self._stub = id_issuer_pb2_grpc.IdIssuerServiceStub(self._channel)
         self._timeout = timeout
 

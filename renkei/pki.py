@@ -32,6 +32,31 @@ SAN_HUB = "urn:renkei:hub"
 SAN_PREFIX_SERVICE = "urn:renkei:service:"
 
 AGENCY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# Each leaf certificate also carries a DNS name of its party under this domain, and
+# every renkei client checks the server's certificate against the name of the party
+# it means to reach (grpc.ssl_target_name_override), not merely against the CA: a
+# server holding another party's valid certificate fails the handshake (issue 13).
+PARTY_DOMAIN = "renkei.internal"
+
+
+def party_host(party: str) -> str:
+    """The DNS name of ``"hub"``, ``"agency:<id>"`` or ``"service:<name>"``."""
+    if party == HUB_ID:
+        return f"hub.{PARTY_DOMAIN}"
+    kind, sep, name = party.partition(":")
+    if not sep or kind not in ("agency", "service"):
+        raise ValueError(f"party {party!r} is not 'hub', 'agency:<id>' or 'service:<name>'")
+    return f"{validate_agency_id(name)}.{kind}.{PARTY_DOMAIN}"
+
+
+def party_of_uri(uri: str) -> str:
+    """The party a certificate's URI SAN names, as ``party_host`` takes it."""
+    if uri == SAN_HUB:
+        return HUB_ID
+    for prefix, kind in ((SAN_PREFIX_AGENCY, "agency"), (SAN_PREFIX_SERVICE, "service")):
+        if uri.startswith(prefix):
+            return f"{kind}:{uri.removeprefix(prefix)}"
+    raise ValueError(f"{uri!r} names no renkei party")
 
 
 def validate_agency_id(agency_id: str) -> str:

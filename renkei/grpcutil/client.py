@@ -8,9 +8,9 @@ import grpc
 
 from renkei.limits import MAX_MESSAGE_BYTES
 from renkei.logs import CORRELATION_HEADER, correlation_id
-from renkei.pki import TlsFiles
+from renkei.pki import TlsFiles, party_host
 
-_OPTIONS = [
+_OPTIONS: list[tuple[str, int | str]] = [
     ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
     ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
     ("grpc.keepalive_time_ms", 30_000),
@@ -21,12 +21,20 @@ def channel(
     target: str,
     tls: TlsFiles | None,
     *,
+    peer: str | None = None,
     insecure_development: bool = False,
-    options: Sequence[tuple[str, int]] = (),
+    options: Sequence[tuple[str, int | str]] = (),
 ) -> grpc.aio.Channel:
-    """A channel to ``target``; ``options`` are grpc channel arguments added to the usual."""
-    all_options = [*_OPTIONS, *options]
+    """A channel to ``target``; ``options`` are grpc channel arguments added to the usual.
+
+    ``peer`` (``"hub"``, ``"agency:<id>"``, ``"service:<name>"``) is the party the
+    server must be: its certificate must carry that party's name (``party_host``),
+    so a server at the address with another party's valid certificate is refused.
+    """
+    all_options: list[tuple[str, int | str]] = [*_OPTIONS, *options]
     if tls is not None:
+        if peer is not None:
+            all_options.append(("grpc.ssl_target_name_override", party_host(peer)))
         return grpc.aio.secure_channel(target, tls.channel_credentials(), options=all_options)
     if not insecure_development:
         raise ValueError(

@@ -90,7 +90,8 @@ def test_leaf_certificates(layout: PkiLayout, party: str | None, uri: str) -> No
     assert not leaf.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert san.get_values_for_type(x509.UniformResourceIdentifier) == [uri]
-    assert san.get_values_for_type(x509.DNSName) == ["localhost"]
+    host = pki.party_host("hub" if party is None else f"agency:{party}")
+    assert san.get_values_for_type(x509.DNSName) == [host, "localhost"]
     assert set(san.get_values_for_type(x509.IPAddress)) == {
         ipaddress.ip_address("127.0.0.1"),
         ipaddress.ip_address("::1"),
