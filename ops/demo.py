@@ -215,19 +215,7 @@ class Demo:
         channel, stub = self._stub(layout, q.requester)
         with channel:
             try:
-                response = stub.Query(
-                    comm_pb2.QueryRequest(
-                        local_person_id=q.local_person_id,
-                        provider_agency_id=q.provider,
-                        info_kind=q.info_kind,
-                        legal_basis_item=q.item,
-                        purpose=q.purpose,
-                        staff_id=q.staff_id,
-                        terminal_id=q.terminal_id,
-                        query=q.query,
-                    ),
-                    timeout=10,
-                )
+                response = stub.Query(q.query_request(), timeout=10)
             except grpc.RpcError as err:
                 return self._refused(err)
             if response.state == comm_pb2.ANSWER_STATE_PENDING:

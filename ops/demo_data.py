@@ -11,6 +11,7 @@ from comm_server.binding.records import LocalRecord
 from legacy_stubs.registry.model import Address, Name, Sex
 from legacy_stubs.registry.model import Resident as RegistryResident
 from legacy_stubs.registry.resident_code import new_resident_code
+from renkei.comm.v1 import comm_pb2
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,31 @@ class DemoQuery:
     slow_provider_ms: int = 0
     # False: the staff member is not in the requester's staff register (a refusal to show).
     staff_registered: bool = True
+
+    def query_request(self) -> comm_pb2.QueryRequest:
+        """The query as its requester's staff send it (RequesterService.Query)."""
+        return comm_pb2.QueryRequest(
+            local_person_id=self.local_person_id,
+            provider_agency_id=self.provider,
+            info_kind=self.info_kind,
+            legal_basis_item=self.item,
+            purpose=self.purpose,
+            staff_id=self.staff_id,
+            terminal_id=self.terminal_id,
+            query=self.query,
+        )
+
+    def bulk_query_request(self) -> comm_pb2.BulkQueryRequest:
+        """The same query as a bulk query of one person (RequesterService.BulkQuery)."""
+        return comm_pb2.BulkQueryRequest(
+            provider_agency_id=self.provider,
+            info_kind=self.info_kind,
+            legal_basis_item=self.item,
+            purpose=self.purpose,
+            staff_id=self.staff_id,
+            terminal_id=self.terminal_id,
+            items=[comm_pb2.BulkQueryItem(local_person_id=self.local_person_id, query=self.query)],
+        )
 
 
 def residents(seed: int = 2026) -> list[Resident]:

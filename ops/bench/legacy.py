@@ -68,19 +68,6 @@ class SystemResult:
         }
 
 
-def _request(q: DemoQuery) -> comm_pb2.QueryRequest:
-    return comm_pb2.QueryRequest(
-        local_person_id=q.local_person_id,
-        provider_agency_id=q.provider,
-        info_kind=q.info_kind,
-        legal_basis_item=q.item,
-        purpose=q.purpose,
-        staff_id=q.staff_id,
-        terminal_id=q.terminal_id,
-        query=q.query,
-    )
-
-
 async def _load(
     layout: Layout,
     port: int,
@@ -94,7 +81,7 @@ async def _load(
     credentials = layout.pki.agency(q.requester).channel_credentials()
     async with grpc.aio.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
         stub = comm_pb2_grpc.RequesterServiceStub(channel)
-        request = _request(q)
+        request = q.query_request()
         await stub.Query(request, timeout=10)  # warm: keys, connections
         loop = asyncio.get_running_loop()
         started = loop.time()

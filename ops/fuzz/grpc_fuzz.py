@@ -147,32 +147,9 @@ def real_requests(server: str, method: MethodDescriptor) -> list[bytes]:
         return []
     mine = [q for q in queries(residents()) if q.requester == server]
     if method.name == "Query":
-        return [
-            comm_pb2.QueryRequest(
-                local_person_id=q.local_person_id,
-                provider_agency_id=q.provider,
-                info_kind=q.info_kind,
-                legal_basis_item=q.item,
-                purpose=q.purpose,
-                staff_id=q.staff_id,
-                terminal_id=q.terminal_id,
-                query=q.query,
-            ).SerializeToString()
-            for q in mine
-        ]
+        return [q.query_request().SerializeToString() for q in mine]
     if method.name == "BulkQuery":
-        return [
-            comm_pb2.BulkQueryRequest(
-                provider_agency_id=q.provider,
-                info_kind=q.info_kind,
-                legal_basis_item=q.item,
-                purpose=q.purpose,
-                staff_id=q.staff_id,
-                terminal_id=q.terminal_id,
-                items=[comm_pb2.BulkQueryItem(local_person_id=q.local_person_id, query=q.query)],
-            ).SerializeToString()
-            for q in mine
-        ]
+        return [q.bulk_query_request().SerializeToString() for q in mine]
     return []
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from support.databases import table_locked
 from support.faults import CITY, PENSION, Load, World, check
 from support.polling import wait_for
 
@@ -61,24 +62,10 @@ def saw_log_unavailable(
         time.sleep(0.05)
 
 
-@contextlib.contextmanager
-def locked(world: World, agency_id: str | None = None) -> Iterator[None]:
+def locked(world: World, agency_id: str | None = None) -> contextlib.AbstractContextManager[None]:
     """The hub's log (or an agency's share of it) held for writing by another connection."""
     engine = world.hub_engine() if agency_id is None else world.comm_engine(agency_id)
-    table = "hub_log" if agency_id is None else "agency_log"
-    conn = engine.raw_connection()
-    try:
-        cur = conn.cursor()
-        if engine.dialect.name == "sqlite":
-            cur.execute("BEGIN EXCLUSIVE")
-        else:
-            cur.execute("BEGIN")
-            cur.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
-        yield
-        conn.rollback()
-    finally:
-        conn.close()
-        engine.dispose()
+    return table_locked(engine, "hub_log" if agency_id is None else "agency_log")
 
 
 def test_hub_database_locked_under_load(world: World) -> None:

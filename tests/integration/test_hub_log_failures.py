@@ -14,14 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any
 
 import grpc
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from support.databases import table_locked
 from support.hub_fakes import ITEM, PENSION, PENSION_INFO, HubRig, answer_all, hub_rig
 
 from hub_server.exchange import ProvideCall, Provided, RelayRequest
@@ -29,21 +29,9 @@ from hub_server.log_store import OK, PENDING, AsyncHubLog, SqlHubLog
 from renkei.errors import RenkeiError
 
 
-@contextmanager
-def locked(engine: Engine) -> Iterator[None]:
+def locked(engine: Engine) -> AbstractContextManager[None]:
     """Another connection holds the log's table for writing until the block ends."""
-    conn = engine.raw_connection()
-    try:
-        cur = conn.cursor()
-        if engine.dialect.name == "sqlite":
-            cur.execute("BEGIN EXCLUSIVE")
-        else:
-            cur.execute("BEGIN")
-            cur.execute("LOCK TABLE hub_log IN ACCESS EXCLUSIVE MODE")
-        yield
-        conn.rollback()
-    finally:
-        conn.close()
+    return table_locked(engine, "hub_log")
 
 
 def _impatient(engine: Engine) -> None:

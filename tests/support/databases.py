@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 
@@ -37,3 +39,21 @@ def drop_schemas(prefix: str) -> None:
         for name in list(names):
             conn.execute(sa.text(f'DROP SCHEMA "{name}" CASCADE'))
     engine.dispose()
+
+
+@contextmanager
+def table_locked(engine: sa.engine.Engine, table: str) -> Iterator[None]:
+    """Another connection holds ``table`` for writing until the block ends
+    (SQLite: the whole database, ``BEGIN EXCLUSIVE``; PostgreSQL: ``LOCK TABLE``)."""
+    conn = engine.raw_connection()
+    try:
+        cur = conn.cursor()
+        if engine.dialect.name == "sqlite":
+            cur.execute("BEGIN EXCLUSIVE")
+        else:
+            cur.execute("BEGIN")
+            cur.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
+        yield
+        conn.rollback()
+    finally:
+        conn.close()

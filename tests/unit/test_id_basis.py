@@ -12,35 +12,20 @@ have now; everything else (subscriptions, the consent log) keeps the current one
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import date
 
+from support.consent_fakes import CONSENT, MemoryLog
 from support.fake_residents import FakeResidentSource
 
 from legacy_stubs.registry.population import generate
 from registry_binding.binding import RegistryBinding
-from registry_binding.consent import Consent, ConsentAttempt, ConsentBinding
+from registry_binding.consent import ConsentBinding
 from registry_binding.matching import Matcher
 from registry_binding.records import AgencyRecord
 from renkei.fourfacts.normalize import FourFacts
 from renkei.residents import Resident
 
 NEW_CODE = "12345678903"
-CONSENT = Consent(
-    consent_id="C-1",
-    giver="person",
-    representative_name="",
-    consented_at=datetime(2026, 11, 1, tzinfo=UTC),
-    purpose="口座開設時の本人確認",
-    document_sha256=bytes(32),
-)
-
-
-class MemoryLog:
-    def __init__(self) -> None:
-        self.attempts: list[ConsentAttempt] = []
-
-    def append(self, attempt: ConsentAttempt) -> None:
-        self.attempts.append(attempt)
 
 
 class RecordingSealer:

@@ -10,18 +10,16 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
+from support.consent_fakes import CONSENT, MemoryLog
 from support.fake_residents import FakeResidentSource
 
 from legacy_stubs.registry.population import generate
 from registry_binding.consent import (
     Consent,
-    ConsentAttempt,
     ConsentBinding,
     ConsentOutcome,
-    attempt_row,
 )
 from registry_binding.matching import Matcher
 from registry_binding.records import AgencyRecord
@@ -33,27 +31,6 @@ from renkei.residents import Address, Name, Resident
 PEOPLE = [p for p in generate(seed=21, count=40) if p.status == "alive"]
 CHIYODA = Address("東京都", "131016", "千代田区", "丸の内", 1, 1, 1)
 BANK, CITY = "example-bank", "141003"
-CONSENT = Consent(
-    consent_id="C-1",
-    giver="person",
-    representative_name="",
-    consented_at=datetime(2026, 11, 1, tzinfo=UTC),
-    purpose="口座開設時の本人確認",
-    document_sha256=bytes(32),
-)
-
-
-class MemoryLog:
-    """The consent log in a list: rows as ``ConsentLog.rows`` gives them."""
-
-    def __init__(self) -> None:
-        self.attempts: list[ConsentAttempt] = []
-
-    def append(self, attempt: ConsentAttempt) -> None:
-        self.attempts.append(attempt)
-
-    def rows(self) -> list[dict[str, Any]]:
-        return [attempt_row(a) for a in self.attempts]
 
 
 class FakeSealer:
