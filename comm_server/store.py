@@ -645,14 +645,26 @@ class AsyncCommStore:
         return refusal
 
     async def _write_unwritten(self) -> None:
+        told = False  # one line per outage, not one per retry
         while self.unwritten:
             batch = list(self.unwritten)
             try:
                 await self.run(self.store.append_logs, batch)
-            except sa.exc.SQLAlchemyError:
+            except sa.exc.SQLAlchemyError as err:
+                if not told:
+                    event(
+                        _log,
+                        "log rows the database refused are kept and retried",
+                        logging.ERROR,
+                        rows=len(batch),
+                        error=type(getattr(err, "orig", None) or err).__name__,
+                    )
+                    told = True
                 await asyncio.sleep(self._retry_every)
                 continue
             del self.unwritten[: len(batch)]
+        if told:
+            event(_log, "kept log rows written; this agency's share is whole again")
 
     async def flush(self) -> None:
         """Return once the kept rows are written (tests)."""

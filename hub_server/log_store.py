@@ -745,6 +745,10 @@ class AsyncHubLog:
     def _later(self, closes: dict[int, tuple[str, str]]) -> None:
         """Write these outcomes in the background, again and again until they are durable."""
         self.unfinished.update(closes)
+        self._keep_writing()
+
+    def _keep_writing(self) -> None:
+        """The background writer of kept outcomes and fetches, started if it is not running."""
         if self._finisher is None or self._finisher.done():
             self._finisher = asyncio.get_running_loop().create_task(self._finish_unfinished())
 
@@ -841,7 +845,7 @@ class AsyncHubLog:
             if not keep:
                 raise
             self.unrecorded_fetches.append((serial, outcome, reason))
-            self._later({})
+            self._keep_writing()
 
     def close(self) -> None:
         if self._finisher is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import grpc
 import pytest
+from cryptography import x509
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from support.aio import LoopThread
 
@@ -84,8 +85,6 @@ def test_an_agency_squatting_on_the_hubs_address_gets_no_call(
 
 
 def test_each_certificate_names_its_party(pki: PkiLayout) -> None:
-    from cryptography import x509
-
     for party, files in (
         ("hub", pki.hub()),
         ("agency:141003", pki.agency("141003")),
