@@ -60,6 +60,10 @@ UNTOLD_HUB_ROWS = frozenset(
         ("CANCELLED", "NOT_RELAYED"),
         ("UNAVAILABLE", "HUB_LOG_UNAVAILABLE"),
         ("INTERRUPTED", "HUB_RESTARTED"),
+        # The announcement races the caller's own deadline: a call whose time ran out
+        # while its row was being written may end before the serial reaches it.
+        ("DEADLINE_EXCEEDED", "DEADLINE_TOO_SHORT"),
+        ("CANCELLED", "CALLER_CANCELLED"),
     }
 )
 # A requester row without a serial is right only when the hub never told one
@@ -501,8 +505,10 @@ def check(
         # The hub announces a relay's serial once its row is durable (initial metadata),
         # so a hub row joins no requester row only when its caller cannot have been told:
         # the row landed after the caller had gone (closed NOT_RELAYED, or not durable in
-        # time), or the hub died between the row and the announcement (closed at the next
-        # start). Each such row is matched by a requester row without a serial.
+        # time), the caller's deadline ended the call as the serial went out (the hub found
+        # no time left, or was cancelled), or the hub died between the row and the
+        # announcement (closed at the next start). Each such row is matched by a
+        # requester row without a serial.
         unjoined = [h for h in hub if h.serial not in req_serials]
         for h in unjoined:
             if (h.outcome, h.reason) not in UNTOLD_HUB_ROWS:
