@@ -27,9 +27,11 @@ from registry_binding.bootstrap import RegistryBindingServer, create_server
 from registry_binding.config import RegistryBindingConfig
 from registry_binding.matching import Matcher
 from registry_binding.records import AgencyRecord
-from renkei.errors import RenkeiError
+from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
+from renkei.errors import RenkeiError, from_rpc_error
 from renkei.fourfacts.eras import era_of
 from renkei.fourfacts.normalize import FourFacts
+from renkei.grpcutil.client import channel
 from renkei.pki import TlsFiles
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 from renkei.residents import Resident
@@ -637,3 +639,29 @@ def test_a_person_bound_before_and_after_a_resident_code_change_is_one_person_at
     pension_id, _ = codec.decode(PENSION, pension_code)
     assert city_id == pension_id
     assert s.topo.hub.hub.person_key(city_id) == s.topo.hub.hub.person_key(pension_id)
+
+    # And a real query from the city to the pension service reaches that person: the
+    # provider's log share names its own record, and the hub's row the one person key.
+    async def ask() -> str:
+        target = f"127.0.0.1:{s.topo.comms[CITY].port}"
+        async with channel(target, s.topo.layout.pki.agency(CITY), peer=f"agency:{CITY}") as ch:
+            request = comm_pb2.QueryRequest(
+                local_person_id=record.local_person_id,
+                provider_agency_id=PENSION,
+                info_kind="年金給付関係情報",
+                legal_basis_item="二十七",
+                purpose="finding 6",
+                staff_id="S-1",
+                terminal_id="T-1",
+            )
+            try:  # the pension's legacy system holds no benefits for a fresh resident
+                await comm_pb2_grpc.RequesterServiceStub(ch).Query(request, timeout=10)
+            except grpc.aio.AioRpcError as err:
+                return from_rpc_error(err, fallback_reason="").reason
+            return "OK"
+
+    assert loop.run(ask(), timeout=30) != "PERSON_NOT_BOUND"
+    provided = s.topo.store(PENSION).log_rows(limit=10**6)[-1]
+    assert (provided.role, provided.local_person_id) == ("provider", record.local_person_id)
+    hub_row = max(s.topo.hub_log().rows(limit=10**6), key=lambda r: r.serial)
+    assert hub_row.entry.person_key == s.topo.hub.hub.person_key(city_id)
