@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,8 @@ class NumberingServer:
 
     async def stop(self, grace: float | None = None) -> None:
         await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
-        self.executor.shutdown(wait=True)
+        # Off the loop: a worker still asking the registry needs the loop to finish.
+        await asyncio.to_thread(self.executor.shutdown, wait=True)
         await self.directory.close()
         self.service.store.engine.dispose()
 

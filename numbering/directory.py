@@ -16,6 +16,7 @@ deadline (``call_deadline``, set by the servicer) less a margin.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
 from collections.abc import Iterable, Sequence
 from contextvars import ContextVar
@@ -31,6 +32,8 @@ from renkei.registry.v1 import resident_directory_pb2 as pb
 from renkei.registry.v1 import resident_directory_pb2_grpc as pb_grpc
 
 REGISTRY = "service:registry"
+# How long past a call's deadline a worker waits for the loop that carries it.
+_LOOP_GRACE_SECONDS = 1.0
 # The current call's deadline on the time.monotonic() clock (None: the caller set none).
 call_deadline: ContextVar[float | None] = ContextVar("numbering_call_deadline", default=None)
 
@@ -98,7 +101,15 @@ class GrpcResidentDirectory:
             future = asyncio.run_coroutine_threadsafe(
                 self.check(chunk, timeout, outgoing_metadata()), self._loop
             )
-            found |= future.result()
+            try:
+                # The call's own deadline ends it; this only guards against a stopped loop.
+                found |= future.result(timeout + _LOOP_GRACE_SECONDS)
+            except concurrent.futures.TimeoutError:
+                future.cancel()
+                raise Unavailable(
+                    "REGISTRY_UNAVAILABLE",
+                    f"the resident registry at {self._endpoint}: no answer in {timeout:.3f} s",
+                ) from None
         return found
 
     async def check(

@@ -7,6 +7,7 @@ one up). Refusals are read exactly as a caller gets them: code and ErrorInfo.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -477,3 +478,43 @@ def test_the_directory_hands_on_the_callers_deadline(loop: LoopThread, layout: P
 
 async def _on_the_loop(directory: GrpcResidentDirectory) -> bool:
     return directory.exists(RESIDENTS[0])
+
+
+def test_stopping_while_the_registry_is_asked_does_not_hang(
+    loop: LoopThread, config: NumberingConfig, layout: PkiLayout, tmp_path: Path
+) -> None:
+    """A worker blocked on the registry needs the loop: stop() must not block it."""
+    source = CodesOnly(RESIDENTS, delay=1.0)
+    handle = loop.run(start_directory(source, layout.service("registry")))
+    slow = replace(
+        config,
+        registry_endpoint=f"127.0.0.1:{handle.port}",
+        database_url=db.sqlite_url(str(tmp_path / "slow.db")),
+        database_schema=None,
+    )
+    started = loop.run(create_server(slow))
+
+    async def issue_then_stop() -> float:
+        async with grpc.aio.secure_channel(
+            f"127.0.0.1:{started.port}", layout.service("registry").channel_credentials()
+        ) as ch:
+            stub: Stub = numbering_pb2_grpc.NumberingServiceStub(ch)
+            call = asyncio.ensure_future(
+                refused(
+                    stub.IssueNumber(pb.IssueNumberRequest(resident_code=RESIDENTS[6]), timeout=5)
+                )
+            )
+            for _ in range(500):  # until the registry is being asked (a thread of its own)
+                if source.asked:
+                    break
+                await asyncio.sleep(0.01)
+            begun = time.monotonic()
+            await asyncio.wait_for(started.stop(0), 10)
+            took = time.monotonic() - begun
+            await call
+            return took
+
+    try:
+        assert loop.run(issue_then_stop()) < 5
+    finally:
+        loop.run(handle.stop(0))
