@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 from numbering.config import NumberingConfig
-from numbering.directory import SqlResidentDirectory, read_only_engine
+from numbering.directory import GrpcResidentDirectory
 from numbering.service import NumberingService
 from numbering.servicer import NumberingServicer
 from numbering.store import NumberingStore
@@ -25,7 +26,7 @@ class NumberingServer:
     service: NumberingService
     handle: ServerHandle
     executor: ThreadPoolExecutor
-    directory: SqlResidentDirectory
+    directory: GrpcResidentDirectory
 
     @property
     def port(self) -> int:
@@ -33,16 +34,20 @@ class NumberingServer:
 
     async def stop(self, grace: float | None = None) -> None:
         await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
-        self.executor.shutdown(wait=True)
+        # Off the loop: a worker still asking the registry needs the loop to finish.
+        await asyncio.to_thread(self.executor.shutdown, wait=True)
+        await self.directory.close()
         self.service.store.engine.dispose()
-        self.directory.engine.dispose()
 
 
 async def create_server(config: NumberingConfig) -> NumberingServer:
     engine = db.create_engine(config.database_url, schema=config.database_schema)
     store = NumberingStore(engine)
-    directory = SqlResidentDirectory(
-        read_only_engine(config.registry_database_url, schema=config.registry_database_schema)
+    directory = GrpcResidentDirectory(
+        config.registry_endpoint,
+        config.tls,
+        insecure_development=config.insecure_development,
+        timeout=config.registry_timeout_seconds,
     )
     service = NumberingService(store, directory)
     # SQLite serialises writers anyway: one thread avoids lock waits.

@@ -3,7 +3,11 @@
 [numbering]
 listen = "127.0.0.1:50070"
 database_url = "sqlite:///{config_dir}/numbering.db"
-registry_database_url = "sqlite:///{config_dir}/../registry/registry.db"  # read-only
+registry_endpoint = "127.0.0.1:50073"   # the registry's ResidentDirectoryService
+registry_timeout_seconds = 5.0          # optional: at most this long per question
+
+The numbering agency holds no URL to the registry's store: a config with
+``registry_database_url`` or ``registry_database_schema`` is refused.
 
 [authorize]          # default for each group: ["service:registry"]; "hub" is refused
 issue = ["service:registry"]
@@ -23,6 +27,7 @@ from pathlib import Path
 
 from numbering.authorization import Authorization
 from renkei.config_util import (
+    ConfigError,
     boolean,
     database_url,
     load_toml,
@@ -34,20 +39,24 @@ from renkei.config_util import (
 )
 from renkei.pki import TlsFiles
 
+# Keys of configs written before the registry had a directory service: they
+# pointed the numbering agency at the registry's whole database (issue 13).
+FORBIDDEN_KEYS = ("registry_database_url", "registry_database_schema")
+
 
 @dataclass(frozen=True)
 class NumberingConfig:
     listen: str
     database_url: str
-    # The resident registry's database, read only for its ``residents`` table.
-    registry_database_url: str
+    # The resident registry's ResidentDirectoryService (registry.toml ``listen``).
+    registry_endpoint: str
     tls: TlsFiles | None
     authorize: Authorization = field(default_factory=Authorization)
     insecure_development: bool = False
     # PostgreSQL: the schema this party's tables live in (parties may share a database).
     database_schema: str | None = None
-    # PostgreSQL: the schema the registry's ``residents`` table lives in.
-    registry_database_schema: str | None = None
+    # At most this long per CheckResidentCodes call (less if the caller's deadline is nearer).
+    registry_timeout_seconds: float = 5.0
     shutdown_grace_seconds: float = 5.0
     log_level: str = "INFO"
 
@@ -57,19 +66,23 @@ class NumberingConfig:
         base = path.parent
         numbering = table(data, "numbering", path)
         where = f"{path}: [numbering]"
+        for key in FORBIDDEN_KEYS:
+            if key in numbering:
+                raise ConfigError(
+                    f"{where} {key}: the numbering agency must not hold the registry's store; "
+                    "name the registry's directory service as registry_endpoint instead"
+                )
         return cls(
             listen=text(numbering, "listen", where, "127.0.0.1:50070"),
             database_url=database_url(numbering, where, base),
-            registry_database_url=text(numbering, "registry_database_url", where).replace(
-                "{config_dir}", str(base)
-            ),
+            registry_endpoint=text(numbering, "registry_endpoint", where),
             tls=tls_files(data, path),
             authorize=Authorization.from_table(
                 table(data, "authorize", path), f"{path}: [authorize]"
             ),
             insecure_development=boolean(numbering, "insecure_development", where, False),
             database_schema=optional_text(numbering, "database_schema", where),
-            registry_database_schema=optional_text(numbering, "registry_database_schema", where),
+            registry_timeout_seconds=number(numbering, "registry_timeout_seconds", where, 5.0),
             shutdown_grace_seconds=number(
                 numbering, "shutdown_grace_seconds", where, 5.0, positive=False
             ),

@@ -19,7 +19,7 @@ from itertools import islice
 from typing import Protocol, runtime_checkable
 
 from numbering import number as numbers
-from numbering.directory import SqlResidentDirectory, StaticResidentDirectory
+from numbering.directory import GrpcResidentDirectory, StaticResidentDirectory
 from numbering.notice import render_notice
 from numbering.store import Event, NumberingStore
 from renkei import validate
@@ -28,10 +28,10 @@ from renkei.errors import NotFound, invalid_field
 __all__ = [
     "BulkResidentDirectory",
     "Event",
+    "GrpcResidentDirectory",
     "Issued",
     "NumberingService",
     "ResidentDirectory",
-    "SqlResidentDirectory",
     "StaticResidentDirectory",
 ]
 

@@ -270,3 +270,249 @@ def render(report: Mapping[str, Mapping[str, int]]) -> Table:
         *("BREACH: " + ", ".join(sorted(bad[s])) if s in bad else "ok" for s in stores),
     )
     return table
+
+
+# -- configs: does any party's configuration open another party's store? --------
+#
+# The stores' audit above looks at what each store holds; this looks at what
+# each party's configuration and credentials reach. For every party's config
+# file it collects every database (URL and schema), master key and private key
+# file it names, under any key, and reports a breach when one belongs to
+# another party: the same SQLite file or PostgreSQL URL and schema, the same
+# master key (file, environment variable or PKCS#11 key) or private key file.
+
+DATABASE = "database"
+MASTER_KEY = "master key"
+PRIVATE_KEY = "private key"
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One thing a party's config opens: ``kind``, normalised ``target``, and where it says so."""
+
+    party: str
+    kind: str
+    target: str
+    where: str
+    # A party's own store or key by its config's own section (not a stray key).
+    primary: bool = False
+
+
+@dataclass
+class ConfigAudit:
+    configs: dict[str, Path]
+    references: list[Reference]
+    # party -> one line per reference to another party's store or key
+    breaches: dict[str, list[str]] = field(default_factory=dict)
+    # party -> facts worth knowing that are not breaches (a shared PostgreSQL login)
+    notes: dict[str, list[str]] = field(default_factory=dict)
+
+
+# The section of each party's config that names its own store and master key.
+_OWN_SECTION = {
+    "hub": ("hub",),
+    "agency": ("comm",),
+    "id-issuer": ("id_issuer",),
+    "numbering": ("numbering",),
+    # registry.toml: the register, the binding party's own store, its resident source.
+    "registry": ("registry", "binding", "resident_source"),
+}
+
+
+def party_configs(root: Path) -> dict[str, Path]:
+    """Party -> its config file, for every party of the deployment at ``root``."""
+    from ops.deploy import Layout
+
+    layout = Layout(root)
+    configs = {
+        "hub": layout.hub_config,
+        "id-issuer": layout.id_issuer_config,
+        "numbering": layout.numbering_config,
+        "registry": layout.registry_config,
+    }
+    agencies = root / "agencies"
+    for agency in (
+        sorted(p.name for p in agencies.iterdir() if p.is_dir()) if agencies.is_dir() else []
+    ):
+        configs[f"agency:{agency}"] = layout.comm_config(agency)
+    return {party: path for party, path in configs.items() if path.exists()}
+
+
+def _database(url: str, schema: object, base: Path) -> str | None:
+    """A store as one string: ``sqlite:<absolute file>`` or the URL (no password) and schema."""
+    url = url.replace("{config_dir}", str(base))
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return f"unparsed URL {url}"
+    if parsed.get_backend_name() == "sqlite":
+        if not parsed.database or parsed.database == ":memory:":
+            return None  # in memory: nobody else can open it
+        path = Path(parsed.database)
+        return f"sqlite:{(path if path.is_absolute() else base / path).resolve()}"
+    where = parsed.set(password=None, drivername=parsed.get_backend_name())
+    rendered = where.render_as_string(hide_password=False)
+    return f"{rendered} schema {schema if isinstance(schema, str) and schema else '(default)'}"
+
+
+def _login(target: str) -> str | None:
+    """The PostgreSQL server, database and role of a store (its schema left out)."""
+    return None if target.startswith("sqlite:") else target.rsplit(" schema ", 1)[0]
+
+
+def _master_key(spec: str, base: Path) -> str:
+    kind, _, rest = spec.partition(":")
+    if kind == "file":
+        path = Path(rest)
+        return f"file:{(path if path.is_absolute() else base / path).resolve()}"
+    return spec  # env:NAME, pkcs11:...: the same spec is the same key
+
+
+def references(party: str, path: Path) -> list[Reference]:
+    """Every database, master key and private key file ``path`` names, under any key.
+
+    The raw TOML is read, not the party's loader: a key the loader would
+    refuse or ignore (``registry_database_url`` in numbering.toml) is what an
+    operator holding the file could still use.
+    """
+    from renkei.config_util import load_toml
+
+    base = path.parent
+    own = _OWN_SECTION["agency" if party.startswith("agency:") else party]
+    found: list[Reference] = []
+
+    def walk(table: Mapping[str, object], name: str) -> None:
+        section = name.split(".", 1)[0]
+        for key, value in table.items():
+            where = f"{path.name}: [{name}] {key}" if name else f"{path.name}: {key}"
+            if isinstance(value, Mapping):
+                walk(value, f"{name}.{key}" if name else key)
+            elif not isinstance(value, str):
+                continue
+            elif key.endswith("database_url"):
+                schema = table.get(key.removesuffix("url") + "schema")
+                target = _database(value, schema, base)
+                if target is not None:
+                    primary = key == "database_url" and section in own
+                    found.append(Reference(party, DATABASE, target, where, primary))
+            elif key.endswith("master_key"):
+                target = _master_key(value, base)
+                found.append(Reference(party, MASTER_KEY, target, where, section in own))
+            elif (section == "tls" and key == "key") or value.endswith(".key"):
+                file = Path(value)
+                target = str((file if file.is_absolute() else base / file).resolve())
+                found.append(Reference(party, PRIVATE_KEY, target, where, section == "tls"))
+
+    walk(load_toml(path), "")
+    if party == "registry":
+        found += _registry_defaults(path, found)
+    return found
+
+
+def _registry_defaults(path: Path, found: list[Reference]) -> list[Reference]:
+    """The binding party's store when registry.toml leaves it to the default."""
+    from registry_binding.config import RegistryBindingConfig
+    from renkei.config_util import ConfigError
+
+    try:
+        config = RegistryBindingConfig.load(path)
+    except ConfigError:
+        return []
+    target = _database(config.database_url, config.database_schema, path.parent)
+    if target is None or any(r.target == target for r in found):
+        return []
+    return [Reference("registry", DATABASE, target, f"{path.name}: [binding] (default)", True)]
+
+
+def _owners_by_place(root: Path, configs: Mapping[str, Path]) -> dict[str, str]:
+    """Private key files and SQLite files the deployment's layout gives each party."""
+    from ops.deploy import ID_ISSUER, NUMBERING, REGISTRY
+    from ops.pki import PkiLayout
+
+    owners: dict[str, str] = {}
+    pki = PkiLayout.at(root / "pki")
+    keys = {"hub": pki.hub().key, "id-issuer": pki.service(ID_ISSUER).key}
+    keys["numbering"] = pki.service(NUMBERING).key
+    keys["registry"] = pki.service(REGISTRY).key
+    for party in configs:
+        if party.startswith("agency:"):
+            keys[party] = pki.agency(party.removeprefix("agency:")).key
+    for party, key in keys.items():
+        owners[str(key.resolve())] = party
+    return owners
+
+
+def _folder_owner(target: str, configs: Mapping[str, Path]) -> str | None:
+    """The party whose config folder holds a SQLite file or key file, if any."""
+    raw = target.removeprefix("sqlite:").removeprefix("file:")
+    if not raw.startswith("/"):
+        return None
+    file = Path(raw)
+    for party, config in configs.items():
+        if file.is_relative_to(config.parent.resolve()):
+            return party
+    return None
+
+
+def audit_configs(root: Path) -> ConfigAudit:
+    """What every party's config opens, and which of it belongs to another party."""
+    configs = party_configs(root)
+    refs = [r for party, path in configs.items() for r in references(party, path)]
+    by_place = _owners_by_place(root, configs)
+    result = ConfigAudit(configs, refs)
+    for ref in refs:
+        owner = by_place.get(ref.target) or _folder_owner(ref.target, configs)
+        owners = (
+            {owner}
+            if owner is not None
+            else {r.party for r in refs if r.target == ref.target and r.primary}
+        )
+        others = sorted({r.party for r in refs if r.target == ref.target} - {ref.party})
+        if owners and ref.party not in owners:
+            result.breaches.setdefault(ref.party, []).append(
+                f"{ref.where} opens {' and '.join(sorted(owners))}'s {ref.kind} ({ref.target})"
+            )
+        elif len(owners) > 1:  # two configs each call it their own: which is wrong is not known
+            also = " and ".join(sorted(owners - {ref.party}))
+            result.breaches.setdefault(ref.party, []).append(
+                f"{ref.where}: the same {ref.kind} is {also}'s own too ({ref.target})"
+            )
+        elif others and not owners:  # shared, and nobody's own by layout or section
+            result.breaches.setdefault(ref.party, []).append(
+                f"{ref.where}: the same {ref.kind} as {', '.join(others)} ({ref.target})"
+            )
+    for ref in refs:
+        login = _login(ref.target) if ref.kind == DATABASE else None
+        if login is None:
+            continue
+        sharing = sorted(
+            {
+                r.party
+                for r in refs
+                if r.kind == DATABASE and r.party != ref.party and _login(r.target) == login
+            }
+        )
+        note = (
+            f"shares a PostgreSQL login with {', '.join(sharing)}: schemas keep the stores "
+            "apart by name only (give each party its own role)"
+        )
+        if sharing and note not in result.notes.get(ref.party, []):
+            result.notes.setdefault(ref.party, []).append(note)
+    return result
+
+
+def render_configs(audit: ConfigAudit) -> Table:
+    """A row per party: what its config opens and the verdict."""
+    table = Table(title="what each party's configuration opens (stores, master keys, private keys)")
+    table.add_column("party", no_wrap=True)
+    table.add_column("config", overflow="fold")
+    table.add_column("opens", overflow="fold")
+    table.add_column("verdict", overflow="fold")
+    for party, path in audit.configs.items():
+        opened = [f"{r.kind}: {r.target}" for r in audit.references if r.party == party]
+        bad = audit.breaches.get(party, [])
+        verdict = ("BREACH: " + "; ".join(bad)) if bad else "ok"
+        if party in audit.notes:
+            verdict += " (note: " + "; ".join(audit.notes[party]) + ")"
+        table.add_row(party, str(path), "\n".join(opened), verdict)
+    return table

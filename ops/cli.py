@@ -181,12 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", help="judge as of this date (YYYY-MM-DD); default: now")
     p = pol.add_parser("report", help="compile Annex Table 2 and print what it could not resolve")
 
-    aud = sub.add_parser("audit", help="the oversight body's checks").add_subparsers(
-        dest="action", required=True
+    audit = sub.add_parser(
+        "audit", help="the oversight body's checks (without an action: configs, then stores)"
     )
+    audit.add_argument("--deployment", type=Path, help="the deployment folder")
+    audit.add_argument("--sample", type=int, default=500, help="known values per kind to look for")
+    aud = audit.add_subparsers(dest="action")
     p = aud.add_parser("stores", help="which kinds of identifier every store of a deployment holds")
     p.add_argument("--deployment", type=Path, required=True, help="the deployment folder")
     p.add_argument("--sample", type=int, default=500, help="known values per kind to look for")
+    p = aud.add_parser(
+        "configs", help="that no party's config or credentials open another party's store"
+    )
+    p.add_argument("--deployment", type=Path, required=True, help="the deployment folder")
 
     mp = sub.add_parser("mapper", help="legacy-format mappers").add_subparsers(
         dest="action", required=True
@@ -418,6 +425,27 @@ def _rekey(config_path: Path, batch: int) -> int:
     return 0 if report.completed else 1
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ops.audit import audit_configs, audit_deployment, breaches, render, render_configs
+
+    if args.deployment is None:
+        print("renkei audit: --deployment is required", file=sys.stderr)
+        return 2
+    console = Console(width=160)
+    failed = False
+    if args.action in (None, "configs"):
+        configs = audit_configs(args.deployment)
+        console.print(render_configs(configs))
+        failed |= bool(configs.breaches)
+    if args.action in (None, "stores"):
+        report = audit_deployment(args.deployment, sample=args.sample)
+        console.print(render(report))
+        failed |= bool(breaches(report))
+    return 1 if failed else 0
+
+
 def _policy(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -545,13 +573,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "policy":
         return _policy(args)
     if args.command == "audit":
-        from rich.console import Console
-
-        from ops.audit import audit_deployment, breaches, render
-
-        report = audit_deployment(args.deployment, sample=args.sample)
-        Console(width=160).print(render(report))
-        return 1 if breaches(report) else 0
+        return _audit(args)
     if args.command == "registry-binding":
         return _serve_binding(args.config, args.port_file)
     if args.command == "bind":

@@ -9,8 +9,8 @@ its person file, read through its mapper, by the four facts. Runs lawful
 queries through each system (answers decoded into the standard layout and
 re-encoded in the requester's own format), refused ones (unlawful, staff not
 registered, no record, a slow system) and the insurer's answer-later path;
-prints the trace and every party's log, audits the stores, stops every
-process and exits 0.
+prints the trace and every party's log, audits the configurations and the
+stores, stops every process and exits 0.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from hub_server.config import HubConfig
 from hub_server.log_store import SqlHubLog
 from legacy_stubs.control import set_faults
 from legacy_stubs.jsonl_records.store import write_records
-from ops.audit import audit_deployment, breaches, render
+from ops.audit import audit_configs, audit_deployment, breaches, render, render_configs
 from ops.demo_data import DemoQuery, legacy_record, legacy_records, queries, residents
 from ops.deploy import (
     Endpoints,
@@ -426,6 +426,14 @@ class Demo:
             c.print(table)
 
     def audit(self, layout: Layout) -> bool:
+        self.console.rule("[bold]Audit of every party's configuration (renkei audit configs)")
+        configs = audit_configs(layout.root)
+        self.console.print(render_configs(configs))
+        self.console.print(
+            "  no party's configuration or keys open another party's store"
+            if not configs.breaches
+            else f"  BREACHES: {configs.breaches}"
+        )
         self.console.rule("[bold]Audit of every store (renkei audit stores)")
         report = audit_deployment(layout.root)
         self.console.print(render(report))
@@ -435,7 +443,7 @@ class Demo:
             if not bad
             else f"  BREACHES: {bad}"
         )
-        return not bad
+        return not bad and not configs.breaches
 
     def number(self, layout: Layout) -> None:
         notices = self.state_dir / "notices"

@@ -337,19 +337,24 @@ def init_deployment(
     _write_toml(layout.hub_config, hub_toml)
 
     # The resident registry (a legacy system, mocked) and the numbering agency,
-    # which reads the registry's resident list and nothing else of it.
+    # which asks the registry's directory service whether resident codes exist
+    # and holds no URL to the registry's store (issue 13).
     registry_db = _db(settings, "registry")
+    registry_endpoint = f"{host}:{endpoints.registry_port}"
     _write_toml(
         layout.registry_config,
         {
             "registry": {
                 **registry_db,
-                # Its binding service: agencies match their records here (R14).
-                "listen": f"{host}:{endpoints.registry_port}",
+                # Its binding service: agencies match their records here (R14);
+                # and its resident directory, for the numbering agency (R8).
+                "listen": registry_endpoint,
                 "id_issuer_endpoint": f"{host}:{endpoints.id_issuer_port}",
             },
             # The binding party's own store: handles and consent log, never the facts.
             "binding": _db(settings, "registry_binding"),
+            # Who may ask which resident codes exist: the numbering agency only.
+            "authorize": {"directory": [f"service:{NUMBERING}"]},
             "tls": _tls_paths(pki.service(REGISTRY), layout.registry_config.parent),
         },
     )
@@ -359,14 +364,7 @@ def init_deployment(
             "numbering": {
                 "listen": f"{host}:{endpoints.numbering_port}",
                 **_db(settings, "numbering"),
-                "registry_database_url": registry_db["database_url"].replace(
-                    "{config_dir}", "{config_dir}/../registry"
-                ),
-                **(
-                    {"registry_database_schema": registry_db["database_schema"]}
-                    if "database_schema" in registry_db
-                    else {}
-                ),
+                "registry_endpoint": registry_endpoint,
                 "log_level": settings.log_level,
             },
             "authorize": {

@@ -4,6 +4,9 @@ Agencies bind their records to residents by the four facts (R13-R15,
 ``MatchRecords``), private bodies with the person's consent (R20,
 ``MatchWithConsent``), and follow the persons they bound (R14,
 ``ListChanges``), over mutual TLS as ``renkei.registry.v1.BindingService``.
+On the same port, ``renkei.registry.v1.ResidentDirectoryService`` tells the
+numbering agency (only) which of the resident codes it sends exist (R8), so
+that it needs no access to the register's store.
 
 It reads residents only through ``renkei.residents.ResidentSource``, opened by
 name from the ``renkei.resident_sources`` entry-point group (the mocked
@@ -19,6 +22,7 @@ Modules
 ``binding``        ``RegistryBinding``: match a batch, seal the unique ones, mint handles.
 ``sealer``         the ID issuer as this party sees it (``Sealer``, ``GrpcSealer``).
 ``servicer``       the gRPC servicer: proto <-> domain.
+``directory``      ``ResidentDirectoryServicer``: existence of resident codes, for numbering.
 ``sources``        opening the configured ``ResidentSource`` by entry point.
 ``config``         ``RegistryBindingConfig`` from registry.toml.
 ``bootstrap``      ``create_server(config)``, ``serve(path)``.

@@ -6,9 +6,12 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
+
 from registry_binding.binding import RegistryBinding
 from registry_binding.config import RegistryBindingConfig
 from registry_binding.consent import ConsentBinding, ConsentLog
+from registry_binding.directory import ResidentDirectoryServicer
 from registry_binding.matching import Matcher
 from registry_binding.sealer import GrpcSealer
 from registry_binding.servicer import BindingServicer
@@ -18,11 +21,20 @@ from registry_binding.subscriptions import Subscriptions
 from renkei import db
 from renkei.config_util import ConfigError
 from renkei.grpcutil.server import ServerHandle, start_server
-from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
+from renkei.registry.v1 import (
+    registry_pb2,
+    registry_pb2_grpc,
+    resident_directory_pb2,
+    resident_directory_pb2_grpc,
+)
 from renkei.residents import ResidentSource
 from renkei.runner import serve_until_signalled
 
 SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["BindingService"].full_name
+# The numbering agency's narrow view of the register, on the same port (registry.toml listen).
+DIRECTORY_SERVICE_NAME = resident_directory_pb2.DESCRIPTOR.services_by_name[
+    "ResidentDirectoryService"
+].full_name
 
 
 @dataclass
@@ -62,14 +74,20 @@ async def create_server(config: RegistryBindingConfig) -> RegistryBindingServer:
         binding = RegistryBinding(matcher, sealer, subscriptions=subscriptions)
         consent = ConsentBinding(matcher, source, sealer, log, config.private_bodies)
         servicer = BindingServicer(binding, subscriptions, consent)
+        directory = ResidentDirectoryServicer(source, config.directory_callers)
+
+        def register(server: grpc.aio.Server) -> None:
+            registry_pb2_grpc.add_BindingServiceServicer_to_server(servicer, server)
+            resident_directory_pb2_grpc.add_ResidentDirectoryServiceServicer_to_server(
+                directory, server
+            )
+
         handle = await start_server(
             name="registry-binding",
             bind=config.listen,
             tls=config.tls,
-            register=lambda server: registry_pb2_grpc.add_BindingServiceServicer_to_server(
-                servicer, server
-            ),
-            services=[SERVICE_NAME],
+            register=register,
+            services=[SERVICE_NAME, DIRECTORY_SERVICE_NAME],
             insecure_development=config.insecure_development,
         )
     except BaseException:

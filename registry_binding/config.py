@@ -17,6 +17,9 @@
     # every other key is handed to the source's factory; by default the
     # [registry] database_url and database_schema
 
+    [authorize]                                            # optional: who may ask which
+    directory = ["service:numbering"]                      # resident codes exist (the
+                                                           # default; never "hub")
     [tls]                                                  # the party's service certificate
     ca_cert = "..."; cert = "..."; key = "..."
 
@@ -34,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from registry_binding.directory import DEFAULT_DIRECTORY_CALLERS, directory_callers
 from renkei.config_util import (
     ConfigError,
     boolean,
@@ -67,6 +71,8 @@ class RegistryBindingConfig:
     # The renkei.resident_sources entry point and the options handed to it.
     resident_source: str = DEFAULT_SOURCE
     resident_source_options: Mapping[str, Any] = field(default_factory=dict)
+    # Who may call ResidentDirectoryService (by default only the numbering agency).
+    directory_callers: frozenset[str] = DEFAULT_DIRECTORY_CALLERS
 
     @classmethod
     def load(cls, path: Path) -> RegistryBindingConfig:
@@ -98,6 +104,18 @@ class RegistryBindingConfig:
             "database_url": register_url,
             **({} if register_schema is None else {"database_schema": str(register_schema)}),
         }
+        authorize = table(data, "authorize", path)
+        unknown = sorted(set(authorize) - {"directory"})
+        if unknown:
+            raise ConfigError(
+                f"{path}: [authorize]: unknown groups {unknown}; known: ['directory']"
+            )
+        callers = directory_callers(
+            text_list(authorize, "directory", f"{path}: [authorize]")
+            if "directory" in authorize
+            else None,
+            f"{path}: [authorize] directory",
+        )
         return cls(
             database_url=url,
             id_issuer_endpoint=endpoint,
@@ -111,6 +129,7 @@ class RegistryBindingConfig:
             private_bodies=_private_bodies(text_list(section, "private_bodies", where), where),
             resident_source=kind,
             resident_source_options=options,
+            directory_callers=callers,
         )
 
 

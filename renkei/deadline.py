@@ -17,6 +17,9 @@ REQUESTER_MARGIN_SECONDS = 0.05
 HUB_LOG_MARGIN_SECONDS = 0.05
 # Kept back by the provider's server to seal, log and answer.
 PROVIDER_MARGIN_SECONDS = 0.02
+# Kept back by the numbering agency when it asks the registry which resident codes
+# exist, to write its tables and answer.
+NUMBERING_MARGIN_SECONDS = 0.02
 # Time kept back per person of a bulk request to complete its log row.
 LOG_SECONDS_PER_ITEM = 20e-6
 # Each hop keeps back at least this share of a bulk request's time for its way back.

@@ -29,6 +29,8 @@ MAX_BULK_SEALED_QUERIES = 2 * 1024 * 1024
 MAX_BULK_ANSWER_BYTES = 3 * 1024 * 1024
 # Link codes handed to the hub for re-keying in one call.
 MAX_REKEY_BATCH = 1000
+# Resident codes in one ResidentDirectoryService.CheckResidentCodes call (numbering -> registry).
+MAX_RESIDENT_CODES_CHECK = 10_000
 # Every gRPC server and client of renkei accepts messages up to this size.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 

@@ -112,6 +112,8 @@ def targets() -> list[Target]:
             found.append(Target(NUMBERING, service, ("service:registry",)))
         elif name == "renkei.registry.v1.BindingService":
             found.append(Target(BINDING, service, agencies))
+        elif name == "renkei.registry.v1.ResidentDirectoryService":
+            found.append(Target(BINDING, service, ("service:numbering",)))
         else:
             raise LookupError(f"{name}: the fuzzer knows no server for this service")
     return found

@@ -134,14 +134,6 @@ async def _start(world: World, root: Path) -> None:
         write_records(layout.legacy_records(agency_id), agency_records)
     await asyncio.to_thread(seed_registry, layout, people, 20, 11)
 
-    numbering = await numbering_bootstrap.create_server(
-        NumberingConfig.load(layout.numbering_config)
-    )
-    world._stops.append(lambda: numbering.stop(0))
-    world.ports[NUMBERING] = numbering.port
-    codes = [p.resident_code for p in people[:5]]
-    numbers = await issue_numbers(layout, numbering.port, codes, root / "notices")
-    world.secrets.extend(numbers.values())
     issuer = await issuer_bootstrap.create_server(IdIssuerConfig.load(layout.id_issuer_config))
     world._stops.append(lambda: issuer.stop(0))
     world.ports[ID_ISSUER] = issuer.port
@@ -164,6 +156,17 @@ async def _start(world: World, root: Path) -> None:
     )
     world._stops.append(lambda: registry.stop(0))
     world.ports[BINDING] = registry.port
+    numbering = await numbering_bootstrap.create_server(
+        replace(
+            NumberingConfig.load(layout.numbering_config),
+            registry_endpoint=f"127.0.0.1:{registry.port}",
+        )
+    )
+    world._stops.append(lambda: numbering.stop(0))
+    world.ports[NUMBERING] = numbering.port
+    codes = [p.resident_code for p in people[:5]]
+    numbers = await issue_numbers(layout, numbering.port, codes, root / "notices")
+    world.secrets.extend(numbers.values())
     sealer = IdIssuer.load(layout.id_issuer_config)
     comms = {}
     for agency_id in AGENCY_IDS:

@@ -61,6 +61,7 @@ def test_demo_runs_the_whole_system_and_leaves_nothing_behind(tmp_path: Path) ->
     assert "it fetches with the ticket" in text
     assert "BENEFIT_KIND_MEDICAL_CARE" in flat
     assert "every store holds only what docs/separation.md allows" in text
+    assert "no party's configuration or keys open another party's store" in text
     assert text.count("numbering agency:") == 3
     # Each legacy system's person file, read through its mapper, binds the three residents.
     for fmt in ("fixed_tax", "soap_pension", "csv_insurer", "json_http"):

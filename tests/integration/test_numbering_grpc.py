@@ -7,7 +7,9 @@ one up). Refusals are read exactly as a caller gets them: code and ErrorInfo.
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,18 +17,22 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 import pytest
-import sqlalchemy as sa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from support.aio import LoopThread
+from support.directory_fakes import CodesOnly, start_directory
 from support.refusals import Refusal, refused
 
 from numbering import number
 from numbering.bootstrap import SERVICE_NAME, NumberingServer, create_server
 from numbering.config import NumberingConfig
+from numbering.directory import GrpcResidentDirectory, call_deadline
 from ops import pki as ops_pki
+from ops.deploy import free_port
 from ops.pki import PkiLayout
 from renkei import db
+from renkei.errors import RenkeiError
 from renkei.grpcutil.caller import DEV_PARTY_HEADER
+from renkei.grpcutil.server import ServerHandle
 from renkei.numbering.v1 import numbering_pb2 as pb
 from renkei.numbering.v1 import numbering_pb2_grpc
 from renkei.pki import TlsFiles
@@ -46,27 +52,28 @@ def layout(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:
 
 
 @pytest.fixture(scope="module")
+def registry(loop: LoopThread, layout: PkiLayout) -> Iterator[tuple[CodesOnly, ServerHandle]]:
+    """The registry's ResidentDirectoryService, knowing RESIDENTS."""
+    source = CodesOnly(RESIDENTS)
+    handle = loop.run(start_directory(source, layout.service("registry")))
+    yield source, handle
+    loop.run(handle.stop(0))
+
+
+@pytest.fixture(scope="module")
 def config(
     layout: PkiLayout,
     database: tuple[str | None, str],
+    registry: tuple[CodesOnly, ServerHandle],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> NumberingConfig:
     root = tmp_path_factory.mktemp("numbering")
-    registry_url = db.sqlite_url(str(root / "registry.db"))
-    registry = db.create_engine(registry_url)
-    residents = sa.Table(
-        "residents", sa.MetaData(), sa.Column("resident_code", sa.String(11), primary_key=True)
-    )
-    residents.create(registry)
-    with registry.begin() as conn:
-        conn.execute(residents.insert(), [{"resident_code": c} for c in RESIDENTS])
-    registry.dispose()
     url, prefix = database
     return NumberingConfig(
         listen="127.0.0.1:0",
         database_url=url or db.sqlite_url(str(root / "numbering.db")),
         database_schema=None if url is None else f"{prefix}numbering",
-        registry_database_url=registry_url,
+        registry_endpoint=f"127.0.0.1:{registry[1].port}",
         tls=layout.service("numbering"),
         shutdown_grace_seconds=0.5,
     )
@@ -395,3 +402,119 @@ def test_development_port_honours_the_party_header(
         )
     finally:
         loop.run(started.stop(0))
+
+
+# ------------------------------------------------------------------ the registry's directory
+
+
+def test_an_unreachable_registry_is_registry_unavailable(
+    loop: LoopThread, config: NumberingConfig, layout: PkiLayout, tmp_path: Path
+) -> None:
+    down = replace(
+        config,
+        registry_endpoint=f"127.0.0.1:{free_port()}",
+        database_url=db.sqlite_url(str(tmp_path / "down.db")),
+        database_schema=None,
+    )
+    started = loop.run(create_server(down))
+    try:
+        got: Refusal = _call(
+            loop,
+            started.port,
+            layout.service("registry"),
+            lambda s: refused(
+                s.IssueNumber(pb.IssueNumberRequest(resident_code=RESIDENTS[4]), timeout=5)
+            ),
+        )
+    finally:
+        loop.run(started.stop(0))
+    assert (got.code, got.reason) == (grpc.StatusCode.UNAVAILABLE, "REGISTRY_UNAVAILABLE")
+    assert "resident registry" in got.message
+
+
+def test_the_directory_hands_on_the_callers_deadline(loop: LoopThread, layout: PkiLayout) -> None:
+    """A stalled registry costs the caller its own deadline, not the directory's 30 s."""
+    source = CodesOnly(RESIDENTS, delay=2.0)
+    handle = loop.run(start_directory(source, layout.service("registry")))
+
+    async def make() -> GrpcResidentDirectory:
+        return GrpcResidentDirectory(
+            f"127.0.0.1:{handle.port}", layout.service("numbering"), timeout=30.0
+        )
+
+    directory = loop.run(make())
+    try:
+
+        def ask(seconds_left: float) -> RenkeiError:
+            token = call_deadline.set(time.monotonic() + seconds_left)
+            try:
+                with pytest.raises(RenkeiError) as exc:
+                    directory.existing(RESIDENTS[:3])
+            finally:
+                call_deadline.reset(token)
+            return exc.value
+
+        started = time.monotonic()
+        stalled = ask(0.3)
+        assert time.monotonic() - started < 1.5
+        assert (stalled.code, stalled.reason) == (
+            grpc.StatusCode.UNAVAILABLE,
+            "REGISTRY_UNAVAILABLE",
+        )
+        assert "DEADLINE_EXCEEDED" in stalled.message
+        late = ask(0.01)  # less than the margin the numbering agency keeps back
+        assert (late.code, late.reason) == (
+            grpc.StatusCode.DEADLINE_EXCEEDED,
+            "DEADLINE_TOO_SHORT",
+        )
+        source.delay = 0.0
+        assert directory.existing([*RESIDENTS[:3], "99999999999"]) == set(RESIDENTS[:3])
+        with pytest.raises(RuntimeError, match="worker thread"):
+            loop.run(_on_the_loop(directory))
+    finally:
+        loop.run(directory.close())
+        loop.run(handle.stop(0))
+
+
+async def _on_the_loop(directory: GrpcResidentDirectory) -> bool:
+    return directory.exists(RESIDENTS[0])
+
+
+def test_stopping_while_the_registry_is_asked_does_not_hang(
+    loop: LoopThread, config: NumberingConfig, layout: PkiLayout, tmp_path: Path
+) -> None:
+    """A worker blocked on the registry needs the loop: stop() must not block it."""
+    source = CodesOnly(RESIDENTS, delay=1.0)
+    handle = loop.run(start_directory(source, layout.service("registry")))
+    slow = replace(
+        config,
+        registry_endpoint=f"127.0.0.1:{handle.port}",
+        database_url=db.sqlite_url(str(tmp_path / "slow.db")),
+        database_schema=None,
+    )
+    started = loop.run(create_server(slow))
+
+    async def issue_then_stop() -> float:
+        async with grpc.aio.secure_channel(
+            f"127.0.0.1:{started.port}", layout.service("registry").channel_credentials()
+        ) as ch:
+            stub: Stub = numbering_pb2_grpc.NumberingServiceStub(ch)
+            call = asyncio.ensure_future(
+                refused(
+                    stub.IssueNumber(pb.IssueNumberRequest(resident_code=RESIDENTS[6]), timeout=5)
+                )
+            )
+            for _ in range(500):  # until the registry is being asked (a thread of its own)
+                if source.asked:
+                    break
+                await asyncio.sleep(0.01)
+            begun = time.monotonic()
+            await asyncio.wait_for(started.stop(0), 10)
+            took = time.monotonic() - begun
+            await call
+            return took
+
+    try:
+        assert loop.run(issue_then_stop()) < 5
+    finally:
+        loop.run(handle.stop(0))

@@ -6,22 +6,16 @@ Both on SQLite and (when it answers) PostgreSQL.
 from __future__ import annotations
 
 import threading
-import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import TypeVar
 
-import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from numbering import number
-from numbering.directory import SqlResidentDirectory, read_only_engine
-from numbering.service import BulkResidentDirectory, NumberingService
 from numbering.store import ACTIVE, RETIRED, NumberingStore, conversion, numbers
-from renkei import db
 from renkei.errors import FailedPrecondition, RenkeiError
 
 T0 = datetime(2025, 4, 1, tzinfo=UTC)
@@ -119,77 +113,3 @@ def test_nothing_is_ever_deleted(engine: Engine) -> None:
         current = store.change_number(current.number, "r", number.new_number, T0)
     assert store.count_numbers() == 6
     assert len(store.history("10000000001")) == 6
-
-
-# ------------------------------------------------------------------ the registry directory
-
-
-@pytest.fixture
-def registry(database: tuple[str | None, str], tmp_path: Path) -> tuple[str, str | None]:
-    """A registry database with a ``residents`` table: (URL, schema)."""
-    url, prefix = database
-    schema = None if url is None else f"{prefix}reg{uuid.uuid4().hex[:6]}"
-    url = url or db.sqlite_url(str(tmp_path / "registry.db"))
-    writer = db.create_engine(url, schema=schema)
-    residents = sa.Table(
-        "residents",
-        sa.MetaData(),
-        sa.Column("resident_code", sa.String(11), primary_key=True),
-        sa.Column("name", sa.String(100)),  # the registry's own columns are not read
-    )
-    residents.create(writer)
-    with writer.begin() as conn:
-        conn.execute(
-            residents.insert(),
-            [{"resident_code": f"{10_000_000_000 + i:011d}", "name": "x"} for i in range(2500)],
-        )
-    writer.dispose()
-    return url, schema
-
-
-def test_sql_directory_reads_the_registry(registry: tuple[str, str | None]) -> None:
-    url, schema = registry
-    directory = SqlResidentDirectory(read_only_engine(url, schema=schema))
-    try:
-        assert isinstance(directory, BulkResidentDirectory)
-        assert directory.exists("10000000000")
-        assert directory.exists("10000002499")
-        assert not directory.exists("10000002500")
-        asked = [f"{10_000_000_000 + i:011d}" for i in range(2400, 2600)] * 12  # > one IN chunk
-        assert directory.existing(asked) == {
-            f"{10_000_000_000 + i:011d}" for i in range(2400, 2500)
-        }
-    finally:
-        directory.engine.dispose()
-
-
-def test_sql_directory_cannot_write(registry: tuple[str, str | None]) -> None:
-    url, schema = registry
-    engine = read_only_engine(url, schema=schema)
-    try:
-        with pytest.raises(sa.exc.DBAPIError), engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM residents"))
-        assert SqlResidentDirectory(engine).exists("10000000000")
-    finally:
-        engine.dispose()
-
-
-def test_service_issues_from_the_registry_directory(
-    registry: tuple[str, str | None], engine: Engine
-) -> None:
-    url, schema = registry
-    directory = SqlResidentDirectory(read_only_engine(url, schema=schema))
-    try:
-        service = NumberingService(NumberingStore(engine), directory, batch_size=1000)
-        assert service.issue("10000000007").newly_issued
-        assert service.issue_many(f"{10_000_000_000 + i:011d}" for i in range(2500)) == 2499
-        with pytest.raises(RenkeiError) as exc:
-            service.issue("10000002500")
-        assert exc.value.reason == "RESIDENT_UNKNOWN"
-    finally:
-        directory.engine.dispose()
-
-
-def test_read_only_engine_refuses_odd_schema_names() -> None:
-    with pytest.raises(ValueError, match="schema"):
-        read_only_engine("postgresql+psycopg://x@127.0.0.1/x", schema="a; drop")

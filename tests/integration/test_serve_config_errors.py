@@ -51,6 +51,19 @@ def test_hub_serve_with_a_quoted_false_exits_2_with_one_line_and_no_traceback(
         (["numbering", "serve"], "numbering.toml", b"x = " + b"[" * 500, "nested too deeply"),
         (["id-issuer", "serve"], "issuer.toml", b"[id_issuer]\n", "missing key 'database_url'"),
         (["registry-binding", "serve"], "registry.toml", b"registry = 1\n", "must be a table"),
+        (
+            ["numbering", "serve"],
+            "numbering.toml",
+            b'[numbering]\ndatabase_url = "sqlite://"\nregistry_endpoint = "127.0.0.1:1"\n'
+            b'registry_database_url = "sqlite:///{config_dir}/../registry/registry.db"\n',
+            "registry_database_url: the numbering agency must not hold the registry's store",
+        ),
+        (
+            ["registry-binding", "serve"],
+            "registry.toml",
+            b'[registry]\ndatabase_url = "sqlite://"\n[authorize]\ndirectory = ["hub"]\n',
+            "the hub may never call the resident directory",
+        ),
         (["hub", "serve"], "missing.toml", None, "no such config file"),
     ],
 )

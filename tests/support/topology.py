@@ -42,6 +42,8 @@ from ops.deploy import (
     init_deployment,
 )
 from ops.identities import issue_numbers, seed_registry
+from registry_binding import bootstrap as registry_bootstrap
+from registry_binding.config import RegistryBindingConfig
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.hub.v1 import hub_pb2_grpc
 from renkei.pki import TlsFiles
@@ -93,6 +95,8 @@ class Topology:
     id_issuer: issuer_bootstrap.IdIssuerServer
     numbering: numbering_bootstrap.NumberingServer
     numbers: dict[str, str]
+    # The registry's server: binding, and the resident directory the numbering agency asks.
+    registry: registry_bootstrap.RegistryBindingServer
 
     def tls(self, party: str) -> TlsFiles:
         return self.layout.pki.hub() if party == "hub" else self.layout.pki.agency(party)
@@ -130,8 +134,9 @@ class Topology:
         for comm in self.comms.values():
             await comm.stop(0)
         await self.hub.stop(0)
-        await self.id_issuer.stop(0)
         await self.numbering.stop(0)
+        await self.registry.stop(0)
+        await self.id_issuer.stop(0)
         for stub in self.stubs.values():
             await stub.stop()
 
@@ -196,13 +201,23 @@ async def start_topology(
     for agency_id, agency_records in records.items():
         write_records(layout.legacy_records(agency_id), agency_records)
     seed_registry(layout, people, extra=50, seed=11)
+    issuer = await issuer_bootstrap.create_server(IdIssuerConfig.load(layout.id_issuer_config))
+    registry = await registry_bootstrap.create_server(
+        replace(
+            RegistryBindingConfig.load(layout.registry_config),
+            id_issuer_endpoint=f"127.0.0.1:{issuer.port}",
+            listen="127.0.0.1:0",
+        )
+    )
     numbering = await numbering_bootstrap.create_server(
-        NumberingConfig.load(layout.numbering_config)
+        replace(
+            NumberingConfig.load(layout.numbering_config),
+            registry_endpoint=f"127.0.0.1:{registry.port}",
+        )
     )
     numbers = await issue_numbers(
         layout, numbering.port, [p.resident_code for p in people], root / "notices"
     )
-    issuer = await issuer_bootstrap.create_server(IdIssuerConfig.load(layout.id_issuer_config))
     hub = await hub_bootstrap.create_server(
         replace(HubConfig.load(layout.hub_config), id_issuer_endpoint=f"127.0.0.1:{issuer.port}")
     )
@@ -231,4 +246,6 @@ async def start_topology(
         replace(agency, endpoint=f"127.0.0.1:{comms[agency.agency_id].port}")
         for agency in hub.hub.directory
     )
-    return Topology(layout, endpoints, hub, comms, stubs, people, issuer, numbering, numbers)
+    return Topology(
+        layout, endpoints, hub, comms, stubs, people, issuer, numbering, numbers, registry
+    )

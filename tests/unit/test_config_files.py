@@ -50,7 +50,7 @@ PARTIES: dict[str, tuple[str, str, str, Callable[[Path], ServerConfig]]] = {
     "numbering": (
         "numbering.toml",
         "numbering",
-        '[numbering]\ndatabase_url = "sqlite://"\nregistry_database_url = "sqlite://"\n',
+        '[numbering]\ndatabase_url = "sqlite://"\nregistry_endpoint = "127.0.0.1:1"\n',
         NumberingConfig.load,
     ),
     "id_issuer": (

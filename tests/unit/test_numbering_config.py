@@ -31,7 +31,7 @@ def _write(tmp_path: Path, text: str) -> Path:
 MINIMAL = """
 [numbering]
 database_url = "sqlite:///{config_dir}/numbering.db"
-registry_database_url = "sqlite:///{config_dir}/registry.db"
+registry_endpoint = "127.0.0.1:50073"
 """
 
 
@@ -41,7 +41,8 @@ registry_database_url = "sqlite:///{config_dir}/registry.db"
 def test_minimal_config_defaults(tmp_path: Path) -> None:
     config = NumberingConfig.load(_write(tmp_path, MINIMAL))
     assert config.database_url == f"sqlite:///{tmp_path}/numbering.db"
-    assert config.registry_database_url == f"sqlite:///{tmp_path}/registry.db"
+    assert config.registry_endpoint == "127.0.0.1:50073"
+    assert config.registry_timeout_seconds == 5.0
     assert config.tls is None
     assert not config.insecure_development
     assert config.authorize == Authorization()
@@ -99,8 +100,25 @@ def test_bad_authorize_table_is_refused(tmp_path: Path, authorize: str, problem:
 
 
 def test_required_keys(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="registry_database_url"):
+    with pytest.raises(ConfigError, match="registry_endpoint"):
         NumberingConfig.load(_write(tmp_path, '[numbering]\ndatabase_url = "sqlite://"\n'))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'registry_database_url = "sqlite:///{config_dir}/../registry/registry.db"',
+        'registry_database_schema = "renkei_registry"',
+    ],
+)
+def test_a_config_holding_the_registry_store_is_refused(tmp_path: Path, line: str) -> None:
+    """Issue 13: the numbering agency must not be able to open the registry's store."""
+    with pytest.raises(ConfigError) as exc:
+        NumberingConfig.load(_write(tmp_path, MINIMAL + line + "\n"))
+    message = str(exc.value)
+    assert "\n" not in message
+    assert line.split(" ")[0] in message
+    assert "must not hold the registry's store" in message
 
 
 # ------------------------------------------------------------------ authorization

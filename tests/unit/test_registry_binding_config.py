@@ -63,3 +63,29 @@ def test_the_store_and_the_source_can_be_named(tmp_path: Path) -> None:
 def test_bad_configs_name_the_key(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         _load(tmp_path, text)
+
+
+REGISTER = '[registry]\ndatabase_url = "sqlite:///{config_dir}/registry.db"\n'
+
+
+def test_only_the_numbering_agency_asks_the_directory_by_default(tmp_path: Path) -> None:
+    assert _load(tmp_path, REGISTER).directory_callers == {"service:numbering"}
+    listed = _load(
+        tmp_path, REGISTER + '[authorize]\ndirectory = ["service:numbering", "service:audit"]\n'
+    )
+    assert listed.directory_callers == {"service:numbering", "service:audit"}
+    assert _load(tmp_path, REGISTER + "[authorize]\ndirectory = []\n").directory_callers == set()
+
+
+@pytest.mark.parametrize(
+    ("table", "problem"),
+    [
+        ('directory = ["hub"]', "the hub may never call the resident directory"),
+        ('directory = ["numbering"]', "is not 'hub'"),
+        ('directory = "service:numbering"', "array of strings"),
+        ('match = ["agency:141003"]', "unknown groups"),
+    ],
+)
+def test_a_bad_authorize_table_is_refused(tmp_path: Path, table: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        _load(tmp_path, REGISTER + "[authorize]\n" + table + "\n")
