@@ -233,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ca", type=Path, required=True, help="CA that signed the server")
     b.add_argument("--cert", type=Path, required=True, help="client certificate to present")
     b.add_argument("--key", type=Path, required=True)
+    b.add_argument(
+        "--peer", default="hub", help="the party the server is (hub, agency:ID, service:NAME)"
+    )
     b.add_argument("--port", type=int, default=0, help="h2c port (default: a free one)")
     b.add_argument("--port-file", type=Path)
     b.add_argument("--nginx", help="the nginx binary")
@@ -516,7 +519,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ops.pki import init_pki
 
         pki = init_pki(args.dir, args.agency)
-        print(f"CA {pki.ca_cert}; hub and {len(args.agency)} agency certificates")
+        print(f"CAs in {pki.root} (bundle {pki.roots}); hub and {len(args.agency)} agencies")
         return 0
     if args.command == "deploy":
         from ops.deploy import DEMO_AGENCIES, Settings, endpoints_from, init_deployment
