@@ -37,6 +37,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
 from renkei.errors import Unauthenticated
+from renkei.logs import event
 
 _log = logging.getLogger("renkei.pki")
 
@@ -323,9 +324,9 @@ class Trust:
             return None
         index, serial = found
         if self._issuers[index].kind not in (None, identity.kind):
-            _log.warning(
-                "certificate of the wrong CA",
-                extra={"fields": {"party": identity.kind, "ca_for": self._issuers[index].kind}},
+            kind = self._issuers[index].kind
+            event(
+                _log, "certificate of the wrong CA", logging.WARNING, party=identity.kind, ca=kind
             )
             return None
         if self.revoked(index, serial):
@@ -374,20 +375,17 @@ class Trust:
                 else x509.load_der_x509_crl(data)
             )
         except (OSError, ValueError) as err:
-            _log.error(
-                "revocation list unreadable; keeping the last good one",
-                extra={"fields": {"path": str(path), "error": str(err)}},
+            event(
+                _log,
+                "CRL unreadable, last good one kept",
+                logging.ERROR,
+                path=str(path),
+                error=str(err),
             )
             return
         for index, issuer in enumerate(self._issuers):
             if issuer.issued(crl):
                 self._revoked[path] = (index, frozenset(r.serial_number for r in crl))
-                _log.info(
-                    "revocation list loaded",
-                    extra={"fields": {"path": str(path), "revoked": len(self._revoked[path][1])}},
-                )
+                event(_log, "CRL loaded", path=str(path), revoked=len(self._revoked[path][1]))
                 return
-        _log.error(
-            "revocation list not signed by any trusted CA; keeping the last good one",
-            extra={"fields": {"path": str(path)}},
-        )
+        event(_log, "CRL not signed by a trusted CA, refused", logging.ERROR, path=str(path))
