@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,9 +35,10 @@ from ops.pki import (
     revoke,
     sign_request,
 )
+from renkei import db
 from renkei.config_util import ConfigError
 from renkei.files import atomic_write
-from renkei.keystore import create_master_key_file
+from renkei.keystore import KeyStore, create_master_key_file, load_master_key
 from renkei.pki import ca_kind, party_host
 
 # The config file and main table of each service, as `renkei deploy init` names them.
@@ -65,11 +66,16 @@ def init_party(
     *,
     listen: str = "0.0.0.0:50051",
     endpoints: Mapping[str, str] | None = None,
+    agency_ids: Sequence[str] = (),
 ) -> PartyFolder:
     """Lay out ``party``'s own folder: keys made here, a CSR, its trust and its config.
 
     ``roots`` (the CAs' bundle) and ``crls`` are the others' public material,
     copied in. Refuses (ConfigError) to replace a party's existing TLS key.
+    Keys the others must know are made here too and returned in ``publish``:
+    an agency's sealing key (for the hub's directory), the hub's sealing key
+    (for the ID issuer) with a link-code key per agency of ``agency_ids``,
+    the ID issuer's ID key and signing key (its public half, for the hub).
     """
     try:
         party_host(party)
@@ -115,7 +121,7 @@ def init_party(
         }
         # The [legacy] table (its legacy system: docs/legacy-formats.md) is the agency's to add.
         _write(config, {"comm": body, "tls": tls})
-        publish["sealing_public_key"] = _agency_sealing_key(folder, body["database_url"])
+        publish["sealing_public_key"] = _provision(folder, body["database_url"], _agency_keys)
     elif kind == "hub":
         config = folder / "hub.toml"
         body = {
@@ -127,6 +133,32 @@ def init_party(
             **{k: v for k, v in ends.items() if k == "id_issuer_endpoint"},
         }
         _write(config, {"hub": body, "tls": tls})
+
+        def hub_keys(store: KeyStore) -> bytes:
+            from hub_server.keys import provision, sealing_key
+            from renkei import sealing
+
+            provision(store, agency_ids)
+            return sealing.public_key_bytes(sealing_key(store))
+
+        publish["hub_sealing_public_key"] = _provision(folder, body["database_url"], hub_keys)
+    elif name == "id-issuer":
+        config = folder / "issuer.toml"
+        body = {
+            "listen": listen,
+            "database_url": "sqlite:///{config_dir}/id_issuer.db",
+            "master_key": "file:master.key",
+        }
+        _write(config, {"id_issuer": body, "tls": tls})
+
+        def issuer_keys(store: KeyStore) -> bytes:
+            from id_issuer.issuer import provision
+
+            return provision(store)
+
+        publish["id_issuer_signing_public_key"] = _provision(
+            folder, body["database_url"], issuer_keys
+        )
     else:
         file, table = SERVICE_CONFIGS.get(name, (f"{name}.toml", name.replace("-", "_")))
         config = folder / file
@@ -191,15 +223,17 @@ def _write(path: Path, data: dict[str, Any]) -> None:
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
 
 
-def _agency_sealing_key(folder: Path, database_url: str) -> str:
-    """Make the agency's sealing key in its own store; its public key, for the hub's directory."""
+def _agency_keys(store: KeyStore) -> bytes:
     from comm_server.keys import provision
-    from renkei import db
-    from renkei.keystore import KeyStore, load_master_key
 
+    return provision(store)
+
+
+def _provision(folder: Path, database_url: str, make: Callable[[KeyStore], bytes]) -> str:
+    """Make a party's keys in its own store (under its master key); the public part, base64."""
     url = database_url.replace("{config_dir}", str(folder))
     store = KeyStore(db.create_engine(url), load_master_key(f"file:{folder / 'master.key'}"))
     try:
-        return base64.b64encode(provision(store)).decode()
+        return base64.b64encode(make(store)).decode()
     finally:
         store.engine.dispose()

@@ -326,7 +326,13 @@ def _deploy_party(args: argparse.Namespace) -> int:
         if (value := getattr(args, f"{peer.replace('-', '_')}_endpoint"))
     }
     made = ceremony.init_party(
-        args.dir, args.party, args.roots, args.crl, listen=args.listen, endpoints=endpoints
+        args.dir,
+        args.party,
+        args.roots,
+        args.crl,
+        listen=args.listen,
+        endpoints=endpoints,
+        agency_ids=[a.agency_id for a in args.agency or ()],
     )
     print(f"{args.party} in {args.dir}: config {made.config}")
     print(f"send {made.csr} to the CA of its domain (renkei pki issue); put the certificate at")

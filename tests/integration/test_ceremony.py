@@ -92,10 +92,20 @@ def test_a_ceremony_makes_parties_that_reach_each_other(
     )
     assert code == 0
     assert "publish sealing_public_key = " in out
-    assert (
-        _run(capsys, "deploy", "init", "--party", "hub", "--dir", str(hub), "--roots", roots)[0]
-        == 0
+    code, out, _ = _run(
+        capsys,
+        *("deploy", "init", "--party", "hub", "--dir", str(hub), "--roots", roots),
+        *("--agency", "141003"),
     )
+    assert (code, "publish hub_sealing_public_key = " in out) == (0, True)
+    issuer = tmp_path / "id_issuer"
+    code, out, _ = _run(
+        capsys,
+        *("deploy", "init", "--party", "service:id-issuer", "--dir", str(issuer)),
+        *("--roots", roots),
+    )
+    assert (code, "publish id_issuer_signing_public_key = " in out) == (0, True)
+    assert (issuer / "issuer.toml").is_file()
     for folder in (city, hub):
         assert stat.S_IMODE((folder / "tls" / "key.pem").stat().st_mode) == 0o600
         assert (folder / "tls" / "request.csr").is_file()

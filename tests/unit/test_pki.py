@@ -425,3 +425,14 @@ def test_trust_reloads_crls_and_keeps_the_last_good_one(tmp_path: Path) -> None:
     atomic_write(made.agencies_ca.crl, good + b"\n", 0o644)
     now[0] = 15.0
     assert pki.peer_identity(ctx, trust) == PeerIdentity("agency", "city")
+
+
+def test_a_tls_channel_must_name_its_peer(tmp_path: Path) -> None:
+    from renkei.grpcutil.client import channel, peer_options
+
+    made = ops_pki.init_pki(tmp_path, ["city"])
+    with pytest.raises(ValueError, match="must name the party"):
+        channel("127.0.0.1:1", made.agency("city"))
+    assert peer_options("agency:city") == [
+        ("grpc.ssl_target_name_override", "city.agency.renkei.internal")
+    ]
