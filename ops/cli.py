@@ -40,9 +40,25 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     pki = sub.add_parser("pki", help="certificates").add_subparsers(dest="action", required=True)
-    p = pki.add_parser("init", help="make a CA, the hub's certificate and one per agency")
+    p = pki.add_parser(
+        "init", help="make the three CAs (hub, agencies, services), the hub's and each agency's"
+    )
     p.add_argument("--dir", type=Path, required=True)
     p.add_argument("--agency", action="append", default=[], metavar="ID", required=True)
+    p = pki.add_parser("ca", help="make one domain's CA alone in its folder (a ceremony)")
+    p.add_argument("--dir", type=Path, required=True, help="the CA's folder (its key stays there)")
+    p.add_argument("--kind", required=True, choices=("hub", "agency", "service"))
+    p.add_argument("--name", default="renkei", help="the CA's common name, before its kind")
+    p.add_argument("--days", type=int, default=825)
+    p = pki.add_parser("issue", help="sign a party's CSR with the CA of its domain")
+    p.add_argument("--ca", type=Path, required=True, help="the CA's folder (ca.pem, ca.key)")
+    p.add_argument("--csr", type=Path, required=True, help="the party's request.csr")
+    p.add_argument("--out", type=Path, required=True, help="where the certificate goes")
+    p.add_argument("--days", type=int, default=825, help="validity (capped by the CA's)")
+    p = pki.add_parser("revoke", help="put certificates on their CA's revocation list")
+    p.add_argument("--ca", type=Path, required=True, help="the CA's folder (crl.pem is there)")
+    p.add_argument("--serial", type=int, action="append", default=[], help="repeatable")
+    p.add_argument("--cert", type=Path, action="append", default=[], help="repeatable")
 
     dep = sub.add_parser("deploy", help="deployment folders").add_subparsers(
         dest="action", required=True
@@ -65,6 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
         " the ID issuer, numbering agency and registry at +201..203",
     )
     p.add_argument("--database-url", help="one database for all parties, a schema each")
+    p.add_argument(
+        "--party",
+        metavar="NAME",
+        help="lay out only this party (hub, agency:ID, service:NAME) in --dir, for a real"
+        " ceremony: its keys, a CSR for its CA, its config (docs/operations.md)",
+    )
+    p.add_argument("--roots", type=Path, help="with --party: the CAs' bundle (roots.pem)")
+    p.add_argument("--crl", type=Path, action="append", default=[], help="with --party: a CRL")
+    p.add_argument("--listen", default="0.0.0.0:50051", help="with --party: HOST:PORT")
+    for peer in ("hub", "registry", "id-issuer"):
+        p.add_argument(f"--{peer}-endpoint", help="with --party: HOST:PORT of that party")
 
     for party in ("hub", "comm"):
         group = sub.add_parser(party, help=f"the {party} server").add_subparsers(
@@ -240,6 +267,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--ca", type=Path, required=True, help="CA that signed the server")
     b.add_argument("--cert", type=Path, required=True, help="client certificate to present")
     b.add_argument("--key", type=Path, required=True)
+    b.add_argument(
+        "--peer", default="hub", help="the party the server is (hub, agency:ID, service:NAME)"
+    )
     b.add_argument("--port", type=int, default=0, help="h2c port (default: a free one)")
     b.add_argument("--port-file", type=Path)
     b.add_argument("--nginx", help="the nginx binary")
@@ -265,6 +295,58 @@ def _config_refused(args: argparse.Namespace, run: Callable[[], int]) -> int:
         command = " ".join(filter(None, (args.command, getattr(args, "action", None))))
         print(f"renkei {command}: {problem}", file=sys.stderr)
         return 2
+
+
+def _pki(args: argparse.Namespace) -> int:
+    from ops import ceremony
+
+    if args.action == "ca":
+        made = ceremony.create_domain_ca(
+            args.dir, args.kind, common_name=f"{args.name} {args.kind} CA", validity_days=args.days
+        )
+        print(f"CA for {args.kind} in {made.folder}: give {made.cert} to every party's roots.pem")
+        return 0
+    if args.action == "issue":
+        cert = ceremony.issue(args.ca, args.csr, args.out, validity_days=args.days)
+        print(f"{args.out}: serial {cert.serial_number}, until {cert.not_valid_after_utc:%Y-%m-%d}")
+        return 0
+    if args.action == "revoke":
+        revoked = ceremony.revoke_certificates(args.ca, args.serial, args.cert)
+        print(f"{args.ca / 'crl.pem'}: {len(revoked)} revoked certificate(s)")
+        return 0
+    from ops.pki import init_pki
+
+    pki = init_pki(args.dir, args.agency)
+    print(f"CAs in {pki.root} (bundle {pki.roots}); hub and {len(args.agency)} agency certificates")
+    return 0
+
+
+def _deploy_party(args: argparse.Namespace) -> int:
+    from ops import ceremony
+    from renkei.config_util import ConfigError
+
+    if args.roots is None:
+        raise ConfigError("--party needs --roots, the CAs' bundle (roots.pem)")
+    endpoints = {
+        f"{peer.replace('-', '_')}_endpoint": value
+        for peer in ("hub", "registry", "id-issuer")
+        if (value := getattr(args, f"{peer.replace('-', '_')}_endpoint"))
+    }
+    made = ceremony.init_party(
+        args.dir,
+        args.party,
+        args.roots,
+        args.crl,
+        listen=args.listen,
+        endpoints=endpoints,
+        agency_ids=[a.agency_id for a in args.agency or ()],
+    )
+    print(f"{args.party} in {args.dir}: config {made.config}")
+    print(f"send {made.csr} to the CA of its domain (renkei pki issue); put the certificate at")
+    print(f"  {made.csr.with_name('cert.pem')}")
+    for key, value in made.publish.items():
+        print(f"publish {key} = {value}")
+    return 0
 
 
 def _serve(party: str, config: Path, port_file: Path | None) -> int:
@@ -541,11 +623,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "pki":
-        from ops.pki import init_pki
-
-        pki = init_pki(args.dir, args.agency)
-        print(f"CA {pki.ca_cert}; hub and {len(args.agency)} agency certificates")
-        return 0
+        return _pki(args)
+    if args.command == "deploy" and args.party:
+        return _deploy_party(args)
     if args.command == "deploy":
         from ops.deploy import DEMO_AGENCIES, Settings, endpoints_from, init_deployment
 

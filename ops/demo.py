@@ -55,6 +55,7 @@ from ops.processes import ProcessGroup, Started, python_module
 from renkei import db
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import from_rpc_error
+from renkei.grpcutil.client import peer_options
 
 # The city, the pension body, the insurer, a modern ward and the minister (JSON lines).
 AGENCIES = registered("141003", "nenkin", "kyoukai-kenpo", "131130", "mhlw")
@@ -208,7 +209,9 @@ class Demo:
     def _stub(self, layout: Layout, agency_id: str) -> tuple[grpc.Channel, Any]:
         files = layout.pki.agency(agency_id)
         target = f"127.0.0.1:{self.endpoints.comm_ports[agency_id]}"
-        channel = grpc.secure_channel(target, files.channel_credentials())
+        channel = grpc.secure_channel(
+            target, files.channel_credentials(), peer_options(f"agency:{agency_id}")
+        )
         return channel, comm_pb2_grpc.RequesterServiceStub(channel)
 
     def ask(self, layout: Layout, q: DemoQuery) -> tuple[int | None, list[str]]:

@@ -3,7 +3,9 @@
 Used by operators (`renkei deploy init`), the demo, the benchmark and the
 end-to-end tests, so all of them run the same files the same way.
 
-    <root>/pki/                 CA, hub and agency certificates
+    <root>/pki/                 the three CAs (hub-ca/, agencies-ca/, services-ca/: key,
+                                certificate, CRL each) and roots.pem, their bundle
+    <party>/tls/                each party's TLS key (made there), its CSR and certificate
     <root>/hub/                 hub.toml, master.key, directory.toml, policy/ (versions), hub.db
     <root>/id_issuer/           issuer.toml, master.key, id_issuer.db (the ID key)
     <root>/agencies/<id>/       comm.toml, master.key, staff.csv, legacy_records.json, comm_<id>.db
@@ -43,6 +45,8 @@ from renkei.pki import TlsFiles
 ID_ISSUER = "id-issuer"
 REGISTRY = "registry"
 NUMBERING = "numbering"
+# Each service's folder in a deployment.
+SERVICE_FOLDERS = {ID_ISSUER: "id_issuer", REGISTRY: "registry", NUMBERING: "numbering"}
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,8 @@ class Layout:
 
     @property
     def pki(self) -> PkiLayout:
-        return PkiLayout.at(self.root / "pki")
+        """The CAs under ``pki/``; each party's TLS files in its own folder (``tls/``)."""
+        return PkiLayout.at(self.root / "pki", parties=self.root, service_folders=SERVICE_FOLDERS)
 
     @property
     def hub_dir(self) -> Path:
@@ -130,6 +135,8 @@ class Settings:
     extra_hub: Mapping[str, Any] = field(default_factory=dict)
     # Staff registered at every agency besides the demo's own (tests use this).
     extra_staff: Sequence[Grant] = ()
+    # How often each server looks at the CAs' revocation lists (None: its default).
+    crl_reload_seconds: float | None = None
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -169,13 +176,19 @@ def _write_toml(path: Path, data: dict[str, Any]) -> None:
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
 
 
-def _tls_paths(files: TlsFiles, config_dir: Path) -> dict[str, str]:
-    """Relative to the config file, so a deployment folder can be moved whole."""
-    return {
+def tls_table(
+    files: TlsFiles, config_dir: Path, crl_reload_seconds: float | None = None
+) -> dict[str, Any]:
+    """A ``[tls]`` table, relative to the config file, so a deployment can be moved whole."""
+    table: dict[str, Any] = {
         "ca_cert": os.path.relpath(files.ca_cert, config_dir),
         "cert": os.path.relpath(files.cert, config_dir),
         "key": os.path.relpath(files.key, config_dir),
+        "crls": [os.path.relpath(p, config_dir) for p in files.crls],
     }
+    if crl_reload_seconds is not None:
+        table["crl_reload_seconds"] = crl_reload_seconds
+    return table
 
 
 def _db(settings: Settings, party: str) -> dict[str, str]:
@@ -225,7 +238,18 @@ def init_deployment(
 ) -> Layout:
     layout = Layout(root)
     ids = [a.agency_id for a in agencies]
-    pki = init_pki(layout.root / "pki", ids, services=[ID_ISSUER, REGISTRY, NUMBERING])
+    # Each party's TLS key is made in its own folder; only CSRs reach the CAs.
+    pki = init_pki(
+        layout.root / "pki",
+        ids,
+        services=[ID_ISSUER, REGISTRY, NUMBERING],
+        parties=layout.root,
+        service_folders=SERVICE_FOLDERS,
+    )
+
+    def _tls_paths(files: TlsFiles, config_dir: Path) -> dict[str, Any]:
+        return tls_table(files, config_dir, settings.crl_reload_seconds)
+
     host = endpoints.host
     hub_endpoint = f"{host}:{endpoints.hub_port}"
 

@@ -11,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import grpc
-
 from legacy_stubs.registry.population import generate
 from legacy_stubs.registry.store import RegistryStore
 from ops.demo_data import Resident
-from ops.deploy import REGISTRY, Layout, registry_engine
+from ops.deploy import NUMBERING, REGISTRY, Layout, registry_engine
 from renkei.files import atomic_write
+from renkei.grpcutil.client import channel as channel_to
 from renkei.numbering.v1 import numbering_pb2, numbering_pb2_grpc
 
 
@@ -38,7 +37,7 @@ async def issue_numbers(
     files = layout.pki.service(REGISTRY)
     target = f"127.0.0.1:{numbering_port}"
     numbers: dict[str, str] = {}
-    async with grpc.aio.secure_channel(target, files.channel_credentials()) as channel:
+    async with channel_to(target, files, peer=f"service:{NUMBERING}") as channel:
         stub = numbering_pb2_grpc.NumberingServiceStub(channel)
         for code in resident_codes:
             response = await stub.IssueNumber(

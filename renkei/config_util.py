@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from renkei import validate
-from renkei.pki import TlsFiles
+from renkei.pki import DEFAULT_CRL_RELOAD_SECONDS, TlsFiles
 
 
 class ConfigError(ValueError):
@@ -162,9 +162,17 @@ def master_key_spec(spec: str, base: Path) -> str:
 
 
 def tls_files(data: Mapping[str, Any], path_: Path) -> TlsFiles | None:
-    """The ``[tls]`` table (ca_cert, cert, key), or None when the file has none."""
+    """The ``[tls]`` table, or None when the file has none.
+
+    ``ca_cert`` (one CA or a bundle such as ``roots.pem``), ``cert``, ``key``;
+    optionally ``crls`` (the CAs' revocation lists a server checks callers
+    against) and ``crl_reload_seconds`` (how often it looks at them, default 5).
+    """
     tls = table(data, "tls", path_)
     if not tls:
         return None
     where = f"{path_}: [tls]"
-    return TlsFiles(*(path(tls, k, where, path_.parent) for k in ("ca_cert", "cert", "key")))
+    ca_cert, cert, key = (path(tls, k, where, path_.parent) for k in ("ca_cert", "cert", "key"))
+    crls = tuple(resolve(path_.parent, p) for p in text_list(tls, "crls", where))
+    reload_s = number(tls, "crl_reload_seconds", where, DEFAULT_CRL_RELOAD_SECONDS)
+    return TlsFiles(ca_cert, cert, key, crls, reload_s)

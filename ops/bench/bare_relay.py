@@ -93,7 +93,10 @@ async def create_server(config: HubConfig, provider_id: str, link_code: str) -> 
     directory = Directory.load(config.directory_path)
     provider = directory.get(provider_id, field="provider")
     to_provider = channel(
-        provider.endpoint, config.tls, insecure_development=config.insecure_development
+        provider.endpoint,
+        config.tls,
+        peer=f"agency:{provider.agency_id}",
+        insecure_development=config.insecure_development,
     )
     stub: comm_pb2_grpc.ProviderServiceAsyncStub = comm_pb2_grpc.ProviderServiceStub(to_provider)
     relay = BareRelay(directory, link_code, stub)

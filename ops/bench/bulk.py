@@ -54,6 +54,7 @@ from ops.processes import ProcessGroup, StartupError, python_module
 from renkei import bulk, db, limits, sealing
 from renkei.comm.v1 import comm_pb2
 from renkei.errors import NotFound
+from renkei.grpcutil.client import peer_options
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
 from renkei.runner import serve_until_signalled
 
@@ -357,6 +358,7 @@ async def run_load(
     options = [
         ("grpc.use_local_subchannel_pool", 1),
         ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+        *peer_options("hub"),
     ]
     channels = [
         grpc.aio.secure_channel(f"127.0.0.1:{hub_port}", tls.channel_credentials(), options=options)

@@ -34,6 +34,7 @@ from ops.load.report import machine
 from ops.load.stats import DIGITS, HIGHEST_US, LOWEST_US, to_us
 from ops.processes import ProcessGroup
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
+from renkei.grpcutil.client import peer_options
 
 # The demo's first four queries: one through each legacy system, by provider.
 PROVIDERS = ("141003", "nenkin", "kyoukai-kenpo", "131130")
@@ -79,7 +80,8 @@ async def _load(
     requests: int | None,
 ) -> None:
     credentials = layout.pki.agency(q.requester).channel_credentials()
-    async with grpc.aio.secure_channel(f"127.0.0.1:{port}", credentials) as channel:
+    options = peer_options(f"agency:{q.requester}")
+    async with grpc.aio.secure_channel(f"127.0.0.1:{port}", credentials, options) as channel:
         stub = comm_pb2_grpc.RequesterServiceStub(channel)
         request = q.query_request()
         await stub.Query(request, timeout=10)  # warm: keys, connections

@@ -69,6 +69,7 @@ from ops.processes import ProcessGroup, Started, StartupError, python_module, ta
 from renkei import db, sealing
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import RenkeiError
+from renkei.grpcutil.client import peer_options
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
 
 CITY, PENSION = "141003", "nenkin"
@@ -320,11 +321,17 @@ async def run_load(layout: Layout, plan: Plan) -> tuple[dict[str, PathResult], d
     # A local subchannel pool per channel: otherwise channels with equal arguments share
     # one connection, and "a few channels" would be one.
     options = [("grpc.use_local_subchannel_pool", 1)]
-    # Direct: the driver stands in for the hub, so it shows the hub's certificate.
+    # Direct: the driver stands in for the hub, so it shows the hub's certificate. Every
+    # other path ends at something showing the hub's (the relays present the hub's too).
     creds = {p: (hub_tls if p == DIRECT else city_tls).channel_credentials() for p in paths}
+    peers = {p: f"agency:{PENSION}" if p == DIRECT else "hub" for p in paths}
     channels = {
         path: [
-            grpc.aio.secure_channel(f"127.0.0.1:{plan.ports[path]}", creds[path], options=options)
+            grpc.aio.secure_channel(
+                f"127.0.0.1:{plan.ports[path]}",
+                creds[path],
+                options=[*options, *peer_options(peers[path])],
+            )
             for _ in range(CHANNELS)
         ]
         for path in paths
@@ -461,6 +468,7 @@ def start_nginx(
         upstream_port=comm_port,
         upstream_tls=layout.pki.hub(),
         server_tls=layout.pki.hub(),
+        upstream_peer=f"agency:{PENSION}",
         workers=NGINX_WORKERS,
     )
     config = nginx.write_config(hop, state_dir / "nginx")

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ops.deploy import free_port
 from ops.processes import ProcessGroup, Started, StartupError, tail
-from renkei.pki import TlsFiles
+from renkei.pki import TlsFiles, party_host
 from renkei.runner import write_port_file
 
 # Keep-alive limits far above any bench run: nginx's defaults (1000 requests per
@@ -65,6 +65,8 @@ class Hop:
     # for plaintext h2c (the h2load bridge).
     server_tls: TlsFiles | None
     workers: int = 1
+    # The party the upstream is: nginx checks its certificate for that party's name.
+    upstream_peer: str = "hub"
 
 
 def config_text(hop: Hop, folder: Path) -> str:
@@ -115,7 +117,7 @@ http {{
             grpc_ssl_certificate_key {up.key.resolve()};
             grpc_ssl_trusted_certificate {up.ca_cert.resolve()};
             grpc_ssl_verify on;
-            grpc_ssl_name localhost;
+            grpc_ssl_name {party_host(hop.upstream_peer)};
             grpc_ssl_server_name on;
             grpc_ssl_session_reuse on;
             grpc_read_timeout 60s;
@@ -192,6 +194,7 @@ def bridge_main(args: argparse.Namespace) -> int:
         upstream_port=args.upstream_port,
         upstream_tls=TlsFiles(args.ca, args.cert, args.key),
         server_tls=None,
+        upstream_peer=args.peer,
     )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -55,6 +55,7 @@ from ops.fuzz.world import (
 )
 from renkei.comm.v1 import comm_pb2
 from renkei.grpcutil import interceptor
+from renkei.grpcutil.client import peer_options
 from renkei.limits import MAX_MESSAGE_BYTES
 
 REPO = Path(__file__).resolve().parents[2]
@@ -188,7 +189,9 @@ def record_real_requests(world: World) -> dict[str, list[bytes]]:
     try:
         for agency_id in AGENCY_IDS:
             creds = world.tls(f"agency:{agency_id}").channel_credentials()
-            with grpc.secure_channel(f"127.0.0.1:{world.ports[agency_id]}", creds) as channel:
+            target = f"127.0.0.1:{world.ports[agency_id]}"
+            options = peer_options(f"agency:{agency_id}")
+            with grpc.secure_channel(target, creds, options) as channel:
                 for method in comm_pb2.DESCRIPTOR.services_by_name["RequesterService"].methods:
                     path = f"/{method.containing_service.full_name}/{method.name}"
                     call = channel.unary_unary(path, None, None)
@@ -308,7 +311,8 @@ class Caller:
         if key not in self._channels:
             creds = self.world.tls(party).channel_credentials()
             target = f"127.0.0.1:{self.world.ports[server]}"
-            self._channels[key] = grpc.secure_channel(target, creds, CHANNEL_OPTIONS)
+            options = [*CHANNEL_OPTIONS, *peer_options(self.world.party_of(server))]
+            self._channels[key] = grpc.secure_channel(target, creds, options)
         return self._channels[key]
 
     def call(

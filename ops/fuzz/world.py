@@ -105,6 +105,14 @@ class World:
             return self.layout.pki.agency(name)
         return self.layout.pki.service(name)
 
+    def party_of(self, server: str) -> str:
+        """The party serving ``server`` (a key of ``ports``): hub, an agency or a service."""
+        if server == HUB:
+            return HUB
+        if server in AGENCY_IDS:
+            return f"agency:{server}"
+        return f"service:{REGISTRY if server == BINDING else server}"
+
     def stop(self) -> None:
         async def stop_all() -> None:
             for stop in reversed(self._stops):

@@ -20,6 +20,7 @@ import grpc
 
 from ops.deploy import Layout
 from ops.load.targets import HUB_ENDPOINT, NUMBERING_ENDPOINT
+from renkei.grpcutil.client import peer_options
 from renkei.limits import MAX_MESSAGE_BYTES
 from renkei.pki import TlsFiles
 
@@ -37,6 +38,8 @@ class Connection:
     caller: str
     address: str
     tls: TlsFiles
+    # The party the server must be (its certificate names it): hub, service:numbering, agency:<id>.
+    peer: str = "hub"
 
 
 def caller_tls(layout: Layout, caller: str) -> TlsFiles:
@@ -59,6 +62,15 @@ def _listen(config: Path, table: str) -> str:
             f"{config}: listen {listen!r} has no fixed port; give --endpoint NAME=HOST:PORT"
         )
     return f"{host}:{port}"
+
+
+def endpoint_peer(endpoint: str) -> str:
+    """The party serving ``endpoint`` (``hub``, ``numbering`` or an agency id)."""
+    if endpoint == HUB_ENDPOINT:
+        return "hub"
+    if endpoint == NUMBERING_ENDPOINT:
+        return "service:numbering"
+    return f"agency:{endpoint}"
 
 
 def deployment_address(layout: Layout, endpoint: str) -> str:
@@ -108,7 +120,7 @@ def connections(
         for path in (tls.ca_cert, tls.cert, tls.key):
             if not path.is_file():
                 raise EndpointError(f"{caller}: no such file {path}")
-        out.append(Connection(caller, address, tls))
+        out.append(Connection(caller, address, tls, endpoint_peer(endpoint)))
     return out
 
 
@@ -138,6 +150,7 @@ def open_channel(connection: Connection) -> grpc.aio.Channel:
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.use_local_subchannel_pool", 1),
+        *peer_options(connection.peer),
     ]
     return grpc.aio.secure_channel(
         connection.address, connection.tls.channel_credentials(), options=options

@@ -16,7 +16,7 @@ from typing import Any
 import grpc
 
 from renkei.errors import PermissionDenied, Unauthenticated
-from renkei.pki import PeerIdentity, peer_identity, validate_agency_id
+from renkei.pki import PeerIdentity, Trust, peer_identity, validate_agency_id
 
 DEV_PARTY_HEADER = "x-renkei-dev-party"
 
@@ -40,10 +40,18 @@ def label(identity: PeerIdentity) -> str:
 
 
 def resolve(
-    context: grpc.aio.ServicerContext[Any, Any], claimed: str | None, *, insecure_development: bool
+    context: grpc.aio.ServicerContext[Any, Any],
+    claimed: str | None,
+    *,
+    insecure_development: bool,
+    trust: Trust | None = None,
 ) -> PeerIdentity | None:
-    """The caller of this call: its certificate, else (development only) the header's claim."""
-    identity = peer_identity(context)
+    """The caller of this call: its certificate, else (development only) the header's claim.
+
+    With ``trust``, a certificate from the wrong domain's CA names no one, and
+    a revoked one raises UNAUTHENTICATED (CERTIFICATE_REVOKED).
+    """
+    identity = peer_identity(context, trust)
     if identity is None and insecure_development and claimed:
         try:
             identity = parse_party(claimed)

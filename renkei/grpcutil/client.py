@@ -30,17 +30,27 @@ def channel(
     ``peer`` (``"hub"``, ``"agency:<id>"``, ``"service:<name>"``) is the party the
     server must be: its certificate must carry that party's name (``party_host``),
     so a server at the address with another party's valid certificate is refused.
+    It is required with ``tls``: certificates name no address, only their party.
     """
     all_options: list[tuple[str, int | str]] = [*_OPTIONS, *options]
     if tls is not None:
-        if peer is not None:
-            all_options.append(("grpc.ssl_target_name_override", party_host(peer)))
+        if peer is None:
+            raise ValueError(f"a TLS channel to {target} must name the party it expects (peer)")
+        all_options.extend(peer_options(peer))
         return grpc.aio.secure_channel(target, tls.channel_credentials(), options=all_options)
     if not insecure_development:
         raise ValueError(
             f"no TLS files for {target}; a plaintext channel needs the insecure development flag"
         )
     return grpc.aio.insecure_channel(target, options=all_options)
+
+
+def peer_options(peer: str) -> list[tuple[str, str]]:
+    """The channel arguments that make a TLS channel accept only ``peer``'s certificate.
+
+    For tools that build their own channel (``grpc.secure_channel``) instead of ``channel``.
+    """
+    return [("grpc.ssl_target_name_override", party_host(peer))]
 
 
 def outgoing_metadata() -> tuple[tuple[str, str], ...]:

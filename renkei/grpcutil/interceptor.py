@@ -28,6 +28,7 @@ import grpc
 from renkei.errors import InvalidArgument, RenkeiError
 from renkei.grpcutil.caller import DEV_PARTY_HEADER, reset_caller, resolve, set_caller
 from renkei.logs import CORRELATION_HEADER, correlation_id, event, new_correlation_id
+from renkei.pki import Trust
 
 _log = logging.getLogger("renkei.rpc")
 
@@ -43,8 +44,9 @@ else:
 
 
 class RpcInterceptor(_ServerInterceptor):
-    def __init__(self, *, insecure_development: bool = False) -> None:
+    def __init__(self, *, insecure_development: bool = False, trust: Trust | None = None) -> None:
         self._insecure = insecure_development
+        self._trust = trust
         self._wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
 
     async def intercept_service(
@@ -84,8 +86,15 @@ class RpcInterceptor(_ServerInterceptor):
     def _enter(self, context: Context) -> tuple[Any, Any]:
         """Set this call's correlation id and caller; the tokens ``_leave`` resets."""
         cid, claimed = _metadata_of(context)
-        identity = resolve(context, claimed, insecure_development=self._insecure)
-        return correlation_id.set((cid or new_correlation_id())[:64]), set_caller(identity)
+        token = correlation_id.set((cid or new_correlation_id())[:64])
+        try:
+            identity = resolve(
+                context, claimed, insecure_development=self._insecure, trust=self._trust
+            )
+        except RenkeiError:  # a revoked certificate: refused, the correlation id logged
+            correlation_id.reset(token)
+            raise
+        return token, set_caller(identity)
 
     def _around_call(
         self,
@@ -96,15 +105,17 @@ class RpcInterceptor(_ServerInterceptor):
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def call(request: Any, context: Context) -> Any:
             started = time.perf_counter()
-            tokens = self._enter(context)
+            tokens = None
             try:
+                tokens = self._enter(context)
                 response = await behavior(_admit(request, streams_in, refusal), context)
             except RenkeiError as err:
                 await _refuse(context, err, name, started)
             except Exception as err:
                 await _fail(context, name, err)
             finally:
-                _leave(tokens)
+                if tokens is not None:
+                    _leave(tokens)
             _ok(name, started)
             return response
 
@@ -119,8 +130,9 @@ class RpcInterceptor(_ServerInterceptor):
     ) -> Callable[[Any, Context], AsyncIterator[Any]]:
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             started = time.perf_counter()
-            tokens = self._enter(context)
+            tokens = None
             try:
+                tokens = self._enter(context)
                 async for response in behavior(_admit(request, streams_in, refusal), context):
                     yield response
             except RenkeiError as err:
@@ -128,7 +140,8 @@ class RpcInterceptor(_ServerInterceptor):
             except Exception as err:
                 await _fail(context, name, err)
             finally:
-                _leave(tokens)
+                if tokens is not None:
+                    _leave(tokens)
             _ok(name, started)
 
         return stream

@@ -65,7 +65,13 @@ async def start_server(
     explicitly asks for ``insecure_development``.
     """
     server = grpc.aio.server(
-        interceptors=[RpcInterceptor(insecure_development=insecure_development)],
+        # The caller's certificate is checked against the CA of its kind and the CRLs.
+        interceptors=[
+            RpcInterceptor(
+                insecure_development=insecure_development,
+                trust=tls.trust() if tls is not None else None,
+            )
+        ],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

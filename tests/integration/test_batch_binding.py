@@ -15,6 +15,7 @@ from hub_server.id_issuer_client import IdKeyState
 from id_issuer.issuer import IdIssuer
 from ops.deploy import REGISTRY
 from renkei import codes, id_code_batch
+from renkei.grpcutil.client import peer_options
 from renkei.hub.v1 import hub_pb2
 from renkei.idissuer.v1 import id_issuer_pb2, id_issuer_pb2_grpc
 
@@ -41,6 +42,7 @@ def test_the_registry_gets_one_sealed_batch_that_the_hub_turns_into_link_codes(
         channel = grpc.aio.secure_channel(
             f"127.0.0.1:{topo.id_issuer.port}",
             topo.layout.pki.service(REGISTRY).channel_credentials(),
+            peer_options("service:id-issuer"),
         )
         async with channel:
             stub = id_issuer_pb2_grpc.IdIssuerServiceStub(channel)
@@ -69,7 +71,9 @@ def test_the_registry_gets_one_sealed_batch_that_the_hub_turns_into_link_codes(
 def test_only_listed_parties_may_seal_a_batch(loop: LoopThread, topo: Topology) -> None:
     async def as_agency() -> Refusal:
         channel = grpc.aio.secure_channel(
-            f"127.0.0.1:{topo.id_issuer.port}", topo.tls(CITY).channel_credentials()
+            f"127.0.0.1:{topo.id_issuer.port}",
+            topo.tls(CITY).channel_credentials(),
+            peer_options("service:id-issuer"),
         )
         async with channel:
             stub = id_issuer_pb2_grpc.IdIssuerServiceStub(channel)

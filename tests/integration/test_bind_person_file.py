@@ -20,6 +20,7 @@ from ops.cli import main as cli_main
 from ops.deploy import registered
 from registry_binding.bootstrap import RegistryBindingServer, create_server
 from registry_binding.config import RegistryBindingConfig
+from renkei.grpcutil.client import peer_options
 from renkei.registry.v1 import registry_pb2_grpc
 
 CITY = "141003"
@@ -142,7 +143,9 @@ class _registry:
 
         assert self.config.tls is not None
         self.ch = grpc.aio.secure_channel(
-            f"127.0.0.1:{self.world.registry.port}", self.config.tls.channel_credentials()
+            f"127.0.0.1:{self.world.registry.port}",
+            self.config.tls.channel_credentials(),
+            peer_options("service:registry"),
         )
         return registry_pb2_grpc.BindingServiceStub(self.ch)  # type: ignore[return-value]
 

@@ -104,7 +104,7 @@ def _records(s: Setup) -> list[LocalRecord]:
 def _stub(
     s: Setup, tls: TlsFiles
 ) -> tuple[grpc.aio.Channel, registry_pb2_grpc.BindingServiceAsyncStub]:
-    ch = grpc.aio.secure_channel(f"127.0.0.1:{s.registry.port}", tls.channel_credentials())
+    ch = channel(f"127.0.0.1:{s.registry.port}", tls, peer="service:registry")
     return ch, registry_pb2_grpc.BindingServiceStub(ch)  # type: ignore[return-value]
 
 
@@ -329,6 +329,7 @@ def test_renkei_bind_binds_from_a_json_lines_file_and_reports(
             f'registry_endpoint = "127.0.0.1:{setup.registry.port}"',
         )
         .replace('"../../', f'"{comm_toml.parent}/../../')
+        .replace('"tls/', f'"{comm_toml.parent}/tls/')
         .replace("{config_dir}", str(comm_toml.parent)),
         "utf-8",
     )

@@ -26,6 +26,7 @@ from ops.deploy import AgencySpec, registry_engine
 from registry_binding.bootstrap import RegistryBindingServer, create_server
 from registry_binding.config import RegistryBindingConfig
 from registry_binding.consent import ConsentLog
+from renkei.grpcutil.client import channel
 from renkei.pki import TlsFiles
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 from renkei.residents import Address, Resident
@@ -68,7 +69,7 @@ def setup(loop: LoopThread, tmp_path: Path) -> Iterator[Setup]:
 def _stub(
     s: Setup, tls: TlsFiles
 ) -> tuple[grpc.aio.Channel, registry_pb2_grpc.BindingServiceAsyncStub]:
-    ch = grpc.aio.secure_channel(f"127.0.0.1:{s.registry.port}", tls.channel_credentials())
+    ch = channel(f"127.0.0.1:{s.registry.port}", tls, peer="service:registry")
     return ch, registry_pb2_grpc.BindingServiceStub(ch)  # type: ignore[return-value]
 
 
@@ -366,6 +367,7 @@ def _live_config(s: Setup, agency: str, tmp_path: Path) -> Path:
             f'registry_endpoint = "127.0.0.1:{s.registry.port}"',
         )
         .replace('"../../', f'"{comm_toml.parent}/../../')
+        .replace('"tls/', f'"{comm_toml.parent}/tls/')
         .replace("{config_dir}", str(comm_toml.parent)),
         "utf-8",
     )

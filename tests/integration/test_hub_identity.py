@@ -17,6 +17,7 @@ from support.topology import CITY, PENSION, Topology
 from id_issuer.issuer import IdIssuer
 from ops.pki import init_pki
 from renkei import codes, id_code_batch, id_code_signing, sealing
+from renkei.grpcutil.client import peer_options
 from renkei.hub.v1 import hub_pb2
 
 APPROVE = hub_pb2.ApproveRequest(
@@ -27,7 +28,7 @@ APPROVE = hub_pb2.ApproveRequest(
 def _approve(topo: Topology, credentials: grpc.ChannelCredentials) -> object:
     async def call() -> object:
         target = f"127.0.0.1:{topo.hub.port}"
-        async with grpc.aio.secure_channel(target, credentials) as ch:
+        async with grpc.aio.secure_channel(target, credentials, peer_options("hub")) as ch:
             return await topo.hub_stub(ch).Approve(APPROVE, timeout=5)
 
     return call()

@@ -8,12 +8,14 @@ from support.refusals import refused
 from support.topology import CITY, Topology
 
 from ops.deploy import REGISTRY
+from renkei.grpcutil.client import peer_options
 from renkei.hub.v1 import hub_pb2
 from renkei.idissuer.v1 import id_issuer_pb2, id_issuer_pb2_grpc
 
 
 def _stub(topo: Topology, credentials: grpc.ChannelCredentials) -> tuple[grpc.aio.Channel, object]:
-    channel = grpc.aio.secure_channel(f"127.0.0.1:{topo.id_issuer.port}", credentials)
+    target, options = f"127.0.0.1:{topo.id_issuer.port}", peer_options("service:id-issuer")
+    channel = grpc.aio.secure_channel(target, credentials, options)
     return channel, id_issuer_pb2_grpc.IdIssuerServiceStub(channel)
 
 

@@ -16,6 +16,7 @@ import pytest
 from ops import pki as ops_pki
 from ops.pki import PkiLayout
 from renkei import pki
+from renkei.grpcutil.client import peer_options
 
 AGENCY = "city-001"
 METHOD = "/renkei.test.v1.Whoami/Who"
@@ -42,6 +43,7 @@ async def _who(request: bytes, context: grpc.aio.ServicerContext[Any, Any]) -> b
 def _ask(
     server_creds: grpc.ServerCredentials | None,
     channel_creds: grpc.ChannelCredentials | None,
+    server_party: str = "hub",
 ) -> str:
     """Start a server (insecure if server_creds is None), call it once, return the answer."""
 
@@ -57,11 +59,12 @@ def _ask(
             port = server.add_secure_port("127.0.0.1:0", server_creds)
         await server.start()
         try:
-            target = f"localhost:{port}"  # matches the DNS SAN
+            target = f"127.0.0.1:{port}"
             channel = (
                 grpc.aio.insecure_channel(target)
                 if channel_creds is None
-                else grpc.aio.secure_channel(target, channel_creds)
+                # The server's certificate names its party, not an address.
+                else grpc.aio.secure_channel(target, channel_creds, peer_options(server_party))
             )
             async with channel:
                 call = channel.unary_unary(METHOD, None, None)  # raw bytes, no (de)serializer
@@ -83,7 +86,9 @@ def test_agency_identity(layout: PkiLayout) -> None:
 
 def test_hub_identity(layout: PkiLayout) -> None:
     # An agency's server sees the hub calling it.
-    answer = _ask(layout.agency("nta").server_credentials(), layout.hub().channel_credentials())
+    answer = _ask(
+        layout.agency("nta").server_credentials(), layout.hub().channel_credentials(), "agency:nta"
+    )
     assert answer == "hub:hub"
 
 

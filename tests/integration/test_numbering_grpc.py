@@ -32,6 +32,7 @@ from ops.pki import PkiLayout
 from renkei import db
 from renkei.errors import RenkeiError
 from renkei.grpcutil.caller import DEV_PARTY_HEADER
+from renkei.grpcutil.client import peer_options
 from renkei.grpcutil.server import ServerHandle
 from renkei.numbering.v1 import numbering_pb2 as pb
 from renkei.numbering.v1 import numbering_pb2_grpc
@@ -95,7 +96,9 @@ def _call(
     async def run() -> Any:
         target = f"127.0.0.1:{port}"
         channel = (
-            grpc.aio.secure_channel(target, tls.channel_credentials())
+            grpc.aio.secure_channel(
+                target, tls.channel_credentials(), peer_options("service:numbering")
+            )
             if tls
             else grpc.aio.insecure_channel(target)
         )
@@ -333,7 +336,8 @@ def test_no_client_certificate_no_connection(
 ) -> None:
     async def run() -> grpc.StatusCode:
         creds = grpc.ssl_channel_credentials(root_certificates=layout.ca_cert.read_bytes())
-        async with grpc.aio.secure_channel(f"127.0.0.1:{server.port}", creds) as channel:
+        target, options = f"127.0.0.1:{server.port}", peer_options("service:numbering")
+        async with grpc.aio.secure_channel(target, creds, options) as channel:
             stub: Stub = numbering_pb2_grpc.NumberingServiceStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as exc:
                 await stub.LookupNumber(
@@ -350,7 +354,9 @@ def test_health_reports_the_service(
     async def run() -> int:
         tls = layout.service("registry")
         async with grpc.aio.secure_channel(
-            f"127.0.0.1:{server.port}", tls.channel_credentials()
+            f"127.0.0.1:{server.port}",
+            tls.channel_credentials(),
+            peer_options("service:numbering"),
         ) as channel:
             health = health_pb2_grpc.HealthStub(channel)
             reply = await health.Check(

@@ -71,8 +71,9 @@ def test_development_mode_serves_plaintext_and_takes_the_caller_from_a_header(
 
 def test_cli_pki_init_and_deploy_init(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["pki", "init", "--dir", str(tmp_path / "pki"), "--agency", "a1"]) == 0
-    assert (tmp_path / "pki" / "agencies" / "a1.pem").exists()
-    assert (tmp_path / "pki" / "hub.pem").exists()
+    assert (tmp_path / "pki" / "agencies" / "a1" / "tls" / "cert.pem").exists()
+    assert (tmp_path / "pki" / "hub" / "tls" / "cert.pem").exists()
+    assert (tmp_path / "pki" / "roots.pem").exists()
     deployment = tmp_path / "deploy"
     agencies = ["--agency", "x1=名=市町村長", "--agency", "札幌市", "--agency", "nenkin"]
     assert main(["deploy", "init", "--dir", str(deployment), *agencies]) == 0
@@ -84,7 +85,20 @@ def test_cli_pki_init_and_deploy_init(tmp_path: Path, capsys: pytest.CaptureFixt
     comm = tomllib.loads((deployment / "agencies" / "x1" / "comm.toml").read_text())
     assert comm["comm"]["hub_endpoint"] == "127.0.0.1:50051"
     assert comm["legacy"]["port"] == 50152
-    assert HubConfig.load(deployment / "hub" / "hub.toml").tls is not None
+    hub_tls = HubConfig.load(deployment / "hub" / "hub.toml").tls
+    assert hub_tls is not None
+    # The hub's key was made in the hub's folder; the CAs' keys are in their own.
+    assert hub_tls.key.resolve() == (deployment / "hub" / "tls" / "key.pem").resolve()
+    assert hub_tls.ca_cert.resolve() == (deployment / "pki" / "roots.pem").resolve()
+    assert [p.resolve() for p in hub_tls.crls] == [
+        (deployment / "pki" / ca / "crl.pem").resolve()
+        for ca in ("hub-ca", "agencies-ca", "services-ca")
+    ]
+    assert sorted(p.parent.name for p in (deployment / "pki").rglob("ca.key")) == [
+        "agencies-ca",
+        "hub-ca",
+        "services-ca",
+    ]
     assert "deployment in" in capsys.readouterr().out
     # Every party gets a real port from the base: no config may name port 0.
     assert hub["hub"]["id_issuer_endpoint"] == "127.0.0.1:50252"

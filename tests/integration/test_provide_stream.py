@@ -41,6 +41,7 @@ from ops.demo_data import legacy_records
 from renkei import sealing
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import DeadlineExceeded, NotFound, RenkeiError, Unavailable
+from renkei.grpcutil.client import peer_options
 from renkei.grpcutil.server import ServerHandle, start_server
 
 PROVIDER = "nenkin"
@@ -325,7 +326,8 @@ def test_a_hub_dropping_the_stream_leaves_the_provider_a_row_per_call_in_flight(
 async def _serving(layout: ops_pki.PkiLayout, port: int) -> bool:
     """Whether the provider's health is SERVING, asked on a channel of its own (no backoff)."""
     creds = layout.hub().channel_credentials()
-    async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds) as ch:
+    options = peer_options(f"agency:{PROVIDER}")
+    async with grpc.aio.secure_channel(f"127.0.0.1:{port}", creds, options) as ch:
         try:
             served = await health_pb2_grpc.HealthStub(ch).Check(
                 health_pb2.HealthCheckRequest(service=""), timeout=5
@@ -449,7 +451,8 @@ def test_only_the_hub_may_open_the_stream(loop: LoopThread, layout: ops_pki.PkiL
         handle = await _serve(layout, ScriptedExchange())
         creds = layout.agency("city").channel_credentials()
         try:
-            async with grpc.aio.secure_channel(f"127.0.0.1:{handle.port}", creds) as ch:
+            target, options = f"127.0.0.1:{handle.port}", peer_options(f"agency:{PROVIDER}")
+            async with grpc.aio.secure_channel(target, creds, options) as ch:
 
                 async def one() -> AsyncIterator[comm_pb2.ProvideStreamRequest]:
                     yield comm_pb2.ProvideStreamRequest(

@@ -40,6 +40,7 @@ from ops.processes import ProcessGroup, Started, python_module
 from renkei import db
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import from_rpc_error
+from renkei.grpcutil.client import channel as open_channel
 
 CITY, PENSION = "141003", "nenkin"
 AGENCIES = tuple(a for a in DEMO_AGENCIES if a.agency_id in (CITY, PENSION))
@@ -198,7 +199,7 @@ class World:
     def channel(self) -> grpc.aio.Channel:
         files = self.layout.pki.agency(CITY)
         target = CommConfig.load(self.layout.comm_config(CITY)).listen
-        return grpc.aio.secure_channel(target, files.channel_credentials())
+        return open_channel(target, files, peer=f"agency:{CITY}")
 
     def request(self, n: int) -> comm_pb2.QueryRequest:
         # Two of the three residents have a pension; the pension service never bound

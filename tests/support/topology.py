@@ -45,6 +45,7 @@ from ops.identities import issue_numbers, seed_registry
 from registry_binding import bootstrap as registry_bootstrap
 from registry_binding.config import RegistryBindingConfig
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
+from renkei.grpcutil.client import channel
 from renkei.hub.v1 import hub_pb2_grpc
 from renkei.pki import TlsFiles
 
@@ -104,9 +105,8 @@ class Topology:
     def channel(self, target: str, as_party: str) -> grpc.aio.Channel:
         """A channel to 'hub' or an agency's comm server, with ``as_party``'s certificate."""
         port = self.hub.port if target == "hub" else self.comms[target].port
-        return grpc.aio.secure_channel(
-            f"127.0.0.1:{port}", self.tls(as_party).channel_credentials()
-        )
+        peer = "hub" if target == "hub" else f"agency:{target}"
+        return channel(f"127.0.0.1:{port}", self.tls(as_party), peer=peer)
 
     def hub_stub(self, channel: grpc.aio.Channel) -> hub_pb2_grpc.HubServiceAsyncStub:
         return hub_pb2_grpc.HubServiceStub(channel)  # type: ignore[return-value]

@@ -27,6 +27,7 @@ def test_the_relay_hop_is_mutual_tls_on_both_sides(tmp_path: Path) -> None:
     assert "grpc_pass grpcs://renkei_upstream;" in text
     assert f"grpc_ssl_certificate {tmp_path / 'hub.pem'};" in text
     assert "grpc_ssl_verify on;" in text
+    assert "grpc_ssl_name hub.renkei.internal;" in text  # the upstream's party, not localhost
     assert "worker_processes 1;" in text
     assert "daemon off;" in text
     # Everything nginx writes stays in the folder it was given.
@@ -35,7 +36,7 @@ def test_the_relay_hop_is_mutual_tls_on_both_sides(tmp_path: Path) -> None:
 
 
 def test_the_bridge_listens_in_plaintext_h2c(tmp_path: Path) -> None:
-    hop = nginx.Hop(8443, 5051, tls(tmp_path, "141003"), None)
+    hop = nginx.Hop(8443, 5051, tls(tmp_path, "141003"), None, upstream_peer="agency:nenkin")
 
     text = nginx.config_text(hop, tmp_path)
 
@@ -43,6 +44,7 @@ def test_the_bridge_listens_in_plaintext_h2c(tmp_path: Path) -> None:
     assert "ssl_verify_client" not in text
     assert " ssl " not in text
     assert f"grpc_ssl_certificate {tmp_path / '141003.pem'};" in text
+    assert "grpc_ssl_name nenkin.agency.renkei.internal;" in text
 
 
 def test_a_missing_binary_is_none(tmp_path: Path) -> None:
