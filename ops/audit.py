@@ -425,21 +425,21 @@ def _registry_defaults(path: Path, found: list[Reference]) -> list[Reference]:
 
 
 def _owners_by_place(root: Path, configs: Mapping[str, Path]) -> dict[str, str]:
-    """Private key files and SQLite files the deployment's layout gives each party."""
-    from ops.deploy import ID_ISSUER, NUMBERING, REGISTRY
-    from ops.pki import PkiLayout
+    """Private key files and SQLite files the deployment's layout gives each party,
+    and each CA's key to that CA (no party's config may name one)."""
+    from ops.deploy import ID_ISSUER, NUMBERING, REGISTRY, Layout
+    from ops.pki import CA_FOLDERS
 
-    owners: dict[str, str] = {}
-    pki = PkiLayout.at(root / "pki")
+    pki = Layout(root).pki
     keys = {"hub": pki.hub().key, "id-issuer": pki.service(ID_ISSUER).key}
     keys["numbering"] = pki.service(NUMBERING).key
     keys["registry"] = pki.service(REGISTRY).key
     for party in configs:
         if party.startswith("agency:"):
             keys[party] = pki.agency(party.removeprefix("agency:")).key
-    for party, key in keys.items():
-        owners[str(key.resolve())] = party
-    return owners
+    for kind in CA_FOLDERS:
+        keys[f"ca:{kind}"] = pki.ca(kind).key
+    return {str(key.resolve()): party for party, key in keys.items()}
 
 
 def _folder_owner(target: str, configs: Mapping[str, Path]) -> str | None:

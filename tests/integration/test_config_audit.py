@@ -114,12 +114,22 @@ def test_a_comm_server_on_the_hubs_database_is_a_breach(layout: Layout) -> None:
 def test_another_partys_master_key_or_private_key_is_a_breach(layout: Layout) -> None:
     _edit(layout.comm_config(CITY), "comm", master_key="file:../../hub/master.key")
     tls = load_toml(layout.numbering_config)
-    tls["tls"]["key"] = "../pki/services/registry.key"
+    tls["tls"]["key"] = "../registry/tls/key.pem"
     layout.numbering_config.write_text(tomli_w.dumps(tls), encoding="utf-8")
     result = audit.audit_configs(layout.root)
     assert set(result.breaches) == {f"agency:{CITY}", "numbering"}
     assert "opens hub's master key" in result.breaches[f"agency:{CITY}"][0]
     assert "opens registry's private key" in result.breaches["numbering"][0]
+
+
+def test_a_config_naming_a_cas_key_is_a_breach(layout: Layout) -> None:
+    """Issue 13, finding 3: no party holds a CA's key, not even the hub the agencies' CA's."""
+    tls = load_toml(layout.hub_config)
+    tls["tls"]["key"] = "../pki/agencies-ca/ca.key"
+    layout.hub_config.write_text(tomli_w.dumps(tls), encoding="utf-8")
+    result = audit.audit_configs(layout.root)
+    assert set(result.breaches) == {"hub"}
+    assert "opens ca:agency's private key" in result.breaches["hub"][0]
 
 
 def test_the_cli_runs_configs_alone_and_exits_1_on_a_breach(layout: Layout) -> None:
