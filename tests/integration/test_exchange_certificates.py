@@ -16,6 +16,7 @@ from typing import Any
 
 import grpc
 import pytest
+from cryptography import x509
 from support.aio import LoopThread
 from support.exchange_certs import FakeAgenciesCa
 from support.refusals import refused
@@ -24,6 +25,8 @@ from support.topology import CITY, MINISTER, PENSION, Topology, query
 from comm_server.seal_info import answer_info, query_info
 from hub_server.directory import Agency, Directory
 from hub_server.exchange import ProvideCall, Provided
+from ops.deploy import exchange_certificate_path
+from ops.pki import agencies_ca_cert
 from renkei import exchange_cert, sealing
 from renkei.comm.v1 import comm_pb2
 
@@ -365,3 +368,17 @@ def test_an_honest_hub_still_relays_single_and_bulk(
     assert loop.run(_query(topo, _pension_query(topo))).answer
     response = loop.run(_bulk(topo, [topo.people[p].local_ids[CITY] for p in (0, 1)]))
     assert [r.HasField("error") for r in response.results] == [False, False]
+
+
+def test_the_deployment_certifies_every_agencys_own_keys_in_the_hubs_directory(
+    topo: Topology,
+) -> None:
+    ca = x509.load_pem_x509_certificate(agencies_ca_cert(topo.layout.pki).read_bytes())
+    for agency in topo.hub.hub.directory:
+        pem = exchange_certificate_path(topo.layout, agency.agency_id).read_bytes()
+        assert exchange_cert.certificate_der(pem) == agency.exchange_certificate
+        peer = exchange_cert.verify_certificate(agency.exchange_certificate, ca, agency.agency_id)
+        assert sealing.public_key_bytes(peer.sealing_key) == agency.sealing_public_key
+        comm = topo.comms[agency.agency_id].config
+        assert comm.exchange_ca is not None
+        assert comm.exchange_ca.resolve() == agencies_ca_cert(topo.layout.pki).resolve()
