@@ -365,11 +365,18 @@ def sign_exchange_csr(
     public = csr.public_key()
     if not isinstance(public, ed25519.Ed25519PublicKey):
         raise ValueError("an exchange certificate certifies an Ed25519 key")
-    asked = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    try:
+        asked = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sealing_ext = csr.extensions.get_extension_for_oid(exchange_cert.SEALING_KEY_OID).value
+    except x509.ExtensionNotFound as missing:
+        raise ValueError(f"the exchange CSR lacks {missing.oid.dotted_string}") from None
     if asked.get_values_for_type(x509.UniformResourceIdentifier) != [SAN_PREFIX_AGENCY + agency_id]:
         raise ValueError(f"the exchange CSR does not name agency {agency_id!r} alone")
-    sealing_ext = csr.extensions.get_extension_for_oid(exchange_cert.SEALING_KEY_OID).value
-    if not isinstance(sealing_ext, x509.UnrecognizedExtension):
+    if not isinstance(sealing_ext, x509.UnrecognizedExtension) or sealing_ext.value[:2] != (
+        b"\x04\x20"  # a DER OCTET STRING of the 32 bytes of an X25519 key
+    ):
+        raise ValueError("the exchange CSR's sealing-key extension is malformed")
+    if len(sealing_ext.value) != 34:
         raise ValueError("the exchange CSR's sealing-key extension is malformed")
     start = (not_before or _now()) - _CLOCK_SKEW
     not_after = min(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -25,6 +26,7 @@ from support.topology import CITY, MINISTER, PENSION, Topology, query
 from comm_server.seal_info import answer_info, query_info
 from hub_server.directory import Agency, Directory
 from hub_server.exchange import ProvideCall, Provided
+from ops import cli
 from ops.deploy import exchange_certificate_path
 from ops.pki import agencies_ca_cert
 from renkei import exchange_cert, sealing
@@ -382,3 +384,25 @@ def test_the_deployment_certifies_every_agencys_own_keys_in_the_hubs_directory(
         comm = topo.comms[agency.agency_id].config
         assert comm.exchange_ca is not None
         assert comm.exchange_ca.resolve() == agencies_ca_cert(topo.layout.pki).resolve()
+
+
+def test_the_ceremony_in_two_commands_moves_no_private_key(
+    topo: Topology, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``renkei comm exchange-csr`` at the agency, ``renkei pki sign-exchange`` at the CA:
+    only the request and the certificate travel."""
+    csr, pem = tmp_path / "pension.csr", tmp_path / "pension-exchange.pem"
+    config = topo.layout.comm_config(PENSION)
+    assert cli.main(["comm", "exchange-csr", "--config", str(config), "--output", str(csr)]) == 0
+    assert b"PRIVATE" not in csr.read_bytes()
+    sign = ["pki", "sign-exchange", "--dir", str(topo.layout.pki.root), "--csr", str(csr)]
+    assert cli.main([*sign, "--agency", PENSION, "--output", str(pem)]) == 0
+    ca = x509.load_pem_x509_certificate(agencies_ca_cert(topo.layout.pki).read_bytes())
+    peer = exchange_cert.verify_certificate(
+        exchange_cert.certificate_der(pem.read_bytes()), ca, PENSION
+    )
+    directory = topo.hub.hub.directory.get(PENSION)
+    assert sealing.public_key_bytes(peer.sealing_key) == directory.sealing_public_key
+    # The CA signs a request only under the name it carries.
+    assert cli.main([*sign, "--agency", CITY, "--output", str(tmp_path / "x.pem")]) == 2
+    assert "does not name agency" in capsys.readouterr().err
