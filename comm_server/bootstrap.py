@@ -25,6 +25,7 @@ from comm_server.staff_register import RegisterError, RegisterFile
 from comm_server.store import AsyncCommStore, open_key_store, open_store
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.config_util import ConfigError
+from renkei.exchange_cert import ExchangeVerifier
 from renkei.grpcutil.server import ServerHandle, start_server
 from renkei.logs import event
 from renkei.runner import serve_until_signalled
@@ -94,6 +95,19 @@ def load_format(config: CommConfig) -> Mapper | None:
         raise ConfigError(f"[legacy] format: {err.message}") from None
 
 
+def exchange_verifier(config: CommConfig) -> ExchangeVerifier:
+    """The check of peers' exchange certificates, under the agencies' CA ([tls] exchange_ca)."""
+    if config.exchange_ca is None:
+        raise ConfigError(
+            "[tls] exchange_ca (or ca_cert): the CA of agencies' exchange certificates is "
+            "needed to seal to any peer"
+        )
+    try:
+        return ExchangeVerifier.from_pem_file(config.exchange_ca)
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"[tls] exchange_ca {config.exchange_ca}: {err}") from None
+
+
 async def create_server(config: CommConfig, legacy: LegacyClient | None = None) -> CommServer:
     """``legacy`` replaces the client the config names (tests: a fake batch system)."""
     staff = load_register(config)
@@ -102,12 +116,14 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
     hub = hub_client(config)
     if legacy is None:
         legacy = open_legacy_client(config.legacy)
-    sealing_key = keys.sealing_key(open_key_store(config, store))
+    own = keys.own_keys(open_key_store(config, store))
+    peers = exchange_verifier(config)
     requester = Requester(
         agency_id=config.agency_id,
         store=store,
         hub=hub,
-        sealing_key=sealing_key,
+        keys=own,
+        peers=peers,
         query_timeout=config.query_timeout_seconds,
         bulk_query_timeout=config.bulk_query_timeout_seconds,
         staff=staff,
@@ -117,7 +133,8 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
         agency_id=config.agency_id,
         store=store,
         legacy=legacy,
-        sealing_key=sealing_key,
+        keys=own,
+        peers=peers,
         answer_timeout=config.answer_timeout_seconds,
         bulk_answer_timeout=config.bulk_answer_timeout_seconds,
         responder_staff_id=config.responder_staff_id,

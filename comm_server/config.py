@@ -119,6 +119,10 @@ class CommConfig:
     # re-read while running every staff_register_refresh_seconds. None: no one may query.
     staff_register: Path | None = None
     staff_register_refresh_seconds: float = 2.0
+    # The CA of agencies ([tls] exchange_ca, else the agencies CA of the [tls] ca_cert
+    # bundle, never the hub's or the services'): the trust anchor of
+    # peers' exchange certificates, checked before sealing to a peer (renkei.exchange_cert).
+    exchange_ca: Path | None = None
 
     @classmethod
     def load(cls, path: Path) -> CommConfig:
@@ -132,14 +136,18 @@ class CommConfig:
             validate_agency_id(agency_id)
         except ValueError as err:
             raise ConfigError(f"{where}: {err}") from None
+        tls = tls_files(data, path)
+        tls_table = table(data, "tls", path)
+        exchange_ca = optional_path(tls_table, "exchange_ca", f"{path}: [tls]", base)
         return cls(
             agency_id=agency_id,
+            exchange_ca=exchange_ca or (tls.ca_cert if tls else None),
             listen=text(comm, "listen", where, "127.0.0.1:0"),
             hub_endpoint=text(comm, "hub_endpoint", where),
             database_url=database_url(comm, where, base),
             master_key=master_key_spec(text(comm, "master_key", where), base),
             legacy=LegacyConfig.from_table(legacy, path),
-            tls=tls_files(data, path),
+            tls=tls,
             insecure_development=boolean(comm, "insecure_development", where, False),
             database_schema=optional_text(comm, "database_schema", where),
             answer_timeout_seconds=number(comm, "answer_timeout_seconds", where, 2.0),

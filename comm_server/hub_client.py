@@ -32,6 +32,8 @@ class RelayAnswer:
     policy_version: str
     sealed_answer: bytes
     ticket: str = ""
+    # The provider's signature over sealed_answer (renkei.exchange_cert.answer_context).
+    answer_signature: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,7 @@ class BulkRelayAnswer:
     # (serial, error or None), one per link code in order.
     results: list[tuple[int, ItemError | None]]
     sealed_answers: bytes
+    answer_signature: bytes = b""
 
 
 async def _relay_error(call: Any, err: grpc.aio.AioRpcError) -> RenkeiError:
@@ -74,7 +77,7 @@ class HubClient:
             options=HUB_CHANNEL_OPTIONS,
         )
         self._stub = hub_pb2_grpc.HubServiceStub(self._channel)
-        self._sealing_keys: dict[str, bytes] = {}
+        self._certificates: dict[str, bytes] = {}
 
     async def relay(
         self,
@@ -84,6 +87,7 @@ class HubClient:
         legal_basis_item: str,
         link_code: str,
         sealed_query: bytes,
+        query_signature: bytes,
         timeout: float,
     ) -> RelayAnswer:
         call = self._stub.Relay(
@@ -93,6 +97,7 @@ class HubClient:
                 legal_basis_item=legal_basis_item,
                 link_code=link_code,
                 sealed_query=sealed_query,
+                query_signature=query_signature,
             ),
             timeout=timeout,
             metadata=outgoing_metadata(),
@@ -107,6 +112,7 @@ class HubClient:
             response.citation.policy_version,
             bytes(response.sealed_answer),
             response.ticket,
+            bytes(response.answer_signature),
         )
 
     async def bulk_relay(
@@ -117,6 +123,7 @@ class HubClient:
         legal_basis_item: str,
         link_codes: list[str],
         sealed_queries: bytes,
+        query_signature: bytes,
         timeout: float,
     ) -> BulkRelayAnswer:
         call = self._stub.BulkRelay(
@@ -126,6 +133,7 @@ class HubClient:
                 legal_basis_item=legal_basis_item,
                 link_codes=link_codes,
                 sealed_queries=sealed_queries,
+                query_signature=query_signature,
             ),
             timeout=timeout,
             metadata=outgoing_metadata(),
@@ -147,6 +155,7 @@ class HubClient:
                 for r in response.results
             ],
             bytes(response.sealed_answers),
+            bytes(response.answer_signature),
         )
 
     async def fetch_answer(self, serial: int, ticket: str, *, timeout: float) -> RelayAnswer:
@@ -164,12 +173,14 @@ class HubClient:
             response.citation.item,
             response.citation.policy_version,
             bytes(response.sealed_answer),
+            answer_signature=bytes(response.answer_signature),
         )
 
-    async def sealing_key(self, agency_id: str, *, timeout: float) -> bytes:
-        """An agency's public sealing key, from the hub's directory (cached)."""
-        key = self._sealing_keys.get(agency_id)
-        if key is None:
+    async def exchange_certificate(self, agency_id: str, *, timeout: float) -> bytes:
+        """An agency's exchange certificate (DER) as the hub's directory hands it out
+        (cached); only as good as its check against the agencies' CA."""
+        cert = self._certificates.get(agency_id)
+        if cert is None:
             try:
                 response = await self._stub.GetAgency(
                     hub_pb2.GetAgencyRequest(agency_id=agency_id),
@@ -178,8 +189,12 @@ class HubClient:
                 )
             except grpc.aio.AioRpcError as err:
                 raise _hub_error(err) from None
-            key = self._sealing_keys[agency_id] = bytes(response.agency.sealing_public_key)
-        return key
+            cert = self._certificates[agency_id] = bytes(response.agency.exchange_certificate)
+        return cert
+
+    def forget_certificate(self, agency_id: str) -> None:
+        """Ask the hub again next time (the one held did not verify)."""
+        self._certificates.pop(agency_id, None)
 
     async def issue_link_code(
         self, sealed_id_code: bytes, *, timeout: float

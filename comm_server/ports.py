@@ -59,7 +59,11 @@ class ExchangeStore(Protocol):
 class Hub(Protocol):
     """The hub as the requester's side calls it."""
 
-    async def sealing_key(self, agency_id: str, *, timeout: float) -> bytes: ...
+    async def exchange_certificate(self, agency_id: str, *, timeout: float) -> bytes:
+        """The agency's exchange certificate (DER) from the hub's directory, unverified."""
+        ...
+
+    def forget_certificate(self, agency_id: str) -> None: ...
 
     async def relay(
         self,
@@ -69,6 +73,7 @@ class Hub(Protocol):
         legal_basis_item: str,
         link_code: str,
         sealed_query: bytes,
+        query_signature: bytes,
         timeout: float,
     ) -> RelayAnswer: ...
 
@@ -80,6 +85,7 @@ class Hub(Protocol):
         legal_basis_item: str,
         link_codes: list[str],
         sealed_queries: bytes,
+        query_signature: bytes,
         timeout: float,
     ) -> BulkRelayAnswer: ...
 

@@ -8,6 +8,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from renkei import exchange_cert
 from renkei.config_util import ConfigError, load_toml, text, text_list
 from renkei.errors import NotFound, invalid_field
 
@@ -21,6 +22,9 @@ class Agency:
     classes: frozenset[str]
     endpoint: str
     sealing_public_key: bytes
+    # Its exchange certificate (DER), issued by the agencies' CA; the hub only hands it
+    # out (GetAgency, ProvideRequest): agencies verify it (renkei.exchange_cert).
+    exchange_certificate: bytes = b""
 
 
 def check_agency_id(value: str, field: str) -> str:
@@ -54,7 +58,8 @@ class Directory:
 
     @classmethod
     def load(cls, path: Path) -> Directory:
-        """Read ``[[agency]]`` tables: id, name, classes, endpoint, sealing_public_key (base64)."""
+        """Read ``[[agency]]`` tables: id, name, classes, endpoint, sealing_public_key (base64),
+        exchange_certificate (PEM text)."""
         data = load_toml(path)
         entries = data.get("agency", [])
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -72,6 +77,13 @@ class Directory:
                 raise ConfigError(f"{where} sealing_public_key: is not base64") from None
             if len(key) != 32:
                 raise ConfigError(f"{where} sealing_public_key: is {len(key)} bytes; X25519 is 32")
+            pem = text(entry, "exchange_certificate", where, "")
+            try:
+                cert = exchange_cert.certificate_der(pem.encode("ascii")) if pem else b""
+            except ValueError:
+                raise ConfigError(
+                    f"{where} exchange_certificate: is not a PEM certificate"
+                ) from None
             agencies.append(
                 Agency(
                     agency_id=agency_id,
@@ -79,6 +91,7 @@ class Directory:
                     classes=frozenset(text_list(entry, "classes", where)),
                     endpoint=text(entry, "endpoint", where),
                     sealing_public_key=key,
+                    exchange_certificate=cert,
                 )
             )
         return cls(agencies)

@@ -38,6 +38,8 @@ class RelayRequest:
     # Single: the one person's sealed query; bulk: every person's, sealed as one message.
     sealed_queries: bytes
     single: bool = False
+    # The requester's signature over sealed_queries: relayed, never checked here.
+    query_signature: bytes = b""
 
 
 @dataclass(slots=True)  # not frozen: built once per person, and a frozen init costs 3x
@@ -58,6 +60,9 @@ class ProvideCall:
     sealed_queries: bytes
     requester_sealing_public_key: bytes
     single: bool = False
+    # From the directory and the request, handed on as they are (renkei.exchange_cert).
+    requester_exchange_certificate: bytes = b""
+    query_signature: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,7 @@ class Provided:
     errors: Mapping[int, ItemError | None]
     sealed_answers: bytes
     ticket: str = ""
+    answer_signature: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,7 @@ class RelayResult:
     results: list[tuple[int, ItemError | None]]
     sealed_answers: bytes
     ticket: str = ""
+    answer_signature: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +98,7 @@ class CollectCall:
     info_kind: str
     legal_basis_item: str
     requester_sealing_public_key: bytes
+    requester_exchange_certificate: bytes = b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,3 +107,4 @@ class FetchResult:
     legal_basis_item: str
     policy_version: str
     sealed_answer: bytes
+    answer_signature: bytes = b""

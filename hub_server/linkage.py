@@ -315,6 +315,8 @@ class Hub:
                         req.sealed_queries,
                         requester.sealing_public_key,
                         req.single,
+                        requester.exchange_certificate,
+                        req.query_signature,
                     ),
                     timeout,
                 )
@@ -357,6 +359,7 @@ class Hub:
             list(zip(serials, errors, strict=True)),
             provided.sealed_answers,
             provided.ticket,
+            provided.answer_signature,
         )
 
     def _left(self, time_remaining: float | None, entered: float) -> float | None:
@@ -489,7 +492,7 @@ class Hub:
             )
         provider = self.directory.get(row.entry.provider_agency_id)
         try:
-            sealed_answer = await self._gateway.collect(
+            sealed_answer, answer_signature = await self._gateway.collect(
                 provider,
                 CollectCall(
                     serial=serial,
@@ -498,6 +501,7 @@ class Hub:
                     info_kind=row.entry.info_kind,
                     legal_basis_item=row.entry.legal_basis_item,
                     requester_sealing_public_key=requester.sealing_public_key,
+                    requester_exchange_certificate=requester.exchange_certificate,
                 ),
                 self._provider_timeout(
                     self._single.ceiling, self._left(time_remaining, entered), 1
@@ -518,7 +522,11 @@ class Hub:
         await self._log.record_fetch(serial, OK, "", log_timeout(), keep=True)
         event(_log, "pending answer fetched", serial=serial)
         return FetchResult(
-            serial, row.entry.legal_basis_item, row.entry.policy_version, sealed_answer
+            serial,
+            row.entry.legal_basis_item,
+            row.entry.policy_version,
+            sealed_answer,
+            answer_signature,
         )
 
     # -- binding ----------------------------------------------------------

@@ -65,7 +65,9 @@ class ProviderGateway(Protocol):
         call, also when the provider refuses the person)."""
         ...
 
-    async def collect(self, provider: Agency, call: CollectCall, timeout: float) -> bytes:
+    async def collect(
+        self, provider: Agency, call: CollectCall, timeout: float
+    ) -> tuple[bytes, bytes]:
         """The sealed answer behind a ticket; raises RenkeiError (ANSWER_NOT_READY, ...)."""
         ...
 

@@ -33,6 +33,15 @@ def _provider_error(err: grpc.aio.AioRpcError) -> RenkeiError:
     return from_rpc_error(err, fallback_reason=fallback)
 
 
+def _provided(serial: int, response: comm_pb2.ProvideResponse) -> Provided:
+    return Provided(
+        {serial: None},
+        bytes(response.sealed_answer),
+        response.ticket,
+        bytes(response.answer_signature),
+    )
+
+
 class GrpcProviderGateway:
     """One channel per provider endpoint; Provide over a ProvideStream unless ``streams`` is off.
 
@@ -83,6 +92,8 @@ class GrpcProviderGateway:
             link_code=item.link_code,
             sealed_query=call.sealed_queries,
             requester_sealing_public_key=call.requester_sealing_public_key,
+            requester_exchange_certificate=call.requester_exchange_certificate,
+            query_signature=call.query_signature,
         )
         endpoint = provider.endpoint
         if self._streams_on and endpoint not in self._unary_only:
@@ -95,16 +106,19 @@ class GrpcProviderGateway:
                 # The provider never saw the call: asking it unary is safe.
                 self._unary_only.add(endpoint)
             else:
-                return Provided({item.serial: None}, bytes(response.sealed_answer), response.ticket)
+                return _provided(item.serial, response)
         try:
             response = await self._stub(provider).Provide(
                 request, timeout=timeout, metadata=outgoing_metadata()
             )
         except grpc.aio.AioRpcError as err:
             raise _provider_error(err) from None
-        return Provided({item.serial: None}, bytes(response.sealed_answer), response.ticket)
+        return _provided(item.serial, response)
 
-    async def collect(self, provider: Agency, call: CollectCall, timeout: float) -> bytes:
+    async def collect(
+        self, provider: Agency, call: CollectCall, timeout: float
+    ) -> tuple[bytes, bytes]:
+        """(the sealed answer, the provider's signature over it)."""
         request = comm_pb2.CollectRequest(
             serial=call.serial,
             ticket=call.ticket,
@@ -112,6 +126,7 @@ class GrpcProviderGateway:
             info_kind=call.info_kind,
             legal_basis_item=call.legal_basis_item,
             requester_sealing_public_key=call.requester_sealing_public_key,
+            requester_exchange_certificate=call.requester_exchange_certificate,
         )
         try:
             response = await self._stub(provider).Collect(
@@ -119,7 +134,7 @@ class GrpcProviderGateway:
             )
         except grpc.aio.AioRpcError as err:
             raise _provider_error(err) from None
-        return bytes(response.sealed_answer)
+        return bytes(response.sealed_answer), bytes(response.answer_signature)
 
     async def _bulk_provide(self, provider: Agency, call: ProvideCall, timeout: float) -> Provided:
         when = timestamp_pb2.Timestamp()
@@ -136,6 +151,8 @@ class GrpcProviderGateway:
             ],
             sealed_queries=call.sealed_queries,
             requester_sealing_public_key=call.requester_sealing_public_key,
+            requester_exchange_certificate=call.requester_exchange_certificate,
+            query_signature=call.query_signature,
         )
         try:
             response = await self._stub(provider).BulkProvide(
@@ -149,7 +166,11 @@ class GrpcProviderGateway:
             else None
             for r in response.results
         }
-        return Provided(errors, bytes(response.sealed_answers))
+        return Provided(
+            errors,
+            bytes(response.sealed_answers),
+            answer_signature=bytes(response.answer_signature),
+        )
 
     async def close(self) -> None:
         for stream in self._streams.values():

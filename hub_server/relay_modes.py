@@ -31,6 +31,7 @@ class SingleRelay:
         (link_code,) = req.link_codes
         validate.required("link_code", link_code)
         validate.blob("sealed_query", req.sealed_queries, max_bytes=limits.MAX_SEALED_QUERY_BYTES)
+        validate.blob("query_signature", req.query_signature, max_bytes=limits.MAX_SIGNATURE_BYTES)
 
     def tags(self, serials: Sequence[int]) -> dict[str, str]:
         """A refusal's metadata naming the exchange's row."""
@@ -57,6 +58,7 @@ class BulkRelay:
             max_bytes=limits.MAX_BULK_SEALED_QUERIES,
             required=True,
         )
+        validate.blob("query_signature", req.query_signature, max_bytes=limits.MAX_SIGNATURE_BYTES)
 
     def tags(self, serials: Sequence[int]) -> dict[str, str]:
         """A refusal's metadata naming every person's row, in order, as ranges."""

@@ -72,6 +72,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                 link_codes=(request.link_code,),
                 sealed_queries=request.sealed_query,
                 single=True,
+                query_signature=request.query_signature,
             ),
             context.time_remaining(),
             lambda tags: _announce(context, tags),
@@ -85,6 +86,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             citation=_citation(result.decision),
             sealed_answer=result.sealed_answers,
             ticket=result.ticket,
+            answer_signature=result.answer_signature,
         )
 
     async def BulkRelay(  # gRPC method names are PascalCase
@@ -99,6 +101,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                 legal_basis_item=request.legal_basis_item,
                 link_codes=list(request.link_codes),
                 sealed_queries=request.sealed_queries,
+                query_signature=request.query_signature,
             ),
             context.time_remaining(),
             lambda tags: _announce(context, tags),
@@ -120,6 +123,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                 for serial, error in result.results
             ],
             sealed_answers=result.sealed_answers,
+            answer_signature=result.answer_signature,
         )
 
     async def FetchAnswer(  # gRPC method names are PascalCase
@@ -135,6 +139,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                 item=result.legal_basis_item, policy_version=result.policy_version
             ),
             sealed_answer=result.sealed_answer,
+            answer_signature=result.answer_signature,
         )
 
     async def IssueLinkCode(  # gRPC method names are PascalCase
@@ -171,6 +176,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
                 display_name=agency.display_name,
                 sealing_public_key=agency.sealing_public_key,
                 classes=sorted(agency.classes),
+                exchange_certificate=agency.exchange_certificate,
             )
         )
 

@@ -59,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ca", type=Path, required=True, help="the CA's folder (crl.pem is there)")
     p.add_argument("--serial", type=int, action="append", default=[], help="repeatable")
     p.add_argument("--cert", type=Path, action="append", default=[], help="repeatable")
+    p = pki.add_parser(
+        "sign-exchange",
+        help="the CA of agencies signs an agency's exchange CSR (renkei comm exchange-csr)",
+    )
+    p.add_argument(
+        "--ca", type=Path, required=True, help="the agencies' CA folder (ca.pem, ca.key)"
+    )
+    p.add_argument("--agency", required=True, metavar="ID")
+    p.add_argument("--csr", type=Path, required=True)
+    p.add_argument("--output", type=Path, required=True)
 
     dep = sub.add_parser("deploy", help="deployment folders").add_subparsers(
         dest="action", required=True
@@ -124,6 +134,12 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--config", type=Path, required=True)
             p.add_argument("--input", type=Path, required=True, help="JSON lines with consent")
             p.add_argument("--report", type=Path, help="also write the outcomes (JSON) here")
+            p = group.add_parser(
+                "exchange-csr",
+                help="this agency's request for its exchange certificate (its keys stay here)",
+            )
+            p.add_argument("--config", type=Path, required=True)
+            p.add_argument("--output", type=Path, required=True)
 
     # The registry's own parser is built only when asked for: building it here
     # would import SQLAlchemy and the registry into every server process.
@@ -601,6 +617,39 @@ def _keys(args: argparse.Namespace) -> int:
     return 0
 
 
+def _exchange_certificate(args: argparse.Namespace) -> int:
+    """The exchange-certificate ceremony in two steps, no private key leaving its party."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    if args.action == "exchange-csr":
+        from comm_server.config import CommConfig
+        from comm_server.keys import exchange_csr
+        from comm_server.keys import provision as comm_key_setup
+        from comm_server.store import open_key_store
+
+        config = CommConfig.load(args.config)
+        store = open_key_store(config)
+        try:
+            comm_key_setup(store)
+            csr = exchange_csr(store, config.agency_id)
+        finally:
+            store.engine.dispose()
+        args.output.write_bytes(csr.public_bytes(serialization.Encoding.PEM))
+        print(f"exchange CSR of agency {config.agency_id}: {args.output}")
+        return 0
+    from ops.pki import CaFiles, issue_exchange_certificate
+
+    try:
+        csr = x509.load_pem_x509_csr(args.csr.read_bytes())
+        issue_exchange_certificate(CaFiles(args.ca), csr, args.agency, args.output)
+    except (OSError, ValueError) as err:
+        print(f"renkei pki sign-exchange: {args.csr}: {err}", file=sys.stderr)
+        return 2
+    print(f"exchange certificate of agency {args.agency}: {args.output}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["registry"]:
@@ -622,6 +671,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command in ("pki", "comm") and args.action in ("sign-exchange", "exchange-csr"):
+        return _exchange_certificate(args)
     if args.command == "pki":
         return _pki(args)
     if args.command == "deploy" and args.party:

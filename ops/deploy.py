@@ -8,7 +8,8 @@ end-to-end tests, so all of them run the same files the same way.
     <party>/tls/                each party's TLS key (made there), its CSR and certificate
     <root>/hub/                 hub.toml, master.key, directory.toml, policy/ (versions), hub.db
     <root>/id_issuer/           issuer.toml, master.key, id_issuer.db (the ID key)
-    <root>/agencies/<id>/       comm.toml, master.key, staff.csv, legacy_records.json, comm_<id>.db
+    <root>/agencies/<id>/       comm.toml, master.key, staff.csv, legacy_records.json, comm_<id>.db,
+                                exchange.pem (its exchange certificate, renkei.exchange_cert)
 
 Each party's data keys live in its own database, wrapped under its own
 master key (``renkei.keystore``).
@@ -29,6 +30,7 @@ import tomli_w
 from sqlalchemy.engine import Engine
 
 from comm_server.config import CommConfig
+from comm_server.keys import exchange_csr
 from comm_server.keys import provision as comm_key_setup
 from comm_server.staff_register import Grant, render
 from comm_server.store import open_key_store as open_comm_key_store
@@ -37,7 +39,7 @@ from hub_server.keys import provision as hub_key_setup
 from hub_server.keys import sealing_key as hub_sealing_key
 from id_issuer.issuer import open_key_store as open_issuer_key_store
 from id_issuer.issuer import provision as id_key_setup
-from ops.pki import PkiLayout, init_pki
+from ops.pki import PkiLayout, agencies_ca_cert, init_pki, issue_exchange_certificate
 from renkei import db, sealing
 from renkei.keystore import KeyStore, create_master_key_file, load_master_key
 from renkei.pki import TlsFiles
@@ -228,6 +230,10 @@ def write_staff_register(path: Path, agency_id: str, grants: Sequence[Grant]) ->
     )
 
 
+def exchange_certificate_path(layout: Layout, agency_id: str) -> Path:
+    return layout.agency_dir(agency_id) / "exchange.pem"
+
+
 def init_deployment(
     root: Path,
     agencies: Sequence[AgencySpec],
@@ -286,17 +292,32 @@ def init_deployment(
                     "host": host,
                     "port": endpoints.legacy_ports[agency.agency_id],
                 },
-                "tls": _tls_paths(pki.agency(agency.agency_id), folder),
+                "tls": {
+                    **_tls_paths(pki.agency(agency.agency_id), folder),
+                    # The CA of agencies: it issues the exchange certificates peers seal to.
+                    "exchange_ca": os.path.relpath(agencies_ca_cert(pki), folder),
+                },
             },
         )
         comm_keys = open_comm_key_store(CommConfig.load(layout.comm_config(agency.agency_id)))
+        sealing_public = comm_key_setup(comm_keys)
+        # The agency asks (a CSR signed with its own key), the CA of agencies signs.
+        issue_exchange_certificate(
+            pki.agencies_ca,
+            exchange_csr(comm_keys, agency.agency_id),
+            agency.agency_id,
+            exchange_certificate_path(layout, agency.agency_id),
+        )
         directory.append(
             {
                 "id": agency.agency_id,
                 "name": agency.display_name,
                 "classes": list(agency.classes),
                 "endpoint": f"{host}:{endpoints.comm_ports[agency.agency_id]}",
-                "sealing_public_key": base64.b64encode(comm_key_setup(comm_keys)).decode(),
+                "sealing_public_key": base64.b64encode(sealing_public).decode(),
+                "exchange_certificate": exchange_certificate_path(
+                    layout, agency.agency_id
+                ).read_text(encoding="ascii"),
             }
         )
         comm_keys.engine.dispose()

@@ -545,3 +545,101 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def _cert_pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
+
+
+# ------------------------------------------------------------ exchange certificates
+# (issue 13, finding 1; renkei.exchange_cert): an agency's Ed25519 signing key and,
+# in an extension, its X25519 sealing key, certified by the CA of agencies.
+
+
+def agencies_ca(layout: PkiLayout) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """The CA that issues agencies' certificates, and so their exchange certificates."""
+    ca = layout.agencies_ca.load()
+    return ca.key, ca.cert
+
+
+def agencies_ca_cert(layout: PkiLayout) -> Path:
+    """The certificate communication servers trust exchange certificates under: the
+    agencies' CA alone, not the bundle (the hub's CA must not certify a sealing key)."""
+    return layout.agencies_ca.cert
+
+
+def sign_exchange_csr(
+    ca_key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    csr: x509.CertificateSigningRequest,
+    agency_id: str,
+    *,
+    days: int = DEFAULT_VALIDITY_DAYS,
+    not_before: datetime.datetime | None = None,
+) -> x509.Certificate:
+    """An exchange certificate for ``agency_id`` from its CSR (renkei.exchange_cert.build_csr).
+
+    The CSR must be self-signed with an Ed25519 key, ask for exactly this agency's URI
+    SAN and carry the sealing-key extension; the certificate carries only what the CA
+    decides (the SAN, keyUsage digitalSignature, the sealing key), nothing else asked."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from renkei import exchange_cert
+
+    validate_agency_id(agency_id)
+    if not csr.is_signature_valid:
+        raise ValueError("the exchange CSR's signature does not verify")
+    public = csr.public_key()
+    if not isinstance(public, ed25519.Ed25519PublicKey):
+        raise ValueError("an exchange certificate certifies an Ed25519 key")
+    try:
+        asked = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        sealing_ext = csr.extensions.get_extension_for_oid(exchange_cert.SEALING_KEY_OID).value
+    except x509.ExtensionNotFound as missing:
+        raise ValueError(f"the exchange CSR lacks {missing.oid.dotted_string}") from None
+    if asked.get_values_for_type(x509.UniformResourceIdentifier) != [SAN_PREFIX_AGENCY + agency_id]:
+        raise ValueError(f"the exchange CSR does not name agency {agency_id!r} alone")
+    if not isinstance(sealing_ext, x509.UnrecognizedExtension) or sealing_ext.value[:2] != (
+        b"\x04\x20"  # a DER OCTET STRING of the 32 bytes of an X25519 key
+    ):
+        raise ValueError("the exchange CSR's sealing-key extension is malformed")
+    if len(sealing_ext.value) != 34:
+        raise ValueError("the exchange CSR's sealing-key extension is malformed")
+    start = (not_before or _now()) - _CLOCK_SKEW
+    not_after = min(
+        start + _CLOCK_SKEW + datetime.timedelta(days=days), ca_cert.not_valid_after_utc
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(csr.subject)
+        .issuer_name(ca_cert.subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(exchange_cert.exchange_key_usage(), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.UniformResourceIdentifier(SAN_PREFIX_AGENCY + agency_id)]
+            ),
+            critical=False,
+        )
+        .add_extension(sealing_ext, critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+
+
+def issue_exchange_certificate(
+    ca: CaFiles, csr: x509.CertificateSigningRequest, agency_id: str, path: Path
+) -> x509.Certificate:
+    """Sign an agency's exchange CSR with the agencies' CA in ``ca`` and write the PEM.
+
+    Refuses (ValueError) a CA of another domain: only the agencies' CA certifies an
+    agency's sealing key."""
+    loaded = ca.load()
+    if ca_kind(loaded.cert) not in ("agency", None):
+        raise ValueError(f"{ca.folder} is not the agencies' CA; only it certifies sealing keys")
+    cert = sign_exchange_csr(loaded.key, loaded.cert, csr, agency_id)
+    atomic_write(path, _cert_pem(cert), 0o644)
+    return cert

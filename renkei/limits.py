@@ -21,6 +21,8 @@ MAX_TICKET = MAX_ID
 MAX_QUERY_BYTES = 64 * 1024
 # One person's sealed query at the hub (HPKE adds a few dozen bytes to MAX_QUERY_BYTES).
 MAX_SEALED_QUERY_BYTES = 256 * 1024
+# An Ed25519 signature is 64 bytes (renkei.exchange_cert); a longer field is refused whole.
+MAX_SIGNATURE_BYTES = 64
 # Persons in one bulk request, and their sealed queries together.
 MAX_BULK_ITEMS = 5000
 MAX_BULK_SEALED_QUERIES = 2 * 1024 * 1024

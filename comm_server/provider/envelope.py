@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 from typing import Protocol
 
-from cryptography.hazmat.primitives.asymmetric import x25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from comm_server.provider.types import ProvideCall, Provided
 from comm_server.seal_info import answer_info, query_info
-from renkei import bulk, sealing
+from renkei import bulk, exchange_cert, sealing
 from renkei.bulk import ItemError
 from renkei.comm.v1 import comm_pb2
 from renkei.errors import (
@@ -70,11 +70,15 @@ class Envelope(Protocol):
         payloads: list[bytes],
         errors: Errors,
         recipient: x25519.X25519PublicKey,
-    ) -> bytes:
-        """The answers of the persons not refused, sealed to the requester."""
+        signer: ed25519.Ed25519PrivateKey,
+    ) -> tuple[bytes, bytes]:
+        """The answers of the persons not refused, sealed to the requester, and this
+        provider's signature over them (empty when nothing was sealed)."""
         ...
 
-    def provided(self, call: ProvideCall, sealed: bytes, errors: Errors, late: int) -> Provided: ...
+    def provided(
+        self, call: ProvideCall, sealed: tuple[bytes, bytes], errors: Errors, late: int
+    ) -> Provided: ...
 
 
 class PerPerson:
@@ -116,21 +120,20 @@ class PerPerson:
         payloads: list[bytes],
         errors: Errors,
         recipient: x25519.X25519PublicKey,
-    ) -> bytes:
-        return sealing.seal(
-            payloads[0],
-            recipient,
-            answer_info(
-                call.serial,
-                call.requester_agency_id,
-                agency_id,
-                call.info_kind,
-                call.legal_basis_item,
-            ),
+        signer: ed25519.Ed25519PrivateKey,
+    ) -> tuple[bytes, bytes]:
+        requester, kind, item = call.requester_agency_id, call.info_kind, call.legal_basis_item
+        sealed = sealing.seal(
+            payloads[0], recipient, answer_info(call.serial, requester, agency_id, kind, item)
+        )
+        return sealed, signer.sign(
+            exchange_cert.answer_context(call.serial, requester, agency_id, kind, item, sealed)
         )
 
-    def provided(self, call: ProvideCall, sealed: bytes, errors: Errors, late: int) -> Provided:
-        return Provided(sealed)
+    def provided(
+        self, call: ProvideCall, sealed: tuple[bytes, bytes], errors: Errors, late: int
+    ) -> Provided:
+        return Provided(sealed[0], answer_signature=sealed[1])
 
 
 class OneMessage:
@@ -198,7 +201,8 @@ class OneMessage:
         payloads: list[bytes],
         errors: Errors,
         recipient: x25519.X25519PublicKey,
-    ) -> bytes:
+        signer: ed25519.Ed25519PrivateKey,
+    ) -> tuple[bytes, bytes]:
         answers = comm_pb2.BulkAnswerPayload()
         size = 0
         full = ResourceExhausted(
@@ -216,25 +220,25 @@ class OneMessage:
             answers.answers.add(index=item.index, serial=item.serial, answer=payloads[k])
             answered.append((item.index, item.serial))
         if not answered:
-            return b""
-        return sealing.seal(
+            return b"", b""
+        requester, kind, basis = call.requester_agency_id, call.info_kind, call.legal_basis_item
+        sealed = sealing.seal(
             answers.SerializeToString(),
             recipient,
-            bulk.answer_info(
-                call.requester_agency_id,
-                agency_id,
-                call.info_kind,
-                call.legal_basis_item,
-                nonce,
-                answered,
-            ),
+            bulk.answer_info(requester, agency_id, kind, basis, nonce, answered),
+        )
+        return sealed, signer.sign(
+            exchange_cert.bulk_answer_context(answered, requester, agency_id, kind, basis, sealed)
         )
 
-    def provided(self, call: ProvideCall, sealed: bytes, errors: Errors, late: int) -> Provided:
+    def provided(
+        self, call: ProvideCall, sealed: tuple[bytes, bytes], errors: Errors, late: int
+    ) -> Provided:
         if late:
             event(_log, "bulk lookups past the deadline", late=late, persons=len(call.items))
         return Provided(
-            sealed,
+            sealed[0],
+            answer_signature=sealed[1],
             results=[
                 (item.serial, None if (e := errors[k]) is None else ItemError.of(e))
                 for k, item in enumerate(call.items)

@@ -16,11 +16,10 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from cryptography.hazmat.primitives.asymmetric import x25519
-
 from comm_server import answer_later, standard
 from comm_server.answer_later import ANSWER_PENDING
 from comm_server.exchange_log import OK, PROVIDER, failed, row
+from comm_server.keys import OwnKeys
 from comm_server.legacy import BatchLegacyClient, LegacyClient
 from comm_server.mapping.mapper import Mapper
 from comm_server.ports import Clock, ExchangeStore
@@ -30,8 +29,9 @@ from comm_server.provider.types import CollectCall, ProvideCall, Provided, Provi
 from comm_server.seal_info import answer_info
 from comm_server.standard import BadLegacyRecord
 from comm_server.store import LogRecord, Ticket
-from renkei import bulk, deadline, limits, sealing, validate
+from renkei import bulk, deadline, exchange_cert, limits, sealing, validate
 from renkei.errors import DeadlineExceeded, NotFound, RenkeiError
+from renkei.exchange_cert import ExchangeVerifier
 from renkei.limits import MAX_TICKET
 
 # How often a batch system's answer file is looked for while the answer time lasts.
@@ -69,7 +69,8 @@ class Provider:
         agency_id: str,
         store: ExchangeStore,
         legacy: LegacyClient,
-        sealing_key: x25519.X25519PrivateKey,
+        keys: OwnKeys,
+        peers: ExchangeVerifier,
         answer_timeout: float,
         bulk_answer_timeout: float,
         responder_staff_id: str,
@@ -83,7 +84,9 @@ class Provider:
         # Protocol isinstance checks are slow: once here, not once per call.
         self._batch = isinstance(legacy, BatchLegacyClient)
         self._lookups = Lookups(legacy, store, clock)
-        self._sealing_key = sealing_key
+        self._keys = keys
+        # Checks the requesters' exchange certificates against the agencies' CA.
+        self._peers = peers
         self._answer_timeout = answer_timeout
         self._single: Envelope = PerPerson(answer_timeout)
         self._bulk: Envelope = OneMessage(bulk_answer_timeout)
@@ -144,8 +147,20 @@ class Provider:
         local_ids: dict[str, str] = {}
         ticket = ""
         try:
-            recipient = sealing.load_public_key(
-                call.requester_sealing_public_key, field="requester_sealing_public_key"
+            # The requester's keys from its exchange certificate, never from the hub.
+            peer = self._peers.peer(call.requester_exchange_certificate, call.requester_agency_id)
+            exchange_cert.check_signature(
+                peer,
+                call.query_signature,
+                exchange_cert.query_context(
+                    call.requester_agency_id,
+                    self.agency_id,
+                    call.info_kind,
+                    call.legal_basis_item,
+                    call.sealed_queries,
+                ),
+                reason="QUERY_SIGNATURE_INVALID",
+                field="query_signature",
             )
             timeout = deadline.budget(
                 how.ceiling,
@@ -156,7 +171,7 @@ class Provider:
             local_ids = await self._local_ids(call)
             errors: Errors = [None] * n
             wanted = self._bound(how, call, local_ids, errors)
-            nonce, queries = how.open_queries(call, self.agency_id, self._sealing_key)
+            nonce, queries = how.open_queries(call, self.agency_id, self._keys.sealing)
             results: Results = {}
             unfinished: Unfinished = {}
             started = asyncio.get_running_loop().time()
@@ -181,7 +196,15 @@ class Provider:
                 self._too_late(how, call, base, local_ids, unfinished, started, timeout, errors)
             if not ticket:
                 payloads, contents, details = self._answers(how, call, results, errors)
-                sealed = how.seal(call, self.agency_id, nonce, payloads, errors, recipient)
+                sealed = how.seal(
+                    call,
+                    self.agency_id,
+                    nonce,
+                    payloads,
+                    errors,
+                    peer.sealing_key,
+                    self._keys.signing,
+                )
         except RenkeiError as err:
             how.refused(call, err)
             await self._log(
@@ -361,17 +384,16 @@ class Provider:
         )
         return Provided(b"", ticket)
 
-    async def collect(self, call: CollectCall, time_remaining: float | None) -> bytes:
-        """The answer behind a ticket this server issued, sealed as Provide seals (single-use)."""
+    async def collect(self, call: CollectCall, time_remaining: float | None) -> tuple[bytes, bytes]:
+        """The answer behind a ticket this server issued, sealed and signed as Provide
+        seals and signs (single-use)."""
         _check_shape(call.requester_agency_id, call.info_kind, call.legal_basis_item)
         record = self._record(
             call.requester_agency_id, call.info_kind, call.legal_basis_item, call.serial
         )
         try:
             validate.text("ticket", call.ticket, max_chars=MAX_TICKET)
-            recipient = sealing.load_public_key(
-                call.requester_sealing_public_key, field="requester_sealing_public_key"
-            )
+            peer = self._peers.peer(call.requester_exchange_certificate, call.requester_agency_id)
             timeout = deadline.budget(
                 self._answer_timeout, time_remaining, deadline.PROVIDER_MARGIN_SECONDS
             )
@@ -399,16 +421,20 @@ class Provider:
                 # The legacy answer is gone (collected): the ticket can never be honoured.
                 await self._store.take_ticket(PROVIDER, call.ticket)
                 raise
+            requester, kind, item = (
+                call.requester_agency_id,
+                call.info_kind,
+                call.legal_basis_item,
+            )
             sealed = sealing.seal(
                 answer.payload,
-                recipient,
-                answer_info(
-                    call.serial,
-                    call.requester_agency_id,
-                    self.agency_id,
-                    call.info_kind,
-                    call.legal_basis_item,
-                ),
+                peer.sealing_key,
+                answer_info(call.serial, requester, self.agency_id, kind, item),
+            )
+            signature = self._keys.signing.sign(
+                exchange_cert.answer_context(
+                    call.serial, requester, self.agency_id, kind, item, sealed
+                )
             )
             if not await self._store.take_ticket(PROVIDER, call.ticket):
                 raise answer_later.unknown_ticket()  # a concurrent collect took it
@@ -419,4 +445,4 @@ class Provider:
         await self._store.append_log(
             replace(record, content=answer.content, detail="answer collected with its ticket")
         )
-        return sealed
+        return sealed, signature

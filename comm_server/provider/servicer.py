@@ -38,6 +38,8 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
                 requester_sealing_public_key=request.requester_sealing_public_key,
                 item_count=request.item_count,
                 bulk=True,
+                requester_exchange_certificate=request.requester_exchange_certificate,
+                query_signature=request.query_signature,
             ),
             context.time_remaining(),
         )
@@ -54,6 +56,7 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
                 for serial, error in provided.results
             ],
             sealed_answers=provided.sealed_answer,
+            answer_signature=provided.answer_signature,
         )
 
     async def Provide(  # gRPC method names are PascalCase
@@ -62,7 +65,9 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
         self._callers.require_hub()
         provided = await self._provider.provide(provide_call(request), context.time_remaining())
         return comm_pb2.ProvideResponse(
-            sealed_answer=provided.sealed_answer, ticket=provided.ticket
+            sealed_answer=provided.sealed_answer,
+            ticket=provided.ticket,
+            answer_signature=provided.answer_signature,
         )
 
     async def ProvideStream(  # gRPC method names are PascalCase
@@ -78,7 +83,7 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
         self, request: comm_pb2.CollectRequest, context: Context
     ) -> comm_pb2.CollectResponse:
         self._callers.require_hub()
-        sealed = await self._provider.collect(
+        sealed, signature = await self._provider.collect(
             CollectCall(
                 serial=request.serial,
                 ticket=request.ticket,
@@ -86,7 +91,8 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
                 info_kind=request.info_kind,
                 legal_basis_item=request.legal_basis_item,
                 requester_sealing_public_key=request.requester_sealing_public_key,
+                requester_exchange_certificate=request.requester_exchange_certificate,
             ),
             context.time_remaining(),
         )
-        return comm_pb2.CollectResponse(sealed_answer=sealed)
+        return comm_pb2.CollectResponse(sealed_answer=sealed, answer_signature=signature)

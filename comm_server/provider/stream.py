@@ -55,6 +55,8 @@ def provide_call(request: comm_pb2.ProvideRequest) -> ProvideCall:
         link_code=request.link_code,
         sealed_query=request.sealed_query,
         requester_sealing_public_key=request.requester_sealing_public_key,
+        requester_exchange_certificate=request.requester_exchange_certificate,
+        query_signature=request.query_signature,
     )
 
 
@@ -90,7 +92,9 @@ async def serve_provide_stream(
                 Response(
                     call_id=call_id,
                     response=comm_pb2.ProvideResponse(
-                        sealed_answer=provided.sealed_answer, ticket=provided.ticket
+                        sealed_answer=provided.sealed_answer,
+                        ticket=provided.ticket,
+                        answer_signature=provided.answer_signature,
                     ),
                 )
             )

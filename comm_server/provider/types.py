@@ -34,6 +34,9 @@ class ProvideCall:
     requester_sealing_public_key: bytes
     item_count: int = 1
     bulk: bool = False
+    # The requester's exchange certificate (DER) and its signature over sealed_queries.
+    requester_exchange_certificate: bytes = b""
+    query_signature: bytes = b""
 
     @classmethod
     def single(
@@ -47,6 +50,8 @@ class ProvideCall:
         link_code: str,
         sealed_query: bytes,
         requester_sealing_public_key: bytes,
+        requester_exchange_certificate: bytes = b"",
+        query_signature: bytes = b"",
     ) -> ProvideCall:
         return cls(
             time,
@@ -56,6 +61,8 @@ class ProvideCall:
             [ProvideItem(serial, 0, link_code)],
             sealed_query,
             requester_sealing_public_key,
+            requester_exchange_certificate=requester_exchange_certificate,
+            query_signature=query_signature,
         )
 
     @property
@@ -76,6 +83,8 @@ class Provided:
     sealed_answer: bytes
     ticket: str = ""
     results: list[tuple[int, ItemError | None]] = field(default_factory=list)
+    # This provider's signature over sealed_answer (renkei.exchange_cert).
+    answer_signature: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -86,3 +95,4 @@ class CollectCall:
     info_kind: str
     legal_basis_item: str
     requester_sealing_public_key: bytes
+    requester_exchange_certificate: bytes = b""

@@ -17,15 +17,16 @@ import os
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
-from cryptography.hazmat.primitives.asymmetric import x25519
-
+from comm_server.hub_client import BulkRelayAnswer
+from comm_server.keys import OwnKeys
 from comm_server.ports import Hub
 from comm_server.requester.types import LocalQuery
 from comm_server.seal_info import answer_info, query_info
-from renkei import bulk, limits, sealing
+from renkei import bulk, exchange_cert, limits, sealing
 from renkei.bulk import ItemError
 from renkei.comm.v1 import comm_pb2
 from renkei.errors import NotFound, RenkeiError, Unavailable, invalid_field
+from renkei.exchange_cert import VerifiedPeer
 from renkei.limits import MAX_BULK_SEALED_QUERIES
 
 
@@ -63,13 +64,14 @@ class Envelope(Protocol):
         q: LocalQuery,
         sent: list[int],
         codes: dict[str, str],
-        provider_key: bytes,
+        peer: VerifiedPeer,
         deadline: float,
-        key: x25519.X25519PrivateKey,
+        keys: OwnKeys,
         out: Outcomes,
     ) -> Relayed:
-        """Seal the queries of persons ``sent``, relay them by ``deadline`` (loop time),
-        fill in ``out``."""
+        """Seal the queries of persons ``sent`` to ``peer`` (the provider, its exchange
+        certificate verified) and sign them, relay them by ``deadline`` (loop time), check
+        the provider's signature on the answers, fill in ``out``."""
         ...
 
     def serials_of(self, err: RenkeiError, sent: list[int], out: Outcomes) -> None:
@@ -117,31 +119,43 @@ class PerPerson:
         q: LocalQuery,
         sent: list[int],
         codes: dict[str, str],
-        provider_key: bytes,
+        peer: VerifiedPeer,
         deadline: float,
-        key: x25519.X25519PrivateKey,
+        keys: OwnKeys,
         out: Outcomes,
     ) -> Relayed:
         person = q.persons[0]
+        provider, kind, item = q.provider_agency_id, q.info_kind, q.legal_basis_item
         sealed_query = sealing.seal(
-            person.query,
-            sealing.load_public_key(provider_key, field="provider sealing key"),
-            query_info(agency_id, q.provider_agency_id, q.info_kind, q.legal_basis_item),
+            person.query, peer.sealing_key, query_info(agency_id, provider, kind, item)
         )
         answer = await hub.relay(
-            provider_agency_id=q.provider_agency_id,
-            info_kind=q.info_kind,
-            legal_basis_item=q.legal_basis_item,
+            provider_agency_id=provider,
+            info_kind=kind,
+            legal_basis_item=item,
             link_code=codes[person.local_person_id],
             sealed_query=sealed_query,
+            query_signature=exchange_cert.sign(
+                keys.signing,
+                exchange_cert.query_context(agency_id, provider, kind, item, sealed_query),
+            ),
             timeout=_deadline_left(deadline),
         )
         out.serials[0] = answer.serial
         if not answer.ticket:
             try:
+                exchange_cert.check_signature(
+                    peer,
+                    answer.answer_signature,
+                    exchange_cert.answer_context(
+                        answer.serial, agency_id, provider, kind, item, answer.sealed_answer
+                    ),
+                    reason="ANSWER_SIGNATURE_INVALID",
+                    field="answer_signature",
+                )
                 out.answers[0] = sealing.open_sealed(
                     answer.sealed_answer,
-                    key,
+                    keys.sealing,
                     answer_info(
                         answer.serial,
                         agency_id,
@@ -204,9 +218,9 @@ class OneMessage:
         q: LocalQuery,
         sent: list[int],
         codes: dict[str, str],
-        provider_key: bytes,
+        peer: VerifiedPeer,
         deadline: float,
-        key: x25519.X25519PrivateKey,
+        keys: OwnKeys,
         out: Outcomes,
     ) -> Relayed:
         persons = q.persons
@@ -214,7 +228,7 @@ class OneMessage:
         payload = comm_pb2.BulkQueryPayload(nonce=nonce, queries=[persons[i].query for i in sent])
         sealed = sealing.seal(
             payload.SerializeToString(),
-            sealing.load_public_key(provider_key, field="provider sealing key"),
+            peer.sealing_key,
             bulk.query_info(
                 agency_id, q.provider_agency_id, q.info_kind, q.legal_basis_item, len(sent)
             ),
@@ -225,6 +239,12 @@ class OneMessage:
             legal_basis_item=q.legal_basis_item,
             link_codes=[codes[persons[i].local_person_id] for i in sent],
             sealed_queries=sealed,
+            query_signature=exchange_cert.sign(
+                keys.signing,
+                exchange_cert.query_context(
+                    agency_id, q.provider_agency_id, q.info_kind, q.legal_basis_item, sealed
+                ),
+            ),
             timeout=_deadline_left(deadline),
         )
         if len(answer.results) != len(sent):
@@ -235,7 +255,7 @@ class OneMessage:
         serials, errors = out.serials, out.errors
         for i, (serial, error) in zip(sent, answer.results, strict=True):
             serials[i], errors[i] = serial, error
-        self._open(agency_id, q, sent, nonce, answer.sealed_answers, key, out)
+        self._open(agency_id, q, sent, nonce, answer, peer, keys, out)
         return Relayed(answer.legal_basis_item, answer.policy_version)
 
     def _open(
@@ -244,19 +264,36 @@ class OneMessage:
         q: LocalQuery,
         sent: list[int],
         nonce: bytes,
-        sealed_answers: bytes,
-        key: x25519.X25519PrivateKey,
+        answer: BulkRelayAnswer,
+        peer: VerifiedPeer,
+        keys: OwnKeys,
         out: Outcomes,
     ) -> None:
-        """Fill in the answers the hub says were given, each checked against its serial."""
+        """Fill in the answers the hub says were given, each checked against its serial,
+        all of them against the provider's signature."""
         serials, errors = out.serials, out.errors
         answered = [(h, serials[i]) for h, i in enumerate(sent) if errors[i] is None]
         if not answered:
             return
+        sealed_answers = answer.sealed_answers
         try:
+            exchange_cert.check_signature(
+                peer,
+                answer.answer_signature,
+                exchange_cert.bulk_answer_context(
+                    answered,
+                    agency_id,
+                    q.provider_agency_id,
+                    q.info_kind,
+                    q.legal_basis_item,
+                    sealed_answers,
+                ),
+                reason="ANSWER_SIGNATURE_INVALID",
+                field="answer_signature",
+            )
             plaintext = sealing.open_sealed(
                 sealed_answers,
-                key,
+                keys.sealing,
                 bulk.answer_info(
                     agency_id,
                     q.provider_agency_id,

@@ -16,20 +16,20 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TypeVar
 
-from cryptography.hazmat.primitives.asymmetric import x25519
-
 from comm_server import answer_later, standard
 from comm_server.answer_later import ANSWER_PENDING
 from comm_server.exchange_log import OK, REQUESTER, row
+from comm_server.keys import OwnKeys
 from comm_server.mapping.mapper import Mapper
 from comm_server.ports import Clock, ExchangeStore, Hub, Staff
 from comm_server.requester.envelope import Envelope, OneMessage, Outcomes, PerPerson, Relayed
 from comm_server.requester.types import Answered, FetchRequest, LocalQuery, PersonAnswer
 from comm_server.seal_info import answer_info
 from comm_server.store import LogRecord, Ticket
-from renkei import deadline, sealing, validate
+from renkei import deadline, exchange_cert, sealing, validate
 from renkei.bulk import ItemError
 from renkei.errors import DeadlineExceeded, PermissionDenied, RenkeiError, Unavailable
+from renkei.exchange_cert import ExchangeVerifier, VerifiedPeer
 from renkei.layout.v1 import layout_pb2
 from renkei.limits import MAX_ID, MAX_TICKET
 
@@ -55,7 +55,8 @@ class Requester:
         agency_id: str,
         store: ExchangeStore,
         hub: Hub,
-        sealing_key: x25519.X25519PrivateKey,
+        keys: OwnKeys,
+        peers: ExchangeVerifier,
         query_timeout: float,
         bulk_query_timeout: float,
         staff: Staff | None = None,
@@ -65,7 +66,9 @@ class Requester:
         self.agency_id = agency_id
         self._store = store
         self._hub = hub
-        self._sealing_key = sealing_key
+        self._keys = keys
+        # Checks the providers' exchange certificates against the agencies' CA.
+        self._peers = peers
         self._query_timeout = query_timeout
         self._single: Envelope = PerPerson(query_timeout)
         self._bulk: Envelope = OneMessage(bulk_query_timeout)
@@ -141,19 +144,9 @@ class Requester:
                 # refusal arrives before this server's safety net fires.
                 until = asyncio.get_running_loop().time() + timeout
                 async with asyncio.timeout_at(until + deadline.SAFETY_NET_SECONDS):
-                    provider_key = await self._hub.sealing_key(
-                        q.provider_agency_id, timeout=timeout
-                    )
+                    peer = await self.peer(q.provider_agency_id, timeout)
                     relayed = await how.relay(
-                        self._hub,
-                        self.agency_id,
-                        q,
-                        sent,
-                        codes,
-                        provider_key,
-                        until,
-                        self._sealing_key,
-                        out,
+                        self._hub, self.agency_id, q, sent, codes, peer, until, self._keys, out
                     )
             del codes
         except TimeoutError:
@@ -204,6 +197,16 @@ class Requester:
                 for i, (person, o) in enumerate(zip(persons, opened, strict=True))
             ],
         )
+
+    async def peer(self, agency_id: str, timeout: float) -> VerifiedPeer:
+        """The provider's keys, from its exchange certificate (the hub's directory hands it
+        out, the agencies' CA vouches for it); PEER_CERTIFICATE_INVALID when it does not."""
+        cert = await self._hub.exchange_certificate(agency_id, timeout=timeout)
+        try:
+            return self._peers.peer(cert, agency_id)
+        except RenkeiError:
+            self._hub.forget_certificate(agency_id)  # ask the directory again next time
+            raise
 
     def _open_all(self, q: LocalQuery, out: Outcomes) -> list[Opened | None]:
         """Each answer as this agency takes it; one it cannot take (ANSWER_INVALID) is that
@@ -377,9 +380,24 @@ class Requester:
                 raise DeadlineExceeded(
                     "QUERY_TIMEOUT", f"no answer within {timeout:.3f} s"
                 ) from None
+            peer = await self.peer(held.counterpart_agency_id, timeout)
+            exchange_cert.check_signature(
+                peer,
+                answer.answer_signature,
+                exchange_cert.answer_context(
+                    held.serial,
+                    self.agency_id,
+                    held.counterpart_agency_id,
+                    held.info_kind,
+                    held.legal_basis_item,
+                    answer.sealed_answer,
+                ),
+                reason="ANSWER_SIGNATURE_INVALID",
+                field="answer_signature",
+            )
             plaintext = sealing.open_sealed(
                 answer.sealed_answer,
-                self._sealing_key,
+                self._keys.sealing,
                 answer_info(
                     held.serial,
                     self.agency_id,

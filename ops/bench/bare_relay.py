@@ -67,13 +67,19 @@ class BareRelay:
                     link_code=self._link_code,
                     sealed_query=request.sealed_query,
                     requester_sealing_public_key=requester.sealing_public_key,
+                    requester_exchange_certificate=requester.exchange_certificate,
+                    query_signature=request.query_signature,
                 ),
                 timeout=context.time_remaining(),
             )
         except grpc.aio.AioRpcError as err:
             await context.abort(err.code(), err.details() or "")
             raise AssertionError("unreachable: abort raises") from None
-        return hub_pb2.RelayResponse(serial=0, sealed_answer=response.sealed_answer)
+        return hub_pb2.RelayResponse(
+            serial=0,
+            sealed_answer=response.sealed_answer,
+            answer_signature=response.answer_signature,
+        )
 
 
 @dataclass

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from cryptography.hazmat.primitives.asymmetric import x25519
 from rich.console import Console
 from rich.table import Table
 
@@ -41,7 +40,7 @@ from comm_server import bootstrap as comm_bootstrap
 from comm_server.binding.bind import bind
 from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
-from comm_server.keys import sealing_key as agency_sealing_key
+from comm_server.keys import OwnKeys, own_keys
 from comm_server.legacy.jsonl_client import canonical_json
 from comm_server.seal_info import answer_info, query_info
 from comm_server.store import AsyncCommStore, CommStore, open_key_store, open_store
@@ -50,10 +49,12 @@ from legacy_stubs.jsonl_records.store import load_records, write_records
 from legacy_stubs.registry.resident_code import check_digit
 from ops.bench.linkage import cpu_seconds, machine
 from ops.deploy import DEMO_AGENCIES, Layout, Settings, init_deployment, pick_endpoints
+from ops.pki import agencies_ca_cert
 from ops.processes import ProcessGroup, StartupError, python_module
-from renkei import bulk, db, limits, sealing
+from renkei import bulk, db, exchange_cert, limits, sealing
 from renkei.comm.v1 import comm_pb2
-from renkei.errors import NotFound
+from renkei.errors import NotFound, RenkeiError
+from renkei.exchange_cert import ExchangeVerifier, VerifiedPeer
 from renkei.grpcutil.client import peer_options
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
 from renkei.runner import serve_until_signalled
@@ -225,8 +226,9 @@ class PathResult:
 class Driver:
     stub: hub_pb2_grpc.HubServiceAsyncStub
     unary_stubs: list[hub_pb2_grpc.HubServiceAsyncStub]
-    provider_key: x25519.X25519PublicKey
-    city_key: x25519.X25519PrivateKey
+    # The provider, from its verified exchange certificate; the city's own keys.
+    provider: VerifiedPeer
+    city: OwnKeys
     codes: list[str]
     pids: Mapping[str, int]
 
@@ -235,7 +237,7 @@ class Driver:
         payload = comm_pb2.BulkQueryPayload(nonce=nonce, queries=[b""] * len(codes))
         sealed = sealing.seal(
             payload.SerializeToString(),
-            self.provider_key,
+            self.provider.sealing_key,
             bulk.query_info(CITY, PENSION, INFO_KIND, ITEM, len(codes)),
         )
         request = hub_pb2.BulkRelayRequest(
@@ -244,8 +246,15 @@ class Driver:
             legal_basis_item=ITEM,
             link_codes=codes,
             sealed_queries=sealed,
+            query_signature=self._signed(sealed),
         )
         return request, nonce
+
+    def _signed(self, sealed: bytes) -> bytes:
+        return exchange_cert.sign(
+            self.city.signing,
+            exchange_cert.query_context(CITY, PENSION, INFO_KIND, ITEM, sealed),
+        )
 
     def _open(self, response: hub_pb2.BulkRelayResponse, nonce: bytes) -> tuple[int, int]:
         """(answered, failed) persons; every answer checked against its serial."""
@@ -255,9 +264,18 @@ class Driver:
         failed = len(response.results) - len(answered)
         if not answered:
             return 0, failed
+        exchange_cert.check_signature(
+            self.provider,
+            response.answer_signature,
+            exchange_cert.bulk_answer_context(
+                answered, CITY, PENSION, INFO_KIND, ITEM, response.sealed_answers
+            ),
+            reason="ANSWER_SIGNATURE_INVALID",
+            field="answer_signature",
+        )
         plaintext = sealing.open_sealed(
             response.sealed_answers,
-            self.city_key,
+            self.city.sealing,
             bulk.answer_info(CITY, PENSION, INFO_KIND, ITEM, nonce, answered),
             field="sealed_answers",
         )
@@ -307,7 +325,10 @@ class Driver:
     async def unary(self, calls: int, deadline: float) -> PathResult:
         result = PathResult("unary Relay")
         issued = 0
-        sealed = sealing.seal(b"", self.provider_key, query_info(CITY, PENSION, INFO_KIND, ITEM))
+        sealed = sealing.seal(
+            b"", self.provider.sealing_key, query_info(CITY, PENSION, INFO_KIND, ITEM)
+        )
+        signature = self._signed(sealed)
 
         async def worker(w: int) -> None:
             nonlocal issued
@@ -324,18 +345,28 @@ class Driver:
                             legal_basis_item=ITEM,
                             link_code=code,
                             sealed_query=sealed,
+                            query_signature=signature,
                         ),
                         timeout=CALL_TIMEOUT,
                     )
                     result.latencies.append(time.perf_counter() - started)
+                    exchange_cert.check_signature(
+                        self.provider,
+                        response.answer_signature,
+                        exchange_cert.answer_context(
+                            response.serial, CITY, PENSION, INFO_KIND, ITEM, response.sealed_answer
+                        ),
+                        reason="ANSWER_SIGNATURE_INVALID",
+                        field="answer_signature",
+                    )
                     sealing.open_sealed(
                         response.sealed_answer,
-                        self.city_key,
+                        self.city.sealing,
                         answer_info(response.serial, CITY, PENSION, INFO_KIND, ITEM),
                         field="sealed_answer",
                     )
                     result.answered += 1
-                except grpc.aio.AioRpcError as err:
+                except (grpc.aio.AioRpcError, RenkeiError) as err:
                     result.errors += 1
                     result.first_error = result.first_error or str(err)[:300]
                 result.calls += 1
@@ -374,8 +405,10 @@ async def run_load(
         driver = Driver(
             stubs[0],
             stubs,
-            sealing.load_public_key(bytes(agency.agency.sealing_public_key)),
-            agency_sealing_key(open_key_store(CommConfig.load(layout.comm_config(CITY)))),
+            ExchangeVerifier.from_pem_file(agencies_ca_cert(layout.pki)).peer(
+                bytes(agency.agency.exchange_certificate), PENSION
+            ),
+            own_keys(open_key_store(CommConfig.load(layout.comm_config(CITY)))),
             codes,
             pids,
         )

@@ -50,7 +50,7 @@ from rich.table import Table
 
 from comm_server.binding.bind import bind_all
 from comm_server.config import CommConfig
-from comm_server.keys import sealing_key as agency_sealing_key
+from comm_server.keys import own_keys
 from comm_server.seal_info import answer_info, query_info
 from comm_server.store import CommStore, open_key_store
 from id_issuer.issuer import IdIssuer
@@ -61,14 +61,17 @@ from ops.deploy import (
     DEMO_AGENCIES,
     Layout,
     Settings,
+    exchange_certificate_path,
     free_port,
     init_deployment,
     pick_endpoints,
 )
+from ops.pki import agencies_ca_cert
 from ops.processes import ProcessGroup, Started, StartupError, python_module, tail
-from renkei import db, sealing
+from renkei import db, exchange_cert, sealing
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import RenkeiError
+from renkei.exchange_cert import ExchangeVerifier, VerifiedPeer
 from renkei.grpcutil.client import peer_options
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
 
@@ -204,8 +207,8 @@ class PathResult:
 
 # -- driving -----------------------------------------------------------------
 
-# One call on one path: (serial, sealed answer).
-Call = Callable[[], Awaitable[tuple[int, bytes]]]
+# One call on one path: (serial, sealed answer, the provider's signature over it).
+Call = Callable[[], Awaitable[tuple[int, bytes, bytes]]]
 
 
 @dataclass
@@ -217,9 +220,9 @@ class Target:
 
 
 def relay_call(stub: hub_pb2_grpc.HubServiceAsyncStub, request: hub_pb2.RelayRequest) -> Call:
-    async def call() -> tuple[int, bytes]:
+    async def call() -> tuple[int, bytes, bytes]:
         response = await stub.Relay(request, timeout=CALL_TIMEOUT)
-        return response.serial, response.sealed_answer
+        return response.serial, response.sealed_answer, response.answer_signature
 
     return call
 
@@ -227,9 +230,9 @@ def relay_call(stub: hub_pb2_grpc.HubServiceAsyncStub, request: hub_pb2.RelayReq
 def provide_call(
     stub: comm_pb2_grpc.ProviderServiceAsyncStub, request: comm_pb2.ProvideRequest
 ) -> Call:
-    async def call() -> tuple[int, bytes]:
+    async def call() -> tuple[int, bytes, bytes]:
         response = await stub.Provide(request, timeout=CALL_TIMEOUT)
-        return 0, response.sealed_answer
+        return 0, response.sealed_answer, response.answer_signature
 
     return call
 
@@ -239,13 +242,23 @@ class Driver:
     """The city's communication server, reduced to its calls on each path."""
 
     city_key: x25519.X25519PrivateKey
+    # The provider, from its exchange certificate: answers are checked against its key.
+    provider: VerifiedPeer
     concurrency: int
     # CPU is read before and after each round from these, and from the round's relay.
     pids: Mapping[str, int]
 
-    def _opens(self, serial: int, sealed_answer: bytes) -> None:
+    def _opens(self, serial: int, sealed_answer: bytes, signature: bytes) -> None:
         # The answer is bound to the serial it came back with; off the hub it is always 0
         # and the provider is told 0, so those answers open too and prove the path works.
+        # As the city's requester does: the provider's signature first, then the seal.
+        exchange_cert.check_signature(
+            self.provider,
+            signature,
+            exchange_cert.answer_context(serial, CITY, PENSION, INFO_KIND, ITEM, sealed_answer),
+            reason="ANSWER_SIGNATURE_INVALID",
+            field="answer_signature",
+        )
         sealing.open_sealed(
             sealed_answer,
             self.city_key,
@@ -265,9 +278,9 @@ class Driver:
                 issued += 1
                 started = time.perf_counter()
                 try:
-                    serial, sealed = await call()
+                    serial, sealed, signature = await call()
                     elapsed = time.perf_counter() - started
-                    self._opens(serial, sealed)
+                    self._opens(serial, sealed, signature)
                 except (grpc.aio.AioRpcError, RenkeiError) as err:
                     elapsed = time.perf_counter() - started
                     result.errors += 1
@@ -338,21 +351,33 @@ async def run_load(layout: Layout, plan: Plan) -> tuple[dict[str, PathResult], d
     }
     try:
         hub_stub: hub_pb2_grpc.HubServiceAsyncStub = hub_pb2_grpc.HubServiceStub(channels[HUB][0])
-        # The provider's key comes from the hub's directory, as a comm server gets it.
+        # The provider's exchange certificate comes from the hub's directory and is checked
+        # against the agencies' CA, as a comm server gets and checks it.
         agency = await hub_stub.GetAgency(
             hub_pb2.GetAgencyRequest(agency_id=PENSION), timeout=CALL_TIMEOUT
         )
-        provider_key = sealing.load_public_key(bytes(agency.agency.sealing_public_key))
-        # One sealed query serves every call: sealing it is the requester's work, which
-        # is not what is measured, and the provider opens it afresh each time.
-        sealed_query = sealing.seal(b"", provider_key, query_info(CITY, PENSION, INFO_KIND, ITEM))
-        city_key = agency_sealing_key(open_key_store(CommConfig.load(layout.comm_config(CITY))))
+        provider = ExchangeVerifier.from_pem_file(agencies_ca_cert(layout.pki)).peer(
+            bytes(agency.agency.exchange_certificate), PENSION
+        )
+        # One sealed and signed query serves every call: sealing and signing it is the
+        # requester's work, which is not what is measured; the provider checks the
+        # signature and opens the query afresh each time.
+        sealed_query = sealing.seal(
+            b"", provider.sealing_key, query_info(CITY, PENSION, INFO_KIND, ITEM)
+        )
+        city = own_keys(open_key_store(CommConfig.load(layout.comm_config(CITY))))
+        city_key = city.sealing
+        query_signature = exchange_cert.sign(
+            city.signing,
+            exchange_cert.query_context(CITY, PENSION, INFO_KIND, ITEM, sealed_query),
+        )
         relay_request = hub_pb2.RelayRequest(
             provider_agency_id=PENSION,
             info_kind=INFO_KIND,
             legal_basis_item=ITEM,
             link_code=plan.city_link_code,
             sealed_query=sealed_query,
+            query_signature=query_signature,
         )
         # What the bare relay sends the provider, made once here for direct and nginx.
         provide_request = comm_pb2.ProvideRequest(
@@ -363,6 +388,10 @@ async def run_load(layout: Layout, plan: Plan) -> tuple[dict[str, PathResult], d
             link_code=plan.provider_link_code,
             sealed_query=sealed_query,
             requester_sealing_public_key=sealing.public_key_bytes(city_key),
+            requester_exchange_certificate=exchange_cert.certificate_der(
+                exchange_certificate_path(layout, CITY).read_bytes()
+            ),
+            query_signature=query_signature,
         )
 
         def calls(path: str) -> list[Call]:
@@ -376,7 +405,7 @@ async def run_load(layout: Layout, plan: Plan) -> tuple[dict[str, PathResult], d
                 for ch in channels[path]
             ]
 
-        driver = Driver(city_key, plan.concurrency, plan.pids)
+        driver = Driver(city_key, provider, plan.concurrency, plan.pids)
         targets = {
             path: Target(path, list(plan.relay_pids.get(path, [])), calls(path)) for path in paths
         }

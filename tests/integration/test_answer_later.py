@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
 
 import grpc
 import pytest
 from support.aio import LoopThread
 from support.batch_legacy import FakeBatchLegacy
+from support.exchange_certs import FakeAgenciesCa
 from support.refusals import refused
 from support.topology import CITY, MINISTER, PENSION, Topology, query, start_topology
 
 from comm_server.answer_later import TICKET_TTL
+from comm_server.seal_info import answer_info
+from hub_server.directory import Agency, Directory
+from hub_server.exchange import CollectCall
 from ops.demo_data import legacy_records, residents
 from ops.deploy import Settings
+from renkei import sealing
 from renkei.comm.v1 import comm_pb2
 from renkei.hub.v1 import hub_pb2
 
@@ -254,3 +260,80 @@ def test_the_hub_stores_no_payload_and_no_ticket(loop: LoopThread, world: World)
         "local number": [lid for p in topo.people for lid in p.local_ids.values()],
     }
     assert scan(topo.hub_log().engine, forbidden) == []
+
+
+class ForgingCollect:
+    """The hub's gateway, answering FetchAnswer with an answer of the hub's own, sealed to
+    the requester's genuine key and bound to the serial as the provider's would be."""
+
+    def __init__(self, inner: Any, requester_key: bytes) -> None:
+        self.inner = inner
+        self.requester_key = requester_key
+
+    async def collect(
+        self, provider: Agency, call: CollectCall, timeout: float
+    ) -> tuple[bytes, bytes]:
+        _, signature = await self.inner.collect(provider, call, timeout)
+        forged = sealing.seal(
+            json.dumps({"annual_amount_yen": 1}).encode(),
+            sealing.load_public_key(self.requester_key),
+            answer_info(
+                call.serial, call.requester_agency_id, provider.agency_id, PENSION_INFO, ITEM
+            ),
+        )
+        return forged, signature  # the provider's signature, of its real answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_fetched_answer_the_provider_did_not_sign_is_refused_and_logged(
+    loop: LoopThread, world: World
+) -> None:
+    topo = world.topo
+    pending = _pending(loop, world, person=1)
+    world.batch.release()
+    linkage = topo.hub.hub
+    honest = linkage._gateway
+    linkage._gateway = ForgingCollect(honest, linkage.directory.get(CITY).sealing_public_key)
+    try:
+        refusal = loop.run(refused(_fetch(topo, pending.ticket)))
+    finally:
+        linkage._gateway = honest
+    assert (refusal.code, refusal.reason) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "ANSWER_SIGNATURE_INVALID",
+    )
+    assert refusal.metadata["serial"] == str(pending.serial)
+    asked = [r for r in topo.store(CITY).log_rows() if r.serial == pending.serial]
+    assert [(r.outcome, r.reason, r.content) for r in asked][-1] == (
+        "PERMISSION_DENIED",
+        "ANSWER_SIGNATURE_INVALID",
+        "",
+    )
+
+
+def test_a_collect_naming_a_substitute_requester_certificate_is_refused_by_the_provider(
+    loop: LoopThread, world: World
+) -> None:
+    topo = world.topo
+    pending = _pending(loop, world, person=0)
+    world.batch.release()
+    linkage = topo.hub.hub
+    honest = linkage.directory
+    _, cert = FakeAgenciesCa.new("the hub operator's CA").agency(CITY)
+    linkage.directory = Directory(
+        replace(a, exchange_certificate=cert) if a.agency_id == CITY else a for a in honest
+    )
+    try:
+        refusal = loop.run(refused(_fetch(topo, pending.ticket)))
+    finally:
+        linkage.directory = honest
+    assert refusal.reason == "PEER_CERTIFICATE_INVALID"
+    answered = [r for r in topo.store(PENSION).log_rows() if r.serial == pending.serial]
+    assert (answered[-1].outcome, answered[-1].reason) == (
+        "PERMISSION_DENIED",
+        "PEER_CERTIFICATE_INVALID",
+    )
+    asked = [r for r in topo.store(CITY).log_rows() if r.serial == pending.serial]
+    assert asked[-1].reason == "PEER_CERTIFICATE_INVALID"

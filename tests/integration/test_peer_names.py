@@ -74,7 +74,7 @@ def test_an_agency_squatting_on_the_hubs_address_gets_no_call(
         client = HubClient(f"127.0.0.1:{port}", pki.agency("141003"))
         try:
             with pytest.raises(RenkeiError) as refused:
-                await client.sealing_key("nenkin", timeout=3)
+                await client.exchange_certificate("nenkin", timeout=3)
             return refused.value
         finally:
             await client.close()

@@ -302,6 +302,8 @@ def test_a_hub_dropping_the_stream_leaves_the_provider_a_row_per_call_in_flight(
                             _call(401 + n, f"pension-code-{n}"),
                             sealed_queries=sealed,
                             requester_sealing_public_key=world.hub.requester_key,
+                            requester_exchange_certificate=world.city_cert,
+                            query_signature=world.query_signature(sealed),
                         ),
                         30,
                     )

@@ -132,6 +132,7 @@ def test_rotation_rekey_crash_resume_window_and_retirement(
                     info_kind=PENSION_INFO,
                     legal_basis_item="二十七",
                     link_code=old_code,
+                    query_signature=topo.query_signature(CITY, PENSION, PENSION_INFO, "二十七"),
                 ),
                 timeout=5,
             )
@@ -244,6 +245,7 @@ def test_id_key_rotation_rekeys_every_agency_and_cuts_over_together(
                     info_kind=PENSION_INFO,
                     legal_basis_item="二十七",
                     link_code=code,
+                    query_signature=topo.query_signature(CITY, PENSION, PENSION_INFO, "二十七"),
                 ),
                 timeout=5,
             )

@@ -93,6 +93,7 @@ def test_a_relay_ended_by_its_deadline_keeps_the_serials_the_hub_announced() -> 
                     legal_basis_item="二十七",
                     link_code="x",
                     sealed_query=b"q",
+                    query_signature=b"s",
                     timeout=0.2,
                 )
             with pytest.raises(RenkeiError) as many:
@@ -102,6 +103,7 @@ def test_a_relay_ended_by_its_deadline_keeps_the_serials_the_hub_announced() -> 
                     legal_basis_item="二十七",
                     link_codes=["x", "y", "z"],
                     sealed_queries=b"q",
+                    query_signature=b"s",
                     timeout=0.2,
                 )
             return single.value, many.value

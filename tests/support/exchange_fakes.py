@@ -22,9 +22,10 @@ from comm_server.provider.types import ProvideCall, ProvideItem
 from comm_server.requester.pipeline import Requester
 from comm_server.staff_register import Grant, parse, render
 from comm_server.store import LogRecord, Ticket
-from renkei import sealing
+from renkei import exchange_cert, sealing
 from renkei.errors import NotFound, RenkeiError
 from renkei.layout.v1 import layout_pb2
+from support.exchange_certs import FakeAgenciesCa
 
 CITY, PENSION = "city", "pension"
 PENSION_INFO = "年金給付関係情報"
@@ -142,10 +143,20 @@ class PensionMapper:
 class FakeHub:
     """The hub port: numbers each person's exchange and hands the call to the provider."""
 
-    def __init__(self, provider: Provider, provider_key: bytes, requester_key: bytes) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        provider_key: bytes,
+        requester_key: bytes,
+        provider_cert: bytes = b"",
+        requester_cert: bytes = b"",
+    ) -> None:
         self.provider = provider
         self.provider_key = provider_key
         self.requester_key = requester_key
+        # What the directory hands out: the requester gets the provider's, and back.
+        self.provider_cert = provider_cert
+        self.requester_cert = requester_cert
         self.codes: dict[str, str] = {}  # requester's link code -> provider's link code
         self.next_serial = 100
         self.calls = 0
@@ -154,8 +165,11 @@ class FakeHub:
         self.next_serial += 1
         return self.next_serial
 
-    async def sealing_key(self, agency_id: str, *, timeout: float) -> bytes:
-        return self.provider_key
+    async def exchange_certificate(self, agency_id: str, *, timeout: float) -> bytes:
+        return self.provider_cert
+
+    def forget_certificate(self, agency_id: str) -> None:
+        pass
 
     async def relay(
         self,
@@ -165,6 +179,7 @@ class FakeHub:
         legal_basis_item: str,
         link_code: str,
         sealed_query: bytes,
+        query_signature: bytes,
         timeout: float,
     ) -> RelayAnswer:
         self.calls += 1
@@ -178,13 +193,22 @@ class FakeHub:
             link_code=self.codes[link_code],
             sealed_query=sealed_query,
             requester_sealing_public_key=self.requester_key,
+            requester_exchange_certificate=self.requester_cert,
+            query_signature=query_signature,
         )
         try:
             provided = await self.provider.provide(call, timeout)
         except RenkeiError as err:
             err.metadata["serial"] = str(serial)
             raise
-        return RelayAnswer(serial, legal_basis_item, "v1", provided.sealed_answer, provided.ticket)
+        return RelayAnswer(
+            serial,
+            legal_basis_item,
+            "v1",
+            provided.sealed_answer,
+            provided.ticket,
+            provided.answer_signature,
+        )
 
     async def bulk_relay(
         self,
@@ -194,6 +218,7 @@ class FakeHub:
         legal_basis_item: str,
         link_codes: list[str],
         sealed_queries: bytes,
+        query_signature: bytes,
         timeout: float,
     ) -> BulkRelayAnswer:
         self.calls += 1
@@ -211,10 +236,18 @@ class FakeHub:
                 self.requester_key,
                 item_count=len(items),
                 bulk=True,
+                requester_exchange_certificate=self.requester_cert,
+                query_signature=query_signature,
             ),
             timeout,
         )
-        return BulkRelayAnswer(legal_basis_item, "v1", provided.results, provided.sealed_answer)
+        return BulkRelayAnswer(
+            legal_basis_item,
+            "v1",
+            provided.results,
+            provided.sealed_answer,
+            provided.answer_signature,
+        )
 
     async def fetch_answer(self, serial: int, ticket: str, *, timeout: float) -> RelayAnswer:
         raise NotImplementedError
@@ -237,7 +270,9 @@ class Agencies:
     clock: Callable[[], datetime] = lambda: NOW
 
     def __post_init__(self) -> None:
-        city_key, pension_key = sealing.generate_private_key(), sealing.generate_private_key()
+        self.ca = ca = FakeAgenciesCa.new()
+        self.city_keys, self.city_cert = city_keys, city_cert = ca.agency(CITY)
+        pension_keys, pension_cert = ca.agency(PENSION)
         self.city_store = FakeStore({f"P-{n}": f"city-code-{n}" for n in range(self.persons)})
         self.pension_store = FakeStore({f"L-{n}": f"pension-code-{n}" for n in range(self.persons)})
         if not self.legacy.records:
@@ -248,7 +283,8 @@ class Agencies:
             agency_id=PENSION,
             store=self.pension_store,
             legacy=self.legacy,
-            sealing_key=pension_key,
+            keys=pension_keys,
+            peers=ca.verifier(),
             answer_timeout=2.0,
             bulk_answer_timeout=30.0,
             responder_staff_id="SYSTEM",
@@ -257,7 +293,11 @@ class Agencies:
             clock=self.clock,
         )
         self.hub = FakeHub(
-            self.provider, sealing.public_key_bytes(pension_key), sealing.public_key_bytes(city_key)
+            self.provider,
+            sealing.public_key_bytes(pension_keys.sealing),
+            sealing.public_key_bytes(city_keys.sealing),
+            pension_cert,
+            city_cert,
         )
         self.hub.codes = {f"city-code-{n}": f"pension-code-{n}" for n in range(self.persons)}
         grants = [Grant(STAFF, (TERMINAL,), (PENSION_INFO,))]
@@ -265,12 +305,21 @@ class Agencies:
             agency_id=CITY,
             store=self.city_store,
             hub=self.hub,
-            sealing_key=city_key,
+            keys=city_keys,
+            peers=ca.verifier(),
             query_timeout=5.0,
             bulk_query_timeout=60.0,
             staff=Holder(parse(render(grants))),
             mapper=self.mapper,
             clock=self.clock,
+        )
+
+    def query_signature(self, sealed: bytes, info_kind: str = PENSION_INFO) -> bytes:
+        """The city's signature over ``sealed``, as its requester signs a query to the pension
+        service (for calls built by hand)."""
+        return exchange_cert.sign(
+            self.city_keys.signing,
+            exchange_cert.query_context(CITY, PENSION, info_kind, ITEM, sealed),
         )
 
     def unbind_at_provider(self, n: int) -> None:

@@ -219,12 +219,15 @@ class FakeGateway:
             raise got
         return got
 
-    async def collect(self, provider: Agency, call: CollectCall, timeout: float) -> bytes:
+    async def collect(
+        self, provider: Agency, call: CollectCall, timeout: float
+    ) -> tuple[bytes, bytes]:
+        """(the scripted answer, a stand-in for the provider's signature, relayed as is)."""
         self.collected.append((call, timeout))
         got = self.collect_script(call)
         if isinstance(got, BaseException):
             raise got
-        return got
+        return got, b"signature of " + got
 
 
 class FakeIdIssuer:

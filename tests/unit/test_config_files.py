@@ -205,6 +205,11 @@ def test_the_id_issuers_key_store_reads_the_same_checked_key(tmp_path: Path) -> 
         (f'id = 7\nendpoint = "e"\nsealing_public_key = "{KEY}"', "id: must be a string"),
         (f'id = "city"\nsealing_public_key = "{KEY}"', "missing key 'endpoint'"),
         (f'id = "city"\nendpoint = "e"\nclasses = "x"\nsealing_public_key = "{KEY}"', "classes"),
+        (
+            f'id = "city"\nendpoint = "e"\nsealing_public_key = "{KEY}"\n'
+            'exchange_certificate = "not PEM"',
+            "exchange_certificate: is not a PEM certificate",
+        ),
     ],
 )
 def test_the_hubs_directory_names_the_entry_and_key(
@@ -238,3 +243,15 @@ def test_readers_refuse_what_bool_float_and_str_accepted(tmp_path: Path) -> None
     assert config_util.optional_text({}, "s", where) is None
     assert config_util.path({"p": "a/b"}, "p", where, tmp_path) == tmp_path / "a/b"
     assert config_util.text_list({}, "l", where, ("a",)) == ("a",)
+
+
+def test_the_comm_servers_exchange_ca_defaults_to_its_tls_ca(tmp_path: Path) -> None:
+    _, _, text, _ = PARTIES["comm"]
+    path = tmp_path / "comm.toml"
+    tls = '[tls]\nca_cert = "ca.pem"\ncert = "c.pem"\nkey = "k.pem"\n'
+    path.write_text(text + tls, encoding="utf-8")
+    assert CommConfig.load(path).exchange_ca == tmp_path / "ca.pem"
+    path.write_text(text + tls + 'exchange_ca = "agencies-ca.pem"\n', encoding="utf-8")
+    assert CommConfig.load(path).exchange_ca == tmp_path / "agencies-ca.pem"
+    path.write_text(text, encoding="utf-8")
+    assert CommConfig.load(path).exchange_ca is None

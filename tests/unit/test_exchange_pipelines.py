@@ -282,6 +282,8 @@ def test_a_bulk_call_refused_whole_leaves_a_row_per_person() -> None:
         requester_sealing_public_key=world.hub.requester_key,
         item_count=2,
         bulk=True,
+        requester_exchange_certificate=world.city_cert,
+        query_signature=world.query_signature(b"not sealed to the pension service"),
     )
     err = run(refusal(world.provider.provide(call, 10.0)))
     assert (err.reason, err.metadata["field"]) == ("SEALED_PAYLOAD_INVALID", "sealed_queries")
@@ -331,8 +333,10 @@ def _stream_request(world: Agencies, serial: int, n: int) -> comm_pb2.ProvideStr
             info_kind=PENSION_INFO,
             legal_basis_item=ITEM,
             link_code=f"pension-code-{n}",
-            sealed_query=_sealed_query(world),
+            sealed_query=(sealed := _sealed_query(world)),
             requester_sealing_public_key=world.hub.requester_key,
+            requester_exchange_certificate=world.city_cert,
+            query_signature=world.query_signature(sealed),
         ),
     )
 
@@ -397,23 +401,29 @@ def test_a_cancelled_unary_call_leaves_an_interrupted_row_per_person(bulk: bool)
 
 
 class AlteringHub(FakeHub):
-    """A hub whose answers arrive altered: they no longer open for the requester."""
+    """A hub whose answers arrive altered: no longer the provider's signed bytes."""
 
     async def relay(self, **kwargs: Any) -> RelayAnswer:
         answer = await super().relay(**kwargs)
         return replace(answer, sealed_answer=answer.sealed_answer[:-1] + b"\0")
 
 
-def test_an_answer_that_does_not_open_is_logged_under_the_serial_the_hub_gave() -> None:
+def test_an_altered_answer_is_logged_under_the_serial_the_hub_gave() -> None:
     world = Agencies()
-    hub = AlteringHub(world.provider, world.hub.provider_key, world.hub.requester_key)
+    hub = AlteringHub(
+        world.provider,
+        world.hub.provider_key,
+        world.hub.requester_key,
+        world.hub.provider_cert,
+        world.hub.requester_cert,
+    )
     hub.codes = world.hub.codes
     world.requester._hub = hub
     err = run(refusal(world.requester.query(ask(["P-1"]), 3.0)))
-    assert (err.reason, err.metadata["field"]) == ("SEALED_PAYLOAD_INVALID", "sealed_answer")
+    assert (err.reason, err.metadata["field"]) == ("ANSWER_SIGNATURE_INVALID", "answer_signature")
     assert err.metadata["serial"] == "101"
     assert rows(world.city_store.logs) == [
-        (101, "P-1", "INVALID_ARGUMENT", "SEALED_PAYLOAD_INVALID")
+        (101, "P-1", "PERMISSION_DENIED", "ANSWER_SIGNATURE_INVALID")
     ]
     assert rows(world.pension_store.logs) == [(101, "L-1", "OK", "")]  # the three shares join
 
@@ -429,7 +439,9 @@ class DeadlineHub(FakeHub):
 
 def test_a_hub_deadline_refusal_is_logged_under_its_serial() -> None:
     world = Agencies()
-    world.requester._hub = DeadlineHub(world.provider, world.hub.provider_key, b"")
+    world.requester._hub = DeadlineHub(
+        world.provider, world.hub.provider_key, b"", world.hub.provider_cert
+    )
     err = run(refusal(world.requester.query(ask(["P-1"]), 3.0)))
     assert (err.reason, err.metadata["serial"]) == ("PROVIDER_DEADLINE_EXCEEDED", "101")
     assert rows(world.city_store.logs) == [

@@ -613,6 +613,7 @@ def test_a_fetched_answer_is_passed_on_when_its_fetch_cannot_be_logged_in_time()
     rig.gateway.collect_script = answer_then_log_down
     fetched = run(rig.hub.fetch_answer(rig.city, serial, "T-1", 5.0))
     assert fetched.sealed_answer == b"late"
+    assert fetched.answer_signature == b"signature of late"  # relayed as the provider gave it
     assert run(rig.log.fetches(serial)) == []
     rig.log.recover()
     assert [(o, r) for _, o, r in run(rig.log.fetches(serial))] == [(OK, "")]

@@ -55,6 +55,8 @@ class ProvideRequest(_message.Message):
     LINK_CODE_FIELD_NUMBER: _builtins.int
     SEALED_QUERY_FIELD_NUMBER: _builtins.int
     REQUESTER_SEALING_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    REQUESTER_EXCHANGE_CERTIFICATE_FIELD_NUMBER: _builtins.int
+    QUERY_SIGNATURE_FIELD_NUMBER: _builtins.int
     serial: _builtins.int
     """The hub's serial number for the exchange."""
     requester_agency_id: _builtins.str
@@ -65,7 +67,16 @@ class ProvideRequest(_message.Message):
     sealed_query: _builtins.bytes
     """Query parameters sealed to this provider by the requester."""
     requester_sealing_public_key: _builtins.bytes
-    """The requester's sealing key, from the hub's agency directory."""
+    """The requester's sealing key, from the hub's agency directory. Not used
+    by renkei's providers, which take the key from the requester's
+    exchange certificate instead.
+    """
+    requester_exchange_certificate: _builtins.bytes
+    """The requester's exchange certificate (DER), from the hub's directory;
+    the provider verifies it against the agencies' CA before it seals.
+    """
+    query_signature: _builtins.bytes
+    """The requester's signature over sealed_query (HubService RelayRequest)."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
     def __init__(
@@ -79,10 +90,12 @@ class ProvideRequest(_message.Message):
         link_code: _builtins.str = ...,
         sealed_query: _builtins.bytes = ...,
         requester_sealing_public_key: _builtins.bytes = ...,
+        requester_exchange_certificate: _builtins.bytes = ...,
+        query_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "legal_basis_item", b"legal_basis_item", "link_code", b"link_code", "requester_agency_id", b"requester_agency_id", "requester_sealing_public_key", b"requester_sealing_public_key", "sealed_query", b"sealed_query", "serial", b"serial", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "legal_basis_item", b"legal_basis_item", "link_code", b"link_code", "query_signature", b"query_signature", "requester_agency_id", b"requester_agency_id", "requester_exchange_certificate", b"requester_exchange_certificate", "requester_sealing_public_key", b"requester_sealing_public_key", "sealed_query", b"sealed_query", "serial", b"serial", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -94,19 +107,23 @@ class ProvideResponse(_message.Message):
 
     SEALED_ANSWER_FIELD_NUMBER: _builtins.int
     TICKET_FIELD_NUMBER: _builtins.int
+    ANSWER_SIGNATURE_FIELD_NUMBER: _builtins.int
     sealed_answer: _builtins.bytes
     """The answer sealed (HPKE) to the requester; empty when ticket is set."""
     ticket: _builtins.str
     """Set when the answer comes later: opaque to the hub, single-use."""
+    answer_signature: _builtins.bytes
+    """The provider's signature over sealed_answer (HubService RelayResponse)."""
     def __init__(
         self,
         *,
         sealed_answer: _builtins.bytes = ...,
         ticket: _builtins.str = ...,
+        answer_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["sealed_answer", b"sealed_answer", "ticket", b"ticket"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_signature", b"answer_signature", "sealed_answer", b"sealed_answer", "ticket", b"ticket"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -122,6 +139,7 @@ class CollectRequest(_message.Message):
     INFO_KIND_FIELD_NUMBER: _builtins.int
     LEGAL_BASIS_ITEM_FIELD_NUMBER: _builtins.int
     REQUESTER_SEALING_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    REQUESTER_EXCHANGE_CERTIFICATE_FIELD_NUMBER: _builtins.int
     serial: _builtins.int
     """The serial of the exchange Provide answered with the ticket."""
     ticket: _builtins.str
@@ -129,7 +147,11 @@ class CollectRequest(_message.Message):
     info_kind: _builtins.str
     legal_basis_item: _builtins.str
     requester_sealing_public_key: _builtins.bytes
-    """The requester's sealing key, from the hub's agency directory."""
+    """The requester's sealing key, from the hub's agency directory (unused,
+    as in ProvideRequest).
+    """
+    requester_exchange_certificate: _builtins.bytes
+    """The requester's exchange certificate (DER), as in ProvideRequest."""
     def __init__(
         self,
         *,
@@ -139,10 +161,11 @@ class CollectRequest(_message.Message):
         info_kind: _builtins.str = ...,
         legal_basis_item: _builtins.str = ...,
         requester_sealing_public_key: _builtins.bytes = ...,
+        requester_exchange_certificate: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "legal_basis_item", b"legal_basis_item", "requester_agency_id", b"requester_agency_id", "requester_sealing_public_key", b"requester_sealing_public_key", "serial", b"serial", "ticket", b"ticket"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "legal_basis_item", b"legal_basis_item", "requester_agency_id", b"requester_agency_id", "requester_exchange_certificate", b"requester_exchange_certificate", "requester_sealing_public_key", b"requester_sealing_public_key", "serial", b"serial", "ticket", b"ticket"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -153,16 +176,20 @@ class CollectResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SEALED_ANSWER_FIELD_NUMBER: _builtins.int
+    ANSWER_SIGNATURE_FIELD_NUMBER: _builtins.int
     sealed_answer: _builtins.bytes
     """The answer sealed (HPKE) to the requester, bound to the serial as Provide's."""
+    answer_signature: _builtins.bytes
+    """The provider's signature over sealed_answer, as ProvideResponse's."""
     def __init__(
         self,
         *,
         sealed_answer: _builtins.bytes = ...,
+        answer_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["sealed_answer", b"sealed_answer"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_signature", b"answer_signature", "sealed_answer", b"sealed_answer"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -342,6 +369,8 @@ class BulkProvideRequest(_message.Message):
     ITEMS_FIELD_NUMBER: _builtins.int
     SEALED_QUERIES_FIELD_NUMBER: _builtins.int
     REQUESTER_SEALING_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    REQUESTER_EXCHANGE_CERTIFICATE_FIELD_NUMBER: _builtins.int
+    QUERY_SIGNATURE_FIELD_NUMBER: _builtins.int
     requester_agency_id: _builtins.str
     info_kind: _builtins.str
     legal_basis_item: _builtins.str
@@ -352,7 +381,13 @@ class BulkProvideRequest(_message.Message):
     sealed_queries: _builtins.bytes
     """The requester's BulkQueryPayload, sealed to this provider."""
     requester_sealing_public_key: _builtins.bytes
-    """The requester's sealing key, from the hub's agency directory."""
+    """The requester's sealing key, from the hub's agency directory (unused,
+    as in ProvideRequest).
+    """
+    requester_exchange_certificate: _builtins.bytes
+    """The requester's exchange certificate (DER), as in ProvideRequest."""
+    query_signature: _builtins.bytes
+    """The requester's signature over sealed_queries (HubService BulkRelayRequest)."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -370,10 +405,12 @@ class BulkProvideRequest(_message.Message):
         items: _abc.Iterable[Global___BulkProvideItem] | None = ...,
         sealed_queries: _builtins.bytes = ...,
         requester_sealing_public_key: _builtins.bytes = ...,
+        requester_exchange_certificate: _builtins.bytes = ...,
+        query_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "item_count", b"item_count", "items", b"items", "legal_basis_item", b"legal_basis_item", "requester_agency_id", b"requester_agency_id", "requester_sealing_public_key", b"requester_sealing_public_key", "sealed_queries", b"sealed_queries", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "item_count", b"item_count", "items", b"items", "legal_basis_item", b"legal_basis_item", "query_signature", b"query_signature", "requester_agency_id", b"requester_agency_id", "requester_exchange_certificate", b"requester_exchange_certificate", "requester_sealing_public_key", b"requester_sealing_public_key", "sealed_queries", b"sealed_queries", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -413,8 +450,11 @@ class BulkProvideResponse(_message.Message):
 
     RESULTS_FIELD_NUMBER: _builtins.int
     SEALED_ANSWERS_FIELD_NUMBER: _builtins.int
+    ANSWER_SIGNATURE_FIELD_NUMBER: _builtins.int
     sealed_answers: _builtins.bytes
     """A BulkAnswerPayload sealed (HPKE) to the requester."""
+    answer_signature: _builtins.bytes
+    """The provider's signature over sealed_answers (HubService BulkRelayResponse)."""
     @_builtins.property
     def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___BulkProvideResult]:
         """One per item, in the request's order."""
@@ -424,10 +464,11 @@ class BulkProvideResponse(_message.Message):
         *,
         results: _abc.Iterable[Global___BulkProvideResult] | None = ...,
         sealed_answers: _builtins.bytes = ...,
+        answer_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results", "sealed_answers", b"sealed_answers"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_signature", b"answer_signature", "results", b"results", "sealed_answers", b"sealed_answers"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

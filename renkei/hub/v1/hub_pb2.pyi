@@ -184,6 +184,7 @@ class RelayRequest(_message.Message):
     LEGAL_BASIS_ITEM_FIELD_NUMBER: _builtins.int
     LINK_CODE_FIELD_NUMBER: _builtins.int
     SEALED_QUERY_FIELD_NUMBER: _builtins.int
+    QUERY_SIGNATURE_FIELD_NUMBER: _builtins.int
     provider_agency_id: _builtins.str
     info_kind: _builtins.str
     legal_basis_item: _builtins.str
@@ -191,6 +192,10 @@ class RelayRequest(_message.Message):
     """The requester's own link code for the person."""
     sealed_query: _builtins.bytes
     """Query parameters sealed (HPKE) to the provider; the hub cannot read them."""
+    query_signature: _builtins.bytes
+    """The requester's Ed25519 signature over the sealed query and its exchange
+    (renkei/exchange_cert.py, query_context); the hub passes it on unchanged.
+    """
     def __init__(
         self,
         *,
@@ -199,10 +204,11 @@ class RelayRequest(_message.Message):
         legal_basis_item: _builtins.str = ...,
         link_code: _builtins.str = ...,
         sealed_query: _builtins.bytes = ...,
+        query_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "legal_basis_item", b"legal_basis_item", "link_code", b"link_code", "provider_agency_id", b"provider_agency_id", "sealed_query", b"sealed_query"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "legal_basis_item", b"legal_basis_item", "link_code", b"link_code", "provider_agency_id", b"provider_agency_id", "query_signature", b"query_signature", "sealed_query", b"sealed_query"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -217,6 +223,7 @@ class RelayResponse(_message.Message):
     CITATION_FIELD_NUMBER: _builtins.int
     SEALED_ANSWER_FIELD_NUMBER: _builtins.int
     TICKET_FIELD_NUMBER: _builtins.int
+    ANSWER_SIGNATURE_FIELD_NUMBER: _builtins.int
     serial: _builtins.int
     """Serial number of the exchange (R23 (1)); every party's log row carries it."""
     sealed_answer: _builtins.bytes
@@ -226,6 +233,11 @@ class RelayResponse(_message.Message):
     ticket: _builtins.str
     """Set when the provider answers later: pass it to FetchAnswer with the
     serial. Opaque to the hub and never stored by it.
+    """
+    answer_signature: _builtins.bytes
+    """The provider's Ed25519 signature over sealed_answer and its exchange
+    (renkei/exchange_cert.py, answer_context), as the provider gave it. Empty
+    when ticket is set.
     """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
@@ -239,10 +251,11 @@ class RelayResponse(_message.Message):
         citation: Global___Citation | None = ...,
         sealed_answer: _builtins.bytes = ...,
         ticket: _builtins.str = ...,
+        answer_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation", "sealed_answer", b"sealed_answer", "serial", b"serial", "ticket", b"ticket", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_signature", b"answer_signature", "citation", b"citation", "sealed_answer", b"sealed_answer", "serial", b"serial", "ticket", b"ticket", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -278,9 +291,12 @@ class FetchAnswerResponse(_message.Message):
     SERIAL_FIELD_NUMBER: _builtins.int
     CITATION_FIELD_NUMBER: _builtins.int
     SEALED_ANSWER_FIELD_NUMBER: _builtins.int
+    ANSWER_SIGNATURE_FIELD_NUMBER: _builtins.int
     serial: _builtins.int
     sealed_answer: _builtins.bytes
     """The provider's answer sealed (HPKE) to the requester, bound to the serial."""
+    answer_signature: _builtins.bytes
+    """The provider's signature over sealed_answer, as in RelayResponse."""
     @_builtins.property
     def citation(self) -> Global___Citation: ...
     def __init__(
@@ -289,10 +305,11 @@ class FetchAnswerResponse(_message.Message):
         serial: _builtins.int = ...,
         citation: Global___Citation | None = ...,
         sealed_answer: _builtins.bytes = ...,
+        answer_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation", "sealed_answer", b"sealed_answer", "serial", b"serial"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_signature", b"answer_signature", "citation", b"citation", "sealed_answer", b"sealed_answer", "serial", b"serial"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -393,10 +410,17 @@ class Agency(_message.Message):
     DISPLAY_NAME_FIELD_NUMBER: _builtins.int
     SEALING_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     CLASSES_FIELD_NUMBER: _builtins.int
+    EXCHANGE_CERTIFICATE_FIELD_NUMBER: _builtins.int
     agency_id: _builtins.str
     display_name: _builtins.str
     sealing_public_key: _builtins.bytes
     """X25519 public key (raw, 32 bytes) that answers to this agency are sealed to."""
+    exchange_certificate: _builtins.bytes
+    """The agency's exchange certificate (DER X.509), issued by the agencies' CA:
+    its Ed25519 signing key, its URI SAN and, in an extension, its sealing
+    key. Agencies seal to and verify with only what this certificate binds,
+    so the hub cannot hand out a key of its own (docs/separation.md).
+    """
     @_builtins.property
     def classes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Classes of bodies the agency belongs to, as the legal-basis table names them."""
@@ -408,10 +432,11 @@ class Agency(_message.Message):
         display_name: _builtins.str = ...,
         sealing_public_key: _builtins.bytes = ...,
         classes: _abc.Iterable[_builtins.str] | None = ...,
+        exchange_certificate: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_id", b"agency_id", "classes", b"classes", "display_name", b"display_name", "sealing_public_key", b"sealing_public_key"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency_id", b"agency_id", "classes", b"classes", "display_name", b"display_name", "exchange_certificate", b"exchange_certificate", "sealing_public_key", b"sealing_public_key"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -566,6 +591,7 @@ class BulkRelayRequest(_message.Message):
     LEGAL_BASIS_ITEM_FIELD_NUMBER: _builtins.int
     LINK_CODES_FIELD_NUMBER: _builtins.int
     SEALED_QUERIES_FIELD_NUMBER: _builtins.int
+    QUERY_SIGNATURE_FIELD_NUMBER: _builtins.int
     provider_agency_id: _builtins.str
     info_kind: _builtins.str
     legal_basis_item: _builtins.str
@@ -573,6 +599,10 @@ class BulkRelayRequest(_message.Message):
     """A renkei.comm.v1.BulkQueryPayload (one query per link code, in order,
     and a nonce) sealed (HPKE) to the provider as one message; the hub
     cannot read it. See docs/architecture.md, "Bulk queries".
+    """
+    query_signature: _builtins.bytes
+    """The requester's Ed25519 signature over sealed_queries and its exchange,
+    as in RelayRequest.
     """
     @_builtins.property
     def link_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -586,10 +616,11 @@ class BulkRelayRequest(_message.Message):
         legal_basis_item: _builtins.str = ...,
         link_codes: _abc.Iterable[_builtins.str] | None = ...,
         sealed_queries: _builtins.bytes = ...,
+        query_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "legal_basis_item", b"legal_basis_item", "link_codes", b"link_codes", "provider_agency_id", b"provider_agency_id", "sealed_queries", b"sealed_queries"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "legal_basis_item", b"legal_basis_item", "link_codes", b"link_codes", "provider_agency_id", b"provider_agency_id", "query_signature", b"query_signature", "sealed_queries", b"sealed_queries"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -603,10 +634,15 @@ class BulkRelayResponse(_message.Message):
     CITATION_FIELD_NUMBER: _builtins.int
     RESULTS_FIELD_NUMBER: _builtins.int
     SEALED_ANSWERS_FIELD_NUMBER: _builtins.int
+    ANSWER_SIGNATURE_FIELD_NUMBER: _builtins.int
     sealed_answers: _builtins.bytes
     """A renkei.comm.v1.BulkAnswerPayload sealed (HPKE) by the provider to the
     caller as one message: the answers of the items without error, each
     under its index and serial. Opaque to the hub.
+    """
+    answer_signature: _builtins.bytes
+    """The provider's Ed25519 signature over sealed_answers, the (index,
+    serial) of each answer in it and the exchange, as the provider gave it.
     """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
@@ -623,10 +659,11 @@ class BulkRelayResponse(_message.Message):
         citation: Global___Citation | None = ...,
         results: _abc.Iterable[Global___BulkRelayResult] | None = ...,
         sealed_answers: _builtins.bytes = ...,
+        answer_signature: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation", "results", b"results", "sealed_answers", b"sealed_answers", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_signature", b"answer_signature", "citation", b"citation", "results", b"results", "sealed_answers", b"sealed_answers", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
