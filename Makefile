@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: all setup gen import-graph lint typecheck test test-faults fuzz demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy clean
+.PHONY: all setup gen import-graph lint typecheck test test-faults test-dishonest fuzz demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy clean
 
 all: test
 
@@ -40,6 +40,10 @@ test: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# Issue 13's dishonest-operator tests alone (docs/separation.md); they are in `make test` too.
+test-dishonest: $(STAMP)
+	$(BIN)/python -m pytest -q -m dishonest
 
 # Issue 12's fault suite: kills, stalls and floods against the parties as processes
 # (docs/errors.md, "The fault suite"); not part of `make test`.

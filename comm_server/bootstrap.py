@@ -103,9 +103,11 @@ def exchange_verifier(config: CommConfig) -> ExchangeVerifier:
             "needed to seal to any peer"
         )
     try:
-        return ExchangeVerifier.from_pem_file(config.exchange_ca)
+        verifier = ExchangeVerifier.from_pem_file(config.exchange_ca)
     except (OSError, ValueError) as err:
         raise ConfigError(f"[tls] exchange_ca {config.exchange_ca}: {err}") from None
+    # The agencies' CA revokes exchange certificates in the same CRL as TLS ones.
+    return verifier.with_revocation(config.tls.trust()) if config.tls else verifier
 
 
 async def create_server(config: CommConfig, legacy: LegacyClient | None = None) -> CommServer:

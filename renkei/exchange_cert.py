@@ -37,7 +37,7 @@ from cryptography.x509.oid import NameOID
 
 from renkei import bulk, sealing
 from renkei.errors import PermissionDenied
-from renkei.pki import CA_SUBTREES, SAN_PREFIX_AGENCY, ca_kind, validate_agency_id
+from renkei.pki import CA_SUBTREES, SAN_PREFIX_AGENCY, Trust, ca_kind, validate_agency_id
 
 # renkei's private arc: 2.25.<UUID> (ITU-T X.667: an OID anyone may take without
 # registering), from the UUID 6f1c5e0a-3b8d-4c7e-9a41-2d5b7e9c0f13. Arc .1 under it:
@@ -122,6 +122,7 @@ class VerifiedPeer:
     signing_key: ed25519.Ed25519PublicKey
     sealing_key: x25519.X25519PublicKey
     not_after: datetime.datetime
+    serial: int = 0
 
 
 def _invalid(agency_id: str, problem: str) -> PermissionDenied:
@@ -182,16 +183,25 @@ def verify_certificate(
         sealing_key = x25519.X25519PublicKey.from_public_bytes(raw)
     except ValueError:
         raise _invalid(agency_id, "has a malformed sealing-key extension") from None
-    return VerifiedPeer(agency_id, public, sealing_key, cert.not_valid_after_utc)
+    return VerifiedPeer(
+        agency_id, public, sealing_key, cert.not_valid_after_utc, cert.serial_number
+    )
 
 
 class ExchangeVerifier:
     """A communication server's check of its peers' exchange certificates, cached per
-    certificate bytes and agency (a hit still checks the certificate has not expired)."""
+    certificate bytes and agency (a hit still checks the certificate has not expired,
+    and, with ``trust``, that the agencies' CA has not revoked it since: its CRL is
+    reloaded while serving, as for TLS callers)."""
 
-    def __init__(self, ca: x509.Certificate) -> None:
+    def __init__(self, ca: x509.Certificate, trust: Trust | None = None) -> None:
         self.ca = ca
+        self._trust = trust
         self._verified: dict[tuple[bytes, str], VerifiedPeer] = {}
+
+    def with_revocation(self, trust: Trust) -> ExchangeVerifier:
+        """The same check, refusing certificates on the agencies' CA's list in ``trust``."""
+        return ExchangeVerifier(self.ca, trust)
 
     @classmethod
     def from_pem_file(cls, path: Path) -> ExchangeVerifier:
@@ -204,14 +214,20 @@ class ExchangeVerifier:
 
     def peer(self, der: bytes, agency_id: str) -> VerifiedPeer:
         key = (der, agency_id)
-        hit = self._verified.get(key)
+        peer = self._verified.get(key)
         now = datetime.datetime.now(datetime.UTC)
-        if hit is not None and now <= hit.not_after:
-            return hit
-        peer = verify_certificate(der, self.ca, agency_id, now=now)
-        if len(self._verified) >= CACHE_ENTRIES:
-            self._verified.clear()
-        self._verified[key] = peer
+        if peer is None or now > peer.not_after:
+            peer = verify_certificate(der, self.ca, agency_id, now=now)
+            if len(self._verified) >= CACHE_ENTRIES:
+                self._verified.clear()
+            self._verified[key] = peer
+        if self._trust is not None and self._trust.is_revoked(self.ca, peer.serial):
+            raise PermissionDenied(
+                "PEER_CERTIFICATE_REVOKED",
+                f"agency {agency_id!r}'s exchange certificate (serial {peer.serial}) is on "
+                "the agencies' CA's revocation list: nothing is sealed to it or taken from it",
+                {"agency_id": agency_id},
+            )
         return peer
 
 

@@ -346,6 +346,13 @@ class Trust:
                 return index, leaf.serial_number
         return None
 
+    def is_revoked(self, ca: x509.Certificate, serial: int) -> bool:
+        """Whether ``ca``, one of the bundle's CAs, has revoked the certificate ``serial``."""
+        for index, issuer in enumerate(self._issuers):
+            if issuer.cert == ca:
+                return self.revoked(index, serial)
+        return False
+
     def revoked(self, issuer: int, serial: int) -> bool:
         self._maybe_reload()
         return any(i == issuer and serial in s for i, s in self._revoked.values())

@@ -287,6 +287,7 @@ class ForgingCollect:
         return getattr(self.inner, name)
 
 
+@pytest.mark.dishonest
 def test_a_fetched_answer_the_provider_did_not_sign_is_refused_and_logged(
     loop: LoopThread, world: World
 ) -> None:
@@ -313,6 +314,7 @@ def test_a_fetched_answer_the_provider_did_not_sign_is_refused_and_logged(
     )
 
 
+@pytest.mark.dishonest
 def test_a_collect_naming_a_substitute_requester_certificate_is_refused_by_the_provider(
     loop: LoopThread, world: World
 ) -> None:

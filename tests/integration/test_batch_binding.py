@@ -91,6 +91,7 @@ def test_only_listed_parties_may_seal_a_batch(loop: LoopThread, topo: Topology) 
     )
 
 
+@pytest.mark.dishonest
 def test_a_batch_sealed_for_another_agency_is_refused(loop: LoopThread, topo: Topology) -> None:
     for_pension = _batch(topo, PENSION, [0, 1])
     refusal = loop.run(refused(_issue(topo, CITY, for_pension)))

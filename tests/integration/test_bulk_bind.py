@@ -610,6 +610,7 @@ def test_a_registry_failure_stops_the_job_after_the_batches_before_it(
     assert (report.bound, report.already_bound) == (3, 2)
 
 
+@pytest.mark.dishonest
 def test_a_person_bound_before_and_after_a_resident_code_change_is_one_person_at_the_hub(
     loop: LoopThread, setup: Setup
 ) -> None:

@@ -22,6 +22,8 @@ from ops import audit
 from ops.deploy import DEMO_AGENCIES, Layout, Settings, init_deployment, pick_endpoints
 from renkei.config_util import ConfigError, load_toml
 
+pytestmark = pytest.mark.dishonest  # docs/separation.md, "The dishonest-operator suite"
+
 CITY = DEMO_AGENCIES[0].agency_id
 
 

@@ -37,6 +37,8 @@ from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
 from renkei.registry.v1 import resident_directory_pb2 as pb
 from renkei.registry.v1 import resident_directory_pb2_grpc as pb_grpc
 
+pytestmark = pytest.mark.dishonest  # docs/separation.md, "The dishonest-operator suite"
+
 REGISTER_TABLES = {"residents", "history", "changes"}
 
 

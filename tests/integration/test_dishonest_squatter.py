@@ -24,6 +24,8 @@ from renkei.comm.v1 import comm_pb2_grpc
 from renkei.errors import from_rpc_error
 from renkei.grpcutil.client import channel
 
+pytestmark = pytest.mark.dishonest  # docs/separation.md, "The dishonest-operator suite"
+
 SQUATTER = "mhlw"  # the minister: a registered agency with a valid certificate
 PENSION_QUERY = ("年金給付関係情報", "二十七")
 

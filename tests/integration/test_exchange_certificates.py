@@ -32,6 +32,8 @@ from ops.pki import agencies_ca_cert
 from renkei import exchange_cert, sealing
 from renkei.comm.v1 import comm_pb2
 
+pytestmark = pytest.mark.dishonest  # docs/separation.md, "The dishonest-operator suite"
+
 PENSION_INFO = "年金給付関係情報"
 ITEM = "二十七"
 FORGED = json.dumps({"annual_amount_yen": 1}).encode()

@@ -99,6 +99,7 @@ def test_issue_link_code_answers_the_callers_own_code_only(
     assert (refusal.code, refusal.reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_FIELD")
 
 
+@pytest.mark.dishonest
 def test_an_id_code_an_agency_sealed_itself_mints_no_link_code(
     loop: LoopThread, topo: Topology
 ) -> None:

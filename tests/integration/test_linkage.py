@@ -161,6 +161,7 @@ async def _relay(topo: Topology, as_agency: str, **fields: object) -> object:
         return await topo.hub_stub(ch).Relay(request, timeout=5)
 
 
+@pytest.mark.dishonest
 def test_another_agencys_link_code_is_refused_as_foreign(loop: LoopThread, topo: Topology) -> None:
     before = hub_rows(topo)
     foreign = topo.link_code(MINISTER, 0)

@@ -22,6 +22,8 @@ from renkei.errors import RenkeiError
 from renkei.grpcutil.client import channel
 from renkei.pki import TlsFiles, party_host
 
+pytestmark = pytest.mark.dishonest  # docs/separation.md, "The dishonest-operator suite"
+
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> PkiLayout:

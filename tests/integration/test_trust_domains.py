@@ -37,6 +37,8 @@ from renkei.grpcutil.server import start_server
 from renkei.hub.v1 import hub_pb2
 from renkei.pki import SAN_HUB, SAN_PREFIX_AGENCY, TlsFiles, party_host
 
+pytestmark = pytest.mark.dishonest  # docs/separation.md, "The dishonest-operator suite"
+
 WHO = "/renkei.test.v1.Whoami/Who"  # under /renkei.: the interceptor reads the caller
 
 
