@@ -19,6 +19,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _AnswerState:
@@ -66,11 +71,22 @@ class ProvideRequest(_message.Message):
     """The provider's own link code, computed by the hub for this exchange only."""
     sealed_query: _builtins.bytes
     """Query parameters sealed to this provider by the requester."""
-    requester_sealing_public_key: _builtins.bytes
-    """The requester's sealing key, from the hub's agency directory. Not used
-    by renkei's providers, which take the key from the requester's
-    exchange certificate instead.
-    """
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def requester_sealing_public_key(self) -> _builtins.bytes:
+        """The requester's sealing key, from the hub's agency directory. Not used
+        by renkei's providers, which take the key from the requester's
+        exchange certificate instead.
+        """
+
+    @requester_sealing_public_key.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def requester_sealing_public_key(self, value: _builtins.bytes) -> None:
+        """The requester's sealing key, from the hub's agency directory. Not used
+        by renkei's providers, which take the key from the requester's
+        exchange certificate instead.
+        """
+
     requester_exchange_certificate: _builtins.bytes
     """The requester's exchange certificate (DER), from the hub's directory;
     the provider verifies it against the agencies' CA before it seals.
@@ -146,10 +162,20 @@ class CollectRequest(_message.Message):
     requester_agency_id: _builtins.str
     info_kind: _builtins.str
     legal_basis_item: _builtins.str
-    requester_sealing_public_key: _builtins.bytes
-    """The requester's sealing key, from the hub's agency directory (unused,
-    as in ProvideRequest).
-    """
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def requester_sealing_public_key(self) -> _builtins.bytes:
+        """The requester's sealing key, from the hub's agency directory (unused,
+        as in ProvideRequest).
+        """
+
+    @requester_sealing_public_key.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def requester_sealing_public_key(self, value: _builtins.bytes) -> None:
+        """The requester's sealing key, from the hub's agency directory (unused,
+        as in ProvideRequest).
+        """
+
     requester_exchange_certificate: _builtins.bytes
     """The requester's exchange certificate (DER), as in ProvideRequest."""
     def __init__(
@@ -380,10 +406,20 @@ class BulkProvideRequest(_message.Message):
     """
     sealed_queries: _builtins.bytes
     """The requester's BulkQueryPayload, sealed to this provider."""
-    requester_sealing_public_key: _builtins.bytes
-    """The requester's sealing key, from the hub's agency directory (unused,
-    as in ProvideRequest).
-    """
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def requester_sealing_public_key(self) -> _builtins.bytes:
+        """The requester's sealing key, from the hub's agency directory (unused,
+        as in ProvideRequest).
+        """
+
+    @requester_sealing_public_key.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def requester_sealing_public_key(self, value: _builtins.bytes) -> None:
+        """The requester's sealing key, from the hub's agency directory (unused,
+        as in ProvideRequest).
+        """
+
     requester_exchange_certificate: _builtins.bytes
     """The requester's exchange certificate (DER), as in ProvideRequest."""
     query_signature: _builtins.bytes

@@ -25,15 +25,17 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17renkei/hub/v1/hub.proto\x12\rrenkei.hub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n\x08\x43itation\x12\x0c\n\x04item\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x66\x66\x61ir\x18\x02 \x01(\t\x12\x16\n\x0epolicy_version\x18\x03 \x01(\t\"Y\n\x0e\x41pproveRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tinfo_kind\x18\x02 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\"\x88\x01\n\x0f\x41pproveResponse\x12)\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x17.renkei.hub.v1.Decision\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12)\n\x08\x63itation\x18\x04 \x01(\x0b\x32\x17.renkei.hub.v1.Citation\"A\n\x10TranslateRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tlink_code\x18\x02 \x01(\t\"k\n\x11TranslateResponse\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x1d\n\x15link_code_key_version\x18\x02 \x01(\r\x12\x1b\n\x13\x63urrent_key_version\x18\x03 \x01(\r\"\x99\x01\n\x0cRelayRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tinfo_kind\x18\x02 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x11\n\tlink_code\x18\x04 \x01(\t\x12\x14\n\x0csealed_query\x18\x05 \x01(\x0c\x12\x17\n\x0fquery_signature\x18\x06 \x01(\x0c\"\xb5\x01\n\rRelayResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08\x63itation\x18\x03 \x01(\x0b\x32\x17.renkei.hub.v1.Citation\x12\x15\n\rsealed_answer\x18\x04 \x01(\x0c\x12\x0e\n\x06ticket\x18\x05 \x01(\t\x12\x18\n\x10\x61nswer_signature\x18\x06 \x01(\x0c\"4\n\x12\x46\x65tchAnswerRequest\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12\x0e\n\x06ticket\x18\x02 \x01(\t\"\x81\x01\n\x13\x46\x65tchAnswerResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12)\n\x08\x63itation\x18\x02 \x01(\x0b\x32\x17.renkei.hub.v1.Citation\x12\x15\n\rsealed_answer\x18\x03 \x01(\x0c\x12\x18\n\x10\x61nswer_signature\x18\x04 \x01(\x0c\".\n\x14IssueLinkCodeRequest\x12\x16\n\x0esealed_id_code\x18\x01 \x01(\x0c\"W\n\x15IssueLinkCodeResponse\x12\x11\n\tlink_code\x18\x01 \x01(\t\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\x12\x16\n\x0eid_key_version\x18\x03 \x01(\r\"%\n\x10GetAgencyRequest\x12\x11\n\tagency_id\x18\x01 \x01(\t\":\n\x11GetAgencyResponse\x12%\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x15.renkei.hub.v1.Agency\"|\n\x06\x41gency\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x1a\n\x12sealing_public_key\x18\x03 \x01(\x0c\x12\x0f\n\x07\x63lasses\x18\x04 \x03(\t\x12\x1c\n\x14\x65xchange_certificate\x18\x05 \x01(\x0c\"+\n\x15RekeyLinkCodesRequest\x12\x12\n\nlink_codes\x18\x01 \x03(\t\"\xa1\x01\n\x16RekeyLinkCodesResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.renkei.hub.v1.RekeyedLinkCode\x12\x1a\n\x12newest_key_version\x18\x02 \x01(\r\x12\x1b\n\x13\x63urrent_key_version\x18\x03 \x01(\r\x12\x1d\n\x15newest_id_key_version\x18\x04 \x01(\r\":\n\x0fRekeyedLinkCode\x12\x11\n\tlink_code\x18\x01 \x01(\t\x12\x14\n\x0c\x65rror_reason\x18\x02 \x01(\t\"C\n\x14\x43ompleteRekeyRequest\x12\x13\n\x0bkey_version\x18\x01 \x01(\r\x12\x16\n\x0eid_key_version\x18\x02 \x01(\r\"\x86\x01\n\x15\x43ompleteRekeyResponse\x12\x1b\n\x13\x63urrent_key_version\x18\x01 \x01(\r\x12;\n\x17previous_accepted_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmay_promote\x18\x03 \x01(\x08\"\xa0\x01\n\x10\x42ulkRelayRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tinfo_kind\x18\x02 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x12\n\nlink_codes\x18\x04 \x03(\t\x12\x16\n\x0esealed_queries\x18\x05 \x01(\x0c\x12\x17\n\x0fquery_signature\x18\x06 \x01(\x0c\"\xcb\x01\n\x11\x42ulkRelayResponse\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08\x63itation\x18\x02 \x01(\x0b\x32\x17.renkei.hub.v1.Citation\x12/\n\x07results\x18\x03 \x03(\x0b\x32\x1e.renkei.hub.v1.BulkRelayResult\x12\x16\n\x0esealed_answers\x18\x04 \x01(\x0c\x12\x18\n\x10\x61nswer_signature\x18\x05 \x01(\x0c\"N\n\x0f\x42ulkRelayResult\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12+\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1c.renkei.hub.v1.BulkItemError\">\n\rBulkItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"-\n\x15IssueLinkCodesRequest\x12\x14\n\x0csealed_batch\x18\x01 \x01(\x0c\"r\n\x16IssueLinkCodesResponse\x12\x31\n\nlink_codes\x18\x01 \x03(\x0b\x32\x1d.renkei.hub.v1.IssuedLinkCode\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\x12\x10\n\x08\x62\x61tch_id\x18\x03 \x01(\x0c\";\n\x0eIssuedLinkCode\x12\x11\n\tlink_code\x18\x01 \x01(\t\x12\x16\n\x0eid_key_version\x18\x02 \x01(\r*P\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44\x45\x43ISION_APPROVED\x10\x01\x12\x13\n\x0f\x44\x45\x43ISION_DENIED\x10\x02\x32\xd6\x06\n\nHubService\x12H\n\x07\x41pprove\x12\x1d.renkei.hub.v1.ApproveRequest\x1a\x1e.renkei.hub.v1.ApproveResponse\x12N\n\tTranslate\x12\x1f.renkei.hub.v1.TranslateRequest\x1a .renkei.hub.v1.TranslateResponse\x12\x42\n\x05Relay\x12\x1b.renkei.hub.v1.RelayRequest\x1a\x1c.renkei.hub.v1.RelayResponse\x12Z\n\rIssueLinkCode\x12#.renkei.hub.v1.IssueLinkCodeRequest\x1a$.renkei.hub.v1.IssueLinkCodeResponse\x12N\n\tGetAgency\x12\x1f.renkei.hub.v1.GetAgencyRequest\x1a .renkei.hub.v1.GetAgencyResponse\x12]\n\x0eRekeyLinkCodes\x12$.renkei.hub.v1.RekeyLinkCodesRequest\x1a%.renkei.hub.v1.RekeyLinkCodesResponse\x12Z\n\rCompleteRekey\x12#.renkei.hub.v1.CompleteRekeyRequest\x1a$.renkei.hub.v1.CompleteRekeyResponse\x12T\n\x0b\x46\x65tchAnswer\x12!.renkei.hub.v1.FetchAnswerRequest\x1a\".renkei.hub.v1.FetchAnswerResponse\x12N\n\tBulkRelay\x12\x1f.renkei.hub.v1.BulkRelayRequest\x1a .renkei.hub.v1.BulkRelayResponse\x12]\n\x0eIssueLinkCodes\x12$.renkei.hub.v1.IssueLinkCodesRequest\x1a%.renkei.hub.v1.IssueLinkCodesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17renkei/hub/v1/hub.proto\x12\rrenkei.hub.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"@\n\x08\x43itation\x12\x0c\n\x04item\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x66\x66\x61ir\x18\x02 \x01(\t\x12\x16\n\x0epolicy_version\x18\x03 \x01(\t\"Y\n\x0e\x41pproveRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tinfo_kind\x18\x02 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\"\x88\x01\n\x0f\x41pproveResponse\x12)\n\x08\x64\x65\x63ision\x18\x01 \x01(\x0e\x32\x17.renkei.hub.v1.Decision\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12)\n\x08\x63itation\x18\x04 \x01(\x0b\x32\x17.renkei.hub.v1.Citation\"A\n\x10TranslateRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tlink_code\x18\x02 \x01(\t\"k\n\x11TranslateResponse\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x1d\n\x15link_code_key_version\x18\x02 \x01(\r\x12\x1b\n\x13\x63urrent_key_version\x18\x03 \x01(\r\"\x99\x01\n\x0cRelayRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tinfo_kind\x18\x02 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x11\n\tlink_code\x18\x04 \x01(\t\x12\x14\n\x0csealed_query\x18\x05 \x01(\x0c\x12\x17\n\x0fquery_signature\x18\x06 \x01(\x0c\"\xb5\x01\n\rRelayResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08\x63itation\x18\x03 \x01(\x0b\x32\x17.renkei.hub.v1.Citation\x12\x15\n\rsealed_answer\x18\x04 \x01(\x0c\x12\x0e\n\x06ticket\x18\x05 \x01(\t\x12\x18\n\x10\x61nswer_signature\x18\x06 \x01(\x0c\"4\n\x12\x46\x65tchAnswerRequest\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12\x0e\n\x06ticket\x18\x02 \x01(\t\"\x81\x01\n\x13\x46\x65tchAnswerResponse\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12)\n\x08\x63itation\x18\x02 \x01(\x0b\x32\x17.renkei.hub.v1.Citation\x12\x15\n\rsealed_answer\x18\x03 \x01(\x0c\x12\x18\n\x10\x61nswer_signature\x18\x04 \x01(\x0c\".\n\x14IssueLinkCodeRequest\x12\x16\n\x0esealed_id_code\x18\x01 \x01(\x0c\"W\n\x15IssueLinkCodeResponse\x12\x11\n\tlink_code\x18\x01 \x01(\t\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\x12\x16\n\x0eid_key_version\x18\x03 \x01(\r\"%\n\x10GetAgencyRequest\x12\x11\n\tagency_id\x18\x01 \x01(\t\":\n\x11GetAgencyResponse\x12%\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x15.renkei.hub.v1.Agency\"\x80\x01\n\x06\x41gency\x12\x11\n\tagency_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\x1e\n\x12sealing_public_key\x18\x03 \x01(\x0c\x42\x02\x18\x01\x12\x0f\n\x07\x63lasses\x18\x04 \x03(\t\x12\x1c\n\x14\x65xchange_certificate\x18\x05 \x01(\x0c\"+\n\x15RekeyLinkCodesRequest\x12\x12\n\nlink_codes\x18\x01 \x03(\t\"\xa1\x01\n\x16RekeyLinkCodesResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.renkei.hub.v1.RekeyedLinkCode\x12\x1a\n\x12newest_key_version\x18\x02 \x01(\r\x12\x1b\n\x13\x63urrent_key_version\x18\x03 \x01(\r\x12\x1d\n\x15newest_id_key_version\x18\x04 \x01(\r\":\n\x0fRekeyedLinkCode\x12\x11\n\tlink_code\x18\x01 \x01(\t\x12\x14\n\x0c\x65rror_reason\x18\x02 \x01(\t\"C\n\x14\x43ompleteRekeyRequest\x12\x13\n\x0bkey_version\x18\x01 \x01(\r\x12\x16\n\x0eid_key_version\x18\x02 \x01(\r\"\x86\x01\n\x15\x43ompleteRekeyResponse\x12\x1b\n\x13\x63urrent_key_version\x18\x01 \x01(\r\x12;\n\x17previous_accepted_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bmay_promote\x18\x03 \x01(\x08\"\xa0\x01\n\x10\x42ulkRelayRequest\x12\x1a\n\x12provider_agency_id\x18\x01 \x01(\t\x12\x11\n\tinfo_kind\x18\x02 \x01(\t\x12\x18\n\x10legal_basis_item\x18\x03 \x01(\t\x12\x12\n\nlink_codes\x18\x04 \x03(\t\x12\x16\n\x0esealed_queries\x18\x05 \x01(\x0c\x12\x17\n\x0fquery_signature\x18\x06 \x01(\x0c\"\xcb\x01\n\x11\x42ulkRelayResponse\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x08\x63itation\x18\x02 \x01(\x0b\x32\x17.renkei.hub.v1.Citation\x12/\n\x07results\x18\x03 \x03(\x0b\x32\x1e.renkei.hub.v1.BulkRelayResult\x12\x16\n\x0esealed_answers\x18\x04 \x01(\x0c\x12\x18\n\x10\x61nswer_signature\x18\x05 \x01(\x0c\"N\n\x0f\x42ulkRelayResult\x12\x0e\n\x06serial\x18\x01 \x01(\x03\x12+\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x1c.renkei.hub.v1.BulkItemError\">\n\rBulkItemError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"-\n\x15IssueLinkCodesRequest\x12\x14\n\x0csealed_batch\x18\x01 \x01(\x0c\"r\n\x16IssueLinkCodesResponse\x12\x31\n\nlink_codes\x18\x01 \x03(\x0b\x32\x1d.renkei.hub.v1.IssuedLinkCode\x12\x13\n\x0bkey_version\x18\x02 \x01(\r\x12\x10\n\x08\x62\x61tch_id\x18\x03 \x01(\x0c\";\n\x0eIssuedLinkCode\x12\x11\n\tlink_code\x18\x01 \x01(\t\x12\x16\n\x0eid_key_version\x18\x02 \x01(\r*P\n\x08\x44\x65\x63ision\x12\x18\n\x14\x44\x45\x43ISION_UNSPECIFIED\x10\x00\x12\x15\n\x11\x44\x45\x43ISION_APPROVED\x10\x01\x12\x13\n\x0f\x44\x45\x43ISION_DENIED\x10\x02\x32\xd6\x06\n\nHubService\x12H\n\x07\x41pprove\x12\x1d.renkei.hub.v1.ApproveRequest\x1a\x1e.renkei.hub.v1.ApproveResponse\x12N\n\tTranslate\x12\x1f.renkei.hub.v1.TranslateRequest\x1a .renkei.hub.v1.TranslateResponse\x12\x42\n\x05Relay\x12\x1b.renkei.hub.v1.RelayRequest\x1a\x1c.renkei.hub.v1.RelayResponse\x12Z\n\rIssueLinkCode\x12#.renkei.hub.v1.IssueLinkCodeRequest\x1a$.renkei.hub.v1.IssueLinkCodeResponse\x12N\n\tGetAgency\x12\x1f.renkei.hub.v1.GetAgencyRequest\x1a .renkei.hub.v1.GetAgencyResponse\x12]\n\x0eRekeyLinkCodes\x12$.renkei.hub.v1.RekeyLinkCodesRequest\x1a%.renkei.hub.v1.RekeyLinkCodesResponse\x12Z\n\rCompleteRekey\x12#.renkei.hub.v1.CompleteRekeyRequest\x1a$.renkei.hub.v1.CompleteRekeyResponse\x12T\n\x0b\x46\x65tchAnswer\x12!.renkei.hub.v1.FetchAnswerRequest\x1a\".renkei.hub.v1.FetchAnswerResponse\x12N\n\tBulkRelay\x12\x1f.renkei.hub.v1.BulkRelayRequest\x1a .renkei.hub.v1.BulkRelayResponse\x12]\n\x0eIssueLinkCodes\x12$.renkei.hub.v1.IssueLinkCodesRequest\x1a%.renkei.hub.v1.IssueLinkCodesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'renkei.hub.v1.hub_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_DECISION']._serialized_start=2647
-  _globals['_DECISION']._serialized_end=2727
+  _globals['_AGENCY'].fields_by_name['sealing_public_key']._loaded_options = None
+  _globals['_AGENCY'].fields_by_name['sealing_public_key']._serialized_options = b'\030\001'
+  _globals['_DECISION']._serialized_start=2652
+  _globals['_DECISION']._serialized_end=2732
   _globals['_CITATION']._serialized_start=75
   _globals['_CITATION']._serialized_end=139
   _globals['_APPROVEREQUEST']._serialized_start=141
@@ -60,32 +62,32 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETAGENCYREQUEST']._serialized_end=1247
   _globals['_GETAGENCYRESPONSE']._serialized_start=1249
   _globals['_GETAGENCYRESPONSE']._serialized_end=1307
-  _globals['_AGENCY']._serialized_start=1309
-  _globals['_AGENCY']._serialized_end=1433
-  _globals['_REKEYLINKCODESREQUEST']._serialized_start=1435
-  _globals['_REKEYLINKCODESREQUEST']._serialized_end=1478
-  _globals['_REKEYLINKCODESRESPONSE']._serialized_start=1481
-  _globals['_REKEYLINKCODESRESPONSE']._serialized_end=1642
-  _globals['_REKEYEDLINKCODE']._serialized_start=1644
-  _globals['_REKEYEDLINKCODE']._serialized_end=1702
-  _globals['_COMPLETEREKEYREQUEST']._serialized_start=1704
-  _globals['_COMPLETEREKEYREQUEST']._serialized_end=1771
-  _globals['_COMPLETEREKEYRESPONSE']._serialized_start=1774
-  _globals['_COMPLETEREKEYRESPONSE']._serialized_end=1908
-  _globals['_BULKRELAYREQUEST']._serialized_start=1911
-  _globals['_BULKRELAYREQUEST']._serialized_end=2071
-  _globals['_BULKRELAYRESPONSE']._serialized_start=2074
-  _globals['_BULKRELAYRESPONSE']._serialized_end=2277
-  _globals['_BULKRELAYRESULT']._serialized_start=2279
-  _globals['_BULKRELAYRESULT']._serialized_end=2357
-  _globals['_BULKITEMERROR']._serialized_start=2359
-  _globals['_BULKITEMERROR']._serialized_end=2421
-  _globals['_ISSUELINKCODESREQUEST']._serialized_start=2423
-  _globals['_ISSUELINKCODESREQUEST']._serialized_end=2468
-  _globals['_ISSUELINKCODESRESPONSE']._serialized_start=2470
-  _globals['_ISSUELINKCODESRESPONSE']._serialized_end=2584
-  _globals['_ISSUEDLINKCODE']._serialized_start=2586
-  _globals['_ISSUEDLINKCODE']._serialized_end=2645
-  _globals['_HUBSERVICE']._serialized_start=2730
-  _globals['_HUBSERVICE']._serialized_end=3584
+  _globals['_AGENCY']._serialized_start=1310
+  _globals['_AGENCY']._serialized_end=1438
+  _globals['_REKEYLINKCODESREQUEST']._serialized_start=1440
+  _globals['_REKEYLINKCODESREQUEST']._serialized_end=1483
+  _globals['_REKEYLINKCODESRESPONSE']._serialized_start=1486
+  _globals['_REKEYLINKCODESRESPONSE']._serialized_end=1647
+  _globals['_REKEYEDLINKCODE']._serialized_start=1649
+  _globals['_REKEYEDLINKCODE']._serialized_end=1707
+  _globals['_COMPLETEREKEYREQUEST']._serialized_start=1709
+  _globals['_COMPLETEREKEYREQUEST']._serialized_end=1776
+  _globals['_COMPLETEREKEYRESPONSE']._serialized_start=1779
+  _globals['_COMPLETEREKEYRESPONSE']._serialized_end=1913
+  _globals['_BULKRELAYREQUEST']._serialized_start=1916
+  _globals['_BULKRELAYREQUEST']._serialized_end=2076
+  _globals['_BULKRELAYRESPONSE']._serialized_start=2079
+  _globals['_BULKRELAYRESPONSE']._serialized_end=2282
+  _globals['_BULKRELAYRESULT']._serialized_start=2284
+  _globals['_BULKRELAYRESULT']._serialized_end=2362
+  _globals['_BULKITEMERROR']._serialized_start=2364
+  _globals['_BULKITEMERROR']._serialized_end=2426
+  _globals['_ISSUELINKCODESREQUEST']._serialized_start=2428
+  _globals['_ISSUELINKCODESREQUEST']._serialized_end=2473
+  _globals['_ISSUELINKCODESRESPONSE']._serialized_start=2475
+  _globals['_ISSUELINKCODESRESPONSE']._serialized_end=2589
+  _globals['_ISSUEDLINKCODE']._serialized_start=2591
+  _globals['_ISSUEDLINKCODE']._serialized_end=2650
+  _globals['_HUBSERVICE']._serialized_start=2735
+  _globals['_HUBSERVICE']._serialized_end=3589
 # @@protoc_insertion_point(module_scope)

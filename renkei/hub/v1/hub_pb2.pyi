@@ -18,6 +18,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class _Decision:
@@ -413,8 +418,22 @@ class Agency(_message.Message):
     EXCHANGE_CERTIFICATE_FIELD_NUMBER: _builtins.int
     agency_id: _builtins.str
     display_name: _builtins.str
-    sealing_public_key: _builtins.bytes
-    """X25519 public key (raw, 32 bytes) that answers to this agency are sealed to."""
+    @_builtins.property
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def sealing_public_key(self) -> _builtins.bytes:
+        """X25519 public key (raw, 32 bytes) as the hub's directory lists it.
+        Deprecated: nothing the hub hands out is to be trusted by itself; seal
+        only to the key in exchange_certificate, as renkei's comm servers do.
+        """
+
+    @sealing_public_key.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def sealing_public_key(self, value: _builtins.bytes) -> None:
+        """X25519 public key (raw, 32 bytes) as the hub's directory lists it.
+        Deprecated: nothing the hub hands out is to be trusted by itself; seal
+        only to the key in exchange_certificate, as renkei's comm servers do.
+        """
+
     exchange_certificate: _builtins.bytes
     """The agency's exchange certificate (DER X.509), issued by the agencies' CA:
     its Ed25519 signing key, its URI SAN and, in an extension, its sealing
