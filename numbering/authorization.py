@@ -11,22 +11,18 @@ both ask the hub and look up Numbers would join them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from renkei.config_util import ConfigError
 from renkei.errors import PermissionDenied, Unauthenticated
-from renkei.grpcutil.caller import parse_party
+from renkei.grpcutil.caller import callers, label
 from renkei.pki import PeerIdentity
 
 Operation = Literal["issue", "lookup", "change"]
 OPERATIONS: tuple[Operation, ...] = ("issue", "lookup", "change")
 REGISTRY = "service:registry"
-
-
-def party_name(identity: PeerIdentity) -> str:
-    return "hub" if identity.kind == "hub" else f"{identity.kind}:{identity.party_id}"
 
 
 @dataclass(frozen=True)
@@ -56,7 +52,7 @@ class Authorization:
                 "CLIENT_CERT_REQUIRED",
                 "the numbering agency knows callers only by a client certificate",
             )
-        caller = party_name(identity)
+        caller = label(identity)
         # Belt and braces: config loading already refuses the hub.
         if identity.kind == "hub" or caller not in self.allowed(operation):
             raise PermissionDenied(
@@ -69,17 +65,9 @@ class Authorization:
 def _parties(value: Any, where: str) -> frozenset[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
         raise ConfigError(f"{where}: must be a list of party names")
-    names: Iterable[str] = value
-    parsed = set()
-    for name in names:
-        try:
-            identity = parse_party(name)
-        except ValueError as err:
-            raise ConfigError(f"{where}: {err}") from None
-        if identity.kind == "hub":
-            raise ConfigError(
-                f"{where}: the hub may never call the numbering agency "
-                "(R6: nothing may lead from a Number to an ID code)"
-            )
-        parsed.add(party_name(identity))
-    return frozenset(parsed)
+    return callers(
+        value,
+        where,
+        hub_never="the hub may never call the numbering agency "
+        "(R6: nothing may lead from a Number to an ID code)",
+    )

@@ -16,9 +16,8 @@ from typing import Any
 
 import grpc
 
-from renkei.config_util import ConfigError
 from renkei.errors import PermissionDenied, invalid_field
-from renkei.grpcutil.caller import label, parse_party, require_caller
+from renkei.grpcutil.caller import callers, label, require_caller
 from renkei.limits import MAX_RESIDENT_CODES_CHECK
 from renkei.registry.v1 import resident_directory_pb2 as pb
 from renkei.registry.v1 import resident_directory_pb2_grpc as pb_grpc
@@ -35,19 +34,12 @@ def directory_callers(value: tuple[str, ...] | None, where: str) -> frozenset[st
     """The ``[authorize] directory`` list, checked; the default when absent."""
     if value is None:
         return DEFAULT_DIRECTORY_CALLERS
-    parties = set()
-    for name in value:
-        try:
-            identity = parse_party(name)
-        except ValueError as err:
-            raise ConfigError(f"{where}: {err}") from None
-        if identity.kind == "hub":
-            raise ConfigError(
-                f"{where}: the hub may never call the resident directory "
-                "(it holds ID codes, and must learn nothing of resident codes)"
-            )
-        parties.add(label(identity))
-    return frozenset(parties)
+    return callers(
+        value,
+        where,
+        hub_never="the hub may never call the resident directory "
+        "(it holds ID codes, and must learn nothing of resident codes)",
+    )
 
 
 def _check(codes: list[str]) -> None:

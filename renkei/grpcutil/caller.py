@@ -10,6 +10,7 @@ or one of the ``require_*`` helpers; none reads certificates itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any
 
@@ -32,6 +33,23 @@ def parse_party(text: str) -> PeerIdentity:
         raise ValueError(f"party {text!r} is not 'hub', 'agency:<id>' or 'service:<name>'")
     validate_agency_id(name)
     return PeerIdentity("agency" if kind == "agency" else "service", name)
+
+
+def callers(names: Iterable[str], where: str, *, hub_never: str) -> frozenset[str]:
+    """An ``[authorize]`` list of parties, as labels; ConfigError naming ``where`` for a
+    name that is no party, or for the hub (``hub_never`` says why it may not call)."""
+    from renkei.config_util import ConfigError  # config, not the hot path
+
+    parsed = set()
+    for name in names:
+        try:
+            identity = parse_party(name)
+        except ValueError as err:
+            raise ConfigError(f"{where}: {err}") from None
+        if identity.kind == "hub":
+            raise ConfigError(f"{where}: {hub_never}")
+        parsed.add(label(identity))
+    return frozenset(parsed)
 
 
 def label(identity: PeerIdentity) -> str:
