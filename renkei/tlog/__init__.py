@@ -1,0 +1,1 @@
+"""The verifiable log's pieces (issue 14)"""
