@@ -286,7 +286,7 @@ def test_errors_share_one_base_class() -> None:
 
 # --- properties ----------------------------------------------------------------------
 
-_TEXT_CHARS = st.characters(blacklist_categories=("Cs",), min_codepoint=0x20) | st.just("\n")
+_TEXT_CHARS = st.characters(exclude_categories=["Cs"], min_codepoint=0x20) | st.just("\n")
 _TEXTS = st.text(_TEXT_CHARS, max_size=300).map(lambda t: t + "\n")
 
 
