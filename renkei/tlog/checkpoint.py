@@ -256,9 +256,30 @@ def cosign(signed: bytes, log_verifier: note.Verifier, witness: CosignatureSigne
     never for text nobody signed. (Consistency with earlier checkpoints is the
     witness's own business and not checked here.)
     """
+    return add_cosignatures(signed, cosignature_lines(signed, log_verifier, witness))
+
+
+def cosignature_lines(
+    signed: bytes, log_verifier: note.Verifier, witness: CosignatureSigner
+) -> str:
+    """The witness's answer to add-checkpoint (c2sp.org/tlog-witness): its line alone."""
     opened = note.open(signed, [log_verifier])
     Checkpoint.parse(opened.text)
-    return note.sign(opened.text, [witness], keep=[*opened.signatures, *opened.unverified])
+    sig = note.Signature(witness.name, witness.key_id, witness.sign(opened.text.encode()))
+    return sig.line()
+
+
+def add_cosignatures(signed: bytes, lines: str) -> bytes:
+    """The log's side: the note with a witness's answer appended (one line per key).
+
+    Nothing is verified here; readers verify with `verify_checkpoint`. The lines
+    must be well-formed, so a witness cannot make the log publish a broken note.
+    """
+    text, kept = note.parse(signed)
+    added = note.parse_signature_lines(lines)
+    fresh = {(s.name, s.key_id) for s in added}
+    merged = [s for s in kept if (s.name, s.key_id) not in fresh] + added
+    return note.sign(text, [], keep=merged)
 
 
 def verify_checkpoint(

@@ -370,14 +370,20 @@ def parse(note: bytes) -> tuple[str, list[Signature]]:
     if split < 0:
         raise MalformedNoteError("no blank line between the text and the signatures")
     text, block = decoded[: split + 1], decoded[split + 2 :]
+    return text, parse_signature_lines(block)
+
+
+def parse_signature_lines(block: str) -> list[Signature]:
+    """Signature lines alone, each ending in a newline: what a witness answers (tlog-witness)."""
     if not block:
         raise MalformedNoteError("no signature lines after the blank line")
     if not block.endswith("\n"):
         raise MalformedNoteError("the last signature line does not end with a newline")
+    check_text(block, "signature lines")
     lines = block[:-1].split("\n")
     if len(lines) > MAX_SIGNATURES:
         raise MalformedNoteError(f"{len(lines)} signatures, over the limit of {MAX_SIGNATURES}")
-    return text, [_parse_signature_line(line, i) for i, line in enumerate(lines, 1)]
+    return [_parse_signature_line(line, i) for i, line in enumerate(lines, 1)]
 
 
 def open(note: bytes, known: Iterable[Verifier]) -> Note:

@@ -30,11 +30,8 @@ NOW = 1_780_000_000
 
 LOG_KEY = ed25519.Ed25519PrivateKey.from_private_bytes(b"\x01" * 32)
 LOG = note.Ed25519Signer(ORIGIN, LOG_KEY)
-WITNESS = cp.CosignatureSigner(
-    "renkei.example/witness",
-    ed25519.Ed25519PrivateKey.from_private_bytes(b"\x02" * 32),
-    clock=lambda: NOW,
-)
+WITNESS_KEY = ed25519.Ed25519PrivateKey.from_private_bytes(b"\x02" * 32)
+WITNESS = cp.CosignatureSigner("renkei.example/witness", WITNESS_KEY, clock=lambda: NOW)
 OTHER_WITNESS = cp.CosignatureSigner(
     "renkei.example/other-witness",
     ed25519.Ed25519PrivateKey.from_private_bytes(b"\x03" * 32),
@@ -124,7 +121,7 @@ def test_cosignature_line_is_key_id_timestamp_signature_over_the_spec_message() 
     assert len(raw) == 8 + 64
     assert int.from_bytes(raw[:8], "big") == NOW
     message = f"cosignature/v1\ntime {NOW}\n{text}".encode()
-    pub = ed25519.Ed25519PrivateKey.from_private_bytes(b"\x02" * 32).public_key()
+    pub = WITNESS_KEY.public_key()
     pub.verify(raw[8:], message)  # raises if the message differs from the spec's
     line = note.Signature(WITNESS.name, WITNESS.key_id, raw).line()
     blob = base64.b64decode(line.split()[-1])
@@ -136,6 +133,22 @@ def test_cosignature_vkey_round_trips_with_type_04() -> None:
     vkey = WITNESS.verifier().verifier_key()
     assert base64.b64decode(vkey.split("+", 2)[2])[0] == 0x04
     assert cp.parse_cosignature_verifier_key(vkey).key_id == WITNESS.key_id
+
+
+def test_bad_witness_vkeys_are_refused() -> None:
+    vkey = WITNESS.verifier().verifier_key()
+    name, kid, blob = vkey.split("+", 2)
+    raw = base64.b64decode(blob)
+    wrong_alg = note.format_verifier_key(name, 0x02, raw[1:])
+    short = note.format_verifier_key(name, 0x04, raw[1:-1])
+    for bad, match in [
+        (f"{name}+{int(kid, 16) ^ 1:08x}+{blob}", "does not match"),
+        (wrong_alg, "unknown algorithm 0x02"),
+        (short, "31 bytes"),
+        (f"{name}+{kid}", "parts"),
+    ]:
+        with pytest.raises(note.MalformedKeyError, match=match):
+            cp.parse_cosignature_verifier_key(bad)
 
 
 @pytest.mark.parametrize("timestamp", [-1, 1 << 63])
@@ -155,6 +168,45 @@ def test_cosign_needs_the_logs_signature() -> None:
     )
     with pytest.raises(note.UnknownKeyError):
         cp.cosign(forged, LOG.verifier(), WITNESS)
+
+
+def test_the_witness_answers_its_line_and_the_log_appends_it() -> None:
+    # tlog-witness: add-checkpoint answers signature lines only.
+    signed = cp.CheckpointSigner(LOG).sign(5, ROOT)
+    answer = cp.cosignature_lines(signed, LOG.verifier(), WITNESS)
+    assert answer.startswith("— renkei.example/witness ")
+    assert answer.endswith("\n")
+    assert answer.count("\n") == 1
+    witnessed = cp.add_cosignatures(signed, answer)
+    assert witnessed == signed + answer.encode()
+    assert cp.verify_checkpoint(witnessed, LOG.verifier(), [WITNESS.verifier()]).size == 5
+
+
+def test_a_new_answer_replaces_the_witness_s_old_line_and_keeps_the_order() -> None:
+    signed = cp.CheckpointSigner(LOG).sign(5, ROOT)
+    later = cp.CosignatureSigner(WITNESS.name, WITNESS_KEY, clock=lambda: NOW + 60)
+    first = cp.add_cosignatures(signed, cp.cosignature_lines(signed, LOG.verifier(), WITNESS))
+    both = cp.add_cosignatures(first, cp.cosignature_lines(signed, LOG.verifier(), OTHER_WITNESS))
+    again = cp.add_cosignatures(both, cp.cosignature_lines(signed, LOG.verifier(), later))
+    _, lines = note.parse(again)
+    assert [s.name for s in lines] == [ORIGIN, OTHER_WITNESS.name, WITNESS.name]
+    assert cp.cosignature_time(lines[-1]) == NOW + 60
+
+
+@pytest.mark.parametrize(
+    ("answer", "match"),
+    [
+        ("", "no signature lines"),
+        ("— w AAAA", "does not end with a newline"),
+        ("w AAAAAAAA\n", "em dash"),
+        ("— w AAAAAAAA\n\n", "signature line 2"),
+        ("— w AAAAAAAA\r\n", "control character"),
+    ],
+)
+def test_a_malformed_witness_answer_is_refused(answer: str, match: str) -> None:
+    signed = cp.CheckpointSigner(LOG).sign(5, ROOT)
+    with pytest.raises(note.MalformedNoteError, match=match):
+        cp.add_cosignatures(signed, answer)
 
 
 # --- verify_checkpoint -----------------------------------------------------------------
@@ -181,8 +233,7 @@ def test_a_cosignature_by_an_unknown_witness_is_not_counted() -> None:
 
 def test_a_witness_key_used_as_a_plain_note_key_is_not_counted() -> None:
     # Same witness key, but a type-0x01 line: another key ID, so unknown.
-    private = ed25519.Ed25519PrivateKey.from_private_bytes(b"\x02" * 32)
-    plain = note.Ed25519Signer(WITNESS.name, private)
+    plain = note.Ed25519Signer(WITNESS.name, WITNESS_KEY)
     signed = cp.CheckpointSigner(LOG).sign(5, ROOT)
     opened = note.open(signed, [LOG.verifier()])
     both = note.sign(opened.text, [plain], keep=opened.signatures)
