@@ -112,6 +112,45 @@ def _raw(signer: note.Ed25519Signer) -> bytes:
     return base64.b64decode(signer.verifier().verifier_key().split("+", 2)[2])[1:]
 
 
+GO_MADE: dict[str, Any] = json.loads(
+    (Path(__file__).parents[1] / "fixtures" / "note" / "go_generated.json").read_text("utf-8")
+)
+
+
+def _go_witness() -> cp.CosignatureSigner:
+    return cp.CosignatureSigner(
+        "renkei.example/witness",
+        _private(GO_MADE["witness_signer_key"]),
+        clock=lambda: int(GO_MADE["timestamp"]),
+    )
+
+
+@pytest.mark.parametrize("vector", GO_MADE["checkpoints"], ids=lambda v: v["text"].split("\n")[1])
+def test_checkpoints_and_cosignatures_are_byte_identical_to_goes(vector: dict[str, str]) -> None:
+    log = note.parse_signer_key(GO_MADE["log_signer_key"])
+    assert log.verifier().verifier_key() == GO_MADE["log_verifier_key"]
+    made = cp.Checkpoint.parse(vector["text"])
+    signed = cp.CheckpointSigner(log).sign(made.size, made.root_hash, made.extensions)
+    assert signed == vector["log_signed"].encode()
+    witnessed = cp.cosign(signed, log.verifier(), _go_witness())
+    assert witnessed == vector["witnessed"].encode()
+
+
+@pytest.mark.parametrize("vector", GO_MADE["checkpoints"], ids=lambda v: v["text"].split("\n")[1])
+def test_goes_witnessed_checkpoints_verify(vector: dict[str, str]) -> None:
+    log = note.parse_verifier_key(GO_MADE["log_verifier_key"])
+    for vkey in (GO_MADE["witness_verifier_key"], GO_MADE["witness_verifier_key_type01"]):
+        witness = cp.parse_cosignature_verifier_key(vkey)
+        got = cp.verify_checkpoint(vector["witnessed"].encode(), log, [witness])
+        assert got.format() == vector["text"]
+    with pytest.raises(cp.MissingCosignatureError):
+        cp.verify_checkpoint(vector["log_signed"].encode(), log, [witness])
+
+
+def test_the_go_witness_key_formats_as_go_made_it() -> None:
+    assert _go_witness().verifier().verifier_key() == GO_MADE["witness_verifier_key"]
+
+
 # --- the cosignature format, by the spec -----------------------------------------------
 
 
