@@ -8,6 +8,7 @@ Go's witness keys from transparency-dev/formats and the C2SP spec examples.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import re
 from pathlib import Path
@@ -437,3 +438,10 @@ def test_any_one_byte_change_of_a_witnessed_checkpoint_fails(
     changed = witnessed[:i] + bytes([b]) + witnessed[i + 1 :]
     with pytest.raises(note.NoteError):
         cp.verify_checkpoint(changed, LOG.verifier(), [WITNESS.verifier()])
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(max_size=200))
+def test_arbitrary_text_raises_only_checkpoint_format_errors(text: str) -> None:
+    with contextlib.suppress(cp.CheckpointFormatError):
+        cp.Checkpoint.parse(text)

@@ -7,6 +7,7 @@ sumdb/note tests, the C2SP spec and transparency-dev/formats; each names its sou
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -307,3 +308,10 @@ def test_any_one_byte_change_fails(text: str, data: st.DataObject) -> None:
     changed = signed[:i] + bytes([b]) + signed[i + 1 :]
     with pytest.raises(note.NoteError):
         note.open(changed, [SIGNER.verifier()])
+
+
+@settings(max_examples=300, deadline=None)
+@given(garbage=st.binary(max_size=400) | _TEXTS.map(lambda t: (t + "\n— x AAAAAAAA\n").encode()))
+def test_arbitrary_bytes_raise_only_note_errors(garbage: bytes) -> None:
+    with contextlib.suppress(note.NoteError):
+        note.open(garbage, [SIGNER.verifier(), PETER])
