@@ -398,6 +398,8 @@ def open(note: bytes, known: Iterable[Verifier]) -> Note:
     verifiers: dict[tuple[str, int], list[Verifier]] = {}
     for v in known:
         same = verifiers.setdefault((v.name, v.key_id), [])
+        # One verifier object listed twice is one key (Go calls even that
+        # ambiguous); two objects under one name and ID may be two keys.
         if all(v is not w for w in same):
             same.append(v)
     message = text.encode()
