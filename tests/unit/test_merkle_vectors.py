@@ -1,0 +1,102 @@
+"""renkei.tlog.merkle against known answers computed elsewhere: transparency-dev/merkle.
+
+The fixture (fixtures/merkle/transparency_dev.json, source and commit inside) holds
+that project's leaves, node and root hashes of trees of sizes 0 to 8 and its
+verifier probes: a happy path and its corruptions (a bit flipped, a hash added
+or dropped, index or size changed, roots swapped) for inclusion and consistency.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from renkei.tlog import merkle
+
+FIXTURE = json.loads(
+    (Path(__file__).parent / "fixtures" / "merkle" / "transparency_dev.json").read_text("utf-8")
+)
+LEAVES = [merkle.leaf_hash(bytes.fromhex(x)) for x in FIXTURE["leaf_inputs_hex"]]
+# transparency-dev compares the roots of two equal sizes whatever their length;
+# renkei refuses any hash that is not 32 bytes before looking further.
+STRICTER = {"testdata/consistency/additional/sizes-are-equal-one-and-proof-is-empty.json"}
+
+
+def _b(value: str | None) -> bytes:
+    return b"" if value is None else bytes.fromhex(value)
+
+
+def _refusal(call: Callable[[], None]) -> str | None:
+    """The verifier's reason for refusing, or None if it accepted."""
+    try:
+        call()
+    except ValueError as e:  # ProofError, or an argument that is not a hash
+        return str(e)
+    return None
+
+
+def test_the_fixture_names_its_source() -> None:
+    source = FIXTURE["source"]
+    assert source["repo"] == "github.com/transparency-dev/merkle"
+    assert len(source["commit"]) == 40
+
+
+@pytest.mark.parametrize("size", range(9))
+def test_roots_of_sizes_0_to_8(size: int) -> None:
+    assert merkle.root(LEAVES[:size]).hex() == FIXTURE["root_hashes_hex"][size]
+
+
+def test_empty_root_is_the_hash_of_nothing() -> None:
+    assert merkle.EMPTY_ROOT.hex() == FIXTURE["root_hashes_hex"][0]
+
+
+def test_every_perfect_subtree_hash_from_the_store() -> None:
+    store = merkle.MemoryHashStore()
+    merkle.CompactRange(store).append(LEAVES)
+    for level, row in enumerate(FIXTURE["node_hashes_hex"]):
+        coords = [(level, i) for i in range(len(row))]
+        assert [h.hex() for h in store.get_hashes(coords)] == row
+
+
+def _probe_id(probe: dict[str, Any]) -> str:
+    return str(probe["file"]).removeprefix("testdata/")
+
+
+@pytest.mark.parametrize("probe", FIXTURE["inclusion_probes"], ids=_probe_id)
+def test_inclusion_probe(probe: dict[str, Any]) -> None:
+    args = (
+        _b(probe["leafHash"]),
+        probe["leafIdx"],
+        probe["treeSize"],
+        [_b(p) for p in probe["proof"]],
+        _b(probe["root"]),
+    )
+    refusal = _refusal(lambda: merkle.verify_inclusion(*args))
+    assert (refusal is not None) == probe["wantErr"], refusal
+    if probe["desc"] == "happy path":
+        got = merkle.inclusion_proof(LEAVES, probe["leafIdx"], probe["treeSize"])
+        assert [h.hex() for h in got] == probe["proof"]
+
+
+@pytest.mark.parametrize("probe", FIXTURE["consistency_probes"], ids=_probe_id)
+def test_consistency_probe(probe: dict[str, Any]) -> None:
+    args = (
+        probe["size1"],
+        probe["size2"],
+        _b(probe["root1"]),
+        _b(probe["root2"]),
+        [_b(p) for p in probe["proof"]],
+    )
+    refusal = _refusal(lambda: merkle.verify_consistency(*args))
+    assert (refusal is not None) == (probe["wantErr"] or probe["file"] in STRICTER), refusal
+    if probe["desc"] == "happy path":
+        got = merkle.consistency_proof(LEAVES, probe["size1"], probe["size2"])
+        assert [h.hex() for h in got] == probe["proof"]
+
+
+def test_the_stricter_cases_are_still_in_the_fixture() -> None:
+    assert {p["file"] for p in FIXTURE["consistency_probes"]} >= STRICTER
