@@ -1,9 +1,13 @@
-"""renkei.tlog.merkle against known answers computed elsewhere: transparency-dev/merkle.
+"""renkei.tlog.merkle against known answers computed elsewhere.
 
-The fixture (fixtures/merkle/transparency_dev.json, source and commit inside) holds
-that project's leaves, node and root hashes of trees of sizes 0 to 8 and its
-verifier probes: a happy path and its corruptions (a bit flipped, a hash added
-or dropped, index or size changed, roots swapped) for inclusion and consistency.
+- fixtures/merkle/transparency_dev.json (source and commit inside):
+  transparency-dev/merkle's leaves, node and root hashes of trees of sizes 0 to
+  8 and its verifier probes: a happy path and its corruptions (a bit flipped, a
+  hash added or dropped, index or size changed, roots swapped) for inclusion
+  and consistency.
+- fixtures/merkle/go_tlog.json: roots of trees of 1 to 300 records and record
+  and tree proofs (324 each) for 67 sizes up to 300, from Go's golang.org/x/mod/sumdb/tlog
+  (generator in fixtures/merkle/go_tlog_gen/main.go).
 """
 
 from __future__ import annotations
@@ -21,6 +25,12 @@ FIXTURE = json.loads(
     (Path(__file__).parent / "fixtures" / "merkle" / "transparency_dev.json").read_text("utf-8")
 )
 LEAVES = [merkle.leaf_hash(bytes.fromhex(x)) for x in FIXTURE["leaf_inputs_hex"]]
+GO = json.loads((Path(__file__).parent / "fixtures" / "merkle" / "go_tlog.json").read_text("utf-8"))
+GO_LEAVES = [
+    merkle.leaf_hash(f"renkei tlog vector {i}".encode()) for i in range(len(GO["roots_hex"]))
+]
+GO_STORE = merkle.MemoryHashStore()
+merkle.CompactRange(GO_STORE).append(GO_LEAVES)
 # transparency-dev compares the roots of two equal sizes whatever their length;
 # renkei refuses any hash that is not 32 bytes before looking further.
 STRICTER = {"testdata/consistency/additional/sizes-are-equal-one-and-proof-is-empty.json"}
@@ -100,3 +110,44 @@ def test_consistency_probe(probe: dict[str, Any]) -> None:
 
 def test_the_stricter_cases_are_still_in_the_fixture() -> None:
     assert {p["file"] for p in FIXTURE["consistency_probes"]} >= STRICTER
+
+
+# --- Go's sumdb/tlog, trees of up to 300 records ---------------------------------
+
+
+def test_go_fixture_names_its_source() -> None:
+    assert GO["source"]["path"] == "sumdb/tlog/tlog.go"
+    assert len(GO["source"]["commit"]) == 40
+
+
+def test_go_roots_of_sizes_1_to_300() -> None:
+    roots = [merkle.stored_root(GO_STORE, n).hex() for n in range(1, len(GO_LEAVES) + 1)]
+    assert roots == GO["roots_hex"]
+    assert merkle.root(GO_LEAVES).hex() == GO["roots_hex"][-1]
+
+
+def test_go_record_proofs() -> None:
+    assert len(GO["inclusion_proofs"]) == 324
+    for case in GO["inclusion_proofs"]:
+        index, size, want = case["index"], case["size"], case["proof"]
+        assert [h.hex() for h in merkle.inclusion_proof(GO_LEAVES, index, size)] == want, case
+        assert [h.hex() for h in merkle.stored_inclusion_proof(GO_STORE, index, size)] == want
+        root = bytes.fromhex(GO["roots_hex"][size - 1])
+        merkle.verify_inclusion(
+            GO_LEAVES[index], index, size, [bytes.fromhex(h) for h in want], root
+        )
+
+
+def test_go_tree_proofs() -> None:
+    assert len(GO["consistency_proofs"]) == 324
+    for case in GO["consistency_proofs"]:
+        old, new, want = case["old"], case["new"], case["proof"]
+        assert [h.hex() for h in merkle.consistency_proof(GO_LEAVES, old, new)] == want, case
+        assert [h.hex() for h in merkle.stored_consistency_proof(GO_STORE, old, new)] == want
+        merkle.verify_consistency(
+            old,
+            new,
+            bytes.fromhex(GO["roots_hex"][old - 1]),
+            bytes.fromhex(GO["roots_hex"][new - 1]),
+            [bytes.fromhex(h) for h in want],
+        )
