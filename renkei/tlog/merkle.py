@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 HASH_SIZE = 32
+TILE_HEIGHT = 8  # C2SP tlog-tiles: a tile spans 8 levels, 256 hashes
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
 Coord = tuple[int, int]  # (level, index) of a perfect subtree
@@ -432,3 +433,31 @@ def stored_consistency_proof(store: HashStore, old_size: int, new_size: int) -> 
     """:func:`consistency_proof` from a store holding (at least) ``new_size`` leaves."""
     _check_sizes(old_size, new_size)
     return _hash_ranges(_consistency_ranges(old_size, new_size), store.get_hashes)
+
+
+# --- hash tiles (C2SP tlog-tiles) ----------------------------------------------
+
+
+def tile_width(size: int, level: int, index: int) -> int:
+    """How many hashes tile ``level``/``index`` of a tree of ``size`` leaves holds.
+
+    256 for a full tile; fewer for the partial tile on the right edge (its
+    ``.p/W`` path); 0 when the tree does not reach it. Only complete nodes of
+    level 8 x ``level`` are in a tile, so a tile never changes once full.
+    """
+    _size("size", size)
+    _size("level", level)
+    _size("index", index)
+    complete = size >> (TILE_HEIGHT * level)
+    return max(0, min(1 << TILE_HEIGHT, complete - (index << TILE_HEIGHT)))
+
+
+def tile_hashes(store: HashStore, level: int, index: int, width: int) -> bytes:
+    """The tile's contents: nodes ``256 index .. 256 index + width - 1`` of level 8 ``level``."""
+    _size("level", level)
+    _size("index", index)
+    if not 0 < _size("width", width) <= 1 << TILE_HEIGHT:
+        raise ValueError(f"width must be 1 to {1 << TILE_HEIGHT}, not {width}")
+    first = index << TILE_HEIGHT
+    coords = [(TILE_HEIGHT * level, first + i) for i in range(width)]
+    return b"".join(store.get_hashes(coords))

@@ -411,6 +411,10 @@ def _bad_calls() -> Iterator[tuple[str, object, str]]:
     yield "empty proof", lambda: merkle.verify_consistency(1, 2, H, H, []), "empty"
     yield "edge count", lambda: merkle.CompactRange(size=3, edge=[H]), "edge"
     yield "leaf hash length", lambda: merkle.CompactRange().append([H, b"x"]), "leaf hash 1"
+    yield "tile width 0", lambda: merkle.tile_hashes(STORE, 0, 0, 0), "width"
+    yield "tile width 257", lambda: merkle.tile_hashes(STORE, 0, 0, 257), "width"
+    yield "tile level", lambda: merkle.tile_hashes(STORE, -1, 0, 1), "level"
+    yield "tile index", lambda: merkle.tile_width(10, 0, -1), "index"
 
 
 @pytest.mark.parametrize(("call", "says"), [pytest.param(c, s, id=n) for n, c, s in _bad_calls()])
@@ -437,6 +441,13 @@ def test_verify_failures_say_what_failed() -> None:
         merkle.verify_consistency(3, 10, old_root, H, cproof)
     with pytest.raises(ProofError, match="differs from new_root"):
         merkle.verify_consistency(3, 3, old_root, root, [])
+
+
+def test_a_tile_beyond_the_store_is_a_key_error() -> None:
+    assert merkle.tile_width(BIG, 0, 11) == BIG - 11 * 256
+    assert len(merkle.tile_hashes(STORE, 0, 11, BIG - 11 * 256)) == 32 * (BIG - 11 * 256)
+    with pytest.raises(KeyError, match="level 0, index 3000"):
+        merkle.tile_hashes(STORE, 0, 11, 256)
 
 
 def test_equal_sizes_with_equal_roots_verify() -> None:

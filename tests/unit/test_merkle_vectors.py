@@ -8,6 +8,9 @@
 - fixtures/merkle/go_tlog.json: roots of trees of 1 to 300 records and record
   and tree proofs (324 each) for 67 sizes up to 300, from Go's golang.org/x/mod/sumdb/tlog
   (generator in fixtures/merkle/go_tlog_gen/main.go).
+- fixtures/merkle/go_tiles.json: the same library's stored hash numbering and
+  the height-8 hash tiles (C2SP tlog-tiles) of a tree of 70,000 records
+  (generator in fixtures/merkle/go_tiles_gen/main.go).
 """
 
 from __future__ import annotations
@@ -151,3 +154,37 @@ def test_go_tree_proofs() -> None:
             bytes.fromhex(GO["roots_hex"][new - 1]),
             [bytes.fromhex(h) for h in want],
         )
+
+
+# --- Go's stored hash numbering and hash tiles -----------------------------------
+
+TILES = json.loads(
+    (Path(__file__).parent / "fixtures" / "merkle" / "go_tiles.json").read_text("utf-8")
+)
+
+
+def test_stored_hash_index_is_gos_numbering() -> None:
+    for level, row in enumerate(TILES["stored_hash_index"]):
+        assert [merkle.stored_hash_index(level, n) for n in range(len(row))] == row
+        assert [merkle.split_stored_hash_index(x) for x in row] == [
+            (level, n) for n in range(len(row))
+        ]
+
+
+def test_hash_tiles_of_a_tree_of_70000_leaves_are_gos() -> None:
+    size = TILES["size"]
+    store = merkle.MemoryHashStore()
+    tree = merkle.CompactRange(store)
+    for at in range(0, size, 1000):
+        tree.append(
+            [merkle.leaf_hash(f"renkei tlog vector {i}".encode()) for i in range(at, at + 1000)]
+        )
+    assert tree.root().hex() == TILES["root_hex"]
+    assert len(store.hashes) == merkle.stored_hash_count(size) == TILES["stored_hash_count"]
+    assert TILES["tiles"]
+    for tile in TILES["tiles"]:
+        level, index, width = tile["level"], tile["index"], tile["width"]
+        assert merkle.tile_width(size, level, index) == width, tile["path"]
+        assert merkle.tile_hashes(store, level, index, width).hex() == tile["data_hex"]
+    assert merkle.tile_width(size, 0, 274) == 0
+    assert merkle.tile_width(size, 3, 0) == 0
