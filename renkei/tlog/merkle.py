@@ -12,9 +12,9 @@ ragged right edge of a tree are recomputed for each proof (they change with
 every append). So one proof algorithm serves both a list of leaf hashes in
 memory and a :class:`HashStore` that never holds all leaves, such as a table of
 node hashes. A store can key them by :func:`stored_hash_index`, the dense
-numbering of Go's golang.org/x/mod/sumdb/tlog, in which the 256 hashes of a
-C2SP tlog-tiles tile of level L (level 8L nodes ``256 n .. 256 n + 255``) can be
-read back to serve tiles later.
+numbering of Go's golang.org/x/mod/sumdb/tlog; and :func:`tile_hashes` reads a
+C2SP tlog-tiles hash tile (tile L/n: level 8L nodes ``256 n .. 256 n + 255``)
+from the same store.
 
 Bad arguments (a negative size, an index beyond the tree, a hash that is not 32
 bytes) raise ``ValueError``; a proof that does not verify raises
@@ -87,8 +87,9 @@ def stored_hash_index(level: int, index: int) -> int:
     """
     _size("level", level)
     n = _size("index", index)
-    # Node (L, n) is written right after node (L-1, 2n+1), its right child.
-    for _ in range(level):
+    # Node (L, n) is completed by its rightmost leaf and written L places after
+    # it, once the nodes below it on that leaf's way up are written.
+    for _ in range(level):  # (L, n) -> its right child (L-1, 2n+1) -> ... -> that leaf
         n = 2 * n + 1
     i = 0
     while n > 0:  # leaf n is preceded by n + n/2 + n/4 + ... hashes
@@ -161,7 +162,7 @@ def _consistency_ranges(old: int, new: int) -> list[Coord]:
             siblings.append((lo, lo + k))
             lo += k
             complete = False
-    # SUBPROOF(m, D[lo:m], b) is [] when b (the old tree is this subtree, the
+    # SUBPROOF(m, D[lo:hi], b) with hi == m is [] when b (the old tree is this subtree, the
     # verifier has its hash), else the subtree's own hash; then the siblings
     # innermost first.
     head = [] if complete else [(lo, hi)]
@@ -205,7 +206,8 @@ def _leaf_reader(leaf_hashes: Sequence[bytes], size: int) -> Reader:
 def root(leaf_hashes: Iterable[bytes]) -> bytes:
     """MTH(D[0:n]) of RFC 9162 2.1.1, in one pass with O(log n) memory."""
     tree = CompactRange()
-    tree.append(leaf_hashes)
+    # Not append(): that keeps every completed node, O(n), for a store.
+    tree.size, tree.edge = tree._grow(leaf_hashes, None)
     return tree.root()
 
 
@@ -390,22 +392,37 @@ class CompactRange:
         return cls(store, size, store.get_hashes(_perfect(0, size)))
 
     def append(self, leaf_hashes: Iterable[bytes]) -> list[Node]:
-        """Adds leaves; returns (and stores) the nodes they complete, leaves included."""
+        """Adds leaves; returns (and stores) the nodes they complete, leaves included.
+
+        All or nothing: a bad leaf hash or a store that refuses the batch leaves
+        the tree as it was, so it never runs ahead of what is stored.
+        """
         nodes: list[Node] = []
-        for h in leaf_hashes:
-            n = self.size
-            nodes.append((0, n, _hash(f"leaf hash {n}", h)))
-            level = 0
-            # Each trailing 1 bit of n is a subtree of that size that leaf n completes.
-            while (n >> level) & 1:
-                h = node_hash(self.edge.pop(), h)
-                level += 1
-                nodes.append((level, n >> level, h))
-            self.edge.append(h)
-            self.size = n + 1
+        size, edge = self._grow(leaf_hashes, nodes.append)
         if self.store is not None and nodes:
             self.store.put_hashes(nodes)
+        self.size, self.edge = size, edge
         return nodes
+
+    def _grow(
+        self, leaf_hashes: Iterable[bytes], emit: Callable[[Node], None] | None
+    ) -> tuple[int, list[bytes]]:
+        size, edge = self.size, list(self.edge)
+        for h in leaf_hashes:
+            n = size
+            _hash(f"leaf hash {n}", h)
+            if emit:
+                emit((0, n, h))
+            level = 0
+            # Each trailing 1 bit of n is a perfect subtree that leaf n completes.
+            while (n >> level) & 1:
+                h = node_hash(edge.pop(), h)
+                level += 1
+                if emit:
+                    emit((level, n >> level, h))
+            edge.append(h)
+            size = n + 1
+        return size, edge
 
     def root(self) -> bytes:
         if not self.edge:

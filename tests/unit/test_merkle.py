@@ -343,6 +343,23 @@ def test_a_restarted_tree_appends_where_it_left_off() -> None:
     assert merkle.stored_root(store, 1500) == tree.root()
 
 
+def test_a_batch_the_store_refuses_leaves_the_tree_as_it_was() -> None:
+    class Refusing(merkle.MemoryHashStore):
+        def put_hashes(self, nodes: Sequence[tuple[int, int, bytes]]) -> None:
+            raise OSError("disk full")
+
+    tree = merkle.CompactRange(Refusing())
+    with pytest.raises(OSError, match="disk full"):
+        tree.append(LEAVES[:5])
+    assert (tree.size, tree.edge) == (0, [])
+    plain = merkle.CompactRange()
+    plain.append(LEAVES[:3])
+    with pytest.raises(ValueError, match="leaf hash 4"):
+        plain.append([LEAVES[3], b"short"])
+    assert plain.size == 3
+    assert plain.root() == merkle.root(LEAVES[:3])
+
+
 def test_appended_nodes_come_in_stored_hash_index_order() -> None:
     # Go sumdb/tlog's numbering is the order an append-only log completes its
     # nodes, so a store written in order is dense: 0, 1, 2, ... with no gap.
