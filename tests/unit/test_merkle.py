@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 from hypothesis import given, settings
@@ -300,6 +300,31 @@ def test_the_library_verifiers_agree_with_the_reference_on_small_trees(
     assert _accepts_consistency(m, w, old_root, root, cproof) == ref_accepts_consistency(
         m, w, old_root, root, cproof
     )
+
+
+_HASHY = st.one_of(st.binary(min_size=32, max_size=32), st.binary(max_size=40))
+_SIZES = st.one_of(st.integers(-3, 70), st.integers(0, 2**70))
+
+
+@settings(max_examples=300, deadline=None)
+@given(_HASHY, _HASHY, _SIZES, _SIZES, st.lists(_HASHY, max_size=80))
+def test_garbage_is_refused_with_a_value_error_and_nothing_else(
+    a: bytes, b: bytes, x: int, y: int, proof: list[bytes]
+) -> None:
+    # Whatever a caller or a hostile log sends: accepted only when the oracle
+    # accepts, else ProofError or ValueError, never another exception or a hang.
+    if _accepts_or_refuses(lambda: merkle.verify_inclusion(a, x, y, proof, b)):
+        assert ref_accepts_inclusion(a, x, y, proof, b)
+    if _accepts_or_refuses(lambda: merkle.verify_consistency(x, y, a, b, proof)):
+        assert ref_accepts_consistency(x, y, a, b, proof)
+
+
+def _accepts_or_refuses(call: Callable[[], None]) -> bool:
+    try:
+        call()
+    except ValueError:
+        return False
+    return True
 
 
 # --- the incremental tree and its store ----------------------------------------
