@@ -1,6 +1,6 @@
 """Unit tests for renkei.tlog.checkpoint: C2SP checkpoints and cosignature/v1 witnesses.
 
-Known answers (tests/fixtures/note/vectors.json, sources named there): Go's
+Known answers (tests/unit/fixtures/note/vectors.json, sources named there): Go's
 checksum database checkpoint, a CT log checkpoint cosigned by a public witness,
 Go's witness keys from transparency-dev/formats and the C2SP spec examples.
 """
@@ -23,7 +23,7 @@ from renkei.tlog import checkpoint as cp
 from renkei.tlog import note
 
 VECTORS: dict[str, Any] = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "note" / "vectors.json").read_text("utf-8")
+    (Path(__file__).parent / "fixtures" / "note" / "vectors.json").read_text("utf-8")
 )
 ORIGIN = "renkei.example/hub-log"
 ROOT = bytes(range(32))
@@ -114,7 +114,7 @@ def _raw(signer: note.Ed25519Signer) -> bytes:
 
 
 GO_MADE: dict[str, Any] = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "note" / "go_generated.json").read_text("utf-8")
+    (Path(__file__).parent / "fixtures" / "note" / "go_generated.json").read_text("utf-8")
 )
 
 

@@ -1,6 +1,6 @@
 """Unit tests for renkei.tlog.note: C2SP signed notes, against Go's known answers.
 
-The vectors (tests/fixtures/note/vectors.json) are copied from golang.org/x/mod's
+The vectors (tests/unit/fixtures/note/vectors.json) are copied from golang.org/x/mod's
 sumdb/note tests, the C2SP spec and transparency-dev/formats; each names its source.
 """
 
@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from renkei.tlog import note
 
 VECTORS: dict[str, Any] = json.loads(
-    (Path(__file__).parents[1] / "fixtures" / "note" / "vectors.json").read_text("utf-8")
+    (Path(__file__).parent / "fixtures" / "note" / "vectors.json").read_text("utf-8")
 )
 GO = VECTORS["go_sumdb_note"]
 PETER = note.parse_verifier_key(GO["peter_verifier_key"])
