@@ -39,7 +39,7 @@ from hub_server.keys import provision as hub_key_setup
 from hub_server.keys import sealing_key as hub_sealing_key
 from id_issuer.issuer import open_key_store as open_issuer_key_store
 from id_issuer.issuer import provision as id_key_setup
-from ops.pki import PkiLayout, agencies_ca_cert, init_pki, issue_exchange_certificate
+from ops.pki import PkiLayout, init_pki, issue_exchange_certificate
 from renkei import db, sealing
 from renkei.keystore import KeyStore, create_master_key_file, load_master_key
 from renkei.pki import TlsFiles
@@ -295,7 +295,7 @@ def init_deployment(
                 "tls": {
                     **_tls_paths(pki.agency(agency.agency_id), folder),
                     # The CA of agencies: it issues the exchange certificates peers seal to.
-                    "exchange_ca": os.path.relpath(agencies_ca_cert(pki), folder),
+                    "exchange_ca": os.path.relpath(pki.agencies_ca.cert, folder),
                 },
             },
         )

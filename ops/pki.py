@@ -27,9 +27,10 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from renkei import exchange_cert
 from renkei.files import atomic_write
 from renkei.pki import (
     CA_SUBTREES,
@@ -40,6 +41,7 @@ from renkei.pki import (
     PartyKind,
     TlsFiles,
     ca_kind,
+    key_usage,
     party_host,
     party_of_uri,
     validate_agency_id,
@@ -245,7 +247,7 @@ def sign_request(
         .not_valid_before(now - _CLOCK_SKEW)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(cert_sign=False), critical=True)
+        .add_extension(key_usage(cert_sign=False), critical=True)
         # Every party is both a gRPC server and a gRPC client.
         .add_extension(
             x509.ExtendedKeyUsage(
@@ -467,20 +469,6 @@ def _agency_subject(agency_id: str) -> x509.Name:
     return _party_subject("agency", agency_id)
 
 
-def _key_usage(*, cert_sign: bool) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=cert_sign,
-        crl_sign=cert_sign,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
 def _build_ca(
     key: ec.EllipticCurvePrivateKey, kind: PartyKind, common_name: str, days: int
 ) -> x509.Certificate:
@@ -501,7 +489,7 @@ def _build_ca(
         .not_valid_before(now - _CLOCK_SKEW)
         .not_valid_after(now + datetime.timedelta(days=days))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_key_usage(cert_sign=True), critical=True)
+        .add_extension(key_usage(cert_sign=True), critical=True)
         # The TLS stack refuses any DNS name this CA signs outside its domain.
         .add_extension(
             x509.NameConstraints(
@@ -552,18 +540,6 @@ def _cert_pem(cert: x509.Certificate) -> bytes:
 # in an extension, its X25519 sealing key, certified by the CA of agencies.
 
 
-def agencies_ca(layout: PkiLayout) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    """The CA that issues agencies' certificates, and so their exchange certificates."""
-    ca = layout.agencies_ca.load()
-    return ca.key, ca.cert
-
-
-def agencies_ca_cert(layout: PkiLayout) -> Path:
-    """The certificate communication servers trust exchange certificates under: the
-    agencies' CA alone, not the bundle (the hub's CA must not certify a sealing key)."""
-    return layout.agencies_ca.cert
-
-
 def sign_exchange_csr(
     ca_key: ec.EllipticCurvePrivateKey,
     ca_cert: x509.Certificate,
@@ -578,10 +554,6 @@ def sign_exchange_csr(
     The CSR must be self-signed with an Ed25519 key, ask for exactly this agency's URI
     SAN and carry the sealing-key extension; the certificate carries only what the CA
     decides (the SAN, keyUsage digitalSignature, the sealing key), nothing else asked."""
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
-    from renkei import exchange_cert
-
     validate_agency_id(agency_id)
     if not csr.is_signature_valid:
         raise ValueError("the exchange CSR's signature does not verify")
@@ -595,26 +567,22 @@ def sign_exchange_csr(
         raise ValueError(f"the exchange CSR lacks {missing.oid.dotted_string}") from None
     if asked.get_values_for_type(x509.UniformResourceIdentifier) != [SAN_PREFIX_AGENCY + agency_id]:
         raise ValueError(f"the exchange CSR does not name agency {agency_id!r} alone")
-    if not isinstance(sealing_ext, x509.UnrecognizedExtension) or sealing_ext.value[:2] != (
-        b"\x04\x20"  # a DER OCTET STRING of the 32 bytes of an X25519 key
-    ):
-        raise ValueError("the exchange CSR's sealing-key extension is malformed")
-    if len(sealing_ext.value) != 34:
-        raise ValueError("the exchange CSR's sealing-key extension is malformed")
-    start = (not_before or _now()) - _CLOCK_SKEW
-    not_after = min(
-        start + _CLOCK_SKEW + datetime.timedelta(days=days), ca_cert.not_valid_after_utc
-    )
+    try:
+        exchange_cert.sealing_key_of(sealing_ext)  # what every comm server will read
+    except ValueError:
+        raise ValueError("the exchange CSR's sealing-key extension is malformed") from None
+    now = not_before or _now()
+    not_after = min(now + datetime.timedelta(days=days), ca_cert.not_valid_after_utc)
     return (
         x509.CertificateBuilder()
         .subject_name(csr.subject)
         .issuer_name(ca_cert.subject)
         .public_key(public)
         .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
+        .not_valid_before(now - _CLOCK_SKEW)
         .not_valid_after(not_after)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(exchange_cert.exchange_key_usage(), critical=True)
+        .add_extension(key_usage(cert_sign=False), critical=True)
         .add_extension(
             x509.SubjectAlternativeName(
                 [x509.UniformResourceIdentifier(SAN_PREFIX_AGENCY + agency_id)]

@@ -37,7 +37,14 @@ from cryptography.x509.oid import NameOID
 
 from renkei import bulk, sealing
 from renkei.errors import PermissionDenied
-from renkei.pki import CA_SUBTREES, SAN_PREFIX_AGENCY, Trust, ca_kind, validate_agency_id
+from renkei.pki import (
+    CA_SUBTREES,
+    SAN_PREFIX_AGENCY,
+    Trust,
+    ca_kind,
+    key_usage,
+    validate_agency_id,
+)
 
 # renkei's private arc: 2.25.<UUID> (ITU-T X.667: an OID anyone may take without
 # registering), from the UUID 6f1c5e0a-3b8d-4c7e-9a41-2d5b7e9c0f13. Arc .1 under it:
@@ -45,42 +52,28 @@ from renkei.pki import CA_SUBTREES, SAN_PREFIX_AGENCY, Trust, ca_kind, validate_
 RENKEI_ARC = "2.25.147706101404773596017632880810513043219"
 SEALING_KEY_OID = x509.ObjectIdentifier(RENKEI_ARC + ".1")
 
+# The extension's value: a DER OCTET STRING (tag 0x04) of the key's 32 bytes.
+_SEALING_KEY_DER_HEADER = bytes([0x04, sealing.PUBLIC_KEY_BYTES])
+
 SIGNATURE_BYTES = 64
 # The most certificates a communication server keeps verified (one per peer agency).
 CACHE_ENTRIES = 4096
 
 
-def _octet_string(raw: bytes) -> bytes:
-    """DER OCTET STRING of ``raw`` (short form: the sealing key is 32 bytes)."""
-    if len(raw) > 127:
-        raise ValueError("too long for this encoder")
-    return b"\x04" + bytes([len(raw)]) + raw
-
-
-def _from_octet_string(der: bytes) -> bytes:
-    if len(der) < 2 or der[0] != 0x04 or der[1] != len(der) - 2:
-        raise ValueError("is not a DER OCTET STRING")
-    return der[2:]
-
-
 def sealing_key_extension(sealing_public: bytes) -> x509.UnrecognizedExtension:
     if len(sealing_public) != sealing.PUBLIC_KEY_BYTES:
         raise ValueError(f"an X25519 key is {sealing.PUBLIC_KEY_BYTES} bytes")
-    return x509.UnrecognizedExtension(SEALING_KEY_OID, _octet_string(sealing_public))
+    return x509.UnrecognizedExtension(SEALING_KEY_OID, _SEALING_KEY_DER_HEADER + sealing_public)
 
 
-def exchange_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
+def sealing_key_of(extension: x509.ExtensionType) -> x25519.X25519PublicKey:
+    """The X25519 key a sealing-key extension holds (ValueError if it holds none): read
+    alike by the CA before it signs and by every comm server before it seals."""
+    der = extension.value if isinstance(extension, x509.UnrecognizedExtension) else b""
+    header = _SEALING_KEY_DER_HEADER
+    if len(der) != len(header) + sealing.PUBLIC_KEY_BYTES or not der.startswith(header):
+        raise ValueError("is not a DER OCTET STRING of an X25519 key")
+    return x25519.X25519PublicKey.from_public_bytes(der[len(header) :])
 
 
 def build_csr(
@@ -105,7 +98,7 @@ def build_csr(
             ),
             critical=False,
         )
-        .add_extension(exchange_key_usage(), critical=True)
+        .add_extension(key_usage(cert_sign=False), critical=True)
         .add_extension(sealing_key_extension(sealing_public), critical=False)
         .sign(signing_key, None)
     )
@@ -122,7 +115,7 @@ class VerifiedPeer:
     signing_key: ed25519.Ed25519PublicKey
     sealing_key: x25519.X25519PublicKey
     not_after: datetime.datetime
-    serial: int = 0
+    serial: int  # on the agencies' CA's revocation list, or not
 
 
 def _invalid(agency_id: str, problem: str) -> PermissionDenied:
@@ -174,13 +167,8 @@ def verify_certificate(
     public = cert.public_key()
     if not isinstance(public, ed25519.Ed25519PublicKey):
         raise _invalid(agency_id, "does not certify an Ed25519 signing key")
-    if not isinstance(sealing_ext, x509.UnrecognizedExtension):
-        raise _invalid(agency_id, "has a malformed sealing-key extension")
     try:
-        raw = _from_octet_string(sealing_ext.value)
-        if len(raw) != sealing.PUBLIC_KEY_BYTES:
-            raise ValueError("wrong length")
-        sealing_key = x25519.X25519PublicKey.from_public_bytes(raw)
+        sealing_key = sealing_key_of(sealing_ext)
     except ValueError:
         raise _invalid(agency_id, "has a malformed sealing-key extension") from None
     return VerifiedPeer(

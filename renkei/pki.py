@@ -66,6 +66,22 @@ CA_SUBTREES: Mapping[PartyKind, str] = {
 DEFAULT_CRL_RELOAD_SECONDS = 5.0
 
 
+def key_usage(*, cert_sign: bool) -> x509.KeyUsage:
+    """keyUsage of renkei's certificates: digital signatures, and for a CA also
+    certificates and CRLs. Leaves (TLS and exchange certificates alike) sign only."""
+    return x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=cert_sign,
+        crl_sign=cert_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
 def party_host(party: str) -> str:
     """The DNS name of ``"hub"``, ``"agency:<id>"`` or ``"service:<name>"``."""
     if party == HUB_ID:

@@ -49,7 +49,6 @@ from legacy_stubs.jsonl_records.store import load_records, write_records
 from legacy_stubs.registry.resident_code import check_digit
 from ops.bench.linkage import cpu_seconds, machine
 from ops.deploy import DEMO_AGENCIES, Layout, Settings, init_deployment, pick_endpoints
-from ops.pki import agencies_ca_cert
 from ops.processes import ProcessGroup, StartupError, python_module
 from renkei import bulk, db, exchange_cert, limits, sealing
 from renkei.comm.v1 import comm_pb2
@@ -405,7 +404,7 @@ async def run_load(
         driver = Driver(
             stubs[0],
             stubs,
-            ExchangeVerifier.from_pem_file(agencies_ca_cert(layout.pki)).peer(
+            ExchangeVerifier.from_pem_file(layout.pki.agencies_ca.cert).peer(
                 bytes(agency.agency.exchange_certificate), PENSION
             ),
             own_keys(open_key_store(CommConfig.load(layout.comm_config(CITY)))),

@@ -66,7 +66,6 @@ from ops.deploy import (
     init_deployment,
     pick_endpoints,
 )
-from ops.pki import agencies_ca_cert
 from ops.processes import ProcessGroup, Started, StartupError, python_module, tail
 from renkei import db, exchange_cert, sealing
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
@@ -356,7 +355,7 @@ async def run_load(layout: Layout, plan: Plan) -> tuple[dict[str, PathResult], d
         agency = await hub_stub.GetAgency(
             hub_pb2.GetAgencyRequest(agency_id=PENSION), timeout=CALL_TIMEOUT
         )
-        provider = ExchangeVerifier.from_pem_file(agencies_ca_cert(layout.pki)).peer(
+        provider = ExchangeVerifier.from_pem_file(layout.pki.agencies_ca.cert).peer(
             bytes(agency.agency.exchange_certificate), PENSION
         )
         # One sealed and signed query serves every call: sealing and signing it is the

@@ -28,7 +28,6 @@ from hub_server.directory import Agency, Directory
 from hub_server.exchange import ProvideCall, Provided
 from ops import cli
 from ops.deploy import exchange_certificate_path
-from ops.pki import agencies_ca_cert
 from renkei import exchange_cert, sealing
 from renkei.comm.v1 import comm_pb2
 
@@ -377,7 +376,7 @@ def test_an_honest_hub_still_relays_single_and_bulk(
 def test_the_deployment_certifies_every_agencys_own_keys_in_the_hubs_directory(
     topo: Topology,
 ) -> None:
-    ca = x509.load_pem_x509_certificate(agencies_ca_cert(topo.layout.pki).read_bytes())
+    ca = x509.load_pem_x509_certificate(topo.layout.pki.agencies_ca.cert.read_bytes())
     for agency in topo.hub.hub.directory:
         pem = exchange_certificate_path(topo.layout, agency.agency_id).read_bytes()
         assert exchange_cert.certificate_der(pem) == agency.exchange_certificate
@@ -385,7 +384,7 @@ def test_the_deployment_certifies_every_agencys_own_keys_in_the_hubs_directory(
         assert sealing.public_key_bytes(peer.sealing_key) == agency.sealing_public_key
         comm = topo.comms[agency.agency_id].config
         assert comm.exchange_ca is not None
-        assert comm.exchange_ca.resolve() == agencies_ca_cert(topo.layout.pki).resolve()
+        assert comm.exchange_ca.resolve() == topo.layout.pki.agencies_ca.cert.resolve()
 
 
 def test_the_ceremony_in_two_commands_moves_no_private_key(
@@ -400,7 +399,7 @@ def test_the_ceremony_in_two_commands_moves_no_private_key(
     agencies_ca = str(topo.layout.pki.agencies_ca.folder)
     sign = ["pki", "sign-exchange", "--ca", agencies_ca, "--csr", str(csr)]
     assert cli.main([*sign, "--agency", PENSION, "--output", str(pem)]) == 0
-    ca = x509.load_pem_x509_certificate(agencies_ca_cert(topo.layout.pki).read_bytes())
+    ca = x509.load_pem_x509_certificate(topo.layout.pki.agencies_ca.cert.read_bytes())
     peer = exchange_cert.verify_certificate(
         exchange_cert.certificate_der(pem.read_bytes()), ca, PENSION
     )

@@ -17,6 +17,7 @@ from ops.pki import init_pki, sign_exchange_csr
 from renkei import exchange_cert, sealing
 from renkei.errors import PermissionDenied
 from renkei.exchange_cert import SEALING_KEY_OID, ExchangeVerifier, verify_certificate
+from renkei.pki import key_usage
 
 CITY = "141003"
 
@@ -112,7 +113,7 @@ def _self_built(ca: FakeAgenciesCa, *, with_sealing_key: bool, signing: bool = T
             critical=False,
         )
     )
-    usage = exchange_cert.exchange_key_usage()
+    usage = key_usage(cert_sign=False)
     if not signing:
         usage = x509.KeyUsage(False, False, False, False, True, False, False, False, False)
     builder = builder.add_extension(usage, critical=True)
