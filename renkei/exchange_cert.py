@@ -184,7 +184,7 @@ class ExchangeVerifier:
 
     def __init__(self, ca: x509.Certificate, trust: Trust | None = None) -> None:
         self.ca = ca
-        self._trust = trust
+        self._revoked = trust.revocations_of(ca) if trust is not None else None
         self._verified: dict[tuple[bytes, str], VerifiedPeer] = {}
 
     def with_revocation(self, trust: Trust) -> ExchangeVerifier:
@@ -209,7 +209,7 @@ class ExchangeVerifier:
             if len(self._verified) >= CACHE_ENTRIES:
                 self._verified.clear()
             self._verified[key] = peer
-        if self._trust is not None and self._trust.is_revoked(self.ca, peer.serial):
+        if self._revoked is not None and self._revoked(peer.serial):
             raise PermissionDenied(
                 "PEER_CERTIFICATE_REVOKED",
                 f"agency {agency_id!r}'s exchange certificate (serial {peer.serial}) is on "

@@ -362,12 +362,13 @@ class Trust:
                 return index, leaf.serial_number
         return None
 
-    def is_revoked(self, ca: x509.Certificate, serial: int) -> bool:
-        """Whether ``ca``, one of the bundle's CAs, has revoked the certificate ``serial``."""
+    def revocations_of(self, ca: x509.Certificate) -> Callable[[int], bool]:
+        """Whether ``ca``, one of the bundle's CAs, has revoked a serial (its list as
+        reloaded); the CA is found once here, not on every check."""
         for index, issuer in enumerate(self._issuers):
             if issuer.cert == ca:
-                return self.revoked(index, serial)
-        return False
+                return functools.partial(self.revoked, index)
+        return lambda serial: False  # a CA outside the bundle has no list here
 
     def revoked(self, issuer: int, serial: int) -> bool:
         self._maybe_reload()
