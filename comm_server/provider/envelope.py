@@ -12,7 +12,7 @@ person is the call's status, and a batch legacy system may answer it later
 from __future__ import annotations
 
 import logging
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
@@ -34,6 +34,32 @@ from renkei.logs import event
 _log = logging.getLogger("comm_server.bulk")
 
 Errors = list[RenkeiError | None]
+
+
+class Sealed(NamedTuple):
+    """Answers sealed to the requester, and this provider's signature over them."""
+
+    answer: bytes
+    signature: bytes
+
+
+def seal_single(
+    payload: bytes,
+    serial: int,
+    requester: str,
+    provider: str,
+    kind: str,
+    item: str,
+    recipient: x25519.X25519PublicKey,
+    signer: ed25519.Ed25519PrivateKey,
+) -> Sealed:
+    """One person's answer, sealed to the requester under its serial and signed: as
+    Provide answers it, and as Collect answers it later."""
+    sealed = sealing.seal(payload, recipient, answer_info(serial, requester, provider, kind, item))
+    return Sealed(
+        sealed,
+        signer.sign(exchange_cert.answer_context(serial, requester, provider, kind, item, sealed)),
+    )
 
 
 class Envelope(Protocol):
@@ -71,13 +97,13 @@ class Envelope(Protocol):
         errors: Errors,
         recipient: x25519.X25519PublicKey,
         signer: ed25519.Ed25519PrivateKey,
-    ) -> tuple[bytes, bytes]:
+    ) -> Sealed:
         """The answers of the persons not refused, sealed to the requester, and this
         provider's signature over them (empty when nothing was sealed)."""
         ...
 
     def provided(
-        self, call: ProvideCall, sealed: tuple[bytes, bytes], errors: Errors, late: int
+        self, call: ProvideCall, sealed: Sealed, errors: Errors, late: int
     ) -> Provided: ...
 
 
@@ -121,19 +147,20 @@ class PerPerson:
         errors: Errors,
         recipient: x25519.X25519PublicKey,
         signer: ed25519.Ed25519PrivateKey,
-    ) -> tuple[bytes, bytes]:
-        requester, kind, item = call.requester_agency_id, call.info_kind, call.legal_basis_item
-        sealed = sealing.seal(
-            payloads[0], recipient, answer_info(call.serial, requester, agency_id, kind, item)
-        )
-        return sealed, signer.sign(
-            exchange_cert.answer_context(call.serial, requester, agency_id, kind, item, sealed)
+    ) -> Sealed:
+        return seal_single(
+            payloads[0],
+            call.serial,
+            call.requester_agency_id,
+            agency_id,
+            call.info_kind,
+            call.legal_basis_item,
+            recipient,
+            signer,
         )
 
-    def provided(
-        self, call: ProvideCall, sealed: tuple[bytes, bytes], errors: Errors, late: int
-    ) -> Provided:
-        return Provided(sealed[0], answer_signature=sealed[1])
+    def provided(self, call: ProvideCall, sealed: Sealed, errors: Errors, late: int) -> Provided:
+        return Provided(sealed.answer, answer_signature=sealed.signature)
 
 
 class OneMessage:
@@ -202,7 +229,7 @@ class OneMessage:
         errors: Errors,
         recipient: x25519.X25519PublicKey,
         signer: ed25519.Ed25519PrivateKey,
-    ) -> tuple[bytes, bytes]:
+    ) -> Sealed:
         answers = comm_pb2.BulkAnswerPayload()
         size = 0
         full = ResourceExhausted(
@@ -220,25 +247,28 @@ class OneMessage:
             answers.answers.add(index=item.index, serial=item.serial, answer=payloads[k])
             answered.append((item.index, item.serial))
         if not answered:
-            return b"", b""
+            return Sealed(b"", b"")
         requester, kind, basis = call.requester_agency_id, call.info_kind, call.legal_basis_item
         sealed = sealing.seal(
             answers.SerializeToString(),
             recipient,
             bulk.answer_info(requester, agency_id, kind, basis, nonce, answered),
         )
-        return sealed, signer.sign(
-            exchange_cert.bulk_answer_context(answered, requester, agency_id, kind, basis, sealed)
+        return Sealed(
+            sealed,
+            signer.sign(
+                exchange_cert.bulk_answer_context(
+                    answered, requester, agency_id, kind, basis, sealed
+                )
+            ),
         )
 
-    def provided(
-        self, call: ProvideCall, sealed: tuple[bytes, bytes], errors: Errors, late: int
-    ) -> Provided:
+    def provided(self, call: ProvideCall, sealed: Sealed, errors: Errors, late: int) -> Provided:
         if late:
             event(_log, "bulk lookups past the deadline", late=late, persons=len(call.items))
         return Provided(
-            sealed[0],
-            answer_signature=sealed[1],
+            sealed.answer,
+            answer_signature=sealed.signature,
             results=[
                 (item.serial, None if (e := errors[k]) is None else ItemError.of(e))
                 for k, item in enumerate(call.items)

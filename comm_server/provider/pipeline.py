@@ -23,13 +23,19 @@ from comm_server.keys import OwnKeys
 from comm_server.legacy import BatchLegacyClient, LegacyClient
 from comm_server.mapping.mapper import Mapper
 from comm_server.ports import Clock, ExchangeStore
-from comm_server.provider.envelope import Envelope, Errors, OneMessage, PerPerson
+from comm_server.provider.envelope import (
+    Envelope,
+    Errors,
+    OneMessage,
+    PerPerson,
+    Sealed,
+    seal_single,
+)
 from comm_server.provider.lookup import Lookups, Results, Unfinished
 from comm_server.provider.types import CollectCall, ProvideCall, Provided, ProvideItem
-from comm_server.seal_info import answer_info
 from comm_server.standard import BadLegacyRecord
 from comm_server.store import LogRecord, Ticket
-from renkei import bulk, deadline, exchange_cert, limits, sealing, validate
+from renkei import bulk, deadline, exchange_cert, limits, validate
 from renkei.errors import DeadlineExceeded, NotFound, RenkeiError
 from renkei.exchange_cert import ExchangeVerifier
 from renkei.limits import MAX_TICKET
@@ -384,7 +390,7 @@ class Provider:
         )
         return Provided(b"", ticket)
 
-    async def collect(self, call: CollectCall, time_remaining: float | None) -> tuple[bytes, bytes]:
+    async def collect(self, call: CollectCall, time_remaining: float | None) -> Sealed:
         """The answer behind a ticket this server issued, sealed and signed as Provide
         seals and signs (single-use)."""
         _check_shape(call.requester_agency_id, call.info_kind, call.legal_basis_item)
@@ -421,20 +427,15 @@ class Provider:
                 # The legacy answer is gone (collected): the ticket can never be honoured.
                 await self._store.take_ticket(PROVIDER, call.ticket)
                 raise
-            requester, kind, item = (
+            sealed = seal_single(
+                answer.payload,
+                call.serial,
                 call.requester_agency_id,
+                self.agency_id,
                 call.info_kind,
                 call.legal_basis_item,
-            )
-            sealed = sealing.seal(
-                answer.payload,
                 peer.sealing_key,
-                answer_info(call.serial, requester, self.agency_id, kind, item),
-            )
-            signature = self._keys.signing.sign(
-                exchange_cert.answer_context(
-                    call.serial, requester, self.agency_id, kind, item, sealed
-                )
+                self._keys.signing,
             )
             if not await self._store.take_ticket(PROVIDER, call.ticket):
                 raise answer_later.unknown_ticket()  # a concurrent collect took it
@@ -445,4 +446,4 @@ class Provider:
         await self._store.append_log(
             replace(record, content=answer.content, detail="answer collected with its ticket")
         )
-        return sealed, signature
+        return sealed

@@ -83,7 +83,7 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
         self, request: comm_pb2.CollectRequest, context: Context
     ) -> comm_pb2.CollectResponse:
         self._callers.require_hub()
-        sealed, signature = await self._provider.collect(
+        sealed = await self._provider.collect(
             CollectCall(
                 serial=request.serial,
                 ticket=request.ticket,
@@ -95,4 +95,6 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
             ),
             context.time_remaining(),
         )
-        return comm_pb2.CollectResponse(sealed_answer=sealed, answer_signature=signature)
+        return comm_pb2.CollectResponse(
+            sealed_answer=sealed.answer, answer_signature=sealed.signature
+        )
