@@ -23,12 +23,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from renkei.tlog import note
+from renkei.tlog.merkle import HASH_SIZE
 
-HASH_BYTES = 32  # SHA-256, RFC 6962 / RFC 9162 trees
 MAX_TREE_SIZE = (1 << 64) - 1  # Go's tlog and formats read the size as a uint64
 # tlog-cosignature: the timestamp "MUST NOT exceed 2^63 - 1".
 MAX_COSIGNATURE_TIME = (1 << 63) - 1
@@ -71,14 +70,17 @@ class Checkpoint:
 
     def __post_init__(self) -> None:
         # Refuse at construction what parse refuses, so format(parse(x)) == x and
-        # a log can never sign a checkpoint its readers will refuse.
-        if self.origin == "" or "\n" in self.origin:
+        # a log can never sign a checkpoint its readers will refuse (True is an int,
+        # but formats as "True").
+        if type(self.size) is not int or not isinstance(self.root_hash, bytes):
+            raise CheckpointFormatError("the tree size must be an int, the root hash bytes")
+        if not isinstance(self.origin, str) or self.origin == "" or "\n" in self.origin:
             raise CheckpointFormatError("line 1 (origin): empty or holds a newline")
         if not 0 <= self.size <= MAX_TREE_SIZE:
             raise CheckpointFormatError(f"line 2 (tree size): {self.size} is out of range")
-        if len(self.root_hash) != HASH_BYTES:
+        if len(self.root_hash) != HASH_SIZE:
             raise CheckpointFormatError(
-                f"line 3 (root hash): {len(self.root_hash)} bytes, want {HASH_BYTES}"
+                f"line 3 (root hash): {len(self.root_hash)} bytes, want {HASH_SIZE}"
             )
         for i, ext in enumerate(self.extensions, 4):
             if ext == "" or "\n" in ext:
@@ -101,8 +103,6 @@ class Checkpoint:
         if len(lines) < 3:
             raise CheckpointFormatError(f"{len(lines)} lines, want origin, tree size and root hash")
         origin, size, root = lines[:3]
-        if origin == "":
-            raise CheckpointFormatError("line 1 (origin): empty")
         if not _DECIMAL.fullmatch(size):
             raise CheckpointFormatError(
                 f"line 2 (tree size): {size!r} is not a decimal without leading zeros"
@@ -113,18 +113,8 @@ class Checkpoint:
             root_hash = note.b64decode_exact(root)
         except ValueError as err:
             raise CheckpointFormatError(f"line 3 (root hash): {err}") from None
-        if len(root_hash) != HASH_BYTES:
-            raise CheckpointFormatError(
-                f"line 3 (root hash): {len(root_hash)} bytes, want {HASH_BYTES}"
-            )
-        for i, ext in enumerate(lines[3:], 4):
-            if ext == "":
-                raise CheckpointFormatError(f"line {i} (extension): empty")
+        # The origin, the root's length and the extension lines: __post_init__.
         return cls(origin, int(size), root_hash, tuple(lines[3:]))
-
-
-def _raw_public(key: ed25519.Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
 def cosigned_message(timestamp: int, text: str) -> bytes:
@@ -142,7 +132,7 @@ class CosignatureVerifier:
             raise note.MalformedKeyError(f"invalid key name {name!r}")
         self._name = name
         self._public_key = public_key
-        self._key_id = note.key_id(name, note.ALG_COSIGNATURE_V1, _raw_public(public_key))
+        self._key_id = note.key_id(name, note.ALG_COSIGNATURE_V1, public_key.public_bytes_raw())
 
     @property
     def name(self) -> str:
@@ -172,7 +162,7 @@ class CosignatureVerifier:
 
     def verifier_key(self) -> str:
         return note.format_verifier_key(
-            self._name, note.ALG_COSIGNATURE_V1, _raw_public(self._public_key)
+            self._name, note.ALG_COSIGNATURE_V1, self._public_key.public_bytes_raw()
         )
 
 
@@ -264,7 +254,6 @@ def cosignature_lines(
 ) -> str:
     """The witness's answer to add-checkpoint (c2sp.org/tlog-witness): its line alone."""
     opened = note.open(signed, [log_verifier])
-    Checkpoint.parse(opened.text)
     sig = note.Signature(witness.name, witness.key_id, witness.sign(opened.text.encode()))
     return sig.line()
 
@@ -276,7 +265,8 @@ def add_cosignatures(signed: bytes, lines: str) -> bytes:
     must be well-formed, so a witness cannot make the log publish a broken note.
     """
     text, kept = note.parse(signed)
-    added = note.parse_signature_lines(lines)
+    # The last line of each key counts, so an answer naming a key twice adds it once.
+    added = list({(s.name, s.key_id): s for s in note.parse_signature_lines(lines)}.values())
     fresh = {(s.name, s.key_id) for s in added}
     merged = [s for s in kept if (s.name, s.key_id) not in fresh] + added
     return note.sign(text, [], keep=merged)

@@ -268,9 +268,8 @@ def verify_inclusion(
             raise ProofError(f"inclusion proof is too long: {len(path)} hashes")
         if fn & 1 or fn == sn:
             r = node_hash(p, r)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn, sn = fn >> 1, sn >> 1
+            while fn and not fn & 1:
+                fn, sn = fn >> 1, sn >> 1
         else:
             r = node_hash(r, p)
         fn, sn = fn >> 1, sn >> 1
@@ -316,9 +315,8 @@ def verify_consistency(
         if fn & 1 or fn == sn:
             fr = node_hash(c, fr)
             sr = node_hash(c, sr)
-            if not fn & 1:
-                while fn and not fn & 1:
-                    fn, sn = fn >> 1, sn >> 1
+            while fn and not fn & 1:
+                fn, sn = fn >> 1, sn >> 1
         else:
             sr = node_hash(sr, c)
         fn, sn = fn >> 1, sn >> 1

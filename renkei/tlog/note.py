@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 # Signature types of c2sp.org/signed-note ("Signature types").
@@ -157,10 +156,6 @@ def b64decode_exact(text: str) -> bytes:
     return raw
 
 
-def _raw_public(key: ed25519.Ed25519PublicKey) -> bytes:
-    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-
-
 class Ed25519Verifier:
     """Plain Ed25519 note signatures (type 0x01) over the note text."""
 
@@ -169,7 +164,7 @@ class Ed25519Verifier:
             raise MalformedKeyError(f"invalid key name {name!r}")
         self._name = name
         self._public_key = public_key
-        self._key_id = key_id(name, ALG_ED25519, _raw_public(public_key))
+        self._key_id = key_id(name, ALG_ED25519, public_key.public_bytes_raw())
 
     @property
     def name(self) -> str:
@@ -191,7 +186,7 @@ class Ed25519Verifier:
         return True
 
     def verifier_key(self) -> str:
-        return format_verifier_key(self._name, ALG_ED25519, _raw_public(self._public_key))
+        return format_verifier_key(self._name, ALG_ED25519, self._public_key.public_bytes_raw())
 
 
 class Ed25519Signer:
@@ -202,7 +197,7 @@ class Ed25519Signer:
             raise MalformedKeyError(f"invalid key name {name!r}")
         self._name = name
         self._private_key = private_key
-        self._key_id = key_id(name, ALG_ED25519, _raw_public(private_key.public_key()))
+        self._key_id = key_id(name, ALG_ED25519, private_key.public_key().public_bytes_raw())
 
     @classmethod
     def generate(cls, name: str) -> Ed25519Signer:
@@ -224,11 +219,7 @@ class Ed25519Signer:
 
     def signer_key(self) -> str:
         """The PRIVATE+KEY+... string Go's note.NewSigner reads; it is a secret."""
-        seed = self._private_key.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
+        seed = self._private_key.private_bytes_raw()
         return "PRIVATE+KEY+" + format_verifier_key(self._name, ALG_ED25519, seed, self._key_id)
 
 

@@ -233,6 +233,13 @@ def test_a_new_answer_replaces_the_witness_s_old_line_and_keeps_the_order() -> N
     assert cp.cosignature_time(lines[-1]) == NOW + 60
 
 
+def test_an_answer_naming_a_witness_twice_adds_its_line_once() -> None:
+    signed = cp.CheckpointSigner(LOG).sign(5, ROOT)
+    answer = cp.cosignature_lines(signed, LOG.verifier(), WITNESS)
+    _, lines = note.parse(cp.add_cosignatures(signed, answer + answer))
+    assert [s.name for s in lines] == [ORIGIN, WITNESS.name]
+
+
 @pytest.mark.parametrize(
     ("answer", "match"),
     [
@@ -383,6 +390,9 @@ def test_formats_own_vectors_parse_where_the_hash_is_32_bytes() -> None:
         ({"extensions": ("",)}, "line 4"),
         ({"extensions": ("a", "b\nc")}, "line 5"),
         ({"origin": "tab\tlog"}, "control character"),
+        # True is an int, but would be written "True": no reader parses that size.
+        ({"size": True}, "must be an int"),
+        ({"root_hash": "x" * 32}, "must be an int, the root hash bytes"),
     ],
 )
 def test_a_checkpoint_no_reader_would_accept_cannot_be_made(
