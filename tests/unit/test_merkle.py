@@ -2,8 +2,9 @@
 
 The oracle is a from-scratch transcription of RFC 9162's recursive definitions
 (MTH, PATH, SUBPROOF) over lists, and of what a verifier of those definitions
-must conclude: code that shares nothing with the library, fast enough for the
-trees of up to 64 leaves it is asked about. Known answers from another
+must conclude: code that shares nothing with the library. It checks every
+proof of the trees of up to 64 leaves, and the proofs the property tests draw
+from trees of up to 3000. Known answers from another
 implementation are in test_merkle_vectors.py.
 """
 
@@ -219,6 +220,8 @@ def test_inclusion_proofs_verify_and_any_change_fails(
     proof = merkle.stored_inclusion_proof(STORE, index, size)
     root = merkle.stored_root(STORE, size)
     assert proof == merkle.inclusion_proof(LEAVES, index, size)
+    # Beyond the exhaustive small trees too, the proof is RFC 9162's PATH itself.
+    assert proof == ref_path(index, ENTRIES[:size])
     assert root == merkle.root(LEAVES[:size])
     merkle.verify_inclusion(LEAVES[index], index, size, proof, root)
 
@@ -254,6 +257,7 @@ def test_consistency_proofs_verify_and_any_change_fails(
     old, new = sizes
     proof = merkle.stored_consistency_proof(STORE, old, new)
     assert proof == merkle.consistency_proof(LEAVES, old, new)
+    assert proof == ref_subproof(old, ENTRIES[:new], True)  # RFC 9162's PROOF itself
     old_root, new_root = merkle.stored_root(STORE, old), merkle.stored_root(STORE, new)
     merkle.verify_consistency(old, new, old_root, new_root, proof)
 
