@@ -83,18 +83,14 @@ class RpcInterceptor(_ServerInterceptor):
             response_serializer=handler.response_serializer,
         )
 
-    def _enter(self, context: Context) -> tuple[Any, Any]:
-        """Set this call's correlation id and caller; the tokens ``_leave`` resets."""
+    def _enter(self, context: Context, tokens: list[Any]) -> None:
+        """Set this call's correlation id, then its caller, each token into ``tokens`` as
+        soon as it is set: a caller refused here (a revoked certificate) is logged under
+        the call's correlation id, and ``_leave`` resets whatever was set."""
         cid, claimed = _metadata_of(context)
-        token = correlation_id.set((cid or new_correlation_id())[:64])
-        try:
-            identity = resolve(
-                context, claimed, insecure_development=self._insecure, trust=self._trust
-            )
-        except RenkeiError:  # a revoked certificate: refused, the correlation id logged
-            correlation_id.reset(token)
-            raise
-        return token, set_caller(identity)
+        tokens.append(correlation_id.set((cid or new_correlation_id())[:64]))
+        identity = resolve(context, claimed, insecure_development=self._insecure, trust=self._trust)
+        tokens.append(set_caller(identity))
 
     def _around_call(
         self,
@@ -105,17 +101,16 @@ class RpcInterceptor(_ServerInterceptor):
     ) -> Callable[[Any, Context], Awaitable[Any]]:
         async def call(request: Any, context: Context) -> Any:
             started = time.perf_counter()
-            tokens = None
+            tokens: list[Any] = []
             try:
-                tokens = self._enter(context)
+                self._enter(context, tokens)
                 response = await behavior(_admit(request, streams_in, refusal), context)
             except RenkeiError as err:
                 await _refuse(context, err, name, started)
             except Exception as err:
                 await _fail(context, name, err)
             finally:
-                if tokens is not None:
-                    _leave(tokens)
+                _leave(tokens)
             _ok(name, started)
             return response
 
@@ -130,9 +125,9 @@ class RpcInterceptor(_ServerInterceptor):
     ) -> Callable[[Any, Context], AsyncIterator[Any]]:
         async def stream(request: Any, context: Context) -> AsyncIterator[Any]:
             started = time.perf_counter()
-            tokens = None
+            tokens: list[Any] = []
             try:
-                tokens = self._enter(context)
+                self._enter(context, tokens)
                 async for response in behavior(_admit(request, streams_in, refusal), context):
                     yield response
             except RenkeiError as err:
@@ -140,8 +135,7 @@ class RpcInterceptor(_ServerInterceptor):
             except Exception as err:
                 await _fail(context, name, err)
             finally:
-                if tokens is not None:
-                    _leave(tokens)
+                _leave(tokens)
             _ok(name, started)
 
         return stream
@@ -180,9 +174,12 @@ def _undecodable(deserializer: Callable[[bytes], Any] | None) -> Callable[[], In
     return functools.partial(InvalidArgument, "REQUEST_UNDECODABLE", message)
 
 
-def _leave(tokens: tuple[Any, Any]) -> None:
-    correlation_id.reset(tokens[0])
-    reset_caller(tokens[1])
+def _leave(tokens: list[Any]) -> None:
+    """Reset what ``_enter`` set: the caller (if it got that far), then the correlation id."""
+    if len(tokens) > 1:
+        reset_caller(tokens[1])
+    if tokens:
+        correlation_id.reset(tokens[0])
 
 
 def _admit(request: Any, streams_in: bool, refusal: Callable[[], InvalidArgument]) -> Any:
