@@ -10,6 +10,7 @@ from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from renkei.layout.v1 import layout_pb2 as _layout_pb2
+from renkei.log.v1 import log_pb2 as _log_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -62,6 +63,7 @@ class ProvideRequest(_message.Message):
     REQUESTER_SEALING_PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     REQUESTER_EXCHANGE_CERTIFICATE_FIELD_NUMBER: _builtins.int
     QUERY_SIGNATURE_FIELD_NUMBER: _builtins.int
+    LOG_RECEIPT_FIELD_NUMBER: _builtins.int
     serial: _builtins.int
     """The hub's serial number for the exchange."""
     requester_agency_id: _builtins.str
@@ -95,6 +97,10 @@ class ProvideRequest(_message.Message):
     """The requester's signature over sealed_query (HubService RelayRequest)."""
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def log_receipt(self) -> _log_pb2.LogReceipt:
+        """The exchange's entry in the hub's log, durable before this call."""
+
     def __init__(
         self,
         *,
@@ -108,10 +114,11 @@ class ProvideRequest(_message.Message):
         requester_sealing_public_key: _builtins.bytes = ...,
         requester_exchange_certificate: _builtins.bytes = ...,
         query_signature: _builtins.bytes = ...,
+        log_receipt: _log_pb2.LogReceipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["log_receipt", b"log_receipt", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "legal_basis_item", b"legal_basis_item", "link_code", b"link_code", "query_signature", b"query_signature", "requester_agency_id", b"requester_agency_id", "requester_exchange_certificate", b"requester_exchange_certificate", "requester_sealing_public_key", b"requester_sealing_public_key", "sealed_query", b"sealed_query", "serial", b"serial", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["info_kind", b"info_kind", "legal_basis_item", b"legal_basis_item", "link_code", b"link_code", "log_receipt", b"log_receipt", "query_signature", b"query_signature", "requester_agency_id", b"requester_agency_id", "requester_exchange_certificate", b"requester_exchange_certificate", "requester_sealing_public_key", b"requester_sealing_public_key", "sealed_query", b"sealed_query", "serial", b"serial", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -459,22 +466,28 @@ class BulkProvideItem(_message.Message):
     SERIAL_FIELD_NUMBER: _builtins.int
     INDEX_FIELD_NUMBER: _builtins.int
     LINK_CODE_FIELD_NUMBER: _builtins.int
+    LOG_RECEIPT_FIELD_NUMBER: _builtins.int
     serial: _builtins.int
     """The hub's serial for this person's exchange."""
     index: _builtins.int
     """The person's position in the requester's request (and sealed queries)."""
     link_code: _builtins.str
     """The provider's own link code, computed by the hub for this exchange only."""
+    @_builtins.property
+    def log_receipt(self) -> _log_pb2.LogReceipt:
+        """This person's exchange entry in the hub's log, as in ProvideRequest."""
+
     def __init__(
         self,
         *,
         serial: _builtins.int = ...,
         index: _builtins.int = ...,
         link_code: _builtins.str = ...,
+        log_receipt: _log_pb2.LogReceipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["log_receipt", b"log_receipt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "link_code", b"link_code", "serial", b"serial"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["index", b"index", "link_code", b"link_code", "log_receipt", b"log_receipt", "serial", b"serial"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from renkei.log.v1 import log_pb2 as _log_pb2
 import builtins as _builtins
 import sys
 import typing as _typing
@@ -229,6 +230,7 @@ class RelayResponse(_message.Message):
     SEALED_ANSWER_FIELD_NUMBER: _builtins.int
     TICKET_FIELD_NUMBER: _builtins.int
     ANSWER_SIGNATURE_FIELD_NUMBER: _builtins.int
+    LOG_RECEIPTS_FIELD_NUMBER: _builtins.int
     serial: _builtins.int
     """Serial number of the exchange (R23 (1)); every party's log row carries it."""
     sealed_answer: _builtins.bytes
@@ -248,6 +250,12 @@ class RelayResponse(_message.Message):
     def time(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def citation(self) -> Global___Citation: ...
+    @_builtins.property
+    def log_receipts(self) -> _containers.RepeatedCompositeFieldContainer[_log_pb2.LogReceipt]:
+        """Where the hub's log holds this exchange: its exchange entry, then its
+        outcome entry (renkei.log.v1.LogService proves both are in the tree).
+        """
+
     def __init__(
         self,
         *,
@@ -257,10 +265,11 @@ class RelayResponse(_message.Message):
         sealed_answer: _builtins.bytes = ...,
         ticket: _builtins.str = ...,
         answer_signature: _builtins.bytes = ...,
+        log_receipts: _abc.Iterable[_log_pb2.LogReceipt] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation", "time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_signature", b"answer_signature", "citation", b"citation", "sealed_answer", b"sealed_answer", "serial", b"serial", "ticket", b"ticket", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_signature", b"answer_signature", "citation", b"citation", "log_receipts", b"log_receipts", "sealed_answer", b"sealed_answer", "serial", b"serial", "ticket", b"ticket", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -696,21 +705,27 @@ class BulkRelayResult(_message.Message):
 
     SERIAL_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    LOG_RECEIPTS_FIELD_NUMBER: _builtins.int
     serial: _builtins.int
     """The exchange's serial in the hub's log (each person has one)."""
     @_builtins.property
     def error(self) -> Global___BulkItemError:
         """Unset when answered (the answer is in sealed_answers under this serial)."""
 
+    @_builtins.property
+    def log_receipts(self) -> _containers.RepeatedCompositeFieldContainer[_log_pb2.LogReceipt]:
+        """This person's entries in the hub's log, as in RelayResponse."""
+
     def __init__(
         self,
         *,
         serial: _builtins.int = ...,
         error: Global___BulkItemError | None = ...,
+        log_receipts: _abc.Iterable[_log_pb2.LogReceipt] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "serial", b"serial"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "log_receipts", b"log_receipts", "serial", b"serial"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

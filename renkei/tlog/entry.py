@@ -1,0 +1,177 @@
+"""The hub log's entries: what a leaf of the verifiable log commits to.
+
+An entry is canonical JSON (RFC 8785 for what it holds: string and integer
+values, keys sorted, no whitespace, UTF-8), always with every key, so that the
+same event has exactly one encoding and anybody can rebuild a leaf from what
+they were shown. ``salt`` (16 random bytes, base64) makes the published leaf
+hash reveal nothing: without the entry nobody can test a guess of who was
+looked up.
+
+Kinds: ``exchange`` (fields (1)-(6) of an exchange as it began, its policy
+version and, for one refused at once, its outcome), ``outcome`` (the outcome
+of the exchange ``serial`` names), ``fetch`` (an answer-later fetch of that
+exchange's answer) and ``purge`` (entries removed under retention).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from dataclasses import dataclass, fields
+from datetime import UTC, datetime
+
+from renkei.tlog import merkle
+
+VERSION = 1
+SALT_BYTES = 16
+EXCHANGE = "exchange"
+OUTCOME = "outcome"
+FETCH = "fetch"
+PURGE = "purge"
+KINDS = frozenset({EXCHANGE, OUTCOME, FETCH, PURGE})
+# An entry far larger than any the hub writes is refused before it is parsed.
+MAX_ENTRY_BYTES = 4096
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_KEYS = (
+    "info_kind",
+    "kind",
+    "legal_basis_item",
+    "logged_at",
+    "outcome",
+    "person",
+    "policy_version",
+    "provider",
+    "reason",
+    "requester",
+    "salt",
+    "serial",
+    "v",
+)
+
+
+class EntryError(ValueError):
+    """Bytes that are not an entry in its one canonical encoding."""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    kind: str
+    serial: int
+    logged_at: datetime
+    requester: str
+    provider: str
+    salt: bytes
+    legal_basis_item: str = ""
+    info_kind: str = ""
+    policy_version: str = ""
+    person: str = ""  # the person key (hub_server.linkage.person_key), "" when unknown
+    outcome: str = ""
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise EntryError(f"kind: {self.kind!r} is not one of {sorted(KINDS)}")
+        if type(self.serial) is not int or self.serial < 0:
+            raise EntryError(f"serial: {self.serial!r} is not a non-negative integer")
+        if len(self.salt) != SALT_BYTES:
+            raise EntryError(f"salt: {len(self.salt)} bytes, not {SALT_BYTES}")
+        if self.logged_at.tzinfo is None:
+            raise EntryError("logged_at: a time without a zone")
+
+    def encode(self) -> bytes:
+        doc = {
+            "info_kind": self.info_kind,
+            "kind": self.kind,
+            "legal_basis_item": self.legal_basis_item,
+            "logged_at": self.logged_at.astimezone(UTC).strftime(_TIME_FORMAT),
+            "outcome": self.outcome,
+            "person": self.person,
+            "policy_version": self.policy_version,
+            "provider": self.provider,
+            "reason": self.reason,
+            "requester": self.requester,
+            "salt": base64.b64encode(self.salt).decode("ascii"),
+            "serial": self.serial,
+            "v": VERSION,
+        }
+        return _canonical(doc)
+
+    def leaf_hash(self) -> bytes:
+        return merkle.leaf_hash(self.encode())
+
+    @classmethod
+    def decode(cls, data: bytes) -> Entry:
+        """The entry ``data`` encodes; EntryError naming what is wrong otherwise."""
+        if len(data) > MAX_ENTRY_BYTES:
+            raise EntryError(f"{len(data)} bytes, more than {MAX_ENTRY_BYTES}")
+        try:
+            doc = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as err:
+            raise EntryError(f"not JSON: {err}") from None
+        if not isinstance(doc, dict):
+            raise EntryError("not a JSON object")
+        if tuple(sorted(doc)) != _KEYS:
+            missing = sorted(set(_KEYS) - set(doc))
+            extra = sorted(set(doc) - set(_KEYS))
+            raise EntryError(f"keys: missing {missing}, unknown {extra}")
+        if doc["v"] != VERSION:
+            raise EntryError(f"v: version {doc['v']!r}, not {VERSION}")
+        for key in _KEYS:
+            if key not in ("serial", "v") and not isinstance(doc[key], str):
+                raise EntryError(f"{key}: not a string")
+        try:
+            logged_at = datetime.strptime(doc["logged_at"], _TIME_FORMAT).replace(tzinfo=UTC)
+        except ValueError:
+            raise EntryError(f"logged_at: {doc['logged_at']!r} is not {_TIME_FORMAT}") from None
+        try:
+            salt = base64.b64decode(doc["salt"], validate=True)
+        except (binascii.Error, ValueError):
+            raise EntryError("salt: not base64") from None
+        entry = cls(
+            kind=doc["kind"],
+            serial=doc["serial"],
+            logged_at=logged_at,
+            requester=doc["requester"],
+            provider=doc["provider"],
+            salt=salt,
+            legal_basis_item=doc["legal_basis_item"],
+            info_kind=doc["info_kind"],
+            policy_version=doc["policy_version"],
+            person=doc["person"],
+            outcome=doc["outcome"],
+            reason=doc["reason"],
+        )
+        if entry.encode() != data:
+            raise EntryError("not in its canonical encoding")
+        return entry
+
+    def entitled(self, agency_id: str) -> bool:
+        """May this agency see the entry? Only its requester and its provider may."""
+        return agency_id in (self.requester, self.provider)
+
+
+def new_salt() -> bytes:
+    return os.urandom(SALT_BYTES)
+
+
+def differences(ours: Entry, theirs: Entry) -> list[str]:
+    """The names of the fields in which two entries differ, in the entry's order."""
+    return [f.name for f in fields(Entry) if getattr(ours, f.name) != getattr(theirs, f.name)]
+
+
+def describe(data: bytes) -> str:
+    """A short description for messages: kind and serial, or why the bytes are no entry."""
+    try:
+        entry = Entry.decode(data)
+    except EntryError as err:
+        return f"an undecodable entry ({err})"
+    return f"the {entry.kind} entry of serial {entry.serial}"
+
+
+def _canonical(doc: dict[str, object]) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode(
+        "utf-8"
+    )
