@@ -5,16 +5,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import grpc
+
 from hub_server import keys
+from hub_server.checkpoints import Checkpointer, Witness
 from hub_server.config import HubConfig
 from hub_server.directory import Directory
 from hub_server.id_issuer_client import GrpcIdIssuer
 from hub_server.linkage import Hub
+from hub_server.log_servicer import LogServicer
 from hub_server.log_store import AsyncHubLog, SqlHubLog
+from hub_server.log_tree import TreeReader
 from hub_server.policy_versions import PolicySet, fingerprint, load_policy
 from hub_server.provider_gateway import GrpcProviderGateway
 from hub_server.rekey_store import RekeyCompletions
@@ -25,11 +31,14 @@ from renkei.errors import RenkeiError
 from renkei.grpcutil.server import ServerHandle, require_tls, start_server
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
 from renkei.keystore import KeyStore, load_master_key
+from renkei.log.v1 import log_pb2, log_pb2_grpc
 from renkei.logs import event
 from renkei.runner import serve_until_signalled
+from renkei.tlog import checkpoint, note
 
 _log = logging.getLogger("hub_server")
 SERVICE_NAME = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
+LOG_SERVICE_NAME = log_pb2.DESCRIPTOR.services_by_name["LogService"].full_name
 
 
 class StoreKeyAdmin:
@@ -72,6 +81,9 @@ class HubServer:
     key_admin: StoreKeyAdmin
     refresher: asyncio.Task[None]
     id_issuer: GrpcIdIssuer | None
+    # The verifiable log's checkpoints (None with the tree off).
+    checkpointer: Checkpointer | None = None
+    checkpointing: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -79,6 +91,10 @@ class HubServer:
 
     async def stop(self, grace: float | None = None) -> None:
         self.refresher.cancel()
+        if self.checkpointing is not None:
+            self.checkpointing.cancel()
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
         await self.gateway.close()
         if self.id_issuer is not None:
@@ -164,6 +180,20 @@ async def create_server(config: HubConfig) -> HubServer:
     if interrupted:
         event(_log, "closed log rows left pending by a previous run", rows=interrupted)
     log = AsyncHubLog(repo)
+    checkpointer = None
+    if repo.tree is not None:
+        tree_writer = repo.tree
+        signer = keys.checkpoint_signer(store, config.log.origin)
+        checkpointer = Checkpointer(
+            lambda: tree_writer.head,
+            TreeReader(engine),
+            checkpoint.CheckpointSigner(signer),
+            signer.verifier(),
+            witnesses_of(config),
+            # Its own thread: signing and witnessing never wait behind the log's writes.
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="hub-checkpoints"),
+            config.log.checkpoint_interval_seconds,
+        )
     gateway = GrpcProviderGateway(
         config.tls,
         insecure_development=config.insecure_development,
@@ -186,12 +216,28 @@ async def create_server(config: HubConfig) -> HubServer:
         log_margin=config.log_margin_seconds,
     )
     servicer = HubServicer(hub)
+    services = [SERVICE_NAME]
+    log_servicer: LogServicer | None = None
+    if checkpointer is not None:
+        await log.flush()  # rows closed at start are in the tree before its first checkpoint
+        await checkpointer.start()
+        await checkpointer.step()
+        assert repo.tree is not None
+        tree_writer = repo.tree
+        log_servicer = LogServicer(TreeReader(engine), checkpointer, lambda: tree_writer.head[0])
+        services.append(LOG_SERVICE_NAME)
+
+    def register(server: grpc.aio.Server) -> None:
+        hub_pb2_grpc.add_HubServiceServicer_to_server(servicer, server)
+        if log_servicer is not None:
+            log_pb2_grpc.add_LogServiceServicer_to_server(log_servicer, server)
+
     handle = await start_server(
         name="hub",
         bind=config.listen,
         tls=config.tls,
-        register=lambda server: hub_pb2_grpc.add_HubServiceServicer_to_server(servicer, server),
-        services=[SERVICE_NAME],
+        register=register,
+        services=services,
         insecure_development=config.insecure_development,
     )
     try:
@@ -201,7 +247,25 @@ async def create_server(config: HubConfig) -> HubServer:
     refresher = asyncio.create_task(
         watch(hub, key_admin, config.key_refresh_seconds, config.policy_path)
     )
-    return HubServer(config, hub, handle, log, gateway, key_admin, refresher, id_issuer)
+    checkpointing = asyncio.create_task(checkpointer.run()) if checkpointer is not None else None
+    return HubServer(
+        config,
+        hub,
+        handle,
+        log,
+        gateway,
+        key_admin,
+        refresher,
+        id_issuer,
+        checkpointer,
+        checkpointing,
+    )
+
+
+def witnesses_of(config: HubConfig) -> list[tuple[Witness, note.Verifier]]:
+    if config.log.witnesses:
+        raise ConfigError("[log] witness: not wired yet")
+    return []
 
 
 async def serve(config_path: Path, port_file: Path | None = None) -> None:

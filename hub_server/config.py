@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,10 @@ from renkei.config_util import (
     tls_files,
 )
 from renkei.pki import TlsFiles
+from renkei.tlog import checkpoint, note
+
+# The log's name: its checkpoints' origin line and its key's name.
+DEFAULT_ORIGIN = "log.hub.renkei.internal"
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,9 @@ class HubConfig:
     # Base64 of the ID issuer's Ed25519 public key: sealed ID codes must carry its
     # signature (renkei.id_code_signing). Without it the hub mints no link code.
     id_issuer_signing_public_key: str | None = None
+    # The verifiable log ([log]): its origin line (and checkpoint key name), the
+    # longest a durable entry waits for a signed checkpoint, and the witnesses.
+    log: LogConfig = field(default_factory=lambda: LogConfig())
 
     @classmethod
     def load(cls, config_path: Path) -> HubConfig:
@@ -81,7 +88,66 @@ class HubConfig:
             id_issuer_endpoint=optional_text(hub, "id_issuer_endpoint", where),
             provider_streams=boolean(hub, "provider_streams", where, True),
             id_issuer_signing_public_key=_issuer_key(hub, where),
+            log=LogConfig.load(data, config_path),
         )
+
+
+@dataclass(frozen=True)
+class WitnessEndpoint:
+    url: str
+    # Its cosignature verifier key (vkey): a cosignature that does not verify is not kept.
+    key: str
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    # Off: rows only, no entries, tree or checkpoints (benchmarks compare the two).
+    tree: bool = True
+    origin: str = DEFAULT_ORIGIN
+    checkpoint_interval_seconds: float = 0.5
+    witnesses: tuple[WitnessEndpoint, ...] = ()
+    # tlog-tiles over HTTPS (host:port), off when unset.
+    http_listen: str | None = None
+    # Parties (URIs of their certificates) that may read entry bundles over HTTP.
+    entry_readers: tuple[str, ...] = ("urn:renkei:oversight",)
+
+    @classmethod
+    def load(cls, data: dict[str, Any], config_path: Path) -> LogConfig:
+        raw = data.get("log", {})
+        where = f"{config_path}: [log]"
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{where}: not a table")
+        witnesses = raw.get("witness", [])
+        if not isinstance(witnesses, list) or not all(isinstance(w, dict) for w in witnesses):
+            raise ConfigError(f"{where} witness: an array of tables ([[log.witness]])")
+        origin = text(raw, "origin", where, DEFAULT_ORIGIN)
+        if not note.valid_name(origin):
+            raise ConfigError(f"{where} origin: {origin!r} is not a valid note key name")
+        readers = raw.get("entry_readers", list(cls.entry_readers))
+        if not isinstance(readers, list) or not all(isinstance(r, str) for r in readers):
+            raise ConfigError(f"{where} entry_readers: a list of party URIs")
+        return cls(
+            tree=boolean(raw, "tree", where, True),
+            origin=origin,
+            checkpoint_interval_seconds=number(raw, "checkpoint_interval_seconds", where, 0.5),
+            witnesses=tuple(
+                WitnessEndpoint(
+                    text(w, "url", f"{where} witness[{i}]"),
+                    _witness_key(text(w, "key", f"{where} witness[{i}]"), f"{where} witness[{i}]"),
+                )
+                for i, w in enumerate(witnesses)
+            ),
+            http_listen=optional_text(raw, "http_listen", where),
+            entry_readers=tuple(readers),
+        )
+
+
+def _witness_key(vkey: str, where: str) -> str:
+    try:
+        checkpoint.parse_cosignature_verifier_key(vkey)
+    except ValueError as err:
+        raise ConfigError(f"{where} key: {err}") from None
+    return vkey
 
 
 def _issuer_key(hub: dict[str, Any], where: str) -> str | None:

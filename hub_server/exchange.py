@@ -11,11 +11,12 @@ reaches the provider with one BulkProvide.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from hub_server.policy import Decision
 from renkei.bulk import ItemError
+from renkei.tlog.entry import Receipt
 
 __all__ = [
     "CollectCall",
@@ -47,6 +48,8 @@ class ProvideItem:
     serial: int
     index: int
     link_code: str
+    # The exchange's entry in the hub's log, told to the provider.
+    receipt: Receipt | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +91,8 @@ class RelayResult:
     sealed_answers: bytes
     ticket: str = ""
     answer_signature: bytes = b""
+    # Per serial, its entries in the hub's log: the exchange's, then its outcome's.
+    receipts: Mapping[int, Sequence[Receipt]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +113,5 @@ class FetchResult:
     policy_version: str
     sealed_answer: bytes
     answer_signature: bytes = b""
+    # The fetch's entry in the hub's log.
+    receipt: Receipt | None = None

@@ -2,7 +2,8 @@
 
 Names: ``link/<agency id>`` (AES-256-SIV, 64 bytes, versioned and rotated per
 agency, R11), ``log-index`` (HMAC key for person keys), ``hub-sealing``
-(X25519 private key that sealed ID codes are opened with).
+(X25519 private key that sealed ID codes are opened with), ``log-checkpoint``
+(Ed25519 private key the verifiable log's checkpoints are signed with).
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import timedelta
 
-from cryptography.hazmat.primitives.asymmetric import x25519
+from cryptography.hazmat.primitives.asymmetric import ed25519, x25519
 
 from renkei import codes, sealing
 from renkei.keystore import KeyStore
+from renkei.tlog import note
 
 LINK_PREFIX = "link/"
 LOG_INDEX = "log-index"
 SEALING = "hub-sealing"
+LOG_CHECKPOINT = "log-checkpoint"
 
 
 def provision(store: KeyStore, agency_ids: Iterable[str]) -> None:
@@ -27,6 +30,8 @@ def provision(store: KeyStore, agency_ids: Iterable[str]) -> None:
         store.create(LOG_INDEX)
     if SEALING not in names:
         store.create(SEALING, sealing.private_key_bytes(sealing.generate_private_key()))
+    if LOG_CHECKPOINT not in names:
+        store.create(LOG_CHECKPOINT, ed25519.Ed25519PrivateKey.generate().private_bytes_raw())
     for agency_id in agency_ids:
         if LINK_PREFIX + agency_id not in names:
             store.create(LINK_PREFIX + agency_id, size=codes.SIV_KEY_BYTES)
@@ -60,3 +65,9 @@ def log_index_key(store: KeyStore) -> bytes:
 
 def sealing_key(store: KeyStore) -> x25519.X25519PrivateKey:
     return sealing.load_private_key(store.current(SEALING).material)
+
+
+def checkpoint_signer(store: KeyStore, origin: str) -> note.Ed25519Signer:
+    """The note signer of the log's checkpoints; its key name is the log's origin."""
+    material = store.current(LOG_CHECKPOINT).material
+    return note.Ed25519Signer(origin, ed25519.Ed25519PrivateKey.from_private_bytes(material))

@@ -53,6 +53,7 @@ from renkei.errors import (
     invalid_field,
 )
 from renkei.logs import event
+from renkei.tlog.entry import Receipt
 
 _log = logging.getLogger("hub_server.linkage")
 
@@ -118,7 +119,7 @@ def _ticket_ok(ticket: str) -> bool:
 
 
 async def _log_failure(
-    err: BaseException, finish: Callable[[str, str], Awaitable[None]], tags: dict[str, str]
+    err: BaseException, finish: Callable[[str, str], Awaitable[object]], tags: dict[str, str]
 ) -> None:
     """Complete the rows of an exchange whose provider call failed, however it failed.
 
@@ -273,11 +274,12 @@ class Hub:
         admitted.id_codes.clear()
         # Raises HUB_LOG_UNAVAILABLE when the rows are not durable in time; then
         # nothing is relayed, and the log closes any row that lands later.
-        serials = await self._log.begin_many(
+        begun = await self._log.begin_many(
             admitted.rows, self._log_timeout(time_remaining, entered)
         )
+        serials = [receipt.serial for receipt in begun]
         if admitted.refusal is not None and mode.refuses_as_status:
-            admitted.refusal.metadata.update(mode.tags(serials))
+            admitted.refusal.metadata.update(mode.tags(serials, begun))
             raise admitted.refusal
         if not decision.approved:
             mode.denied(serials, decision.reason)
@@ -285,13 +287,13 @@ class Hub:
                 decision.reason,
                 decision.message,
                 {
-                    **mode.tags(serials),
+                    **mode.tags(serials, begun),
                     "legal_basis_item": decision.item,
                     "policy_version": decision.policy_version,
                 },
             )
         items = [
-            ProvideItem(serials[i], i, code)
+            ProvideItem(serials[i], i, code, begun[i])
             for i, code in zip(admitted.relay_at, provider_codes, strict=True)
         ]
         del provider_codes
@@ -346,13 +348,20 @@ class Hub:
                 if outcome is None
                 else (item.serial, outcome.code, outcome.reason)
             )
+        outcome_receipts: list[Receipt] = []
         if finished:
             try:
-                await self._log.finish_many(finished, self._log_timeout(time_remaining, entered))
+                outcome_receipts = await self._log.finish_many(
+                    finished, self._log_timeout(time_remaining, entered)
+                )
             except RenkeiError as err:  # HUB_LOG_UNAVAILABLE: never OK without the outcome row
                 err.metadata.update(mode.tags(serials))
                 raise
         mode.relayed(serials, len(items))
+        receipts: dict[int, list[Receipt]] = {r.serial: [r] for r in begun if r.entry}
+        for r in outcome_receipts:
+            if r.entry:
+                receipts.setdefault(r.serial, []).append(r)
         return RelayResult(
             started,
             decision,
@@ -360,6 +369,7 @@ class Hub:
             provided.sealed_answers,
             provided.ticket,
             provided.answer_signature,
+            receipts,
         )
 
     def _left(self, time_remaining: float | None, entered: float) -> float | None:
@@ -519,7 +529,7 @@ class Hub:
         # The provider honoured its single-use ticket: the answer is passed on even
         # when this write is late (the exchange's row is durable; the fetch is kept
         # and logged when the database is back), else it would be lost for good.
-        await self._log.record_fetch(serial, OK, "", log_timeout(), keep=True)
+        receipt = await self._log.record_fetch(serial, OK, "", log_timeout(), keep=True)
         event(_log, "pending answer fetched", serial=serial)
         return FetchResult(
             serial,
@@ -527,6 +537,7 @@ class Hub:
             row.entry.policy_version,
             sealed_answer,
             answer_signature,
+            receipt if receipt is not None and receipt.entry else None,
         )
 
     # -- binding ----------------------------------------------------------

@@ -21,10 +21,14 @@ from typing import Protocol, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from hub_server.log_tree import Leaf, TreeWriter
+from hub_server.log_tree import metadata as tree_metadata
 from renkei.db import UtcDateTime
 from renkei.errors import RenkeiError, Unavailable
 from renkei.group_commit import GroupCommit
 from renkei.logs import event
+from renkei.tlog import entry as tlog_entry
+from renkei.tlog.entry import Receipt
 
 _log = logging.getLogger("hub_server.log_store")
 R = TypeVar("R")
@@ -128,12 +132,12 @@ class HubLogRepository(Protocol):
     def add_aliases(self, pairs: list[tuple[str, str]]) -> None: ...
     def rows(self, limit: int = 1000) -> list[LogRow]: ...
     def mark_interrupted(self) -> int: ...
-    def apply(self, ops: list[LogOp]) -> list[int]: ...
+    def apply(self, ops: list[LogOp]) -> list[Receipt]: ...
     def row(self, serial: int) -> LogRow | None: ...
-    def record_fetch(self, serial: int, outcome: str, reason: str) -> None: ...
+    def record_fetch(self, serial: int, outcome: str, reason: str) -> Receipt: ...
     def fetches(self, serial: int) -> list[tuple[datetime, str, str]]: ...
-    def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[int]: ...
-    def finish_many(self, outcomes: list[tuple[int, str, str]]) -> None: ...
+    def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[Receipt]: ...
+    def finish_many(self, outcomes: list[tuple[int, str, str]]) -> list[Receipt]: ...
     def close(self) -> None: ...
 
 
@@ -142,12 +146,25 @@ def _now() -> datetime:
 
 
 class SqlHubLog:
-    def __init__(self, engine: Engine) -> None:
+    """The hub's log on SQL: the rows (the query index) and, with ``tree``, the record.
+
+    With the tree on, every write also appends its entries (renkei.tlog.entry)
+    and their Merkle nodes in the same transaction (log_tree), and returns
+    their receipts; an outcome is an entry of its own naming its serial.
+    """
+
+    def __init__(self, engine: Engine, *, tree: bool = True) -> None:
         self._engine = engine
-        # apply's own connection, kept between batches: no pool checkout and
-        # ping per transaction. Only the log's writer thread calls apply.
+        # The writer's own connection, kept between batches: no pool checkout and
+        # ping per transaction. Only the log's writer thread writes.
         self._writer: sa.Connection | None = None
+        self.tree = TreeWriter() if tree else None
+        # Requester and provider of the exchanges begun and not yet finished,
+        # for their outcome entries without a read (a miss reads the row).
+        self._parties: dict[int, tuple[str, str]] = {}
         metadata.create_all(engine)
+        if tree:
+            tree_metadata.create_all(engine)
 
     def close(self) -> None:
         if self._writer is not None:
@@ -159,37 +176,34 @@ class SqlHubLog:
         return self._engine
 
     def begin(self, entry: LogEntry) -> int:
-        return self._insert(entry, PENDING, "", None)
+        return self.apply([Begin(entry)])[0].serial
 
     def record(self, entry: LogEntry, outcome: str, reason: str) -> int:
-        return self._insert(entry, outcome, reason, _now())
-
-    def _insert(
-        self, entry: LogEntry, outcome: str, reason: str, completed: datetime | None
-    ) -> int:
-        with self._engine.begin() as conn:
-            result = conn.execute(
-                hub_log.insert().values(
-                    **_entry_values(entry),
-                    outcome=outcome,
-                    reason=reason,
-                    completed_at=completed,
-                )
-            )
-            key = result.inserted_primary_key
-            assert key is not None
-            return int(key[0])
+        return self.apply([Record(entry, outcome, reason)])[0].serial
 
     def finish(self, serial: int, outcome: str, reason: str) -> None:
-        with self._engine.begin() as conn:
-            conn.execute(
-                hub_log.update()
-                .where(hub_log.c.serial == serial, hub_log.c.outcome == PENDING)
-                .values(outcome=outcome, reason=reason, completed_at=_now())
-            )
+        self.apply([Finish(serial, outcome, reason)])
 
-    def apply(self, ops: list[LogOp]) -> list[int]:
-        """Write ``ops`` in one transaction: serials for inserts, 0 for finishes.
+    def _write(self, work: Callable[[sa.Connection], R]) -> R:
+        """``work`` in one transaction on the writer's connection, the tree kept in step."""
+        conn = self._writer
+        if conn is None:
+            conn = self._writer = self._engine.connect()
+        try:
+            with conn.begin():
+                result = work(conn)
+        except Exception:
+            # A connection that failed (the database restarted, say) is not reused.
+            self.close()
+            if self.tree is not None:
+                self.tree.failed()
+            raise
+        if self.tree is not None:
+            self.tree.committed()
+        return result
+
+    def apply(self, ops: list[LogOp]) -> list[Receipt]:
+        """Write ``ops`` in one transaction: a receipt per op, in order.
 
         The hot path of every linkage, so each kind of op is one executemany of
         a statement built once. Inserts keep their order (serials follow the
@@ -208,23 +222,79 @@ class SqlHubLog:
                 inserts.append(_insert_values(op.entry, PENDING, "", None))
             else:
                 inserts.append(_insert_values(op.entry, op.outcome, op.reason, now))
-        conn = self._writer
-        if conn is None:
-            conn = self._writer = self._engine.connect()
-        try:
-            with conn.begin():
-                rows = conn.execute(_INSERT, inserts).scalars().all() if inserts else []
+
+        def write(conn: sa.Connection) -> list[Receipt]:
+            serials = [int(s) for s in conn.execute(_INSERT, inserts).scalars()] if inserts else []
+            if self.tree is None:
                 if finishes:
                     conn.execute(_FINISH.values(completed_at=now), finishes)
-        except Exception:
-            # A connection that failed (the database restarted, say) is not reused.
-            self.close()
-            raise
-        serials = iter(rows)
-        return [0 if isinstance(op, Finish) else int(next(serials)) for op in ops]
+                it = iter(serials)
+                return [Receipt(op.serial if isinstance(op, Finish) else next(it)) for op in ops]
+            parties = self._finishing(conn, [op.serial for op in ops if isinstance(op, Finish)])
+            if finishes:
+                conn.execute(_FINISH.values(completed_at=now), finishes)
+            it = iter(serials)
+            leaves: list[Leaf | int] = []
+            for op in ops:
+                if isinstance(op, Finish):
+                    found = parties.pop(op.serial, None)  # a serial finished twice: one entry
+                    leaves.append(
+                        op.serial
+                        if found is None
+                        else _outcome_leaf(op.serial, found, now, op.outcome, op.reason)
+                    )
+                elif isinstance(op, Begin):
+                    leaves.append(_exchange_leaf(next(it), op.entry, PENDING, ""))
+                else:
+                    leaves.append(_exchange_leaf(next(it), op.entry, op.outcome, op.reason))
+            return self._append(conn, leaves)
 
-    def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[int]:
-        """Bulk queries: (entry, outcome, reason) rows in one transaction, serials in order.
+        receipts = self._write(write)
+        if self.tree is not None:
+            for op, receipt in zip(ops, receipts, strict=True):
+                if isinstance(op, Begin):
+                    self._parties[receipt.serial] = (
+                        op.entry.requester_agency_id,
+                        op.entry.provider_agency_id,
+                    )
+        return receipts
+
+    def _finishing(self, conn: sa.Connection, serials: list[int]) -> dict[int, tuple[str, str]]:
+        """(requester, provider) of each serial still PENDING, for its outcome entry."""
+        parties: dict[int, tuple[str, str]] = {}
+        missed: list[int] = []
+        for serial in serials:
+            known = self._parties.pop(serial, None)
+            if known is None:
+                missed.append(serial)
+            else:
+                parties[serial] = known
+        c = hub_log.c
+        for start in range(0, len(missed), _IN_CHUNK):
+            rows = conn.execute(
+                sa.select(c.serial, c.requester_agency_id, c.provider_agency_id).where(
+                    c.serial.in_(missed[start : start + _IN_CHUNK]), c.outcome == PENDING
+                )
+            )
+            parties.update((int(r[0]), (r[1], r[2])) for r in rows)
+        return parties
+
+    def _append(self, conn: sa.Connection, leaves: list[Leaf | int]) -> list[Receipt]:
+        """Appends the leaves to the tree; an int stands for a write with no entry."""
+        assert self.tree is not None
+        real = [leaf for leaf in leaves if isinstance(leaf, Leaf)]
+        at = self.tree.append(conn, real) if real else 0
+        receipts: list[Receipt] = []
+        for leaf in leaves:
+            if isinstance(leaf, Leaf):
+                receipts.append(Receipt(leaf.serial, at, leaf.entry))
+                at += 1
+            else:
+                receipts.append(Receipt(leaf))
+        return receipts
+
+    def begin_many(self, rows: list[tuple[LogEntry, str, str]]) -> list[Receipt]:
+        """Bulk queries: (entry, outcome, reason) rows in one transaction, receipts in order.
 
         Outcome PENDING begins an exchange (completed later by ``finish_many``);
         any other outcome is a complete row (a person refused at the hub).
@@ -232,32 +302,58 @@ class SqlHubLog:
         if not rows:
             return []
         now = _now()
-        if self._engine.dialect.name == "sqlite":
-            with self._engine.begin() as conn:
-                return _insert_sqlite(conn, rows, now)
-        params = [
-            {
-                **_entry_values(entry),
-                "outcome": outcome,
-                "reason": reason,
-                "completed_at": None if outcome == PENDING else now,
-            }
-            for entry, outcome, reason in rows
-        ]
-        with self._engine.begin() as conn:
-            result = conn.execute(
-                hub_log.insert().returning(hub_log.c.serial, sort_by_parameter_order=True),
-                params,
-            )
-            return [int(serial) for serial in result.scalars()]
 
-    def finish_many(self, outcomes: list[tuple[int, str, str]]) -> None:
+        def write(conn: sa.Connection) -> list[Receipt]:
+            if self._engine.dialect.name == "sqlite":
+                serials = _insert_sqlite(conn, rows, now)
+            else:
+                params = [
+                    {
+                        **_entry_values(entry),
+                        "outcome": outcome,
+                        "reason": reason,
+                        "completed_at": None if outcome == PENDING else now,
+                    }
+                    for entry, outcome, reason in rows
+                ]
+                result = conn.execute(
+                    hub_log.insert().returning(hub_log.c.serial, sort_by_parameter_order=True),
+                    params,
+                )
+                serials = [int(serial) for serial in result.scalars()]
+            if self.tree is None:
+                return [Receipt(s) for s in serials]
+            return self._append(
+                conn,
+                [
+                    _exchange_leaf(serial, entry, outcome, reason)
+                    for serial, (entry, outcome, reason) in zip(serials, rows, strict=True)
+                ],
+            )
+
+        receipts = self._write(write)
+        if self.tree is not None:
+            for receipt, (entry, outcome, _) in zip(receipts, rows, strict=True):
+                if outcome == PENDING:
+                    self._parties[receipt.serial] = (
+                        entry.requester_agency_id,
+                        entry.provider_agency_id,
+                    )
+        return receipts
+
+    def finish_many(self, outcomes: list[tuple[int, str, str]]) -> list[Receipt]:
         """Complete many PENDING rows in one transaction, one statement per outcome."""
         groups: dict[tuple[str, str], list[int]] = {}
         for serial, outcome, reason in outcomes:
             groups.setdefault((outcome, reason), []).append(serial)
         now = _now()
-        with self._engine.begin() as conn:
+
+        def write(conn: sa.Connection) -> list[Receipt]:
+            parties = (
+                self._finishing(conn, [serial for serial, _, _ in outcomes])
+                if self.tree is not None
+                else {}
+            )
             for (outcome, reason), serials in groups.items():
                 for start in range(0, len(serials), _IN_CHUNK):
                     conn.execute(
@@ -268,16 +364,47 @@ class SqlHubLog:
                         )
                         .values(outcome=outcome, reason=reason, completed_at=now)
                     )
+            if self.tree is None:
+                return [Receipt(serial) for serial, _, _ in outcomes]
+            leaves: list[Leaf | int] = []
+            for serial, outcome, reason in outcomes:
+                found = parties.pop(serial, None)  # a serial named twice gets one entry
+                leaves.append(
+                    serial if found is None else _outcome_leaf(serial, found, now, outcome, reason)
+                )
+            return self._append(conn, leaves)
+
+        return self._write(write)
 
     def mark_interrupted(self) -> int:
         """Close rows a crash left pending: the exchange's outcome is unknown to the hub."""
-        with self._engine.begin() as conn:
-            result = conn.execute(
+        c = hub_log.c
+
+        def write(conn: sa.Connection) -> int:
+            pending = conn.execute(
+                sa.select(c.serial, c.requester_agency_id, c.provider_agency_id)
+                .where(c.outcome == PENDING)
+                .order_by(c.serial)
+            ).all()
+            if not pending:
+                return 0
+            now = _now()
+            conn.execute(
                 hub_log.update()
-                .where(hub_log.c.outcome == PENDING)
-                .values(outcome=INTERRUPTED, reason="HUB_RESTARTED", completed_at=_now())
+                .where(c.outcome == PENDING)
+                .values(outcome=INTERRUPTED, reason="HUB_RESTARTED", completed_at=now)
             )
-            return int(result.rowcount)
+            if self.tree is not None:
+                self._append(
+                    conn,
+                    [
+                        _outcome_leaf(int(r[0]), (r[1], r[2]), now, INTERRUPTED, "HUB_RESTARTED")
+                        for r in pending
+                    ],
+                )
+            return len(pending)
+
+        return self._write(write)
 
     def rows_for_person(self, person_key: str) -> list[LogRow]:
         """The person's rows under every person key they have had (aliases, both ways)."""
@@ -322,13 +449,36 @@ class SqlHubLog:
         rows = self._select(sa.select(hub_log).where(hub_log.c.serial == serial))
         return rows[0] if rows else None
 
-    def record_fetch(self, serial: int, outcome: str, reason: str) -> None:
-        with self._engine.begin() as conn:
+    def record_fetch(self, serial: int, outcome: str, reason: str) -> Receipt:
+        now = _now()
+
+        def write(conn: sa.Connection) -> Receipt:
             conn.execute(
                 hub_log_fetches.insert().values(
-                    serial=serial, logged_at=_now(), outcome=outcome, reason=reason
+                    serial=serial, logged_at=now, outcome=outcome, reason=reason
                 )
             )
+            if self.tree is None:
+                return Receipt(serial)
+            c = hub_log.c
+            parties = conn.execute(
+                sa.select(c.requester_agency_id, c.provider_agency_id).where(c.serial == serial)
+            ).first()
+            if parties is None:
+                return Receipt(serial)
+            leaf = _leaf(
+                tlog_entry.FETCH,
+                serial,
+                now,
+                parties[0],
+                parties[1],
+                outcome=outcome,
+                reason=reason,
+            )
+            (receipt,) = self._append(conn, [leaf])
+            return receipt
+
+        return self._write(write)
 
     def fetches(self, serial: int) -> list[tuple[datetime, str, str]]:
         """(logged at, outcome, reason) of each fetch of the exchange's answer, in order."""
@@ -357,6 +507,62 @@ def _entry_values(entry: LogEntry) -> dict[str, object]:
         "policy_version": entry.policy_version,
         "person_key": entry.person_key,
     }
+
+
+def _leaf(
+    kind: str,
+    serial: int,
+    at: datetime,
+    requester: str,
+    provider: str,
+    *,
+    person_key: str | None = None,
+    item: str = "",
+    info_kind: str = "",
+    policy_version: str = "",
+    outcome: str = "",
+    reason: str = "",
+) -> Leaf:
+    entry = tlog_entry.Entry(
+        kind=kind,
+        serial=serial,
+        logged_at=at,
+        requester=requester,
+        provider=provider,
+        salt=tlog_entry.new_salt(),
+        legal_basis_item=item,
+        info_kind=info_kind,
+        policy_version=policy_version,
+        person=person_key or "",
+        outcome=outcome,
+        reason=reason,
+    )
+    return Leaf(serial, kind, requester, provider, person_key, entry.encode())
+
+
+def _exchange_leaf(serial: int, entry: LogEntry, outcome: str, reason: str) -> Leaf:
+    """An exchange as it began (PENDING), or complete when it was refused at once."""
+    return _leaf(
+        tlog_entry.EXCHANGE,
+        serial,
+        entry.logged_at,
+        entry.requester_agency_id,
+        entry.provider_agency_id,
+        person_key=entry.person_key,
+        item=entry.legal_basis_item,
+        info_kind=entry.info_kind,
+        policy_version=entry.policy_version,
+        outcome=outcome,
+        reason=reason,
+    )
+
+
+def _outcome_leaf(
+    serial: int, parties: tuple[str, str], at: datetime, outcome: str, reason: str
+) -> Leaf:
+    return _leaf(
+        tlog_entry.OUTCOME, serial, at, parties[0], parties[1], outcome=outcome, reason=reason
+    )
 
 
 _BULK_COLUMNS = (
@@ -560,18 +766,18 @@ class AsyncHubLog:
         self._expired: set[int] = set()  # id() of Begin ops whose waiter timed out
 
     async def begin(self, entry: LogEntry) -> int:
-        return await self._writes.submit(Begin(entry))
+        return (await self._writes.submit(Begin(entry))).serial
 
     async def record(self, entry: LogEntry, outcome: str, reason: str) -> int:
-        return await self._writes.submit(Record(entry, outcome, reason))
+        return (await self._writes.submit(Record(entry, outcome, reason))).serial
 
     async def finish(self, serial: int, outcome: str, reason: str) -> None:
         await self._writes.submit(Finish(serial, outcome, reason))
 
     async def begin_many(
         self, rows: list[tuple[LogEntry, str, str]], timeout: float = WRITE_CEILING_SECONDS
-    ) -> list[int]:
-        """Rows durable together, serials in order; PENDING rows are completed later.
+    ) -> list[Receipt]:
+        """Rows durable together, their receipts in order; PENDING rows are completed later.
 
         One row (a single relay's) shares the group commit with every other
         exchange in flight; a bulk request's rows get a transaction of their own.
@@ -584,7 +790,7 @@ class AsyncHubLog:
         loop = asyncio.get_running_loop()
         timer = loop.call_later(timeout, self._expire, op, done)
         try:
-            serial = await done
+            receipt = await done
         except asyncio.CancelledError:
             if done.cancelled():
                 if _own_timeout():
@@ -593,7 +799,7 @@ class AsyncHubLog:
                 raise  # the caller went away; _orphaned closes the row once it is written
             if done.exception() is None and isinstance(op, Begin):
                 # Written just as the caller went away: nobody will complete it.
-                self._later({done.result(): (CANCELLED, NOT_RELAYED)})
+                self._later({done.result().serial: (CANCELLED, NOT_RELAYED)})
             raise
         except Exception as err:
             self.outage.failed("a row was refused", err)
@@ -602,15 +808,17 @@ class AsyncHubLog:
             timer.cancel()
         if self.outage.since is not None:
             self.outage.recovered()
-        return [serial]
+        return [receipt]
 
-    async def _begin_bulk(self, rows: list[tuple[LogEntry, str, str]], timeout: float) -> list[int]:
+    async def _begin_bulk(
+        self, rows: list[tuple[LogEntry, str, str]], timeout: float
+    ) -> list[Receipt]:
         if not rows:
             return []
         job = self._pool.submit(self.repo.begin_many, rows)
         try:
             async with asyncio.timeout(timeout):
-                serials = await asyncio.shield(asyncio.wrap_future(job))
+                receipts = await asyncio.shield(asyncio.wrap_future(job))
         except (TimeoutError, asyncio.CancelledError) as err:
             timed_out = isinstance(err, TimeoutError)
             if not job.cancel():  # already running: close its PENDING rows once written
@@ -625,19 +833,19 @@ class AsyncHubLog:
             raise log_unavailable(str(err)) from err
         if self.outage.since is not None:
             self.outage.recovered()
-        return serials
+        return receipts
 
     def _close_when_written(
         self, rows: list[tuple[LogEntry, str, str]], close: tuple[str, str]
-    ) -> Callable[[Future[list[int]]], None]:
+    ) -> Callable[[Future[list[Receipt]]], None]:
         loop = asyncio.get_running_loop()
 
-        def closing(job: Future[list[int]]) -> None:  # on the log's thread, or here
+        def closing(job: Future[list[Receipt]]) -> None:  # on the log's thread, or here
             if job.cancelled() or job.exception() is not None:
                 return  # nothing was written
             pending = {
-                s: close
-                for s, (_, outcome, _) in zip(job.result(), rows, strict=True)
+                r.serial: close
+                for r, (_, outcome, _) in zip(job.result(), rows, strict=True)
                 if outcome == PENDING
             }
             loop.call_soon_threadsafe(self._later, pending)
@@ -646,7 +854,7 @@ class AsyncHubLog:
 
     async def finish_many(
         self, outcomes: list[tuple[int, str, str]], timeout: float = WRITE_CEILING_SECONDS
-    ) -> None:
+    ) -> list[Receipt]:
         """Complete PENDING rows: one through the group commit, many in one transaction.
 
         The outcomes are written whether or not the caller still waits: a
@@ -654,14 +862,13 @@ class AsyncHubLog:
         refused or did not take in time are kept and written when it is back.
         """
         if len(outcomes) != 1:
-            await self._finish_bulk(outcomes, timeout)
-            return
+            return await self._finish_bulk(outcomes, timeout)
         ((serial, outcome, reason),) = outcomes
         op = Finish(serial, outcome, reason)
         done = self._writes.submit(op)
         timer = asyncio.get_running_loop().call_later(timeout, self._expire, op, done)
         try:
-            await done
+            receipt = await done
         except asyncio.CancelledError:
             if done.cancelled():
                 # Still queued or in flight: _orphaned keeps it if its batch fails.
@@ -679,19 +886,22 @@ class AsyncHubLog:
             timer.cancel()
         if self.outage.since is not None:
             self.outage.recovered()
+        return [receipt]
 
-    async def _finish_bulk(self, outcomes: list[tuple[int, str, str]], timeout: float) -> None:
+    async def _finish_bulk(
+        self, outcomes: list[tuple[int, str, str]], timeout: float
+    ) -> list[Receipt]:
         if not outcomes:
-            return
+            return []
         job = self._pool.submit(self.repo.finish_many, outcomes)
         try:
             async with asyncio.timeout(timeout):
-                await asyncio.shield(asyncio.wrap_future(job))  # never cancelled: it must land
+                receipts = await asyncio.shield(asyncio.wrap_future(job))  # it must land
         except (TimeoutError, asyncio.CancelledError) as err:
             loop = asyncio.get_running_loop()
             later = {s: (o, r) for s, o, r in outcomes}
 
-            def keep_if_failed(job: Future[None]) -> None:
+            def keep_if_failed(job: Future[list[Receipt]]) -> None:
                 if job.exception() is not None:
                     loop.call_soon_threadsafe(self._later, later)
 
@@ -706,10 +916,11 @@ class AsyncHubLog:
             raise log_unavailable(str(err)) from err
         if self.outage.since is not None:
             self.outage.recovered()
+        return receipts
 
     # -- what callers who went away left behind ------------------------------
 
-    def _expire(self, op: LogOp, done: asyncio.Future[int]) -> None:
+    def _expire(self, op: LogOp, done: asyncio.Future[Receipt]) -> None:
         """The waiter's timeout: noted before the write is let go, so _orphaned knows why."""
         if not done.done():
             if isinstance(op, Begin):
@@ -723,7 +934,7 @@ class AsyncHubLog:
             return True
         return False
 
-    def _orphaned(self, gone: list[tuple[LogOp, int | Exception]]) -> None:
+    def _orphaned(self, gone: list[tuple[LogOp, Receipt | Exception]]) -> None:
         closes: dict[int, tuple[str, str]] = {}
         failure: Exception | None = None
         for op, result in gone:
@@ -734,7 +945,7 @@ class AsyncHubLog:
                 if isinstance(op, Finish):
                     closes[op.serial] = (op.outcome, op.reason)
             elif isinstance(op, Begin):
-                closes[result] = (
+                closes[result.serial] = (
                     (UNAVAILABLE, LOG_UNAVAILABLE) if timed_out else (CANCELLED, NOT_RELAYED)
                 )
         if failure is not None:
@@ -829,11 +1040,11 @@ class AsyncHubLog:
         timeout: float = WRITE_CEILING_SECONDS,
         *,
         keep: bool = False,
-    ) -> None:
+    ) -> Receipt | None:
         """Log a fetch of an exchange's answer. With ``keep``, a fetch the database
-        does not take in time is kept and written when it is back, instead of raised."""
+        does not take in time is kept and written when it is back (None), instead of raised."""
         try:
-            await self._call(
+            return await self._call(
                 "a fetch was refused",
                 self.repo.record_fetch,
                 serial,
@@ -846,6 +1057,7 @@ class AsyncHubLog:
                 raise
             self.unrecorded_fetches.append((serial, outcome, reason))
             self._keep_writing()
+            return None
 
     def close(self) -> None:
         if self._finisher is not None:

@@ -14,6 +14,7 @@ from hub_server.exchange import CollectCall, ProvideCall, Provided
 from hub_server.id_issuer_client import IdKeyState
 from hub_server.log_store import LogEntry, LogRow
 from renkei import codes
+from renkei.tlog.entry import Receipt
 
 
 class HubLog(Protocol):
@@ -29,12 +30,15 @@ class HubLog(Protocol):
 
     async def begin_many(
         self, rows: list[tuple[LogEntry, str, str]], timeout: float = ...
-    ) -> list[int]:
-        """(entry, outcome, reason) rows, serials in order; PENDING rows are completed later."""
+    ) -> list[Receipt]:
+        """(entry, outcome, reason) rows, their receipts (serials) in order; PENDING rows are
+        completed later."""
         ...
 
-    async def finish_many(self, outcomes: list[tuple[int, str, str]], timeout: float = ...) -> None:
-        """Complete PENDING rows: (serial, outcome, reason).
+    async def finish_many(
+        self, outcomes: list[tuple[int, str, str]], timeout: float = ...
+    ) -> list[Receipt]:
+        """Complete PENDING rows: (serial, outcome, reason); the outcome entries' receipts.
 
         The outcomes are written even when the caller is cancelled, and, when
         the database refuses them or is too slow, kept and written when it is back.
@@ -51,7 +55,7 @@ class HubLog(Protocol):
 
     async def record_fetch(
         self, serial: int, outcome: str, reason: str, timeout: float = ..., *, keep: bool = False
-    ) -> None:
+    ) -> Receipt | None:
         """Log one fetch of an exchange's answer. ``keep``: the answer was passed on
         already (its ticket is single-use), so a write that fails is kept and
         written when the database is back rather than raised."""

@@ -12,6 +12,7 @@ from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import RenkeiError, from_rpc_error
 from renkei.grpcutil.client import channel, outgoing_metadata
 from renkei.pki import TlsFiles
+from renkei.tlog import receipt_proto
 
 # A provider restarted (a deployment, a crash) is asked again within a quarter of a second
 # of listening, not after grpc's default backoff (1 s, growing 1.6 times to 120 s), while
@@ -95,6 +96,8 @@ class GrpcProviderGateway:
             requester_exchange_certificate=call.requester_exchange_certificate,
             query_signature=call.query_signature,
         )
+        if item.receipt is not None and item.receipt.leaf_index is not None:
+            request.log_receipt.CopyFrom(receipt_proto.to_proto(item.receipt))
         endpoint = provider.endpoint
         if self._streams_on and endpoint not in self._unary_only:
             stream = self._streams.get(endpoint)
@@ -146,7 +149,14 @@ class GrpcProviderGateway:
             legal_basis_item=call.legal_basis_item,
             item_count=call.item_count,
             items=[
-                comm_pb2.BulkProvideItem(serial=i.serial, index=i.index, link_code=i.link_code)
+                comm_pb2.BulkProvideItem(
+                    serial=i.serial,
+                    index=i.index,
+                    link_code=i.link_code,
+                    log_receipt=receipt_proto.to_proto(i.receipt)
+                    if i.receipt is not None and i.receipt.leaf_index is not None
+                    else None,
+                )
                 for i in call.items
             ],
             sealed_queries=call.sealed_queries,

@@ -9,12 +9,14 @@ deadline budget, outcomes) is shared.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Sequence
 
 from hub_server.exchange import RelayRequest
 from renkei import bulk, limits, validate
 from renkei.logs import event
+from renkei.tlog.entry import Receipt
 
 _log = logging.getLogger("hub_server.linkage")
 
@@ -33,9 +35,13 @@ class SingleRelay:
         validate.blob("sealed_query", req.sealed_queries, max_bytes=limits.MAX_SEALED_QUERY_BYTES)
         validate.blob("query_signature", req.query_signature, max_bytes=limits.MAX_SIGNATURE_BYTES)
 
-    def tags(self, serials: Sequence[int]) -> dict[str, str]:
-        """A refusal's metadata naming the exchange's row."""
-        return {"serial": str(serials[0])}
+    def tags(self, serials: Sequence[int], receipts: Sequence[Receipt] = ()) -> dict[str, str]:
+        """A refusal's metadata naming the exchange's row and, once known, its log entry."""
+        tags = {"serial": str(serials[0])}
+        if receipts and receipts[0].leaf_index is not None:
+            tags["log_leaf_index"] = str(receipts[0].leaf_index)
+            tags["log_entry"] = base64.b64encode(receipts[0].entry).decode("ascii")
+        return tags
 
     def denied(self, serials: Sequence[int], reason: str) -> None:
         event(_log, "relay denied", serial=serials[0], reason=reason)
@@ -60,8 +66,12 @@ class BulkRelay:
         )
         validate.blob("query_signature", req.query_signature, max_bytes=limits.MAX_SIGNATURE_BYTES)
 
-    def tags(self, serials: Sequence[int]) -> dict[str, str]:
-        """A refusal's metadata naming every person's row, in order, as ranges."""
+    def tags(self, serials: Sequence[int], receipts: Sequence[Receipt] = ()) -> dict[str, str]:
+        """A refusal's metadata naming every person's row, in order, as ranges.
+
+        A bulk refusal names no log entries: there may be thousands (noted in
+        docs/verifiable-log.md); the requester finds them by serial.
+        """
         return {"serials": bulk.format_serials(serials)}
 
     def denied(self, serials: Sequence[int], reason: str) -> None:

@@ -13,6 +13,7 @@ from hub_server.policy import Decision
 from renkei.grpcutil.caller import caller_agency
 from renkei.grpcutil.metadata import MAX_ANNOUNCED_BYTES, SERIALS_METADATA_PREFIX
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
+from renkei.tlog import receipt_proto
 
 Context = grpc.aio.ServicerContext[Any, Any]
 
@@ -87,6 +88,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             sealed_answer=result.sealed_answers,
             ticket=result.ticket,
             answer_signature=result.answer_signature,
+            log_receipts=receipt_proto.to_protos(result.receipts.get(serial, ())),
         )
 
     async def BulkRelay(  # gRPC method names are PascalCase
@@ -112,13 +114,17 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             time=when,
             citation=_citation(result.decision),
             results=[
-                hub_pb2.BulkRelayResult(serial=serial)
+                hub_pb2.BulkRelayResult(
+                    serial=serial,
+                    log_receipts=receipt_proto.to_protos(result.receipts.get(serial, ())),
+                )
                 if error is None
                 else hub_pb2.BulkRelayResult(
                     serial=serial,
                     error=hub_pb2.BulkItemError(
                         code=error.code, reason=error.reason, message=error.message
                     ),
+                    log_receipts=receipt_proto.to_protos(result.receipts.get(serial, ())),
                 )
                 for serial, error in result.results
             ],
@@ -140,6 +146,7 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             ),
             sealed_answer=result.sealed_answer,
             answer_signature=result.answer_signature,
+            log_receipt=receipt_proto.to_proto(result.receipt) if result.receipt else None,
         )
 
     async def IssueLinkCode(  # gRPC method names are PascalCase

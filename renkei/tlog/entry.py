@@ -153,6 +153,19 @@ class Entry:
         return agency_id in (self.requester, self.provider)
 
 
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    """Where the hub's log holds a write's entry (proto renkei.log.v1.LogReceipt).
+
+    ``leaf_index`` is None and ``entry`` empty when the hub runs without the
+    tree, or for an outcome that changed nothing (its exchange was complete).
+    """
+
+    serial: int
+    leaf_index: int | None = None
+    entry: bytes = b""
+
+
 def new_salt() -> bytes:
     return os.urandom(SALT_BYTES)
 

@@ -28,6 +28,7 @@ from hub_server.log_store import (
     Record,
     SqlHubLog,
 )
+from renkei.tlog.entry import Receipt
 
 T0 = datetime(2025, 4, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
@@ -332,8 +333,10 @@ def test_apply_mixed_batch_keeps_order_and_finishes_only_named_pending_rows(
             Begin(_entry("pk-e")),
         ]
     )
-    assert results[1] == results[3] == 0
-    inserted = [results[0], results[2], results[4]]
+    # Finishes answer with their serials; every write is an entry of the tree, in order.
+    assert [results[1].serial, results[3].serial] == [first, second]
+    assert [r.leaf_index for r in results] == list(range(2, 7))
+    inserted = [results[0].serial, results[2].serial, results[4].serial]
     assert inserted == sorted(inserted)
     assert inserted[0] > second
     assert [_by_serial(repo, s).entry.person_key for s in inserted] == ["pk-c", "pk-d", "pk-e"]
@@ -345,7 +348,7 @@ def test_apply_mixed_batch_keeps_order_and_finishes_only_named_pending_rows(
     assert (row.outcome, row.reason) == ("UNAVAILABLE", "PROVIDER_UNAVAILABLE")
     assert row.completed_at is not None
     # A second finish of a finished row changes nothing.
-    assert repo.apply([Finish(first, "INTERNAL", "HUB_FAILURE")]) == [0]
+    assert repo.apply([Finish(first, "INTERNAL", "HUB_FAILURE")]) == [Receipt(first)]
     assert _by_serial(repo, first).outcome == OK
 
 
@@ -356,11 +359,13 @@ def test_a_failed_batch_writes_nothing_and_the_next_batch_gets_a_fresh_connectio
     with pytest.raises(sa.exc.IntegrityError):
         repo.apply([Begin(_entry("pk-good")), Begin(bad)])
     assert repo.rows() == []  # the good row of the failed batch is not there either
-    [serial] = repo.apply([Begin(_entry("pk-next"))])
+    [receipt] = repo.apply([Begin(_entry("pk-next"))])
+    serial = receipt.serial
+    assert receipt.leaf_index == 0  # the failed batch took no leaf: the tree has no gap
     assert [r.serial for r in repo.rows()] == [serial]
     repo.close()
     repo.close()  # closing twice is harmless; apply opens a connection again
-    assert repo.apply([Finish(serial, OK, "")]) == [0]
+    assert [(r.serial, r.leaf_index) for r in repo.apply([Finish(serial, OK, "")])] == [(serial, 1)]
     assert _by_serial(repo, serial).outcome == OK
 
 
@@ -372,7 +377,7 @@ class _CountingRepo(SqlHubLog):
         self.batches: list[int] = []
         self.fail_next = False
 
-    def apply(self, ops: list[LogOp]) -> list[int]:
+    def apply(self, ops: list[LogOp]) -> list[Receipt]:
         self.batches.append(len(ops))
         if self.fail_next:
             self.fail_next = False
@@ -412,10 +417,13 @@ def test_one_row_goes_through_the_group_commit_and_many_in_their_own_transaction
             log.begin_many([(_entry("pk-a"), PENDING, "")]),
             log.begin_many([(_entry(None), "INVALID_ARGUMENT", "LINK_CODE_CORRUPT")]),
         )
-        await log.finish_many([(singles[0][0], OK, "")])
-        many = await log.begin_many([(_entry(f"pk-{i}"), PENDING, "") for i in range(3)])
+        await log.finish_many([(singles[0][0].serial, OK, "")])
+        many = [
+            r.serial
+            for r in await log.begin_many([(_entry(f"pk-{i}"), PENDING, "") for i in range(3)])
+        ]
         await log.finish_many([(s, OK, "") for s in many])
-        return list(singles), many
+        return [[r.serial for r in single] for single in singles], many
 
     try:
         singles, many = asyncio.run(run())
@@ -504,7 +512,7 @@ def test_bulk_rows_get_serials_in_order_in_one_transaction_and_finish_by_outcome
     rows = [
         (_entry(f"pk-{i}"), PENDING if i % 3 else DENIED, "" if i % 3 else "X") for i in range(2500)
     ]
-    serials = repo.begin_many(rows)
+    serials = [r.serial for r in repo.begin_many(rows)]
     assert serials == list(range(first + 1, first + 2501))
     stored = {r.serial: r for r in repo.rows(limit=3000)}
     for serial, (entry, outcome, reason) in zip(serials, rows, strict=True):

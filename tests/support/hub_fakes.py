@@ -25,6 +25,7 @@ from hub_server.log_store import PENDING, LogEntry, LogRow
 from hub_server.policy import Item, Provision, TablePolicy
 from hub_server.ports import HubLog
 from renkei import codes
+from renkei.tlog.entry import Receipt
 
 CITY = "city"
 PENSION = "nenkin"
@@ -89,7 +90,7 @@ class FakeHubLog:
 
     async def begin_many(
         self, rows: list[tuple[LogEntry, str, str]], timeout: float = 2.0
-    ) -> list[int]:
+    ) -> list[Receipt]:
         self.timeouts.append(("begin", timeout))
         self._clock.advance(self.slow)
         self._fail()
@@ -106,9 +107,11 @@ class FakeHubLog:
             except asyncio.CancelledError:
                 self._apply([(s, "CANCELLED", "NOT_RELAYED") for s in serials])
                 raise
-        return serials
+        return [Receipt(s) for s in serials]  # the fake keeps no tree: receipts without entries
 
-    async def finish_many(self, outcomes: list[tuple[int, str, str]], timeout: float = 2.0) -> None:
+    async def finish_many(
+        self, outcomes: list[tuple[int, str, str]], timeout: float = 2.0
+    ) -> list[Receipt]:
         self.timeouts.append(("finish", timeout))
         self._clock.advance(self.slow)
         if self.fail_next is not None:
@@ -121,6 +124,7 @@ class FakeHubLog:
                 self._apply(outcomes)
         self._apply(outcomes)
         self._journal.events.append(("finish", [s for s, _, _ in outcomes]))
+        return [Receipt(s) for s, _, _ in outcomes]
 
     def recover(self) -> None:
         """The database is back: the kept outcomes and fetches are written."""
@@ -158,7 +162,7 @@ class FakeHubLog:
 
     async def record_fetch(
         self, serial: int, outcome: str, reason: str, timeout: float = 2.0, *, keep: bool = False
-    ) -> None:
+    ) -> Receipt | None:
         self.timeouts.append(("fetch", timeout))
         self._clock.advance(self.slow)
         try:
@@ -167,8 +171,9 @@ class FakeHubLog:
             if not keep:
                 raise
             self.unrecorded_fetches.append((serial, outcome, reason))
-            return
+            return None
         self._fetches.setdefault(serial, []).append((self._clock(), outcome, reason))
+        return Receipt(serial)
 
     def rows(self) -> list[LogRow]:
         return [self._rows[s] for s in sorted(self._rows)]

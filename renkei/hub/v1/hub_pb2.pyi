@@ -306,6 +306,7 @@ class FetchAnswerResponse(_message.Message):
     CITATION_FIELD_NUMBER: _builtins.int
     SEALED_ANSWER_FIELD_NUMBER: _builtins.int
     ANSWER_SIGNATURE_FIELD_NUMBER: _builtins.int
+    LOG_RECEIPT_FIELD_NUMBER: _builtins.int
     serial: _builtins.int
     sealed_answer: _builtins.bytes
     """The provider's answer sealed (HPKE) to the requester, bound to the serial."""
@@ -313,6 +314,10 @@ class FetchAnswerResponse(_message.Message):
     """The provider's signature over sealed_answer, as in RelayResponse."""
     @_builtins.property
     def citation(self) -> Global___Citation: ...
+    @_builtins.property
+    def log_receipt(self) -> _log_pb2.LogReceipt:
+        """The fetch's entry in the hub's log."""
+
     def __init__(
         self,
         *,
@@ -320,10 +325,11 @@ class FetchAnswerResponse(_message.Message):
         citation: Global___Citation | None = ...,
         sealed_answer: _builtins.bytes = ...,
         answer_signature: _builtins.bytes = ...,
+        log_receipt: _log_pb2.LogReceipt | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["citation", b"citation", "log_receipt", b"log_receipt"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_signature", b"answer_signature", "citation", b"citation", "sealed_answer", b"sealed_answer", "serial", b"serial"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_signature", b"answer_signature", "citation", b"citation", "log_receipt", b"log_receipt", "sealed_answer", b"sealed_answer", "serial", b"serial"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
