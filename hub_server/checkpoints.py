@@ -72,6 +72,11 @@ class Checkpointer:
         self.witnessed = False
         self.latest: bytes | None = None
 
+    @property
+    def verifier(self) -> note.Verifier:
+        """The verifier of the hub's checkpoint key, as agencies and witnesses hold it."""
+        return self._log_verifier
+
     def close(self) -> None:
         if isinstance(self._executor, ThreadPoolExecutor):
             self._executor.shutdown(wait=False, cancel_futures=True)
