@@ -180,7 +180,7 @@ def test_only_the_exchanges_parties_may_read_its_entries(loop: LoopThread, topo:
     [
         (
             "GetInclusionProof",
-            {"leaf_index": 5, "tree_size": 5},
+            {"leaf_index": 2, "tree_size": 2},
             "LEAF_INDEX_OUT_OF_RANGE",
             "leaf_index",
         ),
