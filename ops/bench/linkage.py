@@ -13,7 +13,10 @@ and nginx as separate processes, and drives every path from this process:
 - **nginx**: the same ``Provide`` call as direct, through nginx's
   ``grpc_pass`` (mutual TLS on both sides): the cost of a relay hop in C;
 - **hub**: ``HubService.Relay`` through the real hub (approve, translate,
-  durable log rows, the sealed payload passed through).
+  durable log rows and the verifiable log's entries and tree, the sealed
+  payload passed through);
+- **hub, tree off**: the same hub with ``[log] tree = false`` (rows only, on
+  a copy of its database): what the verifiable log costs (issue 14).
 
 The driver plays the city's communication server: its certificate (the
 hub's on the direct path), its link code, a query sealed to the provider,
@@ -35,6 +38,7 @@ import signal
 import sqlite3
 import sys
 import time
+import tomllib
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +46,7 @@ from types import FrameType
 from typing import Any
 
 import grpc
+import tomli_w
 from cryptography.hazmat.primitives.asymmetric import x25519
 from google import protobuf
 from hdrh.histogram import HdrHistogram
@@ -76,9 +81,15 @@ from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
 
 CITY, PENSION = "141003", "nenkin"
 INFO_KIND, ITEM = "年金給付関係情報", "二十七"  # lawful for the city under the demo policy
-DIRECT, BARE, NGINX, HUB = "direct", "bare", "nginx", "hub"
-PATHS = (DIRECT, BARE, NGINX, HUB)
-PATH_NAMES = {DIRECT: "direct", BARE: "bare relay", NGINX: "nginx", HUB: "hub"}
+DIRECT, BARE, NGINX, HUB, HUB_NO_TREE = "direct", "bare", "nginx", "hub", "hub_no_tree"
+PATHS = (DIRECT, BARE, NGINX, HUB, HUB_NO_TREE)
+PATH_NAMES = {
+    DIRECT: "direct",
+    BARE: "bare relay",
+    NGINX: "nginx",
+    HUB: "hub",
+    HUB_NO_TREE: "hub, tree off",
+}
 # Forwards then backwards: each path's two rounds sit at mirrored places in the run.
 ORDER = (*PATHS, *reversed(PATHS))
 WARMUP = 200
@@ -394,7 +405,7 @@ async def run_load(layout: Layout, plan: Plan) -> tuple[dict[str, PathResult], d
         )
 
         def calls(path: str) -> list[Call]:
-            if path in (HUB, BARE):
+            if path in (HUB, HUB_NO_TREE, BARE):
                 return [
                     relay_call(hub_pb2_grpc.HubServiceStub(ch), relay_request)
                     for ch in channels[path]
@@ -444,6 +455,22 @@ def deploy(state_dir: Path, people: list[Resident]) -> Layout:
     for agency_id, records in legacy_records(people).items():
         write_records(layout.legacy_records(agency_id), records)
     return layout
+
+
+def without_tree(layout: Layout) -> Path:
+    """A second hub config: the same keys and directory, its own copy of the database
+    (taken before either hub starts), another port, and ``[log] tree = false``."""
+    data = tomllib.loads(layout.hub_config.read_text(encoding="utf-8"))
+    hub_db = layout.hub_dir / "hub.db"
+    if not data["hub"]["database_url"].endswith("/hub.db"):
+        raise StartupError("the bench runs its hubs on SQLite")
+    shutil.copyfile(hub_db, layout.hub_dir / "hub-no-tree.db")
+    data["hub"]["database_url"] = "sqlite:///{config_dir}/hub-no-tree.db"
+    data["hub"]["listen"] = f"127.0.0.1:{free_port()}"
+    data["log"] = {**data.get("log", {}), "tree": False}
+    path = layout.hub_dir / "hub-no-tree.toml"
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    return path
 
 
 def bind(layout: Layout, people: list[Resident]) -> None:
@@ -551,7 +578,7 @@ def ratios(results: Mapping[str, PathResult]) -> dict[str, float]:
     """hub / <path> for throughput and p50, for every other path that ran."""
     hub = results[HUB]
     out = {}
-    for path in (BARE, NGINX, DIRECT):
+    for path in (HUB_NO_TREE, BARE, NGINX, DIRECT):
         if path not in results:
             continue
         other = results[path]
@@ -616,7 +643,7 @@ def report(
     for path, reason in skipped.items():
         console.print(f"{PATH_NAMES[path]}: skipped, {reason}")
     ratio = ratios(results)
-    for path in (BARE, NGINX):
+    for path in (HUB_NO_TREE, BARE, NGINX):
         if f"throughput_hub_per_{path}" in ratio:
             console.print(
                 f"hub / {PATH_NAMES[path]} throughput: {ratio[f'throughput_hub_per_{path}']:.2f};"
@@ -662,10 +689,16 @@ def main(args: argparse.Namespace) -> int:
                 "WARNING",
             ),
         )
+        no_tree_config = without_tree(layout)
         hub, hub_port = start(
             group,
             "hub",
             python_module("ops.cli", "hub", "serve", "--config", str(layout.hub_config)),
+        )
+        hub_off, hub_off_port = start(
+            group,
+            "hub-no-tree",
+            python_module("ops.cli", "hub", "serve", "--config", str(no_tree_config)),
         )
         bind(layout, people)
         comm, comm_port = start(
@@ -688,8 +721,12 @@ def main(args: argparse.Namespace) -> int:
             ),
         )
         hop = start_nginx(group, layout, state_dir, comm_port, args.nginx)
-        ports = {DIRECT: comm_port, BARE: bare_port, HUB: hub_port}
-        relay_pids = {BARE: [bare.process.pid], HUB: [hub.process.pid]}
+        ports = {DIRECT: comm_port, BARE: bare_port, HUB: hub_port, HUB_NO_TREE: hub_off_port}
+        relay_pids = {
+            BARE: [bare.process.pid],
+            HUB: [hub.process.pid],
+            HUB_NO_TREE: [hub_off.process.pid],
+        }
         if hop.skipped:
             skipped[NGINX] = hop.skipped
         else:
