@@ -1,0 +1,151 @@
+"""The witness over HTTPS (aiohttp): c2sp.org/tlog-witness add-checkpoint, and a health check.
+
+    POST /add-checkpoint              the spec's request body; 200 with cosignature lines,
+                                      or 400/403/404/409/422 with a reason (409: the size)
+    GET  /<sha256 hex of origin>/checkpoint   the latest cosigned checkpoint (monitoring)
+    GET  /healthz                     200 while serving, 503 once shutting down
+
+Handlers are thin: the body is read through ``renkei.tlog.witness_protocol`` and
+the decision is ``Witness.add_checkpoint``'s, run in a worker thread because the
+store is synchronous. Stopping closes the listening socket first and gives the
+requests in flight the grace period to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from renkei import logs
+from renkei.logs import event
+from renkei.tlog import witness_protocol as wire
+from witness.witness import SizeConflict, Witness, WitnessError
+
+_log = logging.getLogger("witness.http")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_TEXT = "text/plain"
+
+
+def _text(status: int, message: str) -> web.Response:
+    return web.Response(status=status, text=message + "\n", content_type=_TEXT)
+
+
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` too) into its parts; ValueError naming what is wrong."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listen address {listen!r}: want host:port")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
+class WitnessHttpServer:
+    """The witness's HTTP(S) server on ``listen``; ``port`` is known after ``start``."""
+
+    def __init__(
+        self,
+        witness: Witness,
+        listen: str,
+        *,
+        ssl_context: ssl.SSLContext | None,
+        shutdown_grace_seconds: float = 5.0,
+    ) -> None:
+        self.witness = witness
+        self._host, self._requested_port = split_listen(listen)
+        self._ssl = ssl_context
+        self._grace = shutdown_grace_seconds
+        self._stopping = False
+        self.app = web.Application(
+            middlewares=[self._logged], client_max_size=wire.MAX_REQUEST_BYTES
+        )
+        self.app.router.add_post(wire.ADD_CHECKPOINT_PATH, self._add_checkpoint)
+        self.app.router.add_get("/healthz", self._healthz)
+        self.app.router.add_get("/{origin_hash:[0-9a-f]{64}}/checkpoint", self._checkpoint)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> int:
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=self._grace
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._requested_port, ssl_context=self._ssl)
+        await site.start()
+        server = site._server  # aiohttp has no public accessor for the bound port
+        assert isinstance(server, asyncio.Server)
+        self.port = int(server.sockets[0].getsockname()[1])
+        event(_log, "listening", host=self._host, port=self.port, tls=self._ssl is not None,
+              logs=list(self.witness.origins))  # fmt: skip
+        return self.port
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Refuse new connections, let requests in flight finish (within the grace period)."""
+        self._stopping = True
+        runner, self._runner = self._runner, None
+        if runner is None:
+            return
+        if grace is not None:
+            # aiohttp takes the timeout at construction only; serve_until_signalled passes none.
+            runner._shutdown_timeout = grace
+        event(_log, "stopping", grace_s=self._grace if grace is None else grace)
+        await runner.cleanup()
+        event(_log, "stopped")
+
+    @web.middleware
+    async def _logged(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        cid = request.headers.get(logs.CORRELATION_HEADER) or logs.new_correlation_id()
+        token = logs.correlation_id.set(cid[:64])
+        try:
+            try:
+                response = await handler(request)
+            except web.HTTPException as exc:  # aiohttp's own: no route, 405, body too large
+                response = _text(exc.status, exc.text or exc.reason)
+            if request.path != "/healthz":
+                event(_log, "request", method=request.method, path=request.path,
+                      status=response.status, peer=request.remote)  # fmt: skip
+            return response
+        finally:
+            logs.correlation_id.reset(token)
+
+    async def _add_checkpoint(self, request: web.Request) -> web.Response:
+        if self._stopping:
+            return _text(503, "the witness is shutting down")
+        try:
+            parsed = wire.parse_request(await request.read())
+        except wire.WireFormatError as err:
+            return _text(400, f"malformed add-checkpoint body: {err}")
+        try:
+            lines = await asyncio.to_thread(
+                self.witness.add_checkpoint, parsed.old_size, parsed.proof, parsed.checkpoint
+            )
+        except SizeConflict as err:
+            event(_log, "size conflict", logging.INFO, known_size=err.known_size,
+                  old_size=parsed.old_size, message=err.message)  # fmt: skip
+            return web.Response(
+                status=409, body=wire.format_size(err.known_size), content_type=wire.SIZE_MEDIA_TYPE
+            )
+        except WitnessError as err:
+            event(_log, "checkpoint refused", logging.WARNING, status=err.status,
+                  message=err.message)  # fmt: skip
+            return _text(err.status, err.message)
+        return web.Response(status=200, text=lines, content_type=_TEXT)
+
+    async def _checkpoint(self, request: web.Request) -> web.Response:
+        wanted = request.match_info["origin_hash"]
+        for origin in self.witness.origins:
+            if hashlib.sha256(origin.encode()).hexdigest() == wanted:
+                latest = await asyncio.to_thread(self.witness.latest, origin)
+                if latest is None:
+                    break
+                return web.Response(body=latest.checkpoint, content_type=_TEXT)
+        return _text(404, "this witness has cosigned no checkpoint of a log with that origin hash")
+
+    async def _healthz(self, request: web.Request) -> web.Response:
+        if self._stopping:
+            return _text(503, "stopping")
+        return _text(200, "serving")
