@@ -253,10 +253,14 @@ def test_two_racing_requests_from_the_same_size_cannot_both_win(
     add(witness, log, 0, 10)
     # Both read the witness's size 10 before either stores: the spec's race.
     both_read = threading.Barrier(2, timeout=10)
-    store.on_read = both_read.wait
+
+    def wait_for_both() -> None:
+        both_read.wait()
+
+    store.on_read = wait_for_both
     with ThreadPoolExecutor(2) as pool:
         futures = [pool.submit(add, witness, log, 10, n) for n in (30, 15)]
-        outcomes = []
+        outcomes: list[tuple[str, object]] = []
         for f in futures:
             try:
                 outcomes.append(("ok", f.result()))
