@@ -15,6 +15,7 @@ prescribes, so the HTTP layer only copies it out.
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -141,7 +142,7 @@ class Witness:
                 f" {checkpoint.origin}",
                 known_size,
             )
-        self._check_consistent(checkpoint, known, consistency_proof)
+        self._check_consistent(checkpoint, known, consistency_proof, signed_checkpoint)
         line = note.Signature(
             self._signer.name, self._signer.key_id, self._signer.sign(checkpoint.format().encode())
         )
@@ -183,13 +184,20 @@ class Witness:
         return checkpoint, opened.signatures
 
     def _check_consistent(
-        self, checkpoint: Checkpoint, known: Accepted | None, proof: Sequence[bytes]
+        self,
+        checkpoint: Checkpoint,
+        known: Accepted | None,
+        proof: Sequence[bytes],
+        signed: bytes,
     ) -> None:
         def refuse(why: str) -> Inconsistent:
-            # The spec: the request "might be proof of log misbehavior", so it is kept in the log.
+            # The spec: the request "might be proof of log misbehavior": the signed note and
+            # the proof are kept in the log, where the oversight body can take them as evidence.
             event(_log, "checkpoint refused as inconsistent", logging.WARNING,
                   origin=checkpoint.origin, size=checkpoint.size, why=why,
-                  checkpoint=checkpoint.format())  # fmt: skip
+                  known_size=None if known is None else known.size,
+                  signed_checkpoint=signed.decode(),
+                  proof=[base64.b64encode(h).decode() for h in proof])  # fmt: skip
             return Inconsistent(f"checkpoint {checkpoint.origin} {checkpoint.size}: {why}")
 
         if checkpoint.size == 0 and checkpoint.root_hash != merkle.EMPTY_ROOT:
