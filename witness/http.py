@@ -66,6 +66,8 @@ class WitnessHttpServer:
         self.app.router.add_post(wire.ADD_CHECKPOINT_PATH, self._add_checkpoint)
         self.app.router.add_get("/healthz", self._healthz)
         self.app.router.add_get("/{origin_hash:[0-9a-f]{64}}/checkpoint", self._checkpoint)
+        # The monitoring path names a log by the SHA-256 of its origin (tlog-witness).
+        self._by_hash = {hashlib.sha256(o.encode()).hexdigest(): o for o in witness.origins}
         self._runner: web.AppRunner | None = None
         self.port = 0
 
@@ -76,9 +78,7 @@ class WitnessHttpServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, self._host, self._requested_port, ssl_context=self._ssl)
         await site.start()
-        server = site._server  # aiohttp has no public accessor for the bound port
-        assert isinstance(server, asyncio.Server)
-        self.port = int(server.sockets[0].getsockname()[1])
+        self.port = int(self._runner.addresses[0][1])  # the port bound, when 0 was asked for
         event(_log, "listening", host=self._host, port=self.port, tls=self._ssl is not None,
               logs=list(self.witness.origins))  # fmt: skip
         return self.port
@@ -105,6 +105,8 @@ class WitnessHttpServer:
                 response = await handler(request)
             except web.HTTPException as exc:  # aiohttp's own: no route, 405, body too large
                 response = _text(exc.status, exc.text or exc.reason)
+                if "Allow" in exc.headers:
+                    response.headers["Allow"] = exc.headers["Allow"]
             if request.path != "/healthz":
                 event(_log, "request", method=request.method, path=request.path,
                       status=response.status, peer=request.remote)  # fmt: skip
@@ -136,14 +138,11 @@ class WitnessHttpServer:
         return web.Response(status=200, text=lines, content_type=_TEXT)
 
     async def _checkpoint(self, request: web.Request) -> web.Response:
-        wanted = request.match_info["origin_hash"]
-        for origin in self.witness.origins:
-            if hashlib.sha256(origin.encode()).hexdigest() == wanted:
-                latest = await asyncio.to_thread(self.witness.latest, origin)
-                if latest is None:
-                    break
-                return web.Response(body=latest.checkpoint, content_type=_TEXT)
-        return _text(404, "this witness has cosigned no checkpoint of a log with that origin hash")
+        origin = self._by_hash.get(request.match_info["origin_hash"])
+        latest = None if origin is None else await asyncio.to_thread(self.witness.latest, origin)
+        if latest is None:
+            return _text(404, "this witness has cosigned no checkpoint of a log with that hash")
+        return web.Response(body=latest.checkpoint, content_type=_TEXT)
 
     async def _healthz(self, request: web.Request) -> web.Response:
         if self._stopping:

@@ -53,7 +53,8 @@ class WitnessRefused(WitnessClientError):
 
 
 class WitnessUnavailable(WitnessClientError):
-    """No answer: connection refused or reset, TLS handshake failed, or the timeout passed."""
+    """No answer: connection refused or reset, TLS handshake failed, the timeout passed,
+    or a server error (5xx); worth trying again later."""
 
 
 def client_context(
@@ -162,6 +163,10 @@ class WitnessClient:
             except wire.WireFormatError as err:
                 raise WitnessRefused(status, f"409 body: {err}") from None
             raise WitnessConflict(known)
+        if status >= 500:  # 503 while it shuts down: try again later, as with no answer
+            raise WitnessUnavailable(
+                f"{self._url} answered {status}: {answer.decode('utf-8', 'replace').strip()[:200]}"
+            )
         if status != 200:
             raise WitnessRefused(status, answer.decode("utf-8", "replace").strip()[:500])
         try:

@@ -398,3 +398,82 @@ def test_client_refuses_bad_settings() -> None:
         WitnessClient("http://x", ssl_context=ssl.create_default_context())
     with pytest.raises(ValueError, match="positive"):
         WitnessClient("http://x", timeout=0)
+
+
+def test_client_certificates_when_required_and_revocation(engine: Engine, tmp_path: Path) -> None:
+    from cryptography import x509
+
+    from ops.pki import revoke
+
+    pki = init_pki(tmp_path / "pki", [], services=["witness"])  # its own: a certificate is revoked
+    log, signer = ToyLog(), witness_signer()
+    witness = Witness(WitnessStore(engine), signer, {log.origin: log.verifier})
+    hub = pki.hub()
+
+    async def attempt(*, cert: bool) -> bytes:
+        context = tls.server_context(pki.service("witness"), require_client_cert=True)
+        http = WitnessHttpServer(witness, "127.0.0.1:0", ssl_context=context)
+        port = await http.start()
+        presented: dict[str, Any] = {"cert": hub.cert, "key": hub.key} if cert else {}
+        try:
+            async with WitnessClient(
+                f"https://127.0.0.1:{port}",
+                roots=pki.roots,
+                server_name=WITNESS_HOST,
+                **presented,
+            ) as client:
+                latest = witness.latest(ORIGIN)
+                old = 0 if latest is None else latest.size
+                return await client.add_checkpoint(
+                    old, log.proof(old, old + 1), log.checkpoint(old + 1)
+                )
+        finally:
+            await http.stop()
+
+    with pytest.raises(WitnessUnavailable):
+        asyncio.run(attempt(cert=False))
+    assert asyncio.run(attempt(cert=True))
+    revoke(pki.hub_ca, [x509.load_pem_x509_certificate(hub.cert.read_bytes()).serial_number])
+    with pytest.raises(WitnessUnavailable):
+        asyncio.run(attempt(cert=True))
+    latest = witness.latest(ORIGIN)
+    assert latest is not None
+    assert latest.size == 1
+
+
+@pytest.mark.parametrize(
+    ("status", "media", "body", "raised", "why"),
+    [
+        (503, "text/plain", b"the witness is shutting down\n", WitnessUnavailable, "503"),
+        (409, "text/plain", b"7\n", WitnessRefused, "media type"),
+        (409, wire.SIZE_MEDIA_TYPE, b"seven\n", WitnessRefused, "409 body"),
+        (200, "text/plain", b"hello\n", WitnessRefused, "without cosignature lines"),
+        (200, "text/plain", b"\xff\n", WitnessRefused, "without cosignature lines"),
+        (200, "text/plain", b"x" * (1 << 17), WitnessRefused, "answer over"),
+        (418, "text/plain", b"teapot\n", WitnessRefused, "418: teapot"),
+    ],
+)
+def test_the_client_reads_only_what_the_spec_allows(
+    status: int, media: str, body: bytes, raised: type[Exception], why: str
+) -> None:
+    from aiohttp import web
+
+    async def scenario() -> None:
+        async def answer(request: web.Request) -> web.Response:
+            return web.Response(status=status, body=body, content_type=media)
+
+        app = web.Application()
+        app.router.add_post(wire.ADD_CHECKPOINT_PATH, answer)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            async with WitnessClient(f"http://127.0.0.1:{port}") as client:
+                with pytest.raises(raised, match=why):
+                    await client.add_checkpoint(0, [], ToyLog().checkpoint(1))
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(scenario())
