@@ -47,6 +47,14 @@ from renkei.tlog.checkpoint import Checkpoint, CheckpointFormatError
 MAX_ORIGIN_CHARS = 1000
 
 
+def split_listen(listen: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port`` too) into its parts; ValueError naming what is wrong."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
+        raise ValueError(f"listen address {listen!r}: want host:port")
+    return host.removeprefix("[").removesuffix("]"), int(port)
+
+
 @dataclass(frozen=True)
 class LogKey:
     origin: str
@@ -79,8 +87,13 @@ class WitnessConfig:
         name = text(section, "name", where)
         if not note.valid_name(name):
             raise ConfigError(f"{where} name: {name!r} is not a key name (no spaces, no '+')")
+        listen = text(section, "listen", where, "127.0.0.1:0")
+        try:
+            split_listen(listen)
+        except ValueError as err:
+            raise ConfigError(f"{where} listen: {err}") from None
         return cls(
-            listen=text(section, "listen", where, "127.0.0.1:0"),
+            listen=listen,
             database_url=database_url(section, where, base),
             master_key=master_key_spec(text(section, "master_key", where), base),
             name=name,

@@ -24,6 +24,7 @@ from aiohttp import web
 from renkei import logs
 from renkei.logs import event
 from renkei.tlog import witness_protocol as wire
+from witness.config import split_listen
 from witness.witness import SizeConflict, Witness, WitnessError
 
 _log = logging.getLogger("witness.http")
@@ -34,14 +35,6 @@ _TEXT = "text/plain"
 
 def _text(status: int, message: str) -> web.Response:
     return web.Response(status=status, text=message + "\n", content_type=_TEXT)
-
-
-def split_listen(listen: str) -> tuple[str, int]:
-    """``host:port`` (``[v6]:port`` too) into its parts; ValueError naming what is wrong."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"listen address {listen!r}: want host:port")
-    return host.removeprefix("[").removesuffix("]"), int(port)
 
 
 class WitnessHttpServer:

@@ -81,6 +81,8 @@ def test_a_key_store_without_the_key_is_reported(
         ('[[witness.log]]\norigin = "a"\nkey = "nonsense"\n', "key: verifier key"),
         ('[[witness.log]]\norigin = ""\nkey = "k"\n', "origin"),
         ("[[witness.log]]\norigin = 5\n", "must be a string"),
+        ('listen = "8443"\n', "listen: listen address"),
+        ('listen = "host:99999"\n', "listen: listen address"),
     ],
 )
 def test_config_errors_name_the_key(
