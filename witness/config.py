@@ -17,7 +17,11 @@
     ca_cert = "../pki/roots.pem"
     cert = "tls/cert.pem"
     key = "tls/key.pem"
+    crls = [...]                        # checked only when client certificates are required
 
+Optional in ``[witness]``: ``database_schema`` (PostgreSQL), ``require_client_cert``
+(false: a client may present a certificate, need not), ``shutdown_grace_seconds``
+(5), ``insecure_development`` (true: plain HTTP without ``[tls]``, never in production).
 The cosigning key itself is in the key store, never here.
 """
 

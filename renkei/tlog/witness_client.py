@@ -6,7 +6,8 @@
     cosigned = checkpoint.add_cosignatures(signed_checkpoint, lines.decode())
 
 A 409 is ``WitnessConflict(known_size)``: the caller sends again from that size
-(with a proof from it). Any other refusal is ``WitnessRefused(status, message)``;
+(with a proof from it); ``cosign`` does that once, for a log that keeps no note of
+the witness's size or lost it. Any other refusal is ``WitnessRefused(status, message)``;
 no answer in time, or no connection, ``WitnessUnavailable``. The witness's
 certificate is checked against the roots and the witness's DNS name, not only
 against the CA. Nothing is verified in the answer beyond its form: the caller
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -174,3 +175,42 @@ class WitnessClient:
         except (UnicodeDecodeError, note.MalformedNoteError) as err:
             raise WitnessRefused(status, f"200 without cosignature lines: {err}") from None
         return bytes(answer)
+
+
+class WitnessAhead(WitnessClientError):
+    """The witness has accepted a bigger tree than the one offered: the log went back."""
+
+    def __init__(self, known_size: int, size: int) -> None:
+        super().__init__(f"the witness has size {known_size}, above the checkpoint's {size}")
+        self.known_size = known_size
+        self.size = size
+
+
+async def cosign(
+    client: WitnessClient,
+    signed_checkpoint: bytes,
+    size: int,
+    old_size: int,
+    proof: Callable[[int, int], Sequence[bytes]],
+) -> tuple[bytes, int]:
+    """(cosignature lines, the old size that worked) for a checkpoint of ``size`` leaves.
+
+    ``old_size`` is the size the log believes the witness has (0 if it does not
+    know); ``proof(old, new)`` gives the consistency proof between two sizes
+    (empty from 0). On a 409 it asks once more from the witness's own size; a
+    witness ahead of the log is ``WitnessAhead``, a second 409 (another writer of
+    the same log) ``WitnessConflict``.
+    """
+
+    def proof_from(old: int) -> list[bytes]:
+        return [] if old in (0, size) else list(proof(old, size))
+
+    try:
+        return await client.add_checkpoint(
+            old_size, proof_from(old_size), signed_checkpoint
+        ), old_size
+    except WitnessConflict as conflict:
+        known = conflict.known_size
+    if known > size:
+        raise WitnessAhead(known, size)
+    return await client.add_checkpoint(known, proof_from(known), signed_checkpoint), known

@@ -477,3 +477,33 @@ def test_the_client_reads_only_what_the_spec_allows(
             await runner.cleanup()
 
     asyncio.run(scenario())
+
+
+def test_cosign_asks_again_from_the_witness_size(engine: Engine, pki: PkiLayout) -> None:
+    from renkei.tlog.witness_client import WitnessAhead, cosign
+
+    async def scenario() -> None:
+        async with running(engine, pki) as w, w.client() as client:
+            asked: list[tuple[int, int]] = []
+
+            def proof(old: int, new: int) -> list[bytes]:
+                asked.append((old, new))
+                return w.log.proof(old, new)
+
+            lines, old = await cosign(client, w.log.checkpoint(10), 10, 0, proof)
+            assert (old, w.cosigned(10, lines).size) == (0, 10)
+            # The log lost its note of the witness's size: it says 0, then 10.
+            lines, old = await cosign(client, w.log.checkpoint(18), 18, 0, proof)
+            assert (old, w.cosigned(18, lines).size) == (10, 18)
+            # It believes a wrong size: asked again from the witness's.
+            lines, old = await cosign(client, w.log.checkpoint(25), 25, 12, proof)
+            assert (old, w.cosigned(25, lines).size) == (18, 25)
+            assert asked == [(10, 18), (12, 25), (18, 25)]
+            # The same checkpoint again needs no proof.
+            lines, old = await cosign(client, w.log.checkpoint(25), 25, 0, proof)
+            assert (old, w.cosigned(25, lines).size) == (25, 25)
+            with pytest.raises(WitnessAhead) as ahead:
+                await cosign(client, w.log.checkpoint(20), 20, 0, proof)
+            assert (ahead.value.known_size, ahead.value.size) == (25, 20)
+
+    asyncio.run(scenario())
