@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--port-file", type=Path)
 
+    _add_witness_commands(sub)
+
     keys = sub.add_parser("keys", help="the hub's keys").add_subparsers(
         dest="action", required=True
     )
@@ -650,6 +652,41 @@ def _exchange_certificate(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- renkei witness (issue 14): the witness party's commands -------------------------
+
+
+def _add_witness_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    wit = sub.add_parser(
+        "witness", help="the witness that cosigns the hub's checkpoints"
+    ).add_subparsers(dest="action", required=True)
+    p = wit.add_parser("serve", help="run the witness until SIGTERM")
+    p.add_argument("--config", type=Path, required=True, help="its witness.toml")
+    p.add_argument("--port-file", type=Path)
+    p = wit.add_parser("key", help="print the witness's cosignature verifier key (vkey)")
+    p.add_argument("--config", type=Path, required=True, help="its witness.toml")
+
+
+def _witness(args: argparse.Namespace) -> int:
+    from witness import keys
+    from witness.config import WitnessConfig
+
+    try:
+        if args.action == "key":
+            print(keys.verifier_key(args.config))
+            return 0
+        from witness.bootstrap import serve as serve_witness
+
+        logs.configure("witness", WitnessConfig.load(args.config).log_level)
+        asyncio.run(serve_witness(args.config, args.port_file))
+    except keys.MissingKeyError as err:
+        print(f"renkei witness {args.action}: {args.config}: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+# --- end of renkei witness ------------------------------------------------------------
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["registry"]:
@@ -744,6 +781,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                 )
             )
         return 0
+    if args.command == "witness":
+        return _witness(args)
     if args.command == "keys":
         return _keys(args)
     if args.command == "mapper":

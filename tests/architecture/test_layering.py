@@ -37,6 +37,7 @@ def test_there_are_parties_a_kernel_and_tooling() -> None:
         "id_issuer",
         "registry_binding",
         "legacy_stubs",
+        "witness",
     } <= set(found)
     assert KERNEL in imports.top_level_packages()
     assert TOOLING in imports.top_level_packages()

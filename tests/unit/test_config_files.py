@@ -23,6 +23,8 @@ from numbering.config import NumberingConfig
 from registry_binding.config import RegistryBindingConfig
 from renkei import config_util
 from renkei.config_util import ConfigError
+from renkei.tlog import note
+from witness.config import WitnessConfig
 
 
 class ServerConfig(Protocol):
@@ -30,6 +32,7 @@ class ServerConfig(Protocol):
 
 
 KEY = base64.b64encode(bytes(32)).decode()
+LOG_VKEY = note.Ed25519Signer.generate("log.example").verifier().verifier_key()
 
 # party: (file name, the table, a minimal file, the loader)
 PARTIES: dict[str, tuple[str, str, str, Callable[[Path], ServerConfig]]] = {
@@ -65,6 +68,13 @@ PARTIES: dict[str, tuple[str, str, str, Callable[[Path], ServerConfig]]] = {
         "registry",
         '[registry]\ndatabase_url = "sqlite://"\n',
         RegistryBindingConfig.load,
+    ),
+    "witness": (
+        "witness.toml",
+        "witness",
+        '[witness]\ndatabase_url = "sqlite://"\nmaster_key = "file:m.key"\nname = "w.example"\n'
+        f'[[witness.log]]\norigin = "log.example"\nkey = "{LOG_VKEY}"\n',
+        WitnessConfig.load,
     ),
 }
 
