@@ -13,7 +13,7 @@ from pathlib import Path
 import grpc
 
 from hub_server import keys
-from hub_server.checkpoints import Checkpointer, Witness
+from hub_server.checkpoints import Checkpointer, NamedWitness
 from hub_server.config import HubConfig
 from hub_server.directory import Directory
 from hub_server.id_issuer_client import GrpcIdIssuer
@@ -33,11 +33,15 @@ from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
 from renkei.keystore import KeyStore, load_master_key
 from renkei.log.v1 import log_pb2, log_pb2_grpc
 from renkei.logs import event
+from renkei.pki import party_host
 from renkei.runner import serve_until_signalled
-from renkei.tlog import checkpoint, note
+from renkei.tlog import checkpoint
+from renkei.tlog.witness_client import WitnessClient
 
 _log = logging.getLogger("hub_server")
 SERVICE_NAME = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
+# The witness's party name: its certificate's DNS name is this party's (renkei.pki.party_host).
+WITNESS_PARTY = "service:witness"
 LOG_SERVICE_NAME = log_pb2.DESCRIPTOR.services_by_name["LogService"].full_name
 
 
@@ -94,7 +98,7 @@ class HubServer:
         if self.checkpointing is not None:
             self.checkpointing.cancel()
         if self.checkpointer is not None:
-            self.checkpointer.close()
+            await self.checkpointer.close()
         await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
         await self.gateway.close()
         if self.id_issuer is not None:
@@ -262,10 +266,21 @@ async def create_server(config: HubConfig) -> HubServer:
     )
 
 
-def witnesses_of(config: HubConfig) -> list[tuple[Witness, note.Verifier]]:
-    if config.log.witnesses:
-        raise ConfigError("[log] witness: not wired yet")
-    return []
+def witnesses_of(config: HubConfig) -> list[NamedWitness]:
+    """A client per ``[[log.witness]]``, checking the witness's certificate against the roots."""
+    out = []
+    for w in config.log.witnesses:
+        if w.url.startswith("https://") and config.tls is None:
+            raise ConfigError(f"[log] witness {w.url}: an https witness needs the hub's [tls]")
+        client = WitnessClient(
+            w.url,
+            roots=config.tls.roots
+            if config.tls is not None and w.url.startswith("https")
+            else None,
+            server_name=party_host(WITNESS_PARTY),
+        )
+        out.append(NamedWitness(w.url, client, checkpoint.parse_cosignature_verifier_key(w.key)))
+    return out
 
 
 async def serve(config_path: Path, port_file: Path | None = None) -> None:

@@ -21,32 +21,34 @@ from typing import Protocol, TypeVar
 from hub_server.log_tree import TreeReader
 from renkei.logs import event
 from renkei.tlog import checkpoint, note
+from renkei.tlog.witness_client import WitnessConflict
 
 _log = logging.getLogger("hub_server.checkpoints")
 T = TypeVar("T")
 
 
-class WitnessSizeConflict(Exception):
-    """The witness holds another size for the log than the one offered as old."""
-
-    def __init__(self, known_size: int) -> None:
-        super().__init__(f"the witness knows size {known_size}")
-        self.known_size = known_size
-
-
 class Witness(Protocol):
-    @property
-    def name(self) -> str: ...
+    """A witness's add-checkpoint (renkei.tlog.witness_client.WitnessClient)."""
 
-    async def add_checkpoint(self, old_size: int, proof: list[bytes], signed: bytes) -> str:
-        """The witness's cosignature lines; WitnessSizeConflict, or another error."""
+    async def add_checkpoint(
+        self, old_size: int, proof: Sequence[bytes], signed_checkpoint: bytes
+    ) -> bytes:
+        """Its cosignature lines; WitnessConflict when it holds another size."""
         ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class NamedWitness:
+    name: str  # for logs: its URL
+    witness: Witness
+    verifier: note.Verifier
 
 
 @dataclass
 class _Offered:
-    witness: Witness
-    verifier: note.Verifier
+    witness: NamedWitness
     size: int = 0  # what the witness last cosigned (learnt from a 409 after a restart)
 
 
@@ -57,7 +59,7 @@ class Checkpointer:
         reader: TreeReader,
         signer: checkpoint.CheckpointSigner,
         log_verifier: note.Verifier,
-        witnesses: Sequence[tuple[Witness, note.Verifier]],
+        witnesses: Sequence[NamedWitness],
         executor: Executor,
         interval: float,
     ) -> None:
@@ -65,7 +67,7 @@ class Checkpointer:
         self._reader = reader
         self._signer = signer
         self._log_verifier = log_verifier
-        self._witnesses = [_Offered(w, v) for w, v in witnesses]
+        self._witnesses = [_Offered(w) for w in witnesses]
         self._executor = executor
         self.interval = interval
         self.signed_size = -1
@@ -77,7 +79,9 @@ class Checkpointer:
         """The verifier of the hub's checkpoint key, as agencies and witnesses hold it."""
         return self._log_verifier
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        for offered in self._witnesses:
+            await offered.witness.witness.aclose()
         if isinstance(self._executor, ThreadPoolExecutor):
             self._executor.shutdown(wait=False, cancel_futures=True)
 
@@ -117,7 +121,10 @@ class Checkpointer:
             try:
                 with_line = checkpoint.add_cosignatures(cosigned, lines)
                 checkpoint.verify_checkpoint(
-                    with_line, self._log_verifier, [offered.verifier], origin=self._signer.origin
+                    with_line,
+                    self._log_verifier,
+                    [offered.witness.verifier],
+                    origin=self._signer.origin,
                 )
             except (ValueError, note.NoteError) as err:
                 event(
@@ -134,6 +141,7 @@ class Checkpointer:
         return True
 
     async def _offer(self, offered: _Offered, size: int, signed: bytes) -> str | None:
+        """The witness's cosignature lines, or None (logged) when it gave none."""
         for _ in range(2):  # once more with the size a 409 names
             old = offered.size
             if old > size:
@@ -148,8 +156,8 @@ class Checkpointer:
                 return None
             proof = await self._run(self._reader.consistency_proof, old, size) if old else []
             try:
-                lines = await offered.witness.add_checkpoint(old, proof, signed)
-            except WitnessSizeConflict as conflict:
+                lines = await offered.witness.witness.add_checkpoint(old, proof, signed)
+            except WitnessConflict as conflict:
                 offered.size = conflict.known_size
                 continue
             except Exception as err:
@@ -163,5 +171,5 @@ class Checkpointer:
                 )
                 return None
             offered.size = size
-            return lines
+            return lines.decode("utf-8", "replace")
         return None
