@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import threading
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from aiohttp import web
@@ -342,3 +344,36 @@ def test_the_store_source_runs_the_sync_calls_in_its_executor(log: Log) -> None:
         assert len(log.threads | log.store.threads) == 1
 
     asyncio.run(go())
+
+
+# --- Go's tiles, served -------------------------------------------------------------------
+
+GO_PATHS = json.loads(
+    (Path(__file__).parents[1] / "unit" / "fixtures" / "merkle" / "go_tile_paths.json").read_text(
+        "utf-8"
+    )
+)
+
+
+@pytest.mark.parametrize("size", [2000, 3000])
+def test_the_tiles_served_are_gos_byte_for_byte(size: int) -> None:
+    # Go's tree of 3,000 records (go_tile_paths_gen), checkpointed at 2,000 and then at 3,000.
+    go = Log()
+    go.entries = [b"renkei tile vector %d" % i for i in range(GO_PATHS["size"])]
+    merkle.CompactRange(go.store).append([merkle.leaf_hash(e) for e in go.entries])
+    go.size = size
+    go.note = checkpoint.CheckpointSigner(LOG).sign(size, merkle.stored_root(go.store, size))
+    here = [t for t in GO_PATHS["tiles"] if size in t["published_at_sizes"]]
+    assert len(here) == {2000: 9, 3000: 13}[size]
+
+    async def test(c: TestClient[web.Request, web.Application]) -> None:
+        for tile in here:
+            status, body, _ = await _get(c, "/" + tile["path"])
+            assert status == 200, tile["path"]
+            assert body.hex() == tile["data_hex"], tile["path"]
+        for b in GO_PATHS["entry_bundles"]:
+            if b["start"] + b["width"] <= size:
+                status, body, _ = await _get(c, "/" + b["path"], oversight=True)
+                assert (status, body.hex()) == (200, b["data_hex"]), b["path"]
+
+    run(go, test)

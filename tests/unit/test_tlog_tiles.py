@@ -1,9 +1,11 @@
 """renkei.tlog.tiles: the C2SP tlog-tiles paths, one spelling per resource, and entry bundles.
 
-Cross-checked with Go's golang.org/x/mod/sumdb/tlog (fe2ec04): the paths of
-fixtures/merkle/go_tiles.json (Go's Tile.Path of NewTiles(8, 0, 70000), see
-go_tiles_gen/main.go) are ours with Go's height element ``8/`` taken out, and
-the examples of Go's tile.go and of the spec parse as they say.
+Cross-checked with Go's golang.org/x/mod/sumdb/tlog (fe2ec04), whose paths are
+ours with Go's height element ``8/`` taken out: fixtures/merkle/go_tiles.json
+(Tile.Path of NewTiles(8, 0, 70000), go_tiles_gen/main.go) and
+fixtures/merkle/go_tile_paths.json (go_tile_paths_gen/main.go: the tiles, paths
+and contents of a tree of 3,000 records at eight of its sizes, Tile.Path of
+large indexes, ParseTilePath's verdict on candidate paths, and entry bundles).
 """
 
 from __future__ import annotations
@@ -18,9 +20,17 @@ from hypothesis import strategies as st
 from renkei.tlog import merkle, tiles
 from renkei.tlog.tiles import Checkpoint, EntryBundle, HashTile, TilePathError
 
-GO_TILES = json.loads(
-    (Path(__file__).parent / "fixtures" / "merkle" / "go_tiles.json").read_text("utf-8")
-)
+FIXTURES = Path(__file__).parent / "fixtures" / "merkle"
+GO_TILES = json.loads((FIXTURES / "go_tiles.json").read_text("utf-8"))
+GO_PATHS = json.loads((FIXTURES / "go_tile_paths.json").read_text("utf-8"))
+# Paths Go's ParseTilePath takes and the spec does not: L is 0 to 63, and no tile
+# starts past a uint64 tree size (Go reads N as an int64 and L as any int).
+STRICTER_THAN_GO = {
+    "tile/64/000": "tile level 64 is not 0 to 63",
+    "tile/99/000.p/1": "tile level 99 is not 0 to 63",
+    "tile/7/001": "index 1 at level 7 starts beyond the largest tree",
+    "tile/0/x072/x057/x594/x037/x927/936": "starts beyond the largest tree",
+}
 
 
 # --- good paths --------------------------------------------------------------------
@@ -59,6 +69,75 @@ def test_gos_tile_paths_are_ours_without_the_height() -> None:
         assert tile["path"].startswith("tile/8/")
         assert ours.path() == "tile/" + tile["path"].removeprefix("tile/8/")
         assert tiles.parse_path(ours.path()) == ours
+
+
+def _go_records(size: int) -> merkle.MemoryHashStore:
+    store = merkle.MemoryHashStore()
+    merkle.CompactRange(store).append(
+        [merkle.leaf_hash(b"renkei tile vector %d" % i) for i in range(size)]
+    )
+    return store
+
+
+def test_gos_tiles_of_a_tree_of_3000_records_at_each_size() -> None:
+    size = GO_PATHS["size"]
+    store = _go_records(size)
+    assert merkle.stored_root(store, size).hex() == GO_PATHS["root_hex"]
+    published: dict[int, set[HashTile]] = {}
+    for tile in GO_PATHS["tiles"]:
+        ours = HashTile(tile["level"], tile["index"], tile["width"])
+        assert ours.path() == tile["path"] == "tile/" + tile["go_path"].removeprefix("tile/8/")
+        assert tiles.parse_path(tile["path"]) == ours
+        assert (
+            merkle.tile_hashes(store, ours.level, ours.index, ours.width).hex() == tile["data_hex"]
+        )
+        for n in tile["published_at_sizes"]:
+            published.setdefault(n, set()).add(ours)
+            assert tiles.width_in_tree(ours, n) == ours.width
+    assert sorted(published) == [1, 255, 256, 257, 511, 2000, 2999, 3000]
+    for n, want in published.items():
+        assert set(tiles.new_tiles(0, n)) == want, n
+
+
+def test_gos_paths_of_large_indexes() -> None:
+    assert len(GO_PATHS["paths_level_3"]) == 36
+    beyond = 0
+    for key, path in GO_PATHS["paths_level_3"].items():
+        index, width = map(int, key.split())
+        suffix = "" if width == 256 else f".p/{width}"
+        assert f"tile/3/{tiles.format_index(index)}{suffix}" == path
+        if index < 2**32:  # level-3 tile 2**32 would start at leaf 2**64
+            assert HashTile(3, index, width).path() == path
+            assert tiles.parse_path(path) == HashTile(3, index, width)
+        else:
+            beyond += 1
+            with pytest.raises(TilePathError, match="starts beyond the largest tree"):
+                tiles.parse_path(path)
+    assert beyond == 3 * 3  # 2**40, 2**56 - 1 and 10**18, full and partial
+
+
+def test_what_gos_parse_tile_path_takes_and_refuses() -> None:
+    assert len(GO_PATHS["parse_verdicts"]) > 40
+    for v in GO_PATHS["parse_verdicts"]:
+        path = v["path"]
+        if path in STRICTER_THAN_GO:
+            assert v["go_accepts"], path
+            with pytest.raises(TilePathError, match=STRICTER_THAN_GO[path]):
+                tiles.parse_path(path)
+        elif v["go_accepts"]:
+            want = HashTile(v.get("level", 0), v.get("index", 0), v["width"])
+            assert tiles.parse_path(path) == want
+        else:
+            with pytest.raises(TilePathError):
+                tiles.parse_path(path)
+
+
+def test_entry_bundles_as_go_writes_them() -> None:
+    for b in GO_PATHS["entry_bundles"]:
+        records = [b"renkei tile vector %d" % (b["start"] + i) for i in range(b["width"])]
+        assert tiles.encode_bundle(records).hex() == b["data_hex"]
+        assert tiles.decode_bundle(bytes.fromhex(b["data_hex"])) == records
+        assert EntryBundle(b["start"] // 256, b["width"]).path() == b["path"]
 
 
 def test_new_tiles_is_gos_new_tiles_and_the_specs_example() -> None:
