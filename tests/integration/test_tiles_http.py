@@ -377,3 +377,20 @@ def test_the_tiles_served_are_gos_byte_for_byte(size: int) -> None:
                 assert (status, body.hex()) == (200, b["data_hex"]), b["path"]
 
     run(go, test)
+
+
+def test_mounted_under_the_logs_prefix(log: Log) -> None:
+    # The hub mounts the app under its log's prefix; paths are read after it.
+    async def go() -> None:
+        hub = web.Application()
+        hub.add_subapp("/hub-log/", tiles_app(log.source(), may_read_entries=_oversight))
+        async with TestClient(TestServer(hub)) as c:
+            assert (await _get(c, "/hub-log/checkpoint"))[:2] == (200, log.note)
+            status, body, _ = await _get(c, "/hub-log/tile/0/002.p/88")
+            assert (status, body) == (200, merkle.tile_hashes(log.store, 0, 2, 88))
+            status, body, _ = await _get(c, "/hub-log/tile/0/02")
+            assert status == 400
+            assert body.startswith(b"'tile/0/02': ")
+            assert (await _get(c, "/checkpoint"))[0] == 404
+
+    asyncio.run(go())
