@@ -129,6 +129,10 @@ def tiles_app(
             return _text(404, _beyond(resource, there, size))
         if isinstance(resource, tiles.HashTile):
             body = await source.hash_tile(resource.level, resource.index, resource.width)
+            if len(body) != merkle.HASH_SIZE * resource.width:
+                raise web.HTTPInternalServerError(
+                    text=f"the log returned {len(body)} bytes for {resource.width} hashes"
+                )
             cache = MUTABLE if resource.partial else IMMUTABLE
             return web.Response(
                 body=body, headers={"Content-Type": TILE_TYPE, "Cache-Control": cache}

@@ -394,3 +394,18 @@ def test_mounted_under_the_logs_prefix(log: Log) -> None:
             assert (await _get(c, "/checkpoint"))[0] == 404
 
     asyncio.run(go())
+
+
+def test_a_source_short_of_hashes_is_a_server_error(log: Log) -> None:
+    class Short(StoreTileSource):
+        async def hash_tile(self, level: int, index: int, width: int) -> bytes:
+            return (await super().hash_tile(level, index, width))[:-1]
+
+    async def go() -> None:
+        source = Short(log.store, lambda: log.note, lambda: log.size, lambda s, n: [], None)
+        async with TestClient(TestServer(tiles_app(source, may_read_entries=_oversight))) as c:
+            status, body, _ = await _get(c, "/tile/0/000")
+            assert status == 500
+            assert b"the log returned 8191 bytes for 256 hashes" in body
+
+    asyncio.run(go())
