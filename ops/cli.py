@@ -291,6 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--port", type=int, default=0, help="h2c port (default: a free one)")
     b.add_argument("--port-file", type=Path)
     b.add_argument("--nginx", help="the nginx binary")
+
+    # --- renkei log: the verifiable log (ops/log_cli.py) ---
+    from ops import log_cli
+
+    log_cli.add_parser(sub)
     return parser
 
 
@@ -708,6 +713,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "log":  # the verifiable log (ops/log_cli.py)
+        from ops import log_cli
+
+        return log_cli.run(args)
     if args.command in ("pki", "comm") and args.action in ("sign-exchange", "exchange-csr"):
         return _exchange_certificate(args)
     if args.command == "pki":
