@@ -272,11 +272,10 @@ def witnesses_of(config: HubConfig) -> list[NamedWitness]:
     for w in config.log.witnesses:
         if w.url.startswith("https://") and config.tls is None:
             raise ConfigError(f"[log] witness {w.url}: an https witness needs the hub's [tls]")
+        tls = config.tls if w.url.startswith("https://") else None
         client = WitnessClient(
             w.url,
-            roots=config.tls.roots
-            if config.tls is not None and w.url.startswith("https")
-            else None,
+            roots=tls.ca_cert if tls is not None else None,  # the roots bundle
             server_name=party_host(WITNESS_PARTY),
         )
         out.append(NamedWitness(w.url, client, checkpoint.parse_cosignature_verifier_key(w.key)))
