@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import grpc
+from aiohttp import web
 
 from hub_server import keys
 from hub_server.checkpoints import Checkpointer, NamedWitness
@@ -25,6 +26,7 @@ from hub_server.policy_versions import PolicySet, fingerprint, load_policy
 from hub_server.provider_gateway import GrpcProviderGateway
 from hub_server.rekey_store import RekeyCompletions
 from hub_server.servicer import HubServicer
+from hub_server.tiles_server import start_tiles_server
 from renkei import codes, db, id_code_signing
 from renkei.config_util import ConfigError
 from renkei.errors import RenkeiError
@@ -88,6 +90,9 @@ class HubServer:
     # The verifiable log's checkpoints (None with the tree off).
     checkpointer: Checkpointer | None = None
     checkpointing: asyncio.Task[None] | None = None
+    # tlog-tiles over HTTPS ([log] http_listen), and the port it bound.
+    tiles: web.AppRunner | None = None
+    tiles_port: int | None = None
 
     @property
     def port(self) -> int:
@@ -97,6 +102,8 @@ class HubServer:
         self.refresher.cancel()
         if self.checkpointing is not None:
             self.checkpointing.cancel()
+        if self.tiles is not None:
+            await self.tiles.cleanup()
         if self.checkpointer is not None:
             await self.checkpointer.close()
         await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
@@ -252,6 +259,16 @@ async def create_server(config: HubConfig) -> HubServer:
         watch(hub, key_admin, config.key_refresh_seconds, config.policy_path)
     )
     checkpointing = asyncio.create_task(checkpointer.run()) if checkpointer is not None else None
+    tiles, tiles_port = None, None
+    if checkpointer is not None and config.log.http_listen is not None:
+        tiles, tiles_port = await start_tiles_server(
+            config.log.http_listen,
+            config.tls,
+            TreeReader(engine),
+            checkpointer,
+            config.log.entry_readers,
+        )
+        event(_log, "log served over HTTPS (tlog-tiles)", port=tiles_port)
     return HubServer(
         config,
         hub,
@@ -263,6 +280,8 @@ async def create_server(config: HubConfig) -> HubServer:
         id_issuer,
         checkpointer,
         checkpointing,
+        tiles,
+        tiles_port,
     )
 
 

@@ -72,7 +72,12 @@ class Checkpointer:
         self.interval = interval
         self.signed_size = -1
         self.witnessed = False
-        self.latest: bytes | None = None
+        # (size, note) of the newest checkpoint: one reference, read by the servers.
+        self.published: tuple[int, bytes] | None = None
+
+    @property
+    def latest(self) -> bytes | None:
+        return None if self.published is None else self.published[1]
 
     @property
     def verifier(self) -> note.Verifier:
@@ -93,7 +98,7 @@ class Checkpointer:
         latest = await self._run(self._reader.latest_checkpoint)
         if latest is not None:
             size, text = latest
-            self.signed_size, self.latest = size, text.encode()
+            self.signed_size, self.published = size, (size, text.encode())
             witnessed = await self._run(lambda: self._reader.latest_checkpoint(witnessed=True))
             self.witnessed = witnessed is not None and witnessed[0] == size
             for offered in self._witnesses:
@@ -137,7 +142,7 @@ class Checkpointer:
                 continue
             cosigned, witnessed = with_line, True
         await self._run(self._reader.save_checkpoint, size, cosigned.decode(), witnessed)
-        self.signed_size, self.witnessed, self.latest = size, witnessed, cosigned
+        self.signed_size, self.witnessed, self.published = size, witnessed, (size, cosigned)
         return True
 
     async def _offer(self, offered: _Offered, size: int, signed: bytes) -> str | None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from renkei import https_tls as tls
 from renkei.grpcutil.server import require_tls
 from renkei.keystore import KeyStore
 from renkei.runner import serve_until_signalled
-from witness import keys, tls
+from witness import keys
 from witness.config import WitnessConfig
 from witness.http import WitnessHttpServer
 from witness.store import WitnessStore

@@ -235,3 +235,57 @@ def test_malformed_requests_are_refused_naming_the_field(
     refusal = loop.run(refused(_ask(topo, CITY, method, requests[method](**request_fields))))
     assert (refusal.code, refusal.reason) == (grpc.StatusCode.INVALID_ARGUMENT, reason)
     assert refusal.metadata["field"] == field
+
+
+def test_the_log_is_served_by_tlog_tiles_over_https(loop: LoopThread, topo: Topology) -> None:
+    import ssl
+
+    import aiohttp
+
+    from hub_server.log_tree import TreeReader
+    from hub_server.tiles_server import start_tiles_server
+    from renkei.pki import party_host
+    from renkei.tlog import tiles
+
+    _lawful(loop, topo)
+    assert topo.hub.checkpointer is not None
+    checkpoints = topo.hub.checkpointer
+    reader = TreeReader(topo.hub_log().engine)
+    hub_tls = topo.layout.pki.hub()
+    city = topo.layout.pki.agency(CITY)
+
+    async def run() -> None:
+        await _checkpoint_covering(topo, 1)
+        runner, port = await start_tiles_server(
+            "127.0.0.1:0", hub_tls, reader, checkpoints, ["urn:renkei:oversight"]
+        )
+        context = ssl.create_default_context(cafile=str(hub_tls.ca_cert))
+        agency_context = ssl.create_default_context(cafile=str(hub_tls.ca_cert))
+        agency_context.load_cert_chain(str(city.cert), str(city.key))
+        base = f"https://127.0.0.1:{port}"
+        name = party_host("hub")  # the hub's certificate names no address
+        try:
+            async with aiohttp.ClientSession() as http:
+                async with http.get(f"{base}/checkpoint", ssl=context, server_hostname=name) as got:
+                    assert got.status == 200
+                    note_text = await got.read()
+                cp = checkpoint.verify_checkpoint(
+                    note_text, checkpoints.verifier, [], require_witness=False
+                )
+                width = min(cp.size, 256)
+                path = tiles.HashTile(0, 0, width).path()
+                async with http.get(f"{base}/{path}", ssl=context, server_hostname=name) as got:
+                    assert got.status == 200
+                    assert await got.read() == reader.hash_tile(0, 0, width)
+                bundle = tiles.EntryBundle(0, width).path()
+                for ctx in (context, agency_context):  # nobody, an agency: not entitled
+                    async with http.get(f"{base}/{bundle}", ssl=ctx, server_hostname=name) as got:
+                        assert got.status == 403
+                async with http.get(
+                    f"{base}/tile/0/x1/2.p/0", ssl=context, server_hostname=name
+                ) as got:
+                    assert got.status == 400
+        finally:
+            await runner.cleanup()
+
+    loop.run(run())

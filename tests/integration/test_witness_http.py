@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from support.witness_log import ORIGIN, ToyLog, witness_signer
 
 from ops.pki import PkiLayout, init_pki
+from renkei import https_tls as tls
 from renkei.pki import party_host
 from renkei.tlog import checkpoint as cp
 from renkei.tlog import witness_protocol as wire
@@ -29,7 +30,6 @@ from renkei.tlog.witness_client import (
     WitnessUnavailable,
     client_context,
 )
-from witness import tls
 from witness.http import WitnessHttpServer
 from witness.store import WitnessStore
 from witness.witness import Accepted, Witness

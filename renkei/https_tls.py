@@ -1,8 +1,9 @@
-"""The witness's HTTPS: its own certificate from the services' CA, client certificates optional.
+"""HTTPS for renkei's HTTP servers (the witness, the hub's tlog-tiles): client certs optional.
 
-The spec authenticates requests by the log's signature on the checkpoint alone,
-so by default a client needs no certificate; one that presents a certificate
-must present a valid one of the deployment's CAs. ``require_client_cert`` makes
+tlog-witness authenticates requests by the log's signature on the checkpoint
+alone, and tlog-tiles readers are anybody, so by default a client needs no
+certificate; one that presents a certificate must present a valid one of the
+deployment's CAs. ``require_client_cert`` makes
 one mandatory (then checked against the CAs' revocation lists too).
 """
 
