@@ -21,6 +21,7 @@ import base64
 import os
 import shutil
 import socket
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,7 @@ from comm_server.keys import provision as comm_key_setup
 from comm_server.staff_register import Grant, render
 from comm_server.store import open_key_store as open_comm_key_store
 from hub_server.config import HubConfig
+from hub_server.keys import checkpoint_signer
 from hub_server.keys import provision as hub_key_setup
 from hub_server.keys import sealing_key as hub_sealing_key
 from id_issuer.issuer import open_key_store as open_issuer_key_store
@@ -43,12 +45,21 @@ from ops.pki import PkiLayout, init_pki, issue_exchange_certificate
 from renkei import db, sealing
 from renkei.keystore import KeyStore, create_master_key_file, load_master_key
 from renkei.pki import TlsFiles
+from witness.setup import init_witness
 
 ID_ISSUER = "id-issuer"
 REGISTRY = "registry"
 NUMBERING = "numbering"
 # Each service's folder in a deployment.
-SERVICE_FOLDERS = {ID_ISSUER: "id_issuer", REGISTRY: "registry", NUMBERING: "numbering"}
+WITNESS = "witness"
+SERVICE_FOLDERS = {
+    ID_ISSUER: "id_issuer",
+    REGISTRY: "registry",
+    NUMBERING: "numbering",
+    WITNESS: "witness",
+}
+# The witness's cosignature key name (C2SP note key names are URL-like).
+WITNESS_KEY_NAME = "witness.service.renkei.internal"
 
 
 @dataclass(frozen=True)
@@ -102,6 +113,10 @@ class Layout:
     def numbering_config(self) -> Path:
         return self.root / "numbering" / "numbering.toml"
 
+    @property
+    def witness_config(self) -> Path:
+        return self.root / "witness" / "witness.toml"
+
     def agency_dir(self, agency_id: str) -> Path:
         return self.root / "agencies" / agency_id
 
@@ -121,6 +136,9 @@ class Endpoints:
     id_issuer_port: int = 0
     numbering_port: int = 0
     registry_port: int = 0
+    # The witness (HTTPS) and the hub's log over HTTPS (tlog-tiles).
+    witness_port: int = 0
+    log_http_port: int = 0
     # An agency's [legacy] table (kind, format, url/port/folder: docs/legacy-formats.md);
     # an agency not here gets the JSON-lines system at its legacy_ports entry.
     legacy: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -139,6 +157,8 @@ class Settings:
     extra_staff: Sequence[Grant] = ()
     # How often each server looks at the CAs' revocation lists (None: its default).
     crl_reload_seconds: float | None = None
+    # How often each communication server checks its share of the hub's log (0: never).
+    log_verify_seconds: float = 60.0
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -151,7 +171,8 @@ def free_port(host: str = "127.0.0.1") -> int:
 def endpoints_from(base: int, agencies: Sequence[AgencySpec]) -> Endpoints:
     """Fixed ports from ``base`` (``renkei deploy init --base-port``): the hub at
     base, communication servers from base+1, legacy systems from base+101, then
-    the ID issuer, the numbering agency and the registry at base+201..203."""
+    the ID issuer, the numbering agency and the registry at base+201..203, the
+    witness at base+204 and the hub's log over HTTPS at base+205."""
     return Endpoints(
         base,
         {a.agency_id: base + 1 + i for i, a in enumerate(agencies)},
@@ -159,6 +180,8 @@ def endpoints_from(base: int, agencies: Sequence[AgencySpec]) -> Endpoints:
         id_issuer_port=base + 201,
         numbering_port=base + 202,
         registry_port=base + 203,
+        witness_port=base + 204,
+        log_http_port=base + 205,
     )
 
 
@@ -170,6 +193,8 @@ def pick_endpoints(agencies: Sequence[AgencySpec]) -> Endpoints:
         id_issuer_port=free_port(),
         numbering_port=free_port(),
         registry_port=free_port(),
+        witness_port=free_port(),
+        log_http_port=free_port(),
     )
 
 
@@ -248,7 +273,7 @@ def init_deployment(
     pki = init_pki(
         layout.root / "pki",
         ids,
-        services=[ID_ISSUER, REGISTRY, NUMBERING],
+        services=[ID_ISSUER, REGISTRY, NUMBERING, WITNESS],
         parties=layout.root,
         service_folders=SERVICE_FOLDERS,
     )
@@ -354,7 +379,38 @@ def init_deployment(
     )
     hub_key_setup(hub_keys, ids)
     hub_public = sealing.public_key_bytes(hub_sealing_key(hub_keys))
+    origin = hub_config.log.origin
+    hub_log_key = checkpoint_signer(hub_keys, origin).verifier().verifier_key()
     hub_keys.engine.dispose()
+
+    # The witness, run by the oversight body: it cosigns the hub's checkpoints, and
+    # agencies trust a checkpoint only with its cosignature (docs/verifiable-log.md).
+    witness_dir = layout.witness_config.parent
+    witness_db = _db(settings, WITNESS)
+    witness_key = init_witness(
+        witness_dir,
+        listen=f"{host}:{endpoints.witness_port}",
+        tls=_tls_paths(pki.service(WITNESS), witness_dir),
+        logs=[(origin, hub_log_key)],
+        database_url=witness_db["database_url"],
+        database_schema=witness_db.get("database_schema"),
+        name=WITNESS_KEY_NAME,
+        log_level=settings.log_level,
+    )
+    hub_toml["log"] = {
+        "origin": origin,
+        "http_listen": f"{host}:{endpoints.log_http_port}",
+        "witness": [{"url": f"https://{host}:{endpoints.witness_port}", "key": witness_key}],
+    }
+    for agency in agencies:
+        path = layout.comm_config(agency.agency_id)
+        comm_toml = tomllib.loads(path.read_text(encoding="utf-8"))
+        comm_toml["log"] = {
+            "hub_key": hub_log_key,
+            "witness_keys": [witness_key],
+            "verify_every_seconds": settings.log_verify_seconds,
+        }
+        _write_toml(path, comm_toml)
 
     issuer_dir = layout.id_issuer_config.parent
     issuer_dir.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,8 @@ from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.grpcutil.client import channel
 from renkei.hub.v1 import hub_pb2_grpc
 from renkei.pki import TlsFiles
+from witness import bootstrap as witness_bootstrap
+from witness.config import WitnessConfig
 
 CITY, PENSION, MINISTER = (a.agency_id for a in DEMO_AGENCIES)
 # What query() sends: registered at every agency for every affair, at terminal T-1.
@@ -99,6 +101,8 @@ class Topology:
     numbers: dict[str, str]
     # The registry's server: binding, and the resident directory the numbering agency asks.
     registry: registry_bootstrap.RegistryBindingServer
+    # The oversight body's witness, cosigning the hub's checkpoints.
+    witness: witness_bootstrap.WitnessServer
 
     def tls(self, party: str) -> TlsFiles:
         return self.layout.pki.hub() if party == "hub" else self.layout.pki.agency(party)
@@ -145,6 +149,7 @@ class Topology:
         for comm in self.comms.values():
             await comm.stop(0)
         await self.hub.stop(0)
+        await self.witness.stop(0)
         await self.numbering.stop(0)
         await self.registry.stop(0)
         await self.id_issuer.stop(0)
@@ -229,8 +234,23 @@ async def start_topology(
     numbers = await issue_numbers(
         layout, numbering.port, [p.resident_code for p in people], root / "notices"
     )
+    witness = await witness_bootstrap.create_server(
+        replace(WitnessConfig.load(layout.witness_config), listen="127.0.0.1:0")
+    )
+    hub_config = HubConfig.load(layout.hub_config)
     hub = await hub_bootstrap.create_server(
-        replace(HubConfig.load(layout.hub_config), id_issuer_endpoint=f"127.0.0.1:{issuer.port}")
+        replace(
+            hub_config,
+            id_issuer_endpoint=f"127.0.0.1:{issuer.port}",
+            log=replace(
+                hub_config.log,
+                http_listen="127.0.0.1:0",
+                witnesses=tuple(
+                    replace(w, url=f"https://127.0.0.1:{witness.port}")
+                    for w in hub_config.log.witnesses
+                ),
+            ),
+        )
     )
     hub_endpoint = f"127.0.0.1:{hub.port}"
     configs = {
@@ -258,5 +278,5 @@ async def start_topology(
         for agency in hub.hub.directory
     )
     return Topology(
-        layout, endpoints, hub, comms, stubs, people, issuer, numbering, numbers, registry
+        layout, endpoints, hub, comms, stubs, people, issuer, numbering, numbers, registry, witness
     )
