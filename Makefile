@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: all setup gen import-graph lint typecheck test test-faults test-dishonest fuzz demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy clean
+.PHONY: all setup gen import-graph lint typecheck test test-faults test-dishonest fuzz demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy bench-log clean
 
 all: test
 
@@ -60,10 +60,14 @@ demo: $(STAMP)
 	$(BIN)/renkei demo
 
 # Benchmarks print tables; they are not tests. Figures: docs/benchmarks.md.
-bench: bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy
+bench: bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy bench-log
 
 bench-linkage: $(STAMP)
 	$(BIN)/renkei bench
+
+# The verifiable log on SQLite: integration, proofs, commit to witnessed checkpoint.
+bench-log: $(STAMP)
+	$(BIN)/python -m ops.bench.log
 
 bench-bulk: $(STAMP)
 	$(BIN)/python -m ops.bench.bulk

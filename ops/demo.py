@@ -480,6 +480,15 @@ class Demo:
                 ),
             )
         )
+        # The oversight body's witness: the hub offers it every checkpoint it signs.
+        started.append(
+            group.start(
+                "witness",
+                python_module(
+                    "ops.cli", "witness", "serve", "--config", str(layout.witness_config)
+                ),
+            )
+        )
         started.append(
             group.start(
                 "hub",
@@ -513,7 +522,7 @@ class Demo:
                 group.wait_ready(child)
         c.print(
             "  started the registry's binding service, the numbering agency, the ID issuer,"
-            " the hub and five legacy systems: "
+            " the oversight body's witness, the hub and five legacy systems: "
             + ", ".join(f"{NAMES[a]}: {SYSTEMS[a][0]}" for a in SYSTEMS)
         )
         self.number(layout)

@@ -82,11 +82,28 @@ class Entry:
             raise EntryError("logged_at: a time without a zone")
 
     def encode(self) -> bytes:
-        doc = {
+        # The keys in sorted order and every value escaped as json.dumps escapes it
+        # (ensure_ascii off): json.dumps(document(), sort_keys=True) in a fifth of the time,
+        # for the hub writes one entry per row (test_log_entry checks they agree).
+        q = _string
+        return (
+            f'{{"info_kind":{q(self.info_kind)},"kind":{q(self.kind)},'
+            f'"legal_basis_item":{q(self.legal_basis_item)},'
+            f'"logged_at":"{_time(self.logged_at)}","outcome":{q(self.outcome)},'
+            f'"person":{q(self.person)},"policy_version":{q(self.policy_version)},'
+            f'"provider":{q(self.provider)},"reason":{q(self.reason)},'
+            f'"requester":{q(self.requester)},'
+            f'"salt":"{base64.b64encode(self.salt).decode("ascii")}",'
+            f'"serial":{int(self.serial)},"v":{VERSION}}}'
+        ).encode()
+
+    def document(self) -> dict[str, object]:
+        """The entry as the JSON object its encoding holds."""
+        return {
             "info_kind": self.info_kind,
             "kind": self.kind,
             "legal_basis_item": self.legal_basis_item,
-            "logged_at": self.logged_at.astimezone(UTC).strftime(_TIME_FORMAT),
+            "logged_at": _time(self.logged_at),
             "outcome": self.outcome,
             "person": self.person,
             "policy_version": self.policy_version,
@@ -97,7 +114,6 @@ class Entry:
             "serial": self.serial,
             "v": VERSION,
         }
-        return _canonical(doc)
 
     def leaf_hash(self) -> bytes:
         return merkle.leaf_hash(self.encode())
@@ -184,7 +200,12 @@ def describe(data: bytes) -> str:
     return f"the {entry.kind} entry of serial {entry.serial}"
 
 
-def _canonical(doc: dict[str, object]) -> bytes:
-    return json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode(
-        "utf-8"
-    )
+_string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
+
+
+def _time(at: datetime) -> str:
+    """``at`` as an entry writes it (``_TIME_FORMAT``), by isoformat, which is C-fast."""
+    utc = at if at.tzinfo is UTC else at.astimezone(UTC)
+    return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # less its "+00:00"
+
+

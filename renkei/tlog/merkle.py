@@ -85,17 +85,14 @@ def stored_hash_index(level: int, index: int) -> int:
     order is append-only too, and its size after n leaves is
     :func:`stored_hash_count` (n).
     """
-    _size("level", level)
-    n = _size("index", index)
-    # Node (L, n) is completed by its rightmost leaf and written L places after
-    # it, once the nodes below it on that leaf's way up are written.
-    for _ in range(level):  # (L, n) -> its right child (L-1, 2n+1) -> ... -> that leaf
-        n = 2 * n + 1
-    i = 0
-    while n > 0:  # leaf n is preceded by n + n/2 + n/4 + ... hashes
-        i += n
-        n >>= 1
-    return i + level
+    if level < 0 or index < 0:
+        _size("level", level)
+        _size("index", index)
+    # Node (L, n) is completed by its rightmost leaf, (n + 1) 2^L - 1, and written
+    # L places after it, once the nodes below it on that leaf's way up are written.
+    # That leaf is preceded by n + n/2 + n/4 + ... hashes, which is 2n - popcount(n).
+    leaf = ((index + 1) << level) - 1
+    return 2 * leaf - leaf.bit_count() + level
 
 
 def split_stored_hash_index(stored: int) -> Coord:
@@ -116,7 +113,7 @@ def split_stored_hash_index(stored: int) -> Coord:
 def stored_hash_count(size: int) -> int:
     """How many hashes a tree of ``size`` leaves has stored: leaves and perfect subtrees."""
     _size("size", size)
-    return 2 * size - bin(size).count("1")
+    return 2 * size - size.bit_count()
 
 
 # --- ranges and the proofs' shape --------------------------------------------

@@ -298,10 +298,13 @@ def running_world(root: Path, database_url: str | None) -> Iterator[World]:
             world.argv[f"comm-{aid}"] = python_module(
                 "ops.cli", "comm", "serve", "--config", str(layout.comm_config(aid))
             )
+        world.argv["witness"] = python_module(
+            "ops.cli", "witness", "serve", "--config", str(layout.witness_config)
+        )
         world.argv["hub"] = python_module(
             "ops.cli", "hub", "serve", "--config", str(layout.hub_config)
         )
-        for name in (f"legacy-{CITY}", f"legacy-{PENSION}", "hub"):
+        for name in (f"legacy-{CITY}", f"legacy-{PENSION}", "witness", "hub"):
             world.start(name)
         sealer = IdIssuer.load(layout.id_issuer_config)
         for aid in (CITY, PENSION):

@@ -77,3 +77,16 @@ def test_entitlement_is_requester_or_provider() -> None:
     assert entry.entitled("city-a")
     assert entry.entitled("pension")
     assert not entry.entitled("insurer")
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", "年金", 'quote " and \\ backslash', "\x00\x1f\x7f control", "\u2028\u2029", "😀 astral"],
+)
+def test_the_fast_encoding_is_json_dumps_canonical_form(text: str) -> None:
+    entry = _entry(info_kind=text, reason=text, person=text)
+    expected = json.dumps(
+        entry.document(), ensure_ascii=False, sort_keys=True, separators=(",", ":")
+    ).encode("utf-8")
+    assert entry.encode() == expected
+    assert Entry.decode(expected) == entry
