@@ -207,5 +207,3 @@ def _time(at: datetime) -> str:
     """``at`` as an entry writes it (``_TIME_FORMAT``), by isoformat, which is C-fast."""
     utc = at if at.tzinfo is UTC else at.astimezone(UTC)
     return utc.isoformat(timespec="microseconds")[:-6] + "Z"  # less its "+00:00"
-
-
