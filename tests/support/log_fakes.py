@@ -7,7 +7,8 @@ the ways the verify job must catch: a served entry edited (``edit``), the tree
 rewritten under it (``rewrite``), an entry it will not give (``withhold``), an
 older checkpoint served (``publish``), no cosignature (``cosigned = False``), a
 broken hub signature (``bad_signature``), or no answer at all (``unreachable``).
-``MemoryVerifyStore`` is the job's store in a dict.
+``MemoryVerifyStore`` is the job's store in a dict; ``start_log_service`` serves a
+``FakeHubLog`` as renkei.log.v1.LogService on loopback (integration tests).
 """
 
 from __future__ import annotations
@@ -15,14 +16,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any, NoReturn
 
+import grpc
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from comm_server.config import LogConfig
 from comm_server.log_receipts import LogReceipt, ShareReceipt
 from comm_server.log_trust import Status, Trusted
 from comm_server.log_verify import Keys
-from renkei.errors import InvalidArgument, PermissionDenied, Unavailable
+from renkei.errors import InvalidArgument, PermissionDenied, RenkeiError, Unavailable
+from renkei.log.v1 import log_pb2, log_pb2_grpc
 from renkei.tlog import checkpoint as cp
 from renkei.tlog import merkle, note
 from renkei.tlog.entry import EXCHANGE, OUTCOME, Entry
@@ -242,3 +246,69 @@ class MemoryVerifyStore:
 
     async def status(self) -> Status | None:
         return self.state
+
+
+class FakeLogServicer(log_pb2_grpc.LogServiceServicer):
+    """renkei.log.v1.LogService over a ``FakeHubLog``, for a real gRPC server on loopback."""
+
+    def __init__(self, log: FakeHubLog) -> None:
+        self.log = log
+
+    @staticmethod
+    async def _refuse(context: grpc.aio.ServicerContext[Any, Any], err: RenkeiError) -> NoReturn:
+        status = err.to_status()
+        await context.abort(status.code, status.details, status.trailing_metadata)
+        raise AssertionError("unreachable: abort raises")
+
+    async def GetCheckpoint(  # gRPC method names are PascalCase
+        self, request: log_pb2.GetCheckpointRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> log_pb2.GetCheckpointResponse:
+        try:
+            return log_pb2.GetCheckpointResponse(checkpoint=await self.log.checkpoint())
+        except RenkeiError as err:
+            await self._refuse(context, err)
+
+    async def GetInclusionProof(  # gRPC method names are PascalCase
+        self,
+        request: log_pb2.GetInclusionProofRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> log_pb2.GetInclusionProofResponse:
+        try:
+            hashes = await self.log.inclusion_proof(request.leaf_index, request.tree_size)
+        except RenkeiError as err:
+            await self._refuse(context, err)
+        return log_pb2.GetInclusionProofResponse(hashes=hashes)
+
+    async def GetConsistencyProof(  # gRPC method names are PascalCase
+        self,
+        request: log_pb2.GetConsistencyProofRequest,
+        context: grpc.aio.ServicerContext[Any, Any],
+    ) -> log_pb2.GetConsistencyProofResponse:
+        try:
+            hashes = await self.log.consistency_proof(request.first_size, request.second_size)
+        except RenkeiError as err:
+            await self._refuse(context, err)
+        return log_pb2.GetConsistencyProofResponse(hashes=hashes)
+
+    async def GetEntries(  # gRPC method names are PascalCase
+        self, request: log_pb2.GetEntriesRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> log_pb2.GetEntriesResponse:
+        try:
+            got = await self.log.entries(list(request.leaf_indices))
+        except RenkeiError as err:
+            await self._refuse(context, err)
+        return log_pb2.GetEntriesResponse(
+            entries=[
+                log_pb2.LogReceipt(serial=e.serial, leaf_index=e.leaf_index, entry=e.entry)
+                for e in got
+            ]
+        )
+
+
+async def start_log_service(log: FakeHubLog) -> tuple[grpc.aio.Server, int]:
+    """A plaintext LogService on a free loopback port (the caller stops it)."""
+    server = grpc.aio.server()
+    log_pb2_grpc.add_LogServiceServicer_to_server(FakeLogServicer(log), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port
