@@ -93,7 +93,10 @@ def start_log_checker(
     if config.log is None or config.log.verify_every_seconds <= 0:
         return None
     checker = ShareVerifier(
-        LogClient(hub.channel), SqlVerifyStore(store.store.engine), Keys.from_config(config.log)
+        LogClient(hub.channel),
+        SqlVerifyStore(store.store.engine),
+        Keys.from_config(config.log),
+        agency_id=config.agency_id,
     )
     return asyncio.create_task(run_every(checker.run, config.log.verify_every_seconds))
 

@@ -35,7 +35,8 @@ async def verify_once(
         hub = hub_client(config)
         reader = LogClient(hub.channel)
     try:
-        return await ShareVerifier(reader, store, Keys.from_config(config.log)).run()
+        keys = Keys.from_config(config.log)
+        return await ShareVerifier(reader, store, keys, agency_id=config.agency_id).run()
     except CannotVerify as err:
         return err
     finally:

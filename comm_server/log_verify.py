@@ -175,8 +175,11 @@ class ShareVerifier:
         store: VerifyStore,
         keys: Keys,
         *,
+        agency_id: str | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        # With it, a receipt kept for an entry this agency is no party to is a problem.
+        self._agency_id = agency_id
         self._reader = reader
         self._store = store
         self._keys = keys
@@ -274,29 +277,31 @@ class ShareVerifier:
             self._check_receipt(r, problems)
         limit = asyncio.Semaphore(_CONCURRENT_PROOFS)
 
-        async def prove(r: ShareReceipt) -> tuple[bytes, ...]:
+        async def prove(r: ShareReceipt) -> tuple[bytes, ...] | RenkeiError:
             async with limit:
                 try:
                     return tuple(await self._reader.inclusion_proof(r.leaf_index, cp.size))
                 except RenkeiError as err:
                     if _cannot_run(err):
                         raise CannotVerify(f"an inclusion proof: {_refusal(err)}") from None
-                    problems.append(
-                        Problem(
-                            NOT_IN_TREE,
-                            f"{_where(r)}: not in the tree of size {cp.size} (the hub refused"
-                            f" its inclusion proof: {_refusal(err)})",
-                            r.serial,
-                            r.leaf_index,
-                        )
-                    )
-                    return ()
+                    return err
 
         proofs = await asyncio.gather(*(prove(r) for r in receipts))
         served = await self._served([r.leaf_index for r in receipts])
         proven: list[ProvenEntry] = []
         for r, proof in zip(receipts, proofs, strict=True):
-            if proof:
+            if isinstance(proof, RenkeiError):
+                problems.append(
+                    Problem(
+                        NOT_IN_TREE,
+                        f"{_where(r)}: not in the tree of size {cp.size} (the hub refused"
+                        f" its inclusion proof: {_refusal(proof)})",
+                        r.serial,
+                        r.leaf_index,
+                    )
+                )
+                proof = ()
+            else:
                 try:
                     merkle.verify_inclusion(
                         merkle.leaf_hash(r.entry), r.leaf_index, cp.size, proof, cp.root_hash
@@ -332,9 +337,9 @@ class ShareVerifier:
             proven.append(ProvenEntry(r.leaf_index, r.serial, r.entry, proof, theirs))
         return proven
 
-    @staticmethod
-    def _check_receipt(r: ShareReceipt, problems: list[Problem]) -> None:
-        """A receipt kept here that is not what its row says (edited since it was kept)."""
+    def _check_receipt(self, r: ShareReceipt, problems: list[Problem]) -> None:
+        """A receipt kept here that is not what its row says (the hub gave a bad one, or it
+        was edited since), in full: the one canonical encoding, the serial, the parties."""
         try:
             entry = Entry.decode(r.entry)
         except EntryError as err:
@@ -352,6 +357,16 @@ class ShareVerifier:
                 Problem(
                     RECEIPT,
                     f"{_where(r)}: the receipt kept here names serial {entry.serial}",
+                    r.serial,
+                    r.leaf_index,
+                )
+            )
+        elif self._agency_id is not None and not entry.entitled(self._agency_id):
+            problems.append(
+                Problem(
+                    RECEIPT,
+                    f"{_where(r)}: the receipt kept here is an entry between"
+                    f" {entry.requester!r} and {entry.provider!r}, not this agency's",
                     r.serial,
                     r.leaf_index,
                 )

@@ -25,7 +25,7 @@ from comm_server.config import LogConfig
 from comm_server.log_receipts import LogReceipt, ShareReceipt
 from comm_server.log_trust import Status, Trusted
 from comm_server.log_verify import Keys
-from renkei.errors import InvalidArgument, PermissionDenied, RenkeiError, Unavailable
+from renkei.errors import InvalidArgument, NotFound, PermissionDenied, RenkeiError, Unavailable
 from renkei.log.v1 import log_pb2, log_pb2_grpc
 from renkei.tlog import checkpoint as cp
 from renkei.tlog import merkle, note
@@ -54,6 +54,7 @@ class FakeHubLog:
         self.leaves: list[bytes] = []  # the entries the tree commits to
         self.served: dict[int, bytes] = {}  # what GetEntries gives, where it differs
         self.withheld: set[int] = set()
+        self.no_proof: set[int] = set()  # leaves whose inclusion proof the hub refuses
         self.published: int | None = None  # the checkpoint's size; None: every leaf
         self.cosigned = True
         self.bad_signature = False
@@ -171,6 +172,8 @@ class FakeHubLog:
         self._reachable()
         if not 0 <= index < size <= len(self.leaves):
             raise InvalidArgument("LEAF_INDEX_OUT_OF_RANGE", f"leaf {index} not in size {size}")
+        if index in self.no_proof:
+            raise NotFound("LEAF_NOT_FOUND", f"no leaf {index}")
         return merkle.stored_inclusion_proof(self._store, index, size)
 
     async def consistency_proof(self, old: int, new: int) -> list[bytes]:

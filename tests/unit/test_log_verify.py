@@ -9,6 +9,7 @@ not witnessed or not signed) is found and named; an honest log raises nothing.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime
 
@@ -60,7 +61,9 @@ class World:
         self.log.exchange(self.serial, TAX, PENSION)
 
     def verifier(self) -> ShareVerifier:
-        return ShareVerifier(self.log, self.store, self.log.keys(), clock=lambda: NOW)
+        return ShareVerifier(
+            self.log, self.store, self.log.keys(), agency_id=CITY, clock=lambda: NOW
+        )
 
     def run(self) -> VerifyReport:
         return asyncio.run(self.verifier().run())
@@ -147,6 +150,17 @@ def test_an_entry_rewritten_in_the_tree_is_not_in_the_tree() -> None:
     assert report.problems[0].text.startswith("serial 102 (leaf 3): not in the tree of size 16")
 
 
+def test_an_inclusion_proof_the_hub_refuses_is_not_in_the_tree() -> None:
+    world = World()
+    world.log.no_proof.add(11)
+    report = world.run()
+    assert [p.text for p in report.problems] == [
+        "serial 106 (leaf 11): not in the tree of size 16 (the hub refused its inclusion"
+        " proof: LEAF_NOT_FOUND: no leaf 11)"
+    ]
+    assert next(e for e in report.entries if e.leaf_index == 11).inclusion == ()
+
+
 def test_a_fork_at_the_same_size_names_both_roots() -> None:
     world = World()
     assert world.run().clean
@@ -211,6 +225,26 @@ def test_a_receipt_edited_here_to_name_another_serial_is_reported() -> None:
     assert report.problems[0].text == (
         "serial 999 (leaf 2): the receipt kept here names serial 102"
     )
+
+
+def test_a_receipt_not_in_the_canonical_encoding_or_not_ours_is_reported() -> None:
+    world = World(1)
+    # What the exchange's quick check lets by: the same JSON spaced out, another's entry.
+    spaced = json.dumps(json.loads(world.log.leaves[2]), indent=1).encode()
+    kept = accept(
+        [LogReceipt(102, 2, spaced)], serial=102, agency_id=CITY, role=REQUESTER, received_at=NOW
+    )
+    assert len(kept) == 1
+    world.store.receipts[2] = kept[0]
+    world.store.add([ShareReceipt(0, 101, REQUESTER, world.log.leaves[0], NOW)])  # tax's
+    report = world.run()
+    texts = [p.text for p in report.problems if p.kind == RECEIPT]
+    assert texts == [
+        "serial 101 (leaf 0): the receipt kept here is an entry between 'tax' and 'pension',"
+        " not this agency's",
+        "serial 102 (leaf 2): the receipt kept here is not an entry (not in its canonical"
+        " encoding)",
+    ]
 
 
 def test_an_unreachable_hub_cannot_run_and_changes_nothing() -> None:
