@@ -13,9 +13,11 @@ An answer without receipts (an older hub, or its tree off) simply leaves none.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -66,7 +68,31 @@ class LogReceipt:
 
 
 def from_protos(msgs: Iterable[log_pb2.LogReceipt]) -> tuple[LogReceipt, ...]:
-    return tuple(LogReceipt.from_proto(m) for m in msgs)
+    """The receipts given; an unset message (no entry: the tree off) is none."""
+    return tuple(LogReceipt.from_proto(m) for m in msgs if m.entry)
+
+
+# A single exchange's refusal names its exchange entry in the status's metadata.
+REFUSAL_LEAF_KEY = "log_leaf_index"
+REFUSAL_ENTRY_KEY = "log_entry"
+
+
+def from_refusal(metadata: Mapping[str, str], serial: int) -> LogReceipt | None:
+    """The exchange entry a refused single exchange names, or None (none named, or not
+    readable: then a WARNING, and the refusal is handled as it is)."""
+    leaf, entry = metadata.get(REFUSAL_LEAF_KEY), metadata.get(REFUSAL_ENTRY_KEY)
+    if leaf is None or entry is None:
+        return None
+    try:
+        return LogReceipt(serial, int(leaf), base64.b64decode(entry, validate=True))
+    except (ValueError, binascii.Error):
+        event(
+            _log,
+            "a refusal's log receipt cannot be read; none is kept",
+            logging.WARNING,
+            serial=serial,
+        )
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +145,8 @@ def accept(
     """The good receipts of exchange ``serial``, to keep; a WARNING for each bad one."""
     kept: list[ShareReceipt] = []
     for r in receipts:
+        if not r.entry:  # an unset receipt: nothing to keep, nothing wrong
+            continue
         why = problem(r, serial, agency_id)
         if why is not None:
             event(

@@ -21,7 +21,7 @@ from typing import NamedTuple, Protocol
 
 from comm_server.hub_client import BulkRelayAnswer
 from comm_server.keys import OwnKeys
-from comm_server.log_receipts import LogReceipt
+from comm_server.log_receipts import LogReceipt, from_refusal
 from comm_server.ports import Hub
 from comm_server.requester.types import LocalQuery
 from comm_server.seal_info import answer_info, query_info
@@ -183,6 +183,9 @@ class PerPerson:
         # A refusal without one keeps the serial the hub's answer gave, if any.
         if serial := err.metadata.get("serial"):
             out.serials[0] = int(serial)
+            # The hub's refusal names the exchange's entry in its log (none for an outcome).
+            if (receipt := from_refusal(err.metadata, out.serials[0])) is not None:
+                out.receipts[0] = (receipt,)
 
     def mark(self, err: RenkeiError, out: Outcomes) -> None:
         pass  # the hub's refusal carries its serial already

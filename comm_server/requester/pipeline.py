@@ -403,6 +403,7 @@ class Requester:
         timeout = deadline.budget(
             self._query_timeout, time_remaining, deadline.REQUESTER_MARGIN_SECONDS
         )
+        receipts: list[ShareReceipt] = []  # the fetch's own entry in the hub's log
         try:
             self.check_staff(f.staff_id, f.terminal_id, held.info_kind, held.legal_basis_item)
             try:
@@ -412,6 +413,13 @@ class Requester:
                 raise DeadlineExceeded(
                     "QUERY_TIMEOUT", f"no answer within {timeout:.3f} s"
                 ) from None
+            receipts = accept(
+                answer.log_receipts,
+                serial=held.serial,
+                agency_id=self.agency_id,
+                role=REQUESTER,
+                received_at=record.logged_at,
+            )
             peer = await self.peer(held.counterpart_agency_id, timeout)
             exchange_cert.check_signature(
                 peer,
@@ -445,7 +453,7 @@ class Requester:
             if err.reason == "ANSWER_EXPIRED":
                 await self._store.take_ticket(REQUESTER, f.ticket)
             await self._store.append_log(
-                replace(record, outcome=err.code.name, reason=err.reason),
+                replace(record, outcome=err.code.name, reason=err.reason), receipts
             )
             raise
         await self._store.take_ticket(REQUESTER, f.ticket)
@@ -458,6 +466,7 @@ class Requester:
                     + (f"; {opened.problem}" if opened.problem else "")
                 )[: standard.DETAIL_CHARS],
             ),
+            receipts,
         )
         local_id = held.local_person_id or ""
         return Answered(

@@ -10,6 +10,7 @@ system costs no wall time.
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -212,6 +213,9 @@ class FakeHub:
             provided = await self.provider.provide(call, timeout)
         except RenkeiError as err:
             err.metadata["serial"] = str(serial)
+            if begun is not None:  # as the hub does: the refusal names the exchange's entry
+                err.metadata["log_leaf_index"] = str(begun.leaf_index)
+                err.metadata["log_entry"] = base64.b64encode(begun.entry).decode()
             raise
         return RelayAnswer(
             serial,

@@ -86,7 +86,7 @@ def test_a_hub_without_its_tree_leaves_no_receipts() -> None:
     assert len(world.city_store.logs) == 3
 
 
-def test_a_call_the_provider_refuses_still_keeps_its_receipt() -> None:
+def test_a_call_the_provider_refuses_keeps_the_exchange_entry_on_both_sides() -> None:
     world, _ = logged()
     world.unbind_at_provider(1)
 
@@ -97,7 +97,36 @@ def test_a_call_the_provider_refuses_still_keeps_its_receipt() -> None:
 
     assert isinstance(run(refused()), NotFound)
     assert kept(world.pension_store.receipts) == [(101, 0, PROVIDER, EXCHANGE)]
-    assert world.city_store.receipts == []  # a refusal is a status: no receipts travel with it
+    # The refusal's status names the exchange's entry in its metadata.
+    assert kept(world.city_store.receipts) == [(101, 0, REQUESTER, EXCHANGE)]
+    assert world.city_store.logs[0].outcome == "NOT_FOUND"
+
+
+def test_a_refusal_naming_an_unreadable_entry_keeps_none(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    world, _ = logged()
+    world.unbind_at_provider(1)
+    relay = world.hub.relay
+
+    async def garbling(**kwargs: Any) -> RelayAnswer:
+        try:
+            return await relay(**kwargs)
+        except RenkeiError as err:
+            err.metadata["log_entry"] = "not base64!"
+            raise
+
+    world.hub.relay = garbling  # type: ignore[method-assign]  # a hub whose metadata is broken
+
+    async def refused() -> None:
+        with pytest.raises(NotFound):
+            await world.requester.query(ask(["P-1"]), 3.0)
+
+    with caplog.at_level(logging.WARNING, logger="comm_server.log_receipts"):
+        run(refused())
+    assert world.city_store.receipts == []
+    assert len(world.city_store.logs) == 1
+    assert any("cannot be read" in r.getMessage() for r in caplog.records)
 
 
 def test_an_answer_later_keeps_the_first_halfs_receipts() -> None:
