@@ -375,20 +375,22 @@ class ShareVerifier:
     async def _served(self, indices: Sequence[int]) -> dict[int, bytes]:
         """The hub's copies by leaf index; a leaf it cannot give is absent.
 
-        A batch refused is asked again leaf by leaf, so that one entry the hub
-        lacks (or refuses) does not hide the others.
+        A batch refused is asked again in halves, down to single leaves, so that
+        one entry the hub lacks (or refuses) hides none of the others.
         """
         out: dict[int, bytes] = {}
-        for start in range(0, len(indices), MAX_ENTRIES_PER_CALL):
-            batch = list(indices[start : start + MAX_ENTRIES_PER_CALL])
+        pending = [
+            list(indices[start : start + MAX_ENTRIES_PER_CALL])
+            for start in range(0, len(indices), MAX_ENTRIES_PER_CALL)
+        ]
+        while pending:
+            batch = pending.pop()
             got = await self._fetch(batch)
-            if got is None:
-                for i in batch:
-                    one = await self._fetch([i])
-                    if one is not None:
-                        self._take([i], one, out)
-            else:
+            if got is not None:
                 self._take(batch, got, out)
+            elif len(batch) > 1:
+                half = len(batch) // 2
+                pending += [batch[:half], batch[half:]]
         return out
 
     async def _fetch(self, batch: list[int]) -> list[LogReceipt] | None:
