@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,9 @@ from comm_server.config import CommConfig
 from comm_server.hub_client import HubClient
 from comm_server.legacy import LegacyClient
 from comm_server.legacy.factory import open_legacy_client
+from comm_server.log_client import LogClient
+from comm_server.log_trust import SqlVerifyStore
+from comm_server.log_verify import Keys, ShareVerifier, run_every
 from comm_server.mapping.errors import SpecError, UnknownFormat
 from comm_server.mapping.mapper import Mapper
 from comm_server.mapping.registry import load_mapper
@@ -49,6 +53,8 @@ class CommServer:
     handle: ServerHandle
     provider_service: ProviderServicer
     watcher: asyncio.Task[None] | None = None
+    # The scheduled check of this agency's share of the hub's log ([log]), if on.
+    log_checker: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -57,6 +63,10 @@ class CommServer:
     async def stop(self, grace: float | None = None) -> None:
         if self.watcher is not None:
             self.watcher.cancel()
+        if self.log_checker is not None:
+            self.log_checker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.log_checker
         self.provider_service.draining.set()
         await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
         await self.provider.aclose()
@@ -73,6 +83,22 @@ async def watch_register(staff: RegisterFile, every: float) -> None:
             await asyncio.to_thread(staff.refresh)
         except Exception:
             _log.exception("staff register refresh failed; keeping the one in force")
+
+
+def start_log_checker(
+    config: CommConfig, store: AsyncCommStore, hub: HubClient
+) -> asyncio.Task[None] | None:
+    """The verify job every ``[log] verify_every_seconds``, on the hub's channel; a task of
+    its own, so a slow hub or a failed run never holds up an exchange."""
+    if config.log is None or config.log.verify_every_seconds <= 0:
+        return None
+    checker = ShareVerifier(
+        LogClient(hub.channel),
+        SqlVerifyStore(store.store.engine),
+        Keys.from_config(config.log),
+        agency_id=config.agency_id,
+    )
+    return asyncio.create_task(run_every(checker.run, config.log.verify_every_seconds))
 
 
 def load_register(config: CommConfig) -> RegisterFile | None:
@@ -165,7 +191,16 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
         else None
     )
     return CommServer(
-        config, requester, provider, store, hub, legacy, handle, provider_service, watcher
+        config,
+        requester,
+        provider,
+        store,
+        hub,
+        legacy,
+        handle,
+        provider_service,
+        watcher,
+        start_log_checker(config, store, hub),
     )
 
 

@@ -19,9 +19,11 @@ from renkei.config_util import (
     path,
     table,
     text,
+    text_list,
     tls_files,
 )
 from renkei.pki import TlsFiles, validate_agency_id
+from renkei.tlog import checkpoint, note
 
 LEGACY_KINDS = ("jsonl", "fixed_tax", "soap", "csv_dropbox", "json_http")
 # The built-in mapper for each kind of legacy system (docs/legacy-formats.md).
@@ -89,6 +91,52 @@ class LegacyConfig:
 
 
 @dataclass(frozen=True)
+class LogConfig:
+    """``[log]``: checking this agency's share of the hub's log (comm_server.log_verify).
+
+    ``hub_key``: the hub's checkpoint verifier key (a note vkey); ``witness_keys``:
+    the witnesses' cosignature vkeys, at least one unless ``require_witness`` is
+    false; ``origin``: the checkpoint's origin line, by default the hub key's
+    name; ``verify_every_seconds``: how often ``renkei comm serve`` runs the job
+    (0: only on demand, ``renkei comm log verify``).
+    """
+
+    hub_key: str
+    witness_keys: tuple[str, ...] = ()
+    require_witness: bool = True
+    origin: str | None = None
+    verify_every_seconds: float = 60.0
+
+    @classmethod
+    def from_table(cls, log: dict[str, Any], path: Path) -> LogConfig:
+        where = f"{path}: [log]"
+        hub_key = text(log, "hub_key", where)
+        try:
+            note.parse_verifier_key(hub_key)
+        except note.NoteError as err:
+            raise ConfigError(f"{where} hub_key: {err}") from None
+        witnesses = text_list(log, "witness_keys", where)
+        for i, w in enumerate(witnesses):
+            try:
+                checkpoint.parse_cosignature_verifier_key(w)
+            except note.NoteError as err:
+                raise ConfigError(f"{where} witness_keys[{i}]: {err}") from None
+        require = boolean(log, "require_witness", where, True)
+        if require and not witnesses:
+            raise ConfigError(
+                f"{where} witness_keys: at least one witness key is required"
+                " (or require_witness = false, trusting the hub's signature alone)"
+            )
+        return cls(
+            hub_key=hub_key,
+            witness_keys=witnesses,
+            require_witness=require,
+            origin=optional_text(log, "origin", where),
+            verify_every_seconds=number(log, "verify_every_seconds", where, 60.0, positive=False),
+        )
+
+
+@dataclass(frozen=True)
 class CommConfig:
     agency_id: str
     listen: str
@@ -123,6 +171,8 @@ class CommConfig:
     # bundle, never the hub's or the services'): the trust anchor of
     # peers' exchange certificates, checked before sealing to a peer (renkei.exchange_cert).
     exchange_ca: Path | None = None
+    # [log]: the check of this agency's share of the hub's log; None: not configured.
+    log: LogConfig | None = None
 
     @classmethod
     def load(cls, path: Path) -> CommConfig:
@@ -165,4 +215,5 @@ class CommConfig:
             staff_register_refresh_seconds=number(
                 comm, "staff_register_refresh_seconds", where, 2.0
             ),
+            log=LogConfig.from_table(table(data, "log", path), path) if "log" in data else None,
         )

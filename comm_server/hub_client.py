@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
 
+from comm_server.log_receipts import LogReceipt, from_protos
 from renkei.bulk import ItemError
 from renkei.errors import RenkeiError, from_rpc_error
 from renkei.grpcutil.client import channel, outgoing_metadata
@@ -34,6 +35,9 @@ class RelayAnswer:
     ticket: str = ""
     # The provider's signature over sealed_answer (renkei.exchange_cert.answer_context).
     answer_signature: bytes = b""
+    # Where the hub's log holds the exchange (exchange entry, outcome entry); none from
+    # a hub without its tree.
+    log_receipts: tuple[LogReceipt, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,8 @@ class BulkRelayAnswer:
     results: list[tuple[int, ItemError | None]]
     sealed_answers: bytes
     answer_signature: bytes = b""
+    # Per result, in order, that person's receipts (as RelayAnswer's); [] from an old hub.
+    log_receipts: list[tuple[LogReceipt, ...]] = field(default_factory=list)
 
 
 async def _relay_error(call: Any, err: grpc.aio.AioRpcError) -> RenkeiError:
@@ -79,6 +85,11 @@ class HubClient:
         self._stub = hub_pb2_grpc.HubServiceStub(self._channel)
         self._certificates: dict[str, bytes] = {}
 
+    @property
+    def channel(self) -> grpc.aio.Channel:
+        """The hub's channel, for its other services (comm_server.log_client)."""
+        return self._channel
+
     async def relay(
         self,
         *,
@@ -113,6 +124,7 @@ class HubClient:
             bytes(response.sealed_answer),
             response.ticket,
             bytes(response.answer_signature),
+            from_protos(response.log_receipts),
         )
 
     async def bulk_relay(
@@ -156,6 +168,7 @@ class HubClient:
             ],
             bytes(response.sealed_answers),
             bytes(response.answer_signature),
+            [from_protos(r.log_receipts) for r in response.results],
         )
 
     async def fetch_answer(self, serial: int, ticket: str, *, timeout: float) -> RelayAnswer:

@@ -8,11 +8,12 @@ and ``hub_client.HubClient`` are the real ones. The legacy system's port is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Protocol
 
 from comm_server.hub_client import BulkRelayAnswer, RelayAnswer
+from comm_server.log_receipts import ShareReceipt
 from comm_server.staff_register import StaffRegister
 from comm_server.store import LogRecord, Ticket
 
@@ -27,12 +28,15 @@ class Staff(Protocol):
 
 
 class ExchangeStore(Protocol):
-    async def append_log(self, record: LogRecord) -> None:
-        """One row, durable when this returns (group-committed with others)."""
+    async def append_log(self, record: LogRecord, receipts: Sequence[ShareReceipt] = ()) -> None:
+        """One row, durable when this returns (group-committed with others), and the hub's
+        log receipts of its exchange in the same transaction."""
         ...
 
-    async def append_logs(self, records: list[LogRecord]) -> None:
-        """A bulk exchange's rows, one per person."""
+    async def append_logs(
+        self, records: list[LogRecord], receipts: Sequence[ShareReceipt] = ()
+    ) -> None:
+        """A bulk exchange's rows, one per person, and their receipts."""
         ...
 
     async def link_code_for(self, local_person_id: str) -> str | None: ...

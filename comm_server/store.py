@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from comm_server import log_receipts, log_trust
 from comm_server.config import CommConfig
+from comm_server.log_receipts import ShareReceipt
 from renkei import db
 from renkei.errors import FailedPrecondition, Unavailable
 from renkei.group_commit import GroupCommit
@@ -186,6 +188,7 @@ class CommStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         metadata.create_all(engine)
+        log_trust.create_tables(engine)  # the hub's log receipts, the verify job's state
 
     @property
     def engine(self) -> Engine:
@@ -516,19 +519,20 @@ class CommStore:
 
     # -- the agency's share of the log -------------------------------------
 
-    def append_log(self, record: LogRecord) -> None:
-        self.append_logs([record])
+    def append_log(self, record: LogRecord, receipts: Sequence[ShareReceipt] = ()) -> None:
+        self.append_logs([record], receipts)
 
-    def append_logs(self, records: list[LogRecord]) -> None:
+    def append_logs(self, records: list[LogRecord], receipts: Sequence[ShareReceipt] = ()) -> None:
         """Every row in one transaction, in order: all durable, or none (bulk queries, and
-        the group commit of single rows)."""
-        if not records:
+        the group commit of single rows); the hub's log receipts of those exchanges with them."""
+        if not records and not receipts:
             return
         with self._engine.begin() as conn:
-            if conn.dialect.name == "sqlite":
+            if records and conn.dialect.name == "sqlite":
                 _insert_logs_sqlite(conn, records)
-            else:
+            elif records:
                 conn.execute(agency_log.insert(), [r.__dict__ for r in records])
+            log_receipts.write_receipts(conn, receipts)
 
     def log_rows(self, limit: int = 1000) -> list[LogRecord]:
         with self._engine.connect() as conn:
@@ -606,50 +610,59 @@ class AsyncCommStore:
         self.store = store
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="comm-store")
 
-        def write(records: list[LogRecord]) -> list[None]:
-            store.append_logs(records)
-            return [None] * len(records)
+        def write(items: list[tuple[LogRecord, Sequence[ShareReceipt]]]) -> list[None]:
+            store.append_logs([r for r, _ in items], [x for _, rs in items for x in rs])
+            return [None] * len(items)
 
         self._logs = GroupCommit(write, self._pool, max_batch=max_batch)
         self._retry_every = retry_every
-        # Refused rows, as refusals, still to be written.
+        # Refused rows, as refusals, still to be written; the hub's receipts with them.
         self.unwritten: list[LogRecord] = []
+        self.unwritten_receipts: list[ShareReceipt] = []
         self._rewriter: asyncio.Task[None] | None = None
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
-    async def append_log(self, record: LogRecord) -> None:
+    async def append_log(self, record: LogRecord, receipts: Sequence[ShareReceipt] = ()) -> None:
         """This agency's share of the log: durable when this returns."""
         try:
-            await self._logs.submit(record)
+            await self._logs.submit((record, receipts))
         except sa.exc.SQLAlchemyError as err:
-            raise self._kept([record], err) from err
+            raise self._kept([record], err, receipts) from err
 
     # The exchange pipelines' port (comm_server.ports.ExchangeStore).
 
-    async def append_logs(self, records: list[LogRecord]) -> None:
+    async def append_logs(
+        self, records: list[LogRecord], receipts: Sequence[ShareReceipt] = ()
+    ) -> None:
         """A bulk exchange's rows, one per person, in one transaction of their own."""
         try:
-            await self.run(self.store.append_logs, records)
+            await self.run(self.store.append_logs, records, receipts)
         except sa.exc.SQLAlchemyError as err:
-            raise self._kept(records, err) from err
+            raise self._kept(records, err, receipts) from err
 
-    def _kept(self, records: list[LogRecord], err: sa.exc.SQLAlchemyError) -> Unavailable:
+    def _kept(
+        self,
+        records: list[LogRecord],
+        err: sa.exc.SQLAlchemyError,
+        receipts: Sequence[ShareReceipt] = (),
+    ) -> Unavailable:
         refusal = _log_unavailable(records[0].role if records else "", err)
         self.unwritten += [
             replace(r, outcome="UNAVAILABLE", reason=refusal.reason, content="") for r in records
         ]
+        self.unwritten_receipts += receipts
         if self._rewriter is None or self._rewriter.done():
             self._rewriter = asyncio.get_running_loop().create_task(self._write_unwritten())
         return refusal
 
     async def _write_unwritten(self) -> None:
         told = False  # one line per outage, not one per retry
-        while self.unwritten:
-            batch = list(self.unwritten)
+        while self.unwritten or self.unwritten_receipts:
+            batch, receipts = list(self.unwritten), list(self.unwritten_receipts)
             try:
-                await self.run(self.store.append_logs, batch)
+                await self.run(self.store.append_logs, batch, receipts)
             except sa.exc.SQLAlchemyError as err:
                 if not told:
                     event(
@@ -663,6 +676,7 @@ class AsyncCommStore:
                 await asyncio.sleep(self._retry_every)
                 continue
             del self.unwritten[: len(batch)]
+            del self.unwritten_receipts[: len(receipts)]
         if told:
             event(_log, "kept log rows written; this agency's share is whole again")
 
@@ -696,10 +710,12 @@ class AsyncCommStore:
         if self._rewriter is not None:
             self._rewriter.cancel()
         self._pool.shutdown(wait=True)
-        if self.unwritten:  # a last try; the rows are lost only if the database is still gone
+        if self.unwritten or self.unwritten_receipts:
+            # A last try; the rows are lost only if the database is still gone.
             try:
-                self.store.append_logs(self.unwritten)
+                self.store.append_logs(self.unwritten, self.unwritten_receipts)
                 self.unwritten.clear()
+                self.unwritten_receipts.clear()
             except sa.exc.SQLAlchemyError:
                 event(
                     _log,

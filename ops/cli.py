@@ -35,6 +35,36 @@ def _agency_spec(text: str) -> object:
     return AgencySpec(parts[0], parts[1] or parts[0], tuple(c for c in parts[2].split(",") if c))
 
 
+# --- renkei comm log: this agency's share of the hub's log (issue 14) -----------------------
+# `verify` (exit 0 clean, 1 problems, 2 cannot run) and `status`; comm_server.log_commands.
+# Left for others: `verify --own` (comm_server.share_chain) and `verify --bundle OUT.json`
+# (renkei.tlog.bundle, from the VerifyReport that log_commands.verify returns).
+
+
+def _add_comm_log(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    log = group.add_parser(
+        "log", help="check this agency's share of the hub's log against its signed tree"
+    ).add_subparsers(dest="log_action", required=True)
+    p = log.add_parser("verify", help="checkpoint, consistency and inclusion proofs, entries")
+    p.add_argument("--config", type=Path, required=True)
+    p = log.add_parser("status", help="the last check: when, the trusted size, problems found")
+    p.add_argument("--config", type=Path, required=True)
+
+
+def _comm_log(args: argparse.Namespace) -> int:
+    from comm_server import log_commands
+    from comm_server.config import CommConfig
+
+    config = CommConfig.load(args.config)
+    if args.log_action == "status":
+        return log_commands.status(config)
+    code, _report = log_commands.verify(config)
+    return code
+
+
+# --- end of renkei comm log -------------------------------------------------------------------
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="renkei", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -140,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.add_argument("--config", type=Path, required=True)
             p.add_argument("--output", type=Path, required=True)
+            _add_comm_log(group)
 
     # The registry's own parser is built only when asked for: building it here
     # would import SQLAlchemy and the registry into every server process.
@@ -763,6 +794,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return commands.run(args)
     if args.command == "comm" and args.action == "rekey":
         return _rekey(args.config, args.batch)
+    if args.command == "comm" and args.action == "log":
+        return _comm_log(args)
     if args.command == "id-issuer":
         from id_issuer import issuer as id_issuer
 

@@ -21,6 +21,7 @@ from comm_server.answer_later import ANSWER_PENDING
 from comm_server.exchange_log import OK, PROVIDER, failed, row
 from comm_server.keys import OwnKeys
 from comm_server.legacy import BatchLegacyClient, LegacyClient
+from comm_server.log_receipts import ShareReceipt, accept
 from comm_server.mapping.mapper import Mapper
 from comm_server.ports import Clock, ExchangeStore
 from comm_server.provider.envelope import (
@@ -150,6 +151,7 @@ class Provider:
         if call.bulk:
             bulk.check_count("items", n)
         base = self._record(call.requester_agency_id, call.info_kind, call.legal_basis_item, None)
+        receipts = self._receipts(call)
         local_ids: dict[str, str] = {}
         ticket = ""
         try:
@@ -214,16 +216,16 @@ class Provider:
         except RenkeiError as err:
             how.refused(call, err)
             await self._log(
-                [failed(base, i.serial, local_ids.get(i.link_code), err) for i in items]
+                [failed(base, i.serial, local_ids.get(i.link_code), err) for i in items], receipts
             )
             raise
         except asyncio.CancelledError as cancel:
             # Before any row: one per person still, or this share of the log would lack
             # serials the hub's has. The rows written at the end are past this point.
-            await self._log_interrupted(base, items, local_ids, cancel)
+            await self._log_interrupted(base, items, local_ids, cancel, receipts)
             raise
         if ticket:
-            return await self._pending(base, call, local_ids[items[0].link_code], ticket)
+            return await self._pending(base, call, local_ids[items[0].link_code], ticket, receipts)
         await self._log(
             [
                 row(
@@ -235,7 +237,8 @@ class Provider:
                     details.get(k),
                 )
                 for k, item in enumerate(items)
-            ]
+            ],
+            receipts,
         )
         return how.provided(call, sealed, errors, len(unfinished))
 
@@ -310,11 +313,30 @@ class Provider:
             return {} if local_id is None else {link_code: local_id}
         return await self._store.local_persons_for([i.link_code for i in call.items])
 
-    async def _log(self, records: list[LogRecord]) -> None:
+    async def _log(self, records: list[LogRecord], receipts: list[ShareReceipt]) -> None:
         if len(records) == 1:
-            await self._store.append_log(records[0])
+            await self._store.append_log(records[0], receipts)
         else:
-            await self._store.append_logs(records)
+            await self._store.append_logs(records, receipts)
+
+    def _receipts(self, call: ProvideCall) -> list[ShareReceipt]:
+        """The hub's receipts of the call's exchanges worth keeping, each checked."""
+        given = [i for i in call.items if i.log_receipt is not None]
+        if not given:
+            return []
+        now = self._clock()
+        return [
+            kept
+            for i in given
+            if i.log_receipt is not None
+            for kept in accept(
+                (i.log_receipt,),
+                serial=i.serial,
+                agency_id=self.agency_id,
+                role=PROVIDER,
+                received_at=now,
+            )
+        ]
 
     async def _log_interrupted(
         self,
@@ -322,6 +344,7 @@ class Provider:
         items: list[ProvideItem],
         local_ids: dict[str, str],
         cancel: asyncio.CancelledError,
+        receipts: list[ShareReceipt],
     ) -> None:
         """One INTERRUPTED row per person, written even though the call is cancelled."""
         given = cancel.args[0] if cancel.args else None
@@ -330,7 +353,10 @@ class Provider:
             base, outcome=INTERRUPTED, reason=reason, detail=_INTERRUPTIONS[reason]
         )
         write = asyncio.ensure_future(
-            self._log([row(interrupted, i.serial, local_ids.get(i.link_code), "") for i in items])
+            self._log(
+                [row(interrupted, i.serial, local_ids.get(i.link_code), "") for i in items],
+                receipts,
+            )
         )
         self._interrupted.add(write)
         write.add_done_callback(self._interrupted.discard)
@@ -377,7 +403,12 @@ class Provider:
         return None, ticket
 
     async def _pending(
-        self, base: LogRecord, call: ProvideCall, local_id: str, ticket: str
+        self,
+        base: LogRecord,
+        call: ProvideCall,
+        local_id: str,
+        ticket: str,
+        receipts: list[ShareReceipt],
     ) -> Provided:
         await self._store.append_log(
             replace(
@@ -387,6 +418,7 @@ class Provider:
                 outcome=ANSWER_PENDING,
                 detail="request submitted to the batch legacy system; ticket issued",
             ),
+            receipts,
         )
         return Provided(b"", ticket)
 

@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 
 from comm_server.callers import CallerCheck, Context
+from comm_server.log_receipts import LogReceipt
 from comm_server.provider.pipeline import Provider
 from comm_server.provider.stream import provide_call, serve_provide_stream
 from comm_server.provider.types import CollectCall, ProvideCall, ProvideItem
@@ -33,7 +34,15 @@ class ProviderServicer(comm_pb2_grpc.ProviderServiceServicer):
                 requester_agency_id=request.requester_agency_id,
                 info_kind=request.info_kind,
                 legal_basis_item=request.legal_basis_item,
-                items=[ProvideItem(i.serial, i.index, i.link_code) for i in request.items],
+                items=[
+                    ProvideItem(
+                        i.serial,
+                        i.index,
+                        i.link_code,
+                        LogReceipt.from_proto(i.log_receipt) if i.HasField("log_receipt") else None,
+                    )
+                    for i in request.items
+                ],
                 sealed_queries=request.sealed_queries,
                 requester_sealing_public_key=request.requester_sealing_public_key,
                 item_count=request.item_count,

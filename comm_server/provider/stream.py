@@ -21,6 +21,7 @@ from typing import Any
 
 import grpc
 
+from comm_server.log_receipts import LogReceipt
 from comm_server.provider.pipeline import HUB_CANCELLED, HUB_STREAM_DROPPED, Provider
 from comm_server.provider.types import ProvideCall
 from renkei import validate
@@ -57,6 +58,9 @@ def provide_call(request: comm_pb2.ProvideRequest) -> ProvideCall:
         requester_sealing_public_key=request.requester_sealing_public_key,
         requester_exchange_certificate=request.requester_exchange_certificate,
         query_signature=request.query_signature,
+        log_receipt=(
+            LogReceipt.from_proto(request.log_receipt) if request.HasField("log_receipt") else None
+        ),
     )
 
 

@@ -5,16 +5,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from comm_server.log_receipts import LogReceipt
 from renkei.bulk import ItemError
 
 
 @dataclass(frozen=True, slots=True)
 class ProvideItem:
-    """One person of a call: the hub's serial, the query it answers (index), the link code."""
+    """One person of a call: the hub's serial, the query it answers (index), the link code,
+    and where the hub's log holds the exchange (None from a hub without its tree)."""
 
     serial: int
     index: int
     link_code: str
+    log_receipt: LogReceipt | None = None
 
 
 @dataclass(frozen=True)
@@ -52,13 +55,14 @@ class ProvideCall:
         requester_sealing_public_key: bytes,
         requester_exchange_certificate: bytes = b"",
         query_signature: bytes = b"",
+        log_receipt: LogReceipt | None = None,
     ) -> ProvideCall:
         return cls(
             time,
             requester_agency_id,
             info_kind,
             legal_basis_item,
-            [ProvideItem(serial, 0, link_code)],
+            [ProvideItem(serial, 0, link_code, log_receipt)],
             sealed_query,
             requester_sealing_public_key,
             requester_exchange_certificate=requester_exchange_certificate,

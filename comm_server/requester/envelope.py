@@ -13,12 +13,15 @@ travel in the error's ``serials`` metadata.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 from comm_server.hub_client import BulkRelayAnswer
 from comm_server.keys import OwnKeys
+from comm_server.log_receipts import LogReceipt, from_refusal
 from comm_server.ports import Hub
 from comm_server.requester.types import LocalQuery
 from comm_server.seal_info import answer_info, query_info
@@ -28,6 +31,9 @@ from renkei.comm.v1 import comm_pb2
 from renkei.errors import NotFound, RenkeiError, Unavailable, invalid_field
 from renkei.exchange_cert import VerifiedPeer
 from renkei.limits import MAX_BULK_SEALED_QUERIES
+from renkei.logs import event
+
+_log = logging.getLogger("comm_server.requester")
 
 
 @dataclass(slots=True)
@@ -37,6 +43,8 @@ class Outcomes:
     serials: list[int]
     answers: list[bytes]
     errors: list[ItemError | None]
+    # By request position: the hub's log receipts for that person's exchange, unchecked.
+    receipts: dict[int, Sequence[LogReceipt]] = field(default_factory=dict)
 
 
 class Relayed(NamedTuple):
@@ -142,6 +150,7 @@ class PerPerson:
             timeout=_deadline_left(deadline),
         )
         out.serials[0] = answer.serial
+        out.receipts[0] = answer.log_receipts  # kept even if the answer is then refused
         if not answer.ticket:
             try:
                 exchange_cert.check_signature(
@@ -174,6 +183,9 @@ class PerPerson:
         # A refusal without one keeps the serial the hub's answer gave, if any.
         if serial := err.metadata.get("serial"):
             out.serials[0] = int(serial)
+            # The hub's refusal names the exchange's entry in its log (none for an outcome).
+            if (receipt := from_refusal(err.metadata, out.serials[0])) is not None:
+                out.receipts[0] = (receipt,)
 
     def mark(self, err: RenkeiError, out: Outcomes) -> None:
         pass  # the hub's refusal carries its serial already
@@ -255,6 +267,16 @@ class OneMessage:
         serials, errors = out.serials, out.errors
         for i, (serial, error) in zip(sent, answer.results, strict=True):
             serials[i], errors[i] = serial, error
+        if len(answer.log_receipts) == len(sent):
+            out.receipts.update(zip(sent, answer.log_receipts, strict=True))
+        elif answer.log_receipts:
+            event(
+                _log,
+                "the hub's log receipts do not match its results; none are kept",
+                logging.WARNING,
+                receipts=len(answer.log_receipts),
+                results=len(sent),
+            )
         self._open(agency_id, q, sent, nonce, answer, peer, keys, out)
         return Relayed(answer.legal_basis_item, answer.policy_version)
 

@@ -20,6 +20,7 @@ from comm_server import answer_later, standard
 from comm_server.answer_later import ANSWER_PENDING
 from comm_server.exchange_log import OK, REQUESTER, row
 from comm_server.keys import OwnKeys
+from comm_server.log_receipts import ShareReceipt, accept
 from comm_server.mapping.mapper import Mapper
 from comm_server.ports import Clock, ExchangeStore, Hub, Staff
 from comm_server.requester.envelope import Envelope, OneMessage, Outcomes, PerPerson, Relayed
@@ -158,7 +159,7 @@ class Requester:
             await self._refused(q, base, how, sent, out, err, answer_by)
             raise
         if relayed is not None and relayed.ticket:
-            return await self._pending(q, base, out.serials[0], relayed)
+            return await self._pending(q, base, out.serials[0], relayed, self._receipts(out))
         errors = out.errors
         try:
             opened = self._open_all(q, out)
@@ -181,6 +182,7 @@ class Requester:
                 for i, (person, o) in enumerate(zip(persons, opened, strict=True))
             ],
             out.serials[0] if n == 1 else 0,
+            self._receipts(out),
         )
         return Answered(
             now,
@@ -234,17 +236,40 @@ class Requester:
         return await self._store.link_codes_for([p.local_person_id for p in q.persons])
 
     async def _log(
-        self, answer_by: float | None, records: list[LogRecord], serial: int = 0
+        self,
+        answer_by: float | None,
+        records: list[LogRecord],
+        serial: int = 0,
+        receipts: list[ShareReceipt] | None = None,
     ) -> None:
-        """The rows durable by ``answer_by`` (loop time), else REQUESTER_LOG_UNAVAILABLE.
+        """The rows durable by ``answer_by`` (loop time), else REQUESTER_LOG_UNAVAILABLE;
+        the hub's log receipts in the same transaction.
 
         A row let go of here is still written when the database takes it (the store
         keeps a queued row whose caller left), with the outcome it had.
         """
+        kept = receipts or []
         if len(records) == 1:
-            await self._in_time(answer_by, self._store.append_log(records[0]), serial)
+            await self._in_time(answer_by, self._store.append_log(records[0], kept), serial)
         else:
-            await self._in_time(answer_by, self._store.append_logs(records), serial)
+            await self._in_time(answer_by, self._store.append_logs(records, kept), serial)
+
+    def _receipts(self, out: Outcomes) -> list[ShareReceipt]:
+        """The hub's receipts worth keeping, each checked against its person's serial."""
+        if not out.receipts:
+            return []
+        now = self._clock()
+        return [
+            kept
+            for i, given in out.receipts.items()
+            for kept in accept(
+                given,
+                serial=out.serials[i],
+                agency_id=self.agency_id,
+                role=REQUESTER,
+                received_at=now,
+            )
+        ]
 
     @staticmethod
     async def _in_time(answer_by: float | None, work: Awaitable[T], serial: int = 0) -> T:
@@ -295,11 +320,17 @@ class Requester:
                 for i, person in enumerate(q.persons)
             ],
             serials[0] if len(q.persons) == 1 else 0,
+            self._receipts(out),
         )
         how.mark(err, out)
 
     async def _pending(
-        self, q: LocalQuery, base: LogRecord, serial: int, relayed: Relayed
+        self,
+        q: LocalQuery,
+        base: LogRecord,
+        serial: int,
+        relayed: Relayed,
+        receipts: list[ShareReceipt],
     ) -> Answered:
         """A single query's answer comes later: keep the ticket, log the first half."""
         local_id = q.persons[0].local_person_id
@@ -324,7 +355,8 @@ class Requester:
                 local_person_id=local_id,
                 outcome=ANSWER_PENDING,
                 detail="answer to be fetched later with a ticket",
-            )
+            ),
+            receipts,
         )
         return Answered(
             base.logged_at,
@@ -371,6 +403,7 @@ class Requester:
         timeout = deadline.budget(
             self._query_timeout, time_remaining, deadline.REQUESTER_MARGIN_SECONDS
         )
+        receipts: list[ShareReceipt] = []  # the fetch's own entry in the hub's log
         try:
             self.check_staff(f.staff_id, f.terminal_id, held.info_kind, held.legal_basis_item)
             try:
@@ -380,6 +413,13 @@ class Requester:
                 raise DeadlineExceeded(
                     "QUERY_TIMEOUT", f"no answer within {timeout:.3f} s"
                 ) from None
+            receipts = accept(
+                answer.log_receipts,
+                serial=held.serial,
+                agency_id=self.agency_id,
+                role=REQUESTER,
+                received_at=record.logged_at,
+            )
             peer = await self.peer(held.counterpart_agency_id, timeout)
             exchange_cert.check_signature(
                 peer,
@@ -413,7 +453,7 @@ class Requester:
             if err.reason == "ANSWER_EXPIRED":
                 await self._store.take_ticket(REQUESTER, f.ticket)
             await self._store.append_log(
-                replace(record, outcome=err.code.name, reason=err.reason),
+                replace(record, outcome=err.code.name, reason=err.reason), receipts
             )
             raise
         await self._store.take_ticket(REQUESTER, f.ticket)
@@ -426,6 +466,7 @@ class Requester:
                     + (f"; {opened.problem}" if opened.problem else "")
                 )[: standard.DETAIL_CHARS],
             ),
+            receipts,
         )
         local_id = held.local_person_id or ""
         return Answered(

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from comm_server.log_receipts import ShareReceipt
 from comm_server.store import AsyncCommStore, CommStore, LogRecord
 from renkei.errors import FailedPrecondition, Unavailable
 
@@ -204,12 +206,12 @@ class _CountingStore(CommStore):
         self.batches: list[int] = []
         self.fail_next = False
 
-    def append_logs(self, records: list[LogRecord]) -> None:
+    def append_logs(self, records: list[LogRecord], receipts: Sequence[ShareReceipt] = ()) -> None:
         self.batches.append(len(records))
         if self.fail_next:
             self.fail_next = False
             raise sa.exc.OperationalError("insert", {}, Exception("disk full"))
-        super().append_logs(records)
+        super().append_logs(records, receipts)
 
 
 def _record(serial: int) -> LogRecord:

@@ -10,11 +10,13 @@ system costs no wall time.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import base64
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from comm_server.hub_client import BulkRelayAnswer, RelayAnswer
+from comm_server.log_receipts import LogReceipt, ShareReceipt
 from comm_server.mapping.errors import MappingError
 from comm_server.mapping.layout import new_record
 from comm_server.provider.pipeline import Provider
@@ -26,6 +28,7 @@ from renkei import exchange_cert, sealing
 from renkei.errors import NotFound, RenkeiError
 from renkei.layout.v1 import layout_pb2
 from support.exchange_certs import FakeAgenciesCa
+from support.log_fakes import FakeHubLog
 
 CITY, PENSION = "city", "pension"
 PENSION_INFO = "年金給付関係情報"
@@ -41,12 +44,18 @@ class FakeStore:
         self.codes = dict(bound or {})  # local person id -> link code
         self.logs: list[LogRecord] = []
         self.tickets: dict[tuple[str, str], Ticket] = {}
+        # The hub's log receipts, kept with the rows of their exchange.
+        self.receipts: list[ShareReceipt] = []
 
-    async def append_log(self, record: LogRecord) -> None:
+    async def append_log(self, record: LogRecord, receipts: Sequence[ShareReceipt] = ()) -> None:
         self.logs.append(record)
+        self.receipts.extend(receipts)
 
-    async def append_logs(self, records: list[LogRecord]) -> None:
+    async def append_logs(
+        self, records: list[LogRecord], receipts: Sequence[ShareReceipt] = ()
+    ) -> None:
         self.logs.extend(records)
+        self.receipts.extend(receipts)
 
     async def link_code_for(self, local_person_id: str) -> str | None:
         return self.codes.get(local_person_id)
@@ -160,6 +169,8 @@ class FakeHub:
         self.codes: dict[str, str] = {}  # requester's link code -> provider's link code
         self.next_serial = 100
         self.calls = 0
+        # With a log, the hub's receipts travel with calls and answers (its tree on).
+        self.log: FakeHubLog | None = None
 
     def _serial(self) -> int:
         self.next_serial += 1
@@ -184,7 +195,9 @@ class FakeHub:
     ) -> RelayAnswer:
         self.calls += 1
         serial = self._serial()
+        begun = None if self.log is None else self.log.exchange_entry(serial, CITY, PENSION)
         call = ProvideCall.single(
+            log_receipt=begun,
             serial=serial,
             time=NOW,
             requester_agency_id=CITY,
@@ -200,6 +213,9 @@ class FakeHub:
             provided = await self.provider.provide(call, timeout)
         except RenkeiError as err:
             err.metadata["serial"] = str(serial)
+            if begun is not None:  # as the hub does: the refusal names the exchange's entry
+                err.metadata["log_leaf_index"] = str(begun.leaf_index)
+                err.metadata["log_entry"] = base64.b64encode(begun.entry).decode()
             raise
         return RelayAnswer(
             serial,
@@ -208,7 +224,16 @@ class FakeHub:
             provided.sealed_answer,
             provided.ticket,
             provided.answer_signature,
+            self._receipts(begun, serial, None),
         )
+
+    def _receipts(
+        self, begun: LogReceipt | None, serial: int, error: object
+    ) -> tuple[LogReceipt, ...]:
+        if self.log is None or begun is None:
+            return ()
+        outcome = "OK" if error is None else "REFUSED"
+        return (begun, self.log.outcome_entry(serial, CITY, PENSION, outcome))
 
     async def bulk_relay(
         self,
@@ -222,9 +247,11 @@ class FakeHub:
         timeout: float,
     ) -> BulkRelayAnswer:
         self.calls += 1
-        items = [
-            ProvideItem(self._serial(), i, self.codes[code]) for i, code in enumerate(link_codes)
-        ]
+        items = []
+        for i, code in enumerate(link_codes):
+            serial = self._serial()
+            begun = None if self.log is None else self.log.exchange_entry(serial, CITY, PENSION)
+            items.append(ProvideItem(serial, i, self.codes[code], begun))
         provided = await self.provider.provide(
             ProvideCall(
                 NOW,
@@ -247,6 +274,12 @@ class FakeHub:
             provided.results,
             provided.sealed_answer,
             provided.answer_signature,
+            []
+            if self.log is None
+            else [
+                self._receipts(item.log_receipt, serial, error)
+                for item, (serial, error) in zip(items, provided.results, strict=True)
+            ],
         )
 
     async def fetch_answer(self, serial: int, ticket: str, *, timeout: float) -> RelayAnswer:

@@ -9,7 +9,7 @@ rows both sides leave, tied by the hub's serial.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from support.polling import until
 from support.virtual_time import run_virtual
 
 from comm_server.hub_client import RelayAnswer
+from comm_server.log_receipts import ShareReceipt
 from comm_server.provider.stream import serve_provide_stream
 from comm_server.provider.types import ProvideCall, ProvideItem
 from comm_server.requester.types import LocalQuery, Person
@@ -475,7 +476,7 @@ def test_an_answer_the_requester_cannot_read_is_logged_under_its_serial(bulk: bo
 class StalledLog(FakeStore):
     """A share of the log whose database never takes a row (locked, full, unreachable)."""
 
-    async def append_log(self, record: LogRecord) -> None:
+    async def append_log(self, record: LogRecord, receipts: Sequence[ShareReceipt] = ()) -> None:
         await asyncio.Event().wait()
 
 
