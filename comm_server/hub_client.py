@@ -187,6 +187,7 @@ class HubClient:
             response.citation.policy_version,
             bytes(response.sealed_answer),
             answer_signature=bytes(response.answer_signature),
+            log_receipts=from_protos([response.log_receipt]),
         )
 
     async def exchange_certificate(self, agency_id: str, *, timeout: float) -> bytes:

@@ -16,6 +16,7 @@ from comm_server.log_client import LogClient, LogReader
 from comm_server.log_trust import SqlVerifyStore
 from comm_server.log_verify import CannotVerify, Keys, ShareVerifier, VerifyReport, describe_status
 from renkei import db
+from renkei.tlog.bundle import Bundle, BundleEntry
 
 CLEAN, PROBLEMS, CANNOT_RUN = 0, 1, 2
 
@@ -25,7 +26,7 @@ def _store(config: CommConfig) -> SqlVerifyStore:
 
 
 async def verify_once(
-    config: CommConfig, reader: LogReader | None = None
+    config: CommConfig, reader: LogReader | None = None, *, whole: bool = False
 ) -> VerifyReport | CannotVerify:
     """One run with this server's keys and store; ``reader`` replaces the hub (tests)."""
     assert config.log is not None
@@ -36,7 +37,8 @@ async def verify_once(
         reader = LogClient(hub.channel)
     try:
         keys = Keys.from_config(config.log)
-        return await ShareVerifier(reader, store, keys, agency_id=config.agency_id).run()
+        verifier = ShareVerifier(reader, store, keys, agency_id=config.agency_id)
+        return await verifier.run(whole=whole)
     except CannotVerify as err:
         return err
     finally:
@@ -44,7 +46,9 @@ async def verify_once(
             await hub.close()
 
 
-def verify(config: CommConfig, reader: LogReader | None = None) -> tuple[int, VerifyReport | None]:
+def verify(
+    config: CommConfig, reader: LogReader | None = None, *, whole: bool = False
+) -> tuple[int, VerifyReport | None]:
     """The exit code and the report (None when the check could not run)."""
     if config.log is None:
         print(
@@ -53,7 +57,7 @@ def verify(config: CommConfig, reader: LogReader | None = None) -> tuple[int, Ve
             file=sys.stderr,
         )
         return CANNOT_RUN, None
-    outcome = asyncio.run(verify_once(config, reader))
+    outcome = asyncio.run(verify_once(config, reader, whole=whole))
     if isinstance(outcome, CannotVerify):
         print(f"renkei comm log verify: cannot run: {outcome}", file=sys.stderr)
         return CANNOT_RUN, None
@@ -66,3 +70,16 @@ def verify(config: CommConfig, reader: LogReader | None = None) -> tuple[int, Ve
 def status(config: CommConfig) -> int:
     print(describe_status(asyncio.run(_store(config).status())))
     return 0
+
+
+def bundle_of(report: VerifyReport) -> Bundle:
+    """What a run checked, as a proof bundle anybody can check offline (renkei log verify)."""
+    return Bundle(
+        report.checkpoint,
+        [
+            BundleEntry(e.leaf_index, e.entry, list(e.inclusion), e.served)
+            for e in report.entries  # one the hub gave no proof for fails there too
+        ],
+        report.previous if report.consistency else None,
+        list(report.consistency),
+    )

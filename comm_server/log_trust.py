@@ -75,8 +75,9 @@ class VerifyStore(Protocol):
 
     async def trusted(self) -> Trusted | None: ...
 
-    async def unverified(self, below: int) -> list[ShareReceipt]:
-        """The receipts not yet verified whose leaf index is below ``below``, in leaf order."""
+    async def unverified(self, below: int, *, whole: bool = False) -> list[ShareReceipt]:
+        """The receipts not yet verified whose leaf index is below ``below``, in leaf order;
+        with ``whole``, every receipt below it, verified before or not (a full audit)."""
         ...
 
     async def passed(self, leaves: Sequence[int], trusted: Trusted) -> None:
@@ -113,17 +114,16 @@ class SqlVerifyStore:
             return None
         return Trusted(int(row.size), bytes(row.root_hash), row.note.encode(), row.trusted_at)
 
-    async def unverified(self, below: int) -> list[ShareReceipt]:
-        return await asyncio.to_thread(self._unverified, below)
+    async def unverified(self, below: int, *, whole: bool = False) -> list[ShareReceipt]:
+        return await asyncio.to_thread(self._unverified, below, whole)
 
-    def _unverified(self, below: int) -> list[ShareReceipt]:
+    def _unverified(self, below: int, whole: bool) -> list[ShareReceipt]:
         r = hub_log_receipts.c
+        query = sa.select(hub_log_receipts).where(r.leaf_index < below).order_by(r.leaf_index)
+        if not whole:
+            query = query.where(r.verified_at.is_(None))
         with self._engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(hub_log_receipts)
-                .where(r.verified_at.is_(None), r.leaf_index < below)
-                .order_by(r.leaf_index)
-            ).all()
+            rows = conn.execute(query).all()
         return [
             ShareReceipt(
                 int(x.leaf_index), int(x.serial), x.role, bytes(x.entry), x.received_at, None

@@ -185,9 +185,11 @@ class ShareVerifier:
         self._keys = keys
         self._clock = clock
 
-    async def run(self) -> VerifyReport:
+    async def run(self, *, whole: bool = False) -> VerifyReport:
         """One run; ``CannotVerify`` if the hub could not be asked. Problems are in the report
-        (and logged, and counted), not raised."""
+        (and logged, and counted), not raised. ``whole`` checks every receipt of the share
+        again, not only those since the last run: what catches an entry the hub's operator
+        edited after this server had checked it (its leaf hash is unchanged in the tree)."""
         try:
             signed = await self._reader.checkpoint()
         except RenkeiError as err:
@@ -208,7 +210,7 @@ class ShareVerifier:
             return await self._finish(signed, None, trusted, (), [], [problem])
         problems: list[Problem] = []
         consistency = await self._consistency(cp, trusted, problems)
-        receipts = await self._store.unverified(cp.size)
+        receipts = await self._store.unverified(cp.size, whole=whole)
         proven = await self._entries(cp, receipts, problems)
         return await self._finish(signed, cp, trusted, consistency, proven, problems)
 

@@ -37,8 +37,9 @@ def _agency_spec(text: str) -> object:
 
 # --- renkei comm log: this agency's share of the hub's log (issue 14) -----------------------
 # `verify` (exit 0 clean, 1 problems, 2 cannot run) and `status`; comm_server.log_commands.
-# Left for others: `verify --own` (comm_server.share_chain) and `verify --bundle OUT.json`
-# (renkei.tlog.bundle, from the VerifyReport that log_commands.verify returns).
+# `--all` checks every receipt again; `--bundle` writes what was checked as a proof
+# bundle for `renkei log verify`; `--own` (comm_server.share_chain) checks this
+# agency's own share.
 
 
 def _add_comm_log(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,6 +48,12 @@ def _add_comm_log(group: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     ).add_subparsers(dest="log_action", required=True)
     p = log.add_parser("verify", help="checkpoint, consistency and inclusion proofs, entries")
     p.add_argument("--config", type=Path, required=True)
+    p.add_argument(
+        "--all", action="store_true", help="every receipt of the share, not only the new ones"
+    )
+    p.add_argument(
+        "--bundle", type=Path, help="write the checked entries and proofs as a proof bundle"
+    )
     p = log.add_parser("status", help="the last check: when, the trusted size, problems found")
     p.add_argument("--config", type=Path, required=True)
 
@@ -58,7 +65,10 @@ def _comm_log(args: argparse.Namespace) -> int:
     config = CommConfig.load(args.config)
     if args.log_action == "status":
         return log_commands.status(config)
-    code, _report = log_commands.verify(config)
+    code, report = log_commands.verify(config, whole=args.all)
+    if report is not None and args.bundle is not None:
+        args.bundle.write_text(log_commands.bundle_of(report).to_json(), encoding="utf-8")
+        print(f"proof bundle: {args.bundle} ({len(report.entries)} entries)")
     return code
 
 

@@ -223,11 +223,11 @@ class MemoryVerifyStore:
     async def trusted(self) -> Trusted | None:
         return self.trust
 
-    async def unverified(self, below: int) -> list[ShareReceipt]:
+    async def unverified(self, below: int, *, whole: bool = False) -> list[ShareReceipt]:
         return [
             r
             for _, r in sorted(self.receipts.items())
-            if r.verified_at is None and r.leaf_index < below
+            if (whole or r.verified_at is None) and r.leaf_index < below
         ]
 
     async def passed(self, leaves: Sequence[int], trusted: Trusted) -> None:
