@@ -77,7 +77,9 @@ def bundle_of(report: VerifyReport) -> Bundle:
     return Bundle(
         report.checkpoint,
         [
-            BundleEntry(e.leaf_index, e.entry, list(e.inclusion), e.served)
+            BundleEntry(
+                e.leaf_index, e.entry, list(e.inclusion), e.served, missing=e.served is None
+            )
             for e in report.entries  # one the hub gave no proof for fails there too
         ],
         report.previous if report.consistency else None,

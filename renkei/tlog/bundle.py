@@ -9,7 +9,7 @@ standard base64:
     {"format": "renkei-log-proof-bundle/v1",
      "checkpoint": "<signed checkpoint note, cosignatures included>",
      "entries": [{"leaf_index": 7, "entry": "<base64>", "inclusion": ["<base64>", ...],
-                  "served": "<optional base64>"}],
+                  "served": "<optional base64>", "missing": <optional true>}],
      "previous": {"checkpoint": "<older note>", "consistency": ["<base64>", ...]}}
 
 :func:`verify_bundle` checks everything it can and lists every problem, one
@@ -36,7 +36,7 @@ from renkei.tlog.entry import Entry, EntryError, differences
 FORMAT = "renkei-log-proof-bundle/v1"
 
 _TOP_KEYS = {"format", "checkpoint", "entries", "previous"}
-_ENTRY_KEYS = {"leaf_index", "entry", "inclusion", "served"}
+_ENTRY_KEYS = {"leaf_index", "entry", "inclusion", "served", "missing"}
 _PREVIOUS_KEYS = {"checkpoint", "consistency"}
 
 
@@ -50,6 +50,7 @@ class BundleEntry:
     entry: bytes  # the bytes the holder was given (a LogReceipt's entry)
     inclusion: Sequence[bytes]  # the proof to the bundle's checkpoint
     served: bytes | None = None  # what the hub serves for this leaf now, when fetched
+    missing: bool = False  # fetched, and the hub served no copy at all
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,8 @@ def _entry_json(e: BundleEntry) -> dict[str, Any]:
     }
     if e.served is not None:
         out["served"] = _b64(e.served)
+    if e.missing:
+        out["missing"] = True
     return out
 
 
@@ -170,17 +173,21 @@ def _hashes(value: object, where: str) -> list[bytes]:
 
 
 def _entry(doc: object, where: str) -> BundleEntry:
-    _keys(doc, where, required=_ENTRY_KEYS - {"served"}, allowed=_ENTRY_KEYS)
+    _keys(doc, where, required=_ENTRY_KEYS - {"served", "missing"}, allowed=_ENTRY_KEYS)
     assert isinstance(doc, dict)  # _keys refused anything else
     index = doc["leaf_index"]
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise BundleError(f"{where}.leaf_index: {index!r} is not an integer >= 0")
     served = doc.get("served")
+    missing = doc.get("missing", False)
+    if not isinstance(missing, bool) or (missing and served is not None):
+        raise BundleError(f"{where}.missing: true (with no served copy) or absent")
     return BundleEntry(
         leaf_index=index,
         entry=_bytes(doc["entry"], f"{where}.entry"),
         inclusion=_hashes(doc["inclusion"], f"{where}.inclusion"),
         served=None if served is None else _bytes(served, f"{where}.served"),
+        missing=missing,
     )
 
 
@@ -333,6 +340,8 @@ def _check_entry(item: BundleEntry, where: str, tree: Checkpoint) -> list[str]:
             )
     if item.served is not None and item.served != item.entry:
         found.extend(_served(label, ours, item.served))
+    if item.missing:
+        found.append(f"{label}: the hub serves no copy of this entry (deleted, or not its own)")
     return found
 
 
