@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from comm_server import keys
+from comm_server import keys, share_heads
 from comm_server.callers import CallerCheck
 from comm_server.clients import hub_client
 from comm_server.config import CommConfig
@@ -49,6 +49,7 @@ class CommServer:
     handle: ServerHandle
     provider_service: ProviderServicer
     watcher: asyncio.Task[None] | None = None
+    head_signer: asyncio.Task[None] | None = None  # signed heads of the log share
 
     @property
     def port(self) -> int:
@@ -57,6 +58,8 @@ class CommServer:
     async def stop(self, grace: float | None = None) -> None:
         if self.watcher is not None:
             self.watcher.cancel()
+        if self.head_signer is not None:
+            self.head_signer.cancel()
         self.provider_service.draining.set()
         await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
         await self.provider.aclose()
@@ -118,7 +121,9 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
     hub = hub_client(config)
     if legacy is None:
         legacy = open_legacy_client(config.legacy)
-    own = keys.own_keys(open_key_store(config, store))
+    key_store = open_key_store(config, store)
+    own = keys.own_keys(key_store)
+    log_signer = share_heads.signer(key_store, config.agency_id)
     peers = exchange_verifier(config)
     requester = Requester(
         agency_id=config.agency_id,
@@ -164,8 +169,22 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
         if staff is not None
         else None
     )
+    head_signer = asyncio.create_task(
+        share_heads.sign_periodically(
+            share_heads.HeadStore(store.store.engine), log_signer, config.agency_id
+        )
+    )
     return CommServer(
-        config, requester, provider, store, hub, legacy, handle, provider_service, watcher
+        config,
+        requester,
+        provider,
+        store,
+        hub,
+        legacy,
+        handle,
+        provider_service,
+        watcher,
+        head_signer,
     )
 
 

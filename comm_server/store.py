@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from comm_server import share_chain
 from comm_server.config import CommConfig
 from renkei import db
 from renkei.errors import FailedPrecondition, Unavailable
@@ -122,6 +123,8 @@ class NewBinding:
 _LOG_COLUMNS = tuple(c.name for c in agency_log.columns if c.name != "id")
 # _insert_logs_sqlite builds its tuples in this order.
 assert tuple(f.name for f in fields(LogRecord)) == _LOG_COLUMNS, "agency_log and LogRecord differ"
+# A column the chain does not encode would be a column anyone could edit unseen.
+assert share_chain.COLUMNS == _LOG_COLUMNS, "agency_log and share_chain.COLUMNS differ"
 _SQLITE_INSERT_LOG = (
     f"INSERT INTO agency_log ({', '.join(_LOG_COLUMNS)})"
     f" VALUES ({', '.join('?' * len(_LOG_COLUMNS))})"
@@ -129,7 +132,7 @@ _SQLITE_INSERT_LOG = (
 
 
 def _insert_logs_sqlite(conn: sa.Connection, records: list[LogRecord]) -> None:
-    """``append_logs`` on SQLite: one raw executemany of tuples, in order.
+    """``append_logs`` on SQLite: one raw executemany of tuples, in order, then their links.
 
     SQLAlchemy's executemany processes every parameter of every row; here the
     only column needing conversion, ``logged_at``, is converted once per
@@ -166,6 +169,30 @@ def _insert_logs_sqlite(conn: sa.Connection, records: list[LogRecord]) -> None:
             )
         )
     conn.exec_driver_sql(_SQLITE_INSERT_LOG, rows)
+    # This transaction holds the write lock since the insert: the rows took the ids
+    # after the largest one, in order (a rowid table without AUTOINCREMENT).
+    last = int(conn.exec_driver_sql("SELECT max(id) FROM agency_log").scalar_one())
+    ids = range(last - len(records) + 1, last + 1)
+    share_chain.extend(conn, ids, [_chain_values(r) for r in records])
+
+
+def _chain_values(r: LogRecord) -> tuple[object, ...]:
+    return (
+        r.serial,
+        r.role,
+        r.logged_at,
+        r.counterpart_agency_id,
+        r.info_kind,
+        r.legal_basis_item,
+        r.local_person_id,
+        r.staff_id,
+        r.terminal_id,
+        r.content,
+        r.purpose,
+        r.outcome,
+        r.reason,
+        r.detail,
+    )
 
 
 @dataclass(frozen=True)
@@ -186,6 +213,12 @@ class CommStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         metadata.create_all(engine)
+        share_chain.metadata.create_all(engine)
+        try:
+            with engine.begin() as conn:
+                share_chain.ensure_head(conn, agency_log)
+        except sa.exc.IntegrityError:
+            pass  # another process opening the same store started the chain first
 
     @property
     def engine(self) -> Engine:
@@ -520,15 +553,21 @@ class CommStore:
         self.append_logs([record])
 
     def append_logs(self, records: list[LogRecord]) -> None:
-        """Every row in one transaction, in order: all durable, or none (bulk queries, and
-        the group commit of single rows)."""
+        """Every row in one transaction, in order, with its link in the share's chain
+        (``share_chain``): all durable, or none (bulk queries, and the group commit of
+        single rows)."""
         if not records:
             return
         with self._engine.begin() as conn:
             if conn.dialect.name == "sqlite":
                 _insert_logs_sqlite(conn, records)
-            else:
-                conn.execute(agency_log.insert(), [r.__dict__ for r in records])
+                return
+            head = share_chain.lock_head(conn)
+            ids = conn.execute(
+                agency_log.insert().returning(agency_log.c.id, sort_by_parameter_order=True),
+                [r.__dict__ for r in records],
+            ).scalars()
+            share_chain.extend(conn, list(ids), [_chain_values(r) for r in records], head)
 
     def log_rows(self, limit: int = 1000) -> list[LogRecord]:
         with self._engine.connect() as conn:

@@ -140,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.add_argument("--config", type=Path, required=True)
             p.add_argument("--output", type=Path, required=True)
+            _add_comm_log(group)
 
     # The registry's own parser is built only when asked for: building it here
     # would import SQLAlchemy and the registry into every server process.
@@ -290,6 +291,36 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--port-file", type=Path)
     b.add_argument("--nginx", help="the nginx binary")
     return parser
+
+
+# --- renkei comm log (issue 14): this agency's own share -------------------------
+# `verify --own`, `head` and `key` (comm_server.share_commands). The hub-log checks
+# (`verify` without --own, `status`) go on the same `log` parser and `verify`.
+
+
+def _add_comm_log(comm: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from comm_server import share_commands
+
+    log = comm.add_parser("log", help="this agency's log share: verify it, its signed head, key")
+    actions = log.add_subparsers(dest="log_action", required=True)
+    p = actions.add_parser("verify", help="check the log (--own: this agency's own share)")
+    p.add_argument("--config", type=Path, required=True, help="the agency's comm.toml")
+    share_commands.add_own_arguments(p)
+    share_commands.add_commands(actions)
+
+
+def _comm_log(args: argparse.Namespace) -> int:
+    from comm_server import share_commands
+
+    if args.log_action == "verify":
+        if not args.own:
+            print("renkei comm log verify: only --own is built so far", file=sys.stderr)
+            return 2
+        return share_commands.run_own(args)
+    return share_commands.run(args)
+
+
+# --- end of renkei comm log -------------------------------------------------------
 
 
 def _config_refused(args: argparse.Namespace, run: Callable[[], int]) -> int:
@@ -715,6 +746,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from comm_server import commands
 
         return commands.run(args)
+    if args.command == "comm" and args.action == "log":
+        return _comm_log(args)
     if args.command == "comm" and args.action == "rekey":
         return _rekey(args.config, args.batch)
     if args.command == "id-issuer":
