@@ -10,8 +10,9 @@ Link ``i`` is the share's row ``i`` counted from 1; rows that predate the chain
 (a store made before it) are rows 1..P, not linked, and the chain starts from
 ``genesis(P, last id among them)``. The one-row ``agency_log_chain_head`` holds
 the tip (count, digest, last row id): on PostgreSQL a transaction locks it
-before inserting, so ids and links follow one order however many transactions
-run at once; on SQLite the first insert takes the database's write lock.
+before it draws ids, so ids and links follow one order however many
+transactions run at once; on SQLite the first insert takes the database's
+write lock, and the head is read after it.
 
 The row encoding is a JSON array in a fixed column order, led by a version:
 a JSON array is unambiguous (no field can run into the next), Python's C
@@ -64,9 +65,10 @@ chain_links = sa.Table(
     metadata,
     # The row's place in the share, counted from 1 (rows that predate the chain included).
     sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
-    # Not unique: SQLite hands a deleted tail's ids out again, and the chain must
-    # still take the new rows (the verifier reports the deletion).
-    sa.Column("log_id", sa.BigInteger, nullable=False, index=True),
+    # Neither unique (SQLite hands a deleted tail's ids out again, and the chain must
+    # still take the new rows; the verifier reports the deletion) nor indexed (the
+    # verifier reads every link; an index would be one more page for every commit).
+    sa.Column("log_id", sa.BigInteger, nullable=False),
     sa.Column("digest", sa.LargeBinary(DIGEST_BYTES), nullable=False),
 )
 
@@ -117,8 +119,29 @@ def encode_row(log_id: int, values: Sequence[object]) -> bytes:
     return _dumps(doc)
 
 
+# One encoder, made once: json.dumps with options builds a new one on every call.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+
+
 def _dumps(doc: list[object]) -> bytes:
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _ENCODER.encode(doc).encode("utf-8")
+
+
+def encode_rows(ids: Sequence[int], rows: Sequence[Sequence[object]]) -> list[bytes]:
+    """``encode_row`` of each, each distinct time formatted once (a bulk query's rows
+    share one)."""
+    stamped: dict[object, str] = {}
+    encoded: list[bytes] = []
+    for log_id, values in zip(ids, rows, strict=True):
+        doc: list[object] = [ENCODING_VERSION, log_id, *values]
+        at = doc[2 + _LOGGED_AT]
+        text = stamped.get(at)
+        if text is None and isinstance(at, datetime):
+            text = stamped[at] = format_time(at)
+        if text is not None:
+            doc[2 + _LOGGED_AT] = text
+        encoded.append(_dumps(doc))
+    return encoded
 
 
 def link(previous: bytes, encoded_row: bytes) -> bytes:
@@ -158,72 +181,103 @@ def ensure_head(conn: Connection, log_table: sa.Table) -> None:
     )
 
 
-def read_head(conn: Connection, *, for_update: bool = False) -> Head:
-    query = sa.select(
-        chain_head.c.predating,
-        chain_head.c.predating_last_id,
-        chain_head.c.count,
-        chain_head.c.digest,
-        chain_head.c.last_log_id,
-    ).where(chain_head.c.id == _HEAD_ID)
-    if for_update:
-        query = query.with_for_update()
-    row = conn.execute(query).first()
+# Built once: building a statement costs more than running it (the hot path).
+_READ_HEAD = sa.select(
+    chain_head.c.predating,
+    chain_head.c.predating_last_id,
+    chain_head.c.count,
+    chain_head.c.digest,
+    chain_head.c.last_log_id,
+).where(chain_head.c.id == _HEAD_ID)
+# PostgreSQL: a batch's rows and links as arrays, and the head's move, one statement.
+_PG_TYPES = {"serial": "bigint", "logged_at": "timestamptz"}  # the others: text
+_PG_APPEND = sa.text(
+    "WITH new_rows AS (INSERT INTO agency_log (id, "
+    + ", ".join(COLUMNS)
+    + ") SELECT * FROM unnest(CAST(:ids AS bigint[]), "
+    + ", ".join(f"CAST(:c{i} AS {_PG_TYPES.get(c, 'text')}[])" for i, c in enumerate(COLUMNS))
+    + ")), new_links AS (INSERT INTO agency_log_chain (position, log_id, digest)"
+    " SELECT * FROM unnest(CAST(:positions AS bigint[]), CAST(:ids AS bigint[]),"
+    " CAST(:digests AS bytea[])))"
+    " UPDATE agency_log_chain_head SET count = :new_count, digest = :new_digest,"
+    f" last_log_id = :new_last WHERE id = {_HEAD_ID}"
+)
+# The ids are drawn in the outer query's projection, which has no row before the
+# CTE's locked one: never before the lock is held.
+_LOCK_HEAD_AND_DRAW_IDS = sa.text(
+    "WITH head AS MATERIALIZED (SELECT predating, predating_last_id, count, digest,"
+    f" last_log_id FROM agency_log_chain_head WHERE id = {_HEAD_ID} FOR UPDATE)"
+    " SELECT head.*, nextval(pg_get_serial_sequence('agency_log', 'id'))"
+    " FROM head CROSS JOIN generate_series(1, :n)"
+)
+# SQLite's path goes to the driver directly, as comm_server.store's inserts do.
+_SQLITE_READ_HEAD = (
+    "SELECT predating, predating_last_id, count, digest, last_log_id"
+    f" FROM agency_log_chain_head WHERE id = {_HEAD_ID}"
+)
+_SQLITE_MOVE_HEAD = (
+    f"UPDATE agency_log_chain_head SET count = ?, digest = ?, last_log_id = ? WHERE id = {_HEAD_ID}"
+)
+_SQLITE_INSERT_LINKS = "INSERT INTO agency_log_chain (position, log_id, digest) VALUES (?, ?, ?)"
+
+
+def read_head(conn: Connection) -> Head:
+    if conn.dialect.name == "sqlite":
+        row = conn.exec_driver_sql(_SQLITE_READ_HEAD).first()
+    else:
+        row = conn.execute(_READ_HEAD).first()
     if row is None:
         raise LookupError("agency_log_chain_head holds no head: the chain was never started")
     return Head(int(row[0]), int(row[1]), int(row[2]), bytes(row[3]), int(row[4]))
 
 
-def lock_head(conn: Connection) -> Head | None:
-    """PostgreSQL: the head, its row held until commit, read before any id is drawn so
-    that concurrent transactions insert and chain one after the other. SQLite: None
-    (there the insert itself takes the write lock; ``extend`` reads the head after it)."""
-    if conn.dialect.name == "sqlite":
-        return None
-    return read_head(conn, for_update=True)
+def lock_head_and_draw_ids(conn: Connection, n: int) -> tuple[Head, list[int]]:
+    """PostgreSQL: the head, its row held until commit, and ``n`` ids for new
+    ``agency_log`` rows drawn only once it is held (one round trip): concurrent
+    transactions insert and chain one after the other, ids in the chain's order.
+    (SQLite needs none of this: its insert takes the write lock.)"""
+    rows = conn.execute(_LOCK_HEAD_AND_DRAW_IDS, {"n": n}).all()
+    if not rows:
+        raise LookupError("agency_log_chain_head holds no head: the chain was never started")
+    first = rows[0]
+    head = Head(int(first[0]), int(first[1]), int(first[2]), bytes(first[3]), int(first[4]))
+    return head, sorted(int(r[5]) for r in rows)
 
 
-def extend(
-    conn: Connection,
-    ids: Sequence[int],
-    rows: Sequence[Sequence[object]],
-    head: Head | None = None,
-) -> None:
-    """Link rows just inserted in this transaction (ids in insert order, each row's
-    COLUMNS values) after ``head`` (``lock_head``'s), then move the head: one pass,
-    one executemany."""
+def extend_sqlite(conn: Connection, ids: Sequence[int], rows: Sequence[Sequence[object]]) -> None:
+    """SQLite: link rows just inserted in this transaction (ids in insert order, each
+    row's COLUMNS values) after the head, read now (the insert took the write lock),
+    then move the head: one pass, one executemany."""
     if not ids:
         return
-    if head is None:
-        head = read_head(conn)
-    stamped: dict[object, str] = {}
-    encoded: list[bytes] = []
-    for log_id, values in zip(ids, rows, strict=True):
-        doc: list[object] = [ENCODING_VERSION, log_id, *values]
-        at = doc[2 + _LOGGED_AT]
-        text = stamped.get(at)
-        if text is None and isinstance(at, datetime):
-            text = stamped[at] = format_time(at)
-        if text is not None:
-            doc[2 + _LOGGED_AT] = text
-        encoded.append(_dumps(doc))
-    digests = chain(head.digest, encoded)
-    first = head.count + 1
-    links = [(first + i, log_id, d) for i, (log_id, d) in enumerate(zip(ids, digests, strict=True))]
-    if conn.dialect.name == "sqlite":
-        conn.exec_driver_sql(
-            "INSERT INTO agency_log_chain (position, log_id, digest) VALUES (?, ?, ?)", links
-        )
-    else:
-        conn.execute(
-            chain_links.insert(), [{"position": p, "log_id": i, "digest": d} for p, i, d in links]
-        )
-    conn.execute(
-        chain_head.update()
-        .where(chain_head.c.id == _HEAD_ID)
-        .values(
-            count=head.count + len(ids),
-            digest=digests[-1],
-            last_log_id=max(head.last_log_id, *ids),
-        )
+    head = read_head(conn)
+    digests = chain(head.digest, encode_rows(ids, rows))
+    count, last = head.count + len(ids), max(head.last_log_id, *ids)
+    links = list(zip(range(head.count + 1, count + 1), ids, digests, strict=True))
+    conn.exec_driver_sql(_SQLITE_INSERT_LINKS, links)
+    conn.exec_driver_sql(_SQLITE_MOVE_HEAD, (count, digests[-1], last))
+
+
+def append_postgres(conn: Connection, rows: Sequence[Sequence[object]]) -> None:
+    """PostgreSQL: insert rows (each row's COLUMNS values) into ``agency_log`` with
+    their links, in two round trips: the head locked and the ids drawn, then the
+    rows, the links and the head's move in one statement."""
+    if not rows:
+        return
+    for values in rows:
+        at = values[_LOGGED_AT]
+        if not isinstance(at, datetime) or at.tzinfo is None:
+            raise ValueError("naive datetime: store aware UTC times only")
+    head, ids = lock_head_and_draw_ids(conn, len(rows))
+    digests = chain(head.digest, encode_rows(ids, rows))
+    count = head.count + len(ids)
+    params: dict[str, object] = {f"c{i}": [v[i] for v in rows] for i in range(len(COLUMNS))}
+    params.update(
+        ids=ids,
+        positions=list(range(head.count + 1, count + 1)),
+        digests=digests,
+        new_count=count,
+        new_digest=digests[-1],
+        new_last=max(head.last_log_id, *ids),
     )
+    conn.execute(_PG_APPEND, params)

@@ -134,8 +134,9 @@ def run_own(args: argparse.Namespace) -> int:
         print(("PROBLEM " if finding.problem else "note    ") + finding.message)
     problems = len(report.problems)
     verdict = "as logged" if not problems else f"{problems} problem{'s' * (problems != 1)}"
+    heads = f"{report.heads_checked} signed head{'s' * (report.heads_checked != 1)}"
     print(
         f"share of agency {config.agency_id}: {report.rows} rows"
-        f" ({report.predating} before the chain), {report.heads_checked} signed heads: {verdict}"
+        f" ({report.predating} before the chain), {heads}: {verdict}"
     )
     return OK if not problems else PROBLEMS

@@ -173,7 +173,7 @@ def _insert_logs_sqlite(conn: sa.Connection, records: list[LogRecord]) -> None:
     # after the largest one, in order (a rowid table without AUTOINCREMENT).
     last = int(conn.exec_driver_sql("SELECT max(id) FROM agency_log").scalar_one())
     ids = range(last - len(records) + 1, last + 1)
-    share_chain.extend(conn, ids, [_chain_values(r) for r in records])
+    share_chain.extend_sqlite(conn, ids, [_chain_values(r) for r in records])
 
 
 def _chain_values(r: LogRecord) -> tuple[object, ...]:
@@ -562,12 +562,7 @@ class CommStore:
             if conn.dialect.name == "sqlite":
                 _insert_logs_sqlite(conn, records)
                 return
-            head = share_chain.lock_head(conn)
-            ids = conn.execute(
-                agency_log.insert().returning(agency_log.c.id, sort_by_parameter_order=True),
-                [r.__dict__ for r in records],
-            ).scalars()
-            share_chain.extend(conn, list(ids), [_chain_values(r) for r in records], head)
+            share_chain.append_postgres(conn, [_chain_values(r) for r in records])
 
     def log_rows(self, limit: int = 1000) -> list[LogRecord]:
         with self._engine.connect() as conn:
