@@ -24,14 +24,14 @@ independent check of what was exchanged.
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from comm_server import share_chain
-from comm_server.share_heads import HeadError, SignedHead, open_head
+from comm_server.share_heads import HeadError, HeadStore, SignedHead, open_head
 from comm_server.store import agency_log
 from renkei.tlog import note
 
@@ -143,8 +143,6 @@ def verify_share(
 ) -> Report:
     """Check the share in ``engine`` against its chain, its head, its signed heads and
     the ``collected`` ones ((where from, note)); every discrepancy as a Finding."""
-    from comm_server.share_heads import HeadStore
-
     try:
         snap = _read(engine)
     except _HeadGone:
@@ -157,181 +155,193 @@ def verify_share(
         report = Report()
         report.add(f"the chain's head is gone ({links} links remain): the share was rewritten")
         return report
-    head = snap.head
-    report = Report(rows=head.count, predating=head.predating)
-    p0 = head.predating
-    if p0:
-        report.add(
-            f"{_rows_text(1, p0)} predate the chain (logged before it started): not covered",
+    check = _Check(snap)
+    if check.p0:
+        check.report.add(
+            f"{_rows_text(1, check.p0)} predate the chain (logged before it started): not covered",
             problem=False,
         )
-
-    by_position = {p: (i, d) for p, i, d in snap.links}
-    positions_of: dict[int, list[int]] = {}
-    for p, i, _ in snap.links:
-        positions_of.setdefault(i, []).append(p)
-    start = share_chain.genesis(p0, head.predating_last_id)
-
-    def previous(pos: int) -> bytes | None:
-        if pos == p0 + 1:
-            return start
-        before = by_position.get(pos - 1)
-        return None if before is None else before[1]
-
-    def encoded(log_id: int, values: tuple[object, ...]) -> bytes:
-        return share_chain.encode_row(log_id, values)
-
-    def serial_of(log_id: int) -> str:
-        values = snap.rows[log_id]
-        return str(values[0]) if values[0] is not None else "none"
-
-    changed: list[int] = []
-    missing: list[int] = []
-    unlinked_positions: list[int] = []
-    last_linked = max((p for p in by_position if p <= head.count), default=p0)
-    for pos in range(p0 + 1, head.count + 1):
-        at = by_position.get(pos)
-        if at is None:
-            if pos <= last_linked:
-                unlinked_positions.append(pos)
-            continue
-        log_id, digest = at
-        values = snap.rows.get(log_id)
-        # An id linked again later: SQLite gives a deleted tail's ids out again, so
-        # the row this link covered is gone and its id holds a later row.
-        if values is None or positions_of[log_id][-1] != pos:
-            missing.append(pos)
-            continue
-        prev = previous(pos)
-        if prev is not None and share_chain.link(prev, encoded(log_id, values)) != digest:
-            changed.append(pos)
-
-    # Two changed rows that match each other's links: their contents changed places.
-    swapped: set[int] = set()
-    if len(changed) <= _MAX_SWAP_CANDIDATES:
-        for a_index, a in enumerate(changed):
-            if a in swapped:
-                continue
-            for b in changed[a_index + 1 :]:
-                if b in swapped:
-                    continue
-                if _fits(snap, by_position, previous, a, b) and _fits(
-                    snap, by_position, previous, b, a
-                ):
-                    swapped |= {a, b}
-                    report.add(f"rows {a} and {b}: out of order (each holds the other's row)")
-                    break
-
-    # A link whose row is as logged but whose digest is not: the next row still
-    # chains from the digest the link should hold.
-    relinked: set[int] = set()
-    for pos in changed:
-        if pos in swapped or pos in relinked:
-            continue
-        log_id, _ = by_position[pos]
-        prev = previous(pos)
-        if prev is None:
-            continue
-        should = share_chain.link(prev, encoded(log_id, snap.rows[log_id]))
-        following = by_position.get(pos + 1)
-        if following is not None and following[0] in snap.rows:
-            fits = (
-                share_chain.link(should, encoded(following[0], snap.rows[following[0]]))
-                == following[1]
-            )
-        else:
-            fits = pos == head.count and should == head.digest
-        if fits:
-            relinked |= {pos, pos + 1}
-            report.add(f"row {pos}: its link in the chain was rewritten (the row is as logged)")
+    changed = check.rows()
+    swapped = check.swaps(changed)
+    relinked = check.relinks(changed, swapped)
     for pos in changed:
         if pos not in swapped and pos not in relinked:
-            log_id = by_position[pos][0]
-            report.add(f"row {pos} (serial {serial_of(log_id)}): changed since it was logged")
+            serial = check.serial_of(check.by_position[pos][0])
+            check.report.add(f"row {pos} (serial {serial}): changed since it was logged")
+    check.tail()
+    check.strays()
+    stored = [(f"signed head #{hid}", data) for hid, data in HeadStore(engine).all()]
+    check.heads([*stored, *collected], agency_id, verifiers)
+    return check.report
 
-    for first, last in _ranges(missing):
-        report.add(f"{_rows_text(first, last)}: missing")
-    for first, last in _ranges(unlinked_positions):
-        report.add(f"{_rows_text(first, last)}: no link in the chain (deleted from it)")
 
-    actual = last_linked
-    if actual < head.count:
-        report.add(
-            f"the share was truncated after row {actual} (the chain's head says {head.count} rows)"
-        )
-    elif actual > p0 and by_position[actual][1] != head.digest:
-        report.add(f"the chain's head does not match the link of row {actual}")
-    if snap.stable:
-        beyond = [p for p in by_position if p > head.count]
-        if beyond:
-            report.add(f"{len(beyond)} links after the chain's head ({head.count} rows)")
+class _Check:
+    """One verification of one snapshot; each step adds its findings to ``report``."""
 
-    # Rows that no link covers: written outside the server.
-    linked = sorted((i, p) for p, i, _ in snap.links)
-    linked_ids = [i for i, _ in linked]
-    for log_id in sorted(snap.rows):
-        if log_id <= head.predating_last_id or log_id in positions_of:
-            continue
-        if not snap.stable and log_id > head.last_log_id:
-            continue
-        k = bisect.bisect_left(linked_ids, log_id)
-        after = linked[k - 1][1] if k else p0
-        report.add(
-            f"row id {log_id} (serial {serial_of(log_id)}), after row {after}: not in the chain"
+    def __init__(self, snap: _Snapshot) -> None:
+        self.snap = snap
+        self.head = snap.head
+        self.p0 = snap.head.predating
+        self.report = Report(rows=snap.head.count, predating=self.p0)
+        self.by_position = {p: (i, d) for p, i, d in snap.links}
+        self.positions_of: dict[int, list[int]] = {}
+        for p, i, _ in snap.links:
+            self.positions_of.setdefault(i, []).append(p)
+        self.start = share_chain.genesis(self.p0, snap.head.predating_last_id)
+        self.last_linked = max(
+            (p for p in self.by_position if p <= snap.head.count), default=self.p0
         )
 
-    # Signed heads: those the server kept, then those collected from outside.
-    heads: list[tuple[str, bytes]] = [
-        (f"signed head #{hid}", data) for hid, data in HeadStore(engine).all()
-    ]
-    heads += list(collected)
-    opened: list[tuple[str, SignedHead]] = []
-    for where, data in heads:
-        try:
-            opened.append((where, open_head(data, agency_id, verifiers)))
-        except HeadError as err:
-            report.add(f"{where}: not a head signed by this agency's log key ({err})")
-    report.heads_checked = len(opened)
+    def previous(self, pos: int) -> bytes | None:
+        """The stored digest row ``pos`` chains from (None: that link is gone)."""
+        if pos == self.p0 + 1:
+            return self.start
+        before = self.by_position.get(pos - 1)
+        return None if before is None else before[1]
 
-    def digest_at(count: int) -> bytes | None:
-        if count == p0:
-            return start
-        at = by_position.get(count)
+    def matches(self, pos: int, values: tuple[object, ...]) -> bool:
+        """Do ``values``, as row ``pos``'s, give its stored link?"""
+        prev = self.previous(pos)
+        log_id, digest = self.by_position[pos]
+        return (
+            prev is not None
+            and share_chain.link(prev, share_chain.encode_row(log_id, values)) == digest
+        )
+
+    def serial_of(self, log_id: int) -> str:
+        serial = self.snap.rows[log_id][0]
+        return "none" if serial is None else str(serial)
+
+    def rows(self) -> list[int]:
+        """Each linked row against its link; the changed ones (missing ones reported)."""
+        changed: list[int] = []
+        missing: list[int] = []
+        unlinked: list[int] = []
+        for pos in range(self.p0 + 1, self.head.count + 1):
+            at = self.by_position.get(pos)
+            if at is None:
+                if pos <= self.last_linked:
+                    unlinked.append(pos)
+                continue
+            values = self.snap.rows.get(at[0])
+            # An id linked again later: SQLite gives a deleted tail's ids out again, so
+            # the row this link covered is gone and its id holds a later row.
+            if values is None or self.positions_of[at[0]][-1] != pos:
+                missing.append(pos)
+            elif self.previous(pos) is not None and not self.matches(pos, values):
+                changed.append(pos)
+        for first, last in _ranges(missing):
+            self.report.add(f"{_rows_text(first, last)}: missing")
+        for first, last in _ranges(unlinked):
+            self.report.add(f"{_rows_text(first, last)}: no link in the chain (deleted from it)")
+        return changed
+
+    def swaps(self, changed: list[int]) -> set[int]:
+        """Two changed rows that match each other's links: their contents changed places."""
+        swapped: set[int] = set()
+        if len(changed) > _MAX_SWAP_CANDIDATES:
+            return swapped
+        rows = self.snap.rows
+        for k, a in enumerate(changed):
+            for b in changed[k + 1 :]:
+                if a in swapped or b in swapped:
+                    continue
+                a_row, b_row = rows[self.by_position[a][0]], rows[self.by_position[b][0]]
+                if self.matches(a, b_row) and self.matches(b, a_row):
+                    swapped |= {a, b}
+                    self.report.add(f"rows {a} and {b}: out of order (each holds the other's row)")
+        return swapped
+
+    def relinks(self, changed: list[int], swapped: set[int]) -> set[int]:
+        """A link whose row is as logged but whose digest is not: the next row still
+        chains from the digest the link should hold."""
+        relinked: set[int] = set()
+        for pos in changed:
+            prev = self.previous(pos)
+            if pos in swapped or pos in relinked or prev is None:
+                continue
+            log_id = self.by_position[pos][0]
+            should = share_chain.link(prev, share_chain.encode_row(log_id, self.snap.rows[log_id]))
+            following = self.by_position.get(pos + 1)
+            if following is not None and following[0] in self.snap.rows:
+                encoded = share_chain.encode_row(following[0], self.snap.rows[following[0]])
+                fits = share_chain.link(should, encoded) == following[1]
+            else:
+                fits = pos == self.head.count and should == self.head.digest
+            if fits:
+                relinked |= {pos, pos + 1}
+                self.report.add(
+                    f"row {pos}: its link in the chain was rewritten (the row is as logged)"
+                )
+        return relinked
+
+    def tail(self) -> None:
+        """The last link against the chain's head; links past the head."""
+        head, actual = self.head, self.last_linked
+        if actual < head.count:
+            self.report.add(
+                f"the share was truncated after row {actual}"
+                f" (the chain's head says {head.count} rows)"
+            )
+        elif actual > self.p0 and self.by_position[actual][1] != head.digest:
+            self.report.add(f"the chain's head does not match the link of row {actual}")
+        beyond = [p for p in self.by_position if p > head.count]
+        if self.snap.stable and beyond:
+            self.report.add(f"{len(beyond)} links after the chain's head ({head.count} rows)")
+
+    def strays(self) -> None:
+        """Rows that no link covers: written outside the server."""
+        linked = sorted((i, p) for p, i, _ in self.snap.links)
+        linked_ids = [i for i, _ in linked]
+        for log_id in sorted(self.snap.rows):
+            if log_id <= self.head.predating_last_id or log_id in self.positions_of:
+                continue
+            if not self.snap.stable and log_id > self.head.last_log_id:
+                continue  # appended while we read: not ours to judge
+            k = bisect.bisect_left(linked_ids, log_id)
+            after = linked[k - 1][1] if k else self.p0
+            self.report.add(
+                f"row id {log_id} (serial {self.serial_of(log_id)}), after row {after}:"
+                " not in the chain"
+            )
+
+    def digest_at(self, count: int) -> bytes | None:
+        if count == self.p0:
+            return self.start
+        at = self.by_position.get(count)
         return None if at is None else at[1]
 
-    told_truncated = False
-    for where, sh in opened:
-        if sh.count > actual:
-            if not told_truncated:
-                report.add(
-                    f"the share was truncated after row {actual}"
-                    f" (a signed head of {sh.count} rows exists: {where}, {sh.describe()})"
+    def heads(
+        self,
+        heads: Sequence[tuple[str, bytes]],
+        agency_id: str,
+        verifiers: list[note.Ed25519Verifier],
+    ) -> None:
+        """Each signed head ((where from, note)) against the chain at its count."""
+        opened: list[tuple[str, SignedHead]] = []
+        for where, data in heads:
+            try:
+                opened.append((where, open_head(data, agency_id, verifiers)))
+            except HeadError as err:
+                self.report.add(f"{where}: not a head signed by this agency's log key ({err})")
+        self.report.heads_checked = len(opened)
+        told_truncated = False
+        for where, sh in opened:
+            if sh.count > self.last_linked:
+                if not told_truncated:
+                    self.report.add(
+                        f"the share was truncated after row {self.last_linked}"
+                        f" (a signed head of {sh.count} rows exists: {where}, {sh.describe()})"
+                    )
+                    told_truncated = True
+            elif sh.count < self.p0 or self.digest_at(sh.count) != sh.digest:
+                good = [
+                    o.count
+                    for _, o in opened
+                    if o.count < sh.count and self.digest_at(o.count) == o.digest
+                ]
+                since = f" after row {max(good)}" if good else ""
+                self.report.add(
+                    f"{where} ({sh.describe()}) does not match the chain at row {sh.count}:"
+                    f" rows{since} up to {sh.count} were rewritten"
                 )
-                told_truncated = True
-            continue
-        if sh.count < p0 or digest_at(sh.count) != sh.digest:
-            good = [
-                o.count for _, o in opened if o.count < sh.count and digest_at(o.count) == o.digest
-            ]
-            since = f" after row {max(good)}" if good else ""
-            report.add(
-                f"{where} ({sh.describe()}) does not match the chain at row {sh.count}:"
-                f" rows{since} up to {sh.count} were rewritten"
-            )
-    return report
-
-
-def _fits(
-    snap: _Snapshot,
-    by_position: dict[int, tuple[int, bytes]],
-    previous: Callable[[int], bytes | None],
-    pos: int,
-    other: int,
-) -> bool:
-    """Does the row now at ``other`` match the link of ``pos``?"""
-    prev = previous(pos)
-    if prev is None:
-        return False
-    log_id, digest = by_position[pos]
-    values = snap.rows[by_position[other][0]]
-    return bool(share_chain.link(prev, share_chain.encode_row(log_id, values)) == digest)

@@ -196,6 +196,22 @@ def test_a_tail_deleted_without_its_links_is_missing(share: Share) -> None:
     assert share.problems() == ["rows 58-60: missing"]
 
 
+def test_a_deleted_tail_stays_missing_after_more_rows_are_logged(share: Share) -> None:
+    # SQLite hands the deleted ids out again; the new rows must chain, the old stay missing.
+    share.fill()
+    share.execute(agency_log.delete().where(agency_log.c.id > share.log_id(57)))
+    share.store.append_logs([record(61), record(62)])
+    assert share.problems() == ["rows 58-60: missing"]
+
+
+def test_a_row_deleted_with_its_link_is_named(share: Share) -> None:
+    share.fill()
+    c = share_chain.chain_links.c
+    share.execute(agency_log.delete().where(agency_log.c.id == share.log_id(25)))
+    share.execute(share_chain.chain_links.delete().where(c.position == 25))
+    assert share.problems() == ["row 25: no link in the chain (deleted from it)"]
+
+
 def test_a_rewritten_link_is_named(share: Share) -> None:
     share.fill()
     c = share_chain.chain_links.c
