@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
+from comm_server.config import CommConfig
 from comm_server.store import CommStore, LogRecord, agency_log
 from ops.cli import main
 from renkei import db
@@ -16,9 +19,9 @@ CONFIG = """\
 [comm]
 agency_id = "mhlw"
 hub_endpoint = "127.0.0.1:1"
-database_url = "sqlite:///{config_dir}/comm.db"
+database_url = "{url}"
 master_key = "file:master.key"
-
+{schema}
 [legacy]
 host = "127.0.0.1"
 port = 1
@@ -44,11 +47,21 @@ def _row(n: int) -> LogRecord:
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Path:
+def config(tmp_path: Path, database: tuple[str | None, str]) -> Path:
+    url, prefix = database
+    if url is None:
+        url, schema = "sqlite:///{config_dir}/comm.db", ""
+    else:
+        schema = f'database_schema = "{prefix}_{uuid.uuid4().hex[:8]}"\n'
     (tmp_path / "master.key").write_bytes(os.urandom(32))
     path = tmp_path / "comm.toml"
-    path.write_text(CONFIG, encoding="utf-8")
+    path.write_text(CONFIG.format(url=url, schema=schema), encoding="utf-8")
     return path
+
+
+def _engine(config: Path) -> sa.engine.Engine:
+    loaded = CommConfig.load(config)
+    return db.create_engine(loaded.database_url, schema=loaded.database_schema)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
@@ -67,7 +80,7 @@ def test_verify_own_exits_0_clean_1_on_problems_2_when_it_cannot_run(
 
     code, out, _ = _run(capsys, "comm", "log", "head", "--config", config)
     assert code == 1  # the chain started, but no head signed yet
-    engine = db.create_engine(db.sqlite_url(str(tmp_path / "comm.db")))
+    engine = _engine(config)
     store = CommStore(engine)
     store.append_logs([_row(n) for n in range(1, 6)])
 
