@@ -8,7 +8,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from comm_server import keys
+from comm_server import keys, share_heads
 from comm_server.callers import CallerCheck
 from comm_server.clients import hub_client
 from comm_server.config import CommConfig
@@ -55,6 +55,7 @@ class CommServer:
     watcher: asyncio.Task[None] | None = None
     # The scheduled check of this agency's share of the hub's log ([log]), if on.
     log_checker: asyncio.Task[None] | None = None
+    head_signer: asyncio.Task[None] | None = None  # signed heads of the log share
 
     @property
     def port(self) -> int:
@@ -67,6 +68,8 @@ class CommServer:
             self.log_checker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.log_checker
+        if self.head_signer is not None:
+            self.head_signer.cancel()
         self.provider_service.draining.set()
         await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
         await self.provider.aclose()
@@ -144,7 +147,9 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
     hub = hub_client(config)
     if legacy is None:
         legacy = open_legacy_client(config.legacy)
-    own = keys.own_keys(open_key_store(config, store))
+    key_store = open_key_store(config, store)
+    own = keys.own_keys(key_store)
+    log_signer = share_heads.signer(key_store, config.agency_id)
     peers = exchange_verifier(config)
     requester = Requester(
         agency_id=config.agency_id,
@@ -190,6 +195,11 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
         if staff is not None
         else None
     )
+    head_signer = asyncio.create_task(
+        share_heads.sign_periodically(
+            share_heads.HeadStore(store.store.engine), log_signer, config.agency_id
+        )
+    )
     return CommServer(
         config,
         requester,
@@ -201,6 +211,7 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
         provider_service,
         watcher,
         start_log_checker(config, store, hub),
+        head_signer,
     )
 
 

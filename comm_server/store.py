@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from comm_server import log_receipts, log_trust
+from comm_server import log_receipts, log_trust, share_chain
 from comm_server.config import CommConfig
 from comm_server.log_receipts import ShareReceipt
 from renkei import db
@@ -124,6 +124,8 @@ class NewBinding:
 _LOG_COLUMNS = tuple(c.name for c in agency_log.columns if c.name != "id")
 # _insert_logs_sqlite builds its tuples in this order.
 assert tuple(f.name for f in fields(LogRecord)) == _LOG_COLUMNS, "agency_log and LogRecord differ"
+# A column the chain does not encode would be a column anyone could edit unseen.
+assert share_chain.COLUMNS == _LOG_COLUMNS, "agency_log and share_chain.COLUMNS differ"
 _SQLITE_INSERT_LOG = (
     f"INSERT INTO agency_log ({', '.join(_LOG_COLUMNS)})"
     f" VALUES ({', '.join('?' * len(_LOG_COLUMNS))})"
@@ -131,7 +133,7 @@ _SQLITE_INSERT_LOG = (
 
 
 def _insert_logs_sqlite(conn: sa.Connection, records: list[LogRecord]) -> None:
-    """``append_logs`` on SQLite: one raw executemany of tuples, in order.
+    """``append_logs`` on SQLite: one raw executemany of tuples, in order, then their links.
 
     SQLAlchemy's executemany processes every parameter of every row; here the
     only column needing conversion, ``logged_at``, is converted once per
@@ -168,6 +170,30 @@ def _insert_logs_sqlite(conn: sa.Connection, records: list[LogRecord]) -> None:
             )
         )
     conn.exec_driver_sql(_SQLITE_INSERT_LOG, rows)
+    # This transaction holds the write lock since the insert: the rows took the ids
+    # after the largest one, in order (a rowid table without AUTOINCREMENT).
+    last = int(conn.exec_driver_sql("SELECT max(id) FROM agency_log").scalar_one())
+    ids = range(last - len(records) + 1, last + 1)
+    share_chain.extend_sqlite(conn, ids, [_chain_values(r) for r in records])
+
+
+def _chain_values(r: LogRecord) -> tuple[object, ...]:
+    return (
+        r.serial,
+        r.role,
+        r.logged_at,
+        r.counterpart_agency_id,
+        r.info_kind,
+        r.legal_basis_item,
+        r.local_person_id,
+        r.staff_id,
+        r.terminal_id,
+        r.content,
+        r.purpose,
+        r.outcome,
+        r.reason,
+        r.detail,
+    )
 
 
 @dataclass(frozen=True)
@@ -189,6 +215,12 @@ class CommStore:
         self._engine = engine
         metadata.create_all(engine)
         log_trust.create_tables(engine)  # the hub's log receipts, the verify job's state
+        share_chain.metadata.create_all(engine)
+        try:
+            with engine.begin() as conn:
+                share_chain.ensure_head(conn, agency_log)
+        except sa.exc.IntegrityError:
+            pass  # another process opening the same store started the chain first
 
     @property
     def engine(self) -> Engine:
@@ -523,15 +555,16 @@ class CommStore:
         self.append_logs([record], receipts)
 
     def append_logs(self, records: list[LogRecord], receipts: Sequence[ShareReceipt] = ()) -> None:
-        """Every row in one transaction, in order: all durable, or none (bulk queries, and
-        the group commit of single rows); the hub's log receipts of those exchanges with them."""
+        """Every row in one transaction, in order, with its link in the share's chain
+        (``share_chain``): all durable, or none (bulk queries, and the group commit of
+        single rows); the hub's log receipts of those exchanges with them."""
         if not records and not receipts:
             return
         with self._engine.begin() as conn:
             if records and conn.dialect.name == "sqlite":
                 _insert_logs_sqlite(conn, records)
             elif records:
-                conn.execute(agency_log.insert(), [r.__dict__ for r in records])
+                share_chain.append_postgres(conn, [_chain_values(r) for r in records])
             log_receipts.write_receipts(conn, receipts)
 
     def log_rows(self, limit: int = 1000) -> list[LogRecord]:

@@ -43,10 +43,14 @@ def _agency_spec(text: str) -> object:
 
 
 def _add_comm_log(group: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from comm_server import share_commands
+
     log = group.add_parser(
-        "log", help="check this agency's share of the hub's log against its signed tree"
+        "log", help="check this agency's share of the hub's log, and its own share"
     ).add_subparsers(dest="log_action", required=True)
-    p = log.add_parser("verify", help="checkpoint, consistency and inclusion proofs, entries")
+    p = log.add_parser(
+        "verify", help="the hub's log: checkpoint, proofs, entries (--own: this agency's share)"
+    )
     p.add_argument("--config", type=Path, required=True)
     p.add_argument(
         "--all", action="store_true", help="every receipt of the share, not only the new ones"
@@ -54,14 +58,20 @@ def _add_comm_log(group: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p.add_argument(
         "--bundle", type=Path, help="write the checked entries and proofs as a proof bundle"
     )
+    share_commands.add_own_arguments(p)
     p = log.add_parser("status", help="the last check: when, the trusted size, problems found")
     p.add_argument("--config", type=Path, required=True)
+    share_commands.add_commands(log)
 
 
 def _comm_log(args: argparse.Namespace) -> int:
-    from comm_server import log_commands
+    from comm_server import log_commands, share_commands
     from comm_server.config import CommConfig
 
+    if args.log_action in ("head", "key"):
+        return share_commands.run(args)
+    if args.log_action == "verify" and args.own:
+        return share_commands.run_own(args)
     config = CommConfig.load(args.config)
     if args.log_action == "status":
         return log_commands.status(config)
@@ -802,10 +812,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from comm_server import commands
 
         return commands.run(args)
-    if args.command == "comm" and args.action == "rekey":
-        return _rekey(args.config, args.batch)
     if args.command == "comm" and args.action == "log":
         return _comm_log(args)
+    if args.command == "comm" and args.action == "rekey":
+        return _rekey(args.config, args.batch)
     if args.command == "id-issuer":
         from id_issuer import issuer as id_issuer
 
