@@ -9,8 +9,10 @@ its person file, read through its mapper, by the four facts. Runs lawful
 queries through each system (answers decoded into the standard layout and
 re-encoded in the requester's own format), refused ones (unlawful, staff not
 registered, no record, a slow system) and the insurer's answer-later path;
-prints the trace and every party's log, audits the configurations and the
-stores, stops every process and exits 0.
+prints the trace and every party's log; shows the hub's log as a verifiable
+log (the witnessed checkpoint, the city verifying its whole share with
+proofs, an entry edited in the hub's database and caught); audits the
+configurations and the stores, stops every process and exits 0.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import json
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import sqlalchemy as sa
 from rich.console import Console
 from rich.table import Table
 
@@ -36,6 +40,7 @@ from comm_server.config import CommConfig
 from comm_server.staff_register import Grant
 from comm_server.standard import render as render_record
 from comm_server.store import CommStore
+from hub_server import log_tree
 from hub_server.config import HubConfig
 from hub_server.log_store import SqlHubLog
 from legacy_stubs.control import set_faults
@@ -56,6 +61,7 @@ from renkei import db
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.errors import from_rpc_error
 from renkei.grpcutil.client import peer_options
+from renkei.tlog.entry import Entry
 
 # The city, the pension body, the insurer, a modern ward and the minister (JSON lines).
 AGENCIES = registered("141003", "nenkin", "kyoukai-kenpo", "131130", "mhlw")
@@ -428,6 +434,105 @@ class Demo:
                 )
             c.print(table)
 
+    # -- the verifiable log (docs/verifiable-log.md) -------------------------
+
+    def _renkei(self, *argv: str) -> tuple[int, list[str]]:
+        """``renkei ARGV`` as an operator would run it: its exit code and output lines."""
+        done = subprocess.run(
+            python_module("ops.cli", *argv), capture_output=True, text=True, timeout=120
+        )
+        return done.returncode, (done.stdout + done.stderr).strip().splitlines()
+
+    def _show(self, command: str, code: int, lines: list[str], keep: int = 6) -> None:
+        self.console.print(f"  $ renkei {command}   [dim](exit {code})[/dim]")
+        for line in lines[:keep]:
+            self.console.print(f"    {line}", markup=False)
+        if len(lines) > keep:
+            self.console.print(f"    ... {len(lines) - keep} more lines")
+
+    def verifiable_log(self, layout: Layout) -> bool:
+        """The checkpoint, one agency verifying its whole share, an edited row caught."""
+        c = self.console
+        c.rule("[bold]The hub's log as a verifiable log (issue 14)")
+        city = "141003"
+        city_config = layout.comm_config(city)
+        config = CommConfig.load(city_config)
+        assert config.log is not None
+        hub = HubConfig.load(layout.hub_config)
+        engine = db.create_engine(hub.database_url, schema=hub.database_schema)
+        note_text = self._witnessed_checkpoint(engine)
+        if note_text is None:
+            c.print("  no witnessed checkpoint within 10 s")
+            return False
+        c.print("  the latest checkpoint (C2SP tlog-checkpoint, signed by the hub's key and")
+        c.print("  cosigned by the oversight body's witness):")
+        for line in note_text.splitlines():
+            c.print(f"    {line}", markup=False, soft_wrap=True)
+        state = self.state_dir / "log-proofs"
+        state.mkdir(exist_ok=True)
+        bundle = state / f"{city}-share.json"
+        verify = ("comm", "log", "verify", "--config", str(city_config), "--all")
+        code, out = self._renkei(*verify, "--bundle", str(bundle))
+        self._show(f"comm log verify --config {city}/comm.toml --all --bundle ...", code, out)
+        keys = ("--log-key", config.log.hub_key, "--witness-key", config.log.witness_keys[0])
+        offline = ("log", "verify", str(bundle), *keys)
+        code_offline, out_offline = self._renkei(*offline)
+        self._show("log verify BUNDLE --log-key ... --witness-key ...", code_offline, out_offline)
+        clean = code == 0 and code_offline == 0
+
+        # The hub's operator edits one of the city's entries in the hub's database.
+        c.print("  the hub's operator now changes one entry's outcome in the hub's database:")
+        with engine.connect() as conn:
+            leaf, data = conn.execute(
+                sa.select(log_tree.entries.c.leaf_index, log_tree.entries.c.entry)
+                .where(log_tree.entries.c.requester_agency_id == city)
+                .where(log_tree.entries.c.kind == "outcome")
+                .order_by(log_tree.entries.c.leaf_index)
+                .limit(1)
+            ).one()
+        original = bytes(data)
+        entry = Entry.decode(original)
+        edited = replace(entry, outcome="DENIED" if entry.outcome != "DENIED" else "OK")
+        self._set_entry(engine, int(leaf), edited.encode())
+        c.print(
+            f"    UPDATE hub_log_entries SET entry = ... WHERE leaf_index = {leaf}"
+            f"  (serial {entry.serial}: outcome {entry.outcome} -> {edited.outcome})",
+            markup=False,
+        )
+        code_edit, out_edit = self._renkei(*verify, "--bundle", str(state / "after-edit.json"))
+        self._show(f"comm log verify --config {city}/comm.toml --all", code_edit, out_edit)
+        code_edit_offline, out_edit_offline = self._renkei(
+            "log", "verify", str(state / "after-edit.json"), *keys
+        )
+        self._show("log verify after-edit.json ...", code_edit_offline, out_edit_offline)
+        self._set_entry(engine, int(leaf), original)  # put back, so the audit sees the log
+        c.print("    (the entry is put back as it was)")
+        engine.dispose()
+        caught = code_edit == 1 and code_edit_offline == 1
+        c.print(
+            "  every check held: the share verified, and the edit was caught"
+            if clean and caught
+            else "  A CHECK DID NOT HOLD"
+        )
+        return clean and caught
+
+    def _witnessed_checkpoint(self, engine: sa.Engine) -> str | None:
+        """The newest witnessed checkpoint once it covers the whole tree."""
+        give_up = time.monotonic() + 10
+        reader = log_tree.TreeReader(engine)
+        while time.monotonic() < give_up:
+            latest = reader.latest_checkpoint(witnessed=True)
+            if latest is not None and latest[0] == reader.size():
+                return latest[1]
+            time.sleep(0.1)
+        return None
+
+    @staticmethod
+    def _set_entry(engine: sa.Engine, leaf: int, data: bytes) -> None:
+        table = log_tree.entries
+        with engine.begin() as conn:
+            conn.execute(table.update().where(table.c.leaf_index == leaf).values(entry=data))
+
     def audit(self, layout: Layout) -> bool:
         self.console.rule("[bold]Audit of every party's configuration (renkei audit configs)")
         configs = audit_configs(layout.root)
@@ -563,7 +668,8 @@ class Demo:
             for n, q in enumerate(queries(self.people), start=1):
                 self.trace(layout, n, q)
             self.print_logs(layout)
-            clean = self.audit(layout)
+            verified = self.verifiable_log(layout)
+            clean = self.audit(layout) and verified
             if self.keep_serving:
                 self.serve_on()
             exits = group.stop_all()
