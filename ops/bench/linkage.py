@@ -467,7 +467,7 @@ def without_tree(layout: Layout) -> Path:
     shutil.copyfile(hub_db, layout.hub_dir / "hub-no-tree.db")
     data["hub"]["database_url"] = "sqlite:///{config_dir}/hub-no-tree.db"
     data["hub"]["listen"] = f"127.0.0.1:{free_port()}"
-    data["log"] = {**data.get("log", {}), "tree": False}
+    data["log"] = {"tree": False}  # no tree: no checkpoints, witness or tlog-tiles port
     path = layout.hub_dir / "hub-no-tree.toml"
     path.write_text(tomli_w.dumps(data), encoding="utf-8")
     return path

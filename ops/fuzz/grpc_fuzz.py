@@ -101,7 +101,7 @@ def targets() -> list[Target]:
     found: list[Target] = []
     for service in services():
         name = service.full_name
-        if name == "renkei.hub.v1.HubService":
+        if name in ("renkei.hub.v1.HubService", "renkei.log.v1.LogService"):
             found.append(Target(HUB, service, agencies))
         elif name == "renkei.comm.v1.ProviderService":
             found.extend(Target(a, service, (HUB,)) for a in AGENCY_IDS)

@@ -34,8 +34,8 @@ def test_bench_reports_every_path_without_errors(tmp_path: Path) -> None:
 
     report = json.loads(output.read_text(encoding="utf-8"))
     paths = report["paths"]
-    assert set(paths) == {"direct", "bare", "nginx", "hub"}
-    ran = {"direct", "bare", "hub"} | ({"nginx"} if HAVE_NGINX else set())
+    assert set(paths) == {"direct", "bare", "nginx", "hub", "hub_no_tree"}
+    ran = {"direct", "bare", "hub", "hub_no_tree"} | ({"nginx"} if HAVE_NGINX else set())
     for name in ran:
         path = paths[name]
         assert path["requests"] == 40
@@ -52,6 +52,7 @@ def test_bench_reports_every_path_without_errors(tmp_path: Path) -> None:
         assert "nginx not found" in paths["nginx"]["skipped"]
     ratio = report["ratio"]
     assert ratio["throughput_hub_per_bare"] > 0
+    assert ratio["throughput_hub_per_hub_no_tree"] > 0  # the tree's cost (issue 14)
     assert ("throughput_hub_per_nginx" in ratio) == HAVE_NGINX
     machine = report["machine"]
     assert machine["nproc"] >= 1
@@ -59,7 +60,7 @@ def test_bench_reports_every_path_without_errors(tmp_path: Path) -> None:
     assert machine["python"]
     assert bool(machine["nginx"]) == HAVE_NGINX
     assert all(code == 0 for code in report["exit_codes"].values())
-    expected = {"hub", "bare-relay", "comm-nenkin", "legacy-nenkin"}
+    expected = {"hub", "hub-no-tree", "bare-relay", "comm-nenkin", "legacy-nenkin"}
     assert set(report["exit_codes"]) == expected | ({"nginx"} if HAVE_NGINX else set())
 
 
