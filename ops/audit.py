@@ -1,7 +1,7 @@
 """Auditing what each store holds (R2, R9): the oversight body's view of a deployment.
 
 ``scan`` looks for given values in one store. ``audit_deployment`` opens every
-store of a deployment (hub, each agency, ID issuer, numbering agency,
+store of a deployment (hub, each agency, ID issuer, numbering agency, witness,
 registry, the registry's binding party) and reports which kinds of identifier
 each holds: Numbers, resident codes, ID codes, link codes and change-feed
 subscription handles (by agency), four facts, payloads.
@@ -45,6 +45,8 @@ EVERY_AGENCY = "(every agency)"
 SEPARATION: Mapping[str, frozenset[str]] = {
     "hub": frozenset(),
     "id-issuer": frozenset(),
+    # The oversight body's witness: checkpoints (a size and a root hash), nothing else.
+    "witness": frozenset(),
     "numbering": frozenset({NUMBER, RESIDENT_CODE}),
     # The register (the mocked Juki-net): residents and their four facts.
     "registry": frozenset({RESIDENT_CODE, FOUR_FACTS}),
@@ -155,6 +157,7 @@ def audit_deployment(root: Path, sample: int = 500) -> dict[str, dict[str, int]]
     from registry_binding.store import BindingStore
     from renkei import db
     from renkei.keystore import KeyStore, load_master_key
+    from witness.config import WitnessConfig
 
     layout = Layout(root)
     agencies = sorted(p.name for p in (root / "agencies").iterdir() if p.is_dir())
@@ -174,6 +177,9 @@ def audit_deployment(root: Path, sample: int = 500) -> dict[str, dict[str, int]]
     engines["numbering"] = db.create_engine(
         numbering.database_url, schema=numbering.database_schema
     )
+    if layout.witness_config.exists():
+        witness = WitnessConfig.load(layout.witness_config)
+        engines["witness"] = db.create_engine(witness.database_url, schema=witness.database_schema)
     engines["registry"] = registry_engine(layout)
     binding = RegistryBindingConfig.load(layout.registry_config)
     engines["registry-binding"] = db.create_engine(
@@ -314,6 +320,7 @@ _OWN_SECTION = {
     "agency": ("comm",),
     "id-issuer": ("id_issuer",),
     "numbering": ("numbering",),
+    "witness": ("witness",),
     # registry.toml: the register, the binding party's own store, its resident source.
     "registry": ("registry", "binding", "resident_source"),
 }
@@ -329,6 +336,7 @@ def party_configs(root: Path) -> dict[str, Path]:
         "id-issuer": layout.id_issuer_config,
         "numbering": layout.numbering_config,
         "registry": layout.registry_config,
+        "witness": layout.witness_config,
     }
     agencies = root / "agencies"
     for agency in (
@@ -427,13 +435,14 @@ def _registry_defaults(path: Path, found: list[Reference]) -> list[Reference]:
 def _owners_by_place(root: Path, configs: Mapping[str, Path]) -> dict[str, str]:
     """Private key files and SQLite files the deployment's layout gives each party,
     and each CA's key to that CA (no party's config may name one)."""
-    from ops.deploy import ID_ISSUER, NUMBERING, REGISTRY, Layout
+    from ops.deploy import ID_ISSUER, NUMBERING, REGISTRY, WITNESS, Layout
     from ops.pki import CA_FOLDERS
 
     pki = Layout(root).pki
     keys = {"hub": pki.hub().key, "id-issuer": pki.service(ID_ISSUER).key}
     keys["numbering"] = pki.service(NUMBERING).key
     keys["registry"] = pki.service(REGISTRY).key
+    keys["witness"] = pki.service(WITNESS).key
     for party in configs:
         if party.startswith("agency:"):
             keys[party] = pki.agency(party.removeprefix("agency:")).key

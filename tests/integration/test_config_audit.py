@@ -50,6 +50,10 @@ def _register(layout: Layout) -> dict[str, str]:
     return found
 
 
+def kinds_of(result: audit.ConfigAudit) -> set[tuple[str, str]]:
+    return {(r.party, r.kind) for r in result.references}
+
+
 def test_the_deployment_as_laid_out_passes(
     layout: Layout, database: tuple[str | None, str]
 ) -> None:
@@ -60,8 +64,10 @@ def test_the_deployment_as_laid_out_passes(
         "id-issuer",
         "numbering",
         "registry",
+        "witness",
         *(f"agency:{a.agency_id}" for a in DEMO_AGENCIES),
     }
+    assert ("witness", audit.MASTER_KEY) in kinds_of(result)
     kinds = {(r.party, r.kind) for r in result.references}
     # Everything each party opens was found: stores, master keys, TLS keys.
     assert ("numbering", audit.DATABASE) in kinds
