@@ -192,12 +192,13 @@ async def create_server(config: HubConfig) -> HubServer:
         event(_log, "closed log rows left pending by a previous run", rows=interrupted)
     log = AsyncHubLog(repo)
     checkpointer = None
-    if repo.tree is not None:
-        tree_writer = repo.tree
+    reader = TreeReader(engine)  # the record as the checkpointer and both servers read it
+    tree_writer = repo.tree
+    if tree_writer is not None:
         signer = keys.checkpoint_signer(store, config.log.origin)
         checkpointer = Checkpointer(
             lambda: tree_writer.head,
-            TreeReader(engine),
+            reader,
             checkpoint.CheckpointSigner(signer),
             signer.verifier(),
             witnesses_of(config),
@@ -229,13 +230,10 @@ async def create_server(config: HubConfig) -> HubServer:
     servicer = HubServicer(hub)
     services = [SERVICE_NAME]
     log_servicer: LogServicer | None = None
-    if checkpointer is not None:
-        await log.flush()  # rows closed at start are in the tree before its first checkpoint
+    if checkpointer is not None and tree_writer is not None:
+        # After mark_interrupted above: the rows it closed are in the first checkpoint.
         await checkpointer.start()
-        await checkpointer.step()
-        assert repo.tree is not None
-        tree_writer = repo.tree
-        log_servicer = LogServicer(TreeReader(engine), checkpointer, lambda: tree_writer.head[0])
+        log_servicer = LogServicer(reader, checkpointer, lambda: tree_writer.head[0])
         services.append(LOG_SERVICE_NAME)
 
     def register(server: grpc.aio.Server) -> None:
@@ -264,7 +262,7 @@ async def create_server(config: HubConfig) -> HubServer:
         tiles, tiles_port = await start_tiles_server(
             config.log.http_listen,
             config.tls,
-            TreeReader(engine),
+            reader,
             checkpointer,
             config.log.entry_readers,
         )

@@ -70,7 +70,6 @@ class Checkpointer:
         self._witnesses = [_Offered(w) for w in witnesses]
         self._executor = executor
         self.interval = interval
-        self.signed_size = -1
         self.witnessed = False
         # (size, note) of the newest checkpoint: one reference, read by the servers.
         self.published: tuple[int, bytes] | None = None
@@ -78,6 +77,11 @@ class Checkpointer:
     @property
     def latest(self) -> bytes | None:
         return None if self.published is None else self.published[1]
+
+    @property
+    def signed_size(self) -> int:
+        """The size of the newest checkpoint signed; -1 before the first."""
+        return -1 if self.published is None else self.published[0]
 
     @property
     def verifier(self) -> note.Verifier:
@@ -94,23 +98,31 @@ class Checkpointer:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def start(self) -> None:
-        """Picks up the newest stored checkpoint, so that a restart signs only what is new."""
+        """Picks up the newest stored checkpoint, so that a restart signs only what is new;
+        a log that has none gets one signed now, unwitnessed, so that there is always a
+        checkpoint to serve. No witness is asked here: a slow one must not hold up start."""
         latest = await self._run(self._reader.latest_checkpoint)
-        if latest is not None:
-            size, text = latest
-            self.signed_size, self.published = size, (size, text.encode())
-            witnessed = await self._run(lambda: self._reader.latest_checkpoint(witnessed=True))
-            self.witnessed = witnessed is not None and witnessed[0] == size
-            for offered in self._witnesses:
-                offered.size = witnessed[0] if witnessed is not None else 0
+        if latest is None:
+            size, root = self._head()
+            signed = self._signer.sign(size, root)
+            await self._run(self._reader.save_checkpoint, size, signed.decode(), False)
+            self.published = (size, signed)
+            return
+        size, text = latest
+        self.published = (size, text.encode())
+        witnessed = await self._run(lambda: self._reader.latest_checkpoint(witnessed=True))
+        self.witnessed = witnessed is not None and witnessed[0] == size
+        for offered in self._witnesses:
+            offered.size = witnessed[0] if witnessed is not None else 0
 
     async def run(self) -> None:
+        """A step at once (witnessing what start signed), then one every ``interval``."""
         while True:
-            await asyncio.sleep(self.interval)
             try:
                 await self.step()
             except Exception:
                 _log.exception("checkpoint not signed; trying again")
+            await asyncio.sleep(self.interval)
 
     async def step(self) -> bool:
         """Sign (and have witnessed) the committed tree if there is something new; True if so."""
@@ -142,7 +154,7 @@ class Checkpointer:
                 continue
             cosigned, witnessed = with_line, True
         await self._run(self._reader.save_checkpoint, size, cosigned.decode(), witnessed)
-        self.signed_size, self.witnessed, self.published = size, witnessed, (size, cosigned)
+        self.witnessed, self.published = witnessed, (size, cosigned)
         return True
 
     async def _offer(self, offered: _Offered, size: int, signed: bytes) -> str | None:
