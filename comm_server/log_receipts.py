@@ -28,6 +28,7 @@ from sqlalchemy.engine import Connection
 from renkei import db
 from renkei.log.v1 import log_pb2
 from renkei.logs import event
+from renkei.tlog import receipt_proto
 from renkei.tlog.entry import KINDS, MAX_ENTRY_BYTES, VERSION
 
 REQUESTER = "requester"
@@ -72,15 +73,12 @@ def from_protos(msgs: Iterable[log_pb2.LogReceipt]) -> tuple[LogReceipt, ...]:
     return tuple(LogReceipt.from_proto(m) for m in msgs if m.entry)
 
 
-# A single exchange's refusal names its exchange entry in the status's metadata.
-REFUSAL_LEAF_KEY = "log_leaf_index"
-REFUSAL_ENTRY_KEY = "log_entry"
-
-
 def from_refusal(metadata: Mapping[str, str], serial: int) -> LogReceipt | None:
     """The exchange entry a refused single exchange names, or None (none named, or not
     readable: then a WARNING, and the refusal is handled as it is)."""
-    leaf, entry = metadata.get(REFUSAL_LEAF_KEY), metadata.get(REFUSAL_ENTRY_KEY)
+    # The keys the hub's refusal names them under (hub_server.relay_modes).
+    leaf = metadata.get(receipt_proto.REFUSAL_LEAF_KEY)
+    entry = metadata.get(receipt_proto.REFUSAL_ENTRY_KEY)
     if leaf is None or entry is None:
         return None
     try:

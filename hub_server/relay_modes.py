@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from hub_server.exchange import RelayRequest
 from renkei import bulk, limits, validate
 from renkei.logs import event
+from renkei.tlog import receipt_proto
 from renkei.tlog.entry import Receipt
 
 _log = logging.getLogger("hub_server.linkage")
@@ -39,8 +40,8 @@ class SingleRelay:
         """A refusal's metadata naming the exchange's row and, once known, its log entry."""
         tags = {"serial": str(serials[0])}
         if receipts and receipts[0].leaf_index is not None:
-            tags["log_leaf_index"] = str(receipts[0].leaf_index)
-            tags["log_entry"] = base64.b64encode(receipts[0].entry).decode("ascii")
+            tags[receipt_proto.REFUSAL_LEAF_KEY] = str(receipts[0].leaf_index)
+            tags[receipt_proto.REFUSAL_ENTRY_KEY] = base64.b64encode(receipts[0].entry).decode()
         return tags
 
     def denied(self, serials: Sequence[int], reason: str) -> None:

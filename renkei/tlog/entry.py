@@ -191,15 +191,6 @@ def differences(ours: Entry, theirs: Entry) -> list[str]:
     return [f.name for f in fields(Entry) if getattr(ours, f.name) != getattr(theirs, f.name)]
 
 
-def describe(data: bytes) -> str:
-    """A short description for messages: kind and serial, or why the bytes are no entry."""
-    try:
-        entry = Entry.decode(data)
-    except EntryError as err:
-        return f"an undecodable entry ({err})"
-    return f"the {entry.kind} entry of serial {entry.serial}"
-
-
 _string = json.encoder.encode_basestring  # what json.dumps(ensure_ascii=False) uses
 
 

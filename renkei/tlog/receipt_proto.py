@@ -1,4 +1,4 @@
-"""Receipts (renkei.tlog.entry.Receipt) to and from renkei.log.v1.LogReceipt."""
+"""Receipts (renkei.tlog.entry.Receipt) as the hub tells them: proto messages, refusal keys."""
 
 from __future__ import annotations
 
@@ -6,6 +6,10 @@ from collections.abc import Iterable
 
 from renkei.log.v1 import log_pb2
 from renkei.tlog.entry import Receipt
+
+# A single exchange's refusal names its exchange entry in its ErrorInfo metadata.
+REFUSAL_LEAF_KEY = "log_leaf_index"
+REFUSAL_ENTRY_KEY = "log_entry"
 
 
 def to_proto(receipt: Receipt) -> log_pb2.LogReceipt:
@@ -17,10 +21,3 @@ def to_proto(receipt: Receipt) -> log_pb2.LogReceipt:
 
 def to_protos(receipts: Iterable[Receipt]) -> list[log_pb2.LogReceipt]:
     return [to_proto(r) for r in receipts if r.leaf_index is not None]
-
-
-def from_proto(message: log_pb2.LogReceipt) -> Receipt | None:
-    """None for an unset message (an old hub, or the tree off)."""
-    if not message.entry:
-        return None
-    return Receipt(message.serial, message.leaf_index, message.entry)
