@@ -47,6 +47,8 @@ SAN_HUB = "urn:renkei:hub"
 # Parties that are neither the hub nor an agency: the numbering agency, the
 # resident registry, the ID issuer. Each is a separate key holder (R2).
 SAN_PREFIX_SERVICE = "urn:renkei:service:"
+# The oversight body (第三者機関, R27): reads every log share, sets legal holds.
+SAN_OVERSIGHT = "urn:renkei:oversight"
 
 AGENCY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Each leaf certificate also carries a DNS name of its party under this domain, and

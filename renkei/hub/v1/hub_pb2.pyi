@@ -846,3 +846,45 @@ class IssuedLinkCode(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___IssuedLinkCode: _TypeAlias = IssuedLinkCode  # noqa: Y015
+
+@_typing.final
+class DeferDisclosureRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SERIAL_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    LEGAL_REASON_FIELD_NUMBER: _builtins.int
+    serial: _builtins.int
+    legal_reason: _builtins.str
+    """Required, at most 400 characters: the provision the deferral rests on."""
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        serial: _builtins.int = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        legal_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["legal_reason", b"legal_reason", "serial", b"serial", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeferDisclosureRequest: _TypeAlias = DeferDisclosureRequest  # noqa: Y015
+
+@_typing.final
+class DeferDisclosureResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeferDisclosureResponse: _TypeAlias = DeferDisclosureResponse  # noqa: Y015

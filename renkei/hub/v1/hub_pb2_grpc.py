@@ -90,6 +90,11 @@ class HubServiceStub:
                 request_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.IssueLinkCodesRequest.SerializeToString,
                 response_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.IssueLinkCodesResponse.FromString,
                 _registered_method=True)
+        self.DeferDisclosure = channel.unary_unary(
+                '/renkei.hub.v1.HubService/DeferDisclosure',
+                request_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.DeferDisclosureRequest.SerializeToString,
+                response_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.DeferDisclosureResponse.FromString,
+                _registered_method=True)
 
 
 class HubServiceServicer:
@@ -194,6 +199,17 @@ class HubServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeferDisclosure(self, request, context):
+        """Defers the disclosure of one exchange to the person (R26: an
+        investigation, say) until a time, with the legal reason: the person's
+        history shows that the entry exists and when it will be shown, nothing
+        more. Only the exchange's requester or provider may; a later call
+        replaces the caller's deferral, and an until in the past lifts it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_HubServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -246,6 +262,11 @@ def add_HubServiceServicer_to_server(servicer, server):
                     servicer.IssueLinkCodes,
                     request_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.IssueLinkCodesRequest.FromString,
                     response_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.IssueLinkCodesResponse.SerializeToString,
+            ),
+            'DeferDisclosure': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeferDisclosure,
+                    request_deserializer=renkei_dot_hub_dot_v1_dot_hub__pb2.DeferDisclosureRequest.FromString,
+                    response_serializer=renkei_dot_hub_dot_v1_dot_hub__pb2.DeferDisclosureResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -524,6 +545,33 @@ class HubService:
             '/renkei.hub.v1.HubService/IssueLinkCodes',
             renkei_dot_hub_dot_v1_dot_hub__pb2.IssueLinkCodesRequest.SerializeToString,
             renkei_dot_hub_dot_v1_dot_hub__pb2.IssueLinkCodesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeferDisclosure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/renkei.hub.v1.HubService/DeferDisclosure',
+            renkei_dot_hub_dot_v1_dot_hub__pb2.DeferDisclosureRequest.SerializeToString,
+            renkei_dot_hub_dot_v1_dot_hub__pb2.DeferDisclosureResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -91,6 +91,13 @@ class HubServiceStub:
     All or nothing: a batch that does not open for the caller, is malformed
     or holds a code of a retired ID key version is refused as a whole.
     """
+    DeferDisclosure: _grpc.UnaryUnaryMultiCallable[_hub_pb2.DeferDisclosureRequest, _hub_pb2.DeferDisclosureResponse]
+    """Defers the disclosure of one exchange to the person (R26: an
+    investigation, say) until a time, with the legal reason: the person's
+    history shows that the entry exists and when it will be shown, nothing
+    more. Only the exchange's requester or provider may; a later call
+    replaces the caller's deferral, and an until in the past lifts it.
+    """
 
 @_typing.type_check_only
 class HubServiceAsyncStub(HubServiceStub):
@@ -154,6 +161,13 @@ class HubServiceAsyncStub(HubServiceStub):
     MatchRecords call) into the caller's link codes, in the batch's order.
     All or nothing: a batch that does not open for the caller, is malformed
     or holds a code of a retired ID key version is refused as a whole.
+    """
+    DeferDisclosure: _aio.UnaryUnaryMultiCallable[_hub_pb2.DeferDisclosureRequest, _hub_pb2.DeferDisclosureResponse]  # type: ignore[assignment]
+    """Defers the disclosure of one exchange to the person (R26: an
+    investigation, say) until a time, with the legal reason: the person's
+    history shows that the entry exists and when it will be shown, nothing
+    more. Only the exchange's requester or provider may; a later call
+    replaces the caller's deferral, and an until in the past lifts it.
     """
 
 class HubServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -275,6 +289,19 @@ class HubServiceServicer(metaclass=_abc_1.ABCMeta):
         MatchRecords call) into the caller's link codes, in the batch's order.
         All or nothing: a batch that does not open for the caller, is malformed
         or holds a code of a retired ID key version is refused as a whole.
+        """
+
+    @_abc_1.abstractmethod
+    def DeferDisclosure(
+        self,
+        request: _hub_pb2.DeferDisclosureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_hub_pb2.DeferDisclosureResponse, _abc.Awaitable[_hub_pb2.DeferDisclosureResponse]]:
+        """Defers the disclosure of one exchange to the person (R26: an
+        investigation, say) until a time, with the legal reason: the person's
+        history shows that the entry exists and when it will be shown, nothing
+        more. Only the exchange's requester or provider may; a later call
+        replaces the caller's deferral, and an until in the past lifts it.
         """
 
 def add_HubServiceServicer_to_server(servicer: HubServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

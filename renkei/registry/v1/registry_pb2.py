@@ -25,43 +25,47 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!renkei/registry/v1/registry.proto\x12\x12renkei.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Y\n\x13MatchRecordsRequest\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.renkei.registry.v1.Record\x12\x15\n\rseal_as_batch\x18\x02 \x01(\x08\"\x8a\x01\n\x06Record\x12\x17\n\x0flocal_person_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kana\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x12\n\nbirth_date\x18\x05 \x01(\t\x12\x0b\n\x03sex\x18\x06 \x01(\t\x12\x19\n\x11municipality_hint\x18\x07 \x01(\t\"\x7f\n\x14MatchRecordsResponse\x12\x32\n\x08outcomes\x18\x01 \x03(\x0b\x32 .renkei.registry.v1.MatchOutcome\x12\x14\n\x0csealed_batch\x18\x02 \x01(\x0c\x12\x1d\n\x15sealed_batch_outcomes\x18\x03 \x03(\r\"\x9d\x01\n\x0cMatchOutcome\x12\x17\n\x0flocal_person_id\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.renkei.registry.v1.MatchStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0esealed_id_code\x18\x04 \x01(\x0c\x12\x1b\n\x13subscription_handle\x18\x05 \x01(\t\"7\n\x12ListChangesRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"k\n\x13ListChangesResponse\x12\x31\n\x07\x63hanges\x18\x01 \x03(\x0b\x32 .renkei.registry.v1.PersonChange\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\x0c\n\x04more\x18\x03 \x01(\x08\"\xa3\x01\n\x0cPersonChange\x12\x1b\n\x13subscription_handle\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.renkei.registry.v1.ChangeKind\x12\x16\n\x0e\x65\x66\x66\x65\x63tive_date\x18\x03 \x01(\t\x12\x30\n\x05\x66\x61\x63ts\x18\x04 \x01(\x0b\x32!.renkei.registry.v1.ResidentFacts\"\xb1\x01\n\rResidentFacts\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kana\x18\x02 \x01(\t\x12\x12\n\nbirth_date\x18\x03 \x01(\t\x12\x0b\n\x03sex\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\x12\x19\n\x11municipality_code\x18\x06 \x01(\t\x12\x14\n\x0cmunicipality\x18\x07 \x01(\t\x12\x10\n\x08\x64\x65\x63\x65\x61sed\x18\x08 \x01(\x08\x12\x0f\n\x07\x64ied_on\x18\t \x01(\t\"s\n\x17MatchWithConsentRequest\x12*\n\x06record\x18\x01 \x01(\x0b\x32\x1a.renkei.registry.v1.Record\x12,\n\x07\x63onsent\x18\x02 \x01(\x0b\x32\x1b.renkei.registry.v1.Consent\"\xc7\x01\n\x07\x43onsent\x12\x12\n\nconsent_id\x18\x01 \x01(\t\x12/\n\x05giver\x18\x02 \x01(\x0e\x32 .renkei.registry.v1.ConsentGiver\x12\x1b\n\x13representative_name\x18\x03 \x01(\t\x12\x30\n\x0c\x63onsented_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07purpose\x18\x05 \x01(\t\x12\x17\n\x0f\x64ocument_sha256\x18\x06 \x01(\x0c\"~\n\x18MatchWithConsentResponse\x12\x36\n\x06status\x18\x01 \x01(\x0e\x32&.renkei.registry.v1.ConsentMatchStatus\x12\x16\n\x0esealed_id_code\x18\x02 \x01(\x0c\x12\x12\n\nattempt_id\x18\x03 \x01(\t*\x91\x01\n\x0bMatchStatus\x12\x1c\n\x18MATCH_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13MATCH_STATUS_UNIQUE\x10\x01\x12\x1a\n\x16MATCH_STATUS_AMBIGUOUS\x10\x02\x12\x15\n\x11MATCH_STATUS_NONE\x10\x03\x12\x18\n\x14MATCH_STATUS_INVALID\x10\x04*\x94\x01\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43HANGE_KIND_SUBSCRIBED\x10\x01\x12\x15\n\x11\x43HANGE_KIND_MOVED\x10\x02\x12\x1c\n\x18\x43HANGE_KIND_NAME_CHANGED\x10\x03\x12\x18\n\x14\x43HANGE_KIND_DECEASED\x10\x04*o\n\x0c\x43onsentGiver\x12\x1d\n\x19\x43ONSENT_GIVER_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONSENT_GIVER_PERSON\x10\x01\x12&\n\"CONSENT_GIVER_LEGAL_REPRESENTATIVE\x10\x02*\x85\x01\n\x12\x43onsentMatchStatus\x12$\n CONSENT_MATCH_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1c\x43ONSENT_MATCH_STATUS_MATCHED\x10\x01\x12\'\n#CONSENT_MATCH_STATUS_NO_EXACT_MATCH\x10\x02\x32\xc2\x02\n\x0e\x42indingService\x12\x61\n\x0cMatchRecords\x12\'.renkei.registry.v1.MatchRecordsRequest\x1a(.renkei.registry.v1.MatchRecordsResponse\x12^\n\x0bListChanges\x12&.renkei.registry.v1.ListChangesRequest\x1a\'.renkei.registry.v1.ListChangesResponse\x12m\n\x10MatchWithConsent\x12+.renkei.registry.v1.MatchWithConsentRequest\x1a,.renkei.registry.v1.MatchWithConsentResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!renkei/registry/v1/registry.proto\x12\x12renkei.registry.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"Q\n\x0f\x42indCardRequest\x12\x18\n\x10\x63\x61rd_certificate\x18\x01 \x01(\x0c\x12\x11\n\tchallenge\x18\x02 \x01(\x0c\x12\x11\n\tsignature\x18\x03 \x01(\x0c\"*\n\x10\x42indCardResponse\x12\x16\n\x0esealed_id_code\x18\x01 \x01(\x0c\"Y\n\x13MatchRecordsRequest\x12+\n\x07records\x18\x01 \x03(\x0b\x32\x1a.renkei.registry.v1.Record\x12\x15\n\rseal_as_batch\x18\x02 \x01(\x08\"\x8a\x01\n\x06Record\x12\x17\n\x0flocal_person_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04kana\x18\x03 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x04 \x01(\t\x12\x12\n\nbirth_date\x18\x05 \x01(\t\x12\x0b\n\x03sex\x18\x06 \x01(\t\x12\x19\n\x11municipality_hint\x18\x07 \x01(\t\"\x7f\n\x14MatchRecordsResponse\x12\x32\n\x08outcomes\x18\x01 \x03(\x0b\x32 .renkei.registry.v1.MatchOutcome\x12\x14\n\x0csealed_batch\x18\x02 \x01(\x0c\x12\x1d\n\x15sealed_batch_outcomes\x18\x03 \x03(\r\"\x9d\x01\n\x0cMatchOutcome\x12\x17\n\x0flocal_person_id\x18\x01 \x01(\t\x12/\n\x06status\x18\x02 \x01(\x0e\x32\x1f.renkei.registry.v1.MatchStatus\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0esealed_id_code\x18\x04 \x01(\x0c\x12\x1b\n\x13subscription_handle\x18\x05 \x01(\t\"7\n\x12ListChangesRequest\x12\x0e\n\x06\x63ursor\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\"k\n\x13ListChangesResponse\x12\x31\n\x07\x63hanges\x18\x01 \x03(\x0b\x32 .renkei.registry.v1.PersonChange\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\x0c\n\x04more\x18\x03 \x01(\x08\"\xa3\x01\n\x0cPersonChange\x12\x1b\n\x13subscription_handle\x18\x01 \x01(\t\x12,\n\x04kind\x18\x02 \x01(\x0e\x32\x1e.renkei.registry.v1.ChangeKind\x12\x16\n\x0e\x65\x66\x66\x65\x63tive_date\x18\x03 \x01(\t\x12\x30\n\x05\x66\x61\x63ts\x18\x04 \x01(\x0b\x32!.renkei.registry.v1.ResidentFacts\"\xb1\x01\n\rResidentFacts\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04kana\x18\x02 \x01(\t\x12\x12\n\nbirth_date\x18\x03 \x01(\t\x12\x0b\n\x03sex\x18\x04 \x01(\t\x12\x0f\n\x07\x61\x64\x64ress\x18\x05 \x01(\t\x12\x19\n\x11municipality_code\x18\x06 \x01(\t\x12\x14\n\x0cmunicipality\x18\x07 \x01(\t\x12\x10\n\x08\x64\x65\x63\x65\x61sed\x18\x08 \x01(\x08\x12\x0f\n\x07\x64ied_on\x18\t \x01(\t\"s\n\x17MatchWithConsentRequest\x12*\n\x06record\x18\x01 \x01(\x0b\x32\x1a.renkei.registry.v1.Record\x12,\n\x07\x63onsent\x18\x02 \x01(\x0b\x32\x1b.renkei.registry.v1.Consent\"\xc7\x01\n\x07\x43onsent\x12\x12\n\nconsent_id\x18\x01 \x01(\t\x12/\n\x05giver\x18\x02 \x01(\x0e\x32 .renkei.registry.v1.ConsentGiver\x12\x1b\n\x13representative_name\x18\x03 \x01(\t\x12\x30\n\x0c\x63onsented_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07purpose\x18\x05 \x01(\t\x12\x17\n\x0f\x64ocument_sha256\x18\x06 \x01(\x0c\"~\n\x18MatchWithConsentResponse\x12\x36\n\x06status\x18\x01 \x01(\x0e\x32&.renkei.registry.v1.ConsentMatchStatus\x12\x16\n\x0esealed_id_code\x18\x02 \x01(\x0c\x12\x12\n\nattempt_id\x18\x03 \x01(\t*\x91\x01\n\x0bMatchStatus\x12\x1c\n\x18MATCH_STATUS_UNSPECIFIED\x10\x00\x12\x17\n\x13MATCH_STATUS_UNIQUE\x10\x01\x12\x1a\n\x16MATCH_STATUS_AMBIGUOUS\x10\x02\x12\x15\n\x11MATCH_STATUS_NONE\x10\x03\x12\x18\n\x14MATCH_STATUS_INVALID\x10\x04*\x94\x01\n\nChangeKind\x12\x1b\n\x17\x43HANGE_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43HANGE_KIND_SUBSCRIBED\x10\x01\x12\x15\n\x11\x43HANGE_KIND_MOVED\x10\x02\x12\x1c\n\x18\x43HANGE_KIND_NAME_CHANGED\x10\x03\x12\x18\n\x14\x43HANGE_KIND_DECEASED\x10\x04*o\n\x0c\x43onsentGiver\x12\x1d\n\x19\x43ONSENT_GIVER_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43ONSENT_GIVER_PERSON\x10\x01\x12&\n\"CONSENT_GIVER_LEGAL_REPRESENTATIVE\x10\x02*\x85\x01\n\x12\x43onsentMatchStatus\x12$\n CONSENT_MATCH_STATUS_UNSPECIFIED\x10\x00\x12 \n\x1c\x43ONSENT_MATCH_STATUS_MATCHED\x10\x01\x12\'\n#CONSENT_MATCH_STATUS_NO_EXACT_MATCH\x10\x02\x32\x99\x03\n\x0e\x42indingService\x12\x61\n\x0cMatchRecords\x12\'.renkei.registry.v1.MatchRecordsRequest\x1a(.renkei.registry.v1.MatchRecordsResponse\x12^\n\x0bListChanges\x12&.renkei.registry.v1.ListChangesRequest\x1a\'.renkei.registry.v1.ListChangesResponse\x12m\n\x10MatchWithConsent\x12+.renkei.registry.v1.MatchWithConsentRequest\x1a,.renkei.registry.v1.MatchWithConsentResponse\x12U\n\x08\x42indCard\x12#.renkei.registry.v1.BindCardRequest\x1a$.renkei.registry.v1.BindCardResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'renkei.registry.v1.registry_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MATCHSTATUS']._serialized_start=1571
-  _globals['_MATCHSTATUS']._serialized_end=1716
-  _globals['_CHANGEKIND']._serialized_start=1719
-  _globals['_CHANGEKIND']._serialized_end=1867
-  _globals['_CONSENTGIVER']._serialized_start=1869
-  _globals['_CONSENTGIVER']._serialized_end=1980
-  _globals['_CONSENTMATCHSTATUS']._serialized_start=1983
-  _globals['_CONSENTMATCHSTATUS']._serialized_end=2116
-  _globals['_MATCHRECORDSREQUEST']._serialized_start=90
-  _globals['_MATCHRECORDSREQUEST']._serialized_end=179
-  _globals['_RECORD']._serialized_start=182
-  _globals['_RECORD']._serialized_end=320
-  _globals['_MATCHRECORDSRESPONSE']._serialized_start=322
-  _globals['_MATCHRECORDSRESPONSE']._serialized_end=449
-  _globals['_MATCHOUTCOME']._serialized_start=452
-  _globals['_MATCHOUTCOME']._serialized_end=609
-  _globals['_LISTCHANGESREQUEST']._serialized_start=611
-  _globals['_LISTCHANGESREQUEST']._serialized_end=666
-  _globals['_LISTCHANGESRESPONSE']._serialized_start=668
-  _globals['_LISTCHANGESRESPONSE']._serialized_end=775
-  _globals['_PERSONCHANGE']._serialized_start=778
-  _globals['_PERSONCHANGE']._serialized_end=941
-  _globals['_RESIDENTFACTS']._serialized_start=944
-  _globals['_RESIDENTFACTS']._serialized_end=1121
-  _globals['_MATCHWITHCONSENTREQUEST']._serialized_start=1123
-  _globals['_MATCHWITHCONSENTREQUEST']._serialized_end=1238
-  _globals['_CONSENT']._serialized_start=1241
-  _globals['_CONSENT']._serialized_end=1440
-  _globals['_MATCHWITHCONSENTRESPONSE']._serialized_start=1442
-  _globals['_MATCHWITHCONSENTRESPONSE']._serialized_end=1568
-  _globals['_BINDINGSERVICE']._serialized_start=2119
-  _globals['_BINDINGSERVICE']._serialized_end=2441
+  _globals['_MATCHSTATUS']._serialized_start=1698
+  _globals['_MATCHSTATUS']._serialized_end=1843
+  _globals['_CHANGEKIND']._serialized_start=1846
+  _globals['_CHANGEKIND']._serialized_end=1994
+  _globals['_CONSENTGIVER']._serialized_start=1996
+  _globals['_CONSENTGIVER']._serialized_end=2107
+  _globals['_CONSENTMATCHSTATUS']._serialized_start=2110
+  _globals['_CONSENTMATCHSTATUS']._serialized_end=2243
+  _globals['_BINDCARDREQUEST']._serialized_start=90
+  _globals['_BINDCARDREQUEST']._serialized_end=171
+  _globals['_BINDCARDRESPONSE']._serialized_start=173
+  _globals['_BINDCARDRESPONSE']._serialized_end=215
+  _globals['_MATCHRECORDSREQUEST']._serialized_start=217
+  _globals['_MATCHRECORDSREQUEST']._serialized_end=306
+  _globals['_RECORD']._serialized_start=309
+  _globals['_RECORD']._serialized_end=447
+  _globals['_MATCHRECORDSRESPONSE']._serialized_start=449
+  _globals['_MATCHRECORDSRESPONSE']._serialized_end=576
+  _globals['_MATCHOUTCOME']._serialized_start=579
+  _globals['_MATCHOUTCOME']._serialized_end=736
+  _globals['_LISTCHANGESREQUEST']._serialized_start=738
+  _globals['_LISTCHANGESREQUEST']._serialized_end=793
+  _globals['_LISTCHANGESRESPONSE']._serialized_start=795
+  _globals['_LISTCHANGESRESPONSE']._serialized_end=902
+  _globals['_PERSONCHANGE']._serialized_start=905
+  _globals['_PERSONCHANGE']._serialized_end=1068
+  _globals['_RESIDENTFACTS']._serialized_start=1071
+  _globals['_RESIDENTFACTS']._serialized_end=1248
+  _globals['_MATCHWITHCONSENTREQUEST']._serialized_start=1250
+  _globals['_MATCHWITHCONSENTREQUEST']._serialized_end=1365
+  _globals['_CONSENT']._serialized_start=1368
+  _globals['_CONSENT']._serialized_end=1567
+  _globals['_MATCHWITHCONSENTRESPONSE']._serialized_start=1569
+  _globals['_MATCHWITHCONSENTRESPONSE']._serialized_end=1695
+  _globals['_BINDINGSERVICE']._serialized_start=2246
+  _globals['_BINDINGSERVICE']._serialized_end=2655
 # @@protoc_insertion_point(module_scope)

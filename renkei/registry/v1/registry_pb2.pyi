@@ -137,6 +137,56 @@ deceased person, a differing reading. The registry's log says which.
 Global___ConsentMatchStatus: _TypeAlias = ConsentMatchStatus  # noqa: Y015
 
 @_typing.final
+class BindCardRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CARD_CERTIFICATE_FIELD_NUMBER: _builtins.int
+    CHALLENGE_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    card_certificate: _builtins.bytes
+    """The card's user certificate, DER."""
+    challenge: _builtins.bytes
+    """The sign-in challenge the card signed (renkei/card.py)."""
+    signature: _builtins.bytes
+    """The card's ECDSA P-256 SHA-256 signature over the challenge, DER."""
+    def __init__(
+        self,
+        *,
+        card_certificate: _builtins.bytes = ...,
+        challenge: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card_certificate", b"card_certificate", "challenge", b"challenge", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BindCardRequest: _TypeAlias = BindCardRequest  # noqa: Y015
+
+@_typing.final
+class BindCardResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEALED_ID_CODE_FIELD_NUMBER: _builtins.int
+    sealed_id_code: _builtins.bytes
+    """The resident's ID code sealed (HPKE) to the hub for the caller, for
+    HubService.IssueLinkCode.
+    """
+    def __init__(
+        self,
+        *,
+        sealed_id_code: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sealed_id_code", b"sealed_id_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BindCardResponse: _TypeAlias = BindCardResponse  # noqa: Y015
+
+@_typing.final
 class MatchRecordsRequest(_message.Message):
     """A batch of an agency's records to bind."""
 

@@ -55,6 +55,11 @@ class BindingServiceStub:
                 request_serializer=renkei_dot_registry_dot_v1_dot_registry__pb2.MatchWithConsentRequest.SerializeToString,
                 response_deserializer=renkei_dot_registry_dot_v1_dot_registry__pb2.MatchWithConsentResponse.FromString,
                 _registered_method=True)
+        self.BindCard = channel.unary_unary(
+                '/renkei.registry.v1.BindingService/BindCard',
+                request_serializer=renkei_dot_registry_dot_v1_dot_registry__pb2.BindCardRequest.SerializeToString,
+                response_deserializer=renkei_dot_registry_dot_v1_dot_registry__pb2.BindCardResponse.FromString,
+                _registered_method=True)
 
 
 class BindingServiceServicer:
@@ -97,6 +102,20 @@ class BindingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BindCard(self, request, context):
+        """The portal's binding (R26, docs/portal.md): a person signed in to the
+        portal with their card; the registry checks the card's certificate
+        (issued by the card CA, not revoked) and its signature over the
+        portal's sign-in challenge (renkei/card.py: naming the caller, fresh),
+        finds the card's resident and answers their ID code sealed to the hub
+        for the caller, as MatchRecords does. Callers: agencies the registry
+        lists as portals ([registry] portals); others PERMISSION_DENIED
+        CALLER_NOT_PORTAL. A bad card is UNAUTHENTICATED with CARD_* reasons.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_BindingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -114,6 +133,11 @@ def add_BindingServiceServicer_to_server(servicer, server):
                     servicer.MatchWithConsent,
                     request_deserializer=renkei_dot_registry_dot_v1_dot_registry__pb2.MatchWithConsentRequest.FromString,
                     response_serializer=renkei_dot_registry_dot_v1_dot_registry__pb2.MatchWithConsentResponse.SerializeToString,
+            ),
+            'BindCard': grpc.unary_unary_rpc_method_handler(
+                    servicer.BindCard,
+                    request_deserializer=renkei_dot_registry_dot_v1_dot_registry__pb2.BindCardRequest.FromString,
+                    response_serializer=renkei_dot_registry_dot_v1_dot_registry__pb2.BindCardResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -203,6 +227,33 @@ class BindingService:
             '/renkei.registry.v1.BindingService/MatchWithConsent',
             renkei_dot_registry_dot_v1_dot_registry__pb2.MatchWithConsentRequest.SerializeToString,
             renkei_dot_registry_dot_v1_dot_registry__pb2.MatchWithConsentResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BindCard(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/renkei.registry.v1.BindingService/BindCard',
+            renkei_dot_registry_dot_v1_dot_registry__pb2.BindCardRequest.SerializeToString,
+            renkei_dot_registry_dot_v1_dot_registry__pb2.BindCardResponse.FromString,
             options,
             channel_credentials,
             insecure,

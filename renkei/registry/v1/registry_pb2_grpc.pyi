@@ -58,6 +58,16 @@ class BindingServiceStub:
     registry for the oversight body; the caller learns only MATCHED or
     NO_EXACT_MATCH. Callers: agencies the registry designates as private bodies.
     """
+    BindCard: _grpc.UnaryUnaryMultiCallable[_registry_pb2.BindCardRequest, _registry_pb2.BindCardResponse]
+    """The portal's binding (R26, docs/portal.md): a person signed in to the
+    portal with their card; the registry checks the card's certificate
+    (issued by the card CA, not revoked) and its signature over the
+    portal's sign-in challenge (renkei/card.py: naming the caller, fresh),
+    finds the card's resident and answers their ID code sealed to the hub
+    for the caller, as MatchRecords does. Callers: agencies the registry
+    lists as portals ([registry] portals); others PERMISSION_DENIED
+    CALLER_NOT_PORTAL. A bad card is UNAUTHENTICATED with CARD_* reasons.
+    """
 
 @_typing.type_check_only
 class BindingServiceAsyncStub(BindingServiceStub):
@@ -88,6 +98,16 @@ class BindingServiceAsyncStub(BindingServiceStub):
     (form aside), never for a deceased person. Every attempt is logged at the
     registry for the oversight body; the caller learns only MATCHED or
     NO_EXACT_MATCH. Callers: agencies the registry designates as private bodies.
+    """
+    BindCard: _aio.UnaryUnaryMultiCallable[_registry_pb2.BindCardRequest, _registry_pb2.BindCardResponse]  # type: ignore[assignment]
+    """The portal's binding (R26, docs/portal.md): a person signed in to the
+    portal with their card; the registry checks the card's certificate
+    (issued by the card CA, not revoked) and its signature over the
+    portal's sign-in challenge (renkei/card.py: naming the caller, fresh),
+    finds the card's resident and answers their ID code sealed to the hub
+    for the caller, as MatchRecords does. Callers: agencies the registry
+    lists as portals ([registry] portals); others PERMISSION_DENIED
+    CALLER_NOT_PORTAL. A bad card is UNAUTHENTICATED with CARD_* reasons.
     """
 
 class BindingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -134,6 +154,22 @@ class BindingServiceServicer(metaclass=_abc_1.ABCMeta):
         (form aside), never for a deceased person. Every attempt is logged at the
         registry for the oversight body; the caller learns only MATCHED or
         NO_EXACT_MATCH. Callers: agencies the registry designates as private bodies.
+        """
+
+    @_abc_1.abstractmethod
+    def BindCard(
+        self,
+        request: _registry_pb2.BindCardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_registry_pb2.BindCardResponse, _abc.Awaitable[_registry_pb2.BindCardResponse]]:
+        """The portal's binding (R26, docs/portal.md): a person signed in to the
+        portal with their card; the registry checks the card's certificate
+        (issued by the card CA, not revoked) and its signature over the
+        portal's sign-in challenge (renkei/card.py: naming the caller, fresh),
+        finds the card's resident and answers their ID code sealed to the hub
+        for the caller, as MatchRecords does. Callers: agencies the registry
+        lists as portals ([registry] portals); others PERMISSION_DENIED
+        CALLER_NOT_PORTAL. A bad card is UNAUTHENTICATED with CARD_* reasons.
         """
 
 def add_BindingServiceServicer_to_server(servicer: BindingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
