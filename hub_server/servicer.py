@@ -158,6 +158,13 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
             link_code=link_code, key_version=version, id_key_version=id_version
         )
 
+    async def DeferDisclosure(  # gRPC method names are PascalCase
+        self, request: hub_pb2.DeferDisclosureRequest, context: Context
+    ) -> hub_pb2.DeferDisclosureResponse:
+        # Issue 15 lands it; until then, an honest UNIMPLEMENTED.
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "DeferDisclosure is not served yet")
+        raise AssertionError("abort raises")
+
     async def IssueLinkCodes(  # gRPC method names are PascalCase
         self, request: hub_pb2.IssueLinkCodesRequest, context: Context
     ) -> hub_pb2.IssueLinkCodesResponse:

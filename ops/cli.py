@@ -9,6 +9,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from renkei import logs
 
@@ -191,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--config", type=Path, required=True)
             p.add_argument("--output", type=Path, required=True)
             _add_comm_log(group)
+            from ops import disclosure_cli
+
+            disclosure_cli.add_comm_parser(group)
 
     # The registry's own parser is built only when asked for: building it here
     # would import SQLAlchemy and the registry into every server process.
@@ -347,7 +351,18 @@ def build_parser() -> argparse.ArgumentParser:
     from ops import log_cli
 
     log_cli.add_parser(sub)
+    # --- issue 15's parties and jobs, each in its own module (ops/*_cli.py) ---
+    for module in _issue15_clis():
+        module.add_parser(sub)
     return parser
+
+
+def _issue15_clis() -> tuple[Any, ...]:
+    """The modules of `renkei portal`, `counter`, `oversight` and `logs`: each has
+    ``COMMANDS``, ``add_parser(sub)`` and ``run(args)``."""
+    from ops import counter_cli, oversight_cli, portal_cli, retention_cli
+
+    return (portal_cli, counter_cli, oversight_cli, retention_cli)
 
 
 def _config_refused(args: argparse.Namespace, run: Callable[[], int]) -> int:
@@ -768,6 +783,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         from ops import log_cli
 
         return log_cli.run(args)
+    for module in _issue15_clis():
+        if args.command in module.COMMANDS:
+            return int(module.run(args))
+    if args.command == "comm" and args.action == "disclosure":  # ops/disclosure_cli.py
+        from ops import disclosure_cli
+
+        return disclosure_cli.run(args)
     if args.command in ("pki", "comm") and args.action in ("sign-exchange", "exchange-csr"):
         return _exchange_certificate(args)
     if args.command == "pki":

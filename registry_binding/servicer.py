@@ -202,6 +202,13 @@ class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
             more=more,
         )
 
+    async def BindCard(  # gRPC method names are PascalCase
+        self, request: registry_pb2.BindCardRequest, context: Context
+    ) -> registry_pb2.BindCardResponse:
+        # Issue 15 lands it; until then, an honest UNIMPLEMENTED.
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "BindCard is not served yet")
+        raise AssertionError("abort raises")
+
     async def MatchWithConsent(  # gRPC method names are PascalCase
         self, request: registry_pb2.MatchWithConsentRequest, context: Context
     ) -> registry_pb2.MatchWithConsentResponse:
