@@ -1,1 +1,1 @@
-"""The oversight body (第三者機関, R27): reads every log share, reconciles, reports, holds (docs/oversight.md)."""
+"""The oversight body (第三者機関, R27): reads every log share, reconciles, reports."""
