@@ -10,6 +10,7 @@ PROTOS := $(shell find protos -name '*.proto' | sort)
 all: test
 
 $(STAMP): pyproject.toml
+	-.ci/debian-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
