@@ -20,7 +20,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
-from comm_server.disclosure.store import DisclosureStore
 from comm_server.disclosure.types import (
     AUTO,
     Application,
@@ -43,6 +42,26 @@ T = TypeVar("T")
 
 APPLICATION_ID = re.compile(r"[A-Za-z0-9_-]{16,64}")
 MAX_REASON = 400  # as the hub's DeferDisclosure legal_reason
+
+
+class DisclosureRepo(Protocol):
+    """What the room asks of its store (``comm_server.disclosure.store.DisclosureStore``)."""
+
+    def person_rows(self, serial: int, link_code: str) -> list[LogRecord]: ...
+    def exchange_rows(self, serial: int) -> list[LogRecord]: ...
+    def application(self, application_id: str) -> Application | None: ...
+    def add_application(self, application: Application) -> Application: ...
+    def applications(self, state: State | None = None) -> list[Application]: ...
+    def decide(
+        self,
+        application_id: str,
+        state: State,
+        staff_id: str,
+        at: datetime,
+        refusal_reason: str | None = None,
+    ) -> Application: ...
+    def deferral(self, serial: int) -> Deferral | None: ...
+    def set_deferral(self, deferral: Deferral) -> None: ...
 
 
 class Run(Protocol):
@@ -103,7 +122,7 @@ class Answerer:
         self,
         *,
         agency_id: str,
-        store: DisclosureStore,
+        store: DisclosureRepo,
         approval: str,
         peer: PeerLookup,
         run: Run,
@@ -252,7 +271,7 @@ class StaffDesk:
 
     def __init__(
         self,
-        store: DisclosureStore,
+        store: DisclosureRepo,
         register: StaffRegister | None,
         *,
         clock: Callable[[], datetime] = utc_now,
