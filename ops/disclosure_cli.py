@@ -68,6 +68,8 @@ def _fail(args: argparse.Namespace, problem: str, status: int) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from comm_server.config import CommConfig
     from comm_server.disclosure.service import StaffDesk
     from comm_server.disclosure.store import DisclosureStore
@@ -88,6 +90,9 @@ def run(args: argparse.Namespace) -> int:
             return _act(args, config, desk)
         except RenkeiError as err:
             return _fail(args, f"{err.reason}: {err.message}", 1)
+        except SQLAlchemyError as err:  # unreachable, refused: the operator's to see, in a line
+            cause = type(getattr(err, "orig", None) or err).__name__
+            return _fail(args, f"the agency's database refused ({cause}): {err}".splitlines()[0], 1)
     finally:
         engine.dispose()
 
@@ -98,7 +103,7 @@ def _act(args: argparse.Namespace, config: Any, desk: Any) -> int:
     action = args.disclosure_action
     if action == "list":
         state = State(args.state.upper()) if args.state else None
-        apps = desk.list(state)
+        apps = desk.applications(state)
         for a in apps:
             decided = (
                 f"; decided by {a.decided_by} at {a.decided_at:%Y-%m-%dT%H:%M:%SZ}"
@@ -111,6 +116,11 @@ def _act(args: argparse.Namespace, config: Any, desk: Any) -> int:
                 f" {a.state.value}, applied {a.created_at:%Y-%m-%dT%H:%M:%SZ}{decided}{refused}"
             )
         print(f"{len(apps)} application(s)")
+        for d in desk.deferrals_in_force():
+            print(
+                f"exchange {d.serial}: deferred until {d.until.astimezone(JST):%Y-%m-%d}"
+                f" by {d.set_by}: {d.legal_reason}"
+            )
         return 0
     if action == "approve":
         a = desk.approve(args.application, args.staff)

@@ -62,6 +62,7 @@ class DisclosureRepo(Protocol):
     ) -> Application: ...
     def deferral(self, serial: int) -> Deferral | None: ...
     def set_deferral(self, deferral: Deferral) -> None: ...
+    def deferrals(self) -> Sequence[Deferral]: ...
 
 
 class Run(Protocol):
@@ -115,6 +116,13 @@ def details_of(agency_id: str, row: LogRecord, answered_at: datetime) -> Details
         outcome=row.outcome,
         answered_at=answered_at,
     )
+
+
+def chosen_row(rows: Sequence[LogRecord]) -> LogRecord:
+    """The row the person is shown: the latest (an answer-later exchange's outcome comes
+    after its first half), the requester's if this agency was both sides, for its (12)."""
+    asked = [r for r in rows if r.role == "requester"]
+    return (asked or list(rows))[-1]
 
 
 class Answerer:
@@ -176,7 +184,7 @@ class Answerer:
             call.recipient_agency_id, self._default_timeout if timeout is None else timeout
         )
         sealed = seal_details(
-            details_of(self._agency_id, rows[-1], now),
+            details_of(self._agency_id, chosen_row(rows), now),
             recipient=recipient.sealing_key,
             application_id=call.application_id,
         )
@@ -287,8 +295,12 @@ class StaffDesk:
         may_decide(self._register, staff_id, rows, now.astimezone(self._zone))
         return rows
 
-    def list(self, state: State | None = None) -> list[Application]:
+    def applications(self, state: State | None = None) -> list[Application]:
         return self._store.applications(state)
+
+    def deferrals_in_force(self) -> list[Deferral]:
+        now = self._clock()
+        return [d for d in self._store.deferrals() if d.in_force(now)]
 
     def _pending(self, application_id: str) -> Application:
         app = self._store.application(application_id)

@@ -53,7 +53,7 @@ class FakeStore:
         self.rows = rows
         self.codes = codes
         self.apps: dict[str, Application] = {}
-        self.deferrals: dict[int, Deferral] = {}
+        self.held: dict[int, Deferral] = {}
 
     def person_rows(self, serial: int, link_code: str) -> list[LogRecord]:
         local = self.codes.get(link_code)
@@ -90,10 +90,13 @@ class FakeStore:
         return app
 
     def deferral(self, serial: int) -> Deferral | None:
-        return self.deferrals.get(serial)
+        return self.held.get(serial)
 
     def set_deferral(self, deferral: Deferral) -> None:
-        self.deferrals[deferral.serial] = deferral
+        self.held[deferral.serial] = deferral
+
+    def deferrals(self) -> list[Deferral]:
+        return sorted(self.held.values(), key=lambda d: d.serial)
 
 
 async def _run(fn: Callable[..., T], /, *args: Any) -> T:
@@ -198,7 +201,7 @@ def test_staff_mode_holds_then_answers_after_approval_freshly_sealed() -> None:
     assert rig.disclose().state is State.PENDING
     assert rig.disclose().state is State.PENDING  # asking again: how it stands
     assert rig.asked == []
-    assert [a.application_id for a in rig.desk.list(State.PENDING)] == [APP]
+    assert [a.application_id for a in rig.desk.applications(State.PENDING)] == [APP]
     rig.now += timedelta(minutes=5)
     approved = rig.desk.approve(APP, "S-ok")
     assert (approved.state, approved.decided_by, approved.decided_at) == (
@@ -283,7 +286,7 @@ def test_only_staff_granted_the_exchanges_affair_decide(staff: str, reason: str)
             decide()
         assert caught.value.reason == reason
     assert rig.store.apps[APP].state is State.PENDING
-    assert rig.store.deferrals == {}
+    assert rig.store.held == {}
 
 
 def test_no_staff_register_means_no_one_decides() -> None:
@@ -307,3 +310,23 @@ def test_unknown_application_or_exchange_and_empty_reasons_are_refused() -> None
     with pytest.raises(InvalidArgument) as empty:
         rig.desk.refuse(APP, "S-ok", "   ")
     assert empty.value.metadata["field"] == "reason"
+
+
+def test_the_requester_row_is_shown_when_this_agency_was_both_sides() -> None:
+    rig = Rig()
+    rig.store.rows.append(_row(7, "L-1", role="provider", purpose=None, content="{}"))
+    details = rig.open(rig.disclose().sealed_details)
+    assert (details.role, details.purpose) == ("requester", "賦課")
+
+
+def test_the_latest_row_of_an_exchange_is_shown() -> None:
+    rig = Rig()
+    rig.store.rows.insert(0, _row(7, "L-1", outcome="PENDING", content=""))
+    assert rig.open(rig.disclose().sealed_details).outcome == "OK"
+
+
+def test_the_desk_lists_deferrals_in_force_only() -> None:
+    rig = Rig()
+    rig.desk.defer(7, NOW + timedelta(days=1), "捜査", "S-ok")
+    rig.desk.defer(9, NOW - timedelta(days=1), "解除", "S-ok")
+    assert [d.serial for d in rig.desk.deferrals_in_force()] == [7]
