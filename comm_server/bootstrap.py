@@ -12,6 +12,7 @@ from comm_server import keys, share_heads
 from comm_server.callers import CallerCheck
 from comm_server.clients import hub_client
 from comm_server.config import CommConfig
+from comm_server.disclosure import wiring as disclosure
 from comm_server.hub_client import HubClient
 from comm_server.legacy import LegacyClient
 from comm_server.legacy.factory import open_legacy_client
@@ -39,6 +40,7 @@ _log = logging.getLogger("comm_server")
 SERVICES = [
     comm_pb2.DESCRIPTOR.services_by_name["ProviderService"].full_name,
     comm_pb2.DESCRIPTOR.services_by_name["RequesterService"].full_name,
+    disclosure.SERVICE_NAME,
 ]
 
 
@@ -177,10 +179,12 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
     callers = CallerCheck(config.agency_id)
     provider_service = ProviderServicer(provider, callers)
     requester_service = RequesterServicer(requester, callers)
+    add_disclosure = disclosure.disclosure_service(config, store, requester.peer)
 
     def register(server: object) -> None:
         comm_pb2_grpc.add_ProviderServiceServicer_to_server(provider_service, server)  # type: ignore[arg-type]
         comm_pb2_grpc.add_RequesterServiceServicer_to_server(requester_service, server)  # type: ignore[arg-type]
+        add_disclosure(server)
 
     handle = await start_server(
         name=f"comm:{config.agency_id}",

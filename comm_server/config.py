@@ -136,6 +136,29 @@ class LogConfig:
         )
 
 
+APPROVALS = ("auto", "staff")
+
+
+@dataclass(frozen=True)
+class DisclosureConfig:
+    """``[disclosure]``: how a person's application for details (R26) is answered.
+
+    ``approval``: "auto" answers at once; "staff" holds each application until
+    a staff member approves or refuses it (``renkei comm disclosure``).
+    """
+
+    approval: str = "auto"
+
+    @classmethod
+    def from_table(cls, disclosure: dict[str, Any], path: Path) -> DisclosureConfig:
+        where = f"{path}: [disclosure]"
+        approval = text(disclosure, "approval", where, "auto")
+        if approval not in APPROVALS:
+            known = ", ".join(repr(a) for a in APPROVALS)
+            raise ConfigError(f"{where} approval: {approval!r} is unknown; known: {known}")
+        return cls(approval=approval)
+
+
 @dataclass(frozen=True)
 class CommConfig:
     agency_id: str
@@ -173,6 +196,8 @@ class CommConfig:
     exchange_ca: Path | None = None
     # [log]: the check of this agency's share of the hub's log; None: not configured.
     log: LogConfig | None = None
+    # [disclosure]: answering applications for details (comm_server.disclosure).
+    disclosure: DisclosureConfig = DisclosureConfig()
 
     @classmethod
     def load(cls, path: Path) -> CommConfig:
@@ -216,4 +241,5 @@ class CommConfig:
                 comm, "staff_register_refresh_seconds", where, 2.0
             ),
             log=LogConfig.from_table(table(data, "log", path), path) if "log" in data else None,
+            disclosure=DisclosureConfig.from_table(table(data, "disclosure", path), path),
         )
