@@ -29,6 +29,7 @@ from oversight.readers import (
     verify_entries,
     verify_note,
 )
+from oversight.reconcile import HUB_ENTRY_UNVERIFIED, Finding, ReconcileReport, reconcile
 from renkei.errors import FailedPrecondition
 from renkei.grpcutil.client import channel
 
@@ -86,12 +87,15 @@ async def collect(
                 timeout=config.timeout_seconds,
             )
 
-    async with asyncio.TaskGroup() as group:
-        hub_task = group.create_task(hub())
-        consent_task = group.create_task(consent())
-        agency_tasks = {
-            a.id: group.create_task(agency(a.endpoint, a.party)) for a in config.agencies
-        }
+    try:
+        async with asyncio.TaskGroup() as group:
+            hub_task = group.create_task(hub())
+            consent_task = group.create_task(consent())
+            agency_tasks = {
+                a.id: group.create_task(agency(a.endpoint, a.party)) for a in config.agencies
+            }
+    except ExceptionGroup as failed:  # the first party that failed, as itself
+        raise failed.exceptions[0] from None
     return Collected(
         hub_task.result(),
         {agency_id: task.result() for agency_id, task in agency_tasks.items()},
@@ -162,3 +166,21 @@ def load(config: OversightConfig, folder: Path) -> Collected:
 
 def _lines(path: Path) -> list[str]:
     return [line for line in path.read_text("utf-8").splitlines() if line]
+
+
+def reconcile_collected(
+    collected: Collected,
+    config: OversightConfig,
+    *,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> ReconcileReport:
+    """reconcile() of what was read, with each hub entry that did not verify as a finding."""
+    report = reconcile(
+        collected.hub.entries, collected.shares, max_skew=config.max_skew, start=start, end=end
+    )
+    report.findings[:0] = [
+        Finding(HUB_ENTRY_UNVERIFIED, 0, "hub", "leaf_index", str(u.leaf_index), u.problem)
+        for u in collected.hub.unverified
+    ]
+    return report

@@ -6,11 +6,11 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
+from support.oversight_traffic import CHIYODA, MHLW, NENKIN, YOKOHAMA, Traffic
 
 from oversight import anomalies as an
 from oversight.anomalies import Anomaly, find_anomalies, working
 from oversight.config import Thresholds, WorkingHours
-from support.oversight_traffic import CHIYODA, MHLW, NENKIN, YOKOHAMA, Traffic
 
 RULES = Thresholds()
 HOURS = WorkingHours()
@@ -50,7 +50,8 @@ def test_each_seeded_anomaly_is_found(
         assert a.agency == agency
         assert who in (a.staff, a.terminal) or a.kind == an.HEAVY_TERMINAL
         assert set(a.serials) <= set(serials)
-        assert a.ja and a.en
+        assert a.ja
+        assert a.en
     assert set(serials) == {s for a in found for s in a.serials}
 
 

@@ -7,11 +7,11 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from support.oversight_traffic import CHIYODA, MHLW, NENKIN, YOKOHAMA, Traffic
 
 from oversight import reconcile as rc
 from oversight.model import PROVIDER, REQUESTER, AgencyRow, HubEntry
 from oversight.reconcile import Finding, reconcile
-from support.oversight_traffic import CHIYODA, MHLW, NENKIN, YOKOHAMA, Traffic
 from renkei.tlog import entry as tlog_entry
 
 SKEW = timedelta(minutes=5)
@@ -186,7 +186,7 @@ def test_answer_later_rows_and_fetch_entries() -> None:
 def test_rows_outside_the_window_are_left_alone(traffic: Traffic) -> None:
     first_day = traffic.hub[0].logged_at
     start = first_day + timedelta(days=1)
-    serial, req, _ = _ok_exchange(traffic)  # on the first day: outside the window
+    _serial, req, _ = _ok_exchange(traffic)  # on the first day: outside the window
     del traffic.shares[NENKIN][req]
     report = reconcile(traffic.hub, traffic.shares, max_skew=SKEW, start=start)
     assert report.clean
@@ -197,7 +197,8 @@ def test_local_refusals_are_counted_not_found(traffic: Traffic) -> None:
     row = traffic.shares[NENKIN][0]
     traffic.shares[NENKIN].append(replace(row, id=10**6, serial=0, outcome="PERMISSION_DENIED"))
     report = reconcile(traffic.hub, traffic.shares, max_skew=SKEW)
-    assert report.clean and report.local_refusals == 1
+    assert report.clean
+    assert report.local_refusals == 1
 
 
 def test_report_json_counts(traffic: Traffic) -> None:
@@ -212,4 +213,5 @@ def test_model_round_trips() -> None:
     t = Traffic().clean(days=1)
     row = t.shares[YOKOHAMA][0]
     assert AgencyRow.from_json(row.to_json()) == row
-    assert isinstance(t.hub[0], HubEntry) and row.role in (REQUESTER, PROVIDER)
+    assert isinstance(t.hub[0], HubEntry)
+    assert row.role in (REQUESTER, PROVIDER)
