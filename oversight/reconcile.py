@@ -33,12 +33,12 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from oversight.model import PROVIDER, REQUESTER, AgencyRow, HubEntry
-from renkei.tlog import entry as tlog_entry
+from renkei.tlog.entry import EXCHANGE, PURGE
 
 MISSING_REQUESTER_ROW = "MISSING_REQUESTER_ROW"
 MISSING_PROVIDER_ROW = "MISSING_PROVIDER_ROW"
@@ -125,8 +125,8 @@ class _Side:
 
     __slots__ = ("agency", "content", "first", "last")
 
-    def __init__(self, row: AgencyRow, agency: str) -> None:
-        self.agency = agency  # the share it was read from
+    def __init__(self, row: AgencyRow) -> None:
+        self.agency = row.agency_id  # the share it was read from (reconcile sees to it)
         self.first = row
         self.last = row
         self.content = row if _carries(row) else None
@@ -147,14 +147,6 @@ def _carries(row: AgencyRow) -> bool:
     return bool(digest) and digest != EMPTY_SHA256
 
 
-class _Exchange:
-    __slots__ = ("entry", "outcome")
-
-    def __init__(self, entry: HubEntry) -> None:
-        self.entry = entry
-        self.outcome = entry.outcome  # the latest: exchange, then outcome, then fetches
-
-
 def reconcile(
     hub: Iterable[HubEntry],
     shares: Mapping[str, Iterable[AgencyRow]],
@@ -168,103 +160,151 @@ def reconcile(
     ``shares`` maps each agency whose share was read to its rows. ``start`` and
     ``end`` bound the hub exchanges reconciled (by the hub's time); rows about
     exchanges outside them are left alone, so read the shares with a margin.
+
+    The common case (one row per side, everything agreeing) is a handful of
+    comparisons per exchange and no object made; anything else goes the long way.
     """
     report = ReconcileReport(agencies=tuple(sorted(shares)))
     findings = report.findings
-    exchanges: dict[int, _Exchange] = {}
-    later: list[HubEntry] = []  # outcome or fetch entries met before their exchange
-    n = 0
+    exchanges: dict[int, HubEntry] = {}
+    outcomes: dict[int, str] = {}  # the latest outcome or fetch entry's, by serial
+    n = purges = 0
     for e in hub:
         n += 1
         kind = e.kind
-        if kind == tlog_entry.EXCHANGE:
-            exchanges[e.serial] = _Exchange(e)
-        elif kind == tlog_entry.PURGE:
-            report.purges += 1
+        if kind == EXCHANGE:
+            exchanges[e.serial] = e
+        elif kind == PURGE:
+            purges += 1
         else:
-            x = exchanges.get(e.serial)
-            if x is None:
-                later.append(e)
-            else:
-                x.outcome = e.outcome
-    report.hub_entries = n
-    for e in later:
-        x = exchanges.get(e.serial)
-        if x is not None:
-            x.outcome = e.outcome
+            outcomes[e.serial] = e.outcome
+    report.hub_entries, report.purges = n, purges
 
-    requesters: dict[int, _Side] = {}
-    providers: dict[int, _Side] = {}
+    requesters: dict[int, AgencyRow] = {}
+    providers: dict[int, AgencyRow] = {}
+    more: dict[tuple[int, str], _Side] = {}  # a side with more than one row (answer-later)
     strays: list[_Side] = []  # a second agency claiming the same side of a serial
-    rows = 0
+    rows = local = 0
     for agency, share in shares.items():
         for row in share:
             rows += 1
             serial = row.serial
             if not serial:
-                report.local_refusals += 1
+                local += 1
                 continue
-            sides = requesters if row.role == REQUESTER else providers
-            side = sides.get(serial)
-            if side is None:
-                sides[serial] = _Side(row, agency)
-            elif side.agency == agency:
+            if row.agency_id != agency:  # a server answering rows of another agency
+                findings.append(
+                    Finding(FIELD_MISMATCH, serial, agency, "agency_id", agency, row.agency_id)
+                )
+                row = replace(row, agency_id=agency)
+            role = row.role
+            first = (requesters if role == REQUESTER else providers).setdefault(serial, row)
+            if first is row:
+                continue
+            if first.agency_id == agency:
+                side = more.get((serial, role))
+                if side is None:
+                    side = more[(serial, role)] = _Side(first)
                 side.add(row)
             else:
-                strays.append(_Side(row, agency))
-    report.rows = rows
+                strays.append(_Side(row))
+    report.rows, report.local_refusals = rows, local
 
     read = shares.keys()
-    for serial, x in exchanges.items():
-        e = x.entry
+    skew_lo, skew_hi = -max_skew, max_skew
+    counted = 0
+    for serial, e in exchanges.items():
         at = e.logged_at
         if (start is not None and at < start) or (end is not None and at >= end):
             continue
-        report.exchanges += 1
-        outcome = x.outcome
+        counted += 1
+        outcome = outcomes.get(serial, e.outcome)
+        ours = _AGENCY_OUTCOME.get(outcome, outcome)
+        uncertain = outcome in TRANSPORT_FAILURES
         req = requesters.pop(serial, None)
         prov = providers.pop(serial, None)
+        req_side = more.get((serial, REQUESTER)) if more and req is not None else None
+        prov_side = more.get((serial, PROVIDER)) if more and prov is not None else None
         if req is None:
             if e.requester in read:
                 findings.append(Finding(MISSING_REQUESTER_ROW, serial, e.requester))
-        else:
-            _compare(e, outcome, req, REQUESTER, max_skew, findings)
+        elif (
+            req_side is not None
+            or req.agency_id != e.requester
+            or req.counterpart_agency_id != e.provider
+            or req.info_kind != e.info_kind
+            or req.legal_basis_item != e.legal_basis_item
+            or not skew_lo <= req.logged_at - at <= skew_hi
+            or (req.outcome != ours and not uncertain and req.outcome not in TRANSPORT_FAILURES)
+        ):
+            _compare(e, outcome, req_side or _Side(req), REQUESTER, max_skew, findings)
         relayed = e.outcome == PENDING
         if prov is None:
-            if relayed and e.provider in read and outcome not in TRANSPORT_FAILURES:
+            if relayed and e.provider in read and not uncertain:
                 findings.append(Finding(MISSING_PROVIDER_ROW, serial, e.provider))
         elif not relayed:
+            last = prov_side.last if prov_side is not None else prov
             findings.append(
                 Finding(
                     UNEXPECTED_PROVIDER_ROW,
                     serial,
-                    prov.agency,
+                    prov.agency_id,
                     "outcome",
                     e.outcome,
-                    prov.last.outcome,
+                    last.outcome,
                 )
             )
+        elif (
+            prov_side is not None
+            or prov.agency_id != e.provider
+            or prov.counterpart_agency_id != e.requester
+            or prov.info_kind != e.info_kind
+            or prov.legal_basis_item != e.legal_basis_item
+            or not skew_lo <= prov.logged_at - at <= skew_hi
+            or (prov.outcome != ours and not uncertain and prov.outcome not in TRANSPORT_FAILURES)
+        ):
+            _compare(e, outcome, prov_side or _Side(prov), PROVIDER, max_skew, findings)
+        if req is None or prov is None:
+            continue
+        req_content: AgencyRow | None = req
+        prov_content: AgencyRow | None = prov
+        if req_side is None and prov_side is None:
+            if req.content_sha256 == prov.content_sha256:
+                continue  # the common case: one row each, the same content
         else:
-            _compare(e, outcome, prov, PROVIDER, max_skew, findings)
-        if req is not None and prov is not None and req.content and prov.content:
-            ours, theirs = req.content.content_sha256, prov.content.content_sha256
-            if ours != theirs:
-                findings.append(
-                    Finding(
-                        CONTENT_MISMATCH, serial, prov.agency, "content", ours.hex(), theirs.hex()
-                    )
-                )
+            req_content = req_side.content if req_side is not None else req
+            prov_content = prov_side.content if prov_side is not None else prov
+        if (
+            req_content is None
+            or prov_content is None
+            or not _carries(req_content)
+            or not _carries(prov_content)
+            or req_content.content_sha256 == prov_content.content_sha256
+        ):
+            continue
+        findings.append(
+            Finding(
+                CONTENT_MISMATCH,
+                serial,
+                prov.agency_id,
+                "content",
+                req_content.content_sha256.hex(),
+                prov_content.content_sha256.hex(),
+            )
+        )
+    report.exchanges = counted
 
     for sides in (requesters, providers):
-        for serial, side in sides.items():
+        for serial, row in sides.items():
             if serial not in exchanges:
-                findings.append(_without_entry(side))
+                findings.append(_without_entry(_Side(row)))
     for side in strays:
         x = exchanges.get(side.first.serial)
         if x is None:
             findings.append(_without_entry(side))
         else:
-            _compare(x.entry, x.outcome, side, side.first.role, max_skew, findings)
+            outcome = outcomes.get(x.serial, x.outcome)
+            _compare(x, outcome, side, side.first.role, max_skew, findings)
     findings.sort(key=lambda f: (f.serial, f.agency, f.kind, f.field))
     return report
 
