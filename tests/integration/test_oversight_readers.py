@@ -545,7 +545,40 @@ def test_fetch_then_reconcile_offline(
     assert "data:image/png;base64," in report.read_text("utf-8")
 
 
-def _write_config(tmp: Path, pki_files: Pki) -> Path:
+def test_cli_against_live_parties(pki_files: Pki, tmp_path: Path) -> None:
+    """`renkei oversight reconcile`, `fetch` and `hold` with the parties up (on a loop thread)."""
+    from support.aio import LoopThread
+
+    thread = LoopThread()
+    world: World = thread.run(_serve(pki_files, tmp_path, _two_agencies()))
+    try:
+        (tmp_path / "saved").mkdir()
+        (tmp_path / "saved" / "checkpoint.txt").write_bytes(world.hub.note)
+        path = _write_config(tmp_path, pki_files, world)
+        cfg = ["--config", str(path)]
+        assert oversight_cli.main(["reconcile", *cfg]) == 0
+        assert oversight_cli.main(["fetch", *cfg, "--out", str(tmp_path / "f")]) == 0
+        assert (tmp_path / "f" / f"agency-{YOKOHAMA}.jsonl").is_file()
+        hold = ["--hold-id", "case-7", "--serial", "5", "6", "--reason", "調査"]
+        assert oversight_cli.main(["hold", "set", *cfg, *hold]) == 0
+        assert set(world.holds.holds) == {"case-7"}
+        assert oversight_cli.main(["hold", "release", *cfg, "--hold-id", "case-7"]) == 0
+        assert world.holds.holds == {}
+        assert oversight_cli.main(["hold", "set", *cfg, "--hold-id", "x"]) == 2  # no reason
+        # A row the agency no longer has: reconcile exits 1.
+        del world.traffic.shares[YOKOHAMA][0]
+        assert oversight_cli.main(["reconcile", *cfg]) == 1
+    finally:
+        for s in world.servers:
+            thread.run(s.stop(None))
+        thread.close()
+
+
+def test_cli_cannot_run(tmp_path: Path) -> None:
+    assert oversight_cli.main(["reconcile", "--config", str(tmp_path / "absent.toml")]) == 2
+
+
+def _write_config(tmp: Path, pki_files: Pki, world: World | None = None) -> Path:
     """oversight.toml naming the keys of the checkpoint saved in ``tmp / saved``."""
     saved = (tmp / "saved" / "checkpoint.txt").read_bytes()
     _, sigs = note.parse(saved)
@@ -561,13 +594,21 @@ cert = "{tls.cert}"
 key = "{tls.key}"
 
 [hub]
-endpoint = "127.0.0.1:1"
+endpoint = "{world.config.hub.endpoint if world else "127.0.0.1:1"}"
 log_key = "{world_keys["log"]}"
 witness_keys = ["{world_keys["witness"]}"]
 
 [output]
 dir = "{tmp / "out"}"
-""",
+{_agencies(world)}""",
         encoding="utf-8",
     )
     return path
+
+
+def _agencies(world: World | None) -> str:
+    if world is None:
+        return ""
+    return "".join(
+        f'\n[[agency]]\nid = "{a.id}"\nendpoint = "{a.endpoint}"\n' for a in world.config.agencies
+    )
