@@ -371,9 +371,12 @@ class Requester:
         record = standard.open_payload(plaintext, info_kind)
         if record is None:
             return Opened(plaintext, None, plaintext.decode("utf-8", errors="replace"), None)
+        # (11) as the provider logged it, before this agency's own number goes in: the
+        # oversight body compares the two sides' content by hash (oversight/reconcile.py).
+        content = standard.render(record)
         record.local_person_id = local_person_id
         own, problem = standard.to_own_format(self.mapper, info_kind, record)
-        return Opened(own, record, standard.render(record), problem or None)
+        return Opened(own, record, content, problem or None)
 
     # -- answer-later ----------------------------------------------------------
 
