@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -212,4 +213,36 @@ def test_the_scheduled_job_purges_on_a_virtual_clock(engine: Engine) -> None:
     run_virtual(run())
     assert hub.serials() == {last[0].serial}
     assert seen == [1, 0, 1]
+    hub.log.close()
+
+
+def test_the_log_service_says_purged_for_a_purged_leaf(engine: Engine) -> None:
+    from hub_server.log_servicer import LogServicer
+    from renkei.errors import FailedPrecondition, PermissionDenied
+    from renkei.grpcutil.caller import reset_caller, set_caller
+    from renkei.log.v1 import log_pb2
+    from renkei.pki import PeerIdentity
+
+    hub = Hub(engine)
+    rows = hub.fill()
+    hub.purge()
+    servicer = LogServicer(hub.reader, None, hub.reader.size)  # type: ignore[arg-type]
+    gone, kept = rows["old"][0].leaf_index, rows["young"][0].leaf_index
+    assert gone is not None
+    assert kept is not None
+
+    def ask(leaf: int, agency: str = "city-001") -> log_pb2.GetEntriesResponse:
+        token = set_caller(PeerIdentity("agency", agency))
+        try:
+            request = log_pb2.GetEntriesRequest(leaf_indices=[leaf])
+            return asyncio.run(servicer.GetEntries(request, None))  # type: ignore[arg-type]
+        finally:
+            reset_caller(token)
+
+    assert ask(kept).entries[0].entry == rows["young"][0].entry
+    with pytest.raises(FailedPrecondition) as purged:
+        ask(gone)
+    assert purged.value.reason == "ENTRY_PURGED"
+    with pytest.raises(PermissionDenied):  # a kept entry of others' is refused as before
+        ask(kept, "tax-office")
     hub.log.close()
