@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from renkei.config_util import (
     tls_files,
 )
 from renkei.pki import TlsFiles, validate_agency_id
+from renkei.retention import RetentionPolicy, retention_policy
 from renkei.tlog import checkpoint, note
 
 LEGACY_KINDS = ("jsonl", "fixed_tax", "soap", "csv_dropbox", "json_http")
@@ -198,6 +199,8 @@ class CommConfig:
     log: LogConfig | None = None
     # [disclosure]: answering applications for details (comm_server.disclosure).
     disclosure: DisclosureConfig = DisclosureConfig()
+    # [retention]: how long the share of the log is kept, the purge's batches (R25).
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     @classmethod
     def load(cls, path: Path) -> CommConfig:
@@ -242,4 +245,5 @@ class CommConfig:
             ),
             log=LogConfig.from_table(table(data, "log", path), path) if "log" in data else None,
             disclosure=DisclosureConfig.from_table(table(data, "disclosure", path), path),
+            retention=retention_policy(data, path),
         )

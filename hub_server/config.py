@@ -21,6 +21,7 @@ from renkei.config_util import (
     tls_files,
 )
 from renkei.pki import TlsFiles
+from renkei.retention import RetentionPolicy, retention_policy
 from renkei.tlog import checkpoint, note
 
 # The log's name: its checkpoints' origin line and its key's name.
@@ -59,6 +60,8 @@ class HubConfig:
     # The verifiable log ([log]): its origin line (and checkpoint key name), the
     # longest a durable entry waits for a signed checkpoint, and the witnesses.
     log: LogConfig = field(default_factory=lambda: LogConfig())
+    # [retention]: how long the log is kept, the purge's batches, its scheduled job (R25).
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     @classmethod
     def load(cls, config_path: Path) -> HubConfig:
@@ -89,6 +92,7 @@ class HubConfig:
             provider_streams=boolean(hub, "provider_streams", where, True),
             id_issuer_signing_public_key=_issuer_key(hub, where),
             log=LogConfig.load(data, config_path),
+            retention=retention_policy(data, config_path),
         )
 
 
