@@ -240,7 +240,9 @@ async def create_server(config: HubConfig) -> HubServer:
     if checkpointer is not None and tree_writer is not None:
         # After mark_interrupted above: the rows it closed are in the first checkpoint.
         await checkpointer.start()
-        log_servicer = LogServicer(reader, checkpointer, lambda: tree_writer.head[0])
+        log_servicer = LogServicer(
+            reader, checkpointer, lambda: tree_writer.head[0], config.log.entry_readers
+        )
         services.append(LOG_SERVICE_NAME)
 
     def register(server: grpc.aio.Server) -> None:

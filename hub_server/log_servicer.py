@@ -1,15 +1,16 @@
 """renkei.log.v1.LogService: the verifiable log's checkpoint, proofs and entries.
 
 Proofs and checkpoints are public facts about the tree (its hashes reveal
-nothing); an entry is returned only to its requester or its provider. A
-request for an entry the caller may not see is refused the same way whether
-or not the entry exists.
+nothing); an entry is returned only to its requester or its provider, and to
+the parties named in ``[log] entry_readers`` (the oversight body, R27), as the
+tiles server does. A request for an entry the caller may not see is refused
+the same way whether or not the entry exists.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -18,6 +19,7 @@ from hub_server.checkpoints import Checkpointer
 from hub_server.log_tree import TreeReader
 from renkei.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
 from renkei.grpcutil.caller import caller_agency
+from renkei.grpcutil.oversight import peer_uris
 from renkei.log.v1 import log_pb2, log_pb2_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -25,8 +27,15 @@ MAX_ENTRIES = 1000
 
 
 class LogServicer(log_pb2_grpc.LogServiceServicer):
-    def __init__(self, reader: TreeReader, checkpoints: Checkpointer, size: Callable[[], int]):
+    def __init__(
+        self,
+        reader: TreeReader,
+        checkpoints: Checkpointer,
+        size: Callable[[], int],
+        entry_readers: Sequence[str] = (),
+    ):
         self._reader = reader
+        self._entry_readers = frozenset(entry_readers)
         self._checkpoints = checkpoints
         self._size = size  # the committed tree's size
 
@@ -85,6 +94,7 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
                 {"field": "leaf_indices"},
             )
         agency = caller_agency()
+        reads_all = bool(self._entry_readers.intersection(peer_uris(context)))
         found = await asyncio.to_thread(self._reader.entries, indices)
         gone = [i for i in indices if i not in found]
         purged = await asyncio.to_thread(self._reader.purged, gone) if gone else set()
@@ -97,7 +107,7 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
                     f"leaf {i}: its entry was purged under retention (its hash remains)",
                     {"field": "leaf_indices", "leaf_index": str(i)},
                 )
-            if stored is None or agency not in (stored.requester, stored.provider):
+            if stored is None or not (reads_all or agency in (stored.requester, stored.provider)):
                 raise PermissionDenied(
                     "ENTRY_NOT_ENTITLED",
                     f"leaf {i}: only the exchange's requester and provider may read its entry",

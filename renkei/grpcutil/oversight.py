@@ -29,7 +29,8 @@ def _values(auth: Any, key: str) -> list[bytes]:
     return [v for v in raw if isinstance(v, bytes)]
 
 
-def _uris(context: Context) -> list[str]:
+def peer_uris(context: Context) -> list[str]:
+    """The URI SANs of the verified client certificate of this call ([] without one)."""
     auth = context.auth_context()
     if b"ssl" not in _values(auth, "transport_security_type"):
         return []
@@ -51,7 +52,7 @@ def _uris(context: Context) -> list[str]:
 def is_oversight(context: Context) -> bool:
     """Did this call come with the oversight body's verified client certificate
     (its one renkei URI ``SAN_OVERSIGHT``)?"""
-    uris = [u for u in _uris(context) if u.startswith("urn:renkei:")]
+    uris = [u for u in peer_uris(context) if u.startswith("urn:renkei:")]
     return uris == [SAN_OVERSIGHT]
 
 
