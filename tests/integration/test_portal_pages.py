@@ -404,3 +404,20 @@ def test_api_history_round_trips_for_the_counter() -> None:
         assert (await c.get("/api/history?from=x")).status == 400
 
     _run(pages_app(hub, session(ME)), test)
+
+
+@pytest.mark.skipif(
+    not (Path(pages.__file__).parent / "templates" / "base.html").exists(),
+    reason="the sign-in side's base.html is not merged yet",
+)
+def test_the_pages_render_in_the_portals_own_base() -> None:
+    hub = FakePersonalLog(_log())
+    app = pages_app(hub, session(ME))
+    app[pages.TEMPLATES] = pages.templates()  # portal/templates alone, its base.html
+
+    async def test(c: Client) -> None:
+        body = _text(await (await c.get("/history")).text())
+        assert 'lang="ja"' in body and 'href="/static/history.css"' in body
+        assert '"/history/4"' in body and "検証済み" in body
+
+    _run(app, test)

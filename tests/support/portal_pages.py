@@ -27,7 +27,7 @@ from support.personal_log import FakePersonalLog
 
 TEST_BASE = (
     '<!doctype html><html lang="ja"><head><meta charset="utf-8">'
-    "<title>{% block title %}{% endblock %}</title></head>"
+    "<title>{% block title %}{% endblock %}</title>{% block head %}{% endblock %}</head>"
     "<body><main>{% block content %}{% endblock %}</main></body></html>"
 )
 CSRF = "csrf-token-of-the-test-session"
