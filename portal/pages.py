@@ -39,6 +39,7 @@ MAX_TOKEN = 200
 DEFAULT_FONT = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 NOT_FOUND_TEXT = "お探しの記録は見つかりません。"
+HUB_DOWN_TEXT = "いま記録を取り寄せられません。しばらくしてからもう一度お試しください。"
 ROLE_LABELS = {"requester": "照会機関", "provider": "提供機関"}
 STATE_LABELS = {
     "PENDING": "受付済み（回答待ち）",
@@ -217,16 +218,29 @@ def _not_found(err: BaseException) -> bool:
     return False
 
 
+async def _list(
+    request: web.Request, req: personal_pb2.ListPersonalEntriesRequest
+) -> personal_pb2.ListPersonalEntriesResponse:
+    """The hub's page; a 503 in words when the hub refuses or does not answer."""
+    try:
+        return await request.app[PERSONAL_LOG].list_entries(req)
+    except (RenkeiError, grpc.RpcError):
+        if request.path.startswith("/api/"):
+            raise web.HTTPServiceUnavailable(
+                text='{"error": "HUB_UNAVAILABLE"}', content_type="application/json"
+            ) from None
+        raise web.HTTPServiceUnavailable(text=HUB_DOWN_TEXT) from None
+
+
 async def _pages(
     request: web.Request, f: Filters, *, limit: int = MAX_DOWNLOAD
 ) -> AsyncIterator[personal_pb2.ListPersonalEntriesResponse]:
     """The hub's pages for these filters, until the last or ``limit`` leaves."""
-    hub = request.app[PERSONAL_LOG]
     link_code = _session(request).link_code
     token, seen = "", 0
     while True:
         size = min(HUB_PAGE_SIZE, limit - seen)
-        response = await hub.list_entries(f.request(link_code, size, token))
+        response = await _list(request, f.request(link_code, size, token))
         seen += len(response.entries)
         yield response
         token = response.next_page_token
@@ -275,8 +289,7 @@ def _render(request: web.Request, name: str, status: int = 200, **context: Any) 
 async def history(request: web.Request) -> web.Response:
     f = filters(request)
     token = _token(request)
-    hub = request.app[PERSONAL_LOG]
-    response = await hub.list_entries(f.request(_session(request).link_code, PAGE_SIZE, token))
+    response = await _list(request, f.request(_session(request).link_code, PAGE_SIZE, token))
     page = request.app[VERIFIER].verify(response)
     return _render(
         request,
@@ -593,9 +606,7 @@ async def api_history(request: web.Request) -> web.Response:
         size = 0
     if not 1 <= size <= HUB_PAGE_SIZE:
         return web.json_response({"error": "INVALID_PAGE_SIZE"}, status=400)
-    response = await request.app[PERSONAL_LOG].list_entries(
-        f.request(_session(request).link_code, size, _token(request))
-    )
+    response = await _list(request, f.request(_session(request).link_code, size, _token(request)))
     return web.json_response(response_json(response))
 
 

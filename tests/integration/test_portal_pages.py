@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from aiohttp import web
@@ -33,6 +34,7 @@ from support.portal_pages import (
 from portal import pages
 from portal.history import VERIFIER
 from renkei import sealing
+from renkei.errors import Unavailable
 from renkei.hub.v1 import personal_pb2
 
 ME, OTHER = "link-me", "link-other"
@@ -417,7 +419,29 @@ def test_the_pages_render_in_the_portals_own_base() -> None:
 
     async def test(c: Client) -> None:
         body = _text(await (await c.get("/history")).text())
-        assert 'lang="ja"' in body and 'href="/static/history.css"' in body
-        assert '"/history/4"' in body and "検証済み" in body
+        assert 'lang="ja"' in body
+        assert 'href="/static/history.css"' in body
+        assert '"/history/4"' in body
+        assert "検証済み" in body
 
     _run(app, test)
+
+
+def test_a_hub_that_does_not_answer_is_a_503_in_words() -> None:
+    hub = FakePersonalLog(_log())
+
+    async def down(request: personal_pb2.ListPersonalEntriesRequest) -> NoReturn:
+        raise Unavailable("HUB_UNAVAILABLE", "the hub is down")
+
+    hub.list_entries = down  # type: ignore[method-assign]
+
+    async def test(c: Client) -> None:
+        page = await c.get("/history")
+        assert page.status == 503
+        assert await page.text() == pages.HUB_DOWN_TEXT
+        assert (await c.get("/history/1")).status == 503
+        api = await c.get("/api/history")
+        assert api.status == 503
+        assert (await api.json())["error"] == "HUB_UNAVAILABLE"
+
+    _run(pages_app(hub, session(ME)), test)
