@@ -10,10 +10,13 @@ terminal, who must be in its staff register. docs/portal-pages.md.
 
 The portal's sign-in API it speaks:
 
-    POST /api/signin/challenge            -> {"challenge": base64}
+    POST /api/signin/challenge {}         -> {"challenge": base64}
     POST /api/signin {"certificate": PEM, "challenge": base64,
-                      "signature": base64, "format": "der"}
+                      "signature": base64 r||s, "format": "p1363"}
                                           -> a session cookie, {"csrf_token": ...}
+
+The card signs DER (renkei.card.sign_challenge); the portal's API reads the
+signature as a browser's WebCrypto gives it, r||s (IEEE P1363), so it is sent so.
 """
 
 from __future__ import annotations
@@ -31,7 +34,9 @@ from typing import Any
 import aiohttp
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from comm_server import counter_log, staff_register
 from comm_server.config import CommConfig
@@ -97,14 +102,34 @@ def _card_signer() -> Signer:
     return signer
 
 
+def p1363(key: PrivateKeyTypes, der: bytes) -> bytes:
+    """A DER ECDSA signature as r||s, each as long as the curve's order: what the portal's
+    API reads (WebCrypto's form, a browser's sign-in)."""
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise ValueError("the card key is not an EC key")
+    size = (key.curve.key_size + 7) // 8
+    r, s = decode_dss_signature(der)
+    return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
 def _ssl(web_ca: Path | None) -> ssl.SSLContext | None:
     return None if web_ca is None else ssl.create_default_context(cafile=str(web_ca))
+
+
+async def _error_of(response: aiohttp.ClientResponse) -> str:
+    """The portal's reason, from its JSON error body ``{"error": REASON, ...}``, or ""."""
+    try:
+        doc = await response.json(content_type=None)
+    except (ValueError, aiohttp.ContentTypeError):
+        return ""
+    return str(doc.get("error", "")) if isinstance(doc, dict) else ""
 
 
 async def _json(response: aiohttp.ClientResponse, what: str) -> dict[str, Any]:
     if response.status in (401, 403):
         raise Unauthenticated(
-            "COUNTER_SIGNIN_REFUSED", f"the portal refused the card ({what}: {response.status})"
+            "COUNTER_SIGNIN_REFUSED",
+            f"the portal refused {what}: {response.status} {await _error_of(response)}".rstrip(),
         )
     if response.status != 200:
         raise Unavailable(
@@ -130,7 +155,8 @@ async def fetch_history(
     connector = aiohttp.TCPConnector(ssl=_ssl(request.web_ca) or True)
     async with aiohttp.ClientSession(timeout=timeout, cookie_jar=jar, connector=connector) as http:
         try:
-            async with http.post(f"{base}/api/signin/challenge") as r:
+            # The sign-in API takes application/json only, the challenge's call too.
+            async with http.post(f"{base}/api/signin/challenge", json={}) as r:
                 challenge_b64 = str((await _json(r, "the challenge")).get("challenge", ""))
             try:
                 challenge = base64.b64decode(challenge_b64, validate=True)
@@ -141,8 +167,8 @@ async def fetch_history(
             signed = {
                 "certificate": cert_pem.decode("ascii"),
                 "challenge": challenge_b64,
-                "signature": base64.b64encode(sign(key, challenge)).decode("ascii"),
-                "format": "der",
+                "signature": base64.b64encode(p1363(key, sign(key, challenge))).decode("ascii"),
+                "format": "p1363",
             }
             async with http.post(f"{base}/api/signin", json=signed) as r:
                 await _json(r, "the sign-in")

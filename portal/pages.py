@@ -27,7 +27,14 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 
 from portal import report_csv, report_pdf
 from portal.app_keys import APPLICATIONS, PERSONAL_LOG, SESSION, Application, Session
-from portal.history import JST, VERIFIER, HistoryPage, HistoryRow, outcome_label
+from portal.history import (
+    JST,
+    VERIFIER,
+    HistoryPage,
+    HistoryRow,
+    HistoryVerifier,
+    outcome_label,
+)
 from renkei.errors import RenkeiError
 from renkei.hub.v1 import personal_pb2
 from renkei.pki import validate_agency_id
@@ -39,6 +46,7 @@ MAX_TOKEN = 200
 DEFAULT_FONT = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 NOT_FOUND_TEXT = "お探しの記録は見つかりません。"
+NO_VERIFIER_TEXT = "記録を検証する鍵が設定されていないため、履歴を表示できません。"
 HUB_DOWN_TEXT = "いま記録を取り寄せられません。しばらくしてからもう一度お試しください。"
 ROLE_LABELS = {"requester": "照会機関", "provider": "提供機関"}
 STATE_LABELS = {
@@ -204,6 +212,14 @@ def _token(request: web.Request) -> str:
 # -- the hub ------------------------------------------------------------------
 
 
+def _verifier(request: web.Request) -> HistoryVerifier:
+    """The bootstrap's verifier; without one (no log keys configured) nothing is shown."""
+    verifier = request.app.get(VERIFIER)
+    if verifier is None:
+        raise web.HTTPServiceUnavailable(text=NO_VERIFIER_TEXT)
+    return verifier
+
+
 def _session(request: web.Request) -> Session:
     session: Session = request[SESSION]
     return session
@@ -251,7 +267,7 @@ async def _pages(
 async def _download(request: web.Request, f: Filters) -> tuple[HistoryPage, bool]:
     """Every page (up to MAX_DOWNLOAD leaves) checked; True when the bound cut it short."""
     responses = [r async for r in _pages(request, f)]
-    page = request.app[VERIFIER].verify_many(responses)
+    page = _verifier(request).verify_many(responses)
     return page, bool(page.next_page_token)
 
 
@@ -271,7 +287,7 @@ async def _find(request: web.Request, serial: int) -> HistoryRow | None:
             break
     if not found:
         return None
-    rows = request.app[VERIFIER].verify_many(found).rows
+    rows = _verifier(request).verify_many(found).rows
     return rows[0] if rows else None
 
 
@@ -290,7 +306,7 @@ async def history(request: web.Request) -> web.Response:
     f = filters(request)
     token = _token(request)
     response = await _list(request, f.request(_session(request).link_code, PAGE_SIZE, token))
-    page = request.app[VERIFIER].verify(response)
+    page = _verifier(request).verify(response)
     return _render(
         request,
         "history.html",

@@ -24,6 +24,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import NameOID
 from sqlalchemy.engine import Engine
 from support.aio import LoopThread
@@ -83,6 +84,11 @@ def sign(key: PrivateKeyTypes, challenge: bytes) -> bytes:
     return key.sign(challenge, ec.ECDSA(hashes.SHA256()))
 
 
+def wrong(key: PrivateKeyTypes, challenge: bytes) -> bytes:
+    """A well-formed signature over other bytes than the challenge."""
+    return sign(key, challenge + b"!")
+
+
 def fake_portal(hub: FakePersonalLog) -> web.Application:
     """The portal's JSON API as ops/counter.py expects it, /api/history the real one."""
     challenges: set[str] = set()
@@ -96,14 +102,18 @@ def fake_portal(hub: FakePersonalLog) -> web.Application:
     async def signin(request: web.Request) -> web.Response:
         doc = await request.json()
         cert = x509.load_pem_x509_certificate(doc["certificate"].encode())
-        if doc["challenge"] not in challenges or doc["format"] != "der":
+        if doc["challenge"] not in challenges or doc["format"] != "p1363":
             raise web.HTTPUnauthorized()
         challenges.discard(doc["challenge"])
         public = cert.public_key()
         assert isinstance(public, ec.EllipticCurvePublicKey)
         try:
+            raw = base64.b64decode(doc["signature"])
+            r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+            if len(raw) != 64:
+                raise InvalidSignature
             public.verify(
-                base64.b64decode(doc["signature"]),
+                encode_dss_signature(r, s),
                 base64.b64decode(doc["challenge"]),
                 ec.ECDSA(hashes.SHA256()),
             )
@@ -119,7 +129,10 @@ def fake_portal(hub: FakePersonalLog) -> web.Application:
     async def signed_in(
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        if not request.path.startswith("/api/signin"):
+        if request.path.startswith("/api/signin"):
+            if request.content_type != "application/json":  # as the real portal refuses
+                raise web.HTTPForbidden()
+        else:
             if request.cookies.get("session") not in sessions:
                 raise web.HTTPUnauthorized()
             request[SESSION] = session(ME)
@@ -273,7 +286,7 @@ def test_a_refused_card_is_logged(tmp_path: Path, loop: LoopThread) -> None:
     try:
         config = _config(tmp_path, log, "Y-0001,*,*,*,,,\n")
         with pytest.raises(Unauthenticated):
-            counter_report(_request(tmp_path, server, config), sign=lambda k, c: b"\x30\x00")
+            counter_report(_request(tmp_path, server, config), sign=wrong)
     finally:
         loop.run(server.close())
     assert [(r.outcome, r.reason) for r in _requests(tmp_path)] == [
