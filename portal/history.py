@@ -244,6 +244,16 @@ class HistoryVerifier:
         return info, "", [_check(e, checked) for e in response.entries]
 
 
+def unverified(
+    responses: Iterable[personal_pb2.ListPersonalEntriesResponse], problem: str
+) -> HistoryPage:
+    """The pages as they came, every row marked as not verified for ``problem``."""
+    responses = list(responses)
+    leaves = [_leaf(e, False, problem, None) for r in responses for e in r.entries]
+    token = responses[-1].next_page_token if responses else ""
+    return HistoryPage(tuple(group(leaves)), None, problem, token)
+
+
 def _check(e: personal_pb2.PersonalEntry, cp: tlog_checkpoint.Checkpoint) -> VerifiedLeaf:
     deferred = e.HasField("deferral")
     if e.entry:

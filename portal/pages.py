@@ -34,6 +34,7 @@ from portal.history import (
     HistoryRow,
     HistoryVerifier,
     outcome_label,
+    unverified,
 )
 from renkei.errors import RenkeiError
 from renkei.hub.v1 import personal_pb2
@@ -46,7 +47,7 @@ MAX_TOKEN = 200
 DEFAULT_FONT = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 NOT_FOUND_TEXT = "お探しの記録は見つかりません。"
-NO_VERIFIER_TEXT = "記録を検証する鍵が設定されていないため、履歴を表示できません。"
+NO_VERIFIER_TEXT = "記録を検証する鍵がこのポータルに設定されていないため、検証できません。"
 HUB_DOWN_TEXT = "いま記録を取り寄せられません。しばらくしてからもう一度お試しください。"
 ROLE_LABELS = {"requester": "照会機関", "provider": "提供機関"}
 STATE_LABELS = {
@@ -212,12 +213,15 @@ def _token(request: web.Request) -> str:
 # -- the hub ------------------------------------------------------------------
 
 
-def _verifier(request: web.Request) -> HistoryVerifier:
-    """The bootstrap's verifier; without one (no log keys configured) nothing is shown."""
-    verifier = request.app.get(VERIFIER)
+def _checked(
+    request: web.Request, responses: list[personal_pb2.ListPersonalEntriesResponse]
+) -> HistoryPage:
+    """The hub's pages verified; without a verifier (no log keys configured) every row is
+    shown as not verified, saying why."""
+    verifier: HistoryVerifier | None = request.app.get(VERIFIER)
     if verifier is None:
-        raise web.HTTPServiceUnavailable(text=NO_VERIFIER_TEXT)
-    return verifier
+        return unverified(responses, NO_VERIFIER_TEXT)
+    return verifier.verify_many(responses)
 
 
 def _session(request: web.Request) -> Session:
@@ -267,7 +271,7 @@ async def _pages(
 async def _download(request: web.Request, f: Filters) -> tuple[HistoryPage, bool]:
     """Every page (up to MAX_DOWNLOAD leaves) checked; True when the bound cut it short."""
     responses = [r async for r in _pages(request, f)]
-    page = _verifier(request).verify_many(responses)
+    page = _checked(request, responses)
     return page, bool(page.next_page_token)
 
 
@@ -287,14 +291,15 @@ async def _find(request: web.Request, serial: int) -> HistoryRow | None:
             break
     if not found:
         return None
-    rows = _verifier(request).verify_many(found).rows
+    rows = _checked(request, found).rows
     return rows[0] if rows else None
 
 
 def _render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
     session = _session(request)
-    html = (
-        request.app[TEMPLATES].get_template(name).render(csrf_token=session.csrf_token, **context)
+    template = request.app[TEMPLATES].get_template(name)
+    html = template.render(
+        csrf_token=session.csrf_token, card_serial=session.card_serial, **context
     )
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
@@ -306,7 +311,7 @@ async def history(request: web.Request) -> web.Response:
     f = filters(request)
     token = _token(request)
     response = await _list(request, f.request(_session(request).link_code, PAGE_SIZE, token))
-    page = _verifier(request).verify(response)
+    page = _checked(request, [response])
     return _render(
         request,
         "history.html",

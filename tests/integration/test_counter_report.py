@@ -344,3 +344,32 @@ def test_the_counter_log_on_each_database(engine: Engine) -> None:
     assert rows[0] == CounterRequest(at, "Y-1", "T-1", "123456789", 12, 4096, PRINTED, "")
     assert rows[1].checkpoint_size is None
     assert rows[1].reason == "STAFF_NOT_REGISTERED"
+
+
+def test_the_cli_prints_where_the_pdf_went_and_the_checkpoint(
+    tmp_path: Path,
+    loop: LoopThread,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(counter, "_card_signer", lambda: sign)
+    log = _log()
+    server = _serve(loop, fake_portal(FakePersonalLog(log)))
+    try:
+        config = _config(tmp_path, log, "Y-0001,*,*,*,,,\n")
+        key, cert, _, _ = _card(tmp_path)
+        out = tmp_path / "r.pdf"
+        argv = [
+            "counter", "report", "--portal", str(server.make_url("")), "--card-key", str(key),
+            "--card-cert", str(cert), "--staff", "Y-0001", "--terminal", "T-1",
+            "--comm-config", str(config), "--out", str(out), "--from", "2026-04-01",
+        ]  # fmt: skip
+        status = cli.main(argv)
+    finally:
+        loop.run(server.close())
+    printed = capsys.readouterr().out
+    assert status == 0
+    assert out.exists()
+    assert f"report: {out} (38 exchanges" in printed
+    size, _ = log.signed_checkpoint()
+    assert f"checkpoint: {log.hub.name} size {size} root " in printed
