@@ -20,7 +20,7 @@ from portal.history import JST, HistoryPage, HistoryRow
 FONT = "ipaexg"
 HEADINGS = ("通番", "日時", "法令の根拠", "照会機関", "提供機関", "情報の種類", "結果", "検証")
 # mm, summing to the A4 page less its margins (210 - 2 * 12).
-WIDTHS = (16, 26, 32, 26, 26, 26, 22, 12)
+WIDTHS = (15, 29, 30, 26, 26, 26, 22, 12)
 
 
 class _Report(FPDF):
@@ -34,10 +34,11 @@ class _Report(FPDF):
         self.cell(0, 5, f"{self._footer_text}    page {self.page_no()} / {{nb}}", align="C")
 
 
-def _cells(row: HistoryRow) -> tuple[str, ...]:
+def _cells(row: HistoryRow, said: str) -> tuple[str, ...]:
     status = row.verified_label
-    if row.problems:
-        status += "\n" + "\n".join(row.problems)
+    problems = [p for p in row.problems if p != said]  # the checkpoint's is said above once
+    if problems:
+        status += "\n" + "\n".join(problems)
     if row.deferral is not None:
         until = row.deferral.until.astimezone(JST).strftime("%Y-%m-%d")
         text = f"開示延期中: {until} から表示（理由: {row.deferral.legal_reason}）"
@@ -98,14 +99,14 @@ def render_history_pdf(
         ) as table:
             table.row(HEADINGS)
             for row in page.rows:
-                table.row(_cells(row))
+                table.row(_cells(row, page.checkpoint_error))
     return bytes(pdf.output())
 
 
 def _checkpoint(pdf: FPDF, page: HistoryPage) -> None:
     pdf.set_font(FONT, size=9)
     if not page.checkpoints or page.checkpoint is None:
-        text = "✗ この記録は検証できませんでした。記載の内容は確認されていません。"
+        text = "× この記録は検証できませんでした。記載の内容は確認されていません。"
         if page.checkpoint_error:
             text += f"\n{page.checkpoint_error}"
         pdf.multi_cell(0, 5, text, border=1, new_x="LMARGIN", new_y="NEXT")
@@ -121,5 +122,5 @@ def _checkpoint(pdf: FPDF, page: HistoryPage) -> None:
             f"証人: {witnessed}",
         ]
     if not page.verified:
-        lines.append("✗ 検証に失敗した記録があります（表の「検証」欄を参照）。")
+        lines.append("× 検証に失敗した記録があります（表の「検証」欄を参照）。")
     pdf.multi_cell(0, 5, "\n".join(lines), border=1, new_x="LMARGIN", new_y="NEXT")
