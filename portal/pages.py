@@ -49,6 +49,9 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 NOT_FOUND_TEXT = "お探しの記録は見つかりません。"
 NO_VERIFIER_TEXT = "記録を検証する鍵がこのポータルに設定されていないため、検証できません。"
 HUB_DOWN_TEXT = "いま記録を取り寄せられません。しばらくしてからもう一度お試しください。"
+# An application for details is an exchange of this kind (protos/renkei/hub/v1/personal.proto):
+# the person's own request, with no details of its own to apply for.
+DISCLOSURE_INFO_KIND = "情報提供等記録開示"
 ROLE_LABELS = {"requester": "照会機関", "provider": "提供機関"}
 STATE_LABELS = {
     "PENDING": "受付済み（回答待ち）",
@@ -486,7 +489,8 @@ async def entry_page(request: web.Request) -> web.Response:
     if row is None:
         raise web.HTTPNotFound(text=NOT_FOUND_TEXT)
     sections: list[AgencyDetails] = []
-    if not row.deferred:
+    own_application = row.info_kind == DISCLOSURE_INFO_KIND
+    if not row.deferred and not own_application:
         applications = await _applications(request, serial)
         for agency_id, name, role in _agencies(row):
             app = applications.get(agency_id)
@@ -501,7 +505,9 @@ async def entry_page(request: web.Request) -> web.Response:
                 else "(11) 提供された情報"
             )
             sections.append(AgencyDetails(agency_id, name, role, fields, app, details, problem))
-    return _render(request, "entry.html", row=row, sections=sections)
+    return _render(
+        request, "entry.html", row=row, sections=sections, own_application=own_application
+    )
 
 
 async def apply_details(request: web.Request) -> web.Response:
@@ -511,7 +517,11 @@ async def apply_details(request: web.Request) -> web.Response:
     row = await _find(request, serial)
     if row is None:
         raise web.HTTPNotFound(text=NOT_FOUND_TEXT)
-    if row.deferred or agency_id not in {a for a, _, _ in _agencies(row)}:
+    if (
+        row.deferred
+        or row.info_kind == DISCLOSURE_INFO_KIND
+        or agency_id not in {a for a, _, _ in _agencies(row)}
+    ):
         raise web.HTTPBadRequest(text="この記録のこの機関には申請できません。")
     existing = (await _applications(request, serial)).get(agency_id)
     if existing is not None and existing.state != "REFUSED":

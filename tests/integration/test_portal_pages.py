@@ -459,3 +459,19 @@ def test_without_the_log_keys_nothing_is_shown_as_verified() -> None:
             assert "✓" not in body
 
     _run(app, test)
+
+
+def test_an_application_of_ones_own_has_no_details_to_apply_for() -> None:
+    log = _log()
+    log.exchange(ME, 5, requester="portal", provider="A-TAX", info_kind=pages.DISCLOSURE_INFO_KIND)
+    hub = FakePersonalLog(log)
+
+    async def test(c: Client) -> None:
+        entry = _text(await (await c.get("/history/5")).text())
+        assert "あなたが申請した情報提供等記録の開示" in entry
+        assert "申請する" not in entry
+        r = await c.post("/history/5/details", data={"agency_id": "A-TAX", "csrf_token": CSRF})
+        assert r.status == 400
+        assert hub.details_calls == []
+
+    _run(pages_app(hub, session(ME)), test)
