@@ -21,6 +21,7 @@ from comm_server.log_verify import Keys, ShareVerifier, run_every
 from comm_server.mapping.errors import SpecError, UnknownFormat
 from comm_server.mapping.mapper import Mapper
 from comm_server.mapping.registry import load_mapper
+from comm_server.oversight_share import AgencyLogReader, AgencyLogServicer
 from comm_server.provider.pipeline import Provider
 from comm_server.provider.servicer import ProviderServicer
 from comm_server.requester.pipeline import Requester
@@ -32,6 +33,7 @@ from renkei.config_util import ConfigError
 from renkei.exchange_cert import ExchangeVerifier
 from renkei.grpcutil.server import ServerHandle, start_server
 from renkei.logs import event
+from renkei.oversight.v1 import oversight_pb2, oversight_pb2_grpc
 from renkei.runner import serve_until_signalled
 
 _log = logging.getLogger("comm_server")
@@ -39,6 +41,8 @@ _log = logging.getLogger("comm_server")
 SERVICES = [
     comm_pb2.DESCRIPTOR.services_by_name["ProviderService"].full_name,
     comm_pb2.DESCRIPTOR.services_by_name["RequesterService"].full_name,
+    # The oversight body's read of this share (issue 15).
+    oversight_pb2.DESCRIPTOR.services_by_name["AgencyLogService"].full_name,
 ]
 
 
@@ -177,10 +181,14 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
     callers = CallerCheck(config.agency_id)
     provider_service = ProviderServicer(provider, callers)
     requester_service = RequesterServicer(requester, callers)
+    oversight_service = AgencyLogServicer(
+        AgencyLogReader(store.store.engine, keys.pseudonym_key(key_store)), config.agency_id
+    )
 
     def register(server: object) -> None:
         comm_pb2_grpc.add_ProviderServiceServicer_to_server(provider_service, server)  # type: ignore[arg-type]
         comm_pb2_grpc.add_RequesterServiceServicer_to_server(requester_service, server)  # type: ignore[arg-type]
+        oversight_pb2_grpc.add_AgencyLogServiceServicer_to_server(oversight_service, server)  # type: ignore[arg-type]
 
     handle = await start_server(
         name=f"comm:{config.agency_id}",

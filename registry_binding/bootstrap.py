@@ -11,6 +11,7 @@ import grpc
 from registry_binding.binding import RegistryBinding
 from registry_binding.config import RegistryBindingConfig
 from registry_binding.consent import ConsentBinding, ConsentLog
+from registry_binding.consent_share import ConsentLogReader, ConsentLogServicer
 from registry_binding.directory import ResidentDirectoryServicer
 from registry_binding.matching import Matcher
 from registry_binding.sealer import GrpcSealer
@@ -21,6 +22,7 @@ from registry_binding.subscriptions import Subscriptions
 from renkei import db
 from renkei.config_util import ConfigError
 from renkei.grpcutil.server import ServerHandle, start_server
+from renkei.oversight.v1 import oversight_pb2, oversight_pb2_grpc
 from renkei.registry.v1 import (
     registry_pb2,
     registry_pb2_grpc,
@@ -35,6 +37,8 @@ SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["BindingService"].full_n
 DIRECTORY_SERVICE_NAME = resident_directory_pb2.DESCRIPTOR.services_by_name[
     "ResidentDirectoryService"
 ].full_name
+# The oversight body's read of the consent log (issue 15).
+CONSENT_LOG_SERVICE_NAME = oversight_pb2.DESCRIPTOR.services_by_name["ConsentLogService"].full_name
 
 
 @dataclass
@@ -75,19 +79,21 @@ async def create_server(config: RegistryBindingConfig) -> RegistryBindingServer:
         consent = ConsentBinding(matcher, source, sealer, log, config.private_bodies)
         servicer = BindingServicer(binding, subscriptions, consent)
         directory = ResidentDirectoryServicer(source, config.directory_callers)
+        consent_share = ConsentLogServicer(ConsentLogReader(store.engine))
 
         def register(server: grpc.aio.Server) -> None:
             registry_pb2_grpc.add_BindingServiceServicer_to_server(servicer, server)
             resident_directory_pb2_grpc.add_ResidentDirectoryServiceServicer_to_server(
                 directory, server
             )
+            oversight_pb2_grpc.add_ConsentLogServiceServicer_to_server(consent_share, server)
 
         handle = await start_server(
             name="registry-binding",
             bind=config.listen,
             tls=config.tls,
             register=register,
-            services=[SERVICE_NAME, DIRECTORY_SERVICE_NAME],
+            services=[SERVICE_NAME, DIRECTORY_SERVICE_NAME, CONSENT_LOG_SERVICE_NAME],
             insecure_development=config.insecure_development,
         )
     except BaseException:
