@@ -3,9 +3,9 @@
 ``scan`` looks for given values in one store. ``audit_deployment`` opens every
 store of a deployment (hub, each agency, ID issuer, numbering agency, witness,
 registry, the registry's binding party, and the oversight body's folder of
-fetched copies) and reports which kinds of identifier
-each holds: Numbers, resident codes, ID codes, link codes and change-feed
-subscription handles (by agency), four facts, payloads.
+fetched copies) and reports which kinds of identifier each holds: Numbers,
+resident codes, ID codes, link codes and change-feed subscription handles (by
+agency), four facts, payloads.
 
 It reads every column of every table, and for SQLite also the raw database
 and WAL files (deleted rows and free pages included), looking for known
