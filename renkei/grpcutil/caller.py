@@ -88,6 +88,14 @@ def caller() -> PeerIdentity | None:
     return _current.get()
 
 
+def caller_was_read() -> bool:
+    """Whether an interceptor set this call's caller (None included: it read no one)."""
+    return _current.get(_UNREAD) is not _UNREAD
+
+
+_UNREAD = object()
+
+
 def set_caller(identity: PeerIdentity | None) -> Any:
     """For the interceptor (and tests): make ``identity`` this call's caller; a reset token."""
     return _current.set(identity)

@@ -13,10 +13,15 @@ import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from google.protobuf import timestamp_pb2
 from sqlalchemy.engine import Engine
 from support.aio import LoopThread
@@ -29,12 +34,13 @@ from comm_server.store import CommStore, LogRecord
 from ops import pki as ops_pki
 from registry_binding.consent import Consent, ConsentAttempt, ConsentLog
 from registry_binding.consent_share import ConsentLogReader, ConsentLogServicer
+from renkei.files import atomic_write
 from renkei.grpcutil.client import channel
 from renkei.grpcutil.server import ServerHandle, start_server
 from renkei.keystore import KeyStore
 from renkei.keystore.master import AesGcmMasterKey
 from renkei.oversight.v1 import oversight_pb2, oversight_pb2_grpc
-from renkei.pki import TlsFiles
+from renkei.pki import SAN_OVERSIGHT, TlsFiles
 
 CITY, PENSION = "141003", "nenkin"
 T0 = datetime(2027, 4, 1, 9, 0, tzinfo=UTC)
@@ -271,6 +277,51 @@ def test_only_the_oversight_certificate_reads_the_share(
             grpc.StatusCode.PERMISSION_DENIED,
             "CALLER_NOT_OVERSIGHT",
         ), tls.cert
+
+
+def _forged_oversight(pki: ops_pki.PkiLayout, folder: Path) -> TlsFiles:
+    """What the agencies' CA could sign by hand: the oversight body's URI beside one of
+    its own DNS names, which its Name Constraints let through the handshake."""
+    ca = pki.agencies_ca.load()
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    sans = [x509.UniformResourceIdentifier(SAN_OVERSIGHT), x509.DNSName("x.agency.renkei.internal")]
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "forged")]))
+        .issuer_name(ca.cert.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.ExtendedKeyUsage(
+                [ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), critical=False
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
+    files = TlsFiles(pki.roots, folder / "cert.pem", folder / "key.pem")
+    atomic_write(files.key, ops_pki._key_pem(key), 0o600)
+    atomic_write(files.cert, ops_pki._cert_pem(cert), 0o644)
+    return files
+
+
+def test_the_oversight_uri_from_another_ca_is_refused(
+    loop: LoopThread, share: Share, pki: ops_pki.PkiLayout, tmp_path: Path
+) -> None:
+    forged = _forged_oversight(pki, tmp_path)
+    refusal = _refusal(loop, _read_share(share.port, forged, oversight_pb2.ReadAgencyLogRequest()))
+    assert (refusal.code, refusal.reason) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "CALLER_NOT_OVERSIGHT",
+    )
 
 
 def test_the_pseudonym_key_is_made_on_first_use_and_kept(engine: Engine) -> None:
