@@ -24,6 +24,7 @@ from comm_server.log_verify import Keys, ShareVerifier, run_every
 from comm_server.mapping.errors import SpecError, UnknownFormat
 from comm_server.mapping.mapper import Mapper
 from comm_server.mapping.registry import load_mapper
+from comm_server.oversight_share import AgencyLogReader, AgencyLogServicer
 from comm_server.provider.pipeline import Provider
 from comm_server.provider.servicer import ProviderServicer
 from comm_server.requester.pipeline import Requester
@@ -36,6 +37,7 @@ from renkei.config_util import ConfigError
 from renkei.exchange_cert import ExchangeVerifier
 from renkei.grpcutil.server import ServerHandle, start_server
 from renkei.logs import event
+from renkei.oversight.v1 import oversight_pb2, oversight_pb2_grpc
 from renkei.retention import HoldStore
 from renkei.runner import serve_until_signalled
 
@@ -45,6 +47,8 @@ SERVICES = [
     comm_pb2.DESCRIPTOR.services_by_name["ProviderService"].full_name,
     comm_pb2.DESCRIPTOR.services_by_name["RequesterService"].full_name,
     disclosure.SERVICE_NAME,
+    # The oversight body's read of this share (issue 15).
+    oversight_pb2.DESCRIPTOR.services_by_name["AgencyLogService"].full_name,
 ]
 
 
@@ -189,12 +193,16 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
     add_disclosure = disclosure.disclosure_service(config, store, requester.peer)
 
     holds = HoldStore(store.store.engine)
+    oversight_service = AgencyLogServicer(
+        AgencyLogReader(store.store.engine, keys.pseudonym_key(key_store)), config.agency_id
+    )
 
     def register(server: object) -> None:
         comm_pb2_grpc.add_ProviderServiceServicer_to_server(provider_service, server)  # type: ignore[arg-type]
         comm_pb2_grpc.add_RequesterServiceServicer_to_server(requester_service, server)  # type: ignore[arg-type]
         add_disclosure(server)
         legal_hold_service.add_to_server(server, holds)  # type: ignore[arg-type]
+        oversight_pb2_grpc.add_AgencyLogServiceServicer_to_server(oversight_service, server)  # type: ignore[arg-type]
 
     handle = await start_server(
         name=f"comm:{config.agency_id}",

@@ -18,9 +18,10 @@ import grpc
 from hub_server.checkpoints import Checkpointer
 from hub_server.log_tree import TreeReader
 from renkei.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
+from renkei.grpcutil.caller import caller as call_identity
 from renkei.grpcutil.caller import caller_agency
-from renkei.grpcutil.oversight import peer_uris
 from renkei.log.v1 import log_pb2, log_pb2_grpc
+from renkei.pki import identity_of_uri
 
 Context = grpc.aio.ServicerContext[Any, Any]
 MAX_ENTRIES = 1000
@@ -35,7 +36,11 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
         entry_readers: Sequence[str] = (),
     ):
         self._reader = reader
-        self._entry_readers = frozenset(entry_readers)
+        # As identities, so that only a certificate from the reader's own CA counts
+        # (the interceptor checked the caller against the CA of its kind, renkei.pki.Trust).
+        self._entry_readers = frozenset(
+            who for who in map(identity_of_uri, entry_readers) if who is not None
+        )
         self._checkpoints = checkpoints
         self._size = size  # the committed tree's size
 
@@ -94,7 +99,7 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
                 {"field": "leaf_indices"},
             )
         agency = caller_agency()
-        reads_all = bool(self._entry_readers.intersection(peer_uris(context)))
+        reads_all = call_identity() in self._entry_readers
         found = await asyncio.to_thread(self._reader.entries, indices)
         gone = [i for i in indices if i not in found]
         purged = await asyncio.to_thread(self._reader.purged, gone) if gone else set()

@@ -2,9 +2,10 @@
 
 ``scan`` looks for given values in one store. ``audit_deployment`` opens every
 store of a deployment (hub, each agency, ID issuer, numbering agency, witness,
-registry, the registry's binding party) and reports which kinds of identifier
-each holds: Numbers, resident codes, ID codes, link codes and change-feed
-subscription handles (by agency), four facts, payloads.
+registry, the registry's binding party, and the oversight body's folder of
+fetched copies) and reports which kinds of identifier each holds: Numbers,
+resident codes, ID codes, link codes and change-feed subscription handles (by
+agency), four facts, payloads.
 
 It reads every column of every table, and for SQLite also the raw database
 and WAL files (deleted rows and free pages included), looking for known
@@ -47,6 +48,9 @@ SEPARATION: Mapping[str, frozenset[str]] = {
     "id-issuer": frozenset(),
     # The oversight body's witness: checkpoints (a size and a root hash), nothing else.
     "witness": frozenset(),
+    # The oversight body keeps no database: its fetched copies of the shares and its
+    # reports, as files. Persons appear there only as pseudonyms and person keys.
+    "oversight": frozenset(),
     "numbering": frozenset({NUMBER, RESIDENT_CODE}),
     # The register (the mocked Juki-net): residents and their four facts.
     "registry": frozenset({RESIDENT_CODE, FOUR_FACTS}),
@@ -85,6 +89,11 @@ def _sqlite_files(engine: Engine) -> list[Path]:
         return []
     base = Path(database)
     return [p for p in (base, Path(f"{base}-wal"), Path(f"{base}-journal")) if p.exists()]
+
+
+def file_haystacks(folder: Path) -> list[tuple[str, bytes]]:
+    """Every file under ``folder`` (a party that keeps files, not a database)."""
+    return [(str(p), p.read_bytes()) for p in sorted(folder.rglob("*")) if p.is_file()]
 
 
 def haystacks(engine: Engine) -> list[tuple[str, bytes]]:
@@ -231,6 +240,8 @@ def audit_deployment(root: Path, sample: int = 500) -> dict[str, dict[str, int]]
     for name, engine in engines.items():
         report[name] = kinds_in(haystacks(engine), evidence)
         engine.dispose()
+    if layout.oversight_dir.is_dir():
+        report["oversight"] = kinds_in(file_haystacks(layout.oversight_dir), evidence)
     return report
 
 

@@ -76,6 +76,7 @@ def init_party(
     an agency's sealing key (for the hub's directory), the hub's sealing key
     (for the ID issuer) with a link-code key per agency of ``agency_ids``,
     the ID issuer's ID key and signing key (its public half, for the hub).
+    The oversight body (``oversight``) gets its TLS key and ``oversight.toml`` only.
     """
     try:
         party_host(party)
@@ -99,7 +100,8 @@ def init_party(
         copy.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(crl, copy)
         crl_copies.append(copy)
-    if not (folder / "master.key").exists():
+    # The oversight body keeps no store, so it has no master key to keep one under.
+    if party_kind(party) != "oversight" and not (folder / "master.key").exists():
         create_master_key_file(folder / "master.key")
     tls = {
         "ca_cert": os.path.relpath(tls_dir / "roots.pem", folder),
@@ -142,6 +144,13 @@ def init_party(
             return sealing.public_key_bytes(sealing_key(store))
 
         publish["hub_sealing_public_key"] = _provision(folder, body["database_url"], hub_keys)
+    elif kind == "oversight":
+        config = folder / "oversight.toml"
+        # Its [hub] log_key and witness_keys, and an [[agency]] per communication
+        # server, are the operator's to add once those parties have published them.
+        hub = {"endpoint": ends["hub_endpoint"]} if "hub_endpoint" in ends else {}
+        registry = {"endpoint": ends["registry_endpoint"]} if "registry_endpoint" in ends else {}
+        _write(config, {"tls": tls, "hub": hub, "registry": registry, "output": {"dir": "out"}})
     elif name == "id-issuer":
         config = folder / "issuer.toml"
         body = {

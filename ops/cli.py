@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--agency", action="append", default=[], metavar="ID", required=True)
     p = pki.add_parser("ca", help="make one domain's CA alone in its folder (a ceremony)")
     p.add_argument("--dir", type=Path, required=True, help="the CA's folder (its key stays there)")
-    p.add_argument("--kind", required=True, choices=("hub", "agency", "service"))
+    p.add_argument("--kind", required=True, choices=("hub", "agency", "service", "oversight"))
     p.add_argument("--name", default="renkei", help="the CA's common name, before its kind")
     p.add_argument("--days", type=int, default=825)
     p = pki.add_parser("issue", help="sign a party's CSR with the CA of its domain")
@@ -145,8 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--party",
         metavar="NAME",
-        help="lay out only this party (hub, agency:ID, service:NAME) in --dir, for a real"
-        " ceremony: its keys, a CSR for its CA, its config (docs/operations.md)",
+        help="lay out only this party (hub, agency:ID, service:NAME, oversight) in --dir, for a"
+        " real ceremony: its keys, a CSR for its CA, its config (docs/operations.md)",
     )
     p.add_argument("--roots", type=Path, help="with --party: the CAs' bundle (roots.pem)")
     p.add_argument("--crl", type=Path, action="append", default=[], help="with --party: a CRL")

@@ -3,13 +3,17 @@
 Used by operators (`renkei deploy init`), the demo, the benchmark and the
 end-to-end tests, so all of them run the same files the same way.
 
-    <root>/pki/                 the three CAs (hub-ca/, agencies-ca/, services-ca/: key,
-                                certificate, CRL each) and roots.pem, their bundle
+    <root>/pki/                 the four CAs (hub-ca/, agencies-ca/, services-ca/,
+                                oversight-ca/: key, certificate, CRL each) and roots.pem,
+                                their bundle
     <party>/tls/                each party's TLS key (made there), its CSR and certificate
     <root>/hub/                 hub.toml, master.key, directory.toml, policy/ (versions), hub.db
     <root>/id_issuer/           issuer.toml, master.key, id_issuer.db (the ID key)
     <root>/agencies/<id>/       comm.toml, master.key, staff.csv, legacy_records.json, comm_<id>.db,
                                 exchange.pem (its exchange certificate, renkei.exchange_cert)
+    <root>/oversight/           oversight.toml (whom the oversight body reads: the hub and its
+                                log keys, every comm server, the registry's binding party),
+                                tls/; no store: it keeps only what it fetched, as files (out/)
 
 Each party's data keys live in its own database, wrapped under its own
 master key (``renkei.keystore``).
@@ -116,6 +120,14 @@ class Layout:
     @property
     def witness_config(self) -> Path:
         return self.root / "witness" / "witness.toml"
+
+    @property
+    def oversight_dir(self) -> Path:
+        return self.root / "oversight"
+
+    @property
+    def oversight_config(self) -> Path:
+        return self.oversight_dir / "oversight.toml"
 
     def agency_dir(self, agency_id: str) -> Path:
         return self.root / "agencies" / agency_id
@@ -476,7 +488,47 @@ def init_deployment(
             "tls": _tls_paths(pki.service(NUMBERING), layout.numbering_config.parent),
         },
     )
+    _write_toml(
+        layout.oversight_config,
+        oversight_config(
+            tls=_tls_paths(pki.oversight(), layout.oversight_dir),
+            hub_endpoint=hub_endpoint,
+            origin=origin,
+            hub_log_key=hub_log_key,
+            witness_keys=[witness_key],
+            agencies={a.agency_id: f"{host}:{endpoints.comm_ports[a.agency_id]}" for a in agencies},
+            registry_endpoint=registry_endpoint,
+        ),
+    )
     return layout
+
+
+def oversight_config(
+    *,
+    tls: Mapping[str, Any],
+    hub_endpoint: str,
+    origin: str,
+    hub_log_key: str,
+    witness_keys: Sequence[str],
+    agencies: Mapping[str, str],
+    registry_endpoint: str,
+) -> dict[str, Any]:
+    """``oversight.toml`` (oversight.config.OversightConfig): the oversight body's own
+    certificate, and every share it reads: the hub's log (with the keys that verify its
+    checkpoints), each communication server by agency id, the registry's consent log."""
+    return {
+        "tls": dict(tls),
+        "hub": {
+            "endpoint": hub_endpoint,
+            "origin": origin,
+            "log_key": hub_log_key,
+            "witness_keys": list(witness_keys),
+        },
+        "agency": [{"id": agency_id, "endpoint": end} for agency_id, end in agencies.items()],
+        "registry": {"endpoint": registry_endpoint},
+        # What it fetched and what it made of it: files, never a database.
+        "output": {"dir": "out"},
+    }
 
 
 def registry_engine(layout: Layout) -> Engine:

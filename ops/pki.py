@@ -6,7 +6,8 @@ and ``renkei pki revoke`` are the CA side of a real ceremony.
     <root>/hub-ca/       ca.pem, ca.key, crl.pem   issues only the hub
     <root>/agencies-ca/  ca.pem, ca.key, crl.pem   issues only agencies
     <root>/services-ca/  ca.pem, ca.key, crl.pem   issues only the services (ID issuer, ...)
-    <root>/roots.pem     the three CA certificates: what every party trusts
+    <root>/oversight-ca/ ca.pem, ca.key, crl.pem   issues only the oversight body (issue 15)
+    <root>/roots.pem     the four CA certificates: what every party trusts
 
 Each CA certificate carries Name Constraints for its domain's DNS subtree
 (``renkei.pki.CA_SUBTREES``), so the TLS stack refuses a name outside it, and
@@ -35,7 +36,9 @@ from renkei.files import atomic_write
 from renkei.pki import (
     CA_SUBTREES,
     HUB_ID,
+    OVERSIGHT_ID,
     SAN_HUB,
+    SAN_OVERSIGHT,
     SAN_PREFIX_AGENCY,
     SAN_PREFIX_SERVICE,
     PartyKind,
@@ -68,18 +71,32 @@ CA_FOLDERS: Mapping[PartyKind, str] = {
     "hub": "hub-ca",
     "agency": "agencies-ca",
     "service": "services-ca",
+    "oversight": "oversight-ca",
 }
-_CA_NAMES: Mapping[PartyKind, str] = {"hub": "hub", "agency": "agencies", "service": "services"}
+_CA_NAMES: Mapping[PartyKind, str] = {
+    "hub": "hub",
+    "agency": "agencies",
+    "service": "services",
+    "oversight": "oversight",
+}
 # Inside a party's folder.
 TLS_FOLDER = "tls"
 KEY_FILE, CERT_FILE, CSR_FILE = "key.pem", "cert.pem", "request.csr"
 
 
 def party_kind(party: str) -> PartyKind:
-    """``hub``, ``agency`` or ``service`` for ``"hub"``, ``"agency:<id>"``, ``"service:<name>"``."""
+    """``hub``, ``agency``, ``service`` or ``oversight`` for ``"hub"``, ``"agency:<id>"``,
+    ``"service:<name>"``, ``"oversight"``."""
     party_host(party)  # validates
     kind = party.partition(":")[0]
-    return "hub" if kind == HUB_ID else "agency" if kind == "agency" else "service"
+    if kind in (HUB_ID, OVERSIGHT_ID):
+        return "hub" if kind == HUB_ID else "oversight"
+    return "agency" if kind == "agency" else "service"
+
+
+def party_name(party: str) -> str:
+    """The name in a party's subject: the agency id or service name, else the party itself."""
+    return party.partition(":")[2] or party
 
 
 def party_uri(party: str) -> str:
@@ -87,6 +104,8 @@ def party_uri(party: str) -> str:
     name = party.partition(":")[2]
     if kind == "hub":
         return SAN_HUB
+    if kind == "oversight":
+        return SAN_OVERSIGHT
     return (SAN_PREFIX_AGENCY if kind == "agency" else SAN_PREFIX_SERVICE) + name
 
 
@@ -176,7 +195,7 @@ def make_request(folder: Path, party: str) -> Path:
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(_party_subject(party_kind(party), party.partition(":")[2] or HUB_ID))
+        .subject_name(_party_subject(party_kind(party), party_name(party)))
         .add_extension(
             x509.SubjectAlternativeName(
                 [x509.UniformResourceIdentifier(uri), x509.DNSName(party_host(party))]
@@ -232,7 +251,7 @@ def sign_request(
         raise ValueError("the request's key is not an EC key")
     now = _now()
     not_after = min(now + datetime.timedelta(days=validity_days), ca.cert.not_valid_after_utc)
-    name = party.partition(":")[2] or HUB_ID
+    name = party_name(party)
     san = x509.SubjectAlternativeName(
         # The URI carries identity; the DNS name is what renkei's clients check
         # (renkei.pki.party_host). No loopback names: a certificate passes only as its party.
@@ -287,7 +306,8 @@ class PkiLayout:
     """Where the CAs live under ``root``, and each party's TLS files under ``parties``.
 
     A bare PKI (``renkei pki init``) keeps the parties under ``root`` too:
-    ``hub/tls/``, ``agencies/<id>/tls/``, ``services/<name>/tls/``. A deployment
+    ``hub/tls/``, ``agencies/<id>/tls/``, ``services/<name>/tls/``,
+    ``oversight/tls/``. A deployment
     puts them in each party's own folder (``service_folders`` names those of
     the services).
     """
@@ -325,12 +345,16 @@ class PkiLayout:
         return self.ca("service")
 
     @property
+    def oversight_ca(self) -> CaFiles:
+        return self.ca("oversight")
+
+    @property
     def roots(self) -> Path:
         return self.root / "roots.pem"
 
     @property
     def ca_cert(self) -> Path:
-        """What every party trusts: the bundle of the three CA certificates."""
+        """What every party trusts: the bundle of the CA certificates (``CA_FOLDERS``)."""
         return self.roots
 
     @property
@@ -341,8 +365,8 @@ class PkiLayout:
         """The folder of ``party``'s TLS key, request and certificate."""
         kind = party_kind(party)
         name = party.partition(":")[2]
-        if kind == "hub":
-            base = self.parties / "hub"
+        if kind in ("hub", "oversight"):
+            base = self.parties / party
         elif kind == "agency":
             base = self.parties / "agencies" / name
         else:
@@ -363,6 +387,10 @@ class PkiLayout:
     def service(self, name: str) -> TlsFiles:
         validate_agency_id(name)
         return self.files(f"service:{name}")
+
+    def oversight(self) -> TlsFiles:
+        """The oversight body's TLS files (``oversight/tls/``)."""
+        return self.files(OVERSIGHT_ID)
 
     def issue(self, party: str, *, validity_days: int = DEFAULT_VALIDITY_DAYS) -> TlsFiles:
         """Make (or replace) ``party``'s key in its folder and have its domain's CA sign it.
@@ -397,7 +425,8 @@ def init_pki(
     parties: Path | None = None,
     service_folders: Mapping[str, str] | None = None,
 ) -> PkiLayout:
-    """Create the three CAs under ``root`` plus hub, agency and service certificates.
+    """Create the CAs under ``root`` (``CA_FOLDERS``) plus hub, agency, service and
+    oversight-body certificates.
 
     Refuses (FileExistsError) when any CA key already exists, so an existing
     CA, and every certificate it signed, is never silently replaced.
@@ -423,7 +452,8 @@ def init_pki(
             validity_days=validity_days,
         )
     write_bundle(layout.roots, (layout.ca(kind).cert for kind in CA_FOLDERS))
-    for party in [HUB_ID, *(f"agency:{a}" for a in ids), *(f"service:{s}" for s in names)]:
+    issued = [HUB_ID, *(f"agency:{a}" for a in ids), *(f"service:{s}" for s in names)]
+    for party in [*issued, OVERSIGHT_ID]:
         layout.issue(party, validity_days=validity_days)
     return layout
 

@@ -13,6 +13,7 @@ from registry_binding import retention as registry_retention
 from registry_binding.binding import RegistryBinding
 from registry_binding.config import RegistryBindingConfig
 from registry_binding.consent import ConsentBinding, ConsentLog
+from registry_binding.consent_share import ConsentLogReader, ConsentLogServicer
 from registry_binding.directory import ResidentDirectoryServicer
 from registry_binding.matching import Matcher
 from registry_binding.sealer import GrpcSealer
@@ -23,6 +24,7 @@ from registry_binding.subscriptions import Subscriptions
 from renkei import db, legal_hold_service, retention
 from renkei.config_util import ConfigError
 from renkei.grpcutil.server import ServerHandle, start_server
+from renkei.oversight.v1 import oversight_pb2, oversight_pb2_grpc
 from renkei.registry.v1 import (
     registry_pb2,
     registry_pb2_grpc,
@@ -38,6 +40,8 @@ SERVICE_NAME = registry_pb2.DESCRIPTOR.services_by_name["BindingService"].full_n
 DIRECTORY_SERVICE_NAME = resident_directory_pb2.DESCRIPTOR.services_by_name[
     "ResidentDirectoryService"
 ].full_name
+# The oversight body's read of the consent log (issue 15).
+CONSENT_LOG_SERVICE_NAME = oversight_pb2.DESCRIPTOR.services_by_name["ConsentLogService"].full_name
 
 
 @dataclass
@@ -83,6 +87,7 @@ async def create_server(config: RegistryBindingConfig) -> RegistryBindingServer:
         servicer = BindingServicer(binding, subscriptions, consent)
         directory = ResidentDirectoryServicer(source, config.directory_callers)
         holds = HoldStore(store.engine)
+        consent_share = ConsentLogServicer(ConsentLogReader(store.engine))
 
         def register(server: grpc.aio.Server) -> None:
             registry_pb2_grpc.add_BindingServiceServicer_to_server(servicer, server)
@@ -90,13 +95,19 @@ async def create_server(config: RegistryBindingConfig) -> RegistryBindingServer:
                 directory, server
             )
             legal_hold_service.add_to_server(server, holds)
+            oversight_pb2_grpc.add_ConsentLogServiceServicer_to_server(consent_share, server)
 
         handle = await start_server(
             name="registry-binding",
             bind=config.listen,
             tls=config.tls,
             register=register,
-            services=[SERVICE_NAME, DIRECTORY_SERVICE_NAME, legal_hold_service.SERVICE_NAME],
+            services=[
+                SERVICE_NAME,
+                DIRECTORY_SERVICE_NAME,
+                CONSENT_LOG_SERVICE_NAME,
+                legal_hold_service.SERVICE_NAME,
+            ],
             insecure_development=config.insecure_development,
         )
     except BaseException:

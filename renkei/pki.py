@@ -3,16 +3,17 @@
 Every party (the hub and each agency's communication server) is both a gRPC
 client and a gRPC server, and each must know *who* is calling, not just that
 the caller holds some certificate.  Each party's leaf certificate carries a
-URI SAN that names it (``urn:renkei:hub``, ``urn:renkei:agency:<id>`` or
-``urn:renkei:service:<name>``), servers require and verify client
+URI SAN that names it (``urn:renkei:hub``, ``urn:renkei:agency:<id>``,
+``urn:renkei:service:<name>`` or ``urn:renkei:oversight``), servers require and verify client
 certificates, and ``peer_identity`` reads that URI back from the verified
 connection.  The URI (rather than the CN or a DNS name) carries identity so
 that hostnames stay free for ordinary TLS host verification.
 
-Trust mirrors who trusts whom (issue 13, finding 3): three certificate
-authorities, one per trust domain (the hub's, the agencies', the services'),
-each restricted by X.509 Name Constraints to its domain's DNS names
-(``CA_SUBTREES``), and every party trusts the bundle of the three (``roots.pem``).
+Trust mirrors who trusts whom (issue 13, finding 3): one certificate
+authority per trust domain (the hub's, the agencies', the services', and the
+oversight body's, issue 15), each restricted by X.509 Name Constraints to its
+domain's DNS names (``CA_SUBTREES``), and every party trusts the bundle of
+them all (``roots.pem``).
 grpc (BoringSSL) enforces the constraints in the handshake; the URI SAN that
 carries identity is not a DNS name, so ``Trust`` also checks on the server
 side that a caller's certificate was issued by the CA of its kind, and that it
@@ -49,6 +50,7 @@ SAN_HUB = "urn:renkei:hub"
 SAN_PREFIX_SERVICE = "urn:renkei:service:"
 # The oversight body (第三者機関, R27): reads every log share, sets legal holds.
 SAN_OVERSIGHT = "urn:renkei:oversight"
+OVERSIGHT_ID = "oversight"
 
 AGENCY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # Each leaf certificate also carries a DNS name of its party under this domain, and
@@ -57,13 +59,15 @@ AGENCY_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 # server holding another party's valid certificate fails the handshake (issue 13).
 PARTY_DOMAIN = "renkei.internal"
 
-PartyKind = Literal["hub", "agency", "service"]
+PartyKind = Literal["hub", "agency", "service", "oversight"]
 # The one DNS subtree each domain's CA may issue names in (its Name Constraints).
 # A leading dot: subdomains only, so the agencies' CA cannot name agency.renkei.internal.
 CA_SUBTREES: Mapping[PartyKind, str] = {
     "hub": f"hub.{PARTY_DOMAIN}",
     "agency": f".agency.{PARTY_DOMAIN}",
     "service": f".service.{PARTY_DOMAIN}",
+    # One party, like the hub: its CA can name nobody else.
+    "oversight": f"oversight.{PARTY_DOMAIN}",
 }
 DEFAULT_CRL_RELOAD_SECONDS = 5.0
 
@@ -85,12 +89,14 @@ def key_usage(*, cert_sign: bool) -> x509.KeyUsage:
 
 
 def party_host(party: str) -> str:
-    """The DNS name of ``"hub"``, ``"agency:<id>"`` or ``"service:<name>"``."""
-    if party == HUB_ID:
-        return f"hub.{PARTY_DOMAIN}"
+    """The DNS name of ``"hub"``, ``"agency:<id>"``, ``"service:<name>"`` or ``"oversight"``."""
+    if party in (HUB_ID, OVERSIGHT_ID):
+        return f"{party}.{PARTY_DOMAIN}"
     kind, sep, name = party.partition(":")
     if not sep or kind not in ("agency", "service"):
-        raise ValueError(f"party {party!r} is not 'hub', 'agency:<id>' or 'service:<name>'")
+        raise ValueError(
+            f"party {party!r} is not 'hub', 'agency:<id>', 'service:<name>' or 'oversight'"
+        )
     return f"{validate_agency_id(name)}.{kind}.{PARTY_DOMAIN}"
 
 
@@ -98,6 +104,8 @@ def party_of_uri(uri: str) -> str:
     """The party a certificate's URI SAN names, as ``party_host`` takes it."""
     if uri == SAN_HUB:
         return HUB_ID
+    if uri == SAN_OVERSIGHT:
+        return OVERSIGHT_ID
     for prefix, kind in ((SAN_PREFIX_AGENCY, "agency"), (SAN_PREFIX_SERVICE, "service")):
         if uri.startswith(prefix):
             return f"{kind}:{uri.removeprefix(prefix)}"
@@ -122,8 +130,8 @@ class TlsFiles:
     """Paths to one party's PEM files: the CAs to trust, its certificate and key.
 
     ``ca_cert`` is one CA certificate or a bundle of them (a deployment's
-    ``roots.pem``: the hub's, the agencies' and the services' CA). ``crls`` are
-    the CAs' revocation lists, which a server checks its callers against,
+    ``roots.pem``: the hub's, the agencies', the services' and the oversight
+    body's CA). ``crls`` are the CAs' revocation lists, which a server checks its callers against,
     reloaded (by mtime) at most every ``crl_reload_seconds``.
     """
 
@@ -161,8 +169,14 @@ class TlsFiles:
 class PeerIdentity:
     """Who is on the other end of a verified mTLS connection."""
 
-    kind: Literal["hub", "agency", "service"]
-    party_id: str  # HUB_ID for the hub, else the agency id or service name
+    kind: PartyKind
+    # HUB_ID, OVERSIGHT_ID, or the agency id or service name.
+    party_id: str
+
+
+def identity_of_uri(uri: str) -> PeerIdentity | None:
+    """The renkei party a URI SAN names (None: none)."""
+    return _identity_from_uris((uri,))
 
 
 def _identity_from_uris(uris: Iterable[str]) -> PeerIdentity | None:
@@ -171,6 +185,8 @@ def _identity_from_uris(uris: Iterable[str]) -> PeerIdentity | None:
     for uri in uris:
         if uri == SAN_HUB:
             found.add(PeerIdentity("hub", HUB_ID))
+        elif uri == SAN_OVERSIGHT:
+            found.add(PeerIdentity("oversight", OVERSIGHT_ID))
         elif uri.startswith(SAN_PREFIX_AGENCY):
             agency_id = uri.removeprefix(SAN_PREFIX_AGENCY)
             if AGENCY_ID_RE.fullmatch(agency_id):

@@ -25,9 +25,12 @@ _current: ContextVar[PeerIdentity | None] = ContextVar("renkei_caller", default=
 
 
 def parse_party(text: str) -> PeerIdentity:
-    """``"hub"``, ``"agency:<id>"`` or ``"service:<name>"``; ValueError otherwise."""
+    """``"hub"``, ``"agency:<id>"``, ``"service:<name>"`` or ``"oversight"``; ValueError
+    otherwise."""
     if text == "hub":
         return PeerIdentity("hub", "hub")
+    if text == "oversight":
+        return PeerIdentity("oversight", "oversight")
     kind, sep, name = text.partition(":")
     if not sep or kind not in ("agency", "service"):
         raise ValueError(f"party {text!r} is not 'hub', 'agency:<id>' or 'service:<name>'")
@@ -54,7 +57,9 @@ def callers(names: Iterable[str], where: str, *, hub_never: str) -> frozenset[st
 
 def label(identity: PeerIdentity) -> str:
     """The party as ``parse_party`` reads it back: ``hub``, ``agency:<id>``, ``service:<name>``."""
-    return "hub" if identity.kind == "hub" else f"{identity.kind}:{identity.party_id}"
+    if identity.kind in ("hub", "oversight"):
+        return identity.kind
+    return f"{identity.kind}:{identity.party_id}"
 
 
 def resolve(
@@ -81,6 +86,14 @@ def resolve(
 def caller() -> PeerIdentity | None:
     """The current call's caller, as the interceptor found it (None: unknown)."""
     return _current.get()
+
+
+def caller_was_read() -> bool:
+    """Whether an interceptor set this call's caller (None included: it read no one)."""
+    return _current.get(_UNREAD) is not _UNREAD
+
+
+_UNREAD = object()
 
 
 def set_caller(identity: PeerIdentity | None) -> Any:

@@ -1,10 +1,15 @@
-"""The oversight body's services: admitted to its certificate only (R27).
+"""The oversight body's admission: its services answer its certificate alone (R27).
 
-The oversight body's certificate names it by the URI SAN
-``renkei.pki.SAN_OVERSIGHT``; it is no hub, agency or service, so the
-interceptor's caller (``renkei.grpcutil.caller``) is None for it and these
-services read the URI from the verified connection themselves. grpc has
-checked the certificate against the server's CAs before the call got here.
+Every party serving the oversight body (agency log shares, the registry's
+consent log, legal holds) calls ``require_oversight`` first. The call's
+verified client certificate must name ``urn:renkei:oversight`` and no other
+party; and on a renkei server, whose interceptor has read the caller against
+the CA of its kind (``renkei.pki.Trust``), that caller must be the oversight
+body too: a certificate with the oversight body's URI from another domain's
+CA (the agencies' CA may put any URI beside one of its own DNS names) names no
+one there, so it is refused. Outside a server (a servicer called directly, as
+in tests) the certificate alone decides. A plaintext development port, where a
+header could claim a party, never admits anyone: there is no certificate.
 """
 
 from __future__ import annotations
@@ -12,53 +17,27 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from cryptography import x509
 
 from renkei.errors import PermissionDenied
-from renkei.pki import SAN_OVERSIGHT
+from renkei.grpcutil.caller import caller, caller_was_read
+from renkei.pki import OVERSIGHT_ID, SAN_OVERSIGHT, PeerIdentity, peer_identity
 
 Context = grpc.aio.ServicerContext[Any, Any]
+OVERSIGHT = PeerIdentity("oversight", OVERSIGHT_ID)
 
 
-def _values(auth: Any, key: str) -> list[bytes]:
-    raw = auth.get(key)
-    if raw is None:
-        return []
-    if isinstance(raw, bytes):
-        return [raw]
-    return [v for v in raw if isinstance(v, bytes)]
+def is_oversight(context: grpc.ServicerContext | Context) -> bool:
+    """Did this call come with the oversight body's verified client certificate?"""
+    if peer_identity(context) != OVERSIGHT:
+        return False
+    return not caller_was_read() or caller() == OVERSIGHT
 
 
-def peer_uris(context: Context) -> list[str]:
-    """The URI SANs of the verified client certificate of this call ([] without one)."""
-    auth = context.auth_context()
-    if b"ssl" not in _values(auth, "transport_security_type"):
-        return []
-    pems = _values(auth, "x509_pem_cert")
-    if not pems:  # TLS, but no client certificate
-        return []
-    uris = _values(auth, "peer_uri")
-    if uris:
-        return [u.decode("utf-8", "replace") for u in uris]
-    try:  # grpc builds that do not list the URIs: the certificate itself
-        san = x509.load_pem_x509_certificate(pems[0]).extensions.get_extension_for_class(
-            x509.SubjectAlternativeName
-        )
-    except (ValueError, x509.ExtensionNotFound):
-        return []
-    return list(san.value.get_values_for_type(x509.UniformResourceIdentifier))
-
-
-def is_oversight(context: Context) -> bool:
-    """Did this call come with the oversight body's verified client certificate
-    (its one renkei URI ``SAN_OVERSIGHT``)?"""
-    uris = [u for u in peer_uris(context) if u.startswith("urn:renkei:")]
-    return uris == [SAN_OVERSIGHT]
-
-
-def require_oversight(context: Context) -> None:
-    """PERMISSION_DENIED (CALLER_NOT_OVERSIGHT) for anyone but the oversight body."""
+def require_oversight(context: grpc.ServicerContext | Context) -> None:
+    """Nothing for the oversight body; PERMISSION_DENIED (CALLER_NOT_OVERSIGHT) for
+    anyone else, a call without a client certificate included."""
     if not is_oversight(context):
         raise PermissionDenied(
-            "CALLER_NOT_OVERSIGHT", "only the oversight body's certificate may call this"
+            "CALLER_NOT_OVERSIGHT",
+            f"only the oversight body's certificate ({SAN_OVERSIGHT}) may call this",
         )

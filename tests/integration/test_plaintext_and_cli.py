@@ -92,11 +92,12 @@ def test_cli_pki_init_and_deploy_init(tmp_path: Path, capsys: pytest.CaptureFixt
     assert hub_tls.ca_cert.resolve() == (deployment / "pki" / "roots.pem").resolve()
     assert [p.resolve() for p in hub_tls.crls] == [
         (deployment / "pki" / ca / "crl.pem").resolve()
-        for ca in ("hub-ca", "agencies-ca", "services-ca")
+        for ca in ("hub-ca", "agencies-ca", "services-ca", "oversight-ca")
     ]
     assert sorted(p.parent.name for p in (deployment / "pki").rglob("ca.key")) == [
         "agencies-ca",
         "hub-ca",
+        "oversight-ca",
         "services-ca",
     ]
     assert "deployment in" in capsys.readouterr().out

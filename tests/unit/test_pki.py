@@ -65,9 +65,10 @@ def test_init_creates_expected_files(tmp_path: Path) -> None:
     assert layout.agency("nta.tax").cert == root / "agencies" / "nta.tax" / "tls" / "cert.pem"
     expected = {
         f"{ca}/{f}"
-        for ca in ("hub-ca", "agencies-ca", "services-ca")
+        for ca in ("hub-ca", "agencies-ca", "services-ca", "oversight-ca")
         for f in ("ca.pem", "ca.key", "crl.pem")
     } | {"roots.pem", "hub/tls/key.pem", "hub/tls/cert.pem", "hub/tls/request.csr"}
+    expected |= {f"oversight/tls/{f}" for f in ("key.pem", "cert.pem", "request.csr")}
     expected |= {
         f"agencies/{a}/tls/{f}" for a in AGENCIES for f in ("key.pem", "cert.pem", "request.csr")
     }
@@ -114,7 +115,8 @@ def test_each_ca_is_constrained_to_its_domain(
 
 def test_the_bundle_holds_the_three_cas(layout: PkiLayout) -> None:
     bundle = x509.load_pem_x509_certificates(layout.roots.read_bytes())
-    assert bundle == [_cert(layout.ca(kind).cert) for kind in ("hub", "agency", "service")]
+    kinds = ("hub", "agency", "service", "oversight")
+    assert bundle == [_cert(layout.ca(kind).cert) for kind in kinds]
 
 
 @pytest.mark.parametrize(
