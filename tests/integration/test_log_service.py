@@ -289,3 +289,16 @@ def test_the_log_is_served_by_tlog_tiles_over_https(loop: LoopThread, topo: Topo
             await runner.cleanup()
 
     loop.run(run())
+
+
+def test_the_oversight_body_reads_every_entry(loop: LoopThread, topo: Topology) -> None:
+    # [log] entry_readers defaults to the oversight body (R27): it reads entries of
+    # exchanges it is no party to, through GetEntries as through the tiles.
+    serial = _lawful(loop, topo)
+    leaves = _leaves_of(topo, serial)
+    got = loop.run(
+        _ask(topo, "oversight", "GetEntries", log_pb2.GetEntriesRequest(leaf_indices=leaves))
+    )
+    entries_read = [Entry.decode(e.entry) for e in got.entries]  # type: ignore[attr-defined]
+    assert {e.serial for e in entries_read} == {serial}
+    assert [e.kind for e in entries_read] == [EXCHANGE, OUTCOME]

@@ -105,7 +105,9 @@ class Topology:
     witness: witness_bootstrap.WitnessServer
 
     def tls(self, party: str) -> TlsFiles:
-        return self.layout.pki.hub() if party == "hub" else self.layout.pki.agency(party)
+        if party in ("hub", "oversight"):
+            return self.layout.pki.files(party)
+        return self.layout.pki.agency(party)
 
     def channel(self, target: str, as_party: str) -> grpc.aio.Channel:
         """A channel to 'hub' or an agency's comm server, with ``as_party``'s certificate."""
