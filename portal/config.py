@@ -29,7 +29,7 @@
 
     [rate_limit]                                 # sign-in: token buckets
     per_client_per_minute = 10
-    per_client_burst = 5
+    per_client_burst = 10
     overall_per_minute = 600
     overall_burst = 100
 
@@ -69,7 +69,7 @@ class RateLimits:
     """Token buckets for sign-in: one per client address and one for everyone."""
 
     per_client_per_minute: float = 10.0
-    per_client_burst: int = 5
+    per_client_burst: int = 10
     overall_per_minute: float = 600.0
     overall_burst: int = 100
 
@@ -150,13 +150,13 @@ class PortalConfig:
             challenge_seconds=number(section, "challenge_seconds", where, 300.0),
             rate_limits=RateLimits(
                 per_client_per_minute=number(limits, "per_client_per_minute", lw, 10.0),
-                per_client_burst=integer(limits, "per_client_burst", lw, 5),
+                per_client_burst=integer(limits, "per_client_burst", lw, 10, minimum=1),
                 overall_per_minute=number(limits, "overall_per_minute", lw, 600.0),
-                overall_burst=integer(limits, "overall_burst", lw, 100),
+                overall_burst=integer(limits, "overall_burst", lw, 100, minimum=1),
             ),
             log_key=log_key,
             witness_keys=witness_keys,
-            quorum=integer(verify, "quorum", f"{file}: [verify]", 1),
+            quorum=integer(verify, "quorum", f"{file}: [verify]", 1, minimum=1),
             font=path(section, "font", where, base) if "font" in section else DEFAULT_FONT,
             insecure_development=boolean(section, "insecure_development", where, False),
             shutdown_grace_seconds=number(

@@ -131,18 +131,22 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     try:
         response = await handler(request)
     except web.HTTPException as exc:
-        if exc.status in _ERROR_PAGES:
-            response = _error_page(
-                request,
-                exc.status,
-                **{k: v for k, v in exc.headers.items() if k in ("Retry-After", "Allow")},
-            )
-        else:
-            response = exc  # redirects and the like
+        if exc.status not in _ERROR_PAGES:
+            _secure(request, exc)  # redirects and the like go out as raised
+            raise
+        response = _error_page(
+            request,
+            exc.status,
+            **{k: v for k, v in exc.headers.items() if k in ("Retry-After", "Allow")},
+        )
+    _secure(request, response)
+    return response
+
+
+def _secure(request: web.Request, response: web.StreamResponse) -> None:
     response.headers.update(SECURITY_HEADERS)
     if not request.path.startswith("/static/"):
         response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 async def _csrf_token_of(request: web.Request) -> str:
