@@ -4,6 +4,7 @@ security measures (sessions, CSRF, headers, revocation, rate limits), on SQLite 
 from __future__ import annotations
 
 import base64
+import json
 import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
@@ -14,6 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import sqlalchemy as sa
 from support.aio import LoopThread
 from support.portal_env import (
     CardAuthority,
@@ -39,8 +41,6 @@ class Reply:
     cookies: SimpleCookie
 
     def json(self) -> Any:
-        import json
-
         return json.loads(self.text)
 
 
@@ -134,7 +134,8 @@ def test_sign_in_binds_once_and_keeps_only_serial_and_link_code(env: Env) -> Non
     assert r.status == 200, r.text
     assert r.json()["next"] == "/history"
     morsel = r.cookies["__Host-session"]
-    assert morsel["httponly"] and morsel["secure"]
+    assert morsel["httponly"]
+    assert morsel["secure"]
     assert morsel["samesite"] == "Strict"
     assert morsel["path"] == "/"
     assert not morsel["domain"]
@@ -145,15 +146,14 @@ def test_sign_in_binds_once_and_keeps_only_serial_and_link_code(env: Env) -> Non
     # Signing in again reuses the kept link code: no second binding.
     env.sign_in(alice)
     assert (env.registry.calls, env.hub.issued) == (1, 1)
-    store = PortalStore(db.create_engine(env.config.database_url, schema=env.config.database_schema))
+    engine = db.create_engine(env.config.database_url, schema=env.config.database_schema)
+    store = PortalStore(engine)
     link = store.link_code(alice.serial)
     assert link is not None
     assert link.startswith("LC-")
     # The session id itself is not stored, only its hash.
     assert store.session(morsel.value, datetime.now(UTC)) is not None
     with store.engine.connect() as conn:
-        import sqlalchemy as sa
-
         stored = [tuple(row) for row in conn.execute(sa.text("select * from portal_sessions"))]
     assert all(morsel.value not in map(str, row) for row in stored)
     store.engine.dispose()
@@ -199,7 +199,8 @@ def test_security_headers_are_on_every_response(env: Env) -> None:
     signin = env.request("GET", "/signin").text
     assert '<script src="/static/signin.js"' in signin
     assert "<script>" not in signin
-    assert 'for="card-key"' in signin and 'for="card-cert"' in signin
+    assert 'for="card-key"' in signin
+    assert 'for="card-cert"' in signin
 
 
 def test_unsafe_methods_need_the_sessions_csrf_token(env: Env) -> None:
@@ -209,7 +210,8 @@ def test_unsafe_methods_need_the_sessions_csrf_token(env: Env) -> None:
     missing = env.request("POST", "/signout", cookie=cookie, data={})
     assert missing.status == 403
     assert "この操作はできません" in missing.text
-    assert env.request("POST", "/signout", cookie=cookie, data={"csrf_token": bobs_token}).status == 403
+    others = env.request("POST", "/signout", cookie=cookie, data={"csrf_token": bobs_token})
+    assert others.status == 403
     assert (
         env.request("POST", "/signout", cookie=cookie, headers={"X-CSRF-Token": "wrong"}).status
         == 403
