@@ -180,3 +180,52 @@ def test_a_revoked_or_unknown_card_is_refused(
     unknown = _bind(loop, s, "stray")
     assert isinstance(unknown, Refusal)
     assert unknown.reason == "CARD_CERTIFICATE_INVALID"
+
+
+def test_the_cards_cli_issues_and_revokes(
+    loop: LoopThread, setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from ops.cli import main
+
+    s = setup
+    code = s.topo.people[1].resident_code  # a second card (a reissue): a serial of its own
+    config = str(s.topo.layout.registry_config)
+    out = tmp_path / "cards"
+    assert (
+        main(["cards", "issue", "--registry-config", config, "--resident", code, "--out", str(out)])
+        == 0
+    )
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    _, serial, cert_file, key_file = line.split("\t")
+    key = serialization.load_pem_private_key(Path(key_file).read_bytes(), None)
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    cert = x509.load_pem_x509_certificate(Path(cert_file).read_bytes())
+    assert str(cert.serial_number) == serial
+    # No personal data in the certificate: not the resident code, not the name.
+    pem = Path(cert_file).read_bytes()
+    assert code.encode() not in pem
+    assert code.encode() not in cert.public_bytes(serialization.Encoding.DER)
+    s.cards[code] = (key, cert)
+    assert isinstance(_bind(loop, s, code), registry_pb2.BindCardResponse)
+    assert main(["cards", "revoke", "--registry-config", config, "--serial", serial]) == 0
+    crl = x509.load_pem_x509_crl(s.ca.files.crl.read_bytes())
+    assert crl.get_revoked_certificate_by_serial_number(int(serial)) is not None
+    revoked = _bind(loop, s, code)
+    assert isinstance(revoked, Refusal)
+    assert revoked.reason == "CARD_REVOKED"
+    assert main(["cards", "revoke", "--registry-config", config, "--serial", "12345"]) == 1
+    assert (
+        main(
+            [
+                "cards",
+                "issue",
+                "--registry-config",
+                config,
+                "--resident",
+                "99999999999",
+                "--out",
+                str(out),
+            ]
+        )
+        == 1
+    )
