@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import sqlalchemy as sa
 from aiohttp import web
 
 from portal import pages
@@ -35,6 +39,9 @@ from renkei import db
 from renkei.card import CardTrust
 from renkei.runner import serve_until_signalled
 from renkei.tlog import checkpoint, note
+
+log = logging.getLogger(__name__)
+EXPIRE_EVERY = 60.0  # seconds between sweeps of expired sessions and challenges
 
 
 def web_ssl_context(config: PortalConfig) -> ssl.SSLContext:
@@ -118,7 +125,31 @@ def create_app(
         store.engine.dispose()
 
     app.on_cleanup.append(close)
+    app.cleanup_ctx.append(_expiring(store, clock))
     return app
+
+
+def _expiring(
+    store: PortalStore, clock: Callable[[], datetime]
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A background task deleting expired sessions and challenges every ``EXPIRE_EVERY``."""
+
+    async def run(_: web.Application) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(EXPIRE_EVERY)
+                try:
+                    await asyncio.to_thread(store.expire, clock())
+                except sa.exc.SQLAlchemyError:
+                    log.exception("expiring sessions failed; trying again later")
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return run
 
 
 def _port(host_port: str) -> tuple[str, int]:

@@ -332,3 +332,20 @@ per_client_burst = 2
     assert replace(loaded.rate_limits) == RateLimits(per_client_burst=2)
     assert loaded.session_minutes == 15
     assert loaded.agency_id == "portal"
+
+
+def test_expired_sessions_and_challenges_are_swept(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    store = PortalStore(db.create_engine(db.sqlite_url(str(tmp_path / "p.db"))))
+    now = datetime.now(UTC)
+    store.add_challenge("old", now - timedelta(seconds=1))
+    store.add_challenge("new", now + timedelta(minutes=5))
+    store.add_session("gone", "1", "t", now - timedelta(hours=1), now - timedelta(seconds=1))
+    store.add_session("kept", "2", "t", now, now + timedelta(minutes=30))
+    assert store.expire(now) == 2
+    assert not store.use_challenge("old", now)
+    assert store.use_challenge("new", now)
+    assert store.session("gone", now) is None
+    assert store.session("kept", now) is not None
+    store.engine.dispose()
