@@ -139,7 +139,8 @@ class PortalConfig:
             web_cert=path(web, "cert", f"{file}: [web_tls]", base),
             web_key=path(web, "key", f"{file}: [web_tls]", base),
             card_ca_cert=path(cards, "ca_cert", f"{file}: [cards]", base),
-            card_crl=path(cards, "crl", f"{file}: [cards]", base) if "crl" in cards else None,
+            # Required: a portal that checked no revocation would take back every lost card.
+            card_crl=path(cards, "crl", f"{file}: [cards]", base),
             hub_endpoint=text(table(data, "hub", file), "endpoint", f"{file}: [hub]"),
             registry_endpoint=text(
                 table(data, "registry", file), "endpoint", f"{file}: [registry]"
