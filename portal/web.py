@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import grpc
 import jinja2
 from aiohttp import web
 
@@ -79,6 +80,9 @@ _SIGNIN_MESSAGES = {
     "CARD_CHALLENGE_FOREIGN": "このポータル向けのログイン要求ではありません。",
     "CARD_CHALLENGE_MALFORMED": "ログイン要求の形式が正しくありません。",
 }
+
+
+_SIGNIN_STATUS = {grpc.StatusCode.UNAUTHENTICATED: 401, grpc.StatusCode.INVALID_ARGUMENT: 400}
 
 
 def templates() -> jinja2.Environment:
@@ -163,10 +167,12 @@ async def _csrf_token_of(request: web.Request) -> str:
 @web.middleware
 async def sessions_and_csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     """``request[SESSION]`` from the cookie; refuses what needs a session or a token."""
+    if request.path.startswith("/static/") and request.method in ("GET", "HEAD"):
+        return await handler(request)  # the same files for everyone: no session to look up
     session = await request.app[SESSIONS].find(request.cookies.get(COOKIE, ""))
     if session is not None:
         request[SESSION] = session
-    public = request.path in PUBLIC or request.path.startswith("/static/")
+    public = request.path in PUBLIC
     if request.method in UNSAFE:
         origin = request.headers.get("Origin")
         if origin is not None and origin != request.app[CONFIG].origin:
@@ -249,7 +255,8 @@ async def api_signin(request: web.Request) -> web.StreamResponse:
         session = await request.app[SIGNIN].sign_in(certificate, challenge, signature)
     except RenkeiError as err:
         log.info("sign-in refused: %s", err.reason)
-        status = 401 if err.reason.startswith("CARD_") else 503
+        # The card's or the request's fault, or the portal's side (its CRL, the registry, the hub).
+        status = _SIGNIN_STATUS.get(err.code, 503)
         message = _SIGNIN_MESSAGES.get(
             err.reason, "ただいまログインできません。時間をおいてお試しください。"
         )

@@ -349,3 +349,15 @@ def test_expired_sessions_and_challenges_are_swept(tmp_path: Path) -> None:
     assert store.session("gone", now) is None
     assert store.session("kept", now) is not None
     store.engine.dispose()
+
+
+def test_an_unusable_crl_refuses_every_card_as_the_portals_fault(env: Env) -> None:
+    alice = env.ca.issue("alice")
+    env.ca.crl_file.write_text("not a CRL")
+    r = env.request("POST", "/api/signin", json=env.signin_body(alice))
+    assert (r.status, r.json()["error"]) == (503, "CARD_CRL_INVALID")
+    env.ca.crl_file.unlink()
+    r = env.request("POST", "/api/signin", json=env.signin_body(alice))
+    assert (r.status, r.json()["error"]) == (503, "CARD_CRL_INVALID")
+    env.ca.write_crl()
+    assert env.request("POST", "/api/signin", json=env.signin_body(alice)).status == 200
