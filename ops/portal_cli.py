@@ -30,55 +30,28 @@ def add_parser(sub: Any) -> None:
     revoke.add_argument("--serial", type=int, required=True, help="the card's serial (decimal)")
 
 
-def _binding_store(config_path: Path) -> tuple[Any, Any]:
-    from registry_binding.config import RegistryBindingConfig
-    from registry_binding.store import BindingStore
-    from renkei import db
-
-    config = RegistryBindingConfig.load(config_path)
-    if config.card_ca_dir is None:
-        raise SystemExit(f"{config_path}: no card CA folder")
-    store = BindingStore(db.create_engine(config.database_url, schema=config.database_schema))
-    return config, store
-
-
 def _issue(args: argparse.Namespace) -> int:
-    from registry_binding.cards import CardCa, id_bases, issue_cards
-    from registry_binding.sources import open_source
+    from ops.cards import issue_for_registry
 
-    config, store = _binding_store(args.registry_config)
     try:
-        ca = CardCa.load(config.card_ca_dir)
-        source = open_source(config.resident_source, config.resident_source_options)
-        try:
-            bases = id_bases(source, args.resident)
-        finally:
-            source.close()
-        unknown = [code for code in args.resident if code not in bases]
-        if unknown:
-            print(f"renkei cards issue: not current residents: {unknown}", file=sys.stderr)
-            return 1
-        for issued in issue_cards(store, ca, args.resident, args.out, id_basis=bases):
-            print(f"{issued.resident_code}\t{issued.serial}\t{issued.cert_file}\t{issued.key_file}")
-    finally:
-        store.engine.dispose()
+        issued = issue_for_registry(args.registry_config, args.resident, args.out)
+    except ValueError as err:
+        print(f"renkei cards issue: {err}", file=sys.stderr)
+        return 1
+    for c in issued:
+        print(f"{c.resident_code}\t{c.serial}\t{c.cert_file}\t{c.key_file}")
     return 0
 
 
 def _revoke(args: argparse.Namespace) -> int:
-    from registry_binding.cards import CardCa, revoke_card
+    from ops.cards import revoke_for_registry
 
-    config, store = _binding_store(args.registry_config)
     try:
-        ca = CardCa.load(config.card_ca_dir)
-        try:
-            crl = revoke_card(store, ca, args.serial)
-        except KeyError as err:
-            print(f"renkei cards revoke: {err.args[0]}", file=sys.stderr)
-            return 1
-        print(f"revoked {args.serial}; {crl}")
-    finally:
-        store.engine.dispose()
+        crl = revoke_for_registry(args.registry_config, args.serial)
+    except (KeyError, ValueError) as err:
+        print(f"renkei cards revoke: {err.args[0]}", file=sys.stderr)
+        return 1
+    print(f"revoked {args.serial}; {crl}")
     return 0
 
 

@@ -17,7 +17,7 @@ from support.aio import LoopThread
 from support.refusals import Refusal, refusal_of
 from support.topology import CITY, Topology, start_topology
 
-from ops.cards import init_card_ca
+from ops.cards import init_card_ca, issue_deployment_cards
 from ops.deploy import AgencySpec
 from registry_binding.bootstrap import RegistryBindingServer, create_server
 from registry_binding.cards import CardCa, CardStore, id_bases, issue_cards, revoke_card
@@ -214,6 +214,10 @@ def test_the_cards_cli_issues_and_revokes(
     assert isinstance(revoked, Refusal)
     assert revoked.reason == "CARD_REVOKED"
     assert main(["cards", "revoke", "--registry-config", config, "--serial", "12345"]) == 1
+    # The demo's way: the deployment's CA (kept, not remade) and a card next to the notices.
+    [demo] = issue_deployment_cards(s.topo.layout.root, [code], tmp_path / "notices")
+    assert demo.key_file == tmp_path / "notices" / f"{code}.card-key.pem"
+    assert CardCa.load(s.ca.files.folder).cert == s.ca.cert
     assert (
         main(
             [
