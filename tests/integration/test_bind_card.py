@@ -233,3 +233,60 @@ def test_the_cards_cli_issues_and_revokes(
         )
         == 1
     )
+
+
+def test_the_portal_signs_a_person_in_through_the_real_registry_and_hub(
+    loop: LoopThread, setup: Setup, tmp_path: Path
+) -> None:
+    import base64
+    import ssl
+
+    import aiohttp
+    from support.portal_env import CardAuthority, portal_config
+
+    from portal.bootstrap import start
+    from portal.store import PortalStore
+    from renkei import db
+
+    s = setup
+    code = s.topo.people[0].resident_code
+    key, cert = s.cards[code]
+    authority = CardAuthority(s.ca.files.folder, s.ca.cert, s.ca.key)
+    config, _ = portal_config(tmp_path, authority, (None, "real"))
+    config = replace(
+        config,
+        tls=s.topo.layout.pki.agency(PORTAL),
+        hub_endpoint=f"127.0.0.1:{s.topo.hub.port}",
+        registry_endpoint=f"127.0.0.1:{s.registry.port}",
+    )
+    server = loop.run(start(config))
+
+    async def sign_in() -> tuple[int, str]:
+        tls = ssl.create_default_context()
+        tls.check_hostname = False
+        tls.verify_mode = ssl.CERT_NONE  # the test's self-signed web certificate
+        base = f"https://127.0.0.1:{server.port}"
+        async with aiohttp.ClientSession() as client:
+            async with client.post(base + "/api/signin/challenge", json={}, ssl=tls) as r:
+                challenge = base64.b64decode((await r.json())["challenge"])
+            signature = card.der_to_p1363(card.sign_challenge(key, challenge))
+            body = {
+                "certificate": cert.public_bytes(serialization.Encoding.PEM).decode(),
+                "challenge": base64.b64encode(challenge).decode(),
+                "signature": base64.b64encode(signature).decode(),
+            }
+            async with client.post(base + "/api/signin", json=body, ssl=tls) as r:
+                return r.status, await r.text()
+
+    try:
+        status, text = loop.run(sign_in(), timeout=60)
+    finally:
+        loop.run(server.stop())
+    assert status == 200, text
+    store = PortalStore(db.create_engine(config.database_url))
+    kept = store.link_code(str(cert.serial_number))
+    store.engine.dispose()
+    # The same link code the hub gives the portal for this person by any other sealing.
+    again = _bind(loop, s, code)
+    assert isinstance(again, registry_pb2.BindCardResponse)
+    assert kept == _link_code(loop, s, again.sealed_id_code)
