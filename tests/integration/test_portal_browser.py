@@ -98,3 +98,16 @@ def test_a_person_signs_in_with_their_card_files(
     assert cookie["httpOnly"]
     assert cookie["secure"]
     assert cookie["sameSite"] == "Strict"
+
+    # Signing out (the page's form, with its CSRF token) and a revoked card's refusal.
+    browser.find_element(By.CSS_SELECTOR, "form[action='/signout'] button").click()
+    WebDriverWait(browser, 20).until(expected_conditions.url_to_be(base + "/signin"))
+    ca.revoke(alice)  # type: ignore[attr-defined]
+    browser.find_element(By.ID, "card-key").send_keys(str(alice.key_file))
+    browser.find_element(By.ID, "card-cert").send_keys(str(alice.cert_file))
+    browser.find_element(By.ID, "signin-button").click()
+    WebDriverWait(browser, 20).until(
+        expected_conditions.text_to_be_present_in_element((By.ID, "signin-status"), "失効")
+    )
+    assert browser.current_url == base + "/signin"
+    browser.save_screenshot(str(tmp_path / "signin-revoked.png"))

@@ -218,7 +218,18 @@ def test_unsafe_methods_need_the_sessions_csrf_token(env: Env) -> None:
     )
     # Still signed in after the refusals; the right token signs out.
     assert env.request("GET", "/history", cookie=cookie).status == 200
-    out = env.request("POST", "/signout", cookie=cookie, data={"csrf_token": token})
+    foreign = env.request(
+        "POST",
+        "/signout",
+        cookie=cookie,
+        data={"csrf_token": token},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert foreign.status == 403
+    # Browsers send Origin "null" for a form under Referrer-Policy no-referrer: the token decides.
+    out = env.request(
+        "POST", "/signout", cookie=cookie, data={"csrf_token": token}, headers={"Origin": "null"}
+    )
     assert (out.status, out.headers["Location"]) == (303, "/signin")
     assert out.cookies["__Host-session"].value == ""
     assert env.request("GET", "/history", cookie=cookie).status == 303
