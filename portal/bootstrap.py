@@ -26,6 +26,7 @@ from portal.signin import CardBinder, LinkCodes, SignIn
 from portal.store import PortalStore, SqlApplications
 from portal.web import (
     CONFIG,
+    MAX_BODY,
     RATE,
     SESSIONS,
     SIGNIN,
@@ -105,7 +106,9 @@ def create_app(
         challenge_lifetime=timedelta(seconds=config.challenge_seconds),
         clock=clock,
     )
-    app = web.Application(middlewares=[security_headers, sessions_and_csrf])
+    app = web.Application(
+        middlewares=[security_headers, sessions_and_csrf], client_max_size=MAX_BODY
+    )
     app[CONFIG] = config
     app[SESSIONS] = sessions
     app[SIGNIN] = signin

@@ -49,6 +49,8 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 SIGNIN_API = frozenset({"/api/signin/challenge", "/api/signin"})
 PUBLIC = frozenset({"/signin", "/favicon.ico", *SIGNIN_API})
 MAX_SIGNIN_BODY = 16 * 1024
+# Any request body: forms and JSON are small; nothing is uploaded to the portal.
+MAX_BODY = 256 * 1024
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -240,8 +242,11 @@ async def api_signin(request: web.Request) -> web.StreamResponse:
     _rate_limited(request)
     if request.content_length is not None and request.content_length > MAX_SIGNIN_BODY:
         return _json_error(413, "TOO_LARGE", "リクエストが大きすぎます。")
+    raw = await request.read()  # bounded by the app's client_max_size as well
+    if len(raw) > MAX_SIGNIN_BODY:
+        return _json_error(413, "TOO_LARGE", "リクエストが大きすぎます。")
     try:
-        body = json.loads(await request.content.read(MAX_SIGNIN_BODY + 1))
+        body = json.loads(raw)
         if not isinstance(body, dict):
             raise ValueError("not an object")
         certificate = _field(body, "certificate")

@@ -283,7 +283,9 @@ def test_bad_cards_and_replays_are_refused(env: Env) -> None:
     foreign = env.request("POST", "/api/signin", json=env.signin_body(mallory, challenge=elsewhere))
     assert foreign.json()["error"] == "CARD_CHALLENGE_FOREIGN"
     malformed = env.request("POST", "/api/signin", json={"certificate": "x"})
-    assert malformed.status == 400
+    assert (malformed.status, malformed.json()["error"]) == (400, "MALFORMED_SIGNIN")
+    large = env.request("POST", "/api/signin", json={"certificate": "x" * 20_000})
+    assert (large.status, large.json()["error"]) == (413, "TOO_LARGE")
 
 
 @pytest.fixture
