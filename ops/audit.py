@@ -57,6 +57,8 @@ SEPARATION: Mapping[str, frozenset[str]] = {
     # The registry's binding party mints every agency's handles for the change
     # feed and keeps the resident code each follows (and the consent log's).
     "registry-binding": frozenset({RESIDENT_CODE, f"{HANDLE} {EVERY_AGENCY}"}),
+    # The portal (issue 15): card serial -> its own link code; sessions, applications.
+    "portal": frozenset({f"{LINK_CODE} {OWN}"}),
     # An agency: its own link codes and handles only, the four facts of the
     # persons it follows (R14), and the payloads of its exchanges.
     "agency": frozenset({f"{LINK_CODE} {OWN}", f"{HANDLE} {OWN}", FOUR_FACTS, PAYLOAD}),
@@ -195,6 +197,13 @@ def audit_deployment(root: Path, sample: int = 500) -> dict[str, dict[str, int]]
         binding.database_url, schema=binding.database_schema
     )
 
+    portal_config = root / "portal" / "portal.toml"  # where the deployment puts it (issue 15)
+    if portal_config.exists():
+        from portal.config import PortalConfig
+
+        portal = PortalConfig.load(portal_config)
+        engines["portal"] = db.create_engine(portal.database_url, schema=portal.database_schema)
+
     evidence = Evidence()
     registry = RegistryStore(engines["registry"])
     residents = registry.sample(sample)
@@ -236,6 +245,12 @@ def audit_deployment(root: Path, sample: int = 500) -> dict[str, dict[str, int]]
             evidence.add(
                 PAYLOAD, (canonical_json(r) for r in RecordStore.from_file(records).records())
             )
+    if "portal" in engines:
+        from portal.store import persons
+
+        with engines["portal"].connect() as conn:
+            codes = conn.execute(sa.select(persons.c.link_code)).scalars()
+            evidence.add(f"{LINK_CODE} (portal)", [c.encode() for c in codes])
     report: dict[str, dict[str, int]] = {}
     for name, engine in engines.items():
         report[name] = kinds_in(haystacks(engine), evidence)

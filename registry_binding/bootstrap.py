@@ -11,6 +11,7 @@ import grpc
 
 from registry_binding import retention as registry_retention
 from registry_binding.binding import RegistryBinding
+from registry_binding.cards import CardBinding, CardCaFiles, CardStore
 from registry_binding.config import RegistryBindingConfig
 from registry_binding.consent import ConsentBinding, ConsentLog
 from registry_binding.consent_share import ConsentLogReader, ConsentLogServicer
@@ -22,6 +23,7 @@ from registry_binding.sources import open_source
 from registry_binding.store import BindingStore
 from registry_binding.subscriptions import Subscriptions
 from renkei import db, legal_hold_service, retention
+from renkei.card import CardTrust
 from renkei.config_util import ConfigError
 from renkei.grpcutil.server import ServerHandle, start_server
 from renkei.oversight.v1 import oversight_pb2, oversight_pb2_grpc
@@ -69,6 +71,19 @@ class RegistryBindingServer:
         self.store.engine.dispose()
 
 
+def _card_binding(
+    config: RegistryBindingConfig, store: BindingStore, sealer: GrpcSealer
+) -> CardBinding | None:
+    """``BindCard``'s domain, if the card CA's certificate is there (issue 15)."""
+    if config.card_ca_dir is None:
+        return None
+    files = CardCaFiles(config.card_ca_dir)
+    if not files.cert.exists():
+        return None
+    trust = CardTrust(files.cert, files.crl)
+    return CardBinding(trust, CardStore(store), sealer, config.portals)
+
+
 async def create_server(config: RegistryBindingConfig) -> RegistryBindingServer:
     if not config.id_issuer_endpoint:
         raise ConfigError("[registry] id_issuer_endpoint is needed to serve binding")
@@ -84,7 +99,9 @@ async def create_server(config: RegistryBindingConfig) -> RegistryBindingServer:
         subscriptions = Subscriptions(store, source)
         binding = RegistryBinding(matcher, sealer, subscriptions=subscriptions)
         consent = ConsentBinding(matcher, source, sealer, log, config.private_bodies)
-        servicer = BindingServicer(binding, subscriptions, consent)
+        servicer = BindingServicer(
+            binding, subscriptions, consent, _card_binding(config, store, sealer)
+        )
         directory = ResidentDirectoryServicer(source, config.directory_callers)
         holds = HoldStore(store.engine)
         consent_share = ConsentLogServicer(ConsentLogReader(store.engine))

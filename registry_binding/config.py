@@ -8,9 +8,14 @@
     id_issuer_endpoint = "127.0.0.1:50061"                 # optional here, needed to serve
     private_bodies = ["example-bank"]                      # optional: agencies designated
                                                            # as private bodies (R20)
+    portals = ["portal"]                                   # optional: agencies that may
+                                                           # BindCard (the default)
     [binding]                                              # optional: this party's own store
     database_url = "sqlite:///{config_dir}/registry_binding.db"
     # database_schema = "registry_binding"                 # PostgreSQL
+
+    [cards]                                                # optional: the card CA (issue 15)
+    ca_dir = "../pki/card-ca"                              # ca.pem, ca.key, crl.pem (default)
 
     [resident_source]                                      # optional: where residents come from
     kind = "juki_mock"                                     # a renkei.resident_sources entry point
@@ -45,6 +50,7 @@ from renkei.config_util import (
     load_toml,
     number,
     optional_text,
+    resolve,
     table,
     text,
     text_list,
@@ -54,6 +60,8 @@ from renkei.pki import TlsFiles, validate_agency_id
 from renkei.retention import RetentionPolicy, retention_policy
 
 DEFAULT_SOURCE = "juki_mock"
+DEFAULT_PORTALS = ("portal",)
+DEFAULT_CARD_CA_DIR = "../pki/card-ca"
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,10 @@ class RegistryBindingConfig:
     directory_callers: frozenset[str] = DEFAULT_DIRECTORY_CALLERS
     # [retention]: how long the consent log is kept, the purge's batches (R25).
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    # Agencies that may bind a person's card (BindCard): the portals.
+    portals: tuple[str, ...] = DEFAULT_PORTALS
+    # The card CA's folder (ca.pem, ca.key, crl.pem; registry_binding.cards).
+    card_ca_dir: Path | None = None
 
     @classmethod
     def load(cls, path: Path) -> RegistryBindingConfig:
@@ -134,13 +146,24 @@ class RegistryBindingConfig:
             resident_source_options=options,
             directory_callers=callers,
             retention=retention_policy(data, path),
+            portals=_private_bodies(
+                text_list(section, "portals", where) if "portals" in section else DEFAULT_PORTALS,
+                where,
+                key="portals",
+            ),
+            card_ca_dir=resolve(
+                path.parent,
+                text(table(data, "cards", path), "ca_dir", f"{path}: [cards]", DEFAULT_CARD_CA_DIR),
+            ),
         )
 
 
-def _private_bodies(value: tuple[str, ...], where: str) -> tuple[str, ...]:
+def _private_bodies(
+    value: tuple[str, ...], where: str, *, key: str = "private_bodies"
+) -> tuple[str, ...]:
     for agency_id in value:
         try:
             validate_agency_id(agency_id)
         except ValueError as err:
-            raise ConfigError(f"{where}: private_bodies: {err}") from None
+            raise ConfigError(f"{where}: {key}: {err}") from None
     return value

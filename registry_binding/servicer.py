@@ -1,7 +1,7 @@
 """``renkei.registry.v1.BindingService`` over gRPC: proto in, domain call, proto out.
 
-``MatchRecords`` (``binding``), ``ListChanges`` (``subscriptions``) and
-``MatchWithConsent`` (``consent``). The agency is the one named in the
+``MatchRecords`` (``binding``), ``ListChanges`` (``subscriptions``),
+``MatchWithConsent`` (``consent``) and ``BindCard`` (``cards``). The agency is the one named in the
 caller's certificate: no field of a request can name another.
 """
 
@@ -13,11 +13,12 @@ from typing import Any
 import grpc
 
 from registry_binding.binding import MAX_RECORDS, RegistryBinding
+from registry_binding.cards import CardBinding
 from registry_binding.consent import Consent, ConsentBinding, Giver
 from registry_binding.records import AgencyRecord
 from registry_binding.subscriptions import MAX_PAGE, Subscriptions
 from renkei import validate
-from renkei.errors import InvalidArgument, PermissionDenied, invalid_field
+from renkei.errors import FailedPrecondition, InvalidArgument, PermissionDenied, invalid_field
 from renkei.fourfacts.normalize import FourFacts
 from renkei.grpcutil.caller import caller, label
 from renkei.registry.v1 import registry_pb2, registry_pb2_grpc
@@ -133,10 +134,12 @@ class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
         binding: RegistryBinding,
         subscriptions: Subscriptions,
         consent: ConsentBinding,
+        cards: CardBinding | None = None,
     ) -> None:
         self._binding = binding
         self._subscriptions = subscriptions
         self._consent = consent
+        self._cards = cards
 
     async def MatchRecords(  # gRPC method names are PascalCase
         self, request: registry_pb2.MatchRecordsRequest, context: Context
@@ -205,9 +208,19 @@ class BindingServicer(registry_pb2_grpc.BindingServiceServicer):
     async def BindCard(  # gRPC method names are PascalCase
         self, request: registry_pb2.BindCardRequest, context: Context
     ) -> registry_pb2.BindCardResponse:
-        # Issue 15 lands it; until then, an honest UNIMPLEMENTED.
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "BindCard is not served yet")
-        raise AssertionError("abort raises")
+        if self._cards is None:
+            raise FailedPrecondition(
+                "CARD_CA_MISSING", "this registry has no card CA (registry.toml [cards] ca_dir)"
+            )
+        who, agency_id = _caller_name()
+        sealed = await self._cards.bind(
+            who,
+            agency_id,
+            bytes(request.card_certificate),
+            bytes(request.challenge),
+            bytes(request.signature),
+        )
+        return registry_pb2.BindCardResponse(sealed_id_code=sealed)
 
     async def MatchWithConsent(  # gRPC method names are PascalCase
         self, request: registry_pb2.MatchWithConsentRequest, context: Context

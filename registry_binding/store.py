@@ -18,6 +18,13 @@ Tables (SQLAlchemy Core, SQLite or PostgreSQL), none of them the register's:
 ``consent_log``
     Every consent-flow attempt of a private body (``consent``), for the
     oversight body (R27).
+``cards``
+    Each card the card CA issued (``cards``): its certificate serial, whose
+    it is (the resident code at issue and the code the person's ID code is
+    made from), when it was issued and revoked.
+``card_bindings``
+    Every ``BindCard`` attempt (time, caller, card serial, outcome), for the
+    oversight body.
 
 The four facts are never stored here: ``ListChanges`` joins each entry to the
 register's facts as they are when it is read.
@@ -84,6 +91,30 @@ consent_log = sa.Table(
     # ... and what the oversight body reads.
     sa.Column("reason", sa.String(400), nullable=False),
     sa.Column("resident_code", sa.String(11), nullable=True),
+    sqlite_autoincrement=True,
+)
+
+cards = sa.Table(
+    "cards",
+    metadata,
+    # A certificate serial is up to 20 octets (RFC 5280): kept as decimal text.
+    sa.Column("serial", sa.String(49), primary_key=True),
+    sa.Column("resident_code", sa.String(11), nullable=False, index=True),
+    sa.Column("id_basis", sa.String(11), nullable=False),
+    sa.Column("issued_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+)
+
+card_bindings = sa.Table(
+    "card_bindings",
+    metadata,
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    sa.Column("attempted_at", UtcDateTime(), nullable=False, index=True),
+    sa.Column("caller", sa.String(80), nullable=False),
+    # Empty when the certificate could not be read.
+    sa.Column("card_serial", sa.String(49), nullable=False),
+    # "bound" or the refusal's reason.
+    sa.Column("outcome", sa.String(40), nullable=False),
     sqlite_autoincrement=True,
 )
 

@@ -56,6 +56,8 @@ def test_the_store_makes_its_tables_once_and_starts_at_the_feed_start(engine: En
         "deliveries",
         "feed_state",
         "consent_log",
+        "cards",
+        "card_bindings",
     }
     assert store.applied_seq() == 0
     assert store.handles() == {}

@@ -1,0 +1,195 @@
+"""Wiring the portal: every dependency built here, once, from the config; HTTPS only."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+from aiohttp import web
+
+from portal import pages
+from portal.app_keys import APPLICATIONS, PERSONAL_LOG, PersonalLog
+from portal.config import PortalConfig
+from portal.history import VERIFIER, HistoryVerifier
+from portal.hub_client import HubClient
+from portal.ratelimit import TokenBuckets
+from portal.registry_client import RegistryClient
+from portal.sessions import Sessions, utc_now
+from portal.signin import CardBinder, LinkCodes, SignIn
+from portal.store import PortalStore, SqlApplications
+from portal.web import (
+    CONFIG,
+    MAX_BODY,
+    RATE,
+    SESSIONS,
+    SIGNIN,
+    SIGNIN_TEMPLATES,
+    add_routes,
+    security_headers,
+    sessions_and_csrf,
+    templates,
+)
+from renkei import db
+from renkei.card import CardTrust
+from renkei.runner import serve_until_signalled
+from renkei.tlog import checkpoint, note
+
+log = logging.getLogger(__name__)
+EXPIRE_EVERY = 60.0  # seconds between sweeps of expired sessions and challenges
+
+
+def web_ssl_context(config: PortalConfig) -> ssl.SSLContext:
+    """The internet side's TLS: the portal's own web certificate, TLS 1.2 or newer."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.web_cert, config.web_key)
+    return context
+
+
+def _verifier(config: PortalConfig) -> HistoryVerifier | None:
+    if not config.log_key:
+        return None
+    return HistoryVerifier(
+        note.parse_verifier_key(config.log_key),
+        [checkpoint.parse_cosignature_verifier_key(k) for k in config.witness_keys],
+        config.quorum,
+    )
+
+
+@dataclass
+class Peers:
+    """What the portal calls: the hub (PersonalLog, IssueLinkCode) and the registry (BindCard).
+
+    ``closers`` are awaited at shutdown (the gRPC channels the bootstrap opened).
+    """
+
+    personal_log: PersonalLog
+    link_codes: LinkCodes
+    registry: CardBinder
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+def grpc_peers(config: PortalConfig) -> Peers:
+    hub = HubClient(
+        config.hub_endpoint, config.tls, insecure_development=config.insecure_development
+    )
+    registry = RegistryClient(
+        config.registry_endpoint, config.tls, insecure_development=config.insecure_development
+    )
+    return Peers(hub, hub, registry, [hub.close, registry.close])
+
+
+def create_app(
+    config: PortalConfig,
+    peers: Peers | None = None,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+) -> web.Application:
+    """The portal's aiohttp application (``peers``: the real gRPC clients unless given)."""
+    peers = peers or grpc_peers(config)
+    store = PortalStore(db.create_engine(config.database_url, schema=config.database_schema))
+    sessions = Sessions(store, timedelta(minutes=config.session_minutes), clock=clock)
+    signin = SignIn(
+        audience=config.agency_id,
+        trust=CardTrust(config.card_ca_cert, config.card_crl),
+        store=store,
+        sessions=sessions,
+        registry=peers.registry,
+        hub=peers.link_codes,
+        challenge_lifetime=timedelta(seconds=config.challenge_seconds),
+        clock=clock,
+    )
+    app = web.Application(
+        middlewares=[security_headers, sessions_and_csrf], client_max_size=MAX_BODY
+    )
+    app[CONFIG] = config
+    app[SESSIONS] = sessions
+    app[SIGNIN] = signin
+    app[RATE] = TokenBuckets(config.rate_limits)
+    app[SIGNIN_TEMPLATES] = templates()
+    app[PERSONAL_LOG] = peers.personal_log
+    app[APPLICATIONS] = SqlApplications(store.engine)
+    verifier = _verifier(config)
+    if verifier is not None:
+        app[VERIFIER] = verifier
+    add_routes(app)
+    pages.routes(app)
+
+    async def close(_: web.Application) -> None:
+        for closer in peers.closers:
+            await closer()
+        store.engine.dispose()
+
+    app.on_cleanup.append(close)
+    app.cleanup_ctx.append(_expiring(store, clock))
+    return app
+
+
+def _expiring(
+    store: PortalStore, clock: Callable[[], datetime]
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A background task deleting expired sessions and challenges every ``EXPIRE_EVERY``."""
+
+    async def run(_: web.Application) -> AsyncIterator[None]:
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(EXPIRE_EVERY)
+                try:
+                    await asyncio.to_thread(store.expire, clock())
+                except sa.exc.SQLAlchemyError:
+                    log.exception("expiring sessions failed; trying again later")
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return run
+
+
+def _port(host_port: str) -> tuple[str, int]:
+    host, _, port = host_port.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)  # the portal faces the internet
+
+
+@dataclass
+class PortalServer:
+    config: PortalConfig
+    runner: web.AppRunner
+    port: int
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self.runner.cleanup()
+
+
+async def start(
+    config: PortalConfig,
+    peers: Peers | None = None,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+) -> PortalServer:
+    """Serves the portal over HTTPS on ``config.listen`` (port 0: any free port)."""
+    app = create_app(config, peers, clock=clock)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    host, port = _port(config.listen)
+    site = web.TCPSite(runner, host, port, ssl_context=web_ssl_context(config))
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    return PortalServer(config, runner, int(runner.addresses[0][1]))
+
+
+async def serve(config_path: Path, port_file: Path | None = None) -> None:
+    config = PortalConfig.load(config_path)
+    await serve_until_signalled(lambda: start(config), port_file)
