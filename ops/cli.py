@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=50051,
         help="hub port; comm servers from +1, legacy systems from +101,"
-        " the ID issuer, numbering agency and registry at +201..203",
+        " the ID issuer, numbering agency and registry at +201..203, the witness at +204,"
+        " the hub's log over HTTPS at +205, the portal at +206",
     )
     p.add_argument("--database-url", help="one database for all parties, a schema each")
     p.add_argument(

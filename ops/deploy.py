@@ -14,6 +14,10 @@ end-to-end tests, so all of them run the same files the same way.
     <root>/oversight/           oversight.toml (whom the oversight body reads: the hub and its
                                 log keys, every comm server, the registry's binding party),
                                 tls/; no store: it keeps only what it fetched, as files (out/)
+    <root>/portal/              portal.toml, master.key, portal.db, exchange.pem, tls/, web/
+                                (ops/deploy_portal.py); <root>/pki/web-ca/ its web CA
+    <root>/pki/card-ca/         the card CA the registry side issues residents' cards with
+                                (ops/cards.py)
 
 Each party's data keys live in its own database, wrapped under its own
 master key (``renkei.keystore``).
@@ -45,7 +49,9 @@ from hub_server.keys import provision as hub_key_setup
 from hub_server.keys import sealing_key as hub_sealing_key
 from id_issuer.issuer import open_key_store as open_issuer_key_store
 from id_issuer.issuer import provision as id_key_setup
-from ops.pki import PkiLayout, init_pki, issue_exchange_certificate
+from ops.cards import init_card_ca
+from ops.deploy_portal import PORTAL_ID, lay_out_portal, portal_files, set_verifier_keys
+from ops.pki import CERT_FILE, KEY_FILE, PkiLayout, init_pki, issue_exchange_certificate
 from renkei import db, sealing
 from renkei.keystore import KeyStore, create_master_key_file, load_master_key
 from renkei.pki import TlsFiles
@@ -151,6 +157,8 @@ class Endpoints:
     # The witness (HTTPS) and the hub's log over HTTPS (tlog-tiles).
     witness_port: int = 0
     log_http_port: int = 0
+    # The portal (HTTPS to browsers: the one party facing the internet).
+    portal_port: int = 0
     # An agency's [legacy] table (kind, format, url/port/folder: docs/legacy-formats.md);
     # an agency not here gets the JSON-lines system at its legacy_ports entry.
     legacy: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -184,7 +192,7 @@ def endpoints_from(base: int, agencies: Sequence[AgencySpec]) -> Endpoints:
     """Fixed ports from ``base`` (``renkei deploy init --base-port``): the hub at
     base, communication servers from base+1, legacy systems from base+101, then
     the ID issuer, the numbering agency and the registry at base+201..203, the
-    witness at base+204 and the hub's log over HTTPS at base+205."""
+    witness at base+204, the hub's log over HTTPS at base+205 and the portal at base+206."""
     return Endpoints(
         base,
         {a.agency_id: base + 1 + i for i, a in enumerate(agencies)},
@@ -194,6 +202,7 @@ def endpoints_from(base: int, agencies: Sequence[AgencySpec]) -> Endpoints:
         registry_port=base + 203,
         witness_port=base + 204,
         log_http_port=base + 205,
+        portal_port=base + 206,
     )
 
 
@@ -207,6 +216,7 @@ def pick_endpoints(agencies: Sequence[AgencySpec]) -> Endpoints:
         registry_port=free_port(),
         witness_port=free_port(),
         log_http_port=free_port(),
+        portal_port=free_port(),
     )
 
 
@@ -359,6 +369,27 @@ def init_deployment(
         )
         comm_keys.engine.dispose()
 
+    # The portal: an agency to the hub with no class (it may relay nothing), its own web
+    # certificate for browsers; its [verify] keys come once the hub's and the witness's exist.
+    registry_endpoint = f"{host}:{endpoints.registry_port}"
+    portal_dir = portal_files(layout.root).folder
+    portal_tls = TlsFiles(
+        pki.roots, portal_dir / "tls" / CERT_FILE, portal_dir / "tls" / KEY_FILE, pki.crls
+    )
+    portal = lay_out_portal(
+        layout.root,
+        pki,
+        listen=f"{host}:{endpoints.portal_port}",
+        public_url=f"https://{host}:{endpoints.portal_port}",
+        hub_endpoint=hub_endpoint,
+        registry_endpoint=registry_endpoint,
+        database=_db(settings, PORTAL_ID),
+        tls=_tls_paths(portal_tls, portal_dir),
+        log_level=settings.log_level,
+    )
+    directory.append(portal.directory_entry)
+    _make_portal_store(portal.files.config)
+
     layout.hub_dir.mkdir(parents=True, exist_ok=True)
     create_master_key_file(layout.hub_dir / "master.key")
     _write_toml(layout.hub_dir / "directory.toml", {"agency": directory})
@@ -389,7 +420,7 @@ def init_deployment(
         db.create_engine(hub_config.database_url, schema=hub_config.database_schema),
         load_master_key(hub_config.master_key),
     )
-    hub_key_setup(hub_keys, ids)
+    hub_key_setup(hub_keys, [*ids, PORTAL_ID])  # the portal gets link codes of its own
     hub_public = sealing.public_key_bytes(hub_sealing_key(hub_keys))
     origin = hub_config.log.origin
     hub_log_key = checkpoint_signer(hub_keys, origin).verifier().verifier_key()
@@ -423,6 +454,7 @@ def init_deployment(
             "verify_every_seconds": settings.log_verify_seconds,
         }
         _write_toml(path, comm_toml)
+    set_verifier_keys(portal.files, hub_log_key, [witness_key])
 
     issuer_dir = layout.id_issuer_config.parent
     issuer_dir.mkdir(parents=True, exist_ok=True)
@@ -453,7 +485,6 @@ def init_deployment(
     # which asks the registry's directory service whether resident codes exist
     # and holds no URL to the registry's store (issue 13).
     registry_db = _db(settings, "registry")
-    registry_endpoint = f"{host}:{endpoints.registry_port}"
     _write_toml(
         layout.registry_config,
         {
@@ -463,6 +494,8 @@ def init_deployment(
                 # and its resident directory, for the numbering agency (R8).
                 "listen": registry_endpoint,
                 "id_issuer_endpoint": f"{host}:{endpoints.id_issuer_port}",
+                # The agencies that may bind a person's card (BindCard): the portal.
+                "portals": [PORTAL_ID],
             },
             # The binding party's own store: handles and consent log, never the facts.
             "binding": _db(settings, "registry_binding"),
@@ -471,6 +504,9 @@ def init_deployment(
             "tls": _tls_paths(pki.service(REGISTRY), layout.registry_config.parent),
         },
     )
+    # The card CA the registry side issues residents' cards with ([cards] ca_dir, its
+    # default ../pki/card-ca); the portal and the counter trust its certificate and CRL.
+    init_card_ca(layout.root)
     _write_toml(
         layout.numbering_config,
         {
@@ -501,6 +537,17 @@ def init_deployment(
         ),
     )
     return layout
+
+
+def _make_portal_store(config_path: Path) -> None:
+    """The portal's tables, made now (its own start makes them too) so that a store audit
+    of a deployment whose portal never ran sees an empty store rather than none."""
+    from portal.config import PortalConfig
+    from portal.store import PortalStore
+
+    config = PortalConfig.load(config_path)
+    store = PortalStore(db.create_engine(config.database_url, schema=config.database_schema))
+    store.engine.dispose()
 
 
 def oversight_config(

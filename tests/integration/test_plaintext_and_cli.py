@@ -78,7 +78,7 @@ def test_cli_pki_init_and_deploy_init(tmp_path: Path, capsys: pytest.CaptureFixt
     agencies = ["--agency", "x1=名=市町村長", "--agency", "札幌市", "--agency", "nenkin"]
     assert main(["deploy", "init", "--dir", str(deployment), *agencies]) == 0
     directory = tomllib.loads((deployment / "hub" / "directory.toml").read_text())
-    assert [a["id"] for a in directory["agency"]] == ["x1", "011002", "nenkin"]
+    assert [a["id"] for a in directory["agency"]] == ["x1", "011002", "nenkin", "portal"]
     assert "市町村長" in directory["agency"][1]["classes"]
     hub = tomllib.loads((deployment / "hub" / "hub.toml").read_text())
     assert hub["hub"]["listen"] == "127.0.0.1:50051"
@@ -96,9 +96,11 @@ def test_cli_pki_init_and_deploy_init(tmp_path: Path, capsys: pytest.CaptureFixt
     ]
     assert sorted(p.parent.name for p in (deployment / "pki").rglob("ca.key")) == [
         "agencies-ca",
+        "card-ca",  # the residents' cards (the registry side)
         "hub-ca",
         "oversight-ca",
         "services-ca",
+        "web-ca",  # the portal's certificate for browsers (a public CA's stand-in)
     ]
     assert "deployment in" in capsys.readouterr().out
     # Every party gets a real port from the base: no config may name port 0.

@@ -277,6 +277,8 @@ async def start_topology(
     }
     hub.hub.directory = Directory(
         replace(agency, endpoint=f"127.0.0.1:{comms[agency.agency_id].port}")
+        if agency.agency_id in comms
+        else agency  # the portal: the hub never calls it
         for agency in hub.hub.directory
     )
     return Topology(
