@@ -11,7 +11,10 @@ re-encoded in the requester's own format), refused ones (unlawful, staff not
 registered, no record, a slow system) and the insurer's answer-later path;
 prints the trace and every party's log; shows the hub's log as a verifiable
 log (the witnessed checkpoint, the city verifying its whole share with
-proofs, an entry edited in the hub's database and caught); audits the
+proofs, an entry edited in the hub's database and caught); then a person
+signs in to the portal with their card, reads their verified history and an
+entry's details, the city's counter prints it as a PDF, and the oversight
+body reconciles every share and reports (ops/demo_views.py); audits the
 configurations and the stores, stops every process and exits 0.
 """
 
@@ -45,6 +48,7 @@ from hub_server.config import HubConfig
 from hub_server.log_store import SqlHubLog
 from legacy_stubs.control import set_faults
 from legacy_stubs.jsonl_records.store import write_records
+from ops import demo_views
 from ops.audit import audit_configs, audit_deployment, breaches, render, render_configs
 from ops.demo_data import DemoQuery, legacy_record, legacy_records, queries, residents
 from ops.deploy import (
@@ -55,6 +59,7 @@ from ops.deploy import (
     pick_endpoints,
     registered,
 )
+from ops.deploy_portal import portal_files
 from ops.identities import issue_numbers, seed_registry
 from ops.processes import ProcessGroup, Started, python_module
 from renkei import db
@@ -125,6 +130,9 @@ class Demo:
         self.drop_folder = state_dir / "insurer-drop"
         endpoints = pick_endpoints(AGENCIES)
         self.endpoints = replace(endpoints, legacy=legacy_tables(endpoints, self.drop_folder))
+        # The hub's serials of each person's exchanges, as the traces saw them.
+        self.serials: dict[str, list[int]] = {p.resident_code: [] for p in self.people}
+        self.cards: list[demo_views.DemoCard] = []
 
     # -- setting up --------------------------------------------------------
 
@@ -144,6 +152,7 @@ class Demo:
         )
         for agency_id, records in legacy_records(self.people).items():
             write_records(layout.legacy_records(agency_id), records)
+        demo_views.allow_every_hour(layout.oversight_config)
         return layout
 
     def _load_staff(self) -> tuple[Grant, ...]:
@@ -295,6 +304,9 @@ class Demo:
         finally:
             if q.slow_provider_ms:
                 set_faults(legacy)
+        person = next(p for p in self.people if p.local_ids.get(q.requester) == q.local_person_id)
+        if serial is not None and serial not in self.serials[person.resident_code]:
+            self.serials[person.resident_code].append(serial)
         requester = self.store(layout, q.requester)
         provider = self.store(layout, q.provider)
         c.print(
@@ -563,6 +575,7 @@ class Demo:
                 notices,
             )
         )
+        cards = {c.resident_code: c for c in self.cards}
         for person in self.people:
             n = numbers[person.resident_code]
             self.console.print(
@@ -570,6 +583,60 @@ class Demo:
                 f" (random; check digit {n[-1]}), told to the registry that asked; the notice"
                 f" for the holder is {notices.name}/{person.resident_code}.html"
             )
+            if person.resident_code in cards:
+                card = cards[person.resident_code]
+                self.console.print(
+                    f"    with the card (serial {card.serial}) next to it:"
+                    f" {notices.name}/{card.cert_file.name} and {card.key_file.name}"
+                )
+
+    def issue_cards(self, layout: Layout) -> None:
+        """Each person's card (key and certificate) from the registry side's card CA."""
+        self.cards = demo_views.issue_cards(
+            layout, [(p.resident_code, p.name) for p in self.people], self.state_dir / "notices"
+        )
+
+    # -- the people and the oversight body look (issue 15) -------------------
+
+    def views(self, layout: Layout) -> bool:
+        """The portal, the counter and the oversight body, each on the demo's traffic."""
+        c = self.console
+        c.rule("[bold]The portal: a person reads who looked at their data (R23, R26)")
+        c.print("  the hub's serials of each person's exchanges, as the traces above saw them:")
+        for person in self.people:
+            serials = ", ".join(map(str, self.serials[person.resident_code])) or "none"
+            c.print(f"    {person.name}: {serials}")
+        yamada = next(
+            card for card in self.cards if card.resident_code == self.people[0].resident_code
+        )
+        ok = self._portal(layout, yamada)
+        c.rule("[bold]The counter (窓口): the city prints the same history (R26)")
+        out = self.state_dir / "counter" / f"history-{yamada.serial}.pdf"
+        code, _ = demo_views.counter_report(c, layout, yamada, out)
+        ok = ok and code == 0 and out.exists()
+        if out.exists():
+            c.print(f"  the PDF: {out} ({out.stat().st_size} bytes)")
+        c.rule("[bold]The oversight body: every share reconciled, the report (R27)")
+        clean, _ = demo_views.oversight_runs(c, layout, self.state_dir / "oversight-out")
+        c.print(
+            "  the shares agree and the demo's traffic raises no anomaly"
+            if clean
+            else "  THE OVERSIGHT BODY FOUND SOMETHING"
+        )
+        return ok and clean
+
+    def _portal(self, layout: Layout, person: demo_views.DemoCard) -> bool:
+        first = asyncio.run(demo_views.visit_portal(self.console, layout, person, None))
+        apply_for = demo_views.pick_application(first.rows, "141003")
+        if apply_for is None:
+            self.console.print("  no answered exchange of the city's to apply for")
+            return False
+        steps = asyncio.run(demo_views.visit_portal(self.console, layout, person, apply_for))
+        expected = set(self.serials[person.resident_code])
+        shown = set(first.serials)
+        if shown != expected:
+            self.console.print(f"  THE PORTAL SHOWED {sorted(shown)}, NOT {sorted(expected)}")
+        return first.ok_listing and steps.ok and shown == expected
 
     # -- the whole run -----------------------------------------------------
 
@@ -612,6 +679,15 @@ class Demo:
                 ),
             )
         )
+        # The portal: HTTPS for browsers; the hub and the registry over mutual TLS.
+        started.append(
+            group.start(
+                "portal",
+                python_module(
+                    "ops.cli", "portal", "serve", "--config", str(portal_files(layout.root).config)
+                ),
+            )
+        )
         started.append(
             group.start(
                 "numbering",
@@ -627,7 +703,7 @@ class Demo:
                 group.wait_ready(child)
         c.print(
             "  started the registry's binding service, the numbering agency, the ID issuer,"
-            " the oversight body's witness, the hub and five legacy systems: "
+            " the oversight body's witness, the hub, the portal and five legacy systems: "
             + ", ".join(f"{NAMES[a]}: {SYSTEMS[a][0]}" for a in SYSTEMS)
         )
         self.number(layout)
@@ -658,18 +734,21 @@ class Demo:
         layout = self.deploy()
         c.print(f"  state folder: {self.state_dir.resolve()}")
         c.print(
-            "  parties: resident registry, numbering agency, ID issuer, hub, and "
+            "  parties: resident registry, numbering agency, ID issuer, hub, the portal, the"
+            " oversight body (its witness, its reads), and "
             + ", ".join(f"{a.display_name} ({a.agency_id})" for a in AGENCIES)
         )
         count = seed_registry(layout, self.people, extra=200, seed=2026)
         c.print(f"  resident registry: {count} residents (the demo's three among them)")
+        self.issue_cards(layout)
         with ProcessGroup(self.state_dir / "run") as group:
             self.start_world(group, layout)
             for n, q in enumerate(queries(self.people), start=1):
                 self.trace(layout, n, q)
             self.print_logs(layout)
             verified = self.verifiable_log(layout)
-            clean = self.audit(layout) and verified
+            viewed = self.views(layout)
+            clean = self.audit(layout) and verified and viewed
             if self.keep_serving:
                 self.serve_on()
             exits = group.stop_all()

@@ -274,6 +274,8 @@ def _agencies(data: dict[str, Any], path: Path) -> tuple[AgencySource, ...]:
 
 def _clock(data: dict[str, Any], key: str, where: str, default: time) -> time:
     value = text(data, key, where, default.strftime("%H:%M"))
+    if key == "end" and value == "24:00":
+        return time.max  # the end of the day: working hours that never end before midnight
     try:
         hours, minutes = value.split(":")
         return time(int(hours), int(minutes))

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
 
+from oversight.anomalies import JST, working
 from oversight.config import OversightConfig
 from renkei.config_util import ConfigError
 from renkei.tlog import checkpoint as tlog_checkpoint
@@ -96,6 +97,14 @@ off_hours = false
     assert c.thresholds.volume_ratio == 4.0
     assert c.thresholds.repeat_window == timedelta(hours=1)
     assert c.thresholds.off_hours is False
+
+
+def test_working_hours_may_end_at_midnight(tmp_path: Path) -> None:
+    """"24:00" ends the day: every time of day is within 00:00-24:00 (the demo's hours)."""
+    hours = _load(tmp_path, '[working_hours]\nstart = "00:00"\nend = "24:00"\n').working_hours
+    assert hours.end == time.max
+    assert working(datetime(2026, 12, 7, 23, 59, 59, tzinfo=JST), hours)
+    assert working(datetime(2026, 12, 7, 0, 0, tzinfo=JST), hours)
 
 
 @pytest.mark.parametrize(
