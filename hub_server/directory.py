@@ -59,12 +59,7 @@ class Directory:
     @classmethod
     def load(cls, path: Path) -> Directory:
         """Read ``[[agency]]`` tables: id, name, classes, endpoint, sealing_public_key (base64),
-        exchange_certificate (PEM text).
-
-        Any id may be listed, in the Annex agency registry or not (a private body,
-        the portal); classes and endpoint may be left out by an agency that is
-        only ever asked nothing (the portal has no classes, so the policy lets it
-        relay nothing, and no communication server)."""
+        exchange_certificate (PEM text)."""
         data = load_toml(path)
         entries = data.get("agency", [])
         if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
@@ -94,8 +89,7 @@ class Directory:
                     agency_id=agency_id,
                     display_name=text(entry, "name", where, agency_id),
                     classes=frozenset(text_list(entry, "classes", where)),
-                    # Empty for an agency that serves nothing, as the portal (issue 15).
-                    endpoint=text(entry, "endpoint", where, ""),
+                    endpoint=text(entry, "endpoint", where),
                     sealing_public_key=key,
                     exchange_certificate=cert,
                 )
