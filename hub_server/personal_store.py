@@ -163,16 +163,20 @@ class SqlPersonalStore:
         want = query.limit + 1
         found: list[PersonLeaf] = []
         upper = None if query.before is None else query.before[0]
+        # An exchange has two leaves or more (begun, then its outcome) unless it was
+        # refused at once: half as many serials as leaves usually fill the page.
+        serials = want // 2 + 1
         with self._engine.connect() as conn:
             while len(found) < want:
                 batch = select if upper is None else select.where(c.serial <= upper)
-                rows = conn.execute(batch.order_by(c.serial.desc()).limit(want)).all()
+                rows = conn.execute(batch.order_by(c.serial.desc()).limit(serials)).all()
                 if not rows:
                     break
                 found += self._leaves(conn, [_exchange(r) for r in rows], query.before)
-                if len(rows) < want:
+                if len(rows) < serials:
                     break
                 upper = int(rows[-1].serial) - 1
+                serials = want - len(found)  # each has a leaf at least: enough to fill it
         return found[:want]
 
     @staticmethod
