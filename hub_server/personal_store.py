@@ -24,7 +24,6 @@ from sqlalchemy.engine import Engine
 from hub_server.log_store import hub_log, person_key_aliases
 from hub_server.log_store import metadata as log_metadata
 from hub_server.log_tree import TreeReader, entries
-from hub_server.log_tree import metadata as tree_metadata
 from renkei.db import UtcDateTime
 from renkei.tlog import entry as tlog_entry
 from renkei.tlog import merkle
@@ -118,8 +117,8 @@ class PageQuery:
 class SqlPersonalStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        # The log's tables are the log's (SqlHubLog makes them, the tree's only when on).
         log_metadata.create_all(engine)
-        tree_metadata.create_all(engine)
         metadata.create_all(engine)
 
     # -- the person -----------------------------------------------------------
