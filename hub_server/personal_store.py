@@ -1,10 +1,12 @@
 """What the portal's calls read and write at the hub (issue 15), on SQL.
 
-Reads: a person's exchanges from ``hub_log`` (its ``person_key`` index, every
-key the person has had through ``person_key_aliases``), then every leaf of
-those serials from ``hub_log_entries`` (its ``serial`` index). No index is
-added to either table: the log's hot path pays for none of this, and a page
-costs one index range of the person's rows plus one IN lookup of leaves.
+Reads: a person's exchanges from ``hub_log`` (by ``person_key``, every key
+the person has had through ``person_key_aliases``), then every leaf of those
+serials from ``hub_log_entries`` (its ``serial`` index). A page costs one
+index range of the person's rows, newest first, plus one IN lookup of leaves:
+on SQLite through the existing ``person_key`` index (it holds the serial, the
+rowid), on PostgreSQL through ``ix_hub_log_person_serial`` (person_key,
+serial), the one index the portal adds to the log's write path.
 
 Writes, in two tables of their own: ``hub_disclosure_deferrals`` (an agency's
 deferral of one exchange's disclosure, one per serial and agency) and
@@ -21,7 +23,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from hub_server.log_store import hub_log, person_key_aliases
+from hub_server.log_store import hub_log, person_key_aliases, person_serial_index
 from hub_server.log_store import metadata as log_metadata
 from hub_server.log_tree import TreeReader, entries
 from renkei.db import UtcDateTime
@@ -120,6 +122,8 @@ class SqlPersonalStore:
         # The log's tables are the log's (SqlHubLog makes them, the tree's only when on).
         log_metadata.create_all(engine)
         metadata.create_all(engine)
+        # A log made before the index existed gets it here (create_all adds none to a table).
+        person_serial_index.create(engine, checkfirst=True)
 
     # -- the person -----------------------------------------------------------
 
