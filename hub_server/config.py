@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hub_server.directory import AGENCY_ID_RE
 from renkei import deadline, id_code_signing
 from renkei.config_util import (
     ConfigError,
@@ -26,6 +27,8 @@ from renkei.tlog import checkpoint, note
 
 # The log's name: its checkpoints' origin line and its key's name.
 DEFAULT_ORIGIN = "log.hub.renkei.internal"
+# The portal's agency id unless [portal] agency_id says otherwise.
+DEFAULT_PORTAL = "portal"
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,8 @@ class HubConfig:
     log: LogConfig = field(default_factory=lambda: LogConfig())
     # [retention]: how long the log is kept, the purge's batches, its scheduled job (R25).
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    # The portal ([portal]): the one agency PersonalLogService answers (issue 15).
+    portal: PortalConfig = field(default_factory=lambda: PortalConfig())
 
     @classmethod
     def load(cls, config_path: Path) -> HubConfig:
@@ -93,7 +98,23 @@ class HubConfig:
             id_issuer_signing_public_key=_issuer_key(hub, where),
             log=LogConfig.load(data, config_path),
             retention=retention_policy(data, config_path),
+            portal=PortalConfig.load(data, config_path),
         )
+
+
+@dataclass(frozen=True)
+class PortalConfig:
+    # The agency id the portal's certificate names; it is a directory agency like any other.
+    agency_id: str = DEFAULT_PORTAL
+
+    @classmethod
+    def load(cls, data: dict[str, Any], config_path: Path) -> PortalConfig:
+        raw = table(data, "portal", config_path)
+        where = f"{config_path}: [portal]"
+        agency_id = text(raw, "agency_id", where, DEFAULT_PORTAL)
+        if not AGENCY_ID_RE.match(agency_id):
+            raise ConfigError(f"{where} agency_id: must be 1-64 letters, digits, '.', '_' or '-'")
+        return cls(agency_id=agency_id)
 
 
 @dataclass(frozen=True)

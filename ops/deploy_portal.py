@@ -33,6 +33,7 @@ from ops.pki import PkiLayout, issue_exchange_certificate, make_request, sign_re
 from renkei import agency_keys, db
 from renkei.files import atomic_write
 from renkei.keystore import KeyStore, create_master_key_file, load_master_key
+from renkei.pki import key_usage
 
 PORTAL_ID = "portal"
 PORTAL_NAME = "マイナポータル"
@@ -101,20 +102,7 @@ def _web_ca(root: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=3650))
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
+        .add_extension(key_usage(cert_sign=True), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )

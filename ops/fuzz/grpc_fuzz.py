@@ -103,7 +103,18 @@ def targets() -> list[Target]:
         name = service.full_name
         if name in ("renkei.hub.v1.HubService", "renkei.log.v1.LogService"):
             found.append(Target(HUB, service, agencies))
-        elif name == "renkei.comm.v1.ProviderService":
+        elif name == "renkei.hub.v1.PersonalLogService":
+            # The portal's service: every agency's certificate is refused (CALLER_NOT_PORTAL).
+            found.append(Target(HUB, service, agencies))
+        elif name == "renkei.oversight.v1.LegalHoldService":
+            found.append(Target(HUB, service, ("oversight", *agencies)))
+            found.extend(Target(a, service, ("oversight",)) for a in AGENCY_IDS)
+            found.append(Target(BINDING, service, ("oversight",)))
+        elif name == "renkei.oversight.v1.AgencyLogService":
+            found.extend(Target(a, service, ("oversight", HUB)) for a in AGENCY_IDS)
+        elif name == "renkei.oversight.v1.ConsentLogService":
+            found.append(Target(BINDING, service, ("oversight", *agencies)))
+        elif name in ("renkei.comm.v1.ProviderService", "renkei.comm.v1.DisclosureService"):
             found.extend(Target(a, service, (HUB,)) for a in AGENCY_IDS)
         elif name == "renkei.comm.v1.RequesterService":
             found.extend(Target(a, service, (f"agency:{a}",)) for a in AGENCY_IDS)

@@ -99,9 +99,9 @@ class World:
     _stops: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     def tls(self, party: str) -> TlsFiles:
-        """A party's certificate: ``hub``, ``agency:<id>`` or ``service:<name>``."""
-        if party == HUB:
-            return self.layout.pki.hub()
+        """A party's certificate: ``hub``, ``oversight``, ``agency:<id>`` or ``service:<name>``."""
+        if party in (HUB, "oversight"):
+            return self.layout.pki.files(party)
         kind, _, name = party.partition(":")
         if kind == "agency":
             return self.layout.pki.agency(name)
