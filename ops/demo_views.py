@@ -27,6 +27,7 @@ import aiohttp
 import tomli_w
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from rich.cells import cell_len
 from rich.console import Console
 
 from ops.cards import issue_deployment_cards
@@ -160,6 +161,9 @@ def details_of(page: str) -> dict[str, str]:
     state = re.search(r"申請の状態: <strong>(.*?)</strong>", page)
     if state:
         found["state"] = html.unescape(state.group(1))
+    problem = re.search(r'class="status status-failed" role="alert">(.*?)</p>', page, re.S)
+    if problem:
+        found["problem"] = html.unescape(re.sub(r"<[^>]+>", "", problem.group(1))).strip()
     block = re.search(r'<dl class="details-fields">(.*?)</dl>', page, re.S)
     if block:
         for dt, dd in re.findall(r"<dt>(.*?)</dt><dd[^>]*>(.*?)</dd>", block.group(1), re.S):
@@ -167,15 +171,29 @@ def details_of(page: str) -> dict[str, str]:
     return found
 
 
-def row_line(row: HistoryRow) -> str:
-    basis = f"{row.legal_basis_item}: {row.legal_basis_text}" if row.legal_basis_text else ""
-    text = basis if len(basis) <= 60 else basis[:59] + "…"
+def row_lines(row: HistoryRow, width: int = 120) -> list[str]:
+    """What the history page shows of one exchange: (1) serial, (2) time, (4) requester,
+    (5) provider, (6) kind, the outcome and the proof status; then (3) the legal basis."""
     outcome = row.outcome + (f" {row.reason}" if row.reason else "")
-    return (
-        f"serial {row.serial} {row.logged_at_jst} | {text or row.legal_basis_item} |"
-        f" {row.requester_name or row.requester_id} -> {row.provider_name or row.provider_id}"
-        f" | {row.info_kind} | {outcome} | {row.verified_label}"
+    first = (
+        f"serial {row.serial}  {row.logged_at_jst}  {row.requester_name or row.requester_id}"
+        f" -> {row.provider_name or row.provider_id}  {row.info_kind}  {outcome}"
+        f"  [{row.verified_label}]"
     )
+    basis = row.legal_basis_item + (f": {row.legal_basis_text}" if row.legal_basis_text else "")
+    return [first, "  legal basis " + fit(basis, width - 14)]
+
+
+def fit(text: str, cells: int) -> str:
+    """``text`` cut to ``cells`` terminal cells (a CJK character takes two)."""
+    if cell_len(text) <= cells:
+        return text
+    out = ""
+    for ch in text:
+        if cell_len(out + ch) > cells - 1:
+            break
+        out += ch
+    return out + "…"
 
 
 def checkpoint_line(page: HistoryPage) -> str:
@@ -209,9 +227,10 @@ class PortalSteps:
 
 
 async def visit_portal(
-    console: Console, layout: Layout, person: DemoCard, apply_for: tuple[int, str] | None
+    console: Console, layout: Layout, person: DemoCard, apply_to: str | None
 ) -> PortalSteps:
-    """Sign in, the verified history, and (``apply_for``: serial, agency) its details."""
+    """Sign in, the verified history, and the details of the newest answered exchange that
+    ``apply_to`` asked for (its requester keeps both (11) and (12))."""
     c = console
     base = portal_url(layout)
     steps = PortalSteps()
@@ -219,33 +238,38 @@ async def visit_portal(
         await visit.sign_in(person)
         steps.signed_in = True
         c.print(
-            f"  {person.name} opens {base}/signin in a browser, picks the card's key and"
-            f" certificate, and the card signs the portal's challenge: signed in"
-            f" (card serial {person.serial}; the portal got its own link code for the person"
-            " through the registry, the ID issuer and the hub)"
+            f"  {person.name} opens {base}/signin, picks the card's key and certificate files,"
+            f" and the card signs the portal's challenge: signed in (card serial {person.serial});"
+            " the portal got its own link code for the person (registry -> ID issuer -> hub)"
         )
         page = portal_verifier(layout).verify_many(await visit.history())
         steps.rows = page.rows
         steps.verified = page.verified
         c.print(f"  {base}/history shows {len(page.rows)} exchanges, newest first:")
         for row in page.rows:
-            c.print(f"    {row_line(row)}", markup=False)
+            for line in row_lines(row):
+                c.print(f"    {line}", markup=False)
         c.print(f"    {checkpoint_line(page)}", markup=False)
-        if apply_for is None:
+        chosen = pick_application(page.rows, apply_to) if apply_to else None
+        if chosen is None:
             return steps
-        serial, agency_id = apply_for
+        serial, agency_id = chosen
         status = await visit.apply(serial, agency_id)
         c.print(
-            f"  {person.name} applies for serial {serial}'s details from {agency_id}"
+            f"  {person.name} applies for serial {serial}'s details at {agency_id}"
             f" (POST /history/{serial}/details with the CSRF token: {status}); the hub relays"
-            " the application, logged as an exchange of its own"
+            " the application to the agency, logged as an exchange of its own"
         )
         give_up = time.monotonic() + DETAILS_WAIT_SECONDS
         shown = details_of(await visit.entry_page(serial))
-        while "(11) 提供された情報" not in shown and time.monotonic() < give_up:
+        while (
+            "(11) 提供された情報" not in shown
+            and "problem" not in shown
+            and time.monotonic() < give_up
+        ):
             await asyncio.sleep(0.5)
             shown = details_of(await visit.entry_page(serial))
-        c.print(f"  {base}/history/{serial}: 申請の状態 {shown.get('state', '?')}")
+        c.print(f"  {base}/history/{serial} shows the application {shown.get('state', '?')}:")
         for key, value in shown.items():
             if key != "state":
                 c.print(f"    {key}: {value}", markup=False)
@@ -293,7 +317,7 @@ def counter_report(
         f"   [dim](exit {code})[/dim]"
     )
     for line in lines:
-        console.print(f"    {line}", markup=False, soft_wrap=True)
+        console.print(f"    {line}", markup=False)
     return code, lines
 
 
@@ -324,13 +348,13 @@ def oversight_runs(console: Console, layout: Layout, out_dir: Path) -> tuple[boo
         f"   [dim](exit {code_r})[/dim]"
     )
     for line in lines_r[:12]:
-        console.print(f"    {line}", markup=False, soft_wrap=True)
+        console.print(f"    {line}", markup=False)
     code_p, lines_p = renkei("oversight", "report", "--config", config, "--out", str(report))
     console.print(
         f"  $ renkei oversight report --config oversight/oversight.toml --out {report.name}"
         f"   [dim](exit {code_p})[/dim]"
     )
     for line in lines_p[:12]:
-        console.print(f"    {line}", markup=False, soft_wrap=True)
+        console.print(f"    {line}", markup=False)
     clean = code_r == 0 and code_p == 0 and any("0 findings, 0 anomalies" in x for x in lines_p)
     return clean, lines_r + lines_p

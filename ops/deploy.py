@@ -413,6 +413,8 @@ def init_deployment(
             **settings.extra_hub,
         },
         "tls": _tls_paths(pki.hub(), layout.hub_dir),
+        # The one agency PersonalLogService answers: a person's own history, by its link code.
+        "portal": {"agency_id": PORTAL_ID},
     }
     _write_toml(layout.hub_config, hub_toml)
     hub_config = HubConfig.load(layout.hub_config)

@@ -15,7 +15,9 @@ Findings, each naming the serial and the agency concerned:
 - ``MISSING_REQUESTER_ROW`` / ``MISSING_PROVIDER_ROW``: a hub exchange whose
   row is not in that agency's share (a provider row is not expected when the
   hub's outcome is a transport failure, where the provider may never have
-  seen the call; one present is still compared);
+  seen the call; one present is still compared; nor for a person's application
+  for an exchange's details, info kind ``DISCLOSURE_INFO_KIND``, which the
+  agency keeps in its disclosure tables, not its log share: comm_server/disclosure);
 - ``UNEXPECTED_PROVIDER_ROW``: a provider row for an exchange the hub never relayed;
 - ``ROW_WITHOUT_HUB_ENTRY``: an agency row naming a serial the hub never logged;
 - ``FIELD_MISMATCH``: info kind, legal basis item, requester, provider or outcome differ
@@ -40,6 +42,9 @@ from typing import Any
 from oversight.model import PROVIDER, REQUESTER, AgencyRow, HubEntry
 from renkei.tlog.entry import EXCHANGE, PURGE
 
+# The hub's exchanges of a person's application for details (R26; hub_server/details.py):
+# the portal asks, the agency answers from its disclosure tables, and no log share has a row.
+DISCLOSURE_INFO_KIND = "情報提供等記録開示"
 MISSING_REQUESTER_ROW = "MISSING_REQUESTER_ROW"
 MISSING_PROVIDER_ROW = "MISSING_PROVIDER_ROW"
 UNEXPECTED_PROVIDER_ROW = "UNEXPECTED_PROVIDER_ROW"
@@ -240,7 +245,12 @@ def reconcile(
             _compare(e, outcome, req_side or _Side(req), REQUESTER, max_skew, findings)
         relayed = e.outcome == PENDING
         if prov is None:
-            if relayed and e.provider in read and not uncertain:
+            if (
+                relayed
+                and e.provider in read
+                and not uncertain
+                and e.info_kind != DISCLOSURE_INFO_KIND
+            ):
                 findings.append(Finding(MISSING_PROVIDER_ROW, serial, e.provider))
         elif not relayed:
             last = prov_side.last if prov_side is not None else prov

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from hub_server.config import HubConfig
 from hub_server.directory import Directory
 from ops.deploy import DEMO_AGENCIES, Settings, endpoints_from, init_deployment
 from ops.deploy_portal import PORTAL_ID, portal_files, web_ca_cert
@@ -77,6 +78,9 @@ def test_deploy_init_lays_out_the_portal(tmp_path: Path, database: tuple[str | N
     assert portal.endpoint == ""
     assert portal.exchange_certificate  # agencies seal details to it
     assert [a.agency_id for a in directory] == [*(a.agency_id for a in DEMO_AGENCIES), PORTAL_ID]
+
+    hub = HubConfig.load(layout.hub_config)
+    assert hub.portal.agency_id == PORTAL_ID
 
     # The registry side: the card CA, and the portal's leave to bind cards.
     registry = RegistryBindingConfig.load(layout.registry_config)

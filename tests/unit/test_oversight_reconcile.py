@@ -68,6 +68,39 @@ def test_deleted_provider_row(traffic: Traffic) -> None:
     assert _run(traffic) == [Finding(rc.MISSING_PROVIDER_ROW, serial, YOKOHAMA)]
 
 
+def test_an_application_for_details_has_no_agency_row(traffic: Traffic) -> None:
+    """The portal's application for an exchange's details: the hub logs it as an exchange,
+    the agency answers from its disclosure tables, so no share holds a row of it."""
+    at = traffic.office_time(traffic.hub[0].logged_at.date())
+    traffic.serial += 1
+    serial = traffic.serial
+    for kind, outcome, later in (
+        (tlog_entry.EXCHANGE, "PENDING", 0),
+        (tlog_entry.OUTCOME, "OK", 1),
+    ):
+        traffic.hub.append(
+            HubEntry(
+                len(traffic.hub),
+                kind,
+                serial,
+                at + timedelta(seconds=later),
+                "portal",
+                YOKOHAMA,
+                "番号法第23条" if kind == tlog_entry.EXCHANGE else "",
+                rc.DISCLOSURE_INFO_KIND if kind == tlog_entry.EXCHANGE else "",
+                "v1" if kind == tlog_entry.EXCHANGE else "",
+                "person-key" if kind == tlog_entry.EXCHANGE else "",
+                outcome,
+                "",
+            )
+        )
+    assert YOKOHAMA in traffic.shares
+    assert _run(traffic) == []
+    # Any other kind relayed to a provider that was read still needs the provider's row.
+    traffic.hub[-2] = replace(traffic.hub[-2], info_kind="地方税関係情報")
+    assert _run(traffic) == [Finding(rc.MISSING_PROVIDER_ROW, serial, YOKOHAMA)]
+
+
 def test_unread_agency_is_not_expected(traffic: Traffic) -> None:
     del traffic.shares[YOKOHAMA]
     assert _run(traffic) == []
