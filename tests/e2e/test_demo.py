@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from ops.audit import audit_deployment
+from ops.demo_data import residents
 
 pytestmark = pytest.mark.e2e
 
@@ -66,11 +71,14 @@ def test_demo_runs_the_whole_system_and_leaves_nothing_behind(tmp_path: Path) ->
     # Each legacy system's person file, read through its mapper, binds the three residents.
     for fmt in ("fixed_tax", "soap_pension", "csv_insurer", "json_http"):
         assert f"read its {fmt} person file; bound 3" in text
+    _portal_counter_and_oversight(state, out.stdout, text)
     parties = (
         "hub",
         "id-issuer",
         "numbering",
         "registry-binding",
+        "portal",
+        "witness",
         *(f"comm-{a}" for a in ("141003", "nenkin", "kyoukai-kenpo", "131130", "mhlw")),
         *(f"legacy-{a}" for a in ("141003", "nenkin", "kyoukai-kenpo", "131130", "mhlw")),
     )
@@ -78,6 +86,63 @@ def test_demo_runs_the_whole_system_and_leaves_nothing_behind(tmp_path: Path) ->
         assert f"{party} exited 0" in text
     assert (state / "hub" / "hub.db").exists()
     assert processes_mentioning(str(state)) == []
+
+
+def _portal_counter_and_oversight(state: Path, stdout: str, text: str) -> None:
+    """The demo's last steps (issue 15): the portal, the counter, the oversight body."""
+    yamada = residents()[0]
+    # Each person's card lies next to their Number notice.
+    for person in residents():
+        assert (state / "notices" / f"{person.resident_code}.card.pem").exists()
+        assert (state / "notices" / f"{person.resident_code}.card-key.pem").exists()
+    # The portal's URL, the sign-in, and what the history shows: that person's serials only.
+    printed = re.search(r"山田 太郎: ([\d, ]+)\n", stdout)
+    assert printed is not None
+    serials = [int(n) for n in printed.group(1).split(",")]
+    assert re.search(r"opens https://127\.0\.0\.1:\d+/signin", text)
+    assert "and the card signs the portal's challenge: signed in (card serial" in text
+    assert f"/history shows {len(serials)} exchanges, newest first:" in text
+    shown = [int(n) for n in re.findall(r"^    serial (\d+)  ", stdout, re.M)]
+    assert shown == sorted(serials, reverse=True)
+    assert "横浜市長 -> 日本年金機構  年金給付関係情報  OK  [検証済み]" in text
+    assert "legal basis 二十七: 地方税法その他の地方税に関する法律" in text
+    assert "DENIED NO_ITEM_FOR_REQUESTER  [検証済み]" in text
+    assert re.search(
+        r"verified against checkpoint size \d+, witnessed by witness\.service\.renkei\.internal",
+        text,
+    )
+    # Details on request: applied for, answered by the agency, shown.
+    assert "with the CSRF token: 303" in text
+    assert "shows the application 回答あり:" in text
+    assert "(11) 提供された情報:" in text
+    assert "(12) 利用目的: 障害福祉サービスの提供" in text
+    # The counter's PDF: written, and its text holds the entries and the checkpoint.
+    pdf = state / "counter" / f"{yamada.resident_code}-history.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    root = re.search(r"checkpoint: \S+ size (\d+) root ([0-9a-f]{64})", stdout)
+    assert root is not None
+    if shutil.which("pdftotext") is not None:
+        pdf_text = subprocess.run(
+            ["pdftotext", "-layout", str(pdf), "-"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
+        assert root.group(2) in pdf_text
+        for serial in serials:
+            assert re.search(rf"(?m)^\s*{serial}\s", pdf_text), serial
+        assert "日本年金機構" in pdf_text
+    # The oversight body: every share agrees, the report raises no anomaly.
+    assert "$ renkei oversight reconcile" in text
+    assert re.search(r"\d+ exchanges, \d+ agency rows of 5 agencies: no findings", text)
+    assert "0 findings, 0 anomalies" in text
+    assert "the shares agree and the demo's traffic raises no anomaly" in text
+    assert (state / "oversight-out" / "report.html").stat().st_size > 0
+    # The store audit covers the portal's store and the oversight body's files.
+    report = audit_deployment(state)
+    assert {"portal", "oversight"} <= report.keys()
+    assert "link code (portal)" in text
 
 
 def test_renkei_load_drives_the_demo_kept_serving(tmp_path: Path) -> None:
