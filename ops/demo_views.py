@@ -272,7 +272,7 @@ async def visit_portal(
         c.print(f"  {base}/history/{serial} shows the application {shown.get('state', '?')}:")
         for key, value in shown.items():
             if key != "state":
-                c.print(f"    {key}: {value}", markup=False)
+                c.print(f"    {key}: {fit(value, 200)}", markup=False)
         if "(11) 提供された情報" in shown:
             steps.details = shown
     return steps

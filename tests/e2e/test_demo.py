@@ -104,9 +104,9 @@ def _portal_counter_and_oversight(state: Path, stdout: str, text: str) -> None:
     assert f"/history shows {len(serials)} exchanges, newest first:" in text
     shown = [int(n) for n in re.findall(r"^    serial (\d+)  ", stdout, re.M)]
     assert shown == sorted(serials, reverse=True)
-    assert "横浜市長 -> 日本年金機構  年金給付関係情報  OK  [検証済み]" in text
+    assert "横浜市長 -> 日本年金機構 年金給付関係情報 OK [検証済み]" in text
     assert "legal basis 二十七: 地方税法その他の地方税に関する法律" in text
-    assert "DENIED NO_ITEM_FOR_REQUESTER  [検証済み]" in text
+    assert "DENIED NO_ITEM_FOR_REQUESTER [検証済み]" in text
     assert re.search(
         r"verified against checkpoint size \d+, witnessed by witness\.service\.renkei\.internal",
         text,

@@ -200,7 +200,9 @@ def test_a_person_reads_their_history_in_a_browser(demo: KeptDemo, tmp_path: Pat
         assert "検証失敗" not in page
         # Another person's entry is not found, and says nothing of it.
         browser.get(f"{base}/history/{min(others)}")
-        assert "お探しの記録は見つかりません" in browser.find_element(By.TAG_NAME, "body").text
+        missing = browser.find_element(By.TAG_NAME, "body").text
+        assert "ページが見つかりません" in missing
+        assert "通番" not in missing
 
         # An entry of hers that was answered: apply for its requester's details.
         serial = mine[0]  # 全国健康保険協会 asked 渋谷区 for her resident record: OK
@@ -217,6 +219,7 @@ def test_a_person_reads_their_history_in_a_browser(demo: KeptDemo, tmp_path: Pat
         assert "回答あり" in details
         assert "(12) 利用目的" in details
         assert "健康保険の保険給付の支給" in details
+        browser.execute_script("document.querySelector('section.details').scrollIntoView()")
         browser.save_screenshot(str(shots / "4-details.png"))
 
         # The PDF download, from the history page's link.
