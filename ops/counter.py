@@ -6,7 +6,7 @@ every page of ``GET /api/history``, verifies it itself against the hub key and
 witnesses of the municipality's comm config ``[log]`` (not trusting the
 portal's word), writes the PDF (portal.report_pdf) and logs the request in the
 municipality's store (comm_server.counter_log) with the staff member and the
-terminal, who must be in its staff register. docs/portal-pages.md.
+terminal, who must be in its staff register. docs/portal.md.
 
 The portal's sign-in API it speaks:
 
