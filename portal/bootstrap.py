@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -183,13 +184,15 @@ def _purging(
     """The retention job of ``[retention] every_seconds`` (none when 0), cancelled at cleanup."""
 
     async def run(_: web.Application) -> AsyncIterator[None]:
+        stopping = threading.Event()  # a run in its thread ends between two batches
         task = retention.schedule(
             config.retention,
             lambda: portal_retention.purge_applications(
-                engine, holds, config.retention, now=clock()
+                engine, holds, config.retention, now=clock(), stop=stopping.is_set
             ),
         )
         yield
+        stopping.set()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -239,8 +242,9 @@ class PortalServer:
         return None if self.internal is None else self.internal.port
 
     async def stop(self, grace: float | None = None) -> None:
-        """The internal port first (its calls use the store the web side closes), then the
-        web server; each gives calls in flight ``grace`` (the config's by default)."""
+        """The internal port first (its calls use the store the web side closes), giving its
+        calls in flight ``grace`` (default ``shutdown_grace_seconds``), then the web server
+        (its requests get ``shutdown_grace_seconds``, the runner's shutdown timeout)."""
         grace = self.config.shutdown_grace_seconds if grace is None else grace
         if self.internal is not None:
             await self.internal.stop(grace)
