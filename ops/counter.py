@@ -6,7 +6,7 @@ every page of ``GET /api/history``, verifies it itself against the hub key and
 witnesses of the municipality's comm config ``[log]`` (not trusting the
 portal's word), writes the PDF (portal.report_pdf) and logs the request in the
 municipality's store (comm_server.counter_log) with the staff member and the
-terminal, who must be in its staff register. docs/portal-pages.md.
+terminal, who must be in its staff register. docs/portal.md.
 
 The portal's sign-in API it speaks:
 
@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import importlib
 import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from comm_server.config import CommConfig
 from portal.history import HistoryPage, HistoryVerifier
 from portal.pages import DEFAULT_FONT, HUB_PAGE_SIZE, MAX_DOWNLOAD, response_from_json
 from portal.report_pdf import render_history_pdf
-from renkei import db
+from renkei import card, db
 from renkei.config_util import ConfigError
 from renkei.errors import (
     FailedPrecondition,
@@ -98,8 +97,12 @@ def verifier_of(config: CommConfig) -> HistoryVerifier:
 
 
 def _card_signer() -> Signer:
-    signer: Signer = importlib.import_module("renkei.card").sign_challenge
-    return signer
+    def sign(key: PrivateKeyTypes, challenge: bytes) -> bytes:
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("the card key is not an EC key")
+        return card.sign_challenge(key, challenge)
+
+    return sign
 
 
 def p1363(key: PrivateKeyTypes, der: bytes) -> bytes:

@@ -58,7 +58,10 @@ def _revoke(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     if args.command == "portal":
         from portal.bootstrap import serve
+        from portal.config import PortalConfig
+        from renkei import logs
 
+        logs.configure("portal", PortalConfig.load(args.config).log_level)
         asyncio.run(serve(args.config, args.port_file))
         return 0
     if args.action == "issue":

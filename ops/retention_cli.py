@@ -1,7 +1,8 @@
 """`renkei logs purge`: delete log rows past their retention period (R25), now.
 
 The party is the config file's: a ``[hub]`` table (hub.toml), ``[comm]``
-(an agency's comm.toml) or ``[registry]`` (registry.toml). Each server also
+(an agency's comm.toml), ``[registry]`` (registry.toml) or ``[portal]``
+(portal.toml: its applications for details). Each server also
 purges by itself every ``[retention] every_seconds``. At the hub, the purge
 entry is appended by this command's own tree writer: run it with the hub
 stopped, or leave the purging to the hub's scheduled job (a hub running at
@@ -34,7 +35,7 @@ def add_parser(sub: Any) -> None:
         "--config",
         type=Path,
         required=True,
-        help="hub.toml, an agency's comm.toml or registry.toml",
+        help="hub.toml, an agency's comm.toml, registry.toml or portal.toml",
     )
     purge.add_argument("--dry-run", action="store_true", help="count what would go; delete nothing")
     purge.add_argument(
@@ -67,12 +68,15 @@ def _now(text: str | None) -> datetime:
 
 
 def party_of(path: Path) -> str:
-    """``hub``, ``comm`` or ``registry``: the config file's own table."""
+    """``hub``, ``comm``, ``registry`` or ``portal``: the config file's own table."""
     data = load_toml(path)
+    if "portal" in data:  # a portal.toml names its peers too: [hub] and [registry] endpoints
+        return "portal"
     found = [p for p in ("hub", "comm", "registry") if p in data]
     if len(found) != 1:
         raise ConfigError(
-            f"{path}: not a hub.toml, comm.toml or registry.toml (no [hub], [comm] or [registry])"
+            f"{path}: not a hub.toml, comm.toml, registry.toml or portal.toml"
+            " (no [hub], [comm], [registry] or [portal])"
         )
     return found[0]
 
@@ -109,6 +113,18 @@ def purge_party(path: Path, *, now: datetime, dry_run: bool = False) -> list[Pur
         try:
             CommStore(engine)  # its tables and chain, if this store is new
             return purge_comm(engine, HoldStore(engine), comm.retention, now=now, dry_run=dry_run)
+        finally:
+            engine.dispose()
+    if party == "portal":
+        from portal.config import PortalConfig
+        from portal.retention import purge_applications
+
+        portal = PortalConfig.load(path)
+        engine = db.create_engine(portal.database_url, schema=portal.database_schema)
+        try:
+            return purge_applications(
+                engine, HoldStore(engine), portal.retention, now=now, dry_run=dry_run
+            )
         finally:
             engine.dispose()
     from registry_binding.config import RegistryBindingConfig

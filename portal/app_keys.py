@@ -68,7 +68,7 @@ class Applications(Protocol):
     def of_person(self, card_serial: str) -> list[Application]: ...
 
 
-SESSION: str = "renkei.portal.session"  # request[SESSION] -> Session
+SESSION = web.RequestKey("session", Session)  # request[SESSION] -> Session
 PERSONAL_LOG = web.AppKey("personal_log", PersonalLog)
 APPLICATIONS = web.AppKey("applications", Applications)
 # portal.history defines VERIFIER (its HistoryVerifier), set by the bootstrap too.

@@ -8,6 +8,8 @@
     agency_id = "portal"                         # its agency id at the hub and the registry
     database_url = "sqlite:///{config_dir}/portal.db"
     # database_schema = "portal"                 # PostgreSQL
+    master_key = "file:master.key"               # wraps its keys in that database (renkei.keystore)
+    # internal_listen = "10.0.0.5:50081"         # mTLS gRPC for the oversight body's legal holds
     session_minutes = 30
     challenge_seconds = 300
     font = "/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf"   # for the PDFs
@@ -37,11 +39,15 @@
     log_key = "hub.renkei.internal+1a2b3c4d+A..."   # the hub log's note verifier key
     witness_keys = ["witness.service.renkei.internal+..."]
     quorum = 1
+
+    [retention]                                  # its applications for details (R25)
+    days = 2557                                  # 7 years
+    every_seconds = 86400                        # its own purge job (0 or absent: none)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from renkei.config_util import (
@@ -50,6 +56,7 @@ from renkei.config_util import (
     database_url,
     integer,
     load_toml,
+    master_key_spec,
     number,
     optional_text,
     path,
@@ -59,6 +66,7 @@ from renkei.config_util import (
     tls_files,
 )
 from renkei.pki import TlsFiles, validate_agency_id
+from renkei.retention import RetentionPolicy, retention_policy
 from renkei.tlog import checkpoint, note
 
 DEFAULT_FONT = Path("/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf")
@@ -95,6 +103,12 @@ class PortalConfig:
     witness_keys: tuple[str, ...] = ()
     quorum: int = 1
     font: Path = DEFAULT_FONT
+    # Where the portal's keys (renkei.agency_keys) are unwrapped from: a renkei.keystore spec.
+    master_key: str | None = None
+    # The internal gRPC port (mTLS, [tls]): LegalHoldService for the oversight body. None: off.
+    internal_listen: str | None = None
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
+    log_level: str = "INFO"
     insecure_development: bool = False  # plaintext gRPC to the hub and registry (tests only)
     shutdown_grace_seconds: float = 5.0
 
@@ -147,6 +161,10 @@ class PortalConfig:
             ),
             tls=tls_files(data, file),
             agency_id=agency_id,
+            master_key=master_key_spec(text(section, "master_key", where), base),
+            internal_listen=optional_text(section, "internal_listen", where),
+            retention=retention_policy(data, file),
+            log_level=text(section, "log_level", where, "INFO"),
             session_minutes=number(section, "session_minutes", where, 30.0),
             challenge_seconds=number(section, "challenge_seconds", where, 300.0),
             rate_limits=RateLimits(

@@ -3,21 +3,20 @@
 Every page asks the hub with the person's own link code (``request[SESSION]``)
 and checks what comes back (``portal.history``) before showing it; a page that
 does not verify says so on every row. A serial that is not the person's is a
-404 that says nothing more than a serial that does not exist (docs/portal-pages.md).
+404 that says nothing more than a serial that does not exist (docs/portal.md).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import importlib
 import re
 import secrets
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlencode
 
 import grpc
@@ -36,6 +35,7 @@ from portal.history import (
     outcome_label,
     unverified,
 )
+from renkei.disclosure import Details, open_details
 from renkei.errors import RenkeiError
 from renkei.hub.v1 import personal_pb2
 from renkei.pki import validate_agency_id
@@ -61,49 +61,8 @@ STATE_LABELS = {
 }
 
 
-class Details(Protocol):
-    """What renkei.disclosure.open_details returns (its Details dataclass)."""
-
-    @property
-    def serial(self) -> int: ...
-    @property
-    def agency_id(self) -> str: ...
-    @property
-    def role(self) -> str: ...
-    @property
-    def logged_at(self) -> datetime: ...
-    @property
-    def info_kind(self) -> str: ...
-    @property
-    def legal_basis_item(self) -> str: ...
-    @property
-    def counterpart_agency_id(self) -> str: ...
-    @property
-    def content(self) -> str: ...
-    @property
-    def purpose(self) -> str | None: ...
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def answered_at(self) -> datetime: ...
-
-
-class DetailsOpener(Protocol):
-    def __call__(
-        self,
-        sealed: bytes,
-        *,
-        private_key: x25519.X25519PrivateKey,
-        application_id: str,
-        serial: int,
-        agency_id: str,
-    ) -> Details: ...
-
-
 TEMPLATES = web.AppKey("page_templates", jinja2.Environment)
 SEALING_KEY = web.AppKey("sealing_key", x25519.X25519PrivateKey)
-# Set only by tests until renkei.disclosure lands; the default is its open_details.
-DETAILS_OPENER = web.AppKey("details_opener", DetailsOpener)
 FONT_PATH = web.AppKey("report_font", Path)
 
 
@@ -425,27 +384,19 @@ def _updated(
     )
 
 
-def _opener(app: web.Application) -> DetailsOpener:
-    opener = app.get(DETAILS_OPENER)
-    if opener is not None:
-        return opener
-    found: DetailsOpener = importlib.import_module("renkei.disclosure").open_details
-    return found
-
-
 def _open(request: web.Request, application: Application) -> tuple[Details | None, str]:
     key = request.app.get(SEALING_KEY)
     if key is None:
         return None, "この窓口では詳細を開けません（封緘鍵が設定されていません）。"
     try:
-        details = _opener(request.app)(
+        details = open_details(
             application.sealed_details,
             private_key=key,
             application_id=application.application_id,
             serial=application.serial,
             agency_id=application.agency_id,
         )
-    except (RenkeiError, ValueError, ImportError) as err:
+    except (RenkeiError, ValueError) as err:
         reason = getattr(err, "reason", type(err).__name__)
         return None, f"回答を開けませんでした（{reason}）。"
     return details, ""
@@ -565,7 +516,7 @@ def _b64(data: bytes) -> str:
 
 
 def response_json(response: personal_pb2.ListPersonalEntriesResponse) -> dict[str, Any]:
-    """A hub page as /api/history answers it (docs/portal-pages.md): bytes as base64."""
+    """A hub page as /api/history answers it (docs/portal.md): bytes as base64."""
     entries: list[dict[str, Any]] = []
     for e in response.entries:
         item: dict[str, Any] = {

@@ -4,7 +4,10 @@
     card serial -> the portal's link code for the person (from the hub on the
     first sign-in). No Number, resident code or ID code, ever.
 ``portal_applications``
-    the persons' applications for details (``app_keys.Applications``).
+    the persons' applications for details (``app_keys.Applications``), by an
+    integer ``id`` the retention purge deletes ranges of (``portal.retention``).
+``portal_purges``
+    one row per purge transaction: when, the cutoff, how many rows, the ids.
 ``portal_sessions``
     signed-in sessions: the SHA-256 of the session id (the cookie's value is
     never stored), the card serial, the CSRF token, created, expires.
@@ -26,6 +29,7 @@ from renkei.db import UtcDateTime
 
 metadata = sa.MetaData()
 _SERIAL = sa.String(49)  # a certificate serial (up to 20 octets) in decimal
+_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")  # SQLite autoincrements INTEGER only
 
 persons = sa.Table(
     "portal_persons",
@@ -38,7 +42,8 @@ persons = sa.Table(
 applications = sa.Table(
     "portal_applications",
     metadata,
-    sa.Column("application_id", sa.String(64), primary_key=True),
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("application_id", sa.String(64), nullable=False, unique=True),
     sa.Column("card_serial", _SERIAL, nullable=False, index=True),
     sa.Column("serial", sa.BigInteger, nullable=False),
     sa.Column("agency_id", sa.String(64), nullable=False),
@@ -49,6 +54,17 @@ applications = sa.Table(
     sa.Column("request_serial", sa.BigInteger, nullable=False),
     sa.Column("deferred_until", UtcDateTime(), nullable=True),
     sa.Column("note", sa.String(400), nullable=False),
+)
+
+purges = sa.Table(
+    "portal_purges",
+    metadata,
+    sa.Column("id", _ID, primary_key=True),
+    sa.Column("purged_at", UtcDateTime(), nullable=False),
+    sa.Column("cutoff", UtcDateTime(), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    # The portal_applications ids that went, as JSON [[first, last], ...] (inclusive).
+    sa.Column("id_ranges", sa.Text, nullable=False),
 )
 
 sessions = sa.Table(

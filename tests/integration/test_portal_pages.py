@@ -24,16 +24,15 @@ from aiohttp.test_utils import TestClient, TestServer
 from support.personal_log import FakePersonalLog, PersonLog
 from support.portal_pages import (
     CSRF,
-    DetailsForTests,
     MemoryApplications,
     pages_app,
-    seal_test_details,
     session,
 )
 
 from portal import pages
 from portal.history import VERIFIER
 from renkei import sealing
+from renkei.disclosure import Details, seal_details
 from renkei.errors import Unavailable
 from renkei.hub.v1 import personal_pb2
 
@@ -244,7 +243,7 @@ def test_details_pending_then_answered_and_opened() -> None:
         assert len(hub.details_calls) == 2
         assert hub.details_calls[-1].application_id == app.application_id
 
-        details = DetailsForTests(
+        details = Details(
             serial=1,
             agency_id="A-TAX",
             role="requester",
@@ -257,7 +256,9 @@ def test_details_pending_then_answered_and_opened() -> None:
             outcome="OK",
             answered_at=datetime(2026, 4, 2, 1, 0, tzinfo=UTC),
         )
-        sealed = seal_test_details(details, key.public_key(), app.application_id)
+        sealed = seal_details(
+            details, recipient=key.public_key(), application_id=app.application_id
+        )
         hub.answers = [
             personal_pb2.RequestDetailsResponse(
                 state=personal_pb2.DETAILS_STATE_ANSWERED, sealed_details=sealed, request_serial=77

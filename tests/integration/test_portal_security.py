@@ -322,6 +322,7 @@ def test_the_config_file_loads(tmp_path: Path) -> None:
 listen = "{config.listen}"
 public_url = "{config.public_url}/"
 database_url = "sqlite:///{{config_dir}}/portal.db"
+master_key = "file:master.key"
 session_minutes = 15
 [web_tls]
 cert = "web/web.pem"
@@ -345,6 +346,7 @@ per_client_burst = 2
     assert replace(loaded.rate_limits) == RateLimits(per_client_burst=2)
     assert loaded.session_minutes == 15
     assert loaded.agency_id == "portal"
+    assert loaded.master_key == config.master_key
 
 
 def test_expired_sessions_and_challenges_are_swept(tmp_path: Path) -> None:

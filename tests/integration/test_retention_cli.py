@@ -117,4 +117,4 @@ def test_the_registry_and_a_file_of_no_party(
     other = tmp_path / "witness.toml"
     other.write_text("[witness]\n", encoding="utf-8")
     assert main(["logs", "purge", "--config", str(other)]) == 2
-    assert "not a hub.toml, comm.toml or registry.toml" in capsys.readouterr().err
+    assert "not a hub.toml, comm.toml, registry.toml or portal.toml" in capsys.readouterr().err

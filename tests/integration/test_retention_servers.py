@@ -72,7 +72,7 @@ def _oversight_tls(topo: Topology, folder: Path) -> TlsFiles:
 def test_hub_comm_and_registry_take_holds_from_the_oversight_body_only(
     loop: LoopThread, topo: Topology, tmp_path: Path
 ) -> None:
-    oversight = _oversight_tls(topo, tmp_path / "oversight")
+    oversight = topo.tls("oversight")  # the oversight CA's; _oversight_tls's is refused now
     servers = {
         "hub": (topo.hub.port, "hub"),
         "comm": (topo.comms[CITY].port, f"agency:{CITY}"),

@@ -18,9 +18,10 @@ from cryptography.x509.oid import NameOID
 
 from portal.bootstrap import Peers
 from portal.config import PortalConfig, RateLimits
-from renkei import card
+from renkei import agency_keys, card, db
 from renkei.db import sqlite_url
 from renkei.hub.v1 import personal_pb2
+from renkei.keystore import KeyStore, create_master_key_file, load_master_key
 
 from .databases import POSTGRES_URL
 
@@ -186,8 +187,11 @@ def portal_config(
     database: tuple[str | None, str],
     *,
     limits: RateLimits | None = None,
+    internal_listen: str | None = None,
+    keys: bool = True,
 ) -> tuple[PortalConfig, str]:
-    """(the config, its web certificate's SPKI hash), on a free loopback port."""
+    """(the config, its web certificate's SPKI hash), on a free loopback port; its store
+    holds the portal's keys (as the deployment makes them) unless ``keys`` is False."""
     cert, key, spki = write_web_certificate(folder / "web")
     url, prefix = database
     port = free_port()
@@ -203,7 +207,23 @@ def portal_config(
         hub_endpoint="127.0.0.1:1",
         registry_endpoint="127.0.0.1:1",
         rate_limits=limits or RateLimits(),
+        master_key=f"file:{folder / 'master.key'}",
+        internal_listen=internal_listen,
     )
     if url is not None:
         assert url == POSTGRES_URL
+    if not (folder / "master.key").exists():
+        create_master_key_file(folder / "master.key")
+    if keys:
+        provision_keys(config)
     return config, spki
+
+
+def provision_keys(config: PortalConfig) -> bytes:
+    """The portal's sealing and signing keys in its store; the sealing key's public half."""
+    assert config.master_key is not None
+    engine = db.create_engine(config.database_url, schema=config.database_schema)
+    try:
+        return agency_keys.provision(KeyStore(engine, load_master_key(config.master_key)))
+    finally:
+        engine.dispose()

@@ -3,16 +3,15 @@
 A test middleware plays ``portal.web``'s part (a session for one person, a 403
 for a POST without its CSRF token), a ``base.html`` of the tests' own stands in
 for the sign-in side's (loaded through a ChoiceLoader ahead of the pages'
-templates), and the applications live in a dict. Details are sealed here with
-renkei.sealing and opened by ``open_test_details`` until renkei.disclosure
-lands; then the helper switches to its seal/open_details.
+templates), and the applications live in a dict. Tests seal details with
+renkei.disclosure.seal_details, as an agency does; the pages open them with its
+open_details and the sealing key given here.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import jinja2
@@ -22,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric import x25519
 from portal import pages
 from portal.app_keys import APPLICATIONS, PERSONAL_LOG, SESSION, Application, Session
 from portal.history import VERIFIER
-from renkei import sealing
 from support.personal_log import FakePersonalLog
 
 TEST_BASE = (
@@ -46,52 +44,6 @@ class MemoryApplications:
 
     def of_person(self, card_serial: str) -> list[Application]:
         return [a for a in self.rows.values() if a.card_serial == card_serial]
-
-
-@dataclass(frozen=True)
-class DetailsForTests:
-    """The fields of renkei.disclosure's Details."""
-
-    serial: int
-    agency_id: str
-    role: str
-    logged_at: datetime
-    info_kind: str
-    legal_basis_item: str
-    counterpart_agency_id: str
-    content: str
-    purpose: str | None
-    outcome: str
-    answered_at: datetime
-
-
-def _info(application_id: str, serial: int, agency_id: str) -> bytes:
-    return sealing.exchange_info("test-details", application_id, serial, agency_id)
-
-
-def seal_test_details(
-    details: DetailsForTests, recipient: x25519.X25519PublicKey, application_id: str
-) -> bytes:
-    doc = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in asdict(details).items()}
-    plain = json.dumps(doc, ensure_ascii=False).encode()
-    return sealing.seal(plain, recipient, _info(application_id, details.serial, details.agency_id))
-
-
-def open_test_details(
-    sealed: bytes,
-    *,
-    private_key: x25519.X25519PrivateKey,
-    application_id: str,
-    serial: int,
-    agency_id: str,
-) -> DetailsForTests:
-    plain = sealing.open_sealed(
-        sealed, private_key, _info(application_id, serial, agency_id), field="sealed_details"
-    )
-    doc = json.loads(plain)
-    for k in ("logged_at", "answered_at"):
-        doc[k] = datetime.fromisoformat(doc[k])
-    return DetailsForTests(**doc)
 
 
 def session(link_code: str, card_serial: str = "1001") -> Session:
@@ -131,7 +83,5 @@ def pages_app(
     app[pages.TEMPLATES] = pages.templates(loader)
     if sealing_key is not None:
         app[pages.SEALING_KEY] = sealing_key
-    opener: pages.DetailsOpener = open_test_details
-    app[pages.DETAILS_OPENER] = opener
     pages.routes(app)
     return app

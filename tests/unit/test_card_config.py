@@ -41,6 +41,7 @@ PORTAL = """
 [portal]
 public_url = "{url}"
 database_url = "sqlite:///{{config_dir}}/portal.db"
+master_key = "file:master.key"
 [web_tls]
 cert = "w.pem"
 key = "w.key"
@@ -61,6 +62,8 @@ ca_cert = "ca.pem"
         ("http://portal.example.jp", "", "must be https"),
         ("https://portal.example.jp", '[verify]\nlog_key = "nonsense"\n', r"\[verify\]"),
         ("https://portal.example.jp", "[rate_limit]\nper_client_burst = 0\n", "per_client_burst"),
+        ("https://portal.example.jp", "[retention]\nyears = 7\n", r"\[retention\]: unknown"),
+        ("https://portal.example.jp", "[retention]\ndays = 0\n", "days"),
     ],
 )
 def test_a_bad_portal_config_names_the_key(
@@ -78,3 +81,24 @@ def test_a_bad_portal_config_names_the_key(
     config = PortalConfig.load(path)
     assert config.card_crl == tmp_path / "crl.pem"
     assert config.web_cert == tmp_path / "w.pem"
+    assert config.master_key == f"file:{tmp_path / 'master.key'}"
+    assert config.internal_listen is None  # no internal port unless asked for
+    assert config.retention.days == 2557
+    assert config.retention.every_seconds == 0
+
+
+def test_the_portal_config_names_its_master_key_internal_port_and_retention(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "portal.toml"
+    text = PORTAL.format(url="https://portal.example.jp", crl='crl = "crl.pem"', extra="")
+    path.write_text(text.replace('master_key = "file:master.key"\n', ""), "utf-8")
+    with pytest.raises(ConfigError, match="master_key"):
+        PortalConfig.load(path)
+    extra = "[retention]\ndays = 30\nevery_seconds = 3600\n"
+    text = PORTAL.format(url="https://portal.example.jp", crl='crl = "crl.pem"', extra=extra)
+    text = text.replace("[web_tls]", 'internal_listen = "127.0.0.1:50081"\n[web_tls]')
+    path.write_text(text, "utf-8")
+    config = PortalConfig.load(path)
+    assert config.internal_listen == "127.0.0.1:50081"
+    assert (config.retention.days, config.retention.every_seconds) == (30, 3600)
