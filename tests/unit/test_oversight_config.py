@@ -100,7 +100,7 @@ off_hours = false
 
 
 def test_working_hours_may_end_at_midnight(tmp_path: Path) -> None:
-    """"24:00" ends the day: every time of day is within 00:00-24:00 (the demo's hours)."""
+    """ "24:00" ends the day: every time of day is within 00:00-24:00 (the demo's hours)."""
     hours = _load(tmp_path, '[working_hours]\nstart = "00:00"\nend = "24:00"\n').working_hours
     assert hours.end == time.max
     assert working(datetime(2026, 12, 7, 23, 59, 59, tzinfo=JST), hours)
