@@ -50,7 +50,13 @@ from hub_server.keys import sealing_key as hub_sealing_key
 from id_issuer.issuer import open_key_store as open_issuer_key_store
 from id_issuer.issuer import provision as id_key_setup
 from ops.cards import init_card_ca
-from ops.deploy_portal import PORTAL_ID, lay_out_portal, portal_files, set_verifier_keys
+from ops.deploy_portal import (
+    PORTAL_ID,
+    PortalSetup,
+    lay_out_portal,
+    portal_files,
+    set_verifier_keys,
+)
 from ops.pki import CERT_FILE, KEY_FILE, PkiLayout, init_pki, issue_exchange_certificate
 from renkei import db, sealing
 from renkei.keystore import KeyStore, create_master_key_file, load_master_key
@@ -371,24 +377,27 @@ def init_deployment(
 
     # The portal: an agency to the hub with no class (it may relay nothing), its own web
     # certificate for browsers; its [verify] keys come once the hub's and the witness's exist.
+    # (A caller that lists an agency "portal" of its own, a test's stand-in, gets that one.)
     registry_endpoint = f"{host}:{endpoints.registry_port}"
-    portal_dir = portal_files(layout.root).folder
-    portal_tls = TlsFiles(
-        pki.roots, portal_dir / "tls" / CERT_FILE, portal_dir / "tls" / KEY_FILE, pki.crls
-    )
-    portal = lay_out_portal(
-        layout.root,
-        pki,
-        listen=f"{host}:{endpoints.portal_port}",
-        public_url=f"https://{host}:{endpoints.portal_port}",
-        hub_endpoint=hub_endpoint,
-        registry_endpoint=registry_endpoint,
-        database=_db(settings, PORTAL_ID),
-        tls=_tls_paths(portal_tls, portal_dir),
-        log_level=settings.log_level,
-    )
-    directory.append(portal.directory_entry)
-    _make_portal_store(portal.files.config)
+    portal: PortalSetup | None = None
+    if PORTAL_ID not in ids:
+        portal_dir = portal_files(layout.root).folder
+        portal_tls = TlsFiles(
+            pki.roots, portal_dir / "tls" / CERT_FILE, portal_dir / "tls" / KEY_FILE, pki.crls
+        )
+        portal = lay_out_portal(
+            layout.root,
+            pki,
+            listen=f"{host}:{endpoints.portal_port}",
+            public_url=f"https://{host}:{endpoints.portal_port}",
+            hub_endpoint=hub_endpoint,
+            registry_endpoint=registry_endpoint,
+            database=_db(settings, PORTAL_ID),
+            tls=_tls_paths(portal_tls, portal_dir),
+            log_level=settings.log_level,
+        )
+        directory.append(portal.directory_entry)
+        _make_portal_store(portal.files.config)
 
     layout.hub_dir.mkdir(parents=True, exist_ok=True)
     create_master_key_file(layout.hub_dir / "master.key")
@@ -422,7 +431,7 @@ def init_deployment(
         db.create_engine(hub_config.database_url, schema=hub_config.database_schema),
         load_master_key(hub_config.master_key),
     )
-    hub_key_setup(hub_keys, [*ids, PORTAL_ID])  # the portal gets link codes of its own
+    hub_key_setup(hub_keys, sorted({*ids, PORTAL_ID}))  # the portal gets link codes of its own
     hub_public = sealing.public_key_bytes(hub_sealing_key(hub_keys))
     origin = hub_config.log.origin
     hub_log_key = checkpoint_signer(hub_keys, origin).verifier().verifier_key()
@@ -456,7 +465,8 @@ def init_deployment(
             "verify_every_seconds": settings.log_verify_seconds,
         }
         _write_toml(path, comm_toml)
-    set_verifier_keys(portal.files, hub_log_key, [witness_key])
+    if portal is not None:
+        set_verifier_keys(portal.files, hub_log_key, [witness_key])
 
     issuer_dir = layout.id_issuer_config.parent
     issuer_dir.mkdir(parents=True, exist_ok=True)
