@@ -20,7 +20,6 @@ import time
 import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import timedelta, timezone
 from pathlib import Path
 
 import aiohttp
@@ -43,7 +42,6 @@ from renkei import card
 from renkei.hub.v1 import personal_pb2
 from renkei.tlog import checkpoint, note
 
-JST = timezone(timedelta(hours=9), "JST")
 CITY = "141003"
 DETAILS_WAIT_SECONDS = 20.0
 

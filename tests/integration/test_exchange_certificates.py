@@ -28,7 +28,6 @@ from hub_server.directory import Agency, Directory
 from hub_server.exchange import ProvideCall, Provided
 from ops import cli
 from ops.deploy import exchange_certificate_path
-from ops.deploy_portal import PORTAL_ID, portal_files
 from renkei import exchange_cert, sealing
 from renkei.comm.v1 import comm_pb2
 
@@ -379,15 +378,10 @@ def test_the_deployment_certifies_every_agencys_own_keys_in_the_hubs_directory(
 ) -> None:
     ca = x509.load_pem_x509_certificate(topo.layout.pki.agencies_ca.cert.read_bytes())
     for agency in topo.hub.hub.directory:
-        if agency.agency_id == PORTAL_ID:  # no comm server; its folder is portal/
-            pem = portal_files(topo.layout.root).exchange_certificate.read_bytes()
-        else:
-            pem = exchange_certificate_path(topo.layout, agency.agency_id).read_bytes()
+        pem = exchange_certificate_path(topo.layout, agency.agency_id).read_bytes()
         assert exchange_cert.certificate_der(pem) == agency.exchange_certificate
         peer = exchange_cert.verify_certificate(agency.exchange_certificate, ca, agency.agency_id)
         assert sealing.public_key_bytes(peer.sealing_key) == agency.sealing_public_key
-        if agency.agency_id == PORTAL_ID:
-            continue
         comm = topo.comms[agency.agency_id].config
         assert comm.exchange_ca is not None
         assert comm.exchange_ca.resolve() == topo.layout.pki.agencies_ca.cert.resolve()

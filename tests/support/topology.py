@@ -275,11 +275,13 @@ async def start_topology(
         aid: await comm_bootstrap.create_server(c, (legacy or {}).get(aid))
         for aid, c in configs.items()
     }
+    # Only the parties it runs: the deployment's portal (no comm server) is left out of the
+    # hub's directory, as before it was laid out (it would also hold up an ID-key rotation,
+    # which waits for every directory agency to re-key: the portal has no re-key yet).
     hub.hub.directory = Directory(
         replace(agency, endpoint=f"127.0.0.1:{comms[agency.agency_id].port}")
-        if agency.agency_id in comms
-        else agency  # the portal: the hub never calls it
         for agency in hub.hub.directory
+        if agency.agency_id in comms
     )
     return Topology(
         layout, endpoints, hub, comms, stubs, people, issuer, numbering, numbers, registry, witness
