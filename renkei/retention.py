@@ -179,7 +179,12 @@ class HoldStore:
         return LegalHold(hold.hold_id, tuple(serials), hold.person, hold.reason, now)
 
     def release(self, hold_id: str) -> None:
-        """NOT_FOUND (HOLD_NOT_FOUND) for a hold that is not set."""
+        """NOT_FOUND (HOLD_NOT_FOUND) for a hold that is not set; INVALID_ARGUMENT
+        (HOLD_ID_INVALID) for an id no hold can have (never echoed back: it is unbounded)."""
+        if not HOLD_ID_RE.fullmatch(hold_id):
+            raise InvalidArgument(
+                "HOLD_ID_INVALID", "hold_id: 1 to 64 of [A-Za-z0-9_.:-]", {"field": "hold_id"}
+            )
         with self._engine.begin() as conn:
             conn.execute(legal_hold_serials.delete().where(legal_hold_serials.c.hold_id == hold_id))
             gone = conn.execute(legal_holds.delete().where(legal_holds.c.hold_id == hold_id))

@@ -64,6 +64,9 @@ def _bulk(rig: HubRig, *ns: int) -> RelayRequest:
     return RelayRequest(PENSION, PENSION_INFO, ITEM, [rig.link_code(n) for n in ns], b"q")
 
 
+SCHEDULING_SLACK = 0.2
+
+
 def _outcomes(repo: SqlHubLog) -> list[tuple[str, str]]:
     return [(r.outcome, r.reason) for r in repo.rows()]
 
@@ -72,7 +75,9 @@ async def _refused_in_time(rig: HubRig, req: RelayRequest, deadline: float) -> R
     started = time.monotonic()
     with pytest.raises(RenkeiError) as caught:
         await rig.hub.relay(rig.city, req, deadline)
-    assert time.monotonic() - started < deadline
+    # Before the caller's deadline had passed by more than a loaded machine's scheduling
+    # slack (not a speed check: a hub that waited on the stalled database would take seconds).
+    assert time.monotonic() - started < deadline + SCHEDULING_SLACK
     return caught.value
 
 

@@ -208,7 +208,15 @@ def test_the_register_keeps_no_handles_and_the_binding_store_no_facts(
     register = set(sa.inspect(store.engine).get_table_names())
     assert register == {"residents", "history", "changes", "feed_lock"}
     own = set(sa.inspect(binding_engine).get_table_names())
-    assert own == {"subscriptions", "deliveries", "feed_state", "consent_log"}
+    # The card CA's cards (card serial -> resident code) and who asked to bind them (issue 15).
+    assert own == {
+        "subscriptions",
+        "deliveries",
+        "feed_state",
+        "consent_log",
+        "cards",
+        "card_bindings",
+    }
 
 
 def test_changes_before_a_subscription_are_not_queued_for_it(

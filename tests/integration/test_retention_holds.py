@@ -116,6 +116,12 @@ def test_the_oversight_body_sets_lists_and_releases_holds(engine: Engine) -> Non
     with pytest.raises(NotFound) as unknown:
         asyncio.run(servicer.ReleaseLegalHold(release, OVERSIGHT))  # type: ignore[arg-type]
     assert unknown.value.reason == "HOLD_NOT_FOUND"
+    # An id no hold can have is refused as such, not echoed back (the fuzzer's 20 kB id made
+    # the trailers too large: RESOURCE_EXHAUSTED against a NOT_FOUND rich status).
+    huge = oversight_pb2.ReleaseLegalHoldRequest(hold_id="x" * 20_000)
+    with pytest.raises(InvalidArgument) as invalid:
+        asyncio.run(servicer.ReleaseLegalHold(huge, OVERSIGHT))  # type: ignore[arg-type]
+    assert (invalid.value.reason, "x" * 100 in str(invalid.value)) == ("HOLD_ID_INVALID", False)
 
 
 @pytest.mark.parametrize(

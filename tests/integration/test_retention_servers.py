@@ -1,7 +1,7 @@
 """The running servers mount LegalHoldService (R25) over mutual TLS, for the oversight body only.
 
-The PKI has no domain of the oversight body's yet: its certificate here is
-issued by the services' CA with the URI SAN ``urn:renkei:oversight``.
+The oversight body's certificate comes from its own CA; one with its URI from
+another domain's CA (here the services') names no one and is refused.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from renkei.oversight.v1 import oversight_pb2, oversight_pb2_grpc
 from renkei.pki import SAN_OVERSIGHT, TlsFiles, party_host
 
 
-def _oversight_tls(topo: Topology, folder: Path) -> TlsFiles:
+def _lookalike_tls(topo: Topology, folder: Path) -> TlsFiles:
     ca = topo.layout.pki.services_ca.load()
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
@@ -72,7 +72,8 @@ def _oversight_tls(topo: Topology, folder: Path) -> TlsFiles:
 def test_hub_comm_and_registry_take_holds_from_the_oversight_body_only(
     loop: LoopThread, topo: Topology, tmp_path: Path
 ) -> None:
-    oversight = topo.tls("oversight")  # the oversight CA's; _oversight_tls's is refused now
+    oversight = topo.tls("oversight")
+    lookalike = _lookalike_tls(topo, tmp_path / "lookalike")
     servers = {
         "hub": (topo.hub.port, "hub"),
         "comm": (topo.comms[CITY].port, f"agency:{CITY}"),
@@ -90,14 +91,12 @@ def test_hub_comm_and_registry_take_holds_from_the_oversight_body_only(
                 await stub.ReleaseLegalHold(
                     oversight_pb2.ReleaseLegalHoldRequest(hold_id=f"case-{name}")
                 )
-            async with channel(f"127.0.0.1:{port}", topo.tls(CITY), peer=peer) as ch:
-                stub = oversight_pb2_grpc.LegalHoldServiceStub(ch)
-                with pytest.raises(grpc.aio.AioRpcError) as refused:
-                    await stub.SetLegalHold(oversight_pb2.SetLegalHoldRequest(hold=hold))
-                err = from_rpc_error(refused.value, fallback_reason="")
-                assert (err.code, err.reason) == (
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    "CALLER_NOT_OVERSIGHT",
-                ), name
+            for other in (topo.tls(CITY), lookalike):
+                async with channel(f"127.0.0.1:{port}", other, peer=peer) as ch:
+                    stub = oversight_pb2_grpc.LegalHoldServiceStub(ch)
+                    with pytest.raises(grpc.aio.AioRpcError) as refused:
+                        await stub.SetLegalHold(oversight_pb2.SetLegalHoldRequest(hold=hold))
+                    err = from_rpc_error(refused.value, fallback_reason="")
+                    assert err.code == grpc.StatusCode.PERMISSION_DENIED, (name, other.cert)
 
     loop.run(run())
