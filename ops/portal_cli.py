@@ -18,6 +18,10 @@ def add_parser(sub: Any) -> None:
     serve = portal_sub.add_parser("serve", help="serve the portal over HTTPS")
     serve.add_argument("--config", type=Path, required=True, help="portal.toml")
     serve.add_argument("--port-file", type=Path, help="write the bound port here")
+    rekey = portal_sub.add_parser(
+        "rekey", help="after a key rotation at the hub: forget kept link codes, complete it"
+    )
+    rekey.add_argument("--config", type=Path, required=True, help="portal.toml")
 
     cards = sub.add_parser("cards", help="the residents' cards (the registry side's card CA)")
     cards_sub = cards.add_subparsers(dest="action", required=True)
@@ -55,7 +59,27 @@ def _revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rekey(args: argparse.Namespace) -> int:
+    from portal.config import PortalConfig
+    from portal.rekey import rekey
+    from renkei.errors import RenkeiError
+
+    try:
+        done = asyncio.run(rekey(PortalConfig.load(args.config)))
+    except RenkeiError as err:
+        print(f"renkei portal rekey: {err.code.name} {err.reason}: {err}", file=sys.stderr)
+        return 1
+    waiting = "" if done.may_promote else "; the ID-key rotation waits for other agencies"
+    print(
+        f"forgot {done.forgotten} kept link codes (each person's next sign-in binds again);"
+        f" the portal's link-code key version {done.key_version} is current{waiting}"
+    )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.command == "portal" and args.action == "rekey":
+        return _rekey(args)
     if args.command == "portal":
         from portal.bootstrap import serve
         from portal.config import PortalConfig

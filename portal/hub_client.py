@@ -68,5 +68,26 @@ class HubClient:
             raise from_rpc_error(err, fallback_reason="HUB_UNAVAILABLE") from None
         return str(response.link_code)
 
+    async def complete_rekey(self) -> hub_pb2.CompleteRekeyResponse:
+        """Tells the hub the portal holds no code under an old key (``portal.rekey``)."""
+        try:
+            # An empty batch answers the versions the portal's codes would be made under.
+            versions = await self._hub.RekeyLinkCodes(
+                hub_pb2.RekeyLinkCodesRequest(link_codes=[]),
+                timeout=self._timeout,
+                metadata=outgoing_metadata(),
+            )
+            response: hub_pb2.CompleteRekeyResponse = await self._hub.CompleteRekey(
+                hub_pb2.CompleteRekeyRequest(
+                    key_version=versions.newest_key_version,
+                    id_key_version=versions.newest_id_key_version,
+                ),
+                timeout=self._timeout,
+                metadata=outgoing_metadata(),
+            )
+        except grpc.aio.AioRpcError as err:
+            raise from_rpc_error(err, fallback_reason="HUB_UNAVAILABLE") from None
+        return response
+
     async def close(self) -> None:
         await self._channel.close(None)

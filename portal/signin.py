@@ -106,11 +106,12 @@ class SignIn:
                 "CARD_CHALLENGE_STALE", "the challenge was not handed out here, or is used up"
             )
         serial = str(identity.serial)
-        link_code = await asyncio.to_thread(self._store.link_code, serial)
-        if link_code is None:
-            sealed = await self._registry.bind_card(der, challenge, der_signature)
-            issued = await self._hub.issue_link_code(sealed)
-            if not issued:
-                raise InvalidArgument("HUB_BAD_ANSWER", "the hub answered an empty link code")
-            link_code = await asyncio.to_thread(self._store.bind, serial, issued, now)
+        # Every sign-in binds the card again (the same code while the hub's keys stay: the
+        # derivation is deterministic), so the portal never holds a code a re-key has left
+        # behind and needs no re-key job of its own (`renkei portal rekey` only completes).
+        sealed = await self._registry.bind_card(der, challenge, der_signature)
+        issued = await self._hub.issue_link_code(sealed)
+        if not issued:
+            raise InvalidArgument("HUB_BAD_ANSWER", "the hub answered an empty link code")
+        link_code = await asyncio.to_thread(self._store.bind, serial, issued, now)
         return await self._sessions.start(serial, link_code)

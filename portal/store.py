@@ -110,20 +110,28 @@ class PortalStore:
             ).scalar_one_or_none()
 
     def bind(self, card_serial: str, link_code: str, at: datetime) -> str:
-        """Keeps the card's link code; the one already kept wins a race."""
-        try:
+        """Keeps the card's link code, the one the hub gave at this sign-in (each sign-in
+        binds the card again, so a re-key at the hub reaches the portal then)."""
+        for _ in range(2):  # a race between two first sign-ins: the update then wins
             with self._engine.begin() as conn:
-                conn.execute(
-                    persons.insert().values(
-                        card_serial=card_serial, link_code=link_code, bound_at=at
-                    )
-                )
-        except sa.exc.IntegrityError:
-            kept = self.link_code(card_serial)
-            if kept is None:
-                raise
-            return kept
-        return link_code
+                values = {"link_code": link_code, "bound_at": at}
+                if conn.execute(
+                    persons.update().where(persons.c.card_serial == card_serial).values(values)
+                ).rowcount:
+                    return link_code
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(persons.insert().values(card_serial=card_serial, **values))
+                return link_code
+            except sa.exc.IntegrityError:
+                continue
+        raise RuntimeError(f"card {card_serial}: its link code could not be kept")
+
+    def forget_link_codes(self) -> int:
+        """Forgets every kept link code (``renkei portal rekey``): each person's next
+        sign-in binds the card again, under the hub's current keys."""
+        with self._engine.begin() as conn:
+            return int(conn.execute(persons.delete()).rowcount)
 
     # -- sign-in challenges ------------------------------------------------
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import grpc
@@ -19,6 +19,7 @@ from support.topology import CITY, Topology, start_topology
 
 from ops.cards import init_card_ca, issue_deployment_cards
 from ops.deploy import AgencySpec
+from portal.config import PortalConfig
 from registry_binding.bootstrap import RegistryBindingServer, create_server
 from registry_binding.cards import CardCa, CardStore, id_bases, issue_cards, revoke_card
 from registry_binding.config import RegistryBindingConfig
@@ -235,30 +236,31 @@ def test_the_cards_cli_issues_and_revokes(
     )
 
 
-def test_the_portal_signs_a_person_in_through_the_real_registry_and_hub(
-    loop: LoopThread, setup: Setup, tmp_path: Path
-) -> None:
-    import base64
-    import ssl
-
-    import aiohttp
+def _real_portal(s: Setup, tmp_path: Path) -> PortalConfig:
     from support.portal_env import CardAuthority, portal_config
 
-    from portal.bootstrap import start
-    from portal.store import PortalStore
-    from renkei import db
-
-    s = setup
-    code = s.topo.people[0].resident_code
-    key, cert = s.cards[code]
     authority = CardAuthority(s.ca.files.folder, s.ca.cert, s.ca.key)
     config, _ = portal_config(tmp_path, authority, (None, "real"))
-    config = replace(
+    return replace(
         config,
         tls=s.topo.layout.pki.agency(PORTAL),
         hub_endpoint=f"127.0.0.1:{s.topo.hub.port}",
         registry_endpoint=f"127.0.0.1:{s.registry.port}",
     )
+
+
+def _sign_in(loop: LoopThread, s: Setup, config: PortalConfig, code: str) -> str:
+    """Signs in at a portal started on ``config`` with ``code``'s card: the kept link code."""
+    import base64
+    import ssl
+
+    import aiohttp
+
+    from portal.bootstrap import start
+    from portal.store import PortalStore
+    from renkei import db
+
+    key, cert = s.cards[code]
     server = loop.run(start(config))
 
     async def sign_in() -> tuple[int, str]:
@@ -286,7 +288,37 @@ def test_the_portal_signs_a_person_in_through_the_real_registry_and_hub(
     store = PortalStore(db.create_engine(config.database_url))
     kept = store.link_code(str(cert.serial_number))
     store.engine.dispose()
+    assert kept is not None
+    return kept
+
+
+def test_the_portal_signs_a_person_in_through_the_real_registry_and_hub(
+    loop: LoopThread, setup: Setup, tmp_path: Path
+) -> None:
+    s = setup
+    code = s.topo.people[0].resident_code
+    kept = _sign_in(loop, s, _real_portal(s, tmp_path), code)
     # The same link code the hub gives the portal for this person by any other sealing.
     again = _bind(loop, s, code)
     assert isinstance(again, registry_pb2.BindCardResponse)
     assert kept == _link_code(loop, s, again.sealed_id_code)
+
+
+def test_a_rotation_of_the_portals_key_completes_and_the_next_sign_in_binds_under_it(
+    loop: LoopThread, setup: Setup, tmp_path: Path
+) -> None:
+    from hub_server import keys
+    from portal.rekey import rekey
+
+    s = setup
+    code = s.topo.people[0].resident_code
+    config = _real_portal(s, tmp_path)
+    assert _sign_in(loop, s, config, code).startswith("1.")
+    admin = s.topo.hub.key_admin
+    assert keys.rotate_link_key(admin.store, PORTAL, timedelta(days=30)) == 2
+    s.topo.hub.hub.codec = loop.run(admin.codec())
+    done = loop.run(rekey(config), timeout=30)
+    # The portal held no code worth re-keying: it forgot them and completed at once.
+    assert (done.forgotten, done.key_version) == (1, 2)
+    assert s.topo.hub.hub.codec.current_version(PORTAL) == 2
+    assert _sign_in(loop, s, config, code).startswith("2.")
