@@ -61,7 +61,7 @@ def test_every_entry_is_canonical_and_proved(
     stored = reader.entries(range(size))
     assert sorted(stored) == list(range(size))
     kinds = {"exchange": 0, "outcome": 0}
-    for index, got in stored.items():
+    for got in stored.values():
         entry = Entry.decode(got.entry)
         kinds[entry.kind] += 1
         assert (entry.serial, entry.requester, entry.provider) == (
@@ -96,7 +96,8 @@ def test_the_hub_reads_the_rows_and_carries_on_writing(
             )
             oldest = conn.scalar(sa.select(sa.func.min(hub_log.c.logged_at)))
         assert leaves == data.person_leaves == 2 * data.person_exchanges
-        assert oldest is not None and oldest >= data.start
+        assert oldest is not None
+        assert oldest >= data.start
         old_size = TreeReader(engine).size()
         old_root = TreeReader(engine).root(old_size)
         entry = LogEntry(
