@@ -16,12 +16,17 @@ from aiohttp import web
 from hub_server import keys
 from hub_server.checkpoints import Checkpointer, NamedWitness
 from hub_server.config import HubConfig
+from hub_server.deferral import DeferralDesk
+from hub_server.details import DetailsDesk
 from hub_server.directory import Directory
 from hub_server.id_issuer_client import GrpcIdIssuer
 from hub_server.linkage import Hub
 from hub_server.log_servicer import LogServicer
 from hub_server.log_store import AsyncHubLog, SqlHubLog
 from hub_server.log_tree import TreeReader
+from hub_server.personal import PersonalLog, registry_names
+from hub_server.personal_servicer import PersonalLogServicer
+from hub_server.personal_store import SqlPersonalStore, SqlProofs
 from hub_server.policy_versions import PolicySet, fingerprint, load_policy
 from hub_server.provider_gateway import GrpcProviderGateway
 from hub_server.rekey_store import RekeyCompletions
@@ -31,7 +36,7 @@ from renkei import codes, db, id_code_signing
 from renkei.config_util import ConfigError
 from renkei.errors import RenkeiError
 from renkei.grpcutil.server import ServerHandle, require_tls, start_server
-from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
+from renkei.hub.v1 import hub_pb2, hub_pb2_grpc, personal_pb2, personal_pb2_grpc
 from renkei.keystore import KeyStore, load_master_key
 from renkei.log.v1 import log_pb2, log_pb2_grpc
 from renkei.logs import event
@@ -45,6 +50,7 @@ SERVICE_NAME = hub_pb2.DESCRIPTOR.services_by_name["HubService"].full_name
 # The witness's party name: its certificate's DNS name is this party's (renkei.pki.party_host).
 WITNESS_PARTY = "service:witness"
 LOG_SERVICE_NAME = log_pb2.DESCRIPTOR.services_by_name["LogService"].full_name
+PERSONAL_SERVICE_NAME = personal_pb2.DESCRIPTOR.services_by_name["PersonalLogService"].full_name
 
 
 class StoreKeyAdmin:
@@ -227,8 +233,28 @@ async def create_server(config: HubConfig) -> HubServer:
         bulk_relay_ceiling=config.bulk_relay_ceiling_seconds,
         log_margin=config.log_margin_seconds,
     )
-    servicer = HubServicer(hub)
-    services = [SERVICE_NAME]
+    personal_store = SqlPersonalStore(engine)
+    servicer = HubServicer(hub, DeferralDesk(personal_store, clock))
+    services = [SERVICE_NAME, PERSONAL_SERVICE_NAME]
+    # The portal's view (issue 15): with the tree off, its listing is refused (LOG_TREE_OFF).
+    personal = PersonalLog(
+        hub,
+        personal_store,
+        SqlProofs(reader) if tree_writer is not None else None,
+        portal_id=config.portal.agency_id,
+        clock=clock,
+        names=registry_names(),
+    )
+    personal_servicer = PersonalLogServicer(
+        personal,
+        DetailsDesk(
+            personal,
+            log,
+            gateway,
+            ceiling=config.relay_ceiling_seconds,
+            log_margin=config.log_margin_seconds,
+        ),
+    )
     log_servicer: LogServicer | None = None
     if checkpointer is not None and tree_writer is not None:
         # After mark_interrupted above: the rows it closed are in the first checkpoint.
@@ -238,6 +264,7 @@ async def create_server(config: HubConfig) -> HubServer:
 
     def register(server: grpc.aio.Server) -> None:
         hub_pb2_grpc.add_HubServiceServicer_to_server(servicer, server)
+        personal_pb2_grpc.add_PersonalLogServiceServicer_to_server(personal_servicer, server)
         if log_servicer is not None:
             log_pb2_grpc.add_LogServiceServicer_to_server(log_servicer, server)
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hub_server.directory import AGENCY_ID_RE
 from renkei import deadline, id_code_signing
 from renkei.config_util import (
     ConfigError,
@@ -25,6 +26,8 @@ from renkei.tlog import checkpoint, note
 
 # The log's name: its checkpoints' origin line and its key's name.
 DEFAULT_ORIGIN = "log.hub.renkei.internal"
+# The portal's agency id unless [portal] agency_id says otherwise.
+DEFAULT_PORTAL = "portal"
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class HubConfig:
     # The verifiable log ([log]): its origin line (and checkpoint key name), the
     # longest a durable entry waits for a signed checkpoint, and the witnesses.
     log: LogConfig = field(default_factory=lambda: LogConfig())
+    # The portal ([portal]): the one agency PersonalLogService answers (issue 15).
+    portal: PortalConfig = field(default_factory=lambda: PortalConfig())
 
     @classmethod
     def load(cls, config_path: Path) -> HubConfig:
@@ -89,7 +94,23 @@ class HubConfig:
             provider_streams=boolean(hub, "provider_streams", where, True),
             id_issuer_signing_public_key=_issuer_key(hub, where),
             log=LogConfig.load(data, config_path),
+            portal=PortalConfig.load(data, config_path),
         )
+
+
+@dataclass(frozen=True)
+class PortalConfig:
+    # The agency id the portal's certificate names; it is a directory agency like any other.
+    agency_id: str = DEFAULT_PORTAL
+
+    @classmethod
+    def load(cls, data: dict[str, Any], config_path: Path) -> PortalConfig:
+        raw = table(data, "portal", config_path)
+        where = f"{config_path}: [portal]"
+        agency_id = text(raw, "agency_id", where, DEFAULT_PORTAL)
+        if not AGENCY_ID_RE.match(agency_id):
+            raise ConfigError(f"{where} agency_id: must be 1-64 letters, digits, '.', '_' or '-'")
+        return cls(agency_id=agency_id)
 
 
 @dataclass(frozen=True)

@@ -216,6 +216,11 @@ class Hub:
             version, self.codec.current_version(requester.agency_id), provider.agency_id
         )
 
+    def id_code_of(self, agency_id: str, link_code: str) -> bytes:
+        """The ID code behind ``agency_id``'s link code (the usual LINK_CODE_* refusals)."""
+        validate.required("link_code", link_code)
+        return self._decode(agency_id, link_code)[0]
+
     def person_key(self, id_code: bytes) -> str:
         mac = hmac.HMAC(self._log_index_key, hashes.SHA256())
         mac.update(id_code)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import grpc
 from google.protobuf import timestamp_pb2
 
+from hub_server.details import ANSWERED, DEFERRED, PENDING_STATE, REFUSED, DiscloseCall, Disclosed
 from hub_server.directory import Agency
 from hub_server.exchange import CollectCall, ItemError, ProvideCall, Provided
 from hub_server.provider_stream import ProviderStream, StreamUnsupported
-from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
-from renkei.errors import RenkeiError, from_rpc_error
+from renkei.comm.v1 import comm_pb2, comm_pb2_grpc, disclosure_pb2, disclosure_pb2_grpc
+from renkei.errors import RenkeiError, Unavailable, from_rpc_error
 from renkei.grpcutil.client import channel, outgoing_metadata
 from renkei.pki import TlsFiles
 from renkei.tlog import receipt_proto
@@ -23,6 +26,13 @@ PROVIDER_CHANNEL_OPTIONS = (
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 250),
 )
+
+_DISCLOSURE_STATES = {
+    disclosure_pb2.DISCLOSURE_STATE_PENDING: PENDING_STATE,
+    disclosure_pb2.DISCLOSURE_STATE_ANSWERED: ANSWERED,
+    disclosure_pb2.DISCLOSURE_STATE_DEFERRED: DEFERRED,
+    disclosure_pb2.DISCLOSURE_STATE_REFUSED: REFUSED,
+}
 
 
 def _provider_error(err: grpc.aio.AioRpcError) -> RenkeiError:
@@ -56,16 +66,18 @@ class GrpcProviderGateway:
         self._insecure = insecure_development
         self._streams_on = streams
         self._stubs: dict[str, comm_pb2_grpc.ProviderServiceAsyncStub] = {}
+        self._by_key: dict[str, grpc.aio.Channel] = {}
+        self._disclosure: dict[str, disclosure_pb2_grpc.DisclosureServiceAsyncStub] = {}
         self._streams: dict[str, ProviderStream] = {}
         self._unary_only: set[str] = set()
         self._channels: list[grpc.aio.Channel] = []
 
-    def _stub(self, provider: Agency) -> comm_pb2_grpc.ProviderServiceAsyncStub:
+    def _channel(self, provider: Agency) -> tuple[str, grpc.aio.Channel]:
         # Keyed by endpoint and agency: the channel checks the server is that agency.
         key = f"{provider.agency_id}@{provider.endpoint}"
-        stub = self._stubs.get(key)
-        if stub is None:
-            ch = channel(
+        ch = self._by_key.get(key)
+        if ch is None:
+            ch = self._by_key[key] = channel(
                 provider.endpoint,
                 self._tls,
                 peer=f"agency:{provider.agency_id}",
@@ -73,6 +85,12 @@ class GrpcProviderGateway:
                 options=PROVIDER_CHANNEL_OPTIONS,
             )
             self._channels.append(ch)
+        return key, ch
+
+    def _stub(self, provider: Agency) -> comm_pb2_grpc.ProviderServiceAsyncStub:
+        key, ch = self._channel(provider)
+        stub = self._stubs.get(key)
+        if stub is None:
             stub = self._stubs[key] = comm_pb2_grpc.ProviderServiceStub(ch)
         return stub
 
@@ -182,6 +200,43 @@ class GrpcProviderGateway:
             answer_signature=bytes(response.answer_signature),
         )
 
+    async def disclose(self, agency: Agency, call: DiscloseCall, timeout: float) -> Disclosed:
+        """The agency's DisclosureService.Disclose, on the channel the hub provides over."""
+        if not agency.endpoint:
+            raise Unavailable(
+                "PROVIDER_UNAVAILABLE", f"agency {agency.agency_id} has no communication server"
+            )
+        key, ch = self._channel(agency)
+        stub = self._disclosure.get(key)
+        if stub is None:
+            stub = self._disclosure[key] = disclosure_pb2_grpc.DisclosureServiceStub(ch)
+        request = disclosure_pb2.DiscloseRequest(
+            serial=call.serial,
+            link_code=call.link_code,
+            application_id=call.application_id,
+            recipient_agency_id=call.recipient_agency_id,
+            request_serial=call.request_serial,
+        )
+        try:
+            response = await stub.Disclose(request, timeout=timeout, metadata=outgoing_metadata())
+        except grpc.aio.AioRpcError as err:
+            raise _provider_error(err) from None
+        state = _DISCLOSURE_STATES.get(response.state)
+        if state is None:
+            raise Unavailable(
+                "PROVIDER_BAD_ANSWER",
+                f"agency {agency.agency_id} answered with no state of the application",
+            )
+        return Disclosed(
+            state,
+            bytes(response.sealed_details),
+            response.deferred_until.ToDatetime(UTC)
+            if response.HasField("deferred_until")
+            else None,
+            response.deferral_reason,
+            response.refusal_reason,
+        )
+
     async def close(self) -> None:
         for stream in self._streams.values():
             await stream.close()
@@ -190,3 +245,5 @@ class GrpcProviderGateway:
             await ch.close(None)
         self._channels.clear()
         self._stubs.clear()
+        self._by_key.clear()
+        self._disclosure.clear()

@@ -7,9 +7,12 @@ from typing import Any
 import grpc
 from google.protobuf import timestamp_pb2
 
+from hub_server.deferral import DeferralDesk
 from hub_server.exchange import RelayRequest
 from hub_server.linkage import Hub
 from hub_server.policy import Decision
+from renkei import validate
+from renkei.errors import invalid_field
 from renkei.grpcutil.caller import caller_agency
 from renkei.grpcutil.metadata import MAX_ANNOUNCED_BYTES, SERIALS_METADATA_PREFIX
 from renkei.hub.v1 import hub_pb2, hub_pb2_grpc
@@ -32,8 +35,9 @@ async def _announce(context: Context, tags: dict[str, str]) -> None:
 
 
 class HubServicer(hub_pb2_grpc.HubServiceServicer):
-    def __init__(self, hub: Hub) -> None:
+    def __init__(self, hub: Hub, deferrals: DeferralDesk | None = None) -> None:
         self._hub = hub
+        self._deferrals = deferrals
 
     async def Approve(  # gRPC method names are PascalCase
         self, request: hub_pb2.ApproveRequest, context: Context
@@ -161,9 +165,15 @@ class HubServicer(hub_pb2_grpc.HubServiceServicer):
     async def DeferDisclosure(  # gRPC method names are PascalCase
         self, request: hub_pb2.DeferDisclosureRequest, context: Context
     ) -> hub_pb2.DeferDisclosureResponse:
-        # Issue 15 lands it; until then, an honest UNIMPLEMENTED.
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "DeferDisclosure is not served yet")
-        raise AssertionError("abort raises")
+        caller = self._hub.caller(caller_agency())
+        if self._deferrals is None:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "this hub keeps no deferrals")
+            raise AssertionError("abort raises")
+        if not request.HasField("until"):
+            raise invalid_field("until", "is required")
+        until = validate.timestamp("until", request.until)
+        await self._deferrals.defer(caller, request.serial, until, request.legal_reason)
+        return hub_pb2.DeferDisclosureResponse()
 
     async def IssueLinkCodes(  # gRPC method names are PascalCase
         self, request: hub_pb2.IssueLinkCodesRequest, context: Context
