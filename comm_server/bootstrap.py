@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from comm_server import keys, share_heads
+from comm_server import retention as comm_retention
 from comm_server.callers import CallerCheck
 from comm_server.clients import hub_client
 from comm_server.config import CommConfig
@@ -27,11 +29,13 @@ from comm_server.requester.pipeline import Requester
 from comm_server.requester.servicer import RequesterServicer
 from comm_server.staff_register import RegisterError, RegisterFile
 from comm_server.store import AsyncCommStore, open_key_store, open_store
+from renkei import legal_hold_service, retention
 from renkei.comm.v1 import comm_pb2, comm_pb2_grpc
 from renkei.config_util import ConfigError
 from renkei.exchange_cert import ExchangeVerifier
 from renkei.grpcutil.server import ServerHandle, start_server
 from renkei.logs import event
+from renkei.retention import HoldStore
 from renkei.runner import serve_until_signalled
 
 _log = logging.getLogger("comm_server")
@@ -56,6 +60,7 @@ class CommServer:
     # The scheduled check of this agency's share of the hub's log ([log]), if on.
     log_checker: asyncio.Task[None] | None = None
     head_signer: asyncio.Task[None] | None = None  # signed heads of the log share
+    retention: asyncio.Task[None] | None = None  # [retention] every_seconds; None: off
 
     @property
     def port(self) -> int:
@@ -70,6 +75,8 @@ class CommServer:
                 await self.log_checker
         if self.head_signer is not None:
             self.head_signer.cancel()
+        if self.retention is not None:
+            self.retention.cancel()
         self.provider_service.draining.set()
         await self.handle.stop(self.config.shutdown_grace_seconds if grace is None else grace)
         await self.provider.aclose()
@@ -178,16 +185,19 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
     provider_service = ProviderServicer(provider, callers)
     requester_service = RequesterServicer(requester, callers)
 
+    holds = HoldStore(store.store.engine)
+
     def register(server: object) -> None:
         comm_pb2_grpc.add_ProviderServiceServicer_to_server(provider_service, server)  # type: ignore[arg-type]
         comm_pb2_grpc.add_RequesterServiceServicer_to_server(requester_service, server)  # type: ignore[arg-type]
+        legal_hold_service.add_to_server(server, holds)  # type: ignore[arg-type]
 
     handle = await start_server(
         name=f"comm:{config.agency_id}",
         bind=config.listen,
         tls=config.tls,
         register=register,
-        services=SERVICES,
+        services=[*SERVICES, legal_hold_service.SERVICE_NAME],
         insecure_development=config.insecure_development,
     )
     watcher = (
@@ -212,6 +222,12 @@ async def create_server(config: CommConfig, legacy: LegacyClient | None = None) 
         watcher,
         start_log_checker(config, store, hub),
         head_signer,
+        retention.schedule(
+            config.retention,
+            lambda: comm_retention.purge_comm(
+                store.store.engine, holds, config.retention, now=datetime.now(UTC)
+            ),
+        ),
     )
 
 

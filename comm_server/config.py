@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from renkei.config_util import (
     tls_files,
 )
 from renkei.pki import TlsFiles, validate_agency_id
+from renkei.retention import RetentionPolicy, retention_policy
 from renkei.tlog import checkpoint, note
 
 LEGACY_KINDS = ("jsonl", "fixed_tax", "soap", "csv_dropbox", "json_http")
@@ -173,6 +174,8 @@ class CommConfig:
     exchange_ca: Path | None = None
     # [log]: the check of this agency's share of the hub's log; None: not configured.
     log: LogConfig | None = None
+    # [retention]: how long the share of the log is kept, the purge's batches (R25).
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     @classmethod
     def load(cls, path: Path) -> CommConfig:
@@ -216,4 +219,5 @@ class CommConfig:
                 comm, "staff_register_refresh_seconds", where, 2.0
             ),
             log=LogConfig.from_table(table(data, "log", path), path) if "log" in data else None,
+            retention=retention_policy(data, path),
         )

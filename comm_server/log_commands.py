@@ -78,7 +78,12 @@ def bundle_of(report: VerifyReport) -> Bundle:
         report.checkpoint,
         [
             BundleEntry(
-                e.leaf_index, e.entry, list(e.inclusion), e.served, missing=e.served is None
+                e.leaf_index,
+                e.entry,
+                list(e.inclusion),
+                e.served,
+                missing=e.served is None and not e.purged,
+                purged=e.purged,
             )
             for e in report.entries  # one the hub gave no proof for fails there too
         ],

@@ -45,6 +45,8 @@ ROLLBACK = "rollback"  # the tree is smaller than one trusted before
 FORK = "fork"  # the tree is not an extension of the one trusted before
 NOT_IN_TREE = "not_in_tree"  # our entry's leaf is not in the tree
 MISSING = "missing"  # the hub cannot give its copy of our entry
+# The hub's refusal of an entry it purged under retention (hub_server.retention).
+ENTRY_PURGED = "ENTRY_PURGED"
 CHANGED = "changed"  # the hub's copy differs from ours
 RECEIPT = "receipt"  # a receipt kept here is not what it says
 
@@ -102,6 +104,7 @@ class ProvenEntry:
     entry: bytes  # our own copy, the one the inclusion proof is for
     inclusion: tuple[bytes, ...]  # empty when the hub refused it
     served: bytes | None  # the hub's copy; None when it could not give it
+    purged: bool = False  # the hub purged its copy under retention (ENTRY_PURGED)
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,8 @@ class ShareVerifier:
                     return err
 
         proofs = await asyncio.gather(*(prove(r) for r in receipts))
-        served = await self._served([r.leaf_index for r in receipts])
+        purged: set[int] = set()
+        served = await self._served([r.leaf_index for r in receipts], purged)
         proven: list[ProvenEntry] = []
         for r, proof in zip(receipts, proofs, strict=True):
             if isinstance(proof, RenkeiError):
@@ -318,7 +322,9 @@ class ShareVerifier:
                         )
                     )
             theirs = served.get(r.leaf_index)
-            if theirs is None:
+            if theirs is None and r.leaf_index in purged:
+                pass  # past its retention at the hub: our copy, proven above, is the record
+            elif theirs is None:
                 problems.append(
                     Problem(
                         MISSING,
@@ -336,7 +342,9 @@ class ShareVerifier:
                         r.leaf_index,
                     )
                 )
-            proven.append(ProvenEntry(r.leaf_index, r.serial, r.entry, proof, theirs))
+            proven.append(
+                ProvenEntry(r.leaf_index, r.serial, r.entry, proof, theirs, r.leaf_index in purged)
+            )
         return proven
 
     def _check_receipt(self, r: ShareReceipt, problems: list[Problem]) -> None:
@@ -374,8 +382,9 @@ class ShareVerifier:
                 )
             )
 
-    async def _served(self, indices: Sequence[int]) -> dict[int, bytes]:
-        """The hub's copies by leaf index; a leaf it cannot give is absent.
+    async def _served(self, indices: Sequence[int], purged: set[int]) -> dict[int, bytes]:
+        """The hub's copies by leaf index; a leaf it cannot give is absent (and in
+        ``purged`` when the hub said it purged it under retention).
 
         A batch refused is asked again in halves, down to single leaves, so that
         one entry the hub lacks (or refuses) hides none of the others.
@@ -387,7 +396,7 @@ class ShareVerifier:
         ]
         while pending:
             batch = pending.pop()
-            got = await self._fetch(batch)
+            got = await self._fetch(batch, purged)
             if got is not None:
                 self._take(batch, got, out)
             elif len(batch) > 1:
@@ -395,12 +404,14 @@ class ShareVerifier:
                 pending += [batch[:half], batch[half:]]
         return out
 
-    async def _fetch(self, batch: list[int]) -> list[LogReceipt] | None:
+    async def _fetch(self, batch: list[int], purged: set[int]) -> list[LogReceipt] | None:
         try:
             return await self._reader.entries(batch)
         except RenkeiError as err:
             if _cannot_run(err):
                 raise CannotVerify(f"the hub's entries: {_refusal(err)}") from None
+            if len(batch) == 1 and err.reason == ENTRY_PURGED:
+                purged.add(batch[0])
             return None
 
     @staticmethod

@@ -31,6 +31,8 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from renkei.db import UtcDateTime
+
 ENCODING_VERSION = 1
 LINK_TAG = b"renkei agency log share link v1\x00"
 GENESIS_TAG = b"renkei agency log share genesis v1\x00"
@@ -82,6 +84,23 @@ chain_head = sa.Table(
     sa.Column("count", sa.BigInteger, nullable=False),  # rows of the share, predating included
     sa.Column("digest", sa.LargeBinary(DIGEST_BYTES), nullable=False),
     sa.Column("last_log_id", sa.BigInteger, nullable=False),
+)
+
+# Rows purged under retention (comm_server.retention), one row per purge
+# transaction, written in it: their links stay, so the chain verifies from the
+# first remaining row, and the verifier reports their rows as purged, not missing.
+chain_purges = sa.Table(
+    "agency_log_purges",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("purged_at", UtcDateTime(), nullable=False),
+    sa.Column("cutoff", UtcDateTime(), nullable=False),
+    sa.Column("rows", sa.BigInteger, nullable=False),
+    # The agency_log ids that went, as JSON [[first, last], ...] (inclusive).
+    sa.Column("id_ranges", sa.Text, nullable=False),
+    # The chain's head when they went: its row count and digest.
+    sa.Column("head_count", sa.BigInteger, nullable=False),
+    sa.Column("head_digest", sa.LargeBinary(DIGEST_BYTES), nullable=False),
 )
 
 _HEAD_ID = 1

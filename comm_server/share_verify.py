@@ -31,6 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from comm_server import share_chain
+from comm_server.retention import purged_id_ranges
 from comm_server.share_heads import HeadError, HeadStore, SignedHead, open_head
 from comm_server.store import agency_log
 from renkei.tlog import note
@@ -55,6 +56,7 @@ class Report:
     rows: int = 0
     predating: int = 0
     heads_checked: int = 0
+    purged: int = 0  # rows purged under retention (their links remain)
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -75,6 +77,8 @@ class _Snapshot:
     links: list[tuple[int, int, bytes]]  # position, log id, digest
     rows: dict[int, tuple[object, ...]]  # log id -> COLUMNS values
     stable: bool  # nothing was appended while reading: rows past the head are strays
+    # agency_log id ranges purged under retention (comm_server.retention).
+    purged: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _read(engine: Engine) -> _Snapshot:
@@ -96,15 +100,17 @@ def _read(engine: Engine) -> _Snapshot:
                     sa.select(agency_log.c.id, *columns).order_by(agency_log.c.id)
                 )
             }
+            purged = purged_id_ranges(conn)
             after = share_chain.read_head(conn)
         if after == head:
-            return _Snapshot(head, links, rows, stable=True)
+            return _Snapshot(head, links, rows, stable=True, purged=purged)
     # Still moving: judge what the first head covers, ignore what came after it.
     return _Snapshot(
         head,
         [x for x in links if x[0] <= head.count],
         {i: v for i, v in rows.items() if i <= head.last_log_id},
         stable=False,
+        purged=purged,
     )
 
 
@@ -216,7 +222,9 @@ class _Check:
         """Each linked row against its link; the changed ones (missing ones reported)."""
         changed: list[int] = []
         missing: list[int] = []
+        purged: list[int] = []
         unlinked: list[int] = []
+        starts = [a for a, _ in self.snap.purged]
         for pos in range(self.p0 + 1, self.head.count + 1):
             at = self.by_position.get(pos)
             if at is None:
@@ -226,15 +234,29 @@ class _Check:
             values = self.snap.rows.get(at[0])
             # An id linked again later: SQLite gives a deleted tail's ids out again, so
             # the row this link covered is gone and its id holds a later row.
-            if values is None or self.positions_of[at[0]][-1] != pos:
+            if (
+                values is None
+                and self.positions_of[at[0]][-1] == pos
+                and self._purged(at[0], starts)
+            ):
+                purged.append(pos)
+            elif values is None or self.positions_of[at[0]][-1] != pos:
                 missing.append(pos)
             elif self.previous(pos) is not None and not self.matches(pos, values):
                 changed.append(pos)
         for first, last in _ranges(missing):
             self.report.add(f"{_rows_text(first, last)}: missing")
+        self.report.purged = len(purged)
+        for first, last in _ranges(purged):
+            self.report.add(f"{_rows_text(first, last)}: purged under retention", problem=False)
         for first, last in _ranges(unlinked):
             self.report.add(f"{_rows_text(first, last)}: no link in the chain (deleted from it)")
         return changed
+
+    def _purged(self, log_id: int, starts: list[int]) -> bool:
+        """Is ``log_id`` among the ids the purges recorded?"""
+        k = bisect.bisect_right(starts, log_id)
+        return k > 0 and self.snap.purged[k - 1][0] <= log_id <= self.snap.purged[k - 1][1]
 
     def swaps(self, changed: list[int]) -> set[int]:
         """Two changed rows that match each other's links: their contents changed places."""

@@ -14,6 +14,7 @@ import grpc
 from aiohttp import web
 
 from hub_server import keys
+from hub_server import retention as hub_retention
 from hub_server.checkpoints import Checkpointer, NamedWitness
 from hub_server.config import HubConfig
 from hub_server.deferral import DeferralDesk
@@ -32,7 +33,7 @@ from hub_server.provider_gateway import GrpcProviderGateway
 from hub_server.rekey_store import RekeyCompletions
 from hub_server.servicer import HubServicer
 from hub_server.tiles_server import start_tiles_server
-from renkei import codes, db, id_code_signing
+from renkei import codes, db, id_code_signing, legal_hold_service, retention
 from renkei.config_util import ConfigError
 from renkei.errors import RenkeiError
 from renkei.grpcutil.server import ServerHandle, require_tls, start_server
@@ -41,6 +42,7 @@ from renkei.keystore import KeyStore, load_master_key
 from renkei.log.v1 import log_pb2, log_pb2_grpc
 from renkei.logs import event
 from renkei.pki import party_host
+from renkei.retention import HoldStore
 from renkei.runner import serve_until_signalled
 from renkei.tlog import checkpoint
 from renkei.tlog.witness_client import WitnessClient
@@ -99,6 +101,8 @@ class HubServer:
     # tlog-tiles over HTTPS ([log] http_listen), and the port it bound.
     tiles: web.AppRunner | None = None
     tiles_port: int | None = None
+    # The retention job ([retention] every_seconds; None: off).
+    retention: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int:
@@ -106,6 +110,8 @@ class HubServer:
 
     async def stop(self, grace: float | None = None) -> None:
         self.refresher.cancel()
+        if self.retention is not None:
+            self.retention.cancel()
         if self.checkpointing is not None:
             self.checkpointing.cancel()
         if self.tiles is not None:
@@ -255,6 +261,8 @@ async def create_server(config: HubConfig) -> HubServer:
             log_margin=config.log_margin_seconds,
         ),
     )
+    holds = HoldStore(engine, persons=True)
+    services.append(legal_hold_service.SERVICE_NAME)
     log_servicer: LogServicer | None = None
     if checkpointer is not None and tree_writer is not None:
         # After mark_interrupted above: the rows it closed are in the first checkpoint.
@@ -267,6 +275,7 @@ async def create_server(config: HubConfig) -> HubServer:
         personal_pb2_grpc.add_PersonalLogServiceServicer_to_server(personal_servicer, server)
         if log_servicer is not None:
             log_pb2_grpc.add_LogServiceServicer_to_server(log_servicer, server)
+        legal_hold_service.add_to_server(server, holds)
 
     handle = await start_server(
         name="hub",
@@ -294,6 +303,9 @@ async def create_server(config: HubConfig) -> HubServer:
             config.log.entry_readers,
         )
         event(_log, "log served over HTTPS (tlog-tiles)", port=tiles_port)
+    purging = retention.schedule(
+        config.retention, lambda: [hub_retention.purge_on_writer(log, holds, config.retention)]
+    )
     return HubServer(
         config,
         hub,
@@ -307,6 +319,7 @@ async def create_server(config: HubConfig) -> HubServer:
         checkpointing,
         tiles,
         tiles_port,
+        purging,
     )
 
 

@@ -22,6 +22,7 @@ from renkei.config_util import (
     tls_files,
 )
 from renkei.pki import TlsFiles
+from renkei.retention import RetentionPolicy, retention_policy
 from renkei.tlog import checkpoint, note
 
 # The log's name: its checkpoints' origin line and its key's name.
@@ -64,6 +65,8 @@ class HubConfig:
     log: LogConfig = field(default_factory=lambda: LogConfig())
     # The portal ([portal]): the one agency PersonalLogService answers (issue 15).
     portal: PortalConfig = field(default_factory=lambda: PortalConfig())
+    # [retention]: how long the log is kept, the purge's batches, its scheduled job (R25).
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     @classmethod
     def load(cls, config_path: Path) -> HubConfig:
@@ -95,6 +98,7 @@ class HubConfig:
             id_issuer_signing_public_key=_issuer_key(hub, where),
             log=LogConfig.load(data, config_path),
             portal=PortalConfig.load(data, config_path),
+            retention=retention_policy(data, config_path),
         )
 
 

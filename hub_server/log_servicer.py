@@ -16,7 +16,7 @@ import grpc
 
 from hub_server.checkpoints import Checkpointer
 from hub_server.log_tree import TreeReader
-from renkei.errors import InvalidArgument, PermissionDenied, Unavailable
+from renkei.errors import FailedPrecondition, InvalidArgument, PermissionDenied, Unavailable
 from renkei.grpcutil.caller import caller_agency
 from renkei.log.v1 import log_pb2, log_pb2_grpc
 
@@ -86,8 +86,17 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
             )
         agency = caller_agency()
         found = await asyncio.to_thread(self._reader.entries, indices)
+        gone = [i for i in indices if i not in found]
+        purged = await asyncio.to_thread(self._reader.purged, gone) if gone else set()
         for i in indices:
             stored = found.get(i)
+            if stored is None and i in purged:
+                # Its hash is still the tree's (proofs verify); only the entry went.
+                raise FailedPrecondition(
+                    "ENTRY_PURGED",
+                    f"leaf {i}: its entry was purged under retention (its hash remains)",
+                    {"field": "leaf_indices", "leaf_index": str(i)},
+                )
             if stored is None or agency not in (stored.requester, stored.provider):
                 raise PermissionDenied(
                     "ENTRY_NOT_ENTITLED",

@@ -489,6 +489,12 @@ class SqlHubLog:
             ).all()
         return [(r.logged_at, r.outcome, r.reason) for r in rows]
 
+    def append_purge(self, leaf: Leaf) -> Receipt:
+        """Retention's purge entry (hub_server.retention), through the tree's one writer."""
+        if self.tree is None:
+            return Receipt(leaf.serial)
+        return self._write(lambda conn: self._append(conn, [leaf])[0])
+
     def rows(self, limit: int = 1000) -> list[LogRow]:
         return self._select(sa.select(hub_log).order_by(hub_log.c.serial).limit(limit))
 
@@ -1018,6 +1024,10 @@ class AsyncHubLog:
         if self.outage.since is not None:
             self.outage.recovered()
         return result
+
+    def on_writer(self, fn: Callable[..., R], *args: object) -> Future[R]:
+        """``fn`` on the log's one writer thread, in turn with the writes (retention)."""
+        return self._pool.submit(fn, *args)
 
     async def add_aliases(self, pairs: list[tuple[str, str]]) -> None:
         await self._call("person-key aliases were refused", self.repo.add_aliases, pairs)

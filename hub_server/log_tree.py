@@ -64,6 +64,16 @@ checkpoints = sa.Table(
     sa.Column("signed_at", UtcDateTime(), nullable=False),
 )
 
+# Leaves whose entries were purged under retention (hub_server.retention): their
+# hashes stay in hub_log_hashes, so every proof and checkpoint still verifies.
+purged_leaves = sa.Table(
+    "hub_log_purged_leaves",
+    metadata,
+    sa.Column("first_leaf", _BIGINT, primary_key=True, autoincrement=False),
+    sa.Column("last_leaf", sa.BigInteger, nullable=False),
+    sa.Column("purged_at", UtcDateTime(), nullable=False),
+)
+
 # Hash ids per IN (...) list: under SQLite's and PostgreSQL's parameter limits.
 _IN_CHUNK = 2000
 
@@ -250,13 +260,27 @@ class TreeReader:
                     )
         return found
 
+    def purged(self, leaf_indices: Sequence[int]) -> set[int]:
+        """Those of ``leaf_indices`` whose entries were purged under retention."""
+        if not leaf_indices:
+            return set()
+        low, high = min(leaf_indices), max(leaf_indices)
+        p = purged_leaves.c
+        with self._engine.connect() as conn:
+            spans = conn.execute(
+                sa.select(p.first_leaf, p.last_leaf).where(p.first_leaf <= high, p.last_leaf >= low)
+            ).all()
+        return {i for i in leaf_indices for a, b in spans if a <= i <= b}
+
     def entry_range(self, start: int, count: int) -> list[bytes]:
-        """Entries ``start`` to ``start + count - 1`` in order; KeyError naming a missing one."""
+        """Entries ``start`` to ``start + count - 1`` in order, a purged one as empty
+        bytes (its hash is still the tree's); KeyError naming a missing one."""
         got = self.entries(range(start, start + count))
         missing = [i for i in range(start, start + count) if i not in got]
-        if missing:
-            raise KeyError(f"no entry at leaf index {missing[0]}")
-        return [got[i].entry for i in range(start, start + count)]
+        purged = self.purged(missing)
+        if gone := [i for i in missing if i not in purged]:
+            raise KeyError(f"no entry at leaf index {gone[0]}")
+        return [got[i].entry if i in got else b"" for i in range(start, start + count)]
 
     def latest_checkpoint(self, *, witnessed: bool = False) -> tuple[int, str] | None:
         """(size, note) of the newest checkpoint (with ``witnessed``, the newest cosigned one)."""

@@ -51,6 +51,7 @@ from renkei.config_util import (
     tls_files,
 )
 from renkei.pki import TlsFiles, validate_agency_id
+from renkei.retention import RetentionPolicy, retention_policy
 
 DEFAULT_SOURCE = "juki_mock"
 
@@ -73,6 +74,8 @@ class RegistryBindingConfig:
     resident_source_options: Mapping[str, Any] = field(default_factory=dict)
     # Who may call ResidentDirectoryService (by default only the numbering agency).
     directory_callers: frozenset[str] = DEFAULT_DIRECTORY_CALLERS
+    # [retention]: how long the consent log is kept, the purge's batches (R25).
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     @classmethod
     def load(cls, path: Path) -> RegistryBindingConfig:
@@ -130,6 +133,7 @@ class RegistryBindingConfig:
             resident_source=kind,
             resident_source_options=options,
             directory_callers=callers,
+            retention=retention_policy(data, path),
         )
 
 

@@ -9,7 +9,8 @@ standard base64:
     {"format": "renkei-log-proof-bundle/v1",
      "checkpoint": "<signed checkpoint note, cosignatures included>",
      "entries": [{"leaf_index": 7, "entry": "<base64>", "inclusion": ["<base64>", ...],
-                  "served": "<optional base64>", "missing": <optional true>}],
+                  "served": "<optional base64>", "missing": <optional true>,
+                  "purged": <optional true>}],
      "previous": {"checkpoint": "<older note>", "consistency": ["<base64>", ...]}}
 
 :func:`verify_bundle` checks everything it can and lists every problem, one
@@ -17,7 +18,9 @@ sentence each, naming the serial and leaf concerned: a checkpoint the log did
 not sign or no trusted witness cosigned, a rollback or a fork against the
 previous checkpoint, an entry the tree does not hold, a hub copy that differs
 (and in which fields). A checkpoint whose signatures fail is still read, so
-that the proofs against the root it claims are reported too.
+that the proofs against the root it claims are reported too. An entry the
+hub purged under retention (``purged``: its hash is still the tree's, its
+bytes gone) is no problem: the holder's own copy is what the proof is for.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from renkei.tlog.entry import Entry, EntryError, differences
 FORMAT = "renkei-log-proof-bundle/v1"
 
 _TOP_KEYS = {"format", "checkpoint", "entries", "previous"}
-_ENTRY_KEYS = {"leaf_index", "entry", "inclusion", "served", "missing"}
+_ENTRY_KEYS = {"leaf_index", "entry", "inclusion", "served", "missing", "purged"}
 _PREVIOUS_KEYS = {"checkpoint", "consistency"}
 
 
@@ -51,6 +54,7 @@ class BundleEntry:
     inclusion: Sequence[bytes]  # the proof to the bundle's checkpoint
     served: bytes | None = None  # what the hub serves for this leaf now, when fetched
     missing: bool = False  # fetched, and the hub served no copy at all
+    purged: bool = False  # fetched, and the hub said it purged it under retention
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,8 @@ def _entry_json(e: BundleEntry) -> dict[str, Any]:
         out["served"] = _b64(e.served)
     if e.missing:
         out["missing"] = True
+    if e.purged:
+        out["purged"] = True
     return out
 
 
@@ -173,7 +179,7 @@ def _hashes(value: object, where: str) -> list[bytes]:
 
 
 def _entry(doc: object, where: str) -> BundleEntry:
-    _keys(doc, where, required=_ENTRY_KEYS - {"served", "missing"}, allowed=_ENTRY_KEYS)
+    _keys(doc, where, required=_ENTRY_KEYS - {"served", "missing", "purged"}, allowed=_ENTRY_KEYS)
     assert isinstance(doc, dict)  # _keys refused anything else
     index = doc["leaf_index"]
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
@@ -182,12 +188,16 @@ def _entry(doc: object, where: str) -> BundleEntry:
     missing = doc.get("missing", False)
     if not isinstance(missing, bool) or (missing and served is not None):
         raise BundleError(f"{where}.missing: true (with no served copy) or absent")
+    purged = doc.get("purged", False)
+    if not isinstance(purged, bool) or (purged and (missing or served is not None)):
+        raise BundleError(f"{where}.purged: true (with no served copy, not missing) or absent")
     return BundleEntry(
         leaf_index=index,
         entry=_bytes(doc["entry"], f"{where}.entry"),
         inclusion=_hashes(doc["inclusion"], f"{where}.inclusion"),
         served=None if served is None else _bytes(served, f"{where}.served"),
         missing=missing,
+        purged=purged,
     )
 
 
