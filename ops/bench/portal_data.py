@@ -40,7 +40,7 @@ import sqlite3
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -48,9 +48,10 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from hub_server import log_store, log_tree
+from oversight.model import PROVIDER, REQUESTER, AgencyRow, HubEntry
 from renkei import db
 from renkei.tlog import checkpoint, merkle, note
-from renkei.tlog.entry import Entry
+from renkei.tlog.entry import EXCHANGE, OUTCOME, Entry
 
 # Bump when what is generated changes: the cache key holds it.
 GENERATOR = 1
@@ -521,9 +522,16 @@ def copy_of(path: Path, into: Path) -> Path:
 
 
 def postgres_hub(
-    url: str, schema: str, spec: HubSpec, *, end: datetime | None = None, say: _Say = print
+    url: str,
+    schema: str,
+    spec: HubSpec,
+    *,
+    end: datetime | None = None,
+    source: tuple[Path, HubDataset] | None = None,
+    say: _Say = print,
 ) -> HubDataset:
-    """Generates ``spec`` into a fresh PostgreSQL ``schema`` (dropped first if there)."""
+    """``spec`` in a fresh PostgreSQL ``schema`` (dropped first if there): generated, or
+    with ``source`` (a SQLite dataset of the same spec) copied from it, which is faster."""
     import psycopg
 
     drop_schema(url, schema)
@@ -533,28 +541,27 @@ def postgres_hub(
     with engine.begin() as conn:
         _create_tables(conn)
     engine.dispose()
+    tables = _sqlite_tables(source[0]) if source is not None else _generated_tables(gen)
     with psycopg.connect(_libpq(url), options=f"-csearch_path={schema}") as pg:
         pg.execute("SET synchronous_commit = off")
-        pg.execute("SET maintenance_work_mem = '512MB'")
         done = 0
-        for chunk in gen.chunks():
-            with pg.cursor() as cur:
-                for table, rows in (
-                    ("hub_log", chunk.rows),
-                    ("hub_log_entries", chunk.leaves),
-                    ("hub_log_hashes", chunk.hashes),
-                ):
-                    with cur.copy(f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN") as cp:
-                        cp.write(_copy_text(table, rows))
+        for table, rows in tables:
+            copy = f"COPY {table} ({', '.join(COLUMNS[table])}) FROM STDIN"
+            with pg.cursor() as cur, cur.copy(copy) as cp:
+                cp.write(_copy_text(table, rows))
             pg.commit()
-            done += len(chunk.leaves)
-            if done % 2_000_000 < LEAVES_PER_CHUNK:
-                say(f"  postgres: {done:,} entries, {time.perf_counter() - started:.0f} s")
+            if table == "hub_log_entries":
+                done += len(rows)
+                if done % 2_000_000 < LEAVES_PER_CHUNK:
+                    say(f"  postgres: {done:,} entries, {time.perf_counter() - started:.0f} s")
     engine = db.create_engine(url, schema=schema)
     sa.event.listen(engine, "connect", lambda c, _: c.execute("SET maintenance_work_mem = '512MB'"))
     ensure_schema(engine)
     with engine.begin() as conn:
-        _finish(conn, gen)
+        if source is None:
+            _finish(conn, gen)
+        else:
+            _finish_from(conn, source[0])
         # Serials from here on follow the generated ones, as the hub's sequence would.
         for table, column in (("hub_log", "serial"), ("hub_log_checkpoints", "id")):
             conn.exec_driver_sql(
@@ -563,7 +570,41 @@ def postgres_hub(
             )
         conn.exec_driver_sql("ANALYZE")
     engine.dispose()
-    return gen.dataset(time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    if source is not None:
+        return replace(source[1], seconds=seconds, cached=False)
+    return gen.dataset(seconds)
+
+
+def _generated_tables(gen: HubGenerator) -> Iterator[tuple[str, Sequence[tuple[object, ...]]]]:
+    for chunk in gen.chunks():
+        yield "hub_log", chunk.rows
+        yield "hub_log_entries", chunk.leaves
+        yield "hub_log_hashes", chunk.hashes
+
+
+def _sqlite_tables(path: Path) -> Iterator[tuple[str, Sequence[tuple[object, ...]]]]:
+    """The generated tables of a SQLite dataset, a chunk at a time, in key order."""
+    raw = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        for table, columns in COLUMNS.items():
+            cur = raw.execute(f"SELECT {', '.join(columns)} FROM {table} ORDER BY {columns[0]}")
+            while rows := cur.fetchmany(LEAVES_PER_CHUNK):
+                yield table, rows
+    finally:
+        raw.close()
+
+
+def _finish_from(conn: sa.Connection, path: Path) -> None:
+    """The tree's size and checkpoint as the SQLite dataset holds them."""
+    source = sa.create_engine(db.sqlite_url(str(path)))
+    with source.connect() as there:
+        size = there.scalar(sa.select(log_tree.tree.c.size))
+        kept = there.execute(sa.select(log_tree.checkpoints)).mappings().all()
+    source.dispose()
+    conn.execute(log_tree.tree.insert().values(id=1, size=size))
+    for row in kept:
+        conn.execute(log_tree.checkpoints.insert().values(**row))
 
 
 def drop_schema(url: str, schema: str) -> None:
@@ -595,3 +636,131 @@ def _copy_text(table: str, rows: Sequence[tuple[object, ...]]) -> bytes:
     else:
         lines = [f"{i}\t{hexa}{h.hex()}\n" for i, h in rows]  # type: ignore[attr-defined]
     return "".join(lines).encode()
+
+
+# --- what the oversight body reconciles ---------------------------------------------
+
+
+@dataclass
+class Shares:
+    """The hub's entries and each agency's rows for ``exchanges`` exchanges, and what
+    was broken on purpose: reconcile must report exactly ``seeded`` findings."""
+
+    hub: list[HubEntry]
+    shares: dict[str, list[AgencyRow]]
+    exchanges: int
+    seeded: dict[str, int]
+
+
+def exchanges(count: int, *, seed: int = 15, broken: int = 10) -> Shares:
+    """``count`` exchanges as the hub and both agencies logged them, in leaf order.
+
+    Each relayed exchange is an ``exchange`` entry (PENDING) and an ``outcome``
+    entry at the hub, a requester row and a provider row (the same content hash,
+    times within a second of the hub's); one in twenty is refused at the hub at
+    once (one entry DENIED, a requester row PERMISSION_DENIED, no provider row).
+    Then ``broken`` requester rows are deleted, ``broken`` provider rows have their
+    info kind edited, and ``broken`` rows name serials the hub never logged.
+    """
+    rng = random.Random(seed)
+    draw = rng.random
+    routes = _routes()
+    start = datetime(2026, 4, 1, tzinfo=UTC)
+    hub: list[HubEntry] = []
+    shares: dict[str, list[AgencyRow]] = {}
+    row_id = 0
+    staff = [f"staff-{i:03d}" for i in range(200)]
+    persons = [person_key(i) for i in range(max(16, count // 4))]
+    early, late, later = (timedelta(milliseconds=ms) for ms in (-30, 40, 80))
+    for serial in range(1, count + 1):
+        item, requester, provider, info_kind = routes[int(draw() * len(routes))]
+        at = start + timedelta(microseconds=serial * 20_000)
+        person = persons[int(draw() * len(persons))]
+        refused = draw() < 0.05
+        hub.append(
+            HubEntry(
+                2 * serial,
+                EXCHANGE,
+                serial,
+                at,
+                requester,
+                provider,
+                item,
+                info_kind,
+                "sha256:0123456789abcdef",
+                person,
+                log_store.DENIED if refused else log_store.PENDING,
+                DENIALS[0] if refused else "",
+            )
+        )
+        who = staff[int(draw() * len(staff))]
+        content = serial.to_bytes(32, "big")  # as a SHA-256 of (11): 32 bytes, one per exchange
+        row_id += 1
+        shares.setdefault(requester, []).append(
+            AgencyRow(
+                row_id,
+                serial,
+                REQUESTER,
+                at + early,
+                requester,
+                provider,
+                info_kind,
+                item,
+                person,
+                who,
+                f"terminal-{who}",
+                b"" if refused else content,
+                "",
+                "PERMISSION_DENIED" if refused else log_store.OK,
+                DENIALS[0] if refused else "",
+            )
+        )
+        if refused:
+            continue
+        hub.append(
+            HubEntry(
+                2 * serial + 1,
+                OUTCOME,
+                serial,
+                at + later,
+                requester,
+                provider,
+                outcome=log_store.OK,
+            )
+        )
+        row_id += 1
+        shares.setdefault(provider, []).append(
+            AgencyRow(
+                row_id,
+                serial,
+                PROVIDER,
+                at + late,
+                provider,
+                requester,
+                info_kind,
+                item,
+                person,
+                "auto",
+                "server",
+                content,
+                "",
+                log_store.OK,
+            )
+        )
+    seeded = {"MISSING_REQUESTER_ROW": 0, "FIELD_MISMATCH": 0, "ROW_WITHOUT_HUB_ENTRY": 0}
+    agencies = sorted(shares)
+    pensions = shares["nenkin"]  # a provider only
+    for n in range(broken):
+        share = shares[agencies[n % len(agencies)]]
+        gone = next(i for i in range(len(share) // 2, len(share)) if share[i].role == REQUESTER)
+        del share[gone]
+        seeded["MISSING_REQUESTER_ROW"] += 1
+        edited = n * 7 + 3
+        pensions[edited] = replace(pensions[edited], info_kind="住民票関係情報")
+        seeded["FIELD_MISMATCH"] += 1
+        row_id += 1
+        other = agencies[-1 - n % len(agencies)]
+        stray = replace(pensions[0], id=row_id, serial=count + 1000 + n, agency_id=other)
+        shares[other].append(stray)
+        seeded["ROW_WITHOUT_HUB_ENTRY"] += 1
+    return Shares(hub, shares, count, seeded)

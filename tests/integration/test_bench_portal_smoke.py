@@ -9,6 +9,7 @@ writer carries on appending to the generated tree.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,10 +17,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
+from support.databases import drop_schemas, postgres_reachable
 
 from hub_server import log_tree
 from hub_server.log_store import OK, PENDING, LogEntry, SqlHubLog, hub_log
 from hub_server.log_tree import TreeReader
+from ops.bench import portal as bench
 from ops.bench import portal_data
 from renkei import db
 from renkei.tlog import checkpoint, merkle
@@ -123,3 +126,27 @@ def test_a_cached_dataset_is_used_again(tmp_path: Path) -> None:
     assert cached.cached
     assert cached.person_key == made.person_key
     assert cached.rows == made.rows
+
+
+def test_bench_portal_runs_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    schema = f"t{uuid.uuid4().hex[:10]}_bench"
+    argv = ["--entries", "5000", "--person-exchanges", "40", "--exchanges", "5000"]
+    argv += ["--page-rounds", "1", "--phase-seconds", "0.3", "--purge-batch", "100"]
+    argv += ["--writers", "8", "--state-dir", str(tmp_path), "--postgres-schema", schema]
+    if not postgres_reachable():
+        argv.append("--no-postgres")
+    try:
+        assert bench.main(argv) == 0
+    finally:
+        drop_schemas(schema)
+    out = capsys.readouterr().out
+    for figure in (
+        "history page p99 ms: every page of 100",
+        "the whole history, one page of 1,000",
+        "hub entries / s",
+        "findings",
+        "ratio during / without",
+        "the held person's rows kept",
+    ):
+        assert figure in out
+    assert "MISMATCH" not in out
