@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import os
 import statistics
 import threading
@@ -52,7 +53,15 @@ import hub_server
 from hub_server import retention as hub_retention
 from hub_server.directory import Agency, Directory
 from hub_server.linkage import Hub
-from hub_server.log_store import OK, PENDING, AsyncHubLog, LogEntry, SqlHubLog, hub_log
+from hub_server.log_store import (
+    OK,
+    PENDING,
+    AsyncHubLog,
+    LogEntry,
+    SqlHubLog,
+    hub_log,
+    person_key_aliases,
+)
 from hub_server.log_tree import TreeReader
 from hub_server.personal import ListQuery, PersonalEntry, PersonalLog
 from hub_server.personal_store import SqlPersonalStore, SqlProofs
@@ -85,6 +94,7 @@ class PageFigures:
     histograms: dict[str, HdrHistogram]
     entries: int  # the person's entries, every page of one pass together
     verified: int  # of them, with an inclusion proof that verified
+    expected: int  # what the dataset holds for the person
 
 
 def _histogram() -> HdrHistogram:
@@ -113,11 +123,17 @@ def _personal_log(engine: Engine, data: portal_data.HubDataset) -> tuple[Persona
         codec=codec,
         log=AsyncHubLog(repo),
         gateway=cast(ProviderGateway, _NoProviders()),
-        log_index_key=os.urandom(32),
+        # Fixed, so that every run's alias is the same pair (an alias is never replaced).
+        log_index_key=_bench_key("log-index", 32, data.seed),
         sealing_key=x25519.X25519PrivateKey.generate(),
         id_issuer_key=ed25519.Ed25519PrivateKey.generate().public_key(),
     )
-    id_code = codes.IdCodeIssuer({1: codes.new_key()}, 1).issue("00000000001")
+    id_key = _bench_key("id-code", codes.SIV_KEY_BYTES, data.seed)
+    id_code = codes.IdCodeIssuer({1: id_key}, 1).issue("00000000001")
+    with engine.begin() as conn:  # an alias an earlier version of this benchmark left
+        conn.execute(
+            person_key_aliases.delete().where(person_key_aliases.c.old_key == data.person_key)
+        )
     repo.add_aliases([(data.person_key, hub.person_key(id_code))])
     personal = PersonalLog(
         hub,
@@ -129,11 +145,16 @@ def _personal_log(engine: Engine, data: portal_data.HubDataset) -> tuple[Persona
     return personal, codec.encode(PORTAL, id_code)
 
 
+def _bench_key(what: str, size: int, seed: int) -> bytes:
+    """A key of the benchmark's own, the same every run (not a secret)."""
+    return hashlib.shake_256(f"bench-portal-{what}-{seed}".encode()).digest(size)
+
+
 async def pages(engine: Engine, data: portal_data.HubDataset, rounds: int) -> PageFigures:
     personal, link_code = _personal_log(engine, data)
     caller = personal.portal(PORTAL)
     log_verifier, witness = data.log_verifier(), data.witness_verifier()
-    figures = PageFigures({}, 0, 0)
+    figures = PageFigures({}, 0, 0, data.person_leaves)
     recording = False
 
     async def timed(what: str, query: ListQuery) -> tuple[list[PersonalEntry], str, bytes]:
@@ -466,21 +487,53 @@ def run_postgres(args: argparse.Namespace, say: Callable[[str], None]) -> Backen
     spec = portal_data.HubSpec(entries=entries, person_exchanges=args.person_exchanges)
     source = portal_data.sqlite_hub(args.state_dir, spec, say=say)
     schema = args.postgres_schema or f"bench_portal_{entries}"
-    say(f"PostgreSQL: copying {entries:,} entries into schema {schema}")
     try:
-        data = portal_data.postgres_hub(args.postgres_url, schema, spec, source=source, say=say)
-        out.generated = (
-            f"{data.entries:,} entries, {data.rows:,} exchanges (COPY in {data.seconds:.0f} s)"
-        )
+        data = _reused(args.postgres_url, schema)
+        if data is None:
+            say(f"PostgreSQL: copying {entries:,} entries into schema {schema}")
+            data = portal_data.postgres_hub(args.postgres_url, schema, spec, source=source, say=say)
+            _mark(args.postgres_url, schema, data)
+            how = f"COPY in {data.seconds:.0f} s"
+        else:
+            say(f"PostgreSQL: schema {schema} as an earlier run left it (--keep-postgres)")
+            how = "kept from an earlier run"
+        out.generated = f"{data.entries:,} entries, {data.rows:,} exchanges ({how})"
         with _engine(args.postgres_url, schema) as engine:
             say("PostgreSQL: history pages")
             out.page = asyncio.run(pages(engine, data, args.page_rounds))
             if not args.no_purge:
+                _mark(args.postgres_url, schema, None)  # purged: not to be used again
                 say("PostgreSQL: purge under traffic")
                 out.purge = asyncio.run(_purge(engine, data, args))
     finally:
-        portal_data.drop_schema(args.postgres_url, schema)
+        if not args.keep_postgres:
+            portal_data.drop_schema(args.postgres_url, schema)
     return out
+
+
+_MARK = "bench_portal_dataset"  # in a kept schema: the dataset it holds, as generated
+
+
+def _mark(url: str, schema: str, data: portal_data.HubDataset | None) -> None:
+    with _engine(url, schema) as engine, engine.begin() as conn:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {_MARK}")
+        if data is not None:
+            conn.exec_driver_sql(f"CREATE TABLE {_MARK} (dataset text NOT NULL)")
+            conn.exec_driver_sql(f"INSERT INTO {_MARK} VALUES (%(d)s)", {"d": data.to_json()})
+
+
+def _reused(url: str, schema: str) -> portal_data.HubDataset | None:
+    """The dataset a kept schema holds untouched, if it is there."""
+    with _engine(url) as engine, engine.connect() as conn:
+        found = conn.exec_driver_sql(
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = %(s)s"
+            " AND table_name = %(t)s",
+            {"s": schema, "t": _MARK},
+        ).first()
+        if found is None:
+            return None
+        text = conn.exec_driver_sql(f'SELECT dataset FROM "{schema}".{_MARK}').scalar()
+    return None if text is None else portal_data.HubDataset.from_json(str(text))
 
 
 def _postgres_answers(url: str) -> bool:
@@ -539,7 +592,11 @@ def table(backends: list[Backend], args: argparse.Namespace) -> Table:
             names += [n for n in b.page.histograms if n not in names]
     row(
         "history: the person's entries read (proofs verified)",
-        lambda b: "" if b.page is None else f"{b.page.entries:,} ({b.page.verified:,})",
+        lambda b: (
+            ""
+            if b.page is None
+            else f"{b.page.entries:,} of {b.page.expected:,} ({b.page.verified:,})"
+        ),
     )
 
     def percentile(name: str, pct: float) -> Callable[[Backend], str]:
@@ -605,6 +662,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres-entries", type=int, default=0, help="default: --entries")
     parser.add_argument("--postgres-schema", default="", help="default: bench_portal_<entries>")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument(
+        "--keep-postgres",
+        action="store_true",
+        help="keep the schema (an unpurged one is used again by the next run)",
+    )
     parser.add_argument("--no-purge", action="store_true")
     args = parser.parse_args(argv)
     console = Console(width=140, highlight=False)
@@ -627,7 +689,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"{os.cpu_count()} cores, load average {load} (1, 5, 15 min) at the end")
     bad = rec is not None and rec.found != rec.seeded
     for b in backends:
-        if b.page is not None and b.page.verified != b.page.entries:
+        if b.page is not None and not b.page.entries == b.page.verified == b.page.expected:
             bad = True
         if b.purge is not None and not b.purge.held_kept:
             bad = True
