@@ -514,7 +514,17 @@ def _finish(conn: sa.Connection, gen: HubGenerator) -> None:
 def copy_of(path: Path, into: Path) -> Path:
     """A copy of a cached database to change (the purge), leaving the cache as it was."""
     into.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("-wal", "-shm"):  # an earlier copy's journal must not meet this one
+        Path(f"{into}{suffix}").unlink(missing_ok=True)
+    raw = sqlite3.connect(path)
+    raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything committed, in the file
+    raw.close()
     shutil.copyfile(path, into)
+    raw = sqlite3.connect(into)
+    tables = {name for (name,) in raw.execute("SELECT name FROM sqlite_master")}
+    raw.close()
+    if not set(FILLED) <= tables:
+        raise RuntimeError(f"{into}: the copy of {path} lacks {sorted(set(FILLED) - tables)}")
     return into
 
 
