@@ -50,6 +50,7 @@ from rich.table import Table
 from sqlalchemy.engine import Engine
 
 import hub_server
+from hub_server import log_tree
 from hub_server import retention as hub_retention
 from hub_server.directory import Agency, Directory
 from hub_server.linkage import Hub
@@ -409,6 +410,11 @@ async def purge_under_traffic(
                 conn.scalar(sa.select(sa.func.count()).where(hub_log.c.logged_at < cutoff)) or 0
             )
         figures.deleted = figures.year_rows - left
+        p = log_tree.purged_leaves.c
+        with engine.connect() as conn:
+            spans = conn.scalar(sa.select(sa.func.sum(p.last_leaf - p.first_leaf + 1)))
+        figures.entries_purged = int(spans or 0)
+        figures.held = -1  # not reported by a purge let go
     with engine.connect() as conn:
         figures.held_kept = _held_rows(conn, data.person_key, cutoff) == held_before
     return figures
@@ -637,7 +643,10 @@ def table(backends: list[Backend], args: argparse.Namespace) -> Table:
         f" pause {args.purge_pause} s), rows deleted of the year's",
         purge(lambda p: f"{p.deleted:,} of {p.year_rows:,}" + ("" if p.finished else " (let go)")),
     )
-    row("purge: entries purged, rows held", purge(lambda p: f"{p.entries_purged:,}, {p.held:,}"))
+    row(
+        "purge: entries purged, rows held",
+        purge(lambda p: f"{p.entries_purged:,}, " + (f"{p.held:,}" if p.held >= 0 else "-")),
+    )
     row(
         "purge: rows deleted / s (while traffic runs)",
         purge(lambda p: f"{p.deleted / p.purge_seconds:,.0f}" if p.purge_seconds else "-"),
