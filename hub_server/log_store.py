@@ -51,6 +51,13 @@ hub_log = sa.Table(
     sa.Column("completed_at", UtcDateTime(), nullable=True),
 )
 
+# A person's exchanges newest first (the portal's history, hub_server/personal_store.py):
+# PostgreSQL would otherwise walk the primary key backwards to fill a page. SQLite's
+# person_key index holds the serial (its rowid) already.
+person_serial_index = sa.Index(
+    "ix_hub_log_person_serial", hub_log.c.person_key, hub_log.c.serial
+).ddl_if(dialect="postgresql")
+
 # After an ID-key rotation a person's ID code, and so their person key,
 # changes; each pair recorded here keeps their earlier rows findable.
 person_key_aliases = sa.Table(

@@ -27,6 +27,7 @@ from hub_server.linkage import Hub
 from hub_server.personal_store import Application, Deferral, Exchange, PageQuery, PersonLeaf
 from hub_server.policy import TablePolicy
 from hub_server.policy_versions import PolicySet
+from renkei import validate
 from renkei.errors import FailedPrecondition, PermissionDenied, Unavailable, invalid_field
 from renkei.tlog import merkle
 
@@ -116,9 +117,14 @@ def decode_token(token: str) -> tuple[int, int]:
     except (binascii.Error, ValueError):
         raise bad from None
     serial, sep, leaf = raw.partition(".")
-    if not sep or not serial.isdigit() or not leaf.isdigit() or not serial.isascii():
+    if not sep:
         raise bad
-    return int(serial), int(leaf)
+    # Within what the database's BIGINT holds: a forged position is refused, never a fault.
+    problem = "is not a token this hub gave"
+    return (
+        validate.digits("page_token", serial, problem=problem),
+        validate.digits("page_token", leaf, problem=problem),
+    )
 
 
 class PersonalLog:

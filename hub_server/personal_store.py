@@ -1,10 +1,12 @@
 """What the portal's calls read and write at the hub (issue 15), on SQL.
 
-Reads: a person's exchanges from ``hub_log`` (its ``person_key`` index, every
-key the person has had through ``person_key_aliases``), then every leaf of
-those serials from ``hub_log_entries`` (its ``serial`` index). No index is
-added to either table: the log's hot path pays for none of this, and a page
-costs one index range of the person's rows plus one IN lookup of leaves.
+Reads: a person's exchanges from ``hub_log`` (by ``person_key``, every key
+the person has had through ``person_key_aliases``), then every leaf of those
+serials from ``hub_log_entries`` (its ``serial`` index). A page costs one
+index range of the person's rows, newest first, plus one IN lookup of leaves:
+on SQLite through the existing ``person_key`` index (it holds the serial, the
+rowid), on PostgreSQL through ``ix_hub_log_person_serial`` (person_key,
+serial), the one index the portal adds to the log's write path.
 
 Writes, in two tables of their own: ``hub_disclosure_deferrals`` (an agency's
 deferral of one exchange's disclosure, one per serial and agency) and
@@ -21,10 +23,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from hub_server.log_store import hub_log, person_key_aliases
+from hub_server.log_store import hub_log, person_key_aliases, person_serial_index
 from hub_server.log_store import metadata as log_metadata
 from hub_server.log_tree import TreeReader, entries
-from hub_server.log_tree import metadata as tree_metadata
 from renkei.db import UtcDateTime
 from renkei.tlog import entry as tlog_entry
 from renkei.tlog import merkle
@@ -118,9 +119,11 @@ class PageQuery:
 class SqlPersonalStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        # The log's tables are the log's (SqlHubLog makes them, the tree's only when on).
         log_metadata.create_all(engine)
-        tree_metadata.create_all(engine)
         metadata.create_all(engine)
+        # A log made before the index existed gets it here (create_all adds none to a table).
+        person_serial_index.create(engine, checkfirst=True)
 
     # -- the person -----------------------------------------------------------
 
@@ -163,16 +166,20 @@ class SqlPersonalStore:
         want = query.limit + 1
         found: list[PersonLeaf] = []
         upper = None if query.before is None else query.before[0]
+        # An exchange has two leaves or more (begun, then its outcome) unless it was
+        # refused at once: half as many serials as leaves usually fill the page.
+        serials = want // 2 + 1
         with self._engine.connect() as conn:
             while len(found) < want:
                 batch = select if upper is None else select.where(c.serial <= upper)
-                rows = conn.execute(batch.order_by(c.serial.desc()).limit(want)).all()
+                rows = conn.execute(batch.order_by(c.serial.desc()).limit(serials)).all()
                 if not rows:
                     break
                 found += self._leaves(conn, [_exchange(r) for r in rows], query.before)
-                if len(rows) < want:
+                if len(rows) < serials:
                     break
                 upper = int(rows[-1].serial) - 1
+                serials = want - len(found)  # each has a leaf at least: enough to fill it
         return found[:want]
 
     @staticmethod
