@@ -167,8 +167,18 @@ def _analyse(
             for e in hub
             if (start is None or e.logged_at >= start) and (end is None or e.logged_at < end)
         ]
+    shares = got.shares
+    if start is not None or end is not None:  # rows were read with a margin either side
+        shares = {
+            agency: [
+                r
+                for r in rows
+                if (start is None or r.logged_at >= start) and (end is None or r.logged_at < end)
+            ]
+            for agency, rows in shares.items()
+        }
     anomalies = find_anomalies(
-        got.shares, hub, thresholds=config.thresholds, hours=config.working_hours
+        shares, hub, thresholds=config.thresholds, hours=config.working_hours
     )
     page = report.render(got.hub, reconciled, anomalies, got.consent, start=start, end=end)
     args.out.write_text(page, "utf-8")

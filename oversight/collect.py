@@ -24,6 +24,7 @@ from oversight.model import AgencyRow, ConsentRow, decode_entry, encode_entry
 from oversight.readers import (
     HubRead,
     HubReader,
+    TilesReader,
     read_agency,
     read_consent,
     verify_entries,
@@ -66,6 +67,15 @@ async def collect(
         return channel(endpoint, config.tls, peer=party)
 
     async def hub() -> HubRead:
+        if config.hub.tiles_url is not None:  # entry bundles over HTTPS
+            tiles = TilesReader(
+                config.hub.tiles_url,
+                config.tls,
+                config.hub,
+                server_name=config.hub.tiles_server_name,
+                timeout=config.timeout_seconds,
+            )
+            return await tiles.read(keep_raw=keep_raw)
         async with open_channel(config.hub.endpoint, "hub") as ch:
             return await HubReader(ch, config.hub).read(keep_raw=keep_raw)
 

@@ -74,6 +74,10 @@ class HubSource:
     witness_keys: tuple[str, ...] = ()
     require_witness: bool = True
     origin: str | None = None  # the checkpoint's origin; the log key's name when unset
+    # The hub's tlog-tiles over HTTPS (https://host:port[/prefix]): entry bundles instead
+    # of GetEntries when set; ``tiles_server_name`` the name its certificate carries.
+    tiles_url: str | None = None
+    tiles_server_name: str | None = None
     # Entries per GetEntries call (at most 1000) and calls in flight at once.
     batch: int = 1000
     parallel: int = 4
@@ -234,9 +238,18 @@ def _hub(data: dict[str, Any], where: str) -> HubSource:
         witness_keys=witness_keys,
         require_witness=require_witness,
         origin=optional_text(data, "origin", where),
+        tiles_url=_tiles_url(data, where),
+        tiles_server_name=optional_text(data, "tiles_server_name", where),
         batch=integer(data, "batch", where, 1000, minimum=1, maximum=1000),
         parallel=integer(data, "parallel", where, 4, minimum=1, maximum=64),
     )
+
+
+def _tiles_url(data: dict[str, Any], where: str) -> str | None:
+    value = optional_text(data, "tiles_url", where)
+    if value is not None and not value.startswith("https://"):
+        raise ConfigError(f"{where} tiles_url: {value!r} is not an https:// URL")
+    return value
 
 
 def _agencies(data: dict[str, Any], path: Path) -> tuple[AgencySource, ...]:

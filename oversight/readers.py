@@ -24,19 +24,30 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TypeVar
 
+import aiohttp
 import grpc
 from google.protobuf import timestamp_pb2
 
 from oversight.config import HubSource
 from oversight.model import PROVIDER, REQUESTER, AgencyRow, ConsentRow, HubEntry
-from renkei.errors import FailedPrecondition, RenkeiError, from_rpc_error
+from renkei.errors import (
+    FailedPrecondition,
+    PermissionDenied,
+    RenkeiError,
+    Unavailable,
+    from_rpc_error,
+)
 from renkei.log.v1 import log_pb2, log_pb2_grpc
 from renkei.oversight.v1 import oversight_pb2, oversight_pb2_grpc
+from renkei.pki import HUB_ID, TlsFiles, party_host
 from renkei.tlog import checkpoint as tlog_checkpoint
-from renkei.tlog import merkle, note
+from renkei.tlog import merkle, note, tiles
 from renkei.tlog.entry import Entry, EntryError
+from renkei.tlog.witness_client import client_context
 
+T = TypeVar("T")
 PEER_UNAVAILABLE = "OVERSIGHT_PEER_UNAVAILABLE"
 CALL_TIMEOUT_SECONDS = 30.0
 _ROLES = {oversight_pb2.ROLE_REQUESTER: REQUESTER, oversight_pb2.ROLE_PROVIDER: PROVIDER}
@@ -63,6 +74,20 @@ class HubRead:
     @property
     def verified(self) -> bool:
         return not self.unverified
+
+
+async def _all(work: Sequence[Awaitable[T]]) -> list[T]:
+    """Every result in order; on a failure the rest are cancelled and it is raised as itself."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(_awaited(w)) for w in work]
+    except ExceptionGroup as failed:
+        raise failed.exceptions[0] from None
+    return [t.result() for t in tasks]
+
+
+async def _awaited(work: Awaitable[T]) -> T:
+    return await work
 
 
 def _rpc_error(err: grpc.aio.AioRpcError) -> RenkeiError:
@@ -138,9 +163,7 @@ class HubReader:
         # In waves, so a million entries are not a thousand tasks at once.
         wave = batch * self._source.parallel * 4
         for start in range(0, size, wave):
-            parts = await asyncio.gather(
-                *(chunk(lo) for lo in range(start, min(start + wave, size), batch))
-            )
+            parts = await _all([chunk(lo) for lo in range(start, min(start + wave, size), batch)])
             for lo, part in zip(range(start, size, batch), parts, strict=False):
                 served.extend(_in_place(lo, part, size))
         if len(served) != size:
@@ -265,6 +288,117 @@ async def _locate(
             )
         todo += [(mid, hi, right), (lo, mid, left)]
     return sorted(bad)
+
+
+# -- the hub over tlog-tiles (HTTPS) ---------------------------------------------------------
+
+
+class TilesReader:
+    """The hub's log by C2SP tlog-tiles over HTTPS (hub_server/tiles_server.py).
+
+    Entry bundles (256 entries a request) go only to the oversight body's client
+    certificate. The entries are verified as over gRPC, by rebuilding the root;
+    a forged entry is located with the level-0 hash tiles (the leaf hashes),
+    which must themselves rebuild the checkpoint's root.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        tls: TlsFiles,
+        source: HubSource,
+        *,
+        server_name: str | None = None,
+        timeout: float = CALL_TIMEOUT_SECONDS,
+    ) -> None:
+        self._url = url.rstrip("/")
+        self._ssl = client_context(tls.ca_cert, cert=tls.cert, key=tls.key)
+        self._server_name = server_name or party_host(HUB_ID)
+        self._source = source
+        self._timeout = timeout
+
+    async def _get(self, session: aiohttp.ClientSession, path: str) -> bytes:
+        url = f"{self._url}/{path}"
+        try:
+            async with asyncio.timeout(self._timeout):
+                async with session.get(
+                    url, ssl=self._ssl, server_hostname=self._server_name
+                ) as response:
+                    body = await response.read()
+                    status = response.status
+        except (TimeoutError, aiohttp.ClientError, OSError) as err:
+            raise Unavailable(PEER_UNAVAILABLE, f"{url}: {type(err).__name__}: {err}") from None
+        if status == 403:
+            raise PermissionDenied(
+                "ENTRY_BUNDLES_REFUSED", f"{url}: {body.decode('utf-8', 'replace')[:200]}"
+            )
+        if status != 200:
+            raise Unavailable(
+                PEER_UNAVAILABLE, f"{url}: HTTP {status} {body.decode('utf-8', 'replace')[:200]}"
+            )
+        return body
+
+    async def read(self, *, keep_raw: bool = False) -> HubRead:
+        async with aiohttp.ClientSession() as session:
+            signed = await self._get(session, tiles.CHECKPOINT_PATH)
+            cp = verify_note(signed, self._source)
+            size = cp.size
+            gate = asyncio.Semaphore(self._source.parallel * 4)
+            count = -(-size // tiles.TILE_WIDTH)
+
+            async def bundle(n: int) -> list[bytes]:
+                width = min(tiles.TILE_WIDTH, size - n * tiles.TILE_WIDTH)
+                async with gate:
+                    body = await self._get(session, tiles.EntryBundle(n, width).path())
+                try:
+                    got = tiles.decode_bundle(body)
+                except ValueError as err:
+                    raise FailedPrecondition(
+                        "HUB_ENTRIES_INCOMPLETE", f"entry bundle {n}: {err}"
+                    ) from None
+                if len(got) != width:
+                    raise FailedPrecondition(
+                        "HUB_ENTRIES_INCOMPLETE",
+                        f"entry bundle {n}: {len(got)} entries, not {width}",
+                    )
+                return got
+
+            async def leaf_tile(n: int) -> list[bytes]:
+                width = min(tiles.TILE_WIDTH, size - n * tiles.TILE_WIDTH)
+                async with gate:
+                    body = await self._get(session, tiles.HashTile(0, n, width).path())
+                if len(body) != width * merkle.HASH_SIZE:
+                    raise FailedPrecondition(
+                        "HUB_PROOF_INVALID", f"hash tile 0/{n}: {len(body)} bytes"
+                    )
+                h = merkle.HASH_SIZE
+                return [body[i : i + h] for i in range(0, len(body), h)]
+
+            served: list[bytes] = []
+            wave = 256  # bundles in flight per wave: 65,536 entries
+            for start in range(0, count, wave):
+                parts = await _all([bundle(n) for n in range(start, min(start + wave, count))])
+                for part in parts:
+                    served.extend(part)
+            leaves = [merkle.leaf_hash(e) for e in served]
+            bad: dict[int, str] = {}
+            if merkle.root(leaves) != cp.root_hash:
+                true: list[bytes] = []
+                for start in range(0, count, wave):
+                    for part in await _all(
+                        [leaf_tile(n) for n in range(start, min(start + wave, count))]
+                    ):
+                        true.extend(part)
+                if merkle.root(true) != cp.root_hash:
+                    raise FailedPrecondition(
+                        "HUB_PROOF_INVALID", "the hub's hash tiles do not add up to its checkpoint"
+                    )
+                why = "not the entry the checkpoint commits to (forged or altered)"
+                bad = {i: why for i, (a, b) in enumerate(zip(leaves, true, strict=True)) if a != b}
+        read = entries_of(served, cp, signed, bad)
+        if keep_raw:
+            read.raw = served
+        return read
 
 
 # -- agencies and the registry -------------------------------------------------------------

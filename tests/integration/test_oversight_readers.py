@@ -20,12 +20,14 @@ from typing import Any
 
 import grpc
 import pytest
+from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from support.oversight_traffic import NENKIN, YOKOHAMA, Traffic
 
+from hub_server.tiles_server import entry_readers
 from ops import oversight_cli
 from ops import pki as ops_pki
 from oversight import collect, readers
@@ -33,6 +35,7 @@ from oversight.config import AgencySource, HubSource, OversightConfig, RegistryS
 from oversight.holds import HoldClient
 from oversight.model import REQUESTER, AgencyRow
 from oversight.reconcile import reconcile
+from renkei import https_tls
 from renkei.errors import RenkeiError
 from renkei.grpcutil.client import channel
 from renkei.log.v1 import log_pb2, log_pb2_grpc
@@ -41,6 +44,7 @@ from renkei.pki import SAN_OVERSIGHT, TlsFiles
 from renkei.tlog import checkpoint as tlog_checkpoint
 from renkei.tlog import merkle, note
 from renkei.tlog.entry import Entry, new_salt
+from renkei.tlog.tiles_http import tiles_app
 
 TEST_TIMEOUT = 60.0
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -545,7 +549,99 @@ def test_fetch_then_reconcile_offline(
     assert "data:image/png;base64," in report.read_text("utf-8")
 
 
-def _write_config(tmp: Path, pki_files: Pki) -> Path:
+@dataclass
+class FakeTiles:
+    """tlog-tiles source of the fake hub's tree (level-0 tiles only: all the reader asks for)."""
+
+    hub: FakeHub
+
+    async def checkpoint(self) -> bytes:
+        return self.hub.note
+
+    async def tree_size(self) -> int:
+        return len(self.hub.entries)
+
+    async def hash_tile(self, level: int, index: int, width: int) -> bytes:
+        assert level == 0
+        return b"".join(self.hub.leaves[index * 256 : index * 256 + width])
+
+    async def entries(self, start: int, count: int) -> list[bytes]:
+        return [self.hub.served.get(i, self.hub.entries[i]) for i in range(start, start + count)]
+
+
+async def _tiles_server(world: World, tls: TlsFiles) -> tuple[web.AppRunner, str]:
+    app = tiles_app(FakeTiles(world.hub), may_read_entries=entry_readers([SAN_OVERSIGHT]))
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=https_tls.server_context(tls))
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]  # bound port
+    return runner, f"https://127.0.0.1:{port}"
+
+
+@pytest.mark.parametrize("forged", [None, 300])
+def test_entries_over_tlog_tiles(
+    loop: asyncio.AbstractEventLoop, pki_files: Pki, tmp_path: Path, forged: int | None
+) -> None:
+    async def body(world: World) -> None:
+        runner, url = await _tiles_server(world, pki_files.servers["hub"])
+        try:
+            if forged is not None:
+                real = Entry.decode(world.hub.entries[forged])
+                world.hub.served[forged] = replace(real, requester="someone-else").encode()
+            source = replace(world.config.hub, tiles_url=url)
+            config = replace(world.config, hub=source)
+            got = await collect.collect(config)
+            assert [u.leaf_index for u in got.hub.unverified] == (
+                [] if forged is None else [forged]
+            )
+            assert len(got.hub.entries) == len(world.hub.entries) - (forged is not None)
+            assert world.hub.proofs == 0  # no gRPC proof: the tiles located it
+            # Anyone else is refused the bundles.
+            other = readers.TilesReader(url, pki_files.agency_client, source)
+            with pytest.raises(RenkeiError) as err:
+                await other.read()
+            assert err.value.reason == "ENTRY_BUNDLES_REFUSED"
+        finally:
+            await runner.cleanup()
+
+    _run(loop, pki_files, tmp_path, body)
+
+
+def test_cli_against_live_parties(pki_files: Pki, tmp_path: Path) -> None:
+    """`renkei oversight reconcile`, `fetch` and `hold` with the parties up (on a loop thread)."""
+    from support.aio import LoopThread
+
+    thread = LoopThread()
+    world: World = thread.run(_serve(pki_files, tmp_path, _two_agencies()))
+    try:
+        (tmp_path / "saved").mkdir()
+        (tmp_path / "saved" / "checkpoint.txt").write_bytes(world.hub.note)
+        path = _write_config(tmp_path, pki_files, world)
+        cfg = ["--config", str(path)]
+        assert oversight_cli.main(["reconcile", *cfg]) == 0
+        assert oversight_cli.main(["fetch", *cfg, "--out", str(tmp_path / "f")]) == 0
+        assert (tmp_path / "f" / f"agency-{YOKOHAMA}.jsonl").is_file()
+        hold = ["--hold-id", "case-7", "--serial", "5", "6", "--reason", "調査"]
+        assert oversight_cli.main(["hold", "set", *cfg, *hold]) == 0
+        assert set(world.holds.holds) == {"case-7"}
+        assert oversight_cli.main(["hold", "release", *cfg, "--hold-id", "case-7"]) == 0
+        assert world.holds.holds == {}
+        assert oversight_cli.main(["hold", "set", *cfg, "--hold-id", "x"]) == 2  # no reason
+        # A row the agency no longer has: reconcile exits 1.
+        del world.traffic.shares[YOKOHAMA][0]
+        assert oversight_cli.main(["reconcile", *cfg]) == 1
+    finally:
+        for s in world.servers:
+            thread.run(s.stop(None))
+        thread.close()
+
+
+def test_cli_cannot_run(tmp_path: Path) -> None:
+    assert oversight_cli.main(["reconcile", "--config", str(tmp_path / "absent.toml")]) == 2
+
+
+def _write_config(tmp: Path, pki_files: Pki, world: World | None = None) -> Path:
     """oversight.toml naming the keys of the checkpoint saved in ``tmp / saved``."""
     saved = (tmp / "saved" / "checkpoint.txt").read_bytes()
     _, sigs = note.parse(saved)
@@ -561,13 +657,21 @@ cert = "{tls.cert}"
 key = "{tls.key}"
 
 [hub]
-endpoint = "127.0.0.1:1"
+endpoint = "{world.config.hub.endpoint if world else "127.0.0.1:1"}"
 log_key = "{world_keys["log"]}"
 witness_keys = ["{world_keys["witness"]}"]
 
 [output]
 dir = "{tmp / "out"}"
-""",
+{_agencies(world)}""",
         encoding="utf-8",
     )
     return path
+
+
+def _agencies(world: World | None) -> str:
+    if world is None:
+        return ""
+    return "".join(
+        f'\n[[agency]]\nid = "{a.id}"\nendpoint = "{a.endpoint}"\n' for a in world.config.agencies
+    )
