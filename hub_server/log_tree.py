@@ -1,8 +1,10 @@
 """The hub log's record: append-only entries, the Merkle tree over them, its checkpoints.
 
 ``hub_log_entries`` holds every entry (renkei.tlog.entry) under its leaf index,
-never updated or deleted; ``hub_log_hashes`` the tree's node hashes (RFC 9162,
-numbered as Go's sumdb numbers them, renkei.tlog.merkle.stored_hash_index);
+never updated, deleted only by a retention purge (hub_server.retention: the
+leaf's hash stays, the leaf is listed in ``hub_log_purged_leaves``);
+``hub_log_hashes`` the tree's node hashes (RFC 9162, numbered as Go's sumdb
+numbers them, renkei.tlog.merkle.stored_hash_index);
 ``hub_log_tree`` its size; ``hub_log_checkpoints`` every checkpoint the hub
 signed, with the cosignatures it got. Entries and hashes are written in the
 transaction that writes the rows they record (log_store.SqlHubLog.apply), so

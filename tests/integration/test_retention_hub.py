@@ -246,3 +246,31 @@ def test_the_log_service_says_purged_for_a_purged_leaf(engine: Engine) -> None:
     with pytest.raises(PermissionDenied):  # a kept entry of others' is refused as before
         ask(kept, "tax-office")
     hub.log.close()
+
+
+def test_the_running_hubs_purge_appends_through_its_writer_thread(engine: Engine) -> None:
+    from hub_server.log_store import AsyncHubLog
+    from hub_server.retention import purge_on_writer
+
+    repo = SqlHubLog(engine)
+    holds = HoldStore(engine, persons=True)
+    long_ago = datetime.now(UTC) - timedelta(days=3000)
+
+    async def run() -> tuple[int, int]:
+        log = AsyncHubLog(repo)
+        try:
+            old = await log.begin_many([(_entry(long_ago, "a"), OK, "")] * 2)
+            await log.begin_many([(_entry(datetime.now(UTC), "b"), OK, "")])
+            report = await asyncio.to_thread(purge_on_writer, log, holds, RetentionPolicy())
+            # Traffic after the purge goes on from the tree the purge entry grew.
+            after = await log.begin_many([(_entry(datetime.now(UTC), "c"), OK, "")])
+            assert report.deleted == 2
+            assert old[0].leaf_index == 0
+            return report.deleted, after[0].leaf_index or 0
+        finally:
+            log.close()
+
+    deleted, leaf = asyncio.run(run())
+    assert (deleted, leaf) == (2, 4)  # leaves 0-2: the rows, 3: the purge entry
+    reader = TreeReader(engine)
+    assert Entry.decode(reader.entry_range(3, 1)[0]).kind == PURGE
