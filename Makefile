@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PROTOS := $(shell find protos -name '*.proto' | sort)
 
-.PHONY: all setup gen import-graph lint typecheck test test-faults test-dishonest fuzz demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy bench-log clean
+.PHONY: all setup gen import-graph lint typecheck test test-faults test-dishonest fuzz demo bench bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy bench-log bench-portal clean
 
 all: test
 
@@ -61,7 +61,7 @@ demo: $(STAMP)
 	$(BIN)/renkei demo
 
 # Benchmarks print tables; they are not tests. Figures: docs/benchmarks.md.
-bench: bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy bench-log
+bench: bench-linkage bench-bulk bench-policy bench-keys bench-numbering bench-registry bench-mappers bench-binding bench-legacy bench-log bench-portal
 
 bench-linkage: $(STAMP)
 	$(BIN)/renkei bench
@@ -69,6 +69,12 @@ bench-linkage: $(STAMP)
 # The verifiable log on SQLite: integration, proofs, commit to witnessed checkpoint.
 bench-log: $(STAMP)
 	$(BIN)/python -m ops.bench.log
+
+# Issue 15: a person's history among 10 million hub entries, reconcile of a million
+# exchanges, the purge of a year under traffic; SQLite (cached under bench-state/portal)
+# and PostgreSQL.
+bench-portal: $(STAMP)
+	$(BIN)/python -m ops.bench.portal
 
 bench-bulk: $(STAMP)
 	$(BIN)/python -m ops.bench.bulk
