@@ -109,6 +109,7 @@ def purge_tickets(
             )
             return report
     while True:
+        started = time.monotonic()
         with engine.begin() as conn:
             rows = conn.execute(
                 sa.select(t.ticket, t.role)
@@ -123,8 +124,9 @@ def purge_tickets(
             report.batches += 1
         if len(rows) < policy.batch_size:
             return report
-        if policy.pause_seconds > 0:
-            sleep(policy.pause_seconds)
+        rest = policy.rest_after(time.monotonic() - started)
+        if rest > 0:
+            sleep(rest)
 
 
 def purged_id_ranges(conn: sa.Connection) -> list[tuple[int, int]]:

@@ -33,6 +33,7 @@ from renkei.logs import event
 
 DEFAULT_DAYS = 2557  # 7 years of 365 days and two leap days
 DEFAULT_BATCH_SIZE = 1000
+DEFAULT_BUSY_SHARE = 0.2
 MAX_BATCH_SIZE = 5000
 HOLD_ID_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_HOLD_REASON = 400
@@ -42,12 +43,21 @@ MAX_HOLD_SERIALS = 10_000
 @dataclass(frozen=True)
 class RetentionPolicy:
     """``[retention]``: ``days`` kept, rows per purge transaction, the pause between
-    two of them, and how often the server's own job purges (0: it does not)."""
+    two of them, the share of the time a purge may be busy, and how often the
+    server's own job purges (0: it does not)."""
 
     days: int = DEFAULT_DAYS
     batch_size: int = DEFAULT_BATCH_SIZE
     pause_seconds: float = 0.0
     every_seconds: float = 0.0
+    # After a batch that took t, the purge rests t * (1 - share) / share (at least
+    # pause_seconds): it never holds the database or the server's cores more than this
+    # share of the time, so traffic goes on beside it (docs/benchmarks.md, issue 15).
+    busy_share: float = DEFAULT_BUSY_SHARE
+
+    def rest_after(self, busy: float) -> float:
+        """How long to rest after a batch that took ``busy`` seconds."""
+        return max(self.pause_seconds, busy * (1.0 - self.busy_share) / self.busy_share)
 
     def cutoff(self, now: datetime) -> datetime:
         """Rows logged before this are past their period."""
@@ -56,11 +66,18 @@ class RetentionPolicy:
         return now.astimezone(UTC) - timedelta(days=self.days)
 
 
+def _share(section: Mapping[str, Any], where: str) -> float:
+    share = config_util.number(section, "busy_share", where, DEFAULT_BUSY_SHARE)
+    if not 0.0 < share <= 1.0:
+        raise config_util.ConfigError(f"{where} busy_share: {share} is not in (0, 1]")
+    return share
+
+
 def retention_policy(data: Mapping[str, Any], path: Path) -> RetentionPolicy:
     """The ``[retention]`` table of a party's config (every key optional)."""
     section = config_util.table(data, "retention", path)
     where = f"{path}: [retention]"
-    known = {"days", "batch_size", "pause_seconds", "every_seconds"}
+    known = {"days", "batch_size", "pause_seconds", "every_seconds", "busy_share"}
     unknown = sorted(set(section) - known)
     if unknown:
         raise config_util.ConfigError(f"{where}: unknown keys {unknown}; known: {sorted(known)}")
@@ -71,6 +88,7 @@ def retention_policy(data: Mapping[str, Any], path: Path) -> RetentionPolicy:
         ),
         pause_seconds=config_util.number(section, "pause_seconds", where, 0.0, positive=False),
         every_seconds=config_util.number(section, "every_seconds", where, 0.0, positive=False),
+        busy_share=_share(section, where),
     )
 
 
@@ -294,7 +312,7 @@ def purge(
 ) -> PurgeReport:
     """Delete ``target``'s rows logged before ``policy.cutoff(now)`` and not held, in
     transactions of ``policy.batch_size`` rows by ascending key, pausing
-    ``policy.pause_seconds`` (through ``sleep``) between two; ``stop`` ends the run
+    ``policy.rest_after`` the batch's time (through ``sleep``) between two; ``stop`` ends the run
     between batches. The table's newest row is kept (module docstring)."""
     table = target.table
     key = table.c[target.key_column]
@@ -310,6 +328,7 @@ def purge(
         return report
     after: int | None = None
     while not stop():
+        started = time.monotonic()
         query = sa.select(*columns).where(table.c[target.time_column] < cutoff, key < top)
         if after is not None:
             query = query.where(key > after)
@@ -334,8 +353,9 @@ def purge(
             report.batches += 1
         if len(rows) < policy.batch_size:
             break
-        if policy.pause_seconds > 0:
-            sleep(policy.pause_seconds)
+        rest = policy.rest_after(time.monotonic() - started)
+        if rest > 0:
+            sleep(rest)
     return report
 
 

@@ -81,7 +81,18 @@ def test_the_retention_table_is_read_strictly() -> None:
         ({"batch_size": 50_000}, "batch_size: must be an integer from 1 to 5000"),
         ({"every_seconds": -1}, "every_seconds: must be a number >= 0"),
         ({"dayz": 1}, "unknown keys ['dayz']"),
+        ({"busy_share": 0}, "busy_share: must be a number > 0"),
+        ({"busy_share": 1.5}, "busy_share: 1.5 is not in (0, 1]"),
     ):
         with pytest.raises(ConfigError, match=r"hub\.toml: \[retention\]") as err:
             retention_policy({"retention": bad}, where)
         assert says in str(err.value)
+
+
+def test_a_purge_rests_so_that_it_is_busy_at_most_its_share_of_the_time() -> None:
+    # A fifth by default: a batch of 0.1 s is followed by 0.4 s of rest.
+    policy = RetentionPolicy()
+    assert policy.busy_share == 0.2
+    assert policy.rest_after(0.1) == pytest.approx(0.4)
+    assert RetentionPolicy(pause_seconds=1.0).rest_after(0.1) == 1.0  # the pause, when longer
+    assert RetentionPolicy(busy_share=1.0).rest_after(0.1) == 0.0  # flat out
