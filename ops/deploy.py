@@ -165,6 +165,8 @@ class Endpoints:
     log_http_port: int = 0
     # The portal (HTTPS to browsers: the one party facing the internet).
     portal_port: int = 0
+    # The portal's internal gRPC port (mutual TLS: the oversight body's legal holds).
+    portal_internal_port: int = 0
     # An agency's [legacy] table (kind, format, url/port/folder: docs/legacy-formats.md);
     # an agency not here gets the JSON-lines system at its legacy_ports entry.
     legacy: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -198,7 +200,8 @@ def endpoints_from(base: int, agencies: Sequence[AgencySpec]) -> Endpoints:
     """Fixed ports from ``base`` (``renkei deploy init --base-port``): the hub at
     base, communication servers from base+1, legacy systems from base+101, then
     the ID issuer, the numbering agency and the registry at base+201..203, the
-    witness at base+204, the hub's log over HTTPS at base+205 and the portal at base+206."""
+    witness at base+204, the hub's log over HTTPS at base+205, the portal at base+206 and its
+    internal port at base+207."""
     return Endpoints(
         base,
         {a.agency_id: base + 1 + i for i, a in enumerate(agencies)},
@@ -209,6 +212,7 @@ def endpoints_from(base: int, agencies: Sequence[AgencySpec]) -> Endpoints:
         witness_port=base + 204,
         log_http_port=base + 205,
         portal_port=base + 206,
+        portal_internal_port=base + 207,
     )
 
 
@@ -223,6 +227,7 @@ def pick_endpoints(agencies: Sequence[AgencySpec]) -> Endpoints:
         witness_port=free_port(),
         log_http_port=free_port(),
         portal_port=free_port(),
+        portal_internal_port=free_port(),
     )
 
 
@@ -389,6 +394,7 @@ def init_deployment(
             layout.root,
             pki,
             listen=f"{host}:{endpoints.portal_port}",
+            internal_listen=f"{host}:{endpoints.portal_internal_port}",
             public_url=f"https://{host}:{endpoints.portal_port}",
             hub_endpoint=hub_endpoint,
             registry_endpoint=registry_endpoint,
@@ -546,6 +552,7 @@ def init_deployment(
             witness_keys=[witness_key],
             agencies={a.agency_id: f"{host}:{endpoints.comm_ports[a.agency_id]}" for a in agencies},
             registry_endpoint=registry_endpoint,
+            portal_endpoint=f"{host}:{endpoints.portal_internal_port}" if portal else None,
         ),
     )
     return layout
@@ -571,11 +578,13 @@ def oversight_config(
     witness_keys: Sequence[str],
     agencies: Mapping[str, str],
     registry_endpoint: str,
+    portal_endpoint: str | None = None,
 ) -> dict[str, Any]:
     """``oversight.toml`` (oversight.config.OversightConfig): the oversight body's own
     certificate, and every share it reads: the hub's log (with the keys that verify its
-    checkpoints), each communication server by agency id, the registry's consent log."""
-    return {
+    checkpoints), each communication server by agency id, the registry's consent log, and
+    the portal's internal port (legal holds on its applications)."""
+    config: dict[str, Any] = {
         "tls": dict(tls),
         "hub": {
             "endpoint": hub_endpoint,
@@ -588,6 +597,9 @@ def oversight_config(
         # What it fetched and what it made of it: files, never a database.
         "output": {"dir": "out"},
     }
+    if portal_endpoint is not None:
+        config["portal"] = {"endpoint": portal_endpoint}
+    return config
 
 
 def registry_engine(layout: Layout) -> Engine:

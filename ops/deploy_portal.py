@@ -150,6 +150,7 @@ def lay_out_portal(
     *,
     listen: str,
     public_url: str,
+    internal_listen: str | None = None,
     hub_endpoint: str,
     registry_endpoint: str,
     database: Mapping[str, str],
@@ -171,6 +172,8 @@ def lay_out_portal(
     config: dict[str, Any] = {
         "portal": {
             "listen": listen,
+            # mutual TLS, for the oversight body's legal holds on the applications (R25)
+            **({"internal_listen": internal_listen} if internal_listen else {}),
             "public_url": public_url,
             "agency_id": PORTAL_ID,
             **database,

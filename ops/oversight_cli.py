@@ -64,7 +64,10 @@ def _add_actions(group: Any) -> None:
     p.add_argument("--person", default="", metavar="KEY", help="the hub's person key (hub only)")
     p.add_argument("--reason", metavar="TEXT")
     p.add_argument(
-        "--party", default="hub", metavar="PARTY", help="hub (default), agency:ID or registry"
+        "--party",
+        default="hub",
+        metavar="PARTY",
+        help="hub (default), agency:ID, registry or portal",
     )
 
 
@@ -197,11 +200,15 @@ async def _hold(config: Any, args: argparse.Namespace) -> int:
         if config.registry is None:
             raise _Unusable("--party registry: the config has no [registry]")
         endpoint, peer = config.registry.endpoint, config.registry.party
+    elif party == "portal":
+        if config.portal is None:
+            raise _Unusable("--party portal: the config has no [portal]")
+        endpoint, peer = config.portal.endpoint, config.portal.party
     elif party.startswith("agency:"):
         agency = config.agency(party.removeprefix("agency:"))
         endpoint, peer = agency.endpoint, agency.party
     else:
-        raise _Unusable(f"--party {party!r}: hub, agency:ID or registry")
+        raise _Unusable(f"--party {party!r}: hub, agency:ID, registry or portal")
     async with channel(endpoint, config.tls, peer=peer) as ch:
         client = HoldClient(ch)
         if args.hold_action == "list":

@@ -64,6 +64,7 @@ from renkei.pki import TlsFiles, party_host, validate_agency_id
 from renkei.tlog import checkpoint, note
 
 DEFAULT_REGISTRY_PARTY = "service:registry"
+DEFAULT_PORTAL_PARTY = "agency:portal"
 DEFAULT_MAX_SKEW_SECONDS = 300.0
 
 
@@ -143,6 +144,8 @@ class OversightConfig:
     agencies: tuple[AgencySource, ...]
     registry: RegistrySource | None
     output_dir: Path
+    # [portal]: the portal's internal port, for legal holds on its applications (R25).
+    portal: RegistrySource | None = None
     max_skew: timedelta = timedelta(seconds=DEFAULT_MAX_SKEW_SECONDS)
     working_hours: WorkingHours = field(default_factory=WorkingHours)
     thresholds: Thresholds = field(default_factory=Thresholds)
@@ -168,6 +171,13 @@ class OversightConfig:
             registry = RegistrySource(
                 _endpoint(reg, where), _party(reg, "party", where, DEFAULT_REGISTRY_PARTY)
             )
+        web = table(data, "portal", path)
+        portal = None
+        if web:
+            where = f"{path}: [portal]"
+            portal = RegistrySource(
+                _endpoint(web, where), _party(web, "party", where, DEFAULT_PORTAL_PARTY)
+            )
         output = table(data, "output", path)
         where = f"{path}: [reconcile]"
         rec = table(data, "reconcile", path)
@@ -178,6 +188,7 @@ class OversightConfig:
             hub=hub,
             agencies=agencies,
             registry=registry,
+            portal=portal,
             output_dir=resolve(base, text(output, "dir", f"{path}: [output]", "out")),
             max_skew=timedelta(seconds=max_skew),
             working_hours=_hours(table(data, "working_hours", path), f"{path}: [working_hours]"),

@@ -264,14 +264,12 @@ class PurgeFigures:
 class _Gate:
     """Between two of its batches the purge waits here while the benchmark runs traffic alone."""
 
-    def __init__(self, pause: float) -> None:
+    def __init__(self) -> None:
         self.open = threading.Event()
         self.stop = False
-        self.pause = pause  # the policy's own pause between batches (0: none)
 
-    def sleep(self, _seconds: float) -> None:
-        if self.pause:
-            time.sleep(self.pause)
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)  # the policy's rest between two batches (its pause, its busy share)
         while not self.open.wait(0.05):
             if self.stop:
                 raise _Stopped
@@ -300,11 +298,15 @@ async def purge_under_traffic(
     max_seconds: float,
     batch_size: int,
     pause: float = 0.0,
+    busy_share: float = retention.DEFAULT_BUSY_SHARE,
 ) -> PurgeFigures:
     figures = PurgeFigures()
     # A pause of its own makes purge_hub call the gate between two batches.
     policy = retention.RetentionPolicy(
-        days=RETENTION_DAYS, batch_size=batch_size, pause_seconds=pause or 1e-6
+        days=RETENTION_DAYS,
+        batch_size=batch_size,
+        pause_seconds=pause or 1e-6,
+        busy_share=busy_share,
     )
     cutoff = policy.cutoff(data.end)
     with engine.connect() as conn:
@@ -334,7 +336,7 @@ async def purge_under_traffic(
                 continue
             written += 2  # two rows' writes, two entries
 
-    gate = _Gate(pause)
+    gate = _Gate()
     failed = figures.refused
     report: list[retention.PurgeReport] = []
     failure: list[BaseException] = []
@@ -492,6 +494,7 @@ def _purge(
         max_seconds=args.purge_seconds,
         batch_size=args.purge_batch,
         pause=args.purge_pause,
+        busy_share=args.purge_busy_share,
     )
 
 
@@ -640,7 +643,8 @@ def table(backends: list[Backend], args: argparse.Namespace) -> Table:
 
     row(
         f"purge: the oldest year ({RETENTION_DAYS}-day period, batches of {args.purge_batch},"
-        f" pause {args.purge_pause} s), rows deleted of the year's",
+        f" pause {args.purge_pause} s, busy share {args.purge_busy_share}),"
+        " rows deleted of the year's",
         purge(lambda p: f"{p.deleted:,} of {p.year_rows:,}" + ("" if p.finished else " (let go)")),
     )
     row(
@@ -688,6 +692,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--purge-batch", type=int, default=retention.DEFAULT_BATCH_SIZE)
     parser.add_argument(
         "--purge-pause", type=float, default=0.0, help="[retention] pause_seconds (0: none)"
+    )
+    parser.add_argument(
+        "--purge-busy-share",
+        type=float,
+        default=retention.DEFAULT_BUSY_SHARE,
+        help="[retention] busy_share (1: flat out)",
     )
     parser.add_argument("--state-dir", type=Path, default=Path("bench-state/portal"))
     parser.add_argument("--postgres-url", default=POSTGRES_URL)

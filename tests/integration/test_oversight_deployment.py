@@ -80,6 +80,9 @@ def test_the_deployment_lays_out_the_oversight_body(topo: Topology) -> None:
     assert config["agency"][0]["endpoint"] == comm["comm"]["listen"]
     assert config["registry"]["endpoint"] == comm["comm"]["registry_endpoint"]
     assert config["output"] == {"dir": "out"}
+    # The portal's internal port, where the oversight body holds applications (R25).
+    portal = tomllib.loads((layout.root / "portal" / "portal.toml").read_text(encoding="utf-8"))
+    assert config["portal"]["endpoint"] == portal["portal"]["internal_listen"]
     # Health and reflection name the new services.
     assert oversight_pb2_grpc.AgencyLogService.__name__ == "AgencyLogService"
     agency_service = oversight_pb2.DESCRIPTOR.services_by_name["AgencyLogService"].full_name

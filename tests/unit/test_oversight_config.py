@@ -43,6 +43,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert c.tls.cert == tmp_path / "oversight.crt"
     assert c.agencies == ()
     assert c.registry is None
+    assert c.portal is None
     assert c.output_dir == tmp_path / "out"
     assert c.max_skew == timedelta(minutes=5)
     assert (c.working_hours.start, c.working_hours.end) == (time(8, 30), time(18, 0))
@@ -65,6 +66,9 @@ endpoint = "nenkin.example:443"
 
 [registry]
 endpoint = "127.0.0.1:50071"
+
+[portal]
+endpoint = "127.0.0.1:50207"
 
 [output]
 dir = "/var/oversight"
@@ -90,6 +94,8 @@ off_hours = false
     assert c.agency("nenkin").party == "agency:nenkin"
     assert c.registry is not None
     assert c.registry.party == "service:registry"
+    assert c.portal is not None
+    assert (c.portal.endpoint, c.portal.party) == ("127.0.0.1:50207", "agency:portal")
     assert c.output_dir == Path("/var/oversight")
     assert c.max_skew == timedelta(seconds=30)
     assert c.working_hours.end == time(17, 15)
