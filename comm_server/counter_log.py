@@ -18,7 +18,6 @@ from sqlalchemy.engine import Engine
 
 from comm_server.staff_register import Permission, StaffRegister
 from renkei import db
-from renkei.errors import PermissionDenied
 
 PRINTED = "PRINTED"  # the report was written and every entry verified
 PRINTED_UNVERIFIED = "PRINTED_UNVERIFIED"  # written, and it says what did not verify
@@ -100,26 +99,4 @@ def check_staff(register: StaffRegister, staff_id: str, terminal_id: str, day: d
     A counter report is no exchange, so no affair is checked: the staff member
     must be registered, in force, and allowed the terminal (reasons as R19's).
     """
-    meta = {"staff_id": staff_id}
-    rows = register.by_staff.get(staff_id)
-    if not rows:
-        raise PermissionDenied(
-            "STAFF_NOT_REGISTERED",
-            f"staff {staff_id!r} is not in this agency's staff register",
-            {**meta, "field": "staff_id"},
-        )
-    rows = [p for p in rows if p.in_force(day)]
-    if not rows:
-        raise PermissionDenied(
-            "STAFF_REGISTRATION_NOT_IN_FORCE",
-            f"staff {staff_id!r} has no registration in force on {day.isoformat()}",
-            {**meta, "field": "staff_id"},
-        )
-    for p in rows:
-        if p.allows_terminal(terminal_id):
-            return p
-    raise PermissionDenied(
-        "TERMINAL_NOT_PERMITTED",
-        f"staff {staff_id!r} may not work from terminal {terminal_id!r}",
-        {**meta, "field": "terminal_id", "terminal_id": terminal_id},
-    )
+    return register.at_terminal(staff_id, terminal_id, day, work="work")[0]

@@ -80,10 +80,11 @@ class StaffRegister:
     def __len__(self) -> int:
         return sum(len(v) for v in self.by_staff.values())
 
-    def check(
-        self, staff_id: str, terminal_id: str, info_kind: str, item: str, day: date
-    ) -> Permission:
-        """The permission that allows this; raises PermissionDenied with a reason."""
+    def at_terminal(
+        self, staff_id: str, terminal_id: str, day: date, *, work: str = "do exchange work"
+    ) -> list[Permission]:
+        """The staff member's registrations in force on ``day`` that allow the terminal;
+        PermissionDenied naming the first check that fails (R19's reasons)."""
         meta = {"staff_id": staff_id}
         rows = self.by_staff.get(staff_id)
         if not rows:
@@ -103,9 +104,17 @@ class StaffRegister:
         if not rows:
             raise PermissionDenied(
                 "TERMINAL_NOT_PERMITTED",
-                f"staff {staff_id!r} may not do exchange work from terminal {terminal_id!r}",
+                f"staff {staff_id!r} may not {work} from terminal {terminal_id!r}",
                 {**meta, "field": "terminal_id", "terminal_id": terminal_id},
             )
+        return rows
+
+    def check(
+        self, staff_id: str, terminal_id: str, info_kind: str, item: str, day: date
+    ) -> Permission:
+        """The permission that allows this; raises PermissionDenied with a reason."""
+        meta = {"staff_id": staff_id}
+        rows = self.at_terminal(staff_id, terminal_id, day)
         for p in rows:
             if p.allows_affair(info_kind, item):
                 return p

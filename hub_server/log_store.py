@@ -415,7 +415,7 @@ class SqlHubLog:
 
     def rows_for_person(self, person_key: str) -> list[LogRow]:
         """The person's rows under every person key they have had (aliases, both ways)."""
-        keys = self._aliases_of(person_key)
+        keys = person_keys(self._engine, person_key)
         return self._select(
             sa.select(hub_log).where(hub_log.c.person_key.in_(keys)).order_by(hub_log.c.serial)
         )
@@ -508,6 +508,22 @@ class SqlHubLog:
     def _select(self, query: sa.Select[tuple[object, ...]]) -> list[LogRow]:
         with self._engine.connect() as conn:
             return [_row(r) for r in conn.execute(query).mappings()]
+
+
+def person_keys(engine: Engine, person_key: str) -> set[str]:
+    """Every person key the person has had (ID-key rotations), following aliases both ways."""
+    a = person_key_aliases.c
+    keys, frontier = {person_key}, {person_key}
+    with engine.connect() as conn:
+        while frontier:
+            linked = conn.execute(
+                sa.select(a.old_key, a.new_key).where(
+                    sa.or_(a.old_key.in_(frontier), a.new_key.in_(frontier))
+                )
+            ).all()
+            frontier = {k for row in linked for k in row} - keys
+            keys |= frontier
+    return keys
 
 
 def _entry_values(entry: LogEntry) -> dict[str, object]:

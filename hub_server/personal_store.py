@@ -23,7 +23,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from hub_server.log_store import hub_log, person_key_aliases, person_serial_index
+from hub_server.log_store import hub_log, person_keys, person_serial_index
 from hub_server.log_store import metadata as log_metadata
 from hub_server.log_tree import TreeReader, entries
 from renkei.db import UtcDateTime
@@ -129,18 +129,7 @@ class SqlPersonalStore:
 
     def person_keys(self, person_key: str) -> frozenset[str]:
         """Every person key the person has had (ID-key rotations), both ways."""
-        a = person_key_aliases.c
-        keys, frontier = {person_key}, {person_key}
-        with self._engine.connect() as conn:
-            while frontier:
-                linked = conn.execute(
-                    sa.select(a.old_key, a.new_key).where(
-                        sa.or_(a.old_key.in_(frontier), a.new_key.in_(frontier))
-                    )
-                ).all()
-                frontier = {k for row in linked for k in row} - keys
-                keys |= frontier
-        return frozenset(keys)
+        return frozenset(person_keys(self._engine, person_key))
 
     def exchange(self, serial: int) -> Exchange | None:
         c = hub_log.c
