@@ -275,9 +275,9 @@ async def start_topology(
         aid: await comm_bootstrap.create_server(c, (legacy or {}).get(aid))
         for aid, c in configs.items()
     }
-    # Only the parties it runs: the deployment's portal (no comm server) is left out of the
-    # hub's directory, as before it was laid out (it would also hold up an ID-key rotation,
-    # which waits for every directory agency to re-key: the portal has no re-key yet).
+    # Only the parties it runs: the deployment's portal (no server here) is left out of the
+    # hub's directory, so an ID-key rotation here waits for the agencies alone (a deployment's
+    # portal completes its part with `renkei portal rekey`: tests/integration/test_bind_card.py).
     hub.hub.directory = Directory(
         replace(agency, endpoint=f"127.0.0.1:{comms[agency.agency_id].port}")
         for agency in hub.hub.directory
