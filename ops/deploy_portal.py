@@ -15,9 +15,10 @@ exchange certificate, which the agencies seal details to (renkei.disclosure).
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ipaddress
-import os
+import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ops.pki import PkiLayout, issue_exchange_certificate, make_request, sign_request
+from ops.pki import PkiLayout, issue_exchange_certificate, key_pem, make_request, sign_request
 from renkei import agency_keys, db
 from renkei.files import atomic_write
 from renkei.keystore import KeyStore, create_master_key_file, load_master_key
@@ -71,14 +72,6 @@ def web_ca_cert(root: Path) -> Path:
     return root / WEB_CA_FOLDER / "ca.pem"
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
 def _web_ca(root: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     folder = root / WEB_CA_FOLDER
     if (folder / "ca.key").exists():
@@ -107,7 +100,7 @@ def _web_ca(root: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         .sign(key, hashes.SHA256())
     )
     atomic_write(folder / "ca.pem", cert.public_bytes(serialization.Encoding.PEM), 0o644)
-    atomic_write(folder / "ca.key", _key_pem(key), 0o600)
+    atomic_write(folder / "ca.key", key_pem(key), 0o600)
     return cert, key
 
 
@@ -133,7 +126,7 @@ def issue_web_certificate(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    atomic_write(files.web_key, _key_pem(key), 0o600)
+    atomic_write(files.web_key, key_pem(key), 0o600)
     chain = cert.public_bytes(serialization.Encoding.PEM)
     atomic_write(files.web_cert, chain, 0o644)
 
@@ -202,8 +195,6 @@ def lay_out_portal(
         )
     finally:
         keys.engine.dispose()
-    import base64
-
     entry = {
         "id": PORTAL_ID,
         "name": PORTAL_NAME,
@@ -217,8 +208,6 @@ def lay_out_portal(
 
 def set_verifier_keys(files: PortalFiles, log_key: str, witness_keys: Sequence[str]) -> None:
     """``[verify]``: what the portal checks the hub's proofs and checkpoints with."""
-    import tomllib
-
     data = tomllib.loads(files.config.read_text(encoding="utf-8"))
     data["verify"] = {"log_key": log_key, "witness_keys": list(witness_keys), "quorum": 1}
     _write(files.config, data)
@@ -235,4 +224,3 @@ def _is_ip(host: str) -> bool:
 def _write(path: Path, data: dict[str, Any]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, tomli_w.dumps(data).encode("utf-8"), 0o644)
-    os.chmod(path, 0o644)

@@ -174,7 +174,7 @@ def create_ca(
     ca = Ca(key, _build_ca(key, kind, common_name, validity_days))
     atomic_write(files.cert, _cert_pem(ca.cert), 0o644)
     atomic_write(files.crl, _crl_pem(ca, ()), 0o644)
-    atomic_write(files.key, _key_pem(key), 0o600)  # last: a rerun after a failure may start over
+    atomic_write(files.key, key_pem(key), 0o600)  # last: a rerun after a failure may start over
     return files
 
 
@@ -205,7 +205,7 @@ def make_request(folder: Path, party: str) -> Path:
         .sign(key, hashes.SHA256())
     )
     folder = Path(folder)
-    atomic_write(folder / KEY_FILE, _key_pem(key), 0o600)
+    atomic_write(folder / KEY_FILE, key_pem(key), 0o600)
     atomic_write(folder / CSR_FILE, csr.public_bytes(serialization.Encoding.PEM), 0o644)
     return folder / CSR_FILE
 
@@ -553,7 +553,8 @@ def _crl_pem(ca: Ca, revoked: Iterable[tuple[int, datetime.datetime]]) -> bytes:
 # ------------------------------------------------------------------------ writing
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+def key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    """A private key as unencrypted PKCS#8 PEM (written 0600 where it lives)."""
     return key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,

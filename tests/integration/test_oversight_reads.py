@@ -308,7 +308,7 @@ def _forged_oversight(pki: ops_pki.PkiLayout, folder: Path) -> TlsFiles:
         .sign(ca.key, hashes.SHA256())
     )
     files = TlsFiles(pki.roots, folder / "cert.pem", folder / "key.pem")
-    atomic_write(files.key, ops_pki._key_pem(key), 0o600)
+    atomic_write(files.key, ops_pki.key_pem(key), 0o600)
     atomic_write(files.cert, ops_pki._cert_pem(cert), 0o644)
     return files
 

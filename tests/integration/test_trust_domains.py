@@ -77,7 +77,7 @@ def _forge(ca_files: ops_pki.CaFiles, folder: Path, uri: str, dns: str, roots: P
         .sign(ca.key, hashes.SHA256())
     )
     files = TlsFiles(roots, folder / "cert.pem", folder / "key.pem")
-    atomic_write(files.key, ops_pki._key_pem(key), 0o600)
+    atomic_write(files.key, ops_pki.key_pem(key), 0o600)
     atomic_write(files.cert, ops_pki._cert_pem(cert), 0o644)
     return files
 
