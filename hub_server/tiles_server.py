@@ -9,6 +9,7 @@ client certificate of the deployment's CAs naming one of them in its URI SAN.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import Callable, Sequence
 
 from aiohttp import web
@@ -17,7 +18,8 @@ from cryptography import x509
 from hub_server.checkpoints import Checkpointer
 from hub_server.log_tree import TreeReader
 from renkei import https_tls
-from renkei.pki import TlsFiles
+from renkei.errors import Unauthenticated
+from renkei.pki import TlsFiles, Trust, identity_of_uri, identity_of_uris
 from renkei.tlog.tiles_http import tiles_app
 
 
@@ -43,9 +45,13 @@ class HubTileSource:
         return await asyncio.to_thread(self._reader.entry_range, start, count)
 
 
-def entry_readers(readers: Sequence[str]) -> Callable[[web.Request], bool]:
-    """``may_read_entries``: the client's verified certificate names one of ``readers``."""
-    allowed = frozenset(readers)
+def entry_readers(
+    readers: Sequence[str], trust: Trust | None = None
+) -> Callable[[web.Request], bool]:
+    """``may_read_entries``: the client's verified certificate names one of ``readers``, and
+    (with ``trust``, as served) the CA of that party's kind issued it and has not revoked
+    it: the check LogService.GetEntries gets from the interceptor (renkei.pki.Trust)."""
+    allowed = frozenset(who for who in map(identity_of_uri, readers) if who is not None)
 
     def may_read(request: web.Request) -> bool:
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
@@ -58,9 +64,15 @@ def entry_readers(readers: Sequence[str]) -> Callable[[web.Request], bool]:
             )
         except (ValueError, x509.ExtensionNotFound):
             return False
-        return any(
-            uri in allowed for uri in sans.value.get_values_for_type(x509.UniformResourceIdentifier)
-        )
+        who = identity_of_uris(sans.value.get_values_for_type(x509.UniformResourceIdentifier))
+        if who is None or who not in allowed:
+            return False
+        if trust is None:
+            return True
+        try:
+            return trust.check(ssl.DER_cert_to_PEM_cert(der).encode("ascii"), who) == who
+        except Unauthenticated:  # revoked
+            return False
 
     return may_read
 
@@ -73,7 +85,9 @@ async def start_tiles_server(
     readers: Sequence[str],
 ) -> tuple[web.AppRunner, int]:
     """Serves on ``listen`` (host:port; port 0 picks one); the runner and the bound port."""
-    app = tiles_app(HubTileSource(reader, checkpoints), may_read_entries=entry_readers(readers))
+    trust = tls.trust() if tls is not None else None
+    may_read = entry_readers(readers, trust)
+    app = tiles_app(HubTileSource(reader, checkpoints), may_read_entries=may_read)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     host, _, port = listen.rpartition(":")

@@ -179,6 +179,11 @@ def identity_of_uri(uri: str) -> PeerIdentity | None:
     return _identity_from_uris((uri,))
 
 
+def identity_of_uris(uris: Iterable[str]) -> PeerIdentity | None:
+    """The single renkei party a certificate's URI SANs name (None: none, or several)."""
+    return _identity_from_uris(uris)
+
+
 def _identity_from_uris(uris: Iterable[str]) -> PeerIdentity | None:
     """The single renkei identity among ``uris``; None if there is none or it is ambiguous."""
     found: set[PeerIdentity] = set()

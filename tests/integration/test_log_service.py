@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+from pathlib import Path
 
 import grpc
 import pytest
 import sqlalchemy as sa
 from support.aio import LoopThread
+from support.lookalike import oversight_lookalike
 from support.refusals import refused
 from support.topology import CITY, MINISTER, PENSION, Topology, query
 
@@ -237,7 +239,9 @@ def test_malformed_requests_are_refused_naming_the_field(
     assert refusal.metadata["field"] == field
 
 
-def test_the_log_is_served_by_tlog_tiles_over_https(loop: LoopThread, topo: Topology) -> None:
+def test_the_log_is_served_by_tlog_tiles_over_https(
+    loop: LoopThread, topo: Topology, tmp_path: Path
+) -> None:
     import ssl
 
     import aiohttp
@@ -253,6 +257,8 @@ def test_the_log_is_served_by_tlog_tiles_over_https(loop: LoopThread, topo: Topo
     reader = TreeReader(topo.hub_log().engine)
     hub_tls = topo.layout.pki.hub()
     city = topo.layout.pki.agency(CITY)
+    oversight = topo.tls("oversight")
+    lookalike = oversight_lookalike(topo.layout.pki, tmp_path / "lookalike")
 
     async def run() -> None:
         await _checkpoint_covering(topo, 1)
@@ -262,6 +268,10 @@ def test_the_log_is_served_by_tlog_tiles_over_https(loop: LoopThread, topo: Topo
         context = ssl.create_default_context(cafile=str(hub_tls.ca_cert))
         agency_context = ssl.create_default_context(cafile=str(hub_tls.ca_cert))
         agency_context.load_cert_chain(str(city.cert), str(city.key))
+        oversight_context = ssl.create_default_context(cafile=str(hub_tls.ca_cert))
+        oversight_context.load_cert_chain(str(oversight.cert), str(oversight.key))
+        lookalike_context = ssl.create_default_context(cafile=str(hub_tls.ca_cert))
+        lookalike_context.load_cert_chain(str(lookalike.cert), str(lookalike.key))
         base = f"https://127.0.0.1:{port}"
         name = party_host("hub")  # the hub's certificate names no address
         try:
@@ -278,9 +288,14 @@ def test_the_log_is_served_by_tlog_tiles_over_https(loop: LoopThread, topo: Topo
                     assert got.status == 200
                     assert await got.read() == reader.hash_tile(0, 0, width)
                 bundle = tiles.EntryBundle(0, width).path()
-                for ctx in (context, agency_context):  # nobody, an agency: not entitled
+                for ctx in (context, agency_context, lookalike_context):
+                    # nobody, an agency, the oversight URI from another CA: not entitled
                     async with http.get(f"{base}/{bundle}", ssl=ctx, server_hostname=name) as got:
                         assert got.status == 403
+                async with http.get(
+                    f"{base}/{bundle}", ssl=oversight_context, server_hostname=name
+                ) as got:
+                    assert got.status == 200  # the oversight body's own certificate
                 async with http.get(
                     f"{base}/tile/0/x1/2.p/0", ssl=context, server_hostname=name
                 ) as got:
