@@ -23,10 +23,6 @@ class ReadRange:
     start_serial: int = 0  # serial at least (rows without one left out when set)
     end_serial: int = 0  # serial below
 
-    @property
-    def has_serials(self) -> bool:
-        return bool(self.start_serial or self.end_serial)
-
 
 def read_range(message: oversight_pb2.ReadRange, field: str = "range") -> ReadRange:
     """The request's range, or INVALID_FIELD: a bad timestamp, a negative serial, or an
