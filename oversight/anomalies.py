@@ -92,10 +92,21 @@ class _Request:
 
 
 def requests(shares: Mapping[str, Iterable[AgencyRow]]) -> list[_Request]:
-    """The agencies' rows grouped into requests, in time order."""
+    """The agencies' rows grouped into requests, in time order.
+
+    A request is the rows one side wrote at once (one per person). A later row of the
+    same side under a serial already seen (an answer-later fetch, asked again until the
+    answer is ready) belongs to that serial's request: it is no new lookup.
+    """
     found: dict[tuple[str, str, str, str, datetime, str, str, str], _Request] = {}
+    by_serial: dict[tuple[str, str, int], _Request] = {}
     for agency, rows in shares.items():
         for r in rows:
+            seen = by_serial.get((agency, r.role, r.serial)) if r.serial else None
+            if seen is not None:
+                if r.outcome not in DENIED_OUTCOMES:
+                    seen.denied = False
+                continue
             key = (
                 agency,
                 r.role,
@@ -111,6 +122,7 @@ def requests(shares: Mapping[str, Iterable[AgencyRow]]) -> list[_Request]:
                 req = found[key] = _Request(agency, r.role, r.staff_id, r.terminal_id, r.logged_at)
             if r.serial:
                 req.serials.append(r.serial)
+                by_serial[(agency, r.role, r.serial)] = req
             if r.person:
                 req.persons.add(r.person)
             if r.outcome not in DENIED_OUTCOMES:

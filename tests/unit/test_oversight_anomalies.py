@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -90,6 +91,25 @@ def test_repeats_spread_beyond_the_window_are_fine() -> None:
         at = datetime(2027, 1, 4 + d, 10, 0, tzinfo=an.JST)
         t.exchange(YOKOHAMA, MHLW, "staff-3", "term-3", at, [4242])
     assert _find(t) == []
+
+
+def test_an_answer_fetched_again_and_again_is_one_lookup() -> None:
+    # An answer-later exchange: its first row, then a row per fetch under the same serial
+    # until the answer is ready (a demo run's insurer made five): one lookup, not five.
+    at = datetime(2027, 1, 5, 10, 0, tzinfo=an.JST)
+    t = Traffic().clean()
+    t.exchange(YOKOHAMA, MHLW, "staff-3", "term-3", at, [4242])
+    first = next(r for r in reversed(t.shares[YOKOHAMA]) if r.role == "requester")
+    t.shares[YOKOHAMA] += [
+        replace(first, id=first.id + 1000 + n, logged_at=first.logged_at + timedelta(seconds=n))
+        for n in range(1, 5)
+    ]
+    assert _find(t) == []
+    # The same five rows as five exchanges of their own are five lookups.
+    five = Traffic().clean()
+    for n in range(5):
+        five.exchange(YOKOHAMA, MHLW, "staff-3", "term-3", at + timedelta(seconds=n), [4242])
+    assert {a.kind for a in _find(five)} == {an.REPEATED_LOOKUPS}
 
 
 def test_thresholds_are_configurable() -> None:
